@@ -1,0 +1,145 @@
+//! The contract every [`QueueSource`] keeps, as a suite that adapters run against their real backend.
+//!
+//! An adapter implements [`ConformanceBackend`] (a way to put jobs into the real backend exactly as the job
+//! library does, and to build a source over it) and calls [`run_conformance`] from its own tests. The
+//! in-memory queue runs the same suite.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::snapshot::{QueueStats, Snapshot};
+use crate::source::QueueSource;
+
+/// A real backend the conformance suite can write jobs into.
+///
+/// Each method writes exactly what the job library writes. Queue names used by the suite are `alpha`
+/// and `beta`.
+#[async_trait]
+pub trait ConformanceBackend: Send + Sync {
+    /// Removes every job and worker record of this backend (its own isolated namespace).
+    async fn reset(&self);
+    /// Enqueues a job ready to run, enqueued `age` ago.
+    async fn push_ready(&self, queue: &str, age: Duration);
+    /// Schedules a job due `delay` from now.
+    async fn push_scheduled(&self, queue: &str, delay: Duration);
+    /// Schedules a job that was due `overdue` ago and has not been moved yet (it must count as ready).
+    async fn push_due(&self, queue: &str, overdue: Duration);
+    /// Makes a live worker run one job taken from `queue`.
+    async fn push_running(&self, queue: &str);
+    /// Puts an unreadable entry into `queue` as its oldest entry (or the closest thing the backend has).
+    async fn push_malformed(&self, queue: &str);
+    /// A source over the backend, watching `queues` only when given.
+    async fn source(&self, queues: Option<Vec<String>>) -> Box<dyn QueueSource>;
+    /// Whether the backend's jobs carry an enqueue time (Resque's do not).
+    fn reports_latency(&self) -> bool {
+        true
+    }
+}
+
+fn q(s: &Snapshot, name: &str) -> QueueStats {
+    s.queues.get(name).copied().unwrap_or_default()
+}
+
+fn assert_close(label: &str, got: Option<Duration>, want: Duration) {
+    let got = got.unwrap_or_else(|| panic!("{label}: latency missing, expected about {want:?}"));
+    let diff = got.as_secs_f64() - want.as_secs_f64();
+    assert!(diff.abs() < 5.0, "{label}: latency {got:?}, expected about {want:?}");
+}
+
+/// Runs every case of the contract; panics with a message naming the broken rule.
+pub async fn run_conformance(b: &dyn ConformanceBackend) {
+    empty_is_zero(b).await;
+    counts_apart(b).await;
+    due_scheduled_is_ready(b).await;
+    filters(b).await;
+    latency_of_oldest(b).await;
+    malformed_skipped(b).await;
+}
+
+async fn snap(b: &dyn ConformanceBackend, queues: Option<Vec<String>>) -> Snapshot {
+    let source = b.source(queues).await;
+    source.snapshot().await.unwrap_or_else(|e| panic!("snapshot failed: {e}"))
+}
+
+async fn empty_is_zero(b: &dyn ConformanceBackend) {
+    b.reset().await;
+    let s = snap(b, None).await;
+    let t = s.totals();
+    assert_eq!((t.ready, t.running, t.scheduled), (0, 0, 0), "empty backend must read zeros: {s:?}");
+    assert_eq!(t.oldest_ready_age, None, "empty backend has no latency");
+    assert_eq!(s.skipped, 0, "empty backend skips nothing");
+}
+
+async fn counts_apart(b: &dyn ConformanceBackend) {
+    b.reset().await;
+    for _ in 0..3 {
+        b.push_ready("alpha", Duration::from_secs(1)).await;
+    }
+    for _ in 0..2 {
+        b.push_running("alpha").await;
+    }
+    for _ in 0..4 {
+        b.push_scheduled("alpha", Duration::from_secs(3600)).await;
+    }
+    b.push_ready("beta", Duration::from_secs(1)).await;
+    let s = snap(b, None).await;
+    let a = q(&s, "alpha");
+    assert_eq!(a.ready, 3, "alpha ready: {s:?}");
+    assert_eq!(a.running, 2, "alpha running: {s:?}");
+    assert_eq!(a.scheduled, 4, "alpha scheduled: {s:?}");
+    let beta = q(&s, "beta");
+    assert_eq!((beta.ready, beta.running, beta.scheduled), (1, 0, 0), "beta: {s:?}");
+    assert_eq!(s.totals().ready, 4, "total ready: {s:?}");
+}
+
+async fn due_scheduled_is_ready(b: &dyn ConformanceBackend) {
+    b.reset().await;
+    b.push_due("alpha", Duration::from_secs(120)).await;
+    b.push_scheduled("alpha", Duration::from_secs(3600)).await;
+    let s = snap(b, None).await;
+    let a = q(&s, "alpha");
+    assert_eq!(a.ready, 1, "a due scheduled job is ready work: {s:?}");
+    assert_eq!(a.scheduled, 1, "a future job is scheduled: {s:?}");
+    assert_close("due job", a.oldest_ready_age, Duration::from_secs(120));
+}
+
+async fn filters(b: &dyn ConformanceBackend) {
+    b.reset().await;
+    b.push_ready("alpha", Duration::from_secs(1)).await;
+    b.push_ready("alpha", Duration::from_secs(1)).await;
+    b.push_running("alpha").await;
+    b.push_due("alpha", Duration::from_secs(5)).await;
+    b.push_ready("beta", Duration::from_secs(1)).await;
+    b.push_due("beta", Duration::from_secs(5)).await;
+    let s = snap(b, Some(vec!["beta".into()])).await;
+    assert_eq!(q(&s, "alpha"), QueueStats::default(), "a filtered-out queue must not be reported: {s:?}");
+    let beta = q(&s, "beta");
+    assert_eq!(beta.ready, 2, "only beta's ready and due jobs: {s:?}");
+    assert_eq!(s.totals().running, 0, "alpha's running job is filtered out: {s:?}");
+}
+
+async fn latency_of_oldest(b: &dyn ConformanceBackend) {
+    b.reset().await;
+    b.push_ready("alpha", Duration::from_secs(300)).await;
+    b.push_ready("alpha", Duration::from_secs(30)).await;
+    b.push_ready("alpha", Duration::from_secs(1)).await;
+    let s = snap(b, None).await;
+    let a = q(&s, "alpha");
+    assert_eq!(a.ready, 3);
+    if b.reports_latency() {
+        assert_close("oldest ready job", a.oldest_ready_age, Duration::from_secs(300));
+    } else {
+        assert_eq!(a.oldest_ready_age, None, "a backend without timestamps must report unknown latency");
+    }
+}
+
+async fn malformed_skipped(b: &dyn ConformanceBackend) {
+    b.reset().await;
+    b.push_malformed("alpha").await;
+    b.push_ready("alpha", Duration::from_secs(10)).await;
+    b.push_ready("alpha", Duration::from_secs(10)).await;
+    let s = snap(b, None).await;
+    assert!(s.skipped >= 1, "a malformed entry must be counted as skipped: {s:?}");
+    assert!(q(&s, "alpha").ready >= 2, "readable jobs still count: {s:?}");
+}

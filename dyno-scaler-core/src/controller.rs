@@ -1,0 +1,127 @@
+//! `Controller`: runs the scalers of several process types on a poll interval until shutdown.
+
+use std::future::Future;
+use std::time::Duration;
+
+use crate::error::ScalerError;
+use crate::scaler::{Report, Scaler};
+
+/// Polls several [`Scaler`]s.
+///
+/// ```
+/// use dyno_scaler_core::*;
+/// use std::{sync::Arc, time::Duration};
+/// # let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+/// # rt.block_on(async {
+/// let queue = InMemoryQueue::new(Arc::new(SystemClock));
+/// let platform = InMemoryPlatform::new();
+/// let scaler = Scaler::builder("worker", Arc::new(queue.clone()), Arc::new(platform.clone()),
+///     Policy::new(PolicyConfig::default()).unwrap()).build();
+/// let controller = Controller::new(vec![scaler], Duration::from_millis(10));
+/// queue.push("default");
+/// // Stop after a short while; the cycle in flight finishes first.
+/// controller.run(tokio::time::sleep(Duration::from_millis(50))).await.unwrap();
+/// assert_eq!(platform.quantity("worker"), 1);
+/// # });
+/// ```
+#[derive(Debug, Clone)]
+pub struct Controller {
+    scalers: Vec<Scaler>,
+    interval: Duration,
+    jitter: f64,
+}
+
+impl Controller {
+    /// A controller polling every `interval`, with ±10% jitter.
+    pub fn new(scalers: Vec<Scaler>, interval: Duration) -> Self {
+        Self { scalers, interval, jitter: 0.1 }
+    }
+
+    /// Sets the jitter as a fraction of the interval (0 to 0.5).
+    pub fn with_jitter(mut self, jitter: f64) -> Self {
+        self.jitter = jitter.clamp(0.0, 0.5);
+        self
+    }
+
+    /// The scalers.
+    pub fn scalers(&self) -> &[Scaler] {
+        &self.scalers
+    }
+
+    /// One cycle: reconciles every scaler concurrently, results in the scalers' order.
+    pub async fn run_once(&self) -> Vec<Result<Report, ScalerError>> {
+        let mut set = tokio::task::JoinSet::new();
+        for (i, s) in self.scalers.iter().enumerate() {
+            let s = s.clone();
+            set.spawn(async move { (i, s.reconcile().await) });
+        }
+        let mut out: Vec<Option<Result<Report, ScalerError>>> = (0..self.scalers.len()).map(|_| None).collect();
+        while let Some(joined) = set.join_next().await {
+            match joined {
+                Ok((i, r)) => out[i] = Some(r),
+                Err(e) => std::panic::resume_unwind(e.into_panic()),
+            }
+        }
+        out.into_iter().map(|r| r.expect("every scaler reported")).collect()
+    }
+
+    /// Runs cycles until `shutdown` completes; the cycle in flight when it does is finished first.
+    ///
+    /// Returns an error (and stops) when a platform error says the configuration is wrong (bad key, unknown
+    /// app or process type); source errors and transient platform errors are logged and the loop goes on.
+    pub async fn run<F: Future<Output = ()>>(&self, shutdown: F) -> Result<(), ScalerError> {
+        tokio::pin!(shutdown);
+        let mut rng = seed();
+        loop {
+            for result in self.run_once().await {
+                if let Err(ScalerError::Platform { process_type, source }) = result
+                    && source.is_fatal()
+                {
+                    return Err(ScalerError::Platform { process_type, source });
+                }
+            }
+            let sleep = jittered(self.interval, self.jitter, &mut rng);
+            tokio::select! {
+                _ = &mut shutdown => return Ok(()),
+                _ = tokio::time::sleep(sleep) => {}
+            }
+        }
+    }
+}
+
+fn seed() -> u64 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos() as u64 ^ d.as_secs())
+        .unwrap_or(1);
+    nanos | 1
+}
+
+/// xorshift64: enough randomness for jitter without a dependency.
+pub(crate) fn next_rand(state: &mut u64) -> f64 {
+    let mut x = *state;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    *state = x;
+    (x >> 11) as f64 / (1u64 << 53) as f64
+}
+
+fn jittered(interval: Duration, jitter: f64, rng: &mut u64) -> Duration {
+    let factor = 1.0 + jitter * (2.0 * next_rand(rng) - 1.0);
+    interval.mul_f64(factor.max(0.0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jitter_stays_within_bounds() {
+        let mut rng = 42;
+        for _ in 0..10_000 {
+            let d = jittered(Duration::from_secs(10), 0.1, &mut rng);
+            assert!(d >= Duration::from_secs(9) && d <= Duration::from_secs(11), "{d:?}");
+        }
+    }
+}

@@ -1,0 +1,133 @@
+//! Typed errors of sources, platforms and the scaler.
+
+use std::time::Duration;
+
+/// Why a [`QueueSource`](crate::QueueSource) could not take a snapshot.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SourceError {
+    /// The backend could not be reached (connection refused, reset, DNS).
+    #[error("{source_name}: cannot reach the backend: {message}")]
+    Unavailable {
+        /// The source (`sidekiq`, `resque`, `delayed_job`, ...).
+        source_name: String,
+        /// What went wrong, with secrets removed.
+        message: String,
+    },
+    /// The backend did not answer in time.
+    #[error("{source_name}: no answer within {timeout:?}")]
+    Timeout {
+        /// The source.
+        source_name: String,
+        /// The limit that passed.
+        timeout: Duration,
+    },
+    /// The backend answered with something the source cannot use (wrong key type, missing table).
+    #[error("{source_name}: unexpected data: {message}")]
+    Protocol {
+        /// The source.
+        source_name: String,
+        /// What was wrong.
+        message: String,
+    },
+    /// The source was told to fail (in-memory fake) or another error happened.
+    #[error("{source_name}: {message}")]
+    Other {
+        /// The source.
+        source_name: String,
+        /// What went wrong.
+        message: String,
+    },
+}
+
+/// Why a [`Platform`](crate::Platform) call failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PlatformError {
+    /// The credentials are missing, invalid or expired (HTTP 401). Not retried.
+    #[error("the platform rejected the API key (invalid or expired): {message}")]
+    Unauthorized {
+        /// The platform's message.
+        message: String,
+    },
+    /// The credentials give no access, the account is suspended or needs a second factor (HTTP 402/403). Not retried.
+    #[error("the API key has no access ({id}): {message}")]
+    Forbidden {
+        /// The platform's error id (`forbidden`, `suspended`, `two_factor`, `delinquent`).
+        id: String,
+        /// The platform's message.
+        message: String,
+    },
+    /// The app or the process type does not exist (HTTP 404). Not retried.
+    #[error("not found: {message}")]
+    NotFound {
+        /// The platform's message, naming the app or process type.
+        message: String,
+    },
+    /// The quantity is above a platform limit (HTTP 422 `cannot_run_above_limit`). Not retried with the same value.
+    #[error("quantity {requested} refused, above the platform's limit{}: {message}", limit.map(|l| format!(" of {l}")).unwrap_or_default())]
+    LimitExceeded {
+        /// The quantity that was refused.
+        requested: u32,
+        /// The limit the platform reported, when it did.
+        limit: Option<u32>,
+        /// The platform's message.
+        message: String,
+    },
+    /// The request was refused as invalid (HTTP 400/406/416/422 other than limits). Not retried.
+    #[error("request refused ({status} {id}): {message}")]
+    Rejected {
+        /// HTTP status.
+        status: u16,
+        /// The platform's error id.
+        id: String,
+        /// The platform's message.
+        message: String,
+    },
+    /// The rate limit was hit and retries ran out (HTTP 429).
+    #[error("rate limited by the platform: {message}")]
+    RateLimited {
+        /// The platform's message.
+        message: String,
+    },
+    /// A server error or network failure that persisted through the retries.
+    #[error("platform unavailable: {message}")]
+    Unavailable {
+        /// What went wrong.
+        message: String,
+    },
+}
+
+impl PlatformError {
+    /// Whether the error says the configuration is wrong (key, app, type): retrying later cannot help.
+    pub fn is_fatal(&self) -> bool {
+        matches!(
+            self,
+            PlatformError::Unauthorized { .. } | PlatformError::Forbidden { .. } | PlatformError::NotFound { .. }
+        )
+    }
+}
+
+/// Why a reconcile did not complete.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ScalerError {
+    /// The queue could not be read; the quantity was held.
+    #[error("process type {process_type}: queue not read, quantity held: {source}")]
+    Source {
+        /// The process type.
+        process_type: String,
+        /// The cause.
+        #[source]
+        source: SourceError,
+    },
+    /// The platform call failed; the quantity is what it was.
+    #[error("process type {process_type}: platform call failed: {source}")]
+    Platform {
+        /// The process type.
+        process_type: String,
+        /// The cause.
+        #[source]
+        source: PlatformError,
+    },
+}

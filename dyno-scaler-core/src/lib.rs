@@ -1,0 +1,44 @@
+//! Core of dyno-scaler: the [`QueueSource`] and [`Platform`] traits, the [`Snapshot`] model, the pure
+//! [`Policy`], the [`Scaler`] and [`Controller`], clocks, and in-memory fakes for tests.
+//!
+//! ```
+//! use dyno_scaler_core::*;
+//! use std::sync::Arc;
+//! # let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+//! # rt.block_on(async {
+//! let clock = Arc::new(ManualClock::at_secs(0));
+//! let queue = InMemoryQueue::new(clock.clone());
+//! let platform = InMemoryPlatform::new();
+//! let policy = Policy::new(PolicyConfig { max_workers: 3, ..PolicyConfig::default() }).unwrap();
+//! let scaler = Scaler::builder("worker", Arc::new(queue.clone()), Arc::new(platform.clone()), policy)
+//!     .clock(clock.clone())
+//!     .build();
+//! queue.push("default");
+//! scaler.reconcile().await.unwrap();
+//! assert_eq!(platform.quantity("worker"), 1);
+//! # });
+//! ```
+#![deny(missing_docs)]
+
+pub mod clock;
+pub mod conformance;
+pub mod controller;
+pub mod error;
+pub mod memory;
+pub mod platform;
+pub mod policy;
+pub mod scaler;
+pub mod snapshot;
+pub mod source;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use controller::Controller;
+pub use error::{PlatformError, ScalerError, SourceError};
+pub use memory::{InMemoryPlatform, InMemoryQueue, PlatformCall};
+pub use platform::{Platform, ProcessInfo};
+pub use policy::{
+    Decision, DemandRule, Direction, DownMode, MaxMode, Policy, PolicyConfig, PolicyError, PolicyInput, PolicyState,
+};
+pub use scaler::{Report, Scaler, ScalerBuilder};
+pub use snapshot::{QueueStats, Snapshot, WorkerInfo};
+pub use source::QueueSource;

@@ -1,0 +1,323 @@
+//! `Scaler`: one process type = one source + one platform + one policy.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+
+use serde::Serialize;
+use tokio::sync::Notify;
+
+use crate::clock::{Clock, SystemClock};
+use crate::error::{PlatformError, ScalerError};
+use crate::platform::Platform;
+use crate::policy::{Decision, Direction, Policy, PolicyInput, PolicyState};
+use crate::snapshot::Snapshot;
+use crate::source::QueueSource;
+
+/// What one reconcile saw and did.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// The process type.
+    pub process_type: String,
+    /// The source's name.
+    pub source: String,
+    /// The queue reading.
+    pub snapshot: Snapshot,
+    /// The decision.
+    pub decision: Decision,
+    /// Whether the platform was asked to change the quantity.
+    pub applied: bool,
+    /// Whether the change was skipped because of a dry run.
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    policy: PolicyState,
+    /// Ceiling learned from a refused quantity (HTTP 422).
+    limit: Option<u32>,
+}
+
+struct Inner {
+    process_type: String,
+    source: Arc<dyn QueueSource>,
+    platform: Arc<dyn Platform>,
+    policy: Policy,
+    clock: Arc<dyn Clock>,
+    dry_run: bool,
+    state: tokio::sync::Mutex<State>,
+    wake: Arc<Notify>,
+    closed: Arc<AtomicBool>,
+    hooks_started: AtomicBool,
+    last: Mutex<Option<Report>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.closed.store(true, Ordering::SeqCst);
+        self.wake.notify_one();
+    }
+}
+
+/// Keeps one process type's quantity matched to its queue.
+///
+/// Cheap to clone (clones share state). Reconciles are serialized: the poll loop and the event hooks never
+/// decide at the same time.
+///
+/// ```
+/// use dyno_scaler_core::*;
+/// use std::sync::Arc;
+/// # let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+/// # rt.block_on(async {
+/// let clock = Arc::new(ManualClock::at_secs(1_000));
+/// let queue = InMemoryQueue::new(clock.clone());
+/// let platform = InMemoryPlatform::new();
+/// let policy = Policy::new(PolicyConfig { max_workers: 5, ..PolicyConfig::default() }).unwrap();
+/// let scaler = Scaler::builder("worker", Arc::new(queue.clone()), Arc::new(platform.clone()), policy)
+///     .clock(clock.clone())
+///     .build();
+/// queue.push_many("default", 30);
+/// let report = scaler.reconcile().await.unwrap();
+/// assert_eq!(report.decision.to, 2);
+/// assert_eq!(platform.quantity("worker"), 2);
+/// # });
+/// ```
+#[derive(Clone)]
+pub struct Scaler {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Scaler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Scaler")
+            .field("process_type", &self.inner.process_type)
+            .field("source", &self.inner.source.name())
+            .field("platform", &self.inner.platform.name())
+            .field("dry_run", &self.inner.dry_run)
+            .finish()
+    }
+}
+
+/// Builds a [`Scaler`].
+pub struct ScalerBuilder {
+    process_type: String,
+    source: Arc<dyn QueueSource>,
+    platform: Arc<dyn Platform>,
+    policy: Policy,
+    clock: Arc<dyn Clock>,
+    dry_run: bool,
+}
+
+impl ScalerBuilder {
+    /// The clock (default: the system clock).
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Decide and report, but never change the platform.
+    pub fn dry_run(mut self, dry_run: bool) -> Self {
+        self.dry_run = dry_run;
+        self
+    }
+
+    /// The scaler.
+    pub fn build(self) -> Scaler {
+        Scaler {
+            inner: Arc::new(Inner {
+                process_type: self.process_type,
+                source: self.source,
+                platform: self.platform,
+                policy: self.policy,
+                clock: self.clock,
+                dry_run: self.dry_run,
+                state: tokio::sync::Mutex::new(State::default()),
+                wake: Arc::new(Notify::new()),
+                closed: Arc::new(AtomicBool::new(false)),
+                hooks_started: AtomicBool::new(false),
+                last: Mutex::new(None),
+            }),
+        }
+    }
+}
+
+impl Scaler {
+    /// Starts building a scaler for `process_type`.
+    pub fn builder(
+        process_type: impl Into<String>,
+        source: Arc<dyn QueueSource>,
+        platform: Arc<dyn Platform>,
+        policy: Policy,
+    ) -> ScalerBuilder {
+        ScalerBuilder {
+            process_type: process_type.into(),
+            source,
+            platform,
+            policy,
+            clock: Arc::new(SystemClock),
+            dry_run: false,
+        }
+    }
+
+    /// The process type.
+    pub fn process_type(&self) -> &str {
+        &self.inner.process_type
+    }
+
+    /// The source.
+    pub fn source(&self) -> &Arc<dyn QueueSource> {
+        &self.inner.source
+    }
+
+    /// The platform.
+    pub fn platform(&self) -> &Arc<dyn Platform> {
+        &self.inner.platform
+    }
+
+    /// The policy.
+    pub fn policy(&self) -> &Policy {
+        &self.inner.policy
+    }
+
+    /// The report of the last completed reconcile.
+    pub fn last_report(&self) -> Option<Report> {
+        self.inner.last.lock().expect("report lock").clone()
+    }
+
+    /// Reads the queue and the current quantity and decides, without acting or changing any state.
+    pub async fn preview(&self) -> Result<Report, ScalerError> {
+        let state = self.inner.state.lock().await;
+        let (snapshot, current) = self.observe().await?;
+        let (decision, _) = self.decide(&snapshot, current, &state);
+        Ok(self.report(snapshot, decision, false))
+    }
+
+    async fn observe(&self) -> Result<(Snapshot, u32), ScalerError> {
+        let inner = &self.inner;
+        let snapshot = inner
+            .source
+            .snapshot()
+            .await
+            .map_err(|source| ScalerError::Source { process_type: inner.process_type.clone(), source })?;
+        let current = inner
+            .platform
+            .current_quantity(&inner.process_type)
+            .await
+            .map_err(|source| ScalerError::Platform { process_type: inner.process_type.clone(), source })?;
+        Ok((snapshot, current))
+    }
+
+    fn decide(&self, snapshot: &Snapshot, current: u32, state: &State) -> (Decision, PolicyState) {
+        let input = PolicyInput {
+            process_type: &self.inner.process_type,
+            snapshot,
+            current,
+            now: self.inner.clock.now(),
+            platform_limit: state.limit,
+        };
+        self.inner.policy.decide(&input, &state.policy)
+    }
+
+    fn report(&self, snapshot: Snapshot, decision: Decision, applied: bool) -> Report {
+        Report {
+            process_type: self.inner.process_type.clone(),
+            source: self.inner.source.name().to_owned(),
+            snapshot,
+            decision,
+            applied,
+            dry_run: self.inner.dry_run,
+        }
+    }
+
+    /// One cycle: snapshot → decide → platform call only when the quantity must change.
+    ///
+    /// A source error holds the quantity (no platform call at all). A refused quantity (limit) becomes the
+    /// ceiling for later cycles, so the same refused call is not repeated.
+    pub async fn reconcile(&self) -> Result<Report, ScalerError> {
+        let inner = &self.inner;
+        let mut state = inner.state.lock().await;
+        let (snapshot, current) = match self.observe().await {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::warn!(process_type = %inner.process_type, error = %e, "holding quantity");
+                return Err(e);
+            }
+        };
+        let (decision, next) = self.decide(&snapshot, current, &state);
+        if snapshot.skipped > 0 {
+            tracing::warn!(process_type = %inner.process_type, skipped = snapshot.skipped, "skipped unreadable queue entries");
+        }
+        let mut applied = false;
+        if decision.direction() != Direction::Hold {
+            if inner.dry_run {
+                tracing::info!(process_type = %inner.process_type, from = decision.from, to = decision.to, reason = %decision.reason, "dry run: would scale");
+            } else {
+                match inner.platform.set_quantity(&inner.process_type, decision.to).await {
+                    Ok(()) => {
+                        applied = true;
+                        tracing::info!(process_type = %inner.process_type, from = decision.from, to = decision.to, reason = %decision.reason, "scaled");
+                    }
+                    Err(PlatformError::LimitExceeded { requested, limit, message }) => {
+                        let ceiling = limit.map_or(requested.saturating_sub(1), |l| l.min(requested.saturating_sub(1)));
+                        state.limit = Some(ceiling);
+                        let source = PlatformError::LimitExceeded { requested, limit, message };
+                        tracing::error!(process_type = %inner.process_type, ceiling, error = %source, "quantity refused; using the platform's limit as the ceiling");
+                        return Err(ScalerError::Platform { process_type: inner.process_type.clone(), source });
+                    }
+                    Err(source) => {
+                        tracing::error!(process_type = %inner.process_type, error = %source, "platform call failed; quantity unchanged");
+                        return Err(ScalerError::Platform { process_type: inner.process_type.clone(), source });
+                    }
+                }
+            }
+        } else {
+            tracing::debug!(process_type = %inner.process_type, quantity = decision.to, reason = %decision.reason, "hold");
+        }
+        state.policy = next;
+        let report = self.report(snapshot, decision, applied);
+        *inner.last.lock().expect("report lock") = Some(report.clone());
+        Ok(report)
+    }
+
+    /// Call right after enqueueing a job: a background task reconciles soon. Never blocks; a burst of calls
+    /// coalesces into one reconcile (and at most one platform call). Must be called inside a Tokio runtime.
+    pub fn job_enqueued(&self) {
+        self.wake();
+    }
+
+    /// Call when a job ends (successfully or not): a background task reconciles soon. Never blocks.
+    pub fn job_finished(&self) {
+        self.wake();
+    }
+
+    fn wake(&self) {
+        self.ensure_hook_task();
+        self.inner.wake.notify_one();
+    }
+
+    fn ensure_hook_task(&self) {
+        if self.inner.hooks_started.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            self.inner.hooks_started.store(false, Ordering::Release);
+            tracing::warn!("job hook called outside a Tokio runtime; no reconcile scheduled");
+            return;
+        };
+        let weak: Weak<Inner> = Arc::downgrade(&self.inner);
+        let wake = self.inner.wake.clone();
+        let closed = self.inner.closed.clone();
+        handle.spawn(async move {
+            loop {
+                wake.notified().await;
+                if closed.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Some(inner) = weak.upgrade() else { break };
+                let scaler = Scaler { inner };
+                if let Err(e) = scaler.reconcile().await {
+                    tracing::warn!(error = %e, "reconcile after job hook failed");
+                }
+            }
+        });
+    }
+}

@@ -1,0 +1,105 @@
+//! The reading a [`QueueSource`](crate::QueueSource) returns: per-queue figures and the workers seen.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::Serialize;
+
+/// Figures for one queue at the moment of the snapshot.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct QueueStats {
+    /// Jobs runnable now (waiting for a worker).
+    pub ready: u64,
+    /// Jobs being worked on.
+    pub running: u64,
+    /// Jobs due later; not demand.
+    pub scheduled: u64,
+    /// Age of the oldest ready job (queue latency); `None` when nothing is ready or the age is unknown.
+    #[serde(serialize_with = "ser_opt_secs")]
+    pub oldest_ready_age: Option<Duration>,
+}
+
+fn ser_opt_secs<S: serde::Serializer>(v: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+    match v {
+        Some(d) => s.serialize_some(&d.as_secs_f64()),
+        None => s.serialize_none(),
+    }
+}
+
+impl QueueStats {
+    /// Folds another queue's figures into this one (sums, and the larger latency).
+    pub fn merge(&mut self, other: &QueueStats) {
+        self.ready += other.ready;
+        self.running += other.running;
+        self.scheduled += other.scheduled;
+        self.oldest_ready_age = match (self.oldest_ready_age, other.oldest_ready_age) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
+    }
+}
+
+/// One worker process the backend can see (a Sidekiq process, a Resque worker, ...).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct WorkerInfo {
+    /// The backend's identity of the worker (e.g. `worker.3:4:a1b2c3d4e5f6`).
+    pub identity: String,
+    /// The platform process (dyno) the worker runs in, when the backend tells it (e.g. `worker.3`).
+    pub dyno: Option<String>,
+    /// Jobs the worker is running.
+    pub busy: u32,
+    /// The worker takes no new jobs (quiet or stopping).
+    pub quiet: bool,
+}
+
+/// One reading of a queue backend.
+///
+/// `workers` is `None` when the backend cannot list its workers at all (DelayedJob): the policy then knows
+/// only the `running` counts. It is `Some` (possibly empty) when the backend has a worker registry.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Snapshot {
+    /// Figures per queue name.
+    pub queues: BTreeMap<String, QueueStats>,
+    /// The workers seen, when the backend has a registry.
+    pub workers: Option<Vec<WorkerInfo>>,
+    /// Entries skipped because they could not be read (malformed job, missing timestamp, broken process record).
+    pub skipped: u64,
+}
+
+impl Snapshot {
+    /// The sum over all queues (latency: the largest).
+    pub fn totals(&self) -> QueueStats {
+        let mut total = QueueStats::default();
+        for q in self.queues.values() {
+            total.merge(q);
+        }
+        total
+    }
+
+    /// Adds `stats` to the queue `name`, creating it when absent.
+    pub fn add(&mut self, name: &str, stats: QueueStats) {
+        self.queues.entry(name.to_owned()).or_default().merge(&stats);
+    }
+
+    /// Whether no queue has ready or running work.
+    pub fn is_idle(&self) -> bool {
+        let t = self.totals();
+        t.ready == 0 && t.running == 0
+    }
+}
+
+/// Parses a Cedar dyno name `<process_type>.<N>` and returns `N` when the type matches.
+///
+/// ```
+/// use dyno_scaler_core::snapshot::dyno_number;
+/// assert_eq!(dyno_number("worker.3", "worker"), Some(3));
+/// assert_eq!(dyno_number("urgent.1", "worker"), None);
+/// assert_eq!(dyno_number("worker-12a34bcd56-7efgh", "worker"), None);
+/// ```
+pub fn dyno_number(dyno: &str, process_type: &str) -> Option<u32> {
+    let rest = dyno.strip_prefix(process_type)?.strip_prefix('.')?;
+    if rest.is_empty() || !rest.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    rest.parse().ok()
+}

@@ -1,0 +1,36 @@
+//! The `QueueSource` trait: where the work is read from.
+
+use async_trait::async_trait;
+
+use crate::error::SourceError;
+use crate::snapshot::Snapshot;
+
+/// A job backend that can report how much work is waiting and running.
+///
+/// Implementations take the whole reading in as few round trips as the backend allows and never panic on
+/// bad data: malformed entries are skipped and counted in [`Snapshot::skipped`].
+///
+/// ```
+/// use dyno_scaler_core::{InMemoryQueue, QueueSource, ManualClock};
+/// use std::sync::Arc;
+/// # tokio_test();
+/// # fn tokio_test() {
+/// # let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+/// # rt.block_on(async {
+/// let clock = Arc::new(ManualClock::at_secs(1_000));
+/// let queue = InMemoryQueue::new(clock.clone());
+/// queue.push("default");
+/// let source: Arc<dyn QueueSource> = Arc::new(queue);
+/// let snap = source.snapshot().await.unwrap();
+/// assert_eq!(snap.totals().ready, 1);
+/// # });
+/// # }
+/// ```
+#[async_trait]
+pub trait QueueSource: Send + Sync + std::fmt::Debug {
+    /// A short name of the backend kind (`sidekiq`, `resque`, `delayed_job`, `memory`).
+    fn name(&self) -> &str;
+
+    /// Takes one reading.
+    async fn snapshot(&self) -> Result<Snapshot, SourceError>;
+}

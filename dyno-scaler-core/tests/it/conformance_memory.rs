@@ -1,0 +1,46 @@
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use dyno_scaler_core::conformance::{ConformanceBackend, run_conformance};
+use dyno_scaler_core::*;
+
+struct Memory {
+    clock: Arc<ManualClock>,
+    queue: InMemoryQueue,
+}
+
+#[async_trait]
+impl ConformanceBackend for Memory {
+    async fn reset(&self) {
+        self.queue.clear();
+    }
+    async fn push_ready(&self, queue: &str, age: Duration) {
+        self.queue.push_at(queue, self.clock.now() - age);
+    }
+    async fn push_scheduled(&self, queue: &str, delay: Duration) {
+        self.queue.schedule(queue, self.clock.now() + delay);
+    }
+    async fn push_due(&self, queue: &str, overdue: Duration) {
+        self.queue.schedule(queue, self.clock.now() - overdue);
+    }
+    async fn push_running(&self, queue: &str) {
+        self.queue.add_running(queue, 1);
+    }
+    async fn push_malformed(&self, queue: &str) {
+        self.queue.push_malformed(queue);
+    }
+    async fn source(&self, queues: Option<Vec<String>>) -> Box<dyn QueueSource> {
+        match queues {
+            Some(q) => Box::new(self.queue.watching(q)),
+            None => Box::new(self.queue.clone()),
+        }
+    }
+}
+
+#[tokio::test]
+async fn in_memory_queue_keeps_the_contract() {
+    let clock = Arc::new(ManualClock::at_secs(1_700_000_000));
+    let queue = InMemoryQueue::new(clock.clone());
+    run_conformance(&Memory { clock, queue }).await;
+}

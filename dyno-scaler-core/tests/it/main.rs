@@ -1,0 +1,6 @@
+//! Core tests, one binary.
+mod conformance_memory;
+mod hooks;
+mod policy_props;
+mod policy_rules;
+mod scaler;

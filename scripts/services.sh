@@ -1,0 +1,56 @@
+# Sourced by scripts/test and .ci/run: start (installing when absent) the servers the tests need.
+
+log() { echo "[services] $*" >&2; }
+
+apt_install() {
+  if [ "$(id -u)" != 0 ]; then
+    log "need root to apt-get install $*"; return 1
+  fi
+  if [ -z "${_APT_UPDATED:-}" ]; then
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2; _APT_UPDATED=1
+  fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >&2
+}
+
+wait_for() { # wait_for <what> <command...>
+  local what=$1; shift
+  for _ in $(seq 1 60); do
+    if "$@" >/dev/null 2>&1; then return 0; fi
+    sleep 0.5
+  done
+  log "$what did not come up"; return 1
+}
+
+ensure_redis() {
+  if command -v redis-cli >/dev/null && redis-cli -h 127.0.0.1 -p 6379 ping 2>/dev/null | grep -q PONG; then
+    return 0
+  fi
+  command -v redis-server >/dev/null || apt_install redis-server
+  log "starting redis-server on 127.0.0.1:6379"
+  mkdir -p /var/lib/redis /var/log/redis 2>/dev/null || true
+  redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save '' --appendonly no \
+    --dir /tmp --logfile /tmp/dyno-scaler-redis.log
+  wait_for redis redis-cli -h 127.0.0.1 -p 6379 ping
+}
+
+pg_ready() { psql -h 127.0.0.1 -U postgres -d test -Atc 'select 1' 2>/dev/null | grep -q 1; }
+
+ensure_postgres() {
+  if command -v psql >/dev/null && pg_ready; then return 0; fi
+  if ! command -v pg_ctlcluster >/dev/null || [ -z "$(ls /etc/postgresql 2>/dev/null)" ]; then
+    apt_install postgresql
+  fi
+  local ver; ver=$(ls /etc/postgresql | sort -V | tail -n1)
+  log "starting PostgreSQL $ver"
+  pg_ctlcluster --skip-systemctl-redirect "$ver" main start 2>/dev/null || pg_ctlcluster "$ver" main start || true
+  wait_for "postgres socket" su postgres -c "psql -Atc 'select 1'"
+  # Trust auth on loopback and a database named test, as the tests expect.
+  local hba; hba=$(su postgres -c "psql -Atc 'show hba_file'")
+  if ! grep -q "dyno-scaler" "$hba"; then
+    sed -i '1i # dyno-scaler tests\nhost all all 127.0.0.1/32 trust\nhost all all ::1/128 trust' "$hba"
+    su postgres -c "psql -Atc 'select pg_reload_conf()'" >/dev/null
+  fi
+  su postgres -c "psql -Atc \"select 1 from pg_database where datname='test'\"" | grep -q 1 \
+    || su postgres -c "createdb test"
+  wait_for "postgres on 127.0.0.1" pg_ready
+}

@@ -1,0 +1,43 @@
+//! dyno-scaler: keeps the number of worker processes matched to the background jobs waiting for them.
+//!
+//! This facade re-exports the core and, behind Cargo features, the adapters:
+//! `sidekiq`, `resque` (Redis), `delayed-job` (Postgres), `heroku` (Platform API). See the README.
+//!
+//! ```
+//! use dyno_scaler::core::*;
+//! use std::sync::Arc;
+//! # let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+//! # rt.block_on(async {
+//! let queue = InMemoryQueue::new(Arc::new(SystemClock));
+//! let platform = InMemoryPlatform::new();
+//! let policy = Policy::new(PolicyConfig { max_workers: 4, ..PolicyConfig::default() }).unwrap();
+//! let scaler = Scaler::builder("worker", Arc::new(queue.clone()), Arc::new(platform.clone()), policy).build();
+//! queue.push_many("default", 60);
+//! scaler.reconcile().await.unwrap();
+//! assert_eq!(platform.quantity("worker"), 3);
+//! # });
+//! ```
+#![deny(missing_docs)]
+
+pub use dyno_scaler_core as core;
+pub use dyno_scaler_core::{
+    Clock, Controller, Decision, DemandRule, DownMode, InMemoryPlatform, InMemoryQueue, ManualClock, Platform,
+    PlatformError, Policy, PolicyConfig, QueueSource, QueueStats, Report, Scaler, ScalerError, Snapshot, SourceError,
+    SystemClock, WorkerInfo,
+};
+
+/// Sidekiq queue source (feature `sidekiq`).
+#[cfg(feature = "sidekiq")]
+pub use dyno_scaler_sidekiq as sidekiq;
+
+/// Resque queue source (feature `resque`).
+#[cfg(feature = "resque")]
+pub use dyno_scaler_resque as resque;
+
+/// DelayedJob queue source (feature `delayed-job`).
+#[cfg(feature = "delayed-job")]
+pub use dyno_scaler_delayed_job as delayed_job;
+
+/// Heroku platform (feature `heroku`).
+#[cfg(feature = "heroku")]
+pub use dyno_scaler_heroku as heroku;
