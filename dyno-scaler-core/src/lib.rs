@@ -28,8 +28,10 @@ pub mod memory;
 pub mod platform;
 pub mod policy;
 pub mod scaler;
+pub mod secret;
 pub mod snapshot;
 pub mod source;
+pub mod timefmt;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use controller::Controller;
@@ -40,5 +42,6 @@ pub use policy::{
     Decision, DemandRule, Direction, DownMode, MaxMode, Policy, PolicyConfig, PolicyError, PolicyInput, PolicyState,
 };
 pub use scaler::{Report, Scaler, ScalerBuilder};
+pub use secret::Secret;
 pub use snapshot::{QueueStats, Snapshot, WorkerInfo};
 pub use source::QueueSource;

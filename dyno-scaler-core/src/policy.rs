@@ -365,8 +365,10 @@ impl Policy {
                 Some(n) => floor = floor.max(n),
                 // A dyno of our type that is not Cedar-numbered (Fir): the stop order is unknown.
                 None if is_same_type(dyno, input.process_type) => return BusyFloor::Unknown,
-                // Another process type's dyno: scaling this one cannot stop it.
-                None => {}
+                // Another process type's Cedar dyno: scaling this one cannot stop it.
+                None if is_cedar_dyno(dyno) => {}
+                // A host that is not a dyno name at all: where it runs is unknown.
+                None => return BusyFloor::Unknown,
             }
         }
         if running > 0 && !any_busy {
@@ -379,6 +381,11 @@ impl Policy {
 
 fn is_same_type(dyno: &str, process_type: &str) -> bool {
     dyno.strip_prefix(process_type).is_some_and(|rest| rest.starts_with('.') || rest.starts_with('-'))
+}
+
+fn is_cedar_dyno(name: &str) -> bool {
+    name.rsplit_once('.')
+        .is_some_and(|(ty, n)| !ty.is_empty() && !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
 }
 
 enum BusyFloor {

@@ -1,0 +1,400 @@
+//! Sidekiq source against the real Redis. Each test writes under its own namespace prefix (or its own
+//! Redis database for the un-namespaced layout), so tests run in parallel.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use dyno_scaler_core::conformance::{ConformanceBackend, run_conformance};
+use dyno_scaler_core::{Direction, Policy, PolicyConfig, PolicyInput, PolicyState, QueueSource, SourceError};
+use dyno_scaler_sidekiq::{SidekiqConfig, SidekiqSource};
+use redis::AsyncCommands;
+
+fn redis_url() -> String {
+    std::env::var("DYNO_SCALER_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+fn unique(tag: &str) -> String {
+    static N: AtomicU64 = AtomicU64::new(0);
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().subsec_nanos();
+    format!("dst-{tag}-{}-{}-{nanos}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+}
+
+fn now() -> f64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs_f64()
+}
+
+fn jid() -> String {
+    static N: AtomicU64 = AtomicU64::new(1);
+    format!("{:024x}", N.fetch_add(1, Ordering::Relaxed) * 0x9e37_79b9)
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Version {
+    /// Sidekiq 6.4: float seconds, running work in `<identity>:workers`.
+    V6,
+    /// Sidekiq 8: integer milliseconds, running work in `<identity>:work`.
+    V8,
+}
+
+struct Backend {
+    url: String,
+    /// Key prefix (`<ns>:`), empty for the bare layout.
+    prefix: String,
+    namespace: Option<String>,
+    version: Version,
+    conn: redis::aio::MultiplexedConnection,
+    procs: AtomicU64,
+}
+
+impl Backend {
+    async fn new(namespace: Option<String>, db: Option<u8>, version: Version) -> Self {
+        let url = match db {
+            Some(db) => format!("{}/{db}", redis_url().trim_end_matches('/')),
+            None => redis_url(),
+        };
+        let client = redis::Client::open(url.as_str()).unwrap();
+        let conn = client
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap_or_else(|e| panic!("Redis at {url} is required for these tests (run scripts/test): {e}"));
+        let prefix = namespace.as_ref().map(|n| format!("{n}:")).unwrap_or_default();
+        Self { url, prefix, namespace, version, conn, procs: AtomicU64::new(0) }
+    }
+
+    fn k(&self, key: &str) -> String {
+        format!("{}{key}", self.prefix)
+    }
+
+    fn ts(&self, t: f64) -> String {
+        match self.version {
+            Version::V6 => format!("{t:.7}"),
+            Version::V8 => format!("{}", (t * 1000.0) as u64),
+        }
+    }
+
+    /// The job JSON exactly as `Sidekiq::Client.push` writes it (key order of the 6.4 capture).
+    fn job(&self, queue: &str, created: f64, enqueued: Option<f64>) -> String {
+        let mut j = format!(
+            r#"{{"retry":true,"queue":"{queue}","class":"HardWorker","args":[1,"a"],"jid":"{}","created_at":{}"#,
+            jid(),
+            self.ts(created)
+        );
+        if let Some(e) = enqueued {
+            j.push_str(&format!(r#","enqueued_at":{}"#, self.ts(e)));
+        }
+        j.push('}');
+        j
+    }
+
+    async fn push_raw(&self, queue: &str, payload: &str) {
+        let mut c = self.conn.clone();
+        let _: () = redis::pipe()
+            .sadd(self.k("queues"), queue)
+            .ignore()
+            .lpush(self.k(&format!("queue:{queue}")), payload)
+            .ignore()
+            .query_async(&mut c)
+            .await
+            .unwrap();
+    }
+
+    /// A live Sidekiq process on dyno `dyno` running `jobs` jobs of `queue`.
+    async fn process(&self, dyno: &str, queue: &str, jobs: u32, beat_age: f64) -> String {
+        let n = self.procs.fetch_add(1, Ordering::Relaxed);
+        let identity = format!("{dyno}:{}:{:012x}", 4 + n, 0xa1b2c3d4e5f6u64 + n);
+        let info = format!(
+            r#"{{"hostname":"{dyno}","started_at":{:.2},"pid":{},"tag":"app","concurrency":5,"queues":["{queue}"],"labels":[],"identity":"{identity}"}}"#,
+            now() - 100.0,
+            4 + n
+        );
+        let work_key = match self.version {
+            Version::V6 => format!("{identity}:workers"),
+            Version::V8 => format!("{identity}:work"),
+        };
+        let mut c = self.conn.clone();
+        let mut p = redis::pipe();
+        p.sadd(self.k("processes"), &identity).ignore();
+        p.hset_multiple(
+            self.k(&identity),
+            &[
+                ("info", info.as_str()),
+                ("busy", &jobs.to_string()),
+                ("beat", &format!("{:.4}", now() - beat_age)),
+                ("rtt_us", "412"),
+                ("quiet", "false"),
+                ("rss", "245760"),
+            ],
+        )
+        .ignore();
+        p.expire(self.k(&identity), 60).ignore();
+        for t in 0..jobs {
+            let payload = self.job(queue, now() - 5.0, Some(now() - 5.0));
+            let entry = serde_json::json!({"queue": queue, "payload": payload, "run_at": now() as u64}).to_string();
+            p.hset(self.k(&work_key), format!("tid{t}"), entry).ignore();
+        }
+        if jobs > 0 {
+            p.expire(self.k(&work_key), 60).ignore();
+        }
+        let _: () = p.query_async(&mut c).await.unwrap();
+        identity
+    }
+
+    fn config(&self, queues: Option<Vec<String>>) -> SidekiqConfig {
+        let mut c = SidekiqConfig::new(self.url.clone());
+        c.namespace = self.namespace.clone();
+        c.queues = queues;
+        c
+    }
+}
+
+#[async_trait]
+impl ConformanceBackend for Backend {
+    async fn reset(&self) {
+        let mut c = self.conn.clone();
+        if self.prefix.is_empty() {
+            let _: () = redis::cmd("FLUSHDB").query_async(&mut c).await.unwrap();
+        } else {
+            let keys: Vec<String> = c.keys(format!("{}*", self.prefix)).await.unwrap();
+            if !keys.is_empty() {
+                let _: () = c.del(keys).await.unwrap();
+            }
+        }
+    }
+    async fn push_ready(&self, queue: &str, age: Duration) {
+        let t = now() - age.as_secs_f64();
+        self.push_raw(queue, &self.job(queue, t, Some(t))).await;
+    }
+    async fn push_scheduled(&self, queue: &str, delay: Duration) {
+        let mut c = self.conn.clone();
+        let at = now() + delay.as_secs_f64();
+        let _: () = c.zadd(self.k("schedule"), self.job(queue, now(), None), format!("{at:.6}")).await.unwrap();
+    }
+    async fn push_due(&self, queue: &str, overdue: Duration) {
+        // A retry whose time has come (as the retry handler writes it).
+        let mut c = self.conn.clone();
+        let at = now() - overdue.as_secs_f64();
+        let job = self.job(queue, at - 30.0, Some(at - 30.0));
+        let job = format!(
+            r#"{},"error_message":"boom","error_class":"RuntimeError","failed_at":{},"retry_count":0}}"#,
+            &job[..job.len() - 1],
+            self.ts(at - 15.0)
+        );
+        let _: () = c.zadd(self.k("retry"), job, format!("{at:.7}")).await.unwrap();
+    }
+    async fn push_running(&self, queue: &str) {
+        let n = self.procs.load(Ordering::Relaxed) + 1;
+        self.process(&format!("worker.{n}"), queue, 1, 1.0).await;
+    }
+    async fn push_malformed(&self, queue: &str) {
+        // Oldest position: RPUSH puts it at index -1.
+        let mut c = self.conn.clone();
+        let _: () = c.sadd(self.k("queues"), queue).await.unwrap();
+        let _: () = c.rpush(self.k(&format!("queue:{queue}")), "{not json").await.unwrap();
+    }
+    async fn source(&self, queues: Option<Vec<String>>) -> Box<dyn QueueSource> {
+        Box::new(SidekiqSource::new(self.config(queues)).unwrap())
+    }
+}
+
+#[tokio::test]
+async fn conformance_sidekiq_8_namespaced() {
+    run_conformance(&Backend::new(Some(unique("conf8")), None, Version::V8).await).await;
+}
+
+#[tokio::test]
+async fn conformance_sidekiq_6_namespaced() {
+    run_conformance(&Backend::new(Some(unique("conf6")), None, Version::V6).await).await;
+}
+
+#[tokio::test]
+async fn conformance_sidekiq_bare_keyspace() {
+    // Sidekiq 7+ has no namespace: its own Redis database.
+    run_conformance(&Backend::new(None, Some(9), Version::V8).await).await;
+}
+
+#[tokio::test]
+async fn reads_the_sidekiq_6_4_capture_byte_for_byte() {
+    let b = Backend::new(Some(unique("capture")), None, Version::V6).await;
+    b.reset().await;
+    // The exact payloads of shared/reference/sidekiq-6.4-capture.md, re-timed to now.
+    let base = now() - 20.0;
+    let captured = [
+        (
+            "default",
+            r#"{"retry":true,"queue":"default","class":"HardWorker","args":[1,"a"],"jid":"32c0136bad478160dae2d87d","created_at":T0,"enqueued_at":T1}"#,
+        ),
+        (
+            "default",
+            r#"{"retry":true,"queue":"default","class":"HardWorker","args":[2,{"k":"v"}],"jid":"d638562c2b0133296a6ded95","created_at":T0,"enqueued_at":T1}"#,
+        ),
+        (
+            "default",
+            r#"{"retry":true,"queue":"default","args":[3,null,1.5],"class":"HardWorker","jid":"ec6012b177de857486d1bb10","created_at":T0,"enqueued_at":T1}"#,
+        ),
+        (
+            "critical",
+            r#"{"retry":true,"queue":"critical","class":"CriticalWorker","args":["c1"],"jid":"f491f508c5970ee74b368216","created_at":T0,"enqueued_at":T1}"#,
+        ),
+        (
+            "critical",
+            r#"{"retry":5,"queue":"critical","args":["c2"],"class":"CriticalWorker","jid":"878847fadbe22676a2d2a754","created_at":T0,"enqueued_at":T1}"#,
+        ),
+    ];
+    for (i, (q, tpl)) in captured.iter().enumerate() {
+        let t = base + i as f64 * 0.001;
+        let job = tpl.replace("T0", &format!("{:.7}", t - 0.0003)).replace("T1", &format!("{t:.7}"));
+        b.push_raw(q, &job).await;
+    }
+    let mut c = b.conn.clone();
+    let later = r#"{"retry":true,"queue":"default","class":"HardWorker","args":["later"],"jid":"a7259b01980860794a3a1e7e","created_at":1795730965.622497}"#;
+    let _: () = c.zadd(b.k("schedule"), later, format!("{:.6}", now() + 3600.0)).await.unwrap();
+    // The 6.4 heartbeat hash (HMSET info busy beat rtt_us quiet rss) of a process on dyno worker.1.
+    let id = b.process("worker.1", "critical", 0, 2.0).await;
+
+    let s = SidekiqSource::new(b.config(None)).unwrap().snapshot().await.unwrap();
+    let d = s.queues["default"];
+    assert_eq!((d.ready, d.running, d.scheduled), (3, 0, 1));
+    let age = d.oldest_ready_age.unwrap().as_secs_f64();
+    assert!((19.0..22.0).contains(&age), "latency of the oldest default job: {age}");
+    assert_eq!(s.queues["critical"].ready, 2);
+    assert_eq!(s.skipped, 0);
+    let workers = s.workers.unwrap();
+    assert_eq!(workers.len(), 1);
+    assert_eq!(workers[0].identity, id);
+    assert_eq!(workers[0].dyno.as_deref(), Some("worker.1"));
+}
+
+#[tokio::test]
+async fn dead_and_stale_processes_are_ignored() {
+    let b = Backend::new(Some(unique("stale")), None, Version::V8).await;
+    b.reset().await;
+    b.process("worker.1", "default", 2, 1.0).await;
+    b.process("worker.2", "default", 1, 120.0).await; // heartbeat two minutes old
+    let mut c = b.conn.clone();
+    let _: () = c.sadd(b.k("processes"), "worker.3:9:000000000000").await.unwrap(); // hash expired
+    let _: () = c.sadd(b.k("processes"), "worker.4:9:000000000001").await.unwrap();
+    let _: () = c.hset(b.k("worker.4:9:000000000001"), "info", "{}").await.unwrap(); // no beat: bad record
+    let s = SidekiqSource::new(b.config(None)).unwrap().snapshot().await.unwrap();
+    assert_eq!(s.queues["default"].running, 2, "{s:?}");
+    let workers = s.workers.unwrap();
+    assert_eq!(workers.len(), 1, "{workers:?}");
+    assert_eq!(workers[0].busy, 2);
+    assert_eq!(s.skipped, 1, "the process record without a heartbeat is counted");
+}
+
+#[tokio::test]
+async fn busy_dynos_guide_the_policy() {
+    let b = Backend::new(Some(unique("busy")), None, Version::V8).await;
+    b.reset().await;
+    b.process("worker.1", "default", 0, 1.0).await;
+    b.process("worker.2", "default", 1, 1.0).await;
+    b.process("worker.3", "default", 0, 1.0).await;
+    let s = SidekiqSource::new(b.config(None)).unwrap().snapshot().await.unwrap();
+    let policy =
+        Policy::new(PolicyConfig { max_workers: 3, down_delay: Duration::ZERO, ..PolicyConfig::default() }).unwrap();
+    let input =
+        PolicyInput { process_type: "worker", snapshot: &s, current: 3, now: SystemTime::now(), platform_limit: None };
+    let (d, _) = policy.decide(&input, &PolicyState::default());
+    assert_eq!(d.direction(), Direction::Down);
+    assert_eq!(d.to, 2, "worker.2 runs a job, only worker.3 may stop: {}", d.reason);
+}
+
+#[tokio::test]
+async fn due_entries_split_per_queue_beyond_the_sample() {
+    let b = Backend::new(Some(unique("sample")), None, Version::V8).await;
+    b.reset().await;
+    for i in 0..300 {
+        let q = if i % 3 == 0 { "a" } else { "b" };
+        b.push_due(q, Duration::from_secs(10 + i)).await;
+    }
+    let mut cfg = b.config(None);
+    cfg.due_sample = 30;
+    let s = SidekiqSource::new(cfg).unwrap().snapshot().await.unwrap();
+    assert_eq!(s.totals().ready, 300, "{s:?}");
+    let a = s.queues["a"].ready as i64;
+    assert!((a - 100).abs() <= 20, "estimated split {a} of 300");
+    // The oldest due entry's age is exact: the sample takes the oldest first.
+    let age = s.totals().oldest_ready_age.unwrap().as_secs();
+    assert!((308..=312).contains(&age), "{age}");
+}
+
+#[tokio::test]
+async fn unreachable_redis_is_a_typed_error_within_the_timeout() {
+    let mut cfg = SidekiqConfig::new("redis://:s3cret-pw@127.0.0.1:1/0");
+    cfg.timeout = Duration::from_millis(500);
+    let source = SidekiqSource::new(cfg).unwrap();
+    let started = std::time::Instant::now();
+    let err = source.snapshot().await.unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert!(matches!(err, SourceError::Unavailable { .. } | SourceError::Timeout { .. }), "{err:?}");
+    let shown = format!("{err} {err:?} {source:?}");
+    assert!(!shown.contains("s3cret-pw"), "password leaked: {shown}");
+}
+
+/// A private redis-server on its own port, so a test can stop and restart it.
+struct OwnRedis {
+    port: u16,
+    child: Option<std::process::Child>,
+}
+
+impl OwnRedis {
+    fn start(port: u16) -> Self {
+        let child = std::process::Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server must be installed (scripts/test installs it)");
+        let mut me = Self { port, child: Some(child) };
+        me.wait_up();
+        me
+    }
+    fn wait_up(&mut self) {
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("redis-server on port {} did not start", self.port);
+    }
+    fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+#[tokio::test]
+async fn recovers_by_itself_when_redis_returns() {
+    let port = free_port();
+    let mut server = OwnRedis::start(port);
+    let mut cfg = SidekiqConfig::new(format!("redis://127.0.0.1:{port}"));
+    cfg.timeout = Duration::from_millis(500);
+    let source = SidekiqSource::new(cfg).unwrap();
+    source.snapshot().await.expect("first snapshot");
+    server.stop();
+    let err = source.snapshot().await.unwrap_err();
+    assert!(matches!(err, SourceError::Unavailable { .. } | SourceError::Timeout { .. }), "{err:?}");
+    let _server = OwnRedis::start(port);
+    let mut ok = false;
+    for _ in 0..20 {
+        if source.snapshot().await.is_ok() {
+            ok = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(ok, "the source did not reconnect after Redis came back");
+}
