@@ -1,0 +1,72 @@
+//! Connection and reply helpers.
+
+use std::time::Duration;
+
+use dyno_scaler_core::secret::{redact_url, scrub};
+use dyno_scaler_core::{Secret, SourceError};
+use redis::Value;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+
+/// A lazily connecting, self-reconnecting connection with bounded timeouts.
+pub(crate) fn connect(name: &str, url: &Secret, timeout: Duration) -> Result<ConnectionManager, SourceError> {
+    let client = redis::Client::open(url.expose()).map_err(|e| SourceError::Other {
+        source_name: name.into(),
+        message: format!("invalid Redis URL {}: {}", redact_url(url.expose()), scrub_url(&e.to_string(), url)),
+    })?;
+    let config = ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(timeout))
+        .set_response_timeout(Some(timeout))
+        .set_number_of_retries(1)
+        .set_max_delay(Duration::from_millis(500));
+    ConnectionManager::new_lazy_with_config(client, config)
+        .map_err(|e| SourceError::Other { source_name: name.into(), message: scrub_url(&e.to_string(), url) })
+}
+
+fn scrub_url(text: &str, url: &Secret) -> String {
+    let full = scrub(text, url.expose());
+    match password(url.expose()) {
+        Some(pw) => scrub(&full, pw),
+        None => full,
+    }
+}
+
+fn password(url: &str) -> Option<&str> {
+    let rest = &url[url.find("://")? + 3..];
+    let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
+    let userinfo = &authority[..authority.rfind('@')?];
+    userinfo.split_once(':').map(|(_, p)| p).filter(|p| !p.is_empty())
+}
+
+pub(crate) fn map_redis_error(name: &str, url: &Secret, e: redis::RedisError) -> SourceError {
+    let message = scrub_url(&e.to_string(), url);
+    if e.is_timeout() {
+        SourceError::Unavailable { source_name: name.into(), message: format!("timed out: {message}") }
+    } else if e.is_io_error() || e.is_connection_refusal() || e.is_connection_dropped() {
+        SourceError::Unavailable { source_name: name.into(), message }
+    } else {
+        SourceError::Protocol { source_name: name.into(), message }
+    }
+}
+
+pub(crate) fn as_str(v: &Value) -> Option<&str> {
+    match v {
+        Value::BulkString(b) => std::str::from_utf8(b).ok(),
+        Value::SimpleString(s) => Some(s),
+        _ => None,
+    }
+}
+
+pub(crate) fn as_i64(v: &Value) -> Option<i64> {
+    match v {
+        Value::Int(i) => Some(*i),
+        _ => as_str(v)?.trim().parse().ok(),
+    }
+}
+
+pub(crate) fn as_f64(v: &Value) -> Option<f64> {
+    match v {
+        Value::Int(i) => Some(*i as f64),
+        Value::Double(d) => Some(*d),
+        _ => as_str(v)?.trim().parse::<f64>().ok().filter(|f| f.is_finite()),
+    }
+}

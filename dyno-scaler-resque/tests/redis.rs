@@ -1,0 +1,225 @@
+//! Resque source against the real Redis. Each test uses its own namespace (or its own database for the
+//! default `resque` namespace), so tests run in parallel.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use dyno_scaler_core::conformance::{ConformanceBackend, run_conformance};
+use dyno_scaler_core::timefmt::{format_rfc3339, format_rfc3339_nanos};
+use dyno_scaler_core::{Policy, PolicyConfig, PolicyInput, PolicyState, QueueSource, SourceError};
+use dyno_scaler_resque::{ResqueConfig, ResqueSource};
+use redis::AsyncCommands;
+
+fn redis_url() -> String {
+    std::env::var("DYNO_SCALER_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+fn unique(tag: &str) -> String {
+    static N: AtomicU64 = AtomicU64::new(0);
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().subsec_nanos();
+    format!("dst-{tag}-{}-{}-{nanos}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+}
+
+fn ago(d: Duration) -> SystemTime {
+    SystemTime::now() - d
+}
+
+struct Backend {
+    url: String,
+    ns: String,
+    active_job: bool,
+    conn: redis::aio::MultiplexedConnection,
+    workers: AtomicU64,
+}
+
+impl Backend {
+    async fn new(ns: String, db: Option<u8>, active_job: bool) -> Self {
+        let url = match db {
+            Some(db) => format!("{}/{db}", redis_url().trim_end_matches('/')),
+            None => redis_url(),
+        };
+        let conn = redis::Client::open(url.as_str())
+            .unwrap()
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap_or_else(|e| panic!("Redis at {url} is required for these tests (run scripts/test): {e}"));
+        Self { url, ns, active_job, conn, workers: AtomicU64::new(0) }
+    }
+
+    fn k(&self, key: &str) -> String {
+        format!("{}:{key}", self.ns)
+    }
+
+    /// A payload as `Resque::Job.create` writes it, or as Rails' Active Job adapter wraps it.
+    fn payload(&self, queue: &str, enqueued: SystemTime) -> String {
+        if self.active_job {
+            format!(
+                r#"{{"class":"ActiveJob::QueueAdapters::ResqueAdapter::JobWrapper","args":[{{"job_class":"SyncJob","job_id":"0d1b2c3d-4e5f-6071-8293-a4b5c6d7e8f9","provider_job_id":null,"queue_name":"{queue}","priority":null,"arguments":[7],"executions":0,"exception_executions":{{}},"locale":"en","timezone":"UTC","enqueued_at":"{}"}}]}}"#,
+                format_rfc3339_nanos(enqueued)
+            )
+        } else {
+            r#"{"class":"ImageResizer","args":[42,"thumb"]}"#.to_string()
+        }
+    }
+
+    /// `Resque.push`: SADD queues + RPUSH queue:<q>, pipelined.
+    async fn push_payload(&self, queue: &str, payload: &str) {
+        let mut c = self.conn.clone();
+        let _: () = redis::pipe()
+            .sadd(self.k("queues"), queue)
+            .ignore()
+            .rpush(self.k(&format!("queue:{queue}")), payload)
+            .ignore()
+            .query_async(&mut c)
+            .await
+            .unwrap();
+    }
+
+    /// A registered worker with a heartbeat `beat_age` old (None: no heartbeat), working on `job_queue`.
+    async fn worker(&self, queues: &str, beat_age: Option<Duration>, job_queue: Option<&str>) -> String {
+        let n = self.workers.fetch_add(1, Ordering::Relaxed);
+        let id = format!("4f3c2a1e-7b6d-4c5a-9e8f-0a1b2c3d4e5f:{}:{queues}", 4 + n);
+        let mut c = self.conn.clone();
+        let mut p = redis::pipe();
+        p.sadd(self.k("workers"), &id).ignore();
+        p.set(self.k(&format!("worker:{id}:started")), "2024-06-12 09:03:01 +0000").ignore();
+        if let Some(age) = beat_age {
+            let beat = format_rfc3339(ago(age)).replace('Z', "+00:00");
+            p.hset(self.k("workers:heartbeat"), &id, beat).ignore();
+        }
+        if let Some(q) = job_queue {
+            let job = format!(
+                r#"{{"queue":"{q}","run_at":"{}","payload":{}}}"#,
+                format_rfc3339(ago(Duration::from_secs(3))),
+                self.payload(q, ago(Duration::from_secs(5)))
+            );
+            p.set(self.k(&format!("worker:{id}")), job).ignore();
+        }
+        let _: () = p.query_async(&mut c).await.unwrap();
+        id
+    }
+
+    /// resque-scheduler's `enqueue_at`.
+    async fn delayed(&self, queue: &str, at: SystemTime) {
+        let ts = at.duration_since(UNIX_EPOCH).unwrap().as_secs();
+        let job = format!(r#"{{"class":"ImageResizer","args":[42,"thumb"],"queue":"{queue}"}}"#);
+        let mut c = self.conn.clone();
+        let _: () = redis::pipe()
+            .rpush(self.k(&format!("delayed:{ts}")), &job)
+            .ignore()
+            .sadd(self.k(&format!("timestamps:{job}")), format!("delayed:{ts}"))
+            .ignore()
+            .zadd(self.k("delayed_queue_schedule"), ts, ts)
+            .ignore()
+            .query_async(&mut c)
+            .await
+            .unwrap();
+    }
+
+    fn config(&self, queues: Option<Vec<String>>) -> ResqueConfig {
+        let mut c = ResqueConfig::new(self.url.clone());
+        c.namespace = self.ns.clone();
+        c.queues = queues;
+        c
+    }
+}
+
+#[async_trait]
+impl ConformanceBackend for Backend {
+    async fn reset(&self) {
+        let mut c = self.conn.clone();
+        let keys: Vec<String> = c.keys(format!("{}:*", self.ns)).await.unwrap();
+        if !keys.is_empty() {
+            let _: () = c.del(keys).await.unwrap();
+        }
+    }
+    async fn push_ready(&self, queue: &str, age: Duration) {
+        self.push_payload(queue, &self.payload(queue, ago(age))).await;
+    }
+    async fn push_scheduled(&self, queue: &str, delay: Duration) {
+        self.delayed(queue, SystemTime::now() + delay).await;
+    }
+    async fn push_due(&self, queue: &str, overdue: Duration) {
+        self.delayed(queue, ago(overdue)).await;
+    }
+    async fn push_running(&self, queue: &str) {
+        self.worker("*", Some(Duration::from_secs(10)), Some(queue)).await;
+    }
+    async fn push_malformed(&self, queue: &str) {
+        let mut c = self.conn.clone();
+        let _: () = c.sadd(self.k("queues"), queue).await.unwrap();
+        let _: () = c.lpush(self.k(&format!("queue:{queue}")), "{not json").await.unwrap();
+    }
+    async fn source(&self, queues: Option<Vec<String>>) -> Box<dyn QueueSource> {
+        Box::new(ResqueSource::new(self.config(queues)).unwrap())
+    }
+    fn reports_latency(&self) -> bool {
+        self.active_job
+    }
+}
+
+#[tokio::test]
+async fn conformance_stock_payloads() {
+    run_conformance(&Backend::new(unique("stock"), None, false).await).await;
+}
+
+#[tokio::test]
+async fn conformance_active_job_payloads() {
+    run_conformance(&Backend::new(unique("aj"), None, true).await).await;
+}
+
+#[tokio::test]
+async fn conformance_default_namespace() {
+    // The default `resque` namespace, in a database of its own.
+    let b = Backend::new("resque".into(), Some(10), false).await;
+    let mut c = b.conn.clone();
+    let _: () = redis::cmd("FLUSHDB").query_async(&mut c).await.unwrap();
+    run_conformance(&b).await;
+    let s = ResqueSource::new(ResqueConfig::new(b.url.clone())).unwrap().snapshot().await.unwrap();
+    assert_eq!(s.totals().ready, 3, "ResqueConfig::new reads the default namespace: {s:?}");
+}
+
+#[tokio::test]
+async fn stale_and_silent_workers_are_not_busy() {
+    let b = Backend::new(unique("stale"), None, false).await;
+    b.reset().await;
+    b.worker("default", Some(Duration::from_secs(30)), Some("default")).await; // live, busy
+    b.worker("default", Some(Duration::from_secs(30)), None).await; // live, idle
+    b.worker("default", Some(Duration::from_secs(600)), Some("default")).await; // killed dyno, key left behind
+    b.worker("default", None, Some("default")).await; // never sent a heartbeat
+    let s = ResqueSource::new(b.config(None)).unwrap().snapshot().await.unwrap();
+    assert_eq!(s.queues["default"].running, 1, "{s:?}");
+    let workers = s.workers.clone().unwrap();
+    assert_eq!(workers.len(), 2);
+    assert!(workers.iter().all(|w| w.dyno.is_none()), "Resque ids do not name dynos");
+    // The policy holds while the live worker runs a job: Resque cannot say which dyno it is on.
+    let p =
+        Policy::new(PolicyConfig { max_workers: 3, down_delay: Duration::ZERO, ..PolicyConfig::default() }).unwrap();
+    let input =
+        PolicyInput { process_type: "worker", snapshot: &s, current: 2, now: SystemTime::now(), platform_limit: None };
+    assert_eq!(p.decide(&input, &PolicyState::default()).0.to, 2);
+}
+
+#[tokio::test]
+async fn running_is_filtered_by_the_payload_queue() {
+    let b = Backend::new(unique("filter"), None, false).await;
+    b.reset().await;
+    b.worker("*", Some(Duration::from_secs(5)), Some("mailers")).await;
+    b.worker("*", Some(Duration::from_secs(5)), Some("default")).await;
+    let s = ResqueSource::new(b.config(Some(vec!["default".into()]))).unwrap().snapshot().await.unwrap();
+    assert_eq!(s.totals().running, 1);
+    assert!(!s.queues.contains_key("mailers"));
+    assert_eq!(s.workers.unwrap().len(), 1, "a worker busy on an unwatched queue is not this process type's");
+}
+
+#[tokio::test]
+async fn unreachable_redis_is_a_typed_error() {
+    let mut cfg = ResqueConfig::new("redis://user:pa55word@127.0.0.1:1");
+    cfg.timeout = Duration::from_millis(500);
+    let source = ResqueSource::new(cfg).unwrap();
+    let err = source.snapshot().await.unwrap_err();
+    assert!(matches!(err, SourceError::Unavailable { .. } | SourceError::Timeout { .. }), "{err:?}");
+    let shown = format!("{err} {err:?} {source:?}");
+    assert!(!shown.contains("pa55word"), "{shown}");
+}
