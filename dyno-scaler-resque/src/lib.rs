@@ -117,6 +117,11 @@ impl QueueSource for ResqueSource {
     }
 }
 
+/// A queue entry that is not a JSON object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("malformed Resque payload")]
+pub struct MalformedPayload;
+
 /// When a Resque payload says it was enqueued, in seconds since the epoch: the Judoscale `timestamp` field or
 /// Active Job's `args[0].enqueued_at`. `Ok(None)` for a stock payload, `Err` for one that is not a JSON object.
 ///
@@ -128,9 +133,9 @@ impl QueueSource for ResqueSource {
 /// assert_eq!(payload_enqueued_at(aj), Ok(Some(1718182981.0)));
 /// assert!(payload_enqueued_at(b"{oops").is_err());
 /// ```
-pub fn payload_enqueued_at(raw: &[u8]) -> Result<Option<f64>, ()> {
-    let job: serde_json::Value = serde_json::from_slice(raw).map_err(|_| ())?;
-    let obj = job.as_object().ok_or(())?;
+pub fn payload_enqueued_at(raw: &[u8]) -> Result<Option<f64>, MalformedPayload> {
+    let job: serde_json::Value = serde_json::from_slice(raw).map_err(|_| MalformedPayload)?;
+    let obj = job.as_object().ok_or(MalformedPayload)?;
     if let Some(ts) = obj.get("timestamp").and_then(|v| v.as_f64()) {
         return Ok(Some(ts));
     }
@@ -159,7 +164,7 @@ fn parse(value: Value, config: &ResqueConfig) -> Result<Snapshot, String> {
         if let Value::BulkString(raw) = &oldest {
             match payload_enqueued_at(raw) {
                 Ok(ts) => stats.oldest_ready_age = ts.map(age_of),
-                Err(()) => snap.skipped += 1,
+                Err(MalformedPayload) => snap.skipped += 1,
             }
         }
         snap.add(&name, stats);
