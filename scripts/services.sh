@@ -54,3 +54,15 @@ ensure_postgres() {
     || su postgres -c "createdb test"
   wait_for "postgres on 127.0.0.1" pg_ready
 }
+
+# Drop schemas and roles left by earlier test runs (tests create dst_* schemas and roles of their own).
+clean_test_leftovers() {
+  psql -h 127.0.0.1 -U postgres -d test -q -v ON_ERROR_STOP=0 >/dev/null 2>&1 <<'SQL' || true
+DO $$ DECLARE r record; BEGIN
+  FOR r IN SELECT nspname FROM pg_namespace WHERE nspname LIKE 'dst\_%' LOOP
+    EXECUTE format('DROP SCHEMA %I CASCADE', r.nspname); END LOOP;
+  FOR r IN SELECT rolname FROM pg_roles WHERE rolname LIKE 'dst\_%' LOOP
+    EXECUTE format('DROP OWNED BY %I', r.rolname); EXECUTE format('DROP ROLE %I', r.rolname); END LOOP;
+END $$;
+SQL
+}

@@ -73,3 +73,26 @@ pub fn redact_url(url: &str) -> String {
 pub fn scrub(text: &str, secret: &str) -> String {
     if secret.is_empty() { text.to_owned() } else { text.replace(secret, "***") }
 }
+
+/// The password of a URL's user information, if any (`scheme://user:password@host`).
+///
+/// ```
+/// use dyno_scaler_core::secret::url_password;
+/// assert_eq!(url_password("redis://:pw@h:1/0"), Some("pw"));
+/// assert_eq!(url_password("postgres://u@h/db"), None);
+/// ```
+pub fn url_password(url: &str) -> Option<&str> {
+    let rest = &url[url.find("://")? + 3..];
+    let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
+    let userinfo = &authority[..authority.rfind('@')?];
+    userinfo.split_once(':').map(|(_, p)| p).filter(|p| !p.is_empty())
+}
+
+/// `text` with `url` and the URL's password removed: safe to show.
+pub fn scrub_url(text: &str, url: &str) -> String {
+    let full = scrub(text, url);
+    match url_password(url) {
+        Some(pw) => scrub(&full, pw),
+        None => full,
+    }
+}

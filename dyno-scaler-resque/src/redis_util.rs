@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use dyno_scaler_core::secret::{redact_url, scrub};
+use dyno_scaler_core::secret::redact_url;
 use dyno_scaler_core::{Secret, SourceError};
 use redis::Value;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -23,18 +23,7 @@ pub(crate) fn connect(name: &str, url: &Secret, timeout: Duration) -> Result<Con
 }
 
 fn scrub_url(text: &str, url: &Secret) -> String {
-    let full = scrub(text, url.expose());
-    match password(url.expose()) {
-        Some(pw) => scrub(&full, pw),
-        None => full,
-    }
-}
-
-fn password(url: &str) -> Option<&str> {
-    let rest = &url[url.find("://")? + 3..];
-    let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
-    let userinfo = &authority[..authority.rfind('@')?];
-    userinfo.split_once(':').map(|(_, p)| p).filter(|p| !p.is_empty())
+    dyno_scaler_core::secret::scrub_url(text, url.expose())
 }
 
 pub(crate) fn map_redis_error(name: &str, url: &Secret, e: redis::RedisError) -> SourceError {
