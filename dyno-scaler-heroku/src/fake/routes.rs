@@ -1,0 +1,478 @@
+//! Request handling of the fake, in Heroku's order: faults, `Accept`, credentials, rate limit, routing,
+//! access, existence, body validation.
+
+use std::sync::Mutex;
+
+use http_body_util::Full;
+use hyper::body::Bytes;
+use hyper::http::request::Parts;
+use hyper::{Method, Response, StatusCode};
+use serde_json::{Value, json};
+
+use super::Outcome;
+use super::state::{FaultAction, RecordedRequest, SIZES, State, canonical_size, size_uuid};
+
+const ACCEPT: &str = "application/vnd.heroku+json; version=3";
+const LIMITS_URL: &str = "https://devcenter.heroku.com/articles/dyno-size#default-scaling-limits";
+const RATE_URL: &str = "https://devcenter.heroku.com/articles/platform-api-reference#rate-limits";
+
+struct Reply {
+    status: u16,
+    body: Value,
+    remaining: Option<u64>,
+    extra: Vec<(&'static str, String)>,
+}
+
+fn error(status: u16, id: &str, message: &str) -> Reply {
+    Reply { status, body: json!({"id": id, "message": message}), remaining: None, extra: Vec::new() }
+}
+
+fn ok(body: Value) -> Reply {
+    Reply { status: 200, body, remaining: None, extra: Vec::new() }
+}
+
+fn fault_body(status: u16) -> Reply {
+    match status {
+        429 => Reply {
+            status,
+            body: json!({"id": "rate_limit", "message": "Your account reached the API rate limit\nPlease wait a few minutes before making new requests", "url": RATE_URL}),
+            remaining: Some(0),
+            extra: Vec::new(),
+        },
+        500 => error(500, "internal_server_error", "Internal server error."),
+        502 | 504 => error(status, "bad_gateway", "The API is unavailable."),
+        503 => error(503, "unavailable", "API is unavailable, check response body or Heroku status."),
+        401 => error(401, "unauthorized", "Invalid credentials provided."),
+        _ => error(status, "error", "Injected failure."),
+    }
+}
+
+/// Decodes `Authorization` into the token: `Bearer <token>` or `Basic base64(user:token)`.
+fn token_of(header: &str) -> Option<(String, &'static str)> {
+    if let Some(t) = header.strip_prefix("Bearer ") {
+        return Some((t.trim().to_owned(), "Bearer"));
+    }
+    let b64 = header.strip_prefix("Basic ")?;
+    let decoded = base64_decode(b64.trim())?;
+    let text = String::from_utf8(decoded).ok()?;
+    let (_, password) = text.split_once(':')?;
+    Some((password.to_owned(), "Basic"))
+}
+
+fn base64_decode(s: &str) -> Option<Vec<u8>> {
+    let val = |c: u8| -> Option<u32> {
+        Some(match c {
+            b'A'..=b'Z' => (c - b'A') as u32,
+            b'a'..=b'z' => (c - b'a' + 26) as u32,
+            b'0'..=b'9' => (c - b'0' + 52) as u32,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        })
+    };
+    let s = s.trim_end_matches('=').as_bytes();
+    let mut out = Vec::new();
+    let mut buf = 0u32;
+    let mut bits = 0;
+    for &c in s {
+        buf = (buf << 6) | val(c)?;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((buf >> bits) as u8);
+        }
+    }
+    Some(out)
+}
+
+pub(crate) async fn handle(st: &Mutex<State>, parts: Parts, body: Bytes) -> Outcome {
+    let method = parts.method.as_str().to_owned();
+    let path = parts.uri.path().to_owned();
+    let headers: Vec<(String, String)> = parts
+        .headers
+        .iter()
+        .filter(|(k, _)| !k.as_str().eq_ignore_ascii_case("authorization"))
+        .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned()))
+        .collect();
+    let auth = parts.headers.get("authorization").and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let seq = {
+        let mut s = st.lock().expect("fake state");
+        s.seq += 1;
+        let rec = RecordedRequest {
+            seq: s.seq,
+            method: method.clone(),
+            path: parts.uri.to_string(),
+            headers,
+            auth_scheme: auth.as_deref().and_then(token_of).map(|(_, s)| s.to_owned()),
+            body: String::from_utf8_lossy(&body).into_owned(),
+            status: 0,
+            at: s.now(),
+        };
+        // Recorded on arrival, so a request whose client gave up is still seen.
+        s.requests.push(rec);
+        s.seq
+    };
+
+    let fault = st.lock().expect("fake state").take_fault(&method, &path);
+    let reply = match fault {
+        Some(FaultAction::DropConnection) => return Outcome::Drop,
+        Some(FaultAction::Status(code)) => Some(fault_body(code)),
+        Some(FaultAction::Delay(d)) => {
+            tokio::time::sleep(d).await;
+            None
+        }
+        None => None,
+    };
+    let mut s = st.lock().expect("fake state");
+    let reply = reply.unwrap_or_else(|| route(&mut s, &parts, auth.as_deref(), &body));
+    if let Some(r) = s.requests.iter_mut().find(|r| r.seq == seq) {
+        r.status = reply.status;
+    }
+    drop(s);
+    Outcome::Respond(render(reply))
+}
+
+fn render(r: Reply) -> Response<Full<Bytes>> {
+    let mut b = Response::builder()
+        .status(StatusCode::from_u16(r.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR))
+        .header("Content-Type", "application/json")
+        .header("Request-Id", request_id())
+        .header("Cache-Control", "private, no-cache");
+    if let Some(rem) = r.remaining {
+        b = b.header("RateLimit-Remaining", rem.to_string()).header("RateLimit-Multiplier", "1");
+    }
+    for (k, v) in r.extra {
+        b = b.header(k, v);
+    }
+    b.body(Full::new(Bytes::from(r.body.to_string()))).expect("valid response")
+}
+
+fn request_id() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(1);
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    format!("2f6f1c3e-8c0e-4a3b-9f61-{n:012x}")
+}
+
+fn route(s: &mut State, parts: &Parts, auth: Option<&str>, body: &[u8]) -> Reply {
+    // 1. Accept.
+    let accept = parts.headers.get("accept").and_then(|v| v.to_str().ok()).unwrap_or("");
+    if accept != ACCEPT {
+        return error(
+            406,
+            "not_acceptable",
+            "The requested API version is not supported. Set `Accept: application/vnd.heroku+json; version=3`.",
+        );
+    }
+    // 2. Credentials.
+    let Some(account) = auth.and_then(token_of).and_then(|(t, _)| s.tokens.get(&t).cloned()) else {
+        return error(401, "unauthorized", "Invalid credentials provided.");
+    };
+    let path = parts.uri.path();
+    let segs: Vec<&str> = path.split('/').skip(1).collect();
+    // 3. Rate limit (the rate-limit endpoint itself is free).
+    if parts.method == Method::GET && segs == ["account", "rate-limits"] {
+        let remaining = s.peek_tokens(&account).floor() as u64;
+        return Reply { remaining: Some(remaining), ..ok(json!({"remaining": remaining})) };
+    }
+    let remaining = match s.take_token(&account) {
+        Ok(r) => r,
+        Err(_) => return fault_body(429),
+    };
+    let mut reply = route_app(s, parts, &account, &segs, body);
+    reply.remaining = Some(reply.remaining.unwrap_or(remaining));
+    reply
+}
+
+fn route_app(s: &mut State, parts: &Parts, account: &str, segs: &[&str], body: &[u8]) -> Reply {
+    let not_found = || {
+        error(
+            404,
+            "not_found",
+            "The requested API endpoint was not found. Are you using the right HTTP verb (i.e. `GET` vs. `POST`), and did you specify your URL correctly?",
+        )
+    };
+    let (app_ref, rest) = match segs {
+        ["apps", app, rest @ ..] if !app.is_empty() => (*app, rest),
+        _ => return not_found(),
+    };
+    let known_route = matches!(
+        (&parts.method, rest),
+        (&Method::GET, ["formation"])
+            | (&Method::PATCH, ["formation"])
+            | (&Method::GET, ["formation", _])
+            | (&Method::PATCH, ["formation", _])
+            | (&Method::GET, ["dynos"])
+            | (&Method::GET, ["dynos", _])
+    );
+    if !known_route || rest.iter().any(|p| p.is_empty()) {
+        return not_found();
+    }
+    let Some(ai) = s.app_index(app_ref) else {
+        return error(404, "not_found", "Couldn't find that app.");
+    };
+    if !s.apps[ai].accounts.iter().any(|a| a == account) {
+        return error(403, "forbidden", "You do not have access to the app.");
+    }
+    match (&parts.method, rest) {
+        (&Method::GET, ["formation"]) => {
+            let app = &s.apps[ai];
+            let items: Vec<Value> = app.formations.iter().map(|f| json!(s.formation_json(app, f))).collect();
+            let mut r = ok(Value::Array(items));
+            r.extra.push(("Accept-Ranges", "id, type".into()));
+            r
+        }
+        (&Method::GET, ["formation", t]) => match find_formation(s, ai, t) {
+            Some(fi) => ok(json!(s.formation_json(&s.apps[ai], &s.apps[ai].formations[fi]))),
+            None => error(404, "not_found", &format!("Couldn't find that process type ({t}).")),
+        },
+        (&Method::PATCH, ["formation", t]) => {
+            let Some(fi) = find_formation(s, ai, t) else {
+                return error(404, "not_found", &format!("Couldn't find that process type ({t})."));
+            };
+            let Ok(v) = serde_json::from_slice::<Value>(body) else {
+                return error(400, "bad_request", "Invalid JSON in request body.");
+            };
+            let Some(obj) = v.as_object() else {
+                return error(400, "bad_request", "Request body must be a JSON object.");
+            };
+            let pt = s.apps[ai].formations[fi].process_type.clone();
+            match validate_update(s, ai, &pt, obj) {
+                Ok(update) => {
+                    apply(s, ai, &pt, update);
+                    let fi = find_formation(s, ai, &pt).expect("still there");
+                    ok(json!(s.formation_json(&s.apps[ai], &s.apps[ai].formations[fi])))
+                }
+                Err(r) => r,
+            }
+        }
+        (&Method::PATCH, ["formation"]) => batch(s, ai, body),
+        (&Method::GET, ["dynos"]) => list_dynos(s, ai, parts),
+        (&Method::GET, ["dynos", name]) => {
+            let now = s.now();
+            let app = &s.apps[ai];
+            match app.dynos.iter().find(|d| (d.name == *name || d.id == *name) && d.gone_at.is_none_or(|g| g > now)) {
+                Some(d) => ok(json!(s.dyno_json(app, d))),
+                None => error(404, "not_found", &format!("Couldn't find that dyno ({name}).")),
+            }
+        }
+        _ => not_found(),
+    }
+}
+
+fn find_formation(s: &State, ai: usize, t: &str) -> Option<usize> {
+    s.apps[ai].formations.iter().position(|f| f.process_type == t || f.id == t)
+}
+
+struct Update {
+    quantity: Option<u32>,
+    size: Option<&'static str>,
+}
+
+fn validate_update(s: &State, ai: usize, pt: &str, obj: &serde_json::Map<String, Value>) -> Result<Update, Reply> {
+    let current = s.apps[ai].formations.iter().find(|f| f.process_type == pt).expect("exists");
+    let invalid = |m: &str| error(422, "invalid_params", m);
+    let quantity = match obj.get("quantity") {
+        None | Some(Value::Null) => None,
+        Some(Value::Number(n)) => match n.as_i64() {
+            Some(q) if q >= 0 => Some(q as u32),
+            Some(_) => return Err(invalid("Quantity must be a positive integer.")),
+            None => return Err(invalid("Quantity must be an integer.")),
+        },
+        Some(Value::String(q)) if s.config.allow_string_quantity => {
+            let q = q.trim();
+            let parsed = if let Some(d) = q.strip_prefix('+') {
+                d.parse::<i64>().ok().map(|d| current.quantity as i64 + d)
+            } else if q.starts_with('-') {
+                q.parse::<i64>().ok().map(|d| current.quantity as i64 + d)
+            } else {
+                q.parse::<i64>().ok()
+            };
+            match parsed {
+                Some(v) if v >= 0 => Some(v as u32),
+                _ => return Err(invalid("Quantity must be a positive integer.")),
+            }
+        }
+        Some(_) => return Err(invalid("Quantity must be an integer.")),
+    };
+    let size_name = match (obj.get("dyno_size"), obj.get("size")) {
+        (Some(Value::Object(ds)), _) => match (ds.get("name"), ds.get("id")) {
+            (Some(Value::String(n)), _) => Some(n.clone()),
+            (_, Some(Value::String(id))) => match SIZES.iter().find(|(n, _)| size_uuid(n) == *id) {
+                Some((n, _)) => Some((*n).to_owned()),
+                None => return Err(invalid("Couldn't find that dyno size.")),
+            },
+            _ => return Err(invalid("dyno_size must have an id or a name.")),
+        },
+        (Some(_), _) => return Err(invalid("dyno_size must be an object.")),
+        (None, Some(Value::String(n))) => Some(n.clone()),
+        (None, Some(_)) => return Err(invalid("size must be a string.")),
+        (None, None) => None,
+    };
+    let size = match size_name {
+        Some(n) => match canonical_size(&n) {
+            Some(c) => Some(c),
+            None => {
+                let names: Vec<&str> = SIZES.iter().map(|(n, _)| *n).collect();
+                return Err(invalid(&format!("No such size as {n}. Available dyno sizes are {}.", names.join(", "))));
+            }
+        },
+        None => None,
+    };
+    // Limits: per size and type, per type (knob), per app.
+    if let Some(q) = quantity {
+        let eff_size = size.unwrap_or_else(|| canonical_size(&current.size).unwrap_or("Standard-1X"));
+        let size_limit = SIZES.iter().find(|(n, _)| *n == eff_size).and_then(|(_, l)| *l);
+        let type_limit = s.type_limits.get(&(s.apps[ai].name.clone(), pt.to_owned())).copied();
+        let limit = [size_limit, type_limit].into_iter().flatten().min();
+        if let Some(l) = limit
+            && q > l
+        {
+            return Err(limit_error(l, eff_size, q));
+        }
+        let others: u32 = s.apps[ai].formations.iter().filter(|f| f.process_type != pt).map(|f| f.quantity).sum();
+        if others + q > s.config.app_limit {
+            return Err(limit_error(s.config.app_limit, eff_size, q));
+        }
+    }
+    Ok(Update { quantity, size })
+}
+
+fn limit_error(limit: u32, size: &str, requested: u32) -> Reply {
+    Reply {
+        status: 422,
+        body: json!({
+            "limit": limit,
+            "size": requested,
+            "id": "cannot_run_above_limit",
+            "message": format!("Cannot run more than {limit} {size} size dynos."),
+            "url": LIMITS_URL,
+        }),
+        remaining: None,
+        extra: Vec::new(),
+    }
+}
+
+fn apply(s: &mut State, ai: usize, pt: &str, u: Update) {
+    let now = s.now();
+    if let Some(size) = u.size
+        && let Some(f) = s.apps[ai].formations.iter_mut().find(|f| f.process_type == pt)
+    {
+        f.size = size.to_owned();
+        f.updated = now;
+    }
+    if let Some(q) = u.quantity {
+        let app = s.apps[ai].name.clone();
+        s.apply_quantity(&app, pt, q);
+    }
+}
+
+fn batch(s: &mut State, ai: usize, body: &[u8]) -> Reply {
+    let Ok(v) = serde_json::from_slice::<Value>(body) else {
+        return error(400, "bad_request", "Invalid JSON in request body.");
+    };
+    let Some(items) = v.get("updates").and_then(Value::as_array) else {
+        return error(422, "invalid_params", "Missing required params: updates.");
+    };
+    let mut planned = Vec::new();
+    for item in items {
+        let Some(obj) = item.as_object() else {
+            return error(422, "invalid_params", "Each update must be an object.");
+        };
+        if let Some(k) = obj.keys().find(|k| !["type", "quantity", "dyno_size", "size"].contains(&k.as_str())) {
+            return error(422, "invalid_params", &format!("Unknown parameter: {k}."));
+        }
+        let Some(t) = obj.get("type").and_then(Value::as_str) else {
+            return error(422, "invalid_params", "Missing required params: type.");
+        };
+        let Some(fi) = find_formation(s, ai, t) else {
+            return error(404, "not_found", &format!("Couldn't find that process type ({t})."));
+        };
+        let pt = s.apps[ai].formations[fi].process_type.clone();
+        match validate_update(s, ai, &pt, obj) {
+            Ok(u) => planned.push((pt, u)),
+            Err(r) => return r,
+        }
+    }
+    // All or nothing: every item validated before any is applied.
+    let mut out = Vec::new();
+    for (pt, u) in planned {
+        apply(s, ai, &pt, u);
+        let fi = find_formation(s, ai, &pt).expect("exists");
+        out.push(json!(s.formation_json(&s.apps[ai], &s.apps[ai].formations[fi])));
+    }
+    ok(Value::Array(out))
+}
+
+/// Parses `Range: <field> [\]]<start>..[<end>][; max=N][, order=desc]`.
+struct Range {
+    field: String,
+    /// Start value, and whether it is exclusive (`]x`).
+    start: Option<(String, bool)>,
+    max: usize,
+    desc: bool,
+}
+
+fn parse_range(h: &str) -> Option<Range> {
+    let (spec, opts) = h.split_once(';').map_or((h, ""), |(a, b)| (a, b));
+    let (field, bounds) = spec.trim().split_once(' ').map_or((spec.trim(), ""), |(f, b)| (f, b.trim()));
+    if field != "id" && field != "name" {
+        return None;
+    }
+    let start = bounds.split("..").next().unwrap_or("").trim();
+    let start = if start.is_empty() {
+        None
+    } else if let Some(x) = start.strip_prefix(']') {
+        Some((x.to_owned(), true))
+    } else {
+        Some((start.to_owned(), false))
+    };
+    let mut max = 200;
+    let mut desc = false;
+    for o in opts.split([',', ';']).map(str::trim) {
+        if let Some(m) = o.strip_prefix("max=") {
+            max = m.trim().parse().ok().filter(|m| (1..=1000).contains(m))?;
+        } else if o == "order=desc" {
+            desc = true;
+        }
+    }
+    Some(Range { field: field.to_owned(), start, max, desc })
+}
+
+fn list_dynos(s: &State, ai: usize, parts: &Parts) -> Reply {
+    let now = s.now();
+    let app = &s.apps[ai];
+    let range = parts.headers.get("range").and_then(|v| v.to_str().ok());
+    let Range { field, start, max, desc } = match range.map(parse_range) {
+        None => Range { field: "id".to_owned(), start: None, max: 200, desc: false },
+        Some(Some(r)) => r,
+        Some(None) => return error(416, "requested_range_not_satisfiable", "Invalid Range header."),
+    };
+    let key = |d: &super::state::FakeDyno| if field == "name" { d.name.clone() } else { d.id.clone() };
+    let mut dynos: Vec<_> = app.dynos.iter().filter(|d| d.gone_at.is_none_or(|g| g > now)).collect();
+    dynos.sort_by_key(|d| key(d));
+    if desc {
+        dynos.reverse();
+    }
+    if let Some((from, exclusive)) = &start {
+        dynos.retain(|d| {
+            let k = key(d);
+            let after = if desc { k < *from } else { k > *from };
+            after || (!exclusive && k == *from)
+        });
+    }
+    let truncated = dynos.len() > max;
+    let page: Vec<_> = dynos.into_iter().take(max).collect();
+    let body: Vec<Value> = page.iter().map(|d| json!(s.dyno_json(app, d))).collect();
+    let mut r = ok(Value::Array(body));
+    r.extra.push(("Accept-Ranges", "id, name".into()));
+    if let (Some(first), Some(last)) = (page.first(), page.last()) {
+        r.extra.push(("Content-Range", format!("{field} {}..{}; max={max}", key(first), key(last))));
+        if truncated {
+            r.status = 206;
+            let order = if desc { ", order=desc" } else { "" };
+            r.extra.push(("Next-Range", format!("{field} ]{}..; max={max}{order}", key(last))));
+        }
+    }
+    r
+}
