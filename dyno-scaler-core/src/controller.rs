@@ -29,12 +29,20 @@ pub struct Controller {
     scalers: Vec<Scaler>,
     interval: Duration,
     jitter: f64,
+    grace: Duration,
 }
 
 impl Controller {
     /// A controller polling every `interval`, with ±10% jitter.
     pub fn new(scalers: Vec<Scaler>, interval: Duration) -> Self {
-        Self { scalers, interval, jitter: 0.1 }
+        Self { scalers, interval, jitter: 0.1, grace: Duration::from_secs(1) }
+    }
+
+    /// How long the cycle in flight may still run after shutdown is requested (default 1 s). Past it the
+    /// cycle is abandoned: quantities are absolute, so an abandoned call is safe to make again later.
+    pub fn with_shutdown_grace(mut self, grace: Duration) -> Self {
+        self.grace = grace;
+        self
     }
 
     /// Sets the jitter as a fraction of the interval (0 to 0.5).
@@ -65,20 +73,48 @@ impl Controller {
         out.into_iter().map(|r| r.expect("every scaler reported")).collect()
     }
 
-    /// Runs cycles until `shutdown` completes; the cycle in flight when it does is finished first.
+    /// Runs cycles until `shutdown` completes; the cycle in flight when it does is finished first (within the
+    /// shutdown grace).
     ///
     /// Returns an error (and stops) when a platform error says the configuration is wrong (bad key, unknown
     /// app or process type); source errors and transient platform errors are logged and the loop goes on.
     pub async fn run<F: Future<Output = ()>>(&self, shutdown: F) -> Result<(), ScalerError> {
+        self.run_observed(shutdown, |_| {}).await
+    }
+
+    /// Like [`Controller::run`], calling `observe` with every scaler's result of every cycle.
+    pub async fn run_observed<F, O>(&self, shutdown: F, mut observe: O) -> Result<(), ScalerError>
+    where
+        F: Future<Output = ()>,
+        O: FnMut(&Result<Report, ScalerError>),
+    {
         tokio::pin!(shutdown);
         let mut rng = seed();
         loop {
-            for result in self.run_once().await {
+            let cycle = self.run_once();
+            tokio::pin!(cycle);
+            let (results, stopping) = tokio::select! {
+                r = &mut cycle => (r, false),
+                _ = &mut shutdown => match tokio::time::timeout(self.grace, &mut cycle).await {
+                    Ok(r) => (r, true),
+                    Err(_) => {
+                        tracing::warn!(grace_ms = self.grace.as_millis() as u64, "shutdown: abandoned the cycle in flight");
+                        return Ok(());
+                    }
+                },
+            };
+            for result in &results {
+                observe(result);
+            }
+            for result in results {
                 if let Err(ScalerError::Platform { process_type, source }) = result
                     && source.is_fatal()
                 {
                     return Err(ScalerError::Platform { process_type, source });
                 }
+            }
+            if stopping {
+                return Ok(());
             }
             let sleep = jittered(self.interval, self.jitter, &mut rng);
             tokio::select! {

@@ -29,6 +29,8 @@ pub mod platform;
 pub mod policy;
 pub mod scaler;
 pub mod secret;
+#[cfg(feature = "simulator")]
+pub mod simulator;
 pub mod snapshot;
 pub mod source;
 pub mod timefmt;

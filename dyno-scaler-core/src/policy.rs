@@ -21,6 +21,9 @@ pub enum DemandRule {
     Thresholds(Vec<(u64, u32)>),
     /// `ceil((ready + running) / n)`: one worker per `n` jobs in the system.
     JobsPerWorker(u64),
+    /// `ceil(ready / n)`: KEDA's queue-length rule; it ignores running jobs (so it wants fewer workers while
+    /// long jobs run). Kept for comparison and for users who want it.
+    QueueLengthPerWorker(u64),
     /// Keep the oldest ready job younger than the target: `ceil(max(current, 1) × age / target)`.
     LatencyTarget(Duration),
 }
@@ -37,6 +40,7 @@ impl DemandRule {
                 table.iter().rev().find(|(jobs, _)| ready >= *jobs).map(|(_, w)| *w).unwrap_or(0)
             }
             DemandRule::JobsPerWorker(n) => sat_u32((ready + running).div_ceil((*n).max(1))),
+            DemandRule::QueueLengthPerWorker(n) => sat_u32(ready.div_ceil((*n).max(1))),
             DemandRule::LatencyTarget(target) => {
                 if ready == 0 {
                     return 0;
@@ -57,6 +61,7 @@ impl DemandRule {
         match self {
             DemandRule::Thresholds(_) => "thresholds",
             DemandRule::JobsPerWorker(_) => "jobs-per-worker",
+            DemandRule::QueueLengthPerWorker(_) => "queue-length-per-worker",
             DemandRule::LatencyTarget(_) => "latency-target",
         }
     }
@@ -241,7 +246,9 @@ impl Policy {
         for rule in &config.rules {
             match rule {
                 DemandRule::Thresholds(t) => validate_thresholds(t)?,
-                DemandRule::JobsPerWorker(0) => return Err(PolicyError::ZeroJobsPerWorker),
+                DemandRule::JobsPerWorker(0) | DemandRule::QueueLengthPerWorker(0) => {
+                    return Err(PolicyError::ZeroJobsPerWorker);
+                }
                 DemandRule::LatencyTarget(d) if d.is_zero() => return Err(PolicyError::ZeroLatencyTarget),
                 _ => {}
             }

@@ -1,0 +1,516 @@
+//! The discrete-event simulation of one strategy on one trace, driving the production [`Scaler`] with a
+//! manual clock through an in-simulation queue source and platform.
+
+use std::cmp::Ordering as CmpOrdering;
+use std::collections::{BinaryHeap, HashSet, VecDeque};
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use serde::Serialize;
+
+use super::trace::{Rng, Trace};
+use crate::clock::ManualClock;
+use crate::error::{PlatformError, SourceError};
+use crate::platform::Platform;
+use crate::policy::{Policy, PolicyConfig};
+use crate::scaler::Scaler;
+use crate::snapshot::{QueueStats, Snapshot, WorkerInfo};
+use crate::source::QueueSource;
+
+/// How the simulated platform and workers behave.
+#[derive(Debug, Clone, Serialize)]
+pub struct SimConfig {
+    /// Jobs one dyno runs at once (Sidekiq's default concurrency is 5).
+    pub concurrency: u32,
+    /// Time from scale-up to a dyno taking jobs (billed).
+    pub boot_time: Duration,
+    /// Price of one dyno-hour (default: a $25/month Standard-1X, $25 / 720 h).
+    pub price_per_dyno_hour: f64,
+    /// A job still running this long after its dyno is told to stop is interrupted and goes back to its
+    /// queue (Sidekiq's 25 s shutdown timeout inside Heroku's 30 s).
+    pub shutdown_grace: Duration,
+    /// Seed for which free worker takes a job.
+    pub seed: u64,
+    /// Sampling period of queue depth and workers, for plots.
+    pub sample_every: Duration,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        Self {
+            concurrency: 5,
+            boot_time: Duration::from_secs(30),
+            price_per_dyno_hour: 25.0 / 720.0,
+            shutdown_grace: Duration::from_secs(25),
+            seed: 7,
+            sample_every: Duration::from_secs(60),
+        }
+    }
+}
+
+/// One scaling strategy: a policy plus when it decides and what it can see.
+#[derive(Debug, Clone, Serialize)]
+pub struct Strategy {
+    /// Shown in reports.
+    pub name: String,
+    /// The policy (run through the production `Policy` and `Scaler`).
+    pub policy: PolicyConfig,
+    /// Decide every this often (`None`: only on events).
+    pub check_interval: Option<Duration>,
+    /// Also decide right after every enqueue and every job end (the `job_enqueued`/`job_finished` hooks).
+    pub event_driven: bool,
+    /// The queue reading names the dyno of each busy worker (Sidekiq on Cedar).
+    pub sees_dynos: bool,
+    /// Quantity at the start (default: `min_workers`).
+    pub initial: Option<u32>,
+}
+
+/// What one strategy cost and how long jobs waited.
+#[derive(Debug, Clone, Serialize)]
+pub struct SimResult {
+    /// The strategy.
+    pub strategy: String,
+    /// Dyno-hours billed (boot included).
+    pub dyno_hours: f64,
+    /// `dyno_hours × price`.
+    pub cost: f64,
+    /// Jobs in the trace.
+    pub jobs: u64,
+    /// Wait from arrival to start, seconds: median.
+    pub wait_p50: f64,
+    /// 95th percentile.
+    pub wait_p95: f64,
+    /// 99th percentile.
+    pub wait_p99: f64,
+    /// Longest.
+    pub wait_max: f64,
+    /// Jobs stopped mid-run by a scale-down (they went back to the queue).
+    pub interrupted: u64,
+    /// Platform calls that change the quantity (reads are cached by the Heroku adapter).
+    pub api_calls: u64,
+    /// Quantity changes.
+    pub scale_events: u64,
+    /// Jobs that never started before the simulation ended.
+    pub unfinished: u64,
+    /// (time s, queue depth, dynos) every `sample_every`.
+    #[serde(skip)]
+    pub samples: Vec<(f64, u64, u32)>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Running {
+    token: u64,
+    job: usize,
+    arrived: f64,
+    duration: f64,
+    end: f64,
+}
+
+#[derive(Debug)]
+struct Dyno {
+    id: u64,
+    number: u32,
+    created: f64,
+    ready_at: f64,
+    slots: Vec<Option<Running>>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Waiting {
+    job: usize,
+    arrived: f64,
+    duration: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Kind {
+    Complete { dyno: u64, token: u64 },
+    DynoReady,
+    Arrival(usize),
+    Check,
+    Sample,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Event {
+    at: f64,
+    seq: u64,
+    kind: Kind,
+}
+
+impl PartialEq for Event {
+    fn eq(&self, o: &Self) -> bool {
+        self.at == o.at && self.seq == o.seq
+    }
+}
+impl Eq for Event {}
+impl PartialOrd for Event {
+    fn partial_cmp(&self, o: &Self) -> Option<CmpOrdering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for Event {
+    fn cmp(&self, o: &Self) -> CmpOrdering {
+        // Earliest first in a max-heap.
+        o.at.total_cmp(&self.at).then(o.seq.cmp(&self.seq))
+    }
+}
+
+#[derive(Debug)]
+struct World {
+    now: f64,
+    cfg: SimConfig,
+    sees_dynos: bool,
+    waiting: VecDeque<Waiting>,
+    dynos: Vec<Dyno>,
+    draining: HashSet<u64>,
+    quantity: u32,
+    next_id: u64,
+    new_events: Vec<(f64, Kind)>,
+    waits: Vec<f32>,
+    interrupted: u64,
+    dyno_seconds: f64,
+    api_calls: u64,
+    scale_events: u64,
+    rng: Rng,
+}
+
+impl World {
+    fn running(&self) -> u64 {
+        let on_dynos: usize = self.dynos.iter().map(|d| d.slots.iter().flatten().count()).sum();
+        on_dynos as u64 + self.draining.len() as u64
+    }
+
+    fn set_quantity(&mut self, q: u32) {
+        self.api_calls += 1;
+        if q == self.quantity {
+            return;
+        }
+        self.scale_events += 1;
+        let now = self.now;
+        let live = self.dynos.len() as u32;
+        if q > live {
+            for _ in live..q {
+                let number = (1..).find(|n| !self.dynos.iter().any(|d| d.number == *n)).expect("free number");
+                self.next_id += 1;
+                let ready_at = now + self.cfg.boot_time.as_secs_f64();
+                self.dynos.push(Dyno {
+                    id: self.next_id,
+                    number,
+                    created: now,
+                    ready_at,
+                    slots: vec![None; self.cfg.concurrency as usize],
+                });
+                self.new_events.push((ready_at, Kind::DynoReady));
+            }
+        } else {
+            // Heroku stops the highest-numbered dynos first.
+            self.dynos.sort_by_key(|d| d.number);
+            let grace = self.cfg.shutdown_grace.as_secs_f64();
+            let stopped: Vec<Dyno> = self.dynos.drain(q as usize..).collect();
+            for d in stopped {
+                let mut bill_end = now;
+                for job in d.slots.iter().flatten() {
+                    if job.end <= now + grace {
+                        self.draining.insert(job.token);
+                        bill_end = bill_end.max(job.end);
+                    } else {
+                        self.interrupted += 1;
+                        bill_end = bill_end.max(now + grace);
+                        self.waiting.push_front(Waiting { job: job.job, arrived: job.arrived, duration: job.duration });
+                    }
+                }
+                self.dyno_seconds += bill_end - d.created;
+            }
+        }
+        self.quantity = q;
+    }
+
+    fn dispatch(&mut self) {
+        let now = self.now;
+        while !self.waiting.is_empty() {
+            let free: Vec<(usize, usize)> = self
+                .dynos
+                .iter()
+                .enumerate()
+                .filter(|(_, d)| d.ready_at <= now)
+                .flat_map(|(i, d)| d.slots.iter().enumerate().filter(|(_, s)| s.is_none()).map(move |(j, _)| (i, j)))
+                .collect();
+            if free.is_empty() {
+                return;
+            }
+            let (i, j) = free[((self.rng.unit() * free.len() as f64) as usize).min(free.len() - 1)];
+            let job = self.waiting.pop_front().expect("non-empty");
+            // The wait of a job is from its arrival to the start of the run that completes it (a job
+            // interrupted by a scale-down waits again, from its original arrival).
+            self.waits[job.job] = (now - job.arrived) as f32;
+            self.next_id += 1;
+            let end = now + job.duration;
+            let run = Running { token: self.next_id, job: job.job, arrived: job.arrived, duration: job.duration, end };
+            self.dynos[i].slots[j] = Some(run);
+            self.new_events.push((end, Kind::Complete { dyno: self.dynos[i].id, token: run.token }));
+        }
+    }
+
+    fn complete(&mut self, dyno: u64, token: u64) {
+        if let Some(d) = self.dynos.iter_mut().find(|d| d.id == dyno) {
+            for s in &mut d.slots {
+                if s.is_some_and(|r| r.token == token) {
+                    *s = None;
+                }
+            }
+        } else {
+            self.draining.remove(&token);
+        }
+    }
+}
+
+#[derive(Debug)]
+struct SimSource(Arc<Mutex<World>>);
+
+#[async_trait]
+impl QueueSource for SimSource {
+    fn name(&self) -> &str {
+        "simulated"
+    }
+    async fn snapshot(&self) -> Result<Snapshot, SourceError> {
+        let w = self.0.lock().expect("world");
+        let mut snap = Snapshot::default();
+        let oldest = w.waiting.iter().map(|j| j.arrived).fold(f64::INFINITY, f64::min);
+        snap.add(
+            "jobs",
+            QueueStats {
+                ready: w.waiting.len() as u64,
+                running: w.running(),
+                scheduled: 0,
+                oldest_ready_age: oldest.is_finite().then(|| Duration::from_secs_f64((w.now - oldest).max(0.0))),
+            },
+        );
+        if w.sees_dynos {
+            snap.workers = Some(
+                w.dynos
+                    .iter()
+                    .map(|d| WorkerInfo {
+                        identity: format!("worker.{}:4:000000000000", d.number),
+                        dyno: Some(format!("worker.{}", d.number)),
+                        busy: d.slots.iter().flatten().count() as u32,
+                        quiet: false,
+                    })
+                    .collect(),
+            );
+        }
+        Ok(snap)
+    }
+}
+
+#[derive(Debug)]
+struct SimPlatform(Arc<Mutex<World>>);
+
+#[async_trait]
+impl Platform for SimPlatform {
+    fn name(&self) -> &str {
+        "simulated"
+    }
+    async fn current_quantity(&self, _: &str) -> Result<u32, PlatformError> {
+        Ok(self.0.lock().expect("world").quantity)
+    }
+    async fn set_quantity(&self, _: &str, quantity: u32) -> Result<(), PlatformError> {
+        self.0.lock().expect("world").set_quantity(quantity);
+        Ok(())
+    }
+}
+
+/// Polls a future that never waits (every simulated call answers at once).
+fn ready<F: Future>(f: F) -> F::Output {
+    let mut f = std::pin::pin!(f);
+    match f.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(v) => v,
+        Poll::Pending => unreachable!("simulated sources and platforms answer at once"),
+    }
+}
+
+fn percentile(sorted: &[f32], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len()) - 1;
+    f64::from(sorted[i])
+}
+
+const EPOCH_OFFSET: u64 = 1_700_000_000;
+
+/// Runs `strategy` on `trace`.
+pub fn simulate(trace: &Trace, strategy: &Strategy, cfg: &SimConfig) -> Result<SimResult, crate::PolicyError> {
+    let policy = Policy::new(strategy.policy.clone())?;
+    let clock = Arc::new(ManualClock::new(UNIX_EPOCH + Duration::from_secs(EPOCH_OFFSET)));
+    let world = Arc::new(Mutex::new(World {
+        now: 0.0,
+        cfg: cfg.clone(),
+        sees_dynos: strategy.sees_dynos,
+        waiting: VecDeque::new(),
+        dynos: Vec::new(),
+        draining: HashSet::new(),
+        quantity: 0,
+        next_id: 0,
+        new_events: Vec::new(),
+        waits: vec![f32::NAN; trace.jobs.len()],
+        interrupted: 0,
+        dyno_seconds: 0.0,
+        api_calls: 0,
+        scale_events: 0,
+        rng: Rng::new(cfg.seed),
+    }));
+    let scaler =
+        Scaler::builder("worker", Arc::new(SimSource(world.clone())), Arc::new(SimPlatform(world.clone())), policy)
+            .clock(clock.clone())
+            .build();
+
+    let mut heap = BinaryHeap::with_capacity(trace.jobs.len() + 64);
+    let mut seq = 0u64;
+    let mut push = |heap: &mut BinaryHeap<Event>, at: f64, kind: Kind| {
+        seq += 1;
+        heap.push(Event { at, seq, kind });
+    };
+    {
+        let mut w = world.lock().expect("world");
+        let initial = strategy.initial.unwrap_or(strategy.policy.min_workers);
+        if initial > 0 {
+            w.set_quantity(initial);
+            // Already running when the day starts.
+            for d in &mut w.dynos {
+                d.ready_at = 0.0;
+            }
+            w.new_events.clear();
+            w.api_calls = 0;
+            w.scale_events = 0;
+        }
+    }
+    // Arrivals are read from the trace in order rather than all pushed at once.
+    let mut next_arrival = 0usize;
+    if let Some(interval) = strategy.check_interval {
+        push(&mut heap, interval.as_secs_f64().min(1.0), Kind::Check);
+    }
+    push(&mut heap, 0.0, Kind::Sample);
+    let end_of_day = trace.span;
+    let hard_stop = trace.span + 6.0 * 3600.0;
+    let mut samples = Vec::new();
+    let sample_every = cfg.sample_every.as_secs_f64().max(1.0);
+
+    loop {
+        let arrival_at = trace.jobs.get(next_arrival).map(|j| j.arrived_at);
+        let heap_at = heap.peek().map(|e| e.at);
+        let (at, kind) = match (arrival_at, heap_at) {
+            (Some(a), Some(h)) if a <= h => {
+                next_arrival += 1;
+                (a, Kind::Arrival(next_arrival - 1))
+            }
+            (Some(a), None) => {
+                next_arrival += 1;
+                (a, Kind::Arrival(next_arrival - 1))
+            }
+            (_, Some(_)) => {
+                let e = heap.pop().expect("peeked");
+                (e.at, e.kind)
+            }
+            (None, None) => break,
+        };
+        if at > hard_stop {
+            break;
+        }
+        let mut hook = false;
+        let mut check = false;
+        {
+            let mut w = world.lock().expect("world");
+            w.now = at;
+            match kind {
+                Kind::Arrival(i) => {
+                    let j = &trace.jobs[i];
+                    w.waiting.push_back(Waiting { job: i, arrived: j.arrived_at, duration: j.duration });
+                    hook = strategy.event_driven;
+                }
+                Kind::Complete { dyno, token } => {
+                    w.complete(dyno, token);
+                    hook = strategy.event_driven;
+                }
+                Kind::DynoReady => {}
+                Kind::Check => check = true,
+                Kind::Sample => {
+                    let live = w.dynos.len() as u32;
+                    samples.push((at, w.waiting.len() as u64, live));
+                }
+            }
+            w.dispatch();
+        }
+        let idle_after_day = {
+            let w = world.lock().expect("world");
+            at >= end_of_day && next_arrival >= trace.jobs.len() && w.waiting.is_empty() && w.running() == 0
+        };
+        if let Kind::Sample = kind
+            && !idle_after_day
+        {
+            push(&mut heap, at + sample_every, Kind::Sample);
+        }
+        if check
+            && let Some(interval) = strategy.check_interval
+            && !(idle_after_day && world.lock().expect("world").quantity <= strategy.policy.min_workers)
+        {
+            push(&mut heap, at + interval.as_secs_f64(), Kind::Check);
+        }
+        // Coalesce: decide once per instant, after every event at that instant.
+        let next_same_instant =
+            trace.jobs.get(next_arrival).is_some_and(|j| j.arrived_at <= at) || heap.peek().is_some_and(|e| e.at <= at);
+        if (check || hook) && !next_same_instant {
+            clock.set(UNIX_EPOCH + Duration::from_secs(EPOCH_OFFSET) + Duration::from_secs_f64(at));
+            let _ = ready(scaler.reconcile());
+            let mut w = world.lock().expect("world");
+            w.dispatch();
+        }
+        let mut w = world.lock().expect("world");
+        for (t, k) in std::mem::take(&mut w.new_events) {
+            push(&mut heap, t, k);
+        }
+        if idle_after_day && (strategy.check_interval.is_none() || w.quantity <= strategy.policy.min_workers) {
+            // Nothing left to do except dynos kept at min: bill them to the end of the day.
+            if heap.iter().all(|e| matches!(e.kind, Kind::Check | Kind::Sample | Kind::DynoReady)) {
+                break;
+            }
+        }
+    }
+
+    let mut w = world.lock().expect("world");
+    let end = w.now.max(end_of_day);
+    let live: f64 = w.dynos.iter().map(|d| end - d.created).sum();
+    w.dyno_seconds += live;
+    let unfinished = w.waiting.len() as u64;
+    let mut waits = std::mem::take(&mut w.waits);
+    // Jobs that never started wait until the end.
+    for j in &w.waiting {
+        waits[j.job] = (end - j.arrived) as f32;
+    }
+    waits.retain(|v| !v.is_nan());
+    waits.sort_by(f32::total_cmp);
+    let dyno_hours = w.dyno_seconds / 3600.0;
+    Ok(SimResult {
+        strategy: strategy.name.clone(),
+        dyno_hours,
+        cost: dyno_hours * cfg.price_per_dyno_hour,
+        jobs: trace.jobs.len() as u64,
+        wait_p50: percentile(&waits, 0.50),
+        wait_p95: percentile(&waits, 0.95),
+        wait_p99: percentile(&waits, 0.99),
+        wait_max: waits.last().map_or(0.0, |v| f64::from(*v)),
+        interrupted: w.interrupted,
+        api_calls: w.api_calls,
+        scale_events: w.scale_events,
+        unfinished,
+        samples,
+    })
+}
+
+/// The simulated wall-clock start, for plots.
+pub fn epoch() -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(EPOCH_OFFSET)
+}

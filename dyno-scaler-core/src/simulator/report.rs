@@ -1,0 +1,89 @@
+//! Tables, JSON and SVG plots of simulation results.
+
+use std::fmt::Write as _;
+
+use super::engine::{SimConfig, SimResult};
+use super::trace::Trace;
+
+/// A text table of results, one row per strategy.
+pub fn table(trace: &Trace, cfg: &SimConfig, results: &[SimResult]) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "trace {}: {} jobs over {:.1} h, {:.1} h of work; dynos of {} threads, boot {:?}, ${:.4}/dyno-hour",
+        trace.name,
+        trace.jobs.len(),
+        trace.span / 3600.0,
+        trace.work().as_secs_f64() / 3600.0,
+        cfg.concurrency,
+        cfg.boot_time,
+        cfg.price_per_dyno_hour
+    );
+    let _ = writeln!(
+        out,
+        "{:<22} {:>10} {:>9} {:>9} {:>9} {:>9} {:>9} {:>11} {:>9} {:>7} {:>10}",
+        "strategy",
+        "dyno-h",
+        "cost $",
+        "p50 s",
+        "p95 s",
+        "p99 s",
+        "max s",
+        "interrupted",
+        "API calls",
+        "scales",
+        "unfinished"
+    );
+    for r in results {
+        let _ = writeln!(
+            out,
+            "{:<22} {:>10.2} {:>9.2} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>11} {:>9} {:>7} {:>10}",
+            r.strategy,
+            r.dyno_hours,
+            r.cost,
+            r.wait_p50,
+            r.wait_p95,
+            r.wait_p99,
+            r.wait_max,
+            r.interrupted,
+            r.api_calls,
+            r.scale_events,
+            r.unfinished
+        );
+    }
+    out
+}
+
+/// Draws queue depth and dyno count over time, one panel per strategy, as SVG.
+#[cfg(feature = "simulator")]
+pub fn plot_svg(path: &std::path::Path, trace: &Trace, results: &[SimResult]) -> Result<(), String> {
+    use plotters::prelude::*;
+
+    let height = 220 * results.len().max(1) as u32;
+    let root = SVGBackend::new(path, (1000, height)).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| e.to_string())?;
+    let panels = root.split_evenly((results.len().max(1), 1));
+    for (panel, r) in panels.iter().zip(results) {
+        let hours = r.samples.last().map_or(trace.span, |s| s.0.max(trace.span)) / 3600.0;
+        let max_depth = r.samples.iter().map(|s| s.1).max().unwrap_or(1).max(1) as f64;
+        let max_dynos = r.samples.iter().map(|s| s.2).max().unwrap_or(1).max(1) as f64;
+        let mut chart = ChartBuilder::on(panel)
+            .caption(format!("{}: queue depth (blue, left) and dynos (red, right)", r.strategy), ("sans-serif", 16))
+            .margin(8)
+            .x_label_area_size(24)
+            .y_label_area_size(48)
+            .right_y_label_area_size(40)
+            .build_cartesian_2d(0f64..hours, 0f64..max_depth * 1.05)
+            .map_err(|e| e.to_string())?
+            .set_secondary_coord(0f64..hours, 0f64..max_dynos * 1.2 + 1.0);
+        chart.configure_mesh().x_desc("hours").disable_mesh().draw().map_err(|e| e.to_string())?;
+        chart.configure_secondary_axes().draw().map_err(|e| e.to_string())?;
+        chart
+            .draw_series(LineSeries::new(r.samples.iter().map(|s| (s.0 / 3600.0, s.1 as f64)), &BLUE))
+            .map_err(|e| e.to_string())?;
+        chart
+            .draw_secondary_series(LineSeries::new(r.samples.iter().map(|s| (s.0 / 3600.0, f64::from(s.2))), &RED))
+            .map_err(|e| e.to_string())?;
+    }
+    root.present().map_err(|e| e.to_string())
+}

@@ -1,0 +1,94 @@
+//! The strategies compared side by side: always on, HireFire-style, the seed gem, KEDA-style and dyno-scaler.
+
+use std::time::Duration;
+
+use super::engine::Strategy;
+use crate::policy::{DemandRule, DownMode, MaxMode, PolicyConfig};
+
+/// Always `max` dynos, all day.
+pub fn always_on(max: u32) -> Strategy {
+    Strategy {
+        name: "always on".into(),
+        policy: PolicyConfig { min_workers: max, max_workers: max, ..PolicyConfig::default() },
+        check_interval: None,
+        event_driven: false,
+        sees_dynos: false,
+        initial: Some(max),
+    }
+}
+
+/// HireFire-style: a checkup every 60 s, one worker per `ratio` jobs (waiting or running), down to `min` only
+/// once the queue is empty.
+pub fn hirefire(max: u32, ratio: u64) -> Strategy {
+    Strategy {
+        name: "HireFire-style".into(),
+        policy: PolicyConfig {
+            max_workers: max,
+            rules: vec![DemandRule::JobsPerWorker(ratio)],
+            down_delay: Duration::ZERO,
+            down_mode: DownMode::Idle,
+            ..PolicyConfig::default()
+        },
+        check_interval: Some(Duration::from_secs(60)),
+        event_driven: false,
+        sees_dynos: false,
+        initial: None,
+    }
+}
+
+/// The seed gem exactly: event hooks only (no polling), its threshold table, `max_workers` as a veto, and
+/// scale-down straight to `min` only when nothing is pending or running.
+pub fn seed_gem(max: u32) -> Strategy {
+    Strategy {
+        name: "seed gem".into(),
+        policy: PolicyConfig {
+            max_workers: max,
+            rules: vec![DemandRule::seed_thresholds()],
+            down_delay: Duration::ZERO,
+            down_mode: DownMode::Idle,
+            max_mode: MaxMode::LegacyVeto,
+            ..PolicyConfig::default()
+        },
+        check_interval: None,
+        event_driven: true,
+        sees_dynos: false,
+        initial: None,
+    }
+}
+
+/// KEDA-style: polls every 30 s, `ceil(ready / 5)` (listLength 5), a 300 s cooldown before scaling down, and
+/// no knowledge of which pod (dyno) is busy.
+pub fn keda(max: u32) -> Strategy {
+    Strategy {
+        name: "KEDA-style".into(),
+        policy: PolicyConfig {
+            max_workers: max,
+            rules: vec![DemandRule::QueueLengthPerWorker(5)],
+            down_delay: Duration::from_secs(300),
+            allow_interrupting: true,
+            ..PolicyConfig::default()
+        },
+        check_interval: Some(Duration::from_secs(30)),
+        event_driven: false,
+        sees_dynos: false,
+        initial: None,
+    }
+}
+
+/// dyno-scaler's defaults (`dyno-scaler run` with only `max_workers` raised): the seed's threshold table,
+/// a 5 s poll, a 30 s down delay and busy-safe scale-down with Sidekiq's dyno names.
+pub fn dyno_scaler_defaults(max: u32) -> Strategy {
+    Strategy {
+        name: "dyno-scaler defaults".into(),
+        policy: PolicyConfig { max_workers: max, ..PolicyConfig::default() },
+        check_interval: Some(Duration::from_secs(5)),
+        event_driven: false,
+        sees_dynos: true,
+        initial: None,
+    }
+}
+
+/// The five strategies, sharing `max` dynos of `concurrency` threads.
+pub fn comparison(max: u32, concurrency: u32) -> Vec<Strategy> {
+    vec![always_on(max), hirefire(max, u64::from(concurrency)), seed_gem(max), keda(max), dyno_scaler_defaults(max)]
+}

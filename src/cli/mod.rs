@@ -1,0 +1,92 @@
+//! Command-line interface.
+
+mod build;
+mod commands;
+pub mod config;
+mod logging;
+mod simulate;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+const EXAMPLES: &str = "\
+Examples:
+  # Scale `worker` between 0 and 1 from Sidekiq (the seed gem's defaults):
+  HEROKU_API_KEY=... HEROKU_APP_NAME=my-app DYNO_SCALER_SOURCE=sidekiq REDIS_URL=redis://... dyno-scaler run
+
+  # Several process types from a file, one cycle without changing anything:
+  dyno-scaler --config dyno-scaler.toml run --once --dry-run
+
+  # What would happen now, as JSON:
+  dyno-scaler status --json
+
+Exit codes: 0 success, 1 runtime failure, 2 bad configuration or usage.";
+
+#[derive(Debug, Parser)]
+#[command(name = "dyno-scaler", version, about = "Scales background-job workers (Sidekiq, Resque, DelayedJob) on Heroku to the work waiting for them.", after_help = EXAMPLES)]
+pub struct Cli {
+    /// TOML configuration file (several [[process]] tables); also DYNO_SCALER_CONFIG.
+    #[arg(long, global = true, env = "DYNO_SCALER_CONFIG", value_name = "PATH")]
+    pub config: Option<String>,
+    /// Log format: text (default) or json. RUST_LOG filters (default info).
+    #[arg(long, global = true, value_parser = ["text", "json"])]
+    pub log_format: Option<String>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Watch the queues and scale every configured process type until SIGTERM/SIGINT.
+    #[command(
+        after_help = "Examples:\n  dyno-scaler run\n  dyno-scaler run --once --dry-run\n  dyno-scaler --config dyno-scaler.toml run --poll-interval 1s"
+    )]
+    Run {
+        /// One cycle for every process type, then exit (0 on success).
+        #[arg(long)]
+        once: bool,
+        /// Decide and log, but never change the platform.
+        #[arg(long)]
+        dry_run: bool,
+        /// Poll interval, e.g. 5s or 500ms (overrides DYNO_SCALER_POLL_INTERVAL).
+        #[arg(long, value_name = "DURATION")]
+        poll_interval: Option<String>,
+    },
+    /// Read every queue and show the decision each process type would take, without acting.
+    #[command(after_help = "Examples:\n  dyno-scaler status\n  dyno-scaler status --json | jq '.processes[].desired'")]
+    Status {
+        /// One JSON document instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Validate the configuration and reach every source and the platform.
+    #[command(after_help = "Examples:\n  dyno-scaler check\n  dyno-scaler --config dyno-scaler.example.toml check")]
+    Check,
+    /// Compare scaling strategies on a job trace (built-in or CSV), without any server.
+    #[command(
+        after_help = "Examples:\n  dyno-scaler simulate\n  dyno-scaler simulate --trace nightly-batch --json\n  dyno-scaler simulate --trace-file history.csv --plot out.svg"
+    )]
+    Simulate(simulate::SimulateArgs),
+}
+
+/// Runs the program and returns its exit code.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let code = runtime.block_on(commands::dispatch(cli));
+    runtime.shutdown_timeout(std::time::Duration::from_millis(100));
+    ExitCode::from(code)
+}

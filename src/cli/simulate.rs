@@ -1,0 +1,119 @@
+//! `dyno-scaler simulate`: the strategy comparison on built-in or recorded traces.
+
+use std::time::Duration;
+
+use clap::Args;
+use dyno_scaler::core::simulator::{self, SimConfig, Strategy, strategies, trace};
+
+use super::config::{self, Env, Flags, parse_duration};
+
+#[derive(Debug, Args)]
+pub struct SimulateArgs {
+    /// Built-in trace: steady, nightly-batch, bursty-web, long-jobs, or all.
+    #[arg(long, default_value = "all")]
+    pub trace: String,
+    /// A CSV of your own history: arrived_at,queue,duration_ms (arrived_at in seconds or RFC 3339).
+    #[arg(long, value_name = "CSV")]
+    pub trace_file: Option<String>,
+    /// Seed of the built-in traces.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// The most dynos any strategy may run.
+    #[arg(long, default_value_t = 10)]
+    pub max_workers: u32,
+    /// Jobs per dyno at once (Sidekiq's default is 5).
+    #[arg(long, default_value_t = 5)]
+    pub concurrency: u32,
+    /// Dyno boot time, billed.
+    #[arg(long, default_value = "30s")]
+    pub boot_time: String,
+    /// Price per dyno-hour in dollars (default: $25/month Standard-1X).
+    #[arg(long, default_value_t = 25.0 / 720.0)]
+    pub price: f64,
+    /// One JSON document instead of tables.
+    #[arg(long)]
+    pub json: bool,
+    /// Draw queue depth and dynos over time to this SVG file (one file per trace: NAME-<trace>.svg when
+    /// several traces run).
+    #[arg(long, value_name = "FILE.svg")]
+    pub plot: Option<String>,
+}
+
+pub fn run(args: &SimulateArgs, config_path: Option<&str>) -> u8 {
+    match run_inner(args, config_path) {
+        Ok(code) => code,
+        Err(msg) => {
+            eprintln!("error: {msg}");
+            2
+        }
+    }
+}
+
+fn run_inner(args: &SimulateArgs, config_path: Option<&str>) -> Result<u8, String> {
+    if args.max_workers == 0 || args.concurrency == 0 {
+        return Err("--max-workers and --concurrency must be at least 1".into());
+    }
+    if !(args.price.is_finite() && args.price >= 0.0) {
+        return Err("--price must be a non-negative number of dollars".into());
+    }
+    let cfg = SimConfig {
+        concurrency: args.concurrency,
+        boot_time: parse_duration(&args.boot_time, "--boot-time").map_err(|e| e.0)?,
+        price_per_dyno_hour: args.price,
+        ..SimConfig::default()
+    };
+    let traces = match &args.trace_file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|e| format!("--trace-file {path}: {e}"))?;
+            vec![trace::load_csv(path, &text).map_err(|e| e.to_string())?]
+        }
+        None if args.trace == "all" => {
+            trace::BUILT_IN.iter().map(|n| trace::built_in(n, args.seed).expect("built-in")).collect()
+        }
+        None => vec![trace::built_in(&args.trace, args.seed).ok_or_else(|| {
+            format!("--trace: unknown trace {:?}; use one of {} or all", args.trace, trace::BUILT_IN.join(", "))
+        })?],
+    };
+    let mut strats = strategies::comparison(args.max_workers, args.concurrency);
+    if let Some(path) = config_path {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("--config {path}: {e}"))?;
+        let env: Env = std::env::vars().collect();
+        let s = config::load_for_simulation(&Flags::default(), &env, Some((path, &text))).map_err(|e| e.0)?;
+        for p in &s.processes {
+            strats.push(Strategy {
+                name: format!("config: {}", p.process_type),
+                policy: p.policy.config().clone(),
+                check_interval: Some(s.poll_interval.max(Duration::from_millis(100))),
+                event_driven: false,
+                sees_dynos: p.source == config::SourceKind::Sidekiq,
+                initial: None,
+            });
+        }
+    }
+    let mut docs = Vec::new();
+    for t in &traces {
+        let results = simulator::compare(t, &strats, &cfg).map_err(|e| e.to_string())?;
+        if let Some(plot) = &args.plot {
+            let file = if traces.len() > 1 {
+                let stem = plot.strip_suffix(".svg").unwrap_or(plot);
+                format!("{stem}-{}.svg", t.name)
+            } else {
+                plot.clone()
+            };
+            simulator::report::plot_svg(std::path::Path::new(&file), t, &results)
+                .map_err(|e| format!("--plot {file}: {e}"))?;
+            if !args.json {
+                println!("plot written to {file}");
+            }
+        }
+        if args.json {
+            docs.push(serde_json::json!({"trace": t.name, "jobs": t.jobs.len(), "results": results}));
+        } else {
+            println!("{}", simulator::report::table(t, &cfg, &results));
+        }
+    }
+    if args.json {
+        println!("{}", serde_json::json!({"config": cfg, "traces": docs}));
+    }
+    Ok(0)
+}
