@@ -434,6 +434,22 @@ pub fn load(flags: &Flags, env: &Env, file: Option<(&str, &str)>) -> Result<Sett
     Ok(Settings { api_key: Secret::new(api_key), app, api_url, poll_interval, log_format, processes })
 }
 
+/// Loads a file's (or the environment's) policies for the simulator: the platform key, the app and the queue
+/// URLs are not needed there, so placeholders stand in for them when absent.
+pub fn load_for_simulation(flags: &Flags, env: &Env, file: Option<(&str, &str)>) -> Result<Settings, ConfigError> {
+    let mut env = env.clone();
+    for (k, v) in [
+        ("HEROKU_API_KEY", "simulation"),
+        ("HEROKU_APP_NAME", "simulation"),
+        ("DYNO_SCALER_SOURCE", "sidekiq"),
+        ("REDIS_URL", "redis://simulation"),
+        ("DATABASE_URL", "postgres://simulation/db"),
+    ] {
+        env.entry(k.to_owned()).or_insert_with(|| v.to_owned());
+    }
+    load(flags, &env, file)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -550,20 +566,4 @@ down_mode = "idle"
         assert_eq!(s.processes[1].source, SourceKind::DelayedJob);
         assert_eq!(s.processes[1].policy.config().down_mode, DownMode::Idle);
     }
-}
-
-/// Loads a file's (or the environment's) policies for the simulator: the platform key, the app and the queue
-/// URLs are not needed there, so placeholders stand in for them when absent.
-pub fn load_for_simulation(flags: &Flags, env: &Env, file: Option<(&str, &str)>) -> Result<Settings, ConfigError> {
-    let mut env = env.clone();
-    for (k, v) in [
-        ("HEROKU_API_KEY", "simulation"),
-        ("HEROKU_APP_NAME", "simulation"),
-        ("DYNO_SCALER_SOURCE", "sidekiq"),
-        ("REDIS_URL", "redis://simulation"),
-        ("DATABASE_URL", "postgres://simulation/db"),
-    ] {
-        env.entry(k.to_owned()).or_insert_with(|| v.to_owned());
-    }
-    load(flags, &env, file)
 }
