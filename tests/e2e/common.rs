@@ -1,0 +1,194 @@
+use std::process::Stdio;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use dyno_scaler_heroku::fake::{FakeConfig, FakeHeroku};
+
+pub const KEY: &str = "e2e0c0de-89ab-cdef-0123-456789abcdef";
+pub const ACCOUNT: &str = "ops@example.com";
+pub const APP: &str = "e2e-app";
+
+pub fn redis_base() -> String {
+    std::env::var("DYNO_SCALER_TEST_REDIS_URL")
+        .unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+        .trim_end_matches('/')
+        .to_owned()
+}
+
+pub fn db_url() -> String {
+    std::env::var("DYNO_SCALER_TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+pub fn now() -> f64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs_f64()
+}
+
+pub fn unique(tag: &str) -> String {
+    static N: AtomicU64 = AtomicU64::new(0);
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().subsec_nanos();
+    format!("dst_{tag}_{}_{}_{nanos}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+}
+
+pub async fn fake() -> FakeHeroku {
+    fake_with(FakeConfig::default()).await
+}
+
+pub async fn fake_with(config: FakeConfig) -> FakeHeroku {
+    let f = FakeHeroku::start(config).await;
+    f.add_app(APP, ACCOUNT);
+    f.add_formation(APP, "web", "bundle exec puma", "Standard-1X", 1);
+    f.add_formation(APP, "worker", "bundle exec sidekiq -t 25", "Standard-1X", 0);
+    f.add_formation(APP, "urgent", "bundle exec sidekiq -q critical -t 25", "Standard-1X", 0);
+    f.add_formation(APP, "dj_worker", "bundle exec rake jobs:work", "Standard-1X", 0);
+    f.add_token(KEY, ACCOUNT);
+    f
+}
+
+/// A Redis database of the test's own, emptied.
+pub async fn redis_db(db: u8) -> (String, redis::aio::MultiplexedConnection) {
+    let url = format!("{}/{db}", redis_base());
+    let mut c = redis::Client::open(url.as_str())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap_or_else(|e| panic!("Redis at {url} is required (run scripts/test): {e}"));
+    let _: () = redis::cmd("FLUSHDB").query_async(&mut c).await.unwrap();
+    (url, c)
+}
+
+/// Pushes `n` jobs exactly as Sidekiq 6.4's client does (SADD queues + LPUSH queue:<q>).
+pub async fn sidekiq_push(c: &mut redis::aio::MultiplexedConnection, queue: &str, n: usize) {
+    let mut p = redis::pipe();
+    for i in 0..n {
+        let t = now();
+        let job = format!(
+            r#"{{"retry":true,"queue":"{queue}","class":"HardWorker","args":[{i},"a"],"jid":"{:024x}","created_at":{:.7},"enqueued_at":{:.7}}}"#,
+            i + 1,
+            t - 0.0002,
+            t
+        );
+        p.sadd("queues", queue).ignore().lpush(format!("queue:{queue}"), job).ignore();
+    }
+    let _: () = p.query_async(c).await.unwrap();
+}
+
+/// Pushes `n` jobs exactly as `Resque.push` does (SADD resque:queues + RPUSH resque:queue:<q>).
+pub async fn resque_push(c: &mut redis::aio::MultiplexedConnection, queue: &str, n: usize) {
+    for i in 0..n {
+        let _: () = redis::pipe()
+            .sadd("resque:queues", queue)
+            .ignore()
+            .rpush(format!("resque:queue:{queue}"), format!(r#"{{"class":"ImageResizer","args":[{i},"thumb"]}}"#))
+            .ignore()
+            .query_async(c)
+            .await
+            .unwrap();
+    }
+}
+
+/// The binary with a clean environment (nothing inherited that could configure it) plus `env`.
+pub fn command(args: &[&str], env: &[(&str, String)]) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_dyno-scaler"));
+    cmd.args(args).env_clear().env("PATH", std::env::var("PATH").unwrap_or_default()).env("RUST_LOG", "info");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
+    cmd
+}
+
+pub struct Out {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Out {
+    pub fn all(&self) -> String {
+        format!("{}\n{}", self.stdout, self.stderr)
+    }
+}
+
+pub async fn run(args: &[&str], env: &[(&str, String)]) -> Out {
+    let out = tokio::time::timeout(Duration::from_secs(60), command(args, env).output())
+        .await
+        .expect("binary finished")
+        .unwrap();
+    let o = Out {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    };
+    assert!(!o.all().contains(KEY), "the API key appeared in the output:\n{}", o.all());
+    o
+}
+
+/// Environment for one Sidekiq `worker` process type (the seed's four variables, plus the fake's URL).
+pub fn env_sidekiq(fake: &FakeHeroku, redis_url: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("HEROKU_API_KEY", KEY.to_string()),
+        ("HEROKU_APP_NAME", APP.to_string()),
+        ("HEROKU_API_URL", fake.url()),
+        ("DYNO_SCALER_SOURCE", "sidekiq".to_string()),
+        ("REDIS_URL", redis_url.to_string()),
+    ]
+}
+
+pub fn with(mut env: Vec<(&'static str, String)>, extra: &[(&'static str, &str)]) -> Vec<(&'static str, String)> {
+    for (k, v) in extra {
+        env.retain(|(e, _)| e != k);
+        env.push((k, v.to_string()));
+    }
+    env
+}
+
+/// Waits until `f` holds, up to `limit`.
+pub async fn eventually(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let start = std::time::Instant::now();
+    while start.elapsed() < limit {
+        if f() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    f()
+}
+
+/// A private redis-server the test can stop and start again on the same port.
+pub struct OwnRedis {
+    pub port: u16,
+    child: Option<std::process::Child>,
+}
+
+impl OwnRedis {
+    pub fn start_on(port: u16) -> Self {
+        let child = std::process::Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("redis-server must be installed (scripts/test installs it)");
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Self { port, child: Some(child) };
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("redis-server on {port} did not start");
+    }
+    pub fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        Self::start_on(port)
+    }
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

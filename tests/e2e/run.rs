@@ -1,0 +1,235 @@
+use std::time::{Duration, Instant};
+
+use dyno_scaler_heroku::fake::{FakeConfig, Fault, FaultAction};
+use sqlx::AssertSqlSafe;
+
+use super::common::*;
+
+#[tokio::test]
+async fn the_seed_promise_four_variables_scale_worker_between_0_and_1() {
+    let fake = fake().await;
+    let (url, mut c) = redis_db(1).await;
+    sidekiq_push(&mut c, "default", 30).await;
+    let out = run(&["run", "--once"], &env_sidekiq(&fake, &url)).await;
+    assert_eq!(out.code, 0, "{}", out.all());
+    assert_eq!(fake.quantity(APP, "worker"), Some(1), "30 jobs want 2, the default max is 1: clamp, not veto");
+    let patches = fake.requests_with("PATCH");
+    assert_eq!(patches.len(), 1);
+    assert_eq!(patches[0].body, r#"{"quantity":1}"#);
+    assert!(out.stderr.contains("decision") && out.stderr.contains("scale up 0 -> 1"), "{}", out.stderr);
+    // A second cycle with nothing changed costs no PATCH.
+    let out = run(&["run", "--once"], &env_sidekiq(&fake, &url)).await;
+    assert_eq!(out.code, 0);
+    assert_eq!(fake.requests_with("PATCH").len(), 1);
+}
+
+#[tokio::test]
+async fn sidekiq_backlog_uses_the_threshold_table() {
+    let fake = fake().await;
+    let (url, mut c) = redis_db(13).await;
+    sidekiq_push(&mut c, "default", 60).await;
+    let env = with(env_sidekiq(&fake, &url), &[("DYNO_SCALER_MAX_WORKERS", "5")]);
+    let out = run(&["run", "--once"], &env).await;
+    assert_eq!(out.code, 0, "{}", out.all());
+    assert_eq!(fake.quantity(APP, "worker"), Some(3));
+}
+
+#[tokio::test]
+async fn resque_jobs_scale_up() {
+    let fake = fake().await;
+    let (url, mut c) = redis_db(2).await;
+    resque_push(&mut c, "images", 60).await;
+    let env = with(env_sidekiq(&fake, &url), &[("DYNO_SCALER_SOURCE", "resque"), ("DYNO_SCALER_MAX_WORKERS", "5")]);
+    let out = run(&["run", "--once"], &env).await;
+    assert_eq!(out.code, 0, "{}", out.all());
+    assert_eq!(fake.quantity(APP, "worker"), Some(3));
+}
+
+#[tokio::test]
+async fn several_process_types_from_toml_with_delayed_job() {
+    let fake = fake().await;
+    let (url, mut c) = redis_db(12).await;
+    sidekiq_push(&mut c, "default", 20).await;
+    sidekiq_push(&mut c, "mailers", 10).await;
+    sidekiq_push(&mut c, "critical", 1).await;
+    // DelayedJob rows as delayed_job_active_record writes them, in a schema of the test's own.
+    let pool = sqlx::PgPool::connect(&db_url()).await.expect("Postgres is required (run scripts/test)");
+    let schema = unique("e2e");
+    sqlx::raw_sql(AssertSqlSafe(format!(
+        "CREATE SCHEMA {schema};
+         CREATE TABLE {schema}.delayed_jobs (id bigserial PRIMARY KEY, priority integer DEFAULT 0 NOT NULL,
+           attempts integer DEFAULT 0 NOT NULL, handler text NOT NULL, last_error text,
+           run_at timestamp(6), locked_at timestamp(6), failed_at timestamp(6), locked_by varchar, queue varchar,
+           created_at timestamp(6), updated_at timestamp(6));
+         CREATE INDEX delayed_jobs_priority ON {schema}.delayed_jobs (priority, run_at);
+         INSERT INTO {schema}.delayed_jobs (handler, run_at, queue, created_at, updated_at)
+           SELECT '--- !ruby/object:Delayed::PerformableMethod', (now() AT TIME ZONE 'UTC') - interval '1 minute', 'default',
+                  now() AT TIME ZONE 'UTC', now() AT TIME ZONE 'UTC' FROM generate_series(1, 26);"
+    )))
+    .execute(&pool)
+    .await
+    .unwrap();
+    let toml = format!(
+        r#"
+poll_interval = "1s"
+
+[[process]]
+type = "worker"
+source = "sidekiq"
+queues = ["default", "mailers"]
+max_workers = 10
+jobs_per_worker = 10
+
+[[process]]
+type = "urgent"
+source = "sidekiq"
+queues = ["critical"]
+max_workers = 2
+
+[[process]]
+type = "dj_worker"
+source = "delayed_job"
+url = "{db}"
+table = "{schema}.delayed_jobs"
+max_workers = 4
+"#,
+        db = db_url()
+    );
+    let path = std::env::temp_dir().join(format!("{schema}.toml"));
+    std::fs::write(&path, toml).unwrap();
+    let env = vec![
+        ("HEROKU_API_KEY", KEY.to_string()),
+        ("HEROKU_APP_NAME", APP.to_string()),
+        ("HEROKU_API_URL", fake.url()),
+        ("REDIS_URL", url.clone()),
+    ];
+    let out = run(&["--config", path.to_str().unwrap(), "run", "--once"], &env).await;
+    assert_eq!(out.code, 0, "{}", out.all());
+    assert_eq!(fake.quantity(APP, "worker"), Some(3), "30 jobs, 10 per worker");
+    assert_eq!(fake.quantity(APP, "urgent"), Some(1));
+    assert_eq!(fake.quantity(APP, "dj_worker"), Some(2), "26 DelayedJob rows: the seed table wants 2");
+}
+
+#[tokio::test]
+async fn drained_queues_go_back_to_min_and_dry_run_changes_nothing() {
+    let fake = fake().await;
+    fake.set_quantity(APP, "worker", 3);
+    let (url, _c) = redis_db(3).await;
+    let env = with(env_sidekiq(&fake, &url), &[("DYNO_SCALER_MAX_WORKERS", "5"), ("DYNO_SCALER_DOWN_DELAY", "0s")]);
+    let out = run(&["run", "--once", "--dry-run"], &env).await;
+    assert_eq!(out.code, 0, "{}", out.all());
+    assert!(fake.requests_with("PATCH").is_empty(), "dry run");
+    assert_eq!(fake.quantity(APP, "worker"), Some(3));
+    let out = run(&["run", "--once"], &env).await;
+    assert_eq!(out.code, 0, "{}", out.all());
+    assert_eq!(fake.quantity(APP, "worker"), Some(0));
+}
+
+#[tokio::test]
+async fn a_503_then_200_lands_the_change_once() {
+    let fake = fake().await;
+    fake.inject(Fault::on("PATCH", 2, FaultAction::Status(503)));
+    let (url, mut c) = redis_db(4).await;
+    sidekiq_push(&mut c, "default", 3).await;
+    let out = run(&["run", "--once"], &env_sidekiq(&fake, &url)).await;
+    assert_eq!(out.code, 0, "{}", out.all());
+    let statuses: Vec<u16> = fake.requests_with("PATCH").iter().map(|r| r.status).collect();
+    assert_eq!(statuses, vec![503, 503, 200]);
+    assert_eq!(fake.quantity(APP, "worker"), Some(1));
+}
+
+#[tokio::test]
+async fn rate_limited_requests_back_off_and_succeed() {
+    let fake = fake_with(FakeConfig { rate_capacity: 10.0, rate_refill_per_sec: 2.0, ..FakeConfig::default() }).await;
+    fake.set_tokens(ACCOUNT, 0.0);
+    let (url, mut c) = redis_db(5).await;
+    sidekiq_push(&mut c, "default", 3).await;
+    let out = run(&["run", "--once"], &env_sidekiq(&fake, &url)).await;
+    assert_eq!(out.code, 0, "{}", out.all());
+    let statuses: Vec<u16> = fake.requests().iter().map(|r| r.status).collect();
+    assert_eq!(statuses.first(), Some(&429), "{statuses:?}");
+    assert!(statuses.contains(&200));
+    assert_eq!(fake.quantity(APP, "worker"), Some(1));
+    assert!(out.stderr.contains("retrying"), "{}", out.stderr);
+}
+
+#[tokio::test]
+async fn a_rejected_key_exits_1_with_a_clear_message() {
+    let fake = fake().await;
+    let (url, mut c) = redis_db(6).await;
+    sidekiq_push(&mut c, "default", 3).await;
+    let env = with(
+        env_sidekiq(&fake, &url),
+        &[("HEROKU_API_KEY", "not-a-valid-token"), ("DYNO_SCALER_POLL_INTERVAL", "200ms")],
+    );
+    let out = run(&["run"], &env).await;
+    assert_eq!(out.code, 1, "{}", out.all());
+    assert!(out.stderr.contains("rejected the API key") && out.stderr.contains("HEROKU_API_KEY"), "{}", out.stderr);
+    assert!(!out.all().contains("not-a-valid-token"));
+    assert_eq!(fake.requests().len(), 1, "401 is not retried");
+}
+
+#[tokio::test]
+async fn an_unknown_process_type_exits_1_naming_it() {
+    let fake = fake().await;
+    let (url, _c) = redis_db(14).await;
+    let env = with(env_sidekiq(&fake, &url), &[("DYNO_SCALER_PROCESS_TYPE", "wrkr")]);
+    let out = run(&["run", "--once"], &env).await;
+    assert_eq!(out.code, 1);
+    assert!(out.stderr.contains("Couldn't find that process type (wrkr)."), "{}", out.stderr);
+}
+
+#[tokio::test]
+async fn a_stopped_source_holds_the_quantity_and_recovers() {
+    let fake = fake().await;
+    let mut redis = OwnRedis::start();
+    let url = format!("redis://127.0.0.1:{}", redis.port);
+    let mut c = redis::Client::open(url.as_str()).unwrap().get_multiplexed_async_connection().await.unwrap();
+    sidekiq_push(&mut c, "default", 3).await;
+    let env =
+        with(env_sidekiq(&fake, &url), &[("DYNO_SCALER_POLL_INTERVAL", "200ms"), ("DYNO_SCALER_DOWN_DELAY", "0s")]);
+    let child = command(&["run"], &env).spawn().unwrap();
+    assert!(eventually(Duration::from_secs(10), || fake.quantity(APP, "worker") == Some(1)).await, "scaled up");
+    redis.stop();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(fake.quantity(APP, "worker"), Some(1), "an unreachable queue holds the quantity");
+    assert_eq!(fake.requests_with("PATCH").len(), 1);
+    // Redis comes back, empty: the scaler reads it again and scales down.
+    let _redis = OwnRedis::start_on(redis.port);
+    assert!(eventually(Duration::from_secs(10), || fake.quantity(APP, "worker") == Some(0)).await, "recovered");
+    let pid = child.id().unwrap() as i32;
+    sigterm(pid);
+    let out = child.wait_with_output().await.unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("holding quantity") && stderr.contains("sidekiq"), "the source error was logged: {stderr}");
+    assert!(!stderr.contains(KEY));
+}
+
+fn sigterm(pid: i32) {
+    let status = std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap();
+    assert!(status.success());
+}
+
+#[tokio::test]
+async fn sigterm_exits_0_promptly() {
+    let fake = fake().await;
+    let (url, _c) = redis_db(11).await;
+    let env = with(env_sidekiq(&fake, &url), &[("DYNO_SCALER_POLL_INTERVAL", "5s")]);
+    let mut child = command(&["run", "--log-format", "json"], &env).spawn().unwrap();
+    assert!(eventually(Duration::from_secs(10), || !fake.requests().is_empty()).await, "first cycle ran");
+    let started = Instant::now();
+    sigterm(child.id().unwrap() as i32);
+    let status = tokio::time::timeout(Duration::from_secs(5), child.wait()).await.expect("exited").unwrap();
+    assert_eq!(status.code(), Some(0));
+    assert!(started.elapsed() < Duration::from_secs(3), "took {:?}", started.elapsed());
+    let mut stderr = String::new();
+    use tokio::io::AsyncReadExt;
+    child.stderr.take().unwrap().read_to_string(&mut stderr).await.unwrap();
+    for line in stderr.lines().filter(|l| !l.trim().is_empty()) {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON: {line}: {e}"));
+        assert!(v.get("level").is_some(), "{line}");
+    }
+    assert!(stderr.contains("\"message\":\"stopped\""), "{stderr}");
+    assert!(!stderr.contains(KEY));
+}
