@@ -167,9 +167,10 @@ impl OwnRedis {
             .stdout(Stdio::null())
             .spawn()
             .expect("redis-server must be installed (scripts/test installs it)");
+        let me = Self { port, child: Some(child) };
         for _ in 0..100 {
             if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return Self { port, child: Some(child) };
+                return me;
             }
             std::thread::sleep(Duration::from_millis(50));
         }
