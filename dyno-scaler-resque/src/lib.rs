@@ -1,8 +1,9 @@
 //! dyno-scaler [`QueueSource`] for [Resque](https://github.com/resque/resque) (Redis).
 //!
-//! One snapshot is one round trip (a Lua script): queue lengths and the oldest job of each queue, the
-//! registered workers with their running job and heartbeat, and resque-scheduler's delayed jobs (due ones
-//! count as ready: the scheduler has not moved them yet, and never will while no scheduler runs).
+//! One snapshot is two pipelined round trips, whatever the number of queues: queue lengths and the oldest job
+//! of each queue, the registered workers with their running job and heartbeat, and resque-scheduler's delayed
+//! jobs (due ones count as ready: the scheduler has not moved them yet, and never will while no scheduler
+//! runs). Due delayed jobs are counted exactly up to `delayed_cap` due timestamps and estimated beyond.
 //!
 //! Workers whose heartbeat is missing or older than `stale_after` (default 300 s, Resque's own pruning rule)
 //! are dead registrations left behind by a killed dyno: they are ignored, so they never look busy forever.
@@ -31,7 +32,6 @@ use redis::aio::ConnectionManager;
 use redis_util::{as_f64, as_i64, as_str, connect, map_redis_error};
 
 const NAME: &str = "resque";
-static SCRIPT: &str = include_str!("snapshot.lua");
 
 /// Settings of a [`ResqueSource`].
 #[derive(Debug, Clone)]
@@ -46,8 +46,10 @@ pub struct ResqueConfig {
     pub stale_after: Duration,
     /// Bound on one snapshot, connection included.
     pub timeout: Duration,
-    /// How many delayed timestamps (and decoded delayed jobs) one snapshot reads at most.
+    /// How many due delayed timestamps (and delayed jobs split per queue) one snapshot reads at most.
     pub delayed_cap: usize,
+    /// How many future delayed timestamps are sampled to estimate the scheduled count (not demand).
+    pub future_sample: usize,
 }
 
 impl ResqueConfig {
@@ -59,7 +61,8 @@ impl ResqueConfig {
             queues: None,
             stale_after: Duration::from_secs(300),
             timeout: Duration::from_secs(2),
-            delayed_cap: 1000,
+            delayed_cap: 100,
+            future_sample: 20,
         }
     }
 }
@@ -69,7 +72,6 @@ impl ResqueConfig {
 pub struct ResqueSource {
     config: ResqueConfig,
     conn: ConnectionManager,
-    script: redis::Script,
     prefix: String,
 }
 
@@ -88,7 +90,7 @@ impl ResqueSource {
     pub fn new(config: ResqueConfig) -> Result<Self, SourceError> {
         let conn = connect(NAME, &config.url, config.timeout)?;
         let prefix = if config.namespace.is_empty() { String::new() } else { format!("{}:", config.namespace) };
-        Ok(Self { config, conn, script: redis::Script::new(SCRIPT), prefix })
+        Ok(Self { config, conn, prefix })
     }
 }
 
@@ -99,22 +101,122 @@ impl QueueSource for ResqueSource {
     }
 
     async fn snapshot(&self) -> Result<Snapshot, SourceError> {
-        let mut inv = self.script.prepare_invoke();
-        inv.arg(&self.prefix).arg(self.config.delayed_cap);
-        if let Some(qs) = &self.config.queues {
-            for q in qs {
-                inv.arg(q);
+        match tokio::time::timeout(self.config.timeout, self.read()).await {
+            Ok(r) => r,
+            Err(_) => Err(SourceError::Timeout { source_name: NAME.into(), timeout: self.config.timeout }),
+        }
+    }
+}
+
+impl ResqueSource {
+    /// Two pipelined round trips: (1) the server time, the queue and worker sets, the heartbeats and the
+    /// delayed-job timestamps (plus the lists themselves when the queues are configured); (2) every list's length
+    /// and oldest job, every worker's job, and the delayed lists.
+    async fn read(&self) -> Result<Snapshot, SourceError> {
+        let p = &self.prefix;
+        let c = &self.config;
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        let mut conn = self.conn.clone();
+        let err = |e| map_redis_error(NAME, &c.url, e);
+        let schedule = format!("{p}delayed_queue_schedule");
+
+        let mut one = redis::pipe();
+        one.cmd("TIME");
+        one.smembers(format!("{p}workers"));
+        one.hgetall(format!("{p}workers:heartbeat"));
+        one.cmd("ZRANGEBYSCORE").arg(&schedule).arg("-inf").arg(now).arg("LIMIT").arg(0).arg(c.delayed_cap);
+        one.zcount(&schedule, "-inf", now);
+        one.cmd("ZRANGEBYSCORE")
+            .arg(&schedule)
+            .arg(format!("({now}"))
+            .arg("+inf")
+            .arg("LIMIT")
+            .arg(0)
+            .arg(c.future_sample);
+        one.zcount(&schedule, format!("({now}"), "+inf");
+        match &c.queues {
+            Some(qs) => {
+                for q in qs {
+                    let key = format!("{p}queue:{q}");
+                    one.llen(&key).lindex(&key, 0);
+                }
+            }
+            None => {
+                one.smembers(format!("{p}queues"));
             }
         }
-        let mut conn = self.conn.clone();
-        let fut = inv.invoke_async::<Value>(&mut conn);
-        let value = match tokio::time::timeout(self.config.timeout, fut).await {
-            Ok(Ok(v)) => v,
-            Ok(Err(e)) => return Err(map_redis_error(NAME, &self.config.url, e)),
-            Err(_) => return Err(SourceError::Timeout { source_name: NAME.into(), timeout: self.config.timeout }),
+        let mut r1: Vec<Value> = one.query_async(&mut conn).await.map_err(err)?;
+        let mut rest = r1.split_off(7);
+        let (queues, mut lists): (Vec<String>, Vec<Value>) = match &c.queues {
+            Some(qs) => (qs.clone(), rest),
+            None => (strings(rest.remove(0)), Vec::new()),
         };
-        parse(value, &self.config).map_err(|message| SourceError::Protocol { source_name: NAME.into(), message })
+        let [time, workers, heartbeats, due_stamps, due_count, future_stamps, future_count]: [Value; 7] = r1
+            .try_into()
+            .map_err(|_| SourceError::Protocol { source_name: NAME.into(), message: "short reply".into() })?;
+        let workers = strings(workers);
+        let due_stamps = strings(due_stamps);
+        let future_stamps = strings(future_stamps);
+
+        let mut two = redis::pipe();
+        if c.queues.is_none() {
+            for q in &queues {
+                let key = format!("{p}queue:{q}");
+                two.llen(&key).lindex(&key, 0);
+            }
+        }
+        for id in &workers {
+            two.get(format!("{p}worker:{id}"));
+        }
+        // Due lists: exact length, and a few jobs of each to split them per queue.
+        let per_stamp = (c.delayed_cap / due_stamps.len().max(1)).clamp(1, 10) as isize;
+        for ts in &due_stamps {
+            let key = format!("{p}delayed:{ts}");
+            two.llen(&key).lrange(&key, 0, per_stamp - 1);
+        }
+        for ts in &future_stamps {
+            let key = format!("{p}delayed:{ts}");
+            two.llen(&key).lrange(&key, 0, 0);
+        }
+        let r2: Vec<Value> =
+            if two.cmd_iter().next().is_none() { Vec::new() } else { two.query_async(&mut conn).await.map_err(err)? };
+        let mut r2 = r2.into_iter();
+        if c.queues.is_none() {
+            lists = r2.by_ref().take(queues.len() * 2).collect();
+        }
+        let jobs: Vec<Value> = r2.by_ref().take(workers.len()).collect();
+        let due: Vec<Value> = r2.by_ref().take(due_stamps.len() * 2).collect();
+        let future: Vec<Value> = r2.collect();
+        let server_now = match array(time).as_slice() {
+            [s, us] => as_f64(s).unwrap_or(now as f64) + as_f64(us).unwrap_or(0.0) / 1e6,
+            _ => now as f64,
+        };
+        let delayed = Delayed {
+            due_stamps: &due_stamps,
+            due_count: as_i64(&due_count).unwrap_or(0).max(0) as u64,
+            due,
+            future_stamps: future_stamps.len() as u64,
+            future_count: as_i64(&future_count).unwrap_or(0).max(0) as u64,
+            future,
+        };
+        Ok(build(now as f64, server_now, c, &queues, lists, &workers, jobs, heartbeats, delayed))
     }
+}
+
+fn strings(v: Value) -> Vec<String> {
+    array(v).iter().filter_map(as_str).map(str::to_owned).collect()
+}
+
+struct Delayed<'a> {
+    due_stamps: &'a [String],
+    /// Due timestamps in all (the walk is capped).
+    due_count: u64,
+    /// LLEN and LRANGE per due timestamp walked.
+    due: Vec<Value>,
+    future_stamps: u64,
+    future_count: u64,
+    /// LLEN and LRANGE per future timestamp sampled.
+    future: Vec<Value>,
 }
 
 /// A queue entry that is not a JSON object.
@@ -148,18 +250,35 @@ pub fn payload_enqueued_at(raw: &[u8]) -> Result<Option<f64>, MalformedPayload> 
     Ok(aj)
 }
 
-fn parse(value: Value, config: &ResqueConfig) -> Result<Snapshot, String> {
-    let Value::Array(top) = value else { return Err("script reply is not an array".into()) };
-    let [now, queues, workers, heartbeats, sampled, totals, bad]: [Value; 7] =
-        top.try_into().map_err(|_| "script reply has the wrong length".to_string())?;
-    let now = as_f64(&now).ok_or("no server time")?;
+fn job_queue(raw: &Value) -> Option<String> {
+    let Value::BulkString(b) = raw else { return None };
+    let job: serde_json::Value = serde_json::from_slice(b).ok()?;
+    job.get("queue").and_then(|q| q.as_str()).map(str::to_owned)
+}
+
+fn scale(n: u64, walked: u64, total: u64) -> u64 {
+    if walked == 0 || total <= walked { n } else { (n as f64 * total as f64 / walked as f64).round() as u64 }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn build(
+    now: f64,
+    server_now: f64,
+    config: &ResqueConfig,
+    queues: &[String],
+    lists: Vec<Value>,
+    workers: &[String],
+    jobs: Vec<Value>,
+    heartbeats: Value,
+    delayed: Delayed<'_>,
+) -> Snapshot {
     let watched = |q: &str| config.queues.as_ref().is_none_or(|w| w.iter().any(|x| x == q));
     let age_of = |ts: f64| Duration::from_secs_f64((now - ts).max(0.0));
     let mut snap = Snapshot { workers: Some(Vec::new()), ..Snapshot::default() };
 
-    for entry in array(queues) {
-        let [name, len, oldest]: [Value; 3] = array(entry).try_into().map_err(|_| "bad queue entry")?;
-        let name = as_str(&name).ok_or("queue name")?.to_owned();
+    let mut lists = lists.into_iter();
+    for q in queues {
+        let (Some(len), Some(oldest)) = (lists.next(), lists.next()) else { break };
         let mut stats = QueueStats { ready: as_i64(&len).unwrap_or(0).max(0) as u64, ..QueueStats::default() };
         if let Value::BulkString(raw) = &oldest {
             match payload_enqueued_at(raw) {
@@ -167,32 +286,45 @@ fn parse(value: Value, config: &ResqueConfig) -> Result<Snapshot, String> {
                 Err(MalformedPayload) => snap.skipped += 1,
             }
         }
-        snap.add(&name, stats);
+        snap.add(q, stats);
     }
 
-    // Delayed jobs.
-    let totals: Vec<u64> = array(totals).iter().map(|v| as_i64(v).unwrap_or(0).max(0) as u64).collect();
-    let [due_total, future_total] = totals.as_slice() else { return Err("bad delayed totals".into()) };
-    let bad = as_i64(&bad).unwrap_or(0).max(0) as u64;
-    snap.skipped += bad;
-    let mut per: BTreeMap<String, (u64, u64, Option<f64>)> = BTreeMap::new();
-    for entry in array(sampled) {
-        let [q, due, future, oldest]: [Value; 4] = array(entry).try_into().map_err(|_| "bad delayed entry")?;
-        let q = as_str(&q).ok_or("delayed queue")?.to_owned();
-        per.insert(q, (as_i64(&due).unwrap_or(0) as u64, as_i64(&future).unwrap_or(0) as u64, as_f64(&oldest)));
-    }
-    let sampled_due: u64 = per.values().map(|e| e.0).sum();
-    let sampled_future: u64 = per.values().map(|e| e.1).sum();
-    let scale = |n: u64, sampled: u64, total: u64| -> u64 {
-        if sampled == 0 || total <= sampled { n } else { (n as f64 * total as f64 / sampled as f64).round() as u64 }
+    // Delayed jobs: per-queue counts from the sampled jobs of each timestamp, scaled to each list's length,
+    // then to the timestamps not walked.
+    let mut per: BTreeMap<String, (f64, f64, Option<f64>)> = BTreeMap::new();
+    let mut walk = |pairs: &[Value], stamps: Option<&[String]>, due: bool, snap: &mut Snapshot| {
+        for (k, pair) in pairs.chunks(2).enumerate() {
+            let len = pair.first().and_then(as_i64).unwrap_or(0).max(0) as u64;
+            let sample = pair.get(1).cloned().map(array).unwrap_or_default();
+            let good: Vec<String> = sample.iter().filter_map(job_queue).collect();
+            snap.skipped += (sample.len() - good.len()) as u64;
+            let weight = if good.is_empty() { 0.0 } else { len as f64 / sample.len() as f64 };
+            let ts = stamps.and_then(|s| s.get(k)).and_then(|t| t.parse::<f64>().ok());
+            for q in good {
+                let e = per.entry(q).or_default();
+                if due {
+                    e.0 += weight;
+                    e.2 = match (e.2, ts) {
+                        (Some(a), Some(b)) => Some(a.min(b)),
+                        (a, b) => a.or(b),
+                    };
+                } else {
+                    e.1 += weight;
+                }
+            }
+        }
     };
+    walk(&delayed.due, Some(delayed.due_stamps), true, &mut snap);
+    walk(&delayed.future, None, false, &mut snap);
+    let due_scale = scale(1_000_000, delayed.due_stamps.len() as u64, delayed.due_count) as f64 / 1e6;
+    let future_scale = scale(1_000_000, delayed.future_stamps, delayed.future_count) as f64 / 1e6;
     for (q, (due, future, oldest)) in per {
         if watched(&q) {
             snap.add(
                 &q,
                 QueueStats {
-                    ready: scale(due, sampled_due, due_total.saturating_sub(bad)),
-                    scheduled: scale(future, sampled_future, *future_total),
+                    ready: (due * due_scale).round() as u64,
+                    scheduled: (future * future_scale).round() as u64,
                     oldest_ready_age: oldest.map(age_of),
                     running: 0,
                 },
@@ -200,7 +332,7 @@ fn parse(value: Value, config: &ResqueConfig) -> Result<Snapshot, String> {
         }
     }
 
-    // Workers: live iff their heartbeat exists and is fresh.
+    // Workers: live iff their heartbeat (written in Redis server time) exists and is fresh.
     let hb = array(heartbeats);
     let beats: HashMap<&str, Option<f64>> = hb
         .chunks(2)
@@ -209,30 +341,24 @@ fn parse(value: Value, config: &ResqueConfig) -> Result<Snapshot, String> {
     let stale = config.stale_after.as_secs_f64();
     let mut running: BTreeMap<String, u64> = BTreeMap::new();
     let list = snap.workers.as_mut().expect("set above");
-    for entry in array(workers) {
-        let [id, job]: [Value; 2] = array(entry).try_into().map_err(|_| "bad worker entry")?;
-        let Some(id) = as_str(&id) else { continue };
-        match beats.get(id) {
-            Some(Some(beat)) if now - beat <= stale => {}
+    let mut skipped = 0;
+    for (id, job) in workers.iter().zip(jobs) {
+        match beats.get(id.as_str()) {
+            Some(Some(beat)) if server_now - beat <= stale => {}
             Some(None) => {
-                snap.skipped += 1; // unreadable heartbeat
+                skipped += 1; // unreadable heartbeat
                 continue;
             }
             _ => continue, // dead registration
         }
         let busy_queue = match &job {
-            Value::BulkString(raw) => {
-                match serde_json::from_slice::<serde_json::Value>(raw)
-                    .ok()
-                    .and_then(|j| j.get("queue").and_then(|q| q.as_str()).map(str::to_owned))
-                {
-                    Some(q) => Some(q),
-                    None => {
-                        snap.skipped += 1;
-                        continue;
-                    }
+            Value::BulkString(_) => match job_queue(&job) {
+                Some(q) => Some(q),
+                None => {
+                    skipped += 1;
+                    continue;
                 }
-            }
+            },
             _ => None,
         };
         if let Some(q) = &busy_queue {
@@ -241,17 +367,13 @@ fn parse(value: Value, config: &ResqueConfig) -> Result<Snapshot, String> {
             }
             *running.entry(q.clone()).or_default() += 1;
         }
-        list.push(WorkerInfo {
-            identity: id.to_owned(),
-            dyno: None,
-            busy: u32::from(busy_queue.is_some()),
-            quiet: false,
-        });
+        list.push(WorkerInfo { identity: id.clone(), dyno: None, busy: u32::from(busy_queue.is_some()), quiet: false });
     }
+    snap.skipped += skipped;
     for (q, n) in running {
         snap.add(&q, QueueStats { running: n, ..QueueStats::default() });
     }
-    Ok(snap)
+    snap
 }
 
 fn array(v: Value) -> Vec<Value> {

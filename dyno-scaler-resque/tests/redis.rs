@@ -223,3 +223,22 @@ async fn unreachable_redis_is_a_typed_error() {
     let shown = format!("{err} {err:?} {source:?}");
     assert!(!shown.contains("pa55word"), "{shown}");
 }
+
+#[tokio::test]
+async fn delayed_jobs_beyond_the_cap_are_estimated() {
+    let b = Backend::new(unique("cap"), None, false).await;
+    b.reset().await;
+    for i in 0..300u64 {
+        let q = if i % 3 == 0 { "a" } else { "b" };
+        b.delayed(q, ago(Duration::from_secs(10 + i))).await;
+    }
+    b.delayed("a", SystemTime::now() + Duration::from_secs(600)).await;
+    let mut cfg = b.config(None);
+    cfg.delayed_cap = 30;
+    let s = ResqueSource::new(cfg).unwrap().snapshot().await.unwrap();
+    let total = s.totals().ready as i64;
+    assert!((total - 300).abs() <= 3, "estimated {total} of 300: {s:?}");
+    let a = s.queues["a"].ready as i64;
+    assert!((a - 100).abs() <= 30, "{a}");
+    assert_eq!(s.totals().scheduled, 1);
+}

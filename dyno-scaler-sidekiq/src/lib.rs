@@ -1,10 +1,12 @@
 //! dyno-scaler [`QueueSource`] for [Sidekiq](https://sidekiq.org) (Redis).
 //!
-//! One snapshot is one round trip: a Lua script reads, for every queue, its length and its oldest job
-//! (`LINDEX queue:<q> -1`), counts due and future entries of the `schedule` and `retry` sets with `ZCOUNT`
-//! (due entries are ready work Sidekiq's poller has not moved yet), splits them per queue from a bounded
-//! sample, and reads every process hash and its running-work hash. Nothing is scanned without a bound and
-//! `KEYS` is never used.
+//! One snapshot is two pipelined round trips, whatever the number of queues: the first reads the `queues` and
+//! `processes` sets and counts due and future entries of the `schedule` and `retry` sets with `ZCOUNT` (due
+//! entries are ready work Sidekiq's poller has not moved yet) with a bounded sample of each to split them per
+//! queue; the second reads every queue's length and oldest job (`LINDEX queue:<q> -1`) and every process hash
+//! with its running-work hash. Nothing is scanned without a bound and `KEYS` is never used. (A Lua script
+//! doing the same in one round trip measured 3–4× slower: each `redis.call` costs more than a pipelined
+//! command.)
 //!
 //! Both timestamp formats are read: Sidekiq 8 integer milliseconds and Sidekiq ≤ 7 float seconds.
 //! Process identities start with the host name, which on Heroku is `$DYNO` (`worker.3`), so the policy knows
@@ -35,7 +37,6 @@ use redis::aio::ConnectionManager;
 use redis_util::{as_f64, as_i64, as_str, connect, map_redis_error};
 
 const NAME: &str = "sidekiq";
-static SCRIPT: &str = include_str!("snapshot.lua");
 
 /// Settings of a [`SidekiqSource`].
 #[derive(Debug, Clone)]
@@ -66,8 +67,8 @@ impl SidekiqConfig {
             queues: None,
             heartbeat_ttl: Duration::from_secs(60),
             timeout: Duration::from_secs(2),
-            due_sample: 500,
-            future_sample: 200,
+            due_sample: 100,
+            future_sample: 20,
         }
     }
 }
@@ -77,7 +78,6 @@ impl SidekiqConfig {
 pub struct SidekiqSource {
     config: SidekiqConfig,
     conn: ConnectionManager,
-    script: redis::Script,
     prefix: String,
 }
 
@@ -99,7 +99,7 @@ impl SidekiqSource {
             Some(ns) if !ns.is_empty() => format!("{ns}:"),
             _ => String::new(),
         };
-        Ok(Self { config, conn, script: redis::Script::new(SCRIPT), prefix })
+        Ok(Self { config, conn, prefix })
     }
 
     /// The settings.
@@ -115,22 +115,103 @@ impl QueueSource for SidekiqSource {
     }
 
     async fn snapshot(&self) -> Result<Snapshot, SourceError> {
-        let mut inv = self.script.prepare_invoke();
-        inv.arg(&self.prefix).arg(self.config.due_sample).arg(self.config.future_sample);
-        if let Some(qs) = &self.config.queues {
-            for q in qs {
-                inv.arg(q);
+        let fut = self.read();
+        match tokio::time::timeout(self.config.timeout, fut).await {
+            Ok(r) => r,
+            Err(_) => Err(SourceError::Timeout { source_name: NAME.into(), timeout: self.config.timeout }),
+        }
+    }
+}
+
+impl SidekiqSource {
+    /// Two pipelined round trips: (1) the queue and process sets and the sorted-set counts and samples
+    /// (plus the lists themselves when the queues are configured); (2) every list's length and oldest job and
+    /// every process's hash and running work.
+    async fn read(&self) -> Result<Snapshot, SourceError> {
+        let p = &self.prefix;
+        let c = &self.config;
+        let now = epoch_now();
+        let now_s = format!("{now:.6}");
+        let after_now = format!("({now_s}");
+        let mut conn = self.conn.clone();
+        let err = |e| map_redis_error(NAME, &c.url, e);
+
+        let mut one = redis::pipe();
+        for set in ["schedule", "retry"] {
+            let key = format!("{p}{set}");
+            one.zcount(&key, "-inf", &now_s).zcount(&key, &after_now, "+inf");
+            one.cmd("ZRANGE")
+                .arg(&key)
+                .arg("-inf")
+                .arg(&now_s)
+                .arg("BYSCORE")
+                .arg("LIMIT")
+                .arg(0)
+                .arg(c.due_sample)
+                .arg("WITHSCORES");
+            one.cmd("ZRANGE")
+                .arg(&key)
+                .arg(&after_now)
+                .arg("+inf")
+                .arg("BYSCORE")
+                .arg("LIMIT")
+                .arg(0)
+                .arg(c.future_sample);
+        }
+        one.smembers(format!("{p}processes"));
+        match &c.queues {
+            Some(qs) => {
+                for q in qs {
+                    list_reads(&mut one, p, q);
+                }
+            }
+            None => {
+                one.smembers(format!("{p}queues"));
             }
         }
-        let mut conn = self.conn.clone();
-        let fut = inv.invoke_async::<Value>(&mut conn);
-        let value = match tokio::time::timeout(self.config.timeout, fut).await {
-            Ok(Ok(v)) => v,
-            Ok(Err(e)) => return Err(map_redis_error(NAME, &self.config.url, e)),
-            Err(_) => return Err(SourceError::Timeout { source_name: NAME.into(), timeout: self.config.timeout }),
+        let mut r1: Vec<Value> = one.query_async(&mut conn).await.map_err(err)?;
+        let mut rest = r1.split_off(8);
+        let processes: Vec<String> = strings(rest.remove(0));
+        let (queues, mut lists): (Vec<String>, Vec<Value>) = match &c.queues {
+            Some(qs) => (qs.clone(), rest),
+            None => (strings(rest.remove(0)), Vec::new()),
         };
-        parse(value, &self.config).map_err(|message| SourceError::Protocol { source_name: NAME.into(), message })
+
+        let mut two = redis::pipe();
+        if c.queues.is_none() {
+            for q in &queues {
+                list_reads(&mut two, p, q);
+            }
+        }
+        for id in &processes {
+            two.cmd("HMGET").arg(format!("{p}{id}")).arg(&["info", "busy", "beat", "quiet"]);
+            two.hgetall(format!("{p}{id}:work")).hgetall(format!("{p}{id}:workers"));
+        }
+        let mut r2: Vec<Value> =
+            if queues.is_empty() && processes.is_empty() || (c.queues.is_some() && processes.is_empty()) {
+                Vec::new()
+            } else {
+                two.query_async(&mut conn).await.map_err(err)?
+            };
+        if c.queues.is_none() {
+            let procs = r2.split_off(queues.len() * 2);
+            lists = std::mem::replace(&mut r2, procs);
+        }
+        Ok(build(now, c, &r1, &queues, lists, &processes, r2))
     }
+}
+
+fn epoch_now() -> f64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
+}
+
+fn list_reads(pipe: &mut redis::Pipeline, prefix: &str, queue: &str) {
+    let key = format!("{prefix}queue:{queue}");
+    pipe.llen(&key).lindex(&key, -1);
+}
+
+fn strings(v: Value) -> Vec<String> {
+    array(v).iter().filter_map(as_str).map(str::to_owned).collect()
 }
 
 /// Seconds since the epoch of a Sidekiq job timestamp: a float is seconds (Sidekiq ≤ 7), an integer is
@@ -151,10 +232,19 @@ pub fn job_timestamp(v: &serde_json::Value) -> Option<f64> {
     v.as_f64().filter(|f| f.is_finite())
 }
 
+/// Only the two timestamps of a job; every other field is skipped without being built.
+#[derive(serde::Deserialize)]
+struct Stamps {
+    #[serde(default)]
+    enqueued_at: Option<serde_json::Value>,
+    #[serde(default)]
+    created_at: Option<serde_json::Value>,
+}
+
 fn job_age(raw: &[u8], now: f64) -> Option<Duration> {
-    let job: serde_json::Value = serde_json::from_slice(raw).ok()?;
-    let ts = job.get("enqueued_at").filter(|v| !v.is_null()).or_else(|| job.get("created_at"))?;
-    let ts = job_timestamp(ts)?;
+    let job: Stamps = serde_json::from_slice(raw).ok()?;
+    let ts = job.enqueued_at.filter(|v| !v.is_null()).or(job.created_at)?;
+    let ts = job_timestamp(&ts)?;
     Some(Duration::from_secs_f64((now - ts).max(0.0)))
 }
 
@@ -166,74 +256,105 @@ fn identity_host(identity: &str) -> &str {
     parts.next().unwrap_or(identity)
 }
 
-fn parse(value: Value, config: &SidekiqConfig) -> Result<Snapshot, String> {
-    let Value::Array(top) = value else { return Err("script reply is not an array".into()) };
-    let [now, queues, counts, sampled, bad, procs]: [Value; 6] =
-        top.try_into().map_err(|_| "script reply has the wrong length".to_string())?;
-    let now = as_f64(&now).ok_or("no server time")?;
+/// Queue of a job in the `schedule`/`retry` sets (`retry_queue` wins), read without trusting the shape.
+fn sorted_set_queue(raw: &[u8]) -> Option<String> {
+    let job: serde_json::Value = serde_json::from_slice(raw).ok()?;
+    let q = job.get("retry_queue").and_then(|q| q.as_str()).or_else(|| job.get("queue").and_then(|q| q.as_str()))?;
+    Some(q.to_owned())
+}
+
+fn build(
+    now: f64,
+    config: &SidekiqConfig,
+    sets: &[Value],
+    queues: &[String],
+    lists: Vec<Value>,
+    processes: &[String],
+    procs: Vec<Value>,
+) -> Snapshot {
     let watched = |q: &str| config.queues.as_ref().is_none_or(|w| w.iter().any(|x| x == q));
+    let age_of = |ts: f64| Duration::from_secs_f64((now - ts).max(0.0));
     let mut snap = Snapshot { workers: Some(Vec::new()), ..Snapshot::default() };
 
-    // Lists.
-    for entry in array(queues) {
-        let [name, len, oldest]: [Value; 3] = array(entry).try_into().map_err(|_| "bad queue entry")?;
-        let name = as_str(&name).ok_or("queue name")?.to_owned();
-        let ready = as_i64(&len).unwrap_or(0).max(0) as u64;
-        let mut stats = QueueStats { ready, ..QueueStats::default() };
+    // Lists: length and the oldest job (index -1).
+    let mut lists = lists.into_iter();
+    for q in queues {
+        let (Some(len), Some(oldest)) = (lists.next(), lists.next()) else { break };
+        let mut stats = QueueStats { ready: as_i64(&len).unwrap_or(0).max(0) as u64, ..QueueStats::default() };
         if let Value::BulkString(raw) = &oldest {
             match job_age(raw, now) {
                 Some(age) => stats.oldest_ready_age = Some(age),
                 None => snap.skipped += 1,
             }
         }
-        snap.add(&name, stats);
+        snap.add(q, stats);
     }
 
-    // Sorted sets: exact totals, per-queue split from the sample.
-    let counts: Vec<u64> = array(counts).iter().map(|v| as_i64(v).unwrap_or(0).max(0) as u64).collect();
-    let (due_total, future_total) = match counts.as_slice() {
-        [sd, sf, rd, rf] => (sd + rd, sf + rf),
-        _ => return Err("bad sorted-set counts".into()),
-    };
-    let bad = as_i64(&bad).unwrap_or(0).max(0) as u64;
-    snap.skipped += bad;
+    // Sorted sets: exact totals by ZCOUNT, the per-queue split from bounded samples.
+    let mut due_total = 0u64;
+    let mut future_total = 0u64;
     let mut per: BTreeMap<String, (u64, u64, Option<f64>)> = BTreeMap::new();
-    for entry in array(sampled) {
-        let [q, due, future, oldest]: [Value; 4] = array(entry).try_into().map_err(|_| "bad sample entry")?;
-        let q = as_str(&q).ok_or("sample queue")?.to_owned();
-        per.insert(q, (as_i64(&due).unwrap_or(0) as u64, as_i64(&future).unwrap_or(0) as u64, as_f64(&oldest)));
+    let mut bad = 0u64;
+    for set in sets.chunks(4) {
+        let [due, future, due_sample, future_sample] = set else { continue };
+        due_total += as_i64(due).unwrap_or(0).max(0) as u64;
+        future_total += as_i64(future).unwrap_or(0).max(0) as u64;
+        let due_items = array(due_sample.clone());
+        for pair in due_items.chunks(2) {
+            let score = pair.get(1).and_then(as_f64);
+            match pair.first().and_then(|m| if let Value::BulkString(b) = m { sorted_set_queue(b) } else { None }) {
+                Some(q) => {
+                    let e = per.entry(q).or_default();
+                    e.0 += 1;
+                    e.2 = match (e.2, score) {
+                        (Some(a), Some(b)) => Some(a.min(b)),
+                        (a, b) => a.or(b),
+                    };
+                }
+                None => bad += 1,
+            }
+        }
+        for m in array(future_sample.clone()) {
+            match if let Value::BulkString(b) = &m { sorted_set_queue(b) } else { None } {
+                Some(q) => per.entry(q).or_default().1 += 1,
+                None => bad += 1,
+            }
+        }
     }
+    snap.skipped += bad;
     let sampled_due: u64 = per.values().map(|e| e.0).sum();
     let sampled_future: u64 = per.values().map(|e| e.1).sum();
     let scale = |n: u64, sampled: u64, total: u64| -> u64 {
         if sampled == 0 || total <= sampled { n } else { (n as f64 * total as f64 / sampled as f64).round() as u64 }
     };
     for (q, (due, future, oldest)) in per {
-        if !watched(&q) {
-            continue;
+        if watched(&q) {
+            snap.add(
+                &q,
+                QueueStats {
+                    ready: scale(due, sampled_due, due_total.saturating_sub(bad)),
+                    scheduled: scale(future, sampled_future, future_total),
+                    oldest_ready_age: oldest.map(age_of),
+                    running: 0,
+                },
+            );
         }
-        let stats = QueueStats {
-            ready: scale(due, sampled_due, due_total.saturating_sub(bad)),
-            scheduled: scale(future, sampled_future, future_total),
-            oldest_ready_age: oldest.map(|s| Duration::from_secs_f64((now - s).max(0.0))),
-            running: 0,
-        };
-        snap.add(&q, stats);
     }
 
-    // Processes.
+    // Processes: live iff the hash has a beat younger than the heartbeat TTL.
     let ttl = config.heartbeat_ttl.as_secs_f64();
-    let workers = snap.workers.as_mut().expect("set above");
     let mut running: BTreeMap<String, u64> = BTreeMap::new();
-    for entry in array(procs) {
-        let [id, info, _concurrency, busy, beat, quiet, work]: [Value; 7] =
-            array(entry).try_into().map_err(|_| "bad process entry")?;
-        let Some(identity) = as_str(&id).map(str::to_owned) else {
+    let workers = snap.workers.as_mut().expect("set above");
+    let mut procs = procs.into_iter();
+    for identity in processes {
+        let (Some(fields), Some(work7), Some(work6)) = (procs.next(), procs.next(), procs.next()) else { break };
+        let fields = array(fields);
+        let [info, busy, beat, quiet] = fields.as_slice() else {
             snap.skipped += 1;
             continue;
         };
-        let Some(beat) = as_f64(&beat) else {
-            // Hash expired (dead process left in the set) or a record without a heartbeat.
+        let Some(beat) = as_f64(beat) else {
+            // Hash expired (a dead process left in the set) or a record without a heartbeat.
             if !matches!(info, Value::Nil) {
                 snap.skipped += 1;
             }
@@ -242,15 +363,18 @@ fn parse(value: Value, config: &SidekiqConfig) -> Result<Snapshot, String> {
         if now - beat > ttl {
             continue;
         }
-        let Some(busy) = as_i64(&busy).and_then(|b| u32::try_from(b).ok()) else {
+        let Some(busy) = as_i64(busy).and_then(|b| u32::try_from(b).ok()) else {
             snap.skipped += 1;
             continue;
         };
-        let host = as_str(&info)
+        let host = as_str(info)
             .and_then(|i| serde_json::from_str::<serde_json::Value>(i).ok())
             .and_then(|i| i.get("hostname").and_then(|h| h.as_str()).map(str::to_owned))
-            .unwrap_or_else(|| identity_host(&identity).to_owned());
-        let work = array(work);
+            .unwrap_or_else(|| identity_host(identity).to_owned());
+        let work = match array(work7) {
+            w if w.is_empty() => array(work6),
+            w => w,
+        };
         for pair in work.chunks(2) {
             let job = pair.get(1).and_then(as_str).and_then(|s| serde_json::from_str::<serde_json::Value>(s).ok());
             match job.as_ref().and_then(|j| j.get("queue")).and_then(|q| q.as_str()) {
@@ -258,14 +382,19 @@ fn parse(value: Value, config: &SidekiqConfig) -> Result<Snapshot, String> {
                 None => snap.skipped += 1,
             }
         }
-        workers.push(WorkerInfo { identity, dyno: Some(host), busy, quiet: as_str(&quiet) == Some("true") });
+        workers.push(WorkerInfo {
+            identity: identity.clone(),
+            dyno: Some(host),
+            busy,
+            quiet: as_str(quiet) == Some("true"),
+        });
     }
     for (q, n) in running {
         if watched(&q) {
             snap.add(&q, QueueStats { running: n, ..QueueStats::default() });
         }
     }
-    Ok(snap)
+    snap
 }
 
 fn array(v: Value) -> Vec<Value> {

@@ -4,3 +4,4 @@ mod hooks;
 mod policy_props;
 mod policy_rules;
 mod scaler;
+mod simulator;

@@ -1,0 +1,126 @@
+use std::time::Duration;
+
+use dyno_scaler_core::simulator::{self, SimConfig, Strategy, strategies, trace};
+
+fn cfg() -> SimConfig {
+    SimConfig::default()
+}
+
+#[test]
+fn built_in_traces_are_deterministic_and_plausible() {
+    for name in trace::BUILT_IN {
+        let a = trace::built_in(name, 1).unwrap();
+        let b = trace::built_in(name, 1).unwrap();
+        assert_eq!(a, b, "{name} must not depend on anything but the seed");
+        assert_ne!(a, trace::built_in(name, 2).unwrap(), "{name} depends on the seed");
+        assert!(a.jobs.windows(2).all(|w| w[0].arrived_at <= w[1].arrived_at), "{name} sorted");
+        assert!(a.jobs.len() > 1000, "{name}: {}", a.jobs.len());
+        assert!((a.span - 86_400.0).abs() < 1.0);
+    }
+    let batch = trace::built_in("nightly-batch", 1).unwrap();
+    let burst = batch.jobs.iter().filter(|j| (7200.0..7260.0).contains(&j.arrived_at)).count();
+    assert!(burst >= 5000, "the batch arrives within a minute: {burst}");
+    assert!(trace::built_in("long-jobs", 1).unwrap().jobs.iter().any(|j| j.duration == 600.0));
+}
+
+#[test]
+fn csv_loader_reads_seconds_and_rfc3339_and_names_bad_lines() {
+    let t =
+        trace::load_csv("h.csv", "arrived_at,queue,duration_ms\n100,default,1500\n2024-01-01T00:00:00Z,mailers,10\n")
+            .unwrap();
+    assert_eq!(t.jobs.len(), 2);
+    assert_eq!(t.jobs[0].arrived_at, 0.0);
+    assert_eq!(t.jobs[0].duration, 1.5);
+    assert_eq!(t.jobs[1].queue, "mailers");
+    let e = trace::load_csv("h.csv", "1,default,10\n2,default,ten\n").unwrap_err();
+    assert_eq!(e.line, 2);
+    assert!(e.to_string().contains("duration_ms"), "{e}");
+    assert!(trace::load_csv("h.csv", "1,default\n").is_err());
+}
+
+#[test]
+fn simulation_is_deterministic_and_finishes_every_job() {
+    let t = trace::built_in("bursty-web", 3).unwrap();
+    for s in strategies::comparison(10, 5) {
+        let a = simulator::simulate(&t, &s, &cfg()).unwrap();
+        let b = simulator::simulate(&t, &s, &cfg()).unwrap();
+        assert_eq!(format!("{a:?}"), format!("{b:?}"), "{}", s.name);
+        assert_eq!(a.unfinished, 0, "{}", s.name);
+        assert_eq!(a.jobs, t.jobs.len() as u64);
+    }
+}
+
+#[test]
+fn always_on_bills_max_all_day_and_never_waits_for_boot() {
+    let t = trace::steady(1, 0.05, 86_400.0, 2.0);
+    let r = simulator::simulate(&t, &strategies::always_on(4), &cfg()).unwrap();
+    assert!((r.dyno_hours - 96.0).abs() < 0.1, "{}", r.dyno_hours);
+    assert!((r.cost - 96.0 * 25.0 / 720.0).abs() < 0.01);
+    assert_eq!((r.api_calls, r.scale_events, r.interrupted), (0, 0, 0));
+    assert!(r.wait_max < 1.0);
+}
+
+#[test]
+fn boot_time_is_paid_by_the_first_job() {
+    // One job, scale from zero: it waits for the 5 s poll at most plus the 30 s boot.
+    let t = trace::Trace {
+        name: "one".into(),
+        jobs: vec![trace::Job { arrived_at: 100.0, queue: "q".into(), duration: 1.0 }],
+        span: 3600.0,
+    };
+    let r = simulator::simulate(&t, &strategies::dyno_scaler_defaults(3), &cfg()).unwrap();
+    assert!((30.0..=35.1).contains(&r.wait_max), "{}", r.wait_max);
+    assert_eq!(r.scale_events, 2, "up once, down once");
+    // Billed from scale-up to scale-down, boot included: about 30 s boot + 1 s work + 30 s down delay.
+    assert!((60.0..=75.0).contains(&(r.dyno_hours * 3600.0)), "{}", r.dyno_hours * 3600.0);
+}
+
+#[test]
+fn busy_unsafe_scale_down_interrupts_long_jobs_and_busy_safe_does_not() {
+    let t = trace::built_in("long-jobs", 1).unwrap();
+    let keda = simulator::simulate(&t, &strategies::keda(10), &cfg()).unwrap();
+    let ours = simulator::simulate(&t, &strategies::dyno_scaler_defaults(10), &cfg()).unwrap();
+    assert!(keda.interrupted > 0, "KEDA-style stops busy dynos: {keda:?}");
+    assert_eq!(ours.interrupted, 0, "{ours:?}");
+    // The same policy allowed to interrupt and blind to dynos does interrupt: the engine really kills jobs.
+    let mut blind = strategies::dyno_scaler_defaults(10);
+    blind.sees_dynos = false;
+    blind.policy.allow_interrupting = true;
+    blind.name = "blind".into();
+    assert!(simulator::simulate(&t, &blind, &cfg()).unwrap().interrupted > 0);
+}
+
+#[test]
+fn the_seed_veto_blocks_a_big_backlog_and_the_clamp_does_not() {
+    // 200 jobs enqueued at once (a batch, or work that piled up while the workers were down).
+    let jobs = (0..200).map(|_| trace::Job { arrived_at: 10.0, queue: "q".into(), duration: 5.0 }).collect();
+    let t = trace::Trace { name: "backlog".into(), jobs, span: 3600.0 };
+    let seed = simulator::simulate(&t, &strategies::seed_gem(3), &cfg()).unwrap();
+    let ours = simulator::simulate(&t, &strategies::dyno_scaler_defaults(3), &cfg()).unwrap();
+    assert_eq!(seed.scale_events, 0, "200 pending wants 5 > max 3: the seed vetoes: {seed:?}");
+    assert_eq!(seed.unfinished, 200);
+    assert_eq!(ours.unfinished, 0);
+    assert!(ours.wait_max < 120.0, "{ours:?}");
+}
+
+#[test]
+fn event_driven_reacts_faster_than_hirefire_polling() {
+    let t = trace::built_in("steady", 1).unwrap();
+    let hf = simulator::simulate(&t, &strategies::hirefire(10, 5), &cfg()).unwrap();
+    let seed = simulator::simulate(&t, &strategies::seed_gem(10), &cfg()).unwrap();
+    assert!(seed.wait_p95 < hf.wait_p95, "{seed:?} vs {hf:?}");
+    let slow = Strategy { check_interval: Some(Duration::from_secs(60)), ..strategies::dyno_scaler_defaults(10) };
+    let ours = simulator::simulate(&t, &strategies::dyno_scaler_defaults(10), &cfg()).unwrap();
+    assert!(ours.wait_p95 < simulator::simulate(&t, &slow, &cfg()).unwrap().wait_p95);
+}
+
+#[test]
+fn compare_runs_strategies_in_order() {
+    let t = trace::steady(5, 0.02, 3600.0, 2.0);
+    let s = strategies::comparison(5, 5);
+    let r = simulator::compare(&t, &s, &cfg()).unwrap();
+    let names: Vec<_> = r.iter().map(|r| r.strategy.as_str()).collect();
+    assert_eq!(names, s.iter().map(|s| s.name.as_str()).collect::<Vec<_>>());
+    let table = simulator::report::table(&t, &cfg(), &r);
+    assert!(table.contains("dyno-scaler defaults") && table.contains("p95"));
+}
