@@ -1,1 +1,123 @@
-fn main() {}
+//! DelayedJob snapshot on a big table: 1,000,000 failed rows, 100,000 scheduled and 10,000 ready (half of
+//! them locked by workers), with only the stock `(priority, run_at)` index, then with the recommended partial
+//! indexes. Prints timings and the plans.
+//!
+//! `cargo bench --bench delayed_job` (needs Postgres; DYNO_SCALER_TEST_DATABASE_URL)
+
+use std::time::{Duration, Instant};
+
+use dyno_scaler::core::QueueSource;
+use dyno_scaler::delayed_job::{DelayedJobConfig, DelayedJobSource, RECOMMENDED_INDEXES};
+use sqlx::{AssertSqlSafe, PgPool};
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+async fn time_snapshot(source: &DelayedJobSource) -> (Duration, String) {
+    let s = source.snapshot().await.unwrap();
+    let mut times = Vec::new();
+    for _ in 0..30 {
+        let t = Instant::now();
+        std::hint::black_box(source.snapshot().await.unwrap());
+        times.push(t.elapsed());
+    }
+    let t = s.totals();
+    (median(times), format!("ready {} running {} scheduled {}", t.ready, t.running, t.scheduled))
+}
+
+async fn plan(pool: &PgPool, sql: &str) -> String {
+    let mut conn = pool.acquire().await.unwrap();
+    sqlx::query("SET max_parallel_workers_per_gather = 0").execute(&mut *conn).await.unwrap();
+    let rows: Vec<String> =
+        sqlx::query_scalar(AssertSqlSafe(format!("EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY ON) {sql}")))
+            .bind(4.0 * 3600.0)
+            .bind("default")
+            .bind(None::<Vec<String>>)
+            .bind(None::<i32>)
+            .bind(None::<i32>)
+            .bind(1000i64)
+            .fetch_all(&mut *conn)
+            .await
+            .unwrap();
+    rows.join("\n")
+}
+
+async fn peer(pool: &PgPool, table: &str, label: &str, sql: &str) {
+    let mut times = Vec::new();
+    for _ in 0..5 {
+        let t = Instant::now();
+        sqlx::raw_sql(AssertSqlSafe(sql.replace("TABLE", table))).execute(pool).await.unwrap();
+        times.push(t.elapsed());
+    }
+    println!("  {label:<44} {:>10.2?}", median(times));
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() {
+    let url = std::env::var("DYNO_SCALER_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let pool = PgPool::connect(&url).await.expect("Postgres is required");
+    let schema = format!("dst_bench_{}", std::process::id());
+    let table = format!("{schema}.delayed_jobs");
+    let t = Instant::now();
+    sqlx::raw_sql(AssertSqlSafe(format!(
+        "CREATE SCHEMA {schema};
+         CREATE TABLE {table} (id bigserial PRIMARY KEY, priority integer DEFAULT 0 NOT NULL,
+           attempts integer DEFAULT 0 NOT NULL, handler text NOT NULL, last_error text,
+           run_at timestamp(6), locked_at timestamp(6), failed_at timestamp(6), locked_by varchar, queue varchar,
+           created_at timestamp(6), updated_at timestamp(6));
+         CREATE INDEX delayed_jobs_priority ON {table} (priority, run_at);
+         INSERT INTO {table} (handler, attempts, last_error, run_at, failed_at, queue, created_at, updated_at)
+           SELECT '--- !ruby/object:Delayed::PerformableMethod', 25, 'boom', now() - interval '2 days', now() - interval '1 day',
+                  'default', now(), now() FROM generate_series(1, 1000000);
+         INSERT INTO {table} (handler, run_at, queue, created_at, updated_at)
+           SELECT '--- !ruby/object:Delayed::PerformableMethod', (now() AT TIME ZONE 'UTC') + (g || ' seconds')::interval,
+                  CASE WHEN g % 3 = 0 THEN 'mailers' ELSE 'default' END, now(), now() FROM generate_series(1, 100000) g;
+         INSERT INTO {table} (handler, run_at, locked_at, locked_by, queue, created_at, updated_at)
+           SELECT '--- !ruby/object:Delayed::PerformableMethod', (now() AT TIME ZONE 'UTC') - (g || ' seconds')::interval,
+                  CASE WHEN g % 2 = 0 THEN (now() AT TIME ZONE 'UTC') - interval '10 seconds' END,
+                  CASE WHEN g % 2 = 0 THEN 'host:abc pid:' || g END,
+                  CASE WHEN g % 3 = 0 THEN 'mailers' ELSE 'default' END, now(), now() FROM generate_series(1, 10000) g;"
+    )))
+    .execute(&pool)
+    .await
+    .unwrap();
+    sqlx::raw_sql(AssertSqlSafe(format!("VACUUM ANALYZE {table}"))).execute(&pool).await.unwrap();
+    println!("table {table}: 1,110,000 rows loaded in {:.1?}", t.elapsed());
+
+    let mut cfg = DelayedJobConfig::new(url.clone());
+    cfg.table = table.clone();
+    cfg.timeout = Duration::from_secs(30);
+    let source = DelayedJobSource::new(cfg.clone()).unwrap();
+    let sql = source.query_sql().await.unwrap().to_owned();
+    let (t_stock, figures) = time_snapshot(&source).await;
+    println!("dyno-scaler snapshot, stock index only:      {t_stock:>10.2?}  ({figures})");
+    println!("peers' queries on the same table (stock index):");
+    peer(
+        &pool,
+        &table,
+        "HireFire job_queue_size",
+        "SELECT count(*) FROM TABLE WHERE failed_at IS NULL AND run_at <= now()",
+    )
+    .await;
+    peer(
+        &pool,
+        &table,
+        "HireFire job_queue_latency",
+        "SELECT run_at FROM TABLE WHERE failed_at IS NULL AND run_at <= now() ORDER BY run_at LIMIT 1",
+    )
+    .await;
+    peer(&pool, &table, "Judoscale latency", "SELECT COALESCE(queue,'default'), min(run_at) FROM TABLE WHERE locked_at IS NULL AND failed_at IS NULL GROUP BY 1").await;
+    let stock_plan = plan(&pool, &sql).await;
+
+    let ddl = RECOMMENDED_INDEXES.replace("CONCURRENTLY ", "").replace(" delayed_jobs ", &format!(" {table} "));
+    sqlx::raw_sql(AssertSqlSafe(ddl)).execute(&pool).await.unwrap();
+    sqlx::raw_sql(AssertSqlSafe(format!("VACUUM ANALYZE {table}"))).execute(&pool).await.unwrap();
+    let source = DelayedJobSource::new(cfg).unwrap();
+    let (t_idx, figures) = time_snapshot(&source).await;
+    println!("dyno-scaler snapshot, with partial indexes:  {t_idx:>10.2?}  ({figures})");
+    println!("\n--- plan, stock index ---\n{stock_plan}\n\n--- plan, partial indexes ---\n{}", plan(&pool, &sql).await);
+    sqlx::raw_sql(AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE"))).execute(&pool).await.unwrap();
+}

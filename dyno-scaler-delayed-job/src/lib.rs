@@ -6,7 +6,7 @@
 //! * **ready**: `failed_at IS NULL AND run_at <= now AND (locked_at IS NULL OR locked_at < now - max_run_time)`:
 //!   a lock older than `max_run_time` belongs to a dead worker and the job is runnable again;
 //! * **running**: `failed_at IS NULL AND locked_at >= now - max_run_time` (fresh locks);
-//! * **scheduled**: `run_at > now`, not locked: due later, not demand;
+//! * **scheduled**: `run_at > now`, not locked: due later, not demand (counted up to `scheduled_cap` rows);
 //! * **latency**: `now - min(run_at)` over ready rows, per queue; a `NULL` queue is reported as `default`;
 //! * rows with a `NULL` `run_at` are bad data: skipped and counted.
 //!
@@ -52,6 +52,9 @@ pub struct DelayedJobConfig {
     pub default_queue: String,
     /// Statement timeout and connection bound.
     pub timeout: Duration,
+    /// Scheduled (future) rows are counted up to this many, soonest first: they are not demand, and counting
+    /// every future row of a big table would dominate the query. Beyond it `scheduled` is a lower bound.
+    pub scheduled_cap: u64,
 }
 
 impl DelayedJobConfig {
@@ -66,6 +69,7 @@ impl DelayedJobConfig {
             max_run_time: Duration::from_secs(4 * 3600),
             default_queue: "default".into(),
             timeout: Duration::from_secs(2),
+            scheduled_cap: 1000,
         }
     }
 }
@@ -115,9 +119,11 @@ impl DelayedJobSource {
         let opts: PgConnectOptions = config.url.expose().parse().map_err(|e: sqlx::Error| {
             other(format!("invalid database URL {}: {}", redact_url(config.url.expose()), scrub_err(&e, &config.url)))
         })?;
-        let opts = opts
-            .application_name("dyno-scaler")
-            .options([("statement_timeout", format!("{}", config.timeout.as_millis().max(1)))]);
+        let opts = opts.application_name("dyno-scaler").options([
+            ("statement_timeout", format!("{}", config.timeout.as_millis().max(1))),
+            // The query reads a few thousand index entries: starting parallel workers costs more than it saves.
+            ("max_parallel_workers_per_gather", "0".to_string()),
+        ]);
         let pool = PgPoolOptions::new()
             .max_connections(2)
             .min_connections(0)
@@ -173,7 +179,8 @@ fn scrub_err(e: &sqlx::Error, url: &Secret) -> String {
 }
 
 /// The snapshot query: four index-friendly parts in one statement.
-/// Parameters: $1 max_run_time seconds, $2 default queue, $3 queues (text[] or NULL), $4/$5 priority bounds.
+/// Parameters: $1 max_run_time seconds, $2 default queue, $3 queues (text[] or NULL), $4/$5 priority bounds,
+/// $6 the scheduled-rows cap.
 fn build_sql(table: &str, now: &str, c: &DelayedJobConfig) -> String {
     let mut filters = String::from("failed_at IS NULL");
     if c.queues.is_some() {
@@ -185,22 +192,26 @@ fn build_sql(table: &str, now: &str, c: &DelayedJobConfig) -> String {
     if c.max_priority.is_some() {
         filters.push_str(" AND priority <= $5");
     }
+    // `now()` is stable within a statement: every part sees the same instant, and the planner can use it in
+    // index conditions (a CTE here would hide it from them).
+    let fresh = format!("({now} - make_interval(secs => $1))");
     format!(
-        "WITH n AS (SELECT {now} AS now, {now} - make_interval(secs => $1) AS fresh) \
-         SELECT 'ready'::text AS kind, COALESCE(queue, $2)::text AS q, count(*)::int8 AS c, \
-                EXTRACT(EPOCH FROM (n.now - min(run_at)))::float8 AS age \
-           FROM {table}, n WHERE {filters} AND run_at <= n.now AND (locked_at IS NULL OR locked_at < n.fresh) \
-           GROUP BY 2, n.now \
-         UNION ALL \
-         SELECT 'running', COALESCE(queue, $2)::text, count(*)::int8, NULL \
-           FROM {table}, n WHERE {filters} AND locked_at >= n.fresh GROUP BY 2 \
-         UNION ALL \
-         SELECT 'scheduled', COALESCE(queue, $2)::text, count(*)::int8, NULL \
-           FROM {table}, n WHERE {filters} AND run_at > n.now AND (locked_at IS NULL OR locked_at < n.fresh) \
+        "SELECT 'ready'::text AS kind, COALESCE(queue, $2)::text AS q, count(*)::int8 AS c, \
+                EXTRACT(EPOCH FROM ({now} - min(run_at)))::float8 AS age \
+           FROM {table} WHERE {filters} AND run_at <= {now} AND (locked_at IS NULL OR locked_at < {fresh}) \
            GROUP BY 2 \
          UNION ALL \
+         SELECT 'running', COALESCE(queue, $2)::text, count(*)::int8, NULL \
+           FROM {table} WHERE {filters} AND locked_at >= {fresh} GROUP BY 2 \
+         UNION ALL \
+         SELECT 'scheduled', s.q, count(*)::int8, NULL FROM ( \
+           SELECT COALESCE(queue, $2)::text AS q \
+             FROM {table} WHERE {filters} AND run_at > {now} AND (locked_at IS NULL OR locked_at < {fresh}) \
+             ORDER BY run_at LIMIT $6) s \
+           GROUP BY s.q \
+         UNION ALL \
          SELECT 'bad', NULL, count(*)::int8, NULL \
-           FROM {table}, n WHERE {filters} AND run_at IS NULL AND (locked_at IS NULL OR locked_at < n.fresh)"
+           FROM {table} WHERE {filters} AND run_at IS NULL AND (locked_at IS NULL OR locked_at < {fresh})"
     )
 }
 
@@ -220,6 +231,7 @@ impl QueueSource for DelayedJobSource {
                 .bind(c.queues.clone())
                 .bind(c.min_priority)
                 .bind(c.max_priority)
+                .bind(i64::try_from(c.scheduled_cap).unwrap_or(i64::MAX))
                 .fetch_all(&self.pool)
                 .await
                 .map_err(|e| self.map_err(e))
