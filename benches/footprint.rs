@@ -18,14 +18,16 @@ fn cpu_ticks(pid: u32) -> u64 {
     let after = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
     let f: Vec<&str> = after.split_whitespace().collect();
     // Fields 14 and 15 (utime, stime) are at positions 11 and 12 after the command name.
-    f.get(11).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0) + f.get(12).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
+    f.get(11).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
+        + f.get(12).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let secs: u64 = std::env::var("FOOTPRINT_SECS").ok().and_then(|v| v.parse().ok()).unwrap_or(60);
     let redis_url = std::env::var("DYNO_SCALER_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
-    let db_url = std::env::var("DYNO_SCALER_TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let db_url = std::env::var("DYNO_SCALER_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
     let fake = FakeHeroku::start(FakeConfig::default()).await;
     fake.add_app("foot-app", "ops@example.com");
     for t in ["worker", "urgent", "dj_worker"] {
@@ -98,7 +100,12 @@ max_workers = 2
             p.sadd(format!("{ns}:queues"), "critical").ignore();
             let _: () = p.query_async(&mut redis).await.unwrap();
         } else if i % 10 == 5 {
-            let _: () = redis::pipe().del(format!("{ns}:queue:default")).del(format!("{ns}:queue:critical")).query_async(&mut redis).await.unwrap();
+            let _: () = redis::pipe()
+                .del(format!("{ns}:queue:default"))
+                .del(format!("{ns}:queue:critical"))
+                .query_async(&mut redis)
+                .await
+                .unwrap();
         }
         i += 1;
         tokio::time::sleep(Duration::from_secs(1)).await;
