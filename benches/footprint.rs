@@ -89,7 +89,7 @@ max_workers = 2
     // Work comes and goes: a burst every 10 s on each queue.
     let mut i = 0u64;
     while start.elapsed() < Duration::from_secs(secs) {
-        if i % 10 == 0 {
+        if i.is_multiple_of(10) {
             let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64();
             let mut p = redis::pipe();
             for j in 0..30 {
