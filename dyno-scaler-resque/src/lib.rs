@@ -17,8 +17,6 @@
 //! by default it scales down only when nothing runs.
 #![deny(missing_docs)]
 
-mod redis_util;
-
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
@@ -29,7 +27,7 @@ use dyno_scaler_core::{QueueSource, QueueStats, Secret, Snapshot, SourceError, W
 use redis::Value;
 use redis::aio::ConnectionManager;
 
-use redis_util::{as_f64, as_i64, as_str, connect, map_redis_error};
+use dyno_scaler_redis::{array, as_f64, as_i64, as_str, connect, map_redis_error, scale, strings};
 
 const NAME: &str = "resque";
 
@@ -203,10 +201,6 @@ impl ResqueSource {
     }
 }
 
-fn strings(v: Value) -> Vec<String> {
-    array(v).iter().filter_map(as_str).map(str::to_owned).collect()
-}
-
 struct Delayed<'a> {
     due_stamps: &'a [String],
     /// Due timestamps in all (the walk is capped).
@@ -254,10 +248,6 @@ fn job_queue(raw: &Value) -> Option<String> {
     let Value::BulkString(b) = raw else { return None };
     let job: serde_json::Value = serde_json::from_slice(b).ok()?;
     job.get("queue").and_then(|q| q.as_str()).map(str::to_owned)
-}
-
-fn scale(n: u64, walked: u64, total: u64) -> u64 {
-    if walked == 0 || total <= walked { n } else { (n as f64 * total as f64 / walked as f64).round() as u64 }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -374,11 +364,4 @@ fn build(
         snap.add(&q, QueueStats { running: n, ..QueueStats::default() });
     }
     snap
-}
-
-fn array(v: Value) -> Vec<Value> {
-    match v {
-        Value::Array(a) | Value::Set(a) => a,
-        _ => Vec::new(),
-    }
 }

@@ -23,8 +23,6 @@
 //! ```
 #![deny(missing_docs)]
 
-mod redis_util;
-
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -34,7 +32,7 @@ use dyno_scaler_core::{QueueSource, QueueStats, Secret, Snapshot, SourceError, W
 use redis::Value;
 use redis::aio::ConnectionManager;
 
-use redis_util::{as_f64, as_i64, as_str, connect, map_redis_error};
+use dyno_scaler_redis::{array, as_f64, as_i64, as_str, connect, map_redis_error, scale, strings};
 
 const NAME: &str = "sidekiq";
 
@@ -210,10 +208,6 @@ fn list_reads(pipe: &mut redis::Pipeline, prefix: &str, queue: &str) {
     pipe.llen(&key).lindex(&key, -1);
 }
 
-fn strings(v: Value) -> Vec<String> {
-    array(v).iter().filter_map(as_str).map(str::to_owned).collect()
-}
-
 /// Seconds since the epoch of a Sidekiq job timestamp: a float is seconds (Sidekiq ≤ 7), an integer is
 /// milliseconds (Sidekiq 8), except integers below 10^11, which only make sense as seconds.
 ///
@@ -324,9 +318,6 @@ fn build(
     snap.skipped += bad;
     let sampled_due: u64 = per.values().map(|e| e.0).sum();
     let sampled_future: u64 = per.values().map(|e| e.1).sum();
-    let scale = |n: u64, sampled: u64, total: u64| -> u64 {
-        if sampled == 0 || total <= sampled { n } else { (n as f64 * total as f64 / sampled as f64).round() as u64 }
-    };
     for (q, (due, future, oldest)) in per {
         if watched(&q) {
             snap.add(
@@ -395,13 +386,6 @@ fn build(
         }
     }
     snap
-}
-
-fn array(v: Value) -> Vec<Value> {
-    match v {
-        Value::Array(a) | Value::Set(a) => a,
-        _ => Vec::new(),
-    }
 }
 
 #[cfg(test)]

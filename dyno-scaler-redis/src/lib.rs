@@ -1,4 +1,5 @@
-//! Connection and reply helpers.
+//! Redis connection and reply helpers shared by the Sidekiq and Resque sources of dyno-scaler.
+#![deny(missing_docs)]
 
 use std::time::Duration;
 
@@ -8,7 +9,7 @@ use redis::Value;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 /// A lazily connecting, self-reconnecting connection with bounded timeouts.
-pub(crate) fn connect(name: &str, url: &Secret, timeout: Duration) -> Result<ConnectionManager, SourceError> {
+pub fn connect(name: &str, url: &Secret, timeout: Duration) -> Result<ConnectionManager, SourceError> {
     let client = redis::Client::open(url.expose()).map_err(|e| SourceError::Other {
         source_name: name.into(),
         message: format!("invalid Redis URL {}: {}", redact_url(url.expose()), scrub_url(&e.to_string(), url)),
@@ -26,7 +27,8 @@ fn scrub_url(text: &str, url: &Secret) -> String {
     dyno_scaler_core::secret::scrub_url(text, url.expose())
 }
 
-pub(crate) fn map_redis_error(name: &str, url: &Secret, e: redis::RedisError) -> SourceError {
+/// A Redis error as a typed [`SourceError`], with the URL and its password removed.
+pub fn map_redis_error(name: &str, url: &Secret, e: redis::RedisError) -> SourceError {
     let message = scrub_url(&e.to_string(), url);
     if e.is_timeout() {
         SourceError::Unavailable { source_name: name.into(), message: format!("timed out: {message}") }
@@ -37,7 +39,8 @@ pub(crate) fn map_redis_error(name: &str, url: &Secret, e: redis::RedisError) ->
     }
 }
 
-pub(crate) fn as_str(v: &Value) -> Option<&str> {
+/// A string reply.
+pub fn as_str(v: &Value) -> Option<&str> {
     match v {
         Value::BulkString(b) => std::str::from_utf8(b).ok(),
         Value::SimpleString(s) => Some(s),
@@ -45,17 +48,37 @@ pub(crate) fn as_str(v: &Value) -> Option<&str> {
     }
 }
 
-pub(crate) fn as_i64(v: &Value) -> Option<i64> {
+/// An integer reply (or a string holding one).
+pub fn as_i64(v: &Value) -> Option<i64> {
     match v {
         Value::Int(i) => Some(*i),
         _ => as_str(v)?.trim().parse().ok(),
     }
 }
 
-pub(crate) fn as_f64(v: &Value) -> Option<f64> {
+/// A number reply (or a string holding one).
+pub fn as_f64(v: &Value) -> Option<f64> {
     match v {
         Value::Int(i) => Some(*i as f64),
         Value::Double(d) => Some(*d),
         _ => as_str(v)?.trim().parse::<f64>().ok().filter(|f| f.is_finite()),
     }
+}
+
+/// The items of an array (or set) reply; empty for anything else.
+pub fn array(v: Value) -> Vec<Value> {
+    match v {
+        Value::Array(a) | Value::Set(a) => a,
+        _ => Vec::new(),
+    }
+}
+
+/// The string items of an array reply.
+pub fn strings(v: Value) -> Vec<String> {
+    array(v).iter().filter_map(as_str).map(str::to_owned).collect()
+}
+
+/// `n` of a sample of `sampled` items, scaled to a population of `total` (exact when the sample is all).
+pub fn scale(n: u64, sampled: u64, total: u64) -> u64 {
+    if sampled == 0 || total <= sampled { n } else { (n as f64 * total as f64 / sampled as f64).round() as u64 }
 }
