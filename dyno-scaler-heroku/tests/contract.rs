@@ -197,7 +197,7 @@ async fn limit_422_reports_the_limit_and_is_not_retried() {
 
 #[tokio::test]
 async fn rate_limited_then_recovers_with_backoff() {
-    let fake = fake_with(FakeConfig { rate_capacity: 5.0, rate_refill_per_sec: 5.0, ..FakeConfig::default() }).await;
+    let fake = fake_with(FakeConfig { rate_capacity: 5.0, rate_refill_per_sec: 50.0, ..FakeConfig::default() }).await;
     fake.set_tokens(ALICE, 0.0);
     let p = platform(&fake);
     p.set_quantity("worker", 2).await.unwrap();
