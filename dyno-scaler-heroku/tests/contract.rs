@@ -197,14 +197,32 @@ async fn limit_422_reports_the_limit_and_is_not_retried() {
 
 #[tokio::test]
 async fn rate_limited_then_recovers_with_backoff() {
-    let fake = fake_with(FakeConfig { rate_capacity: 5.0, rate_refill_per_sec: 50.0, ..FakeConfig::default() }).await;
-    fake.set_tokens(ALICE, 0.0);
+    // Two 429s with Heroku's rate_limit body (the fake's own token bucket is tested below with a manual clock).
+    let fake = fake().await;
+    fake.inject(Fault::on("PATCH", 2, FaultAction::Status(429)));
     let p = platform(&fake);
+    let started = std::time::Instant::now();
     p.set_quantity("worker", 2).await.unwrap();
     let statuses: Vec<u16> = fake.requests_with("PATCH").iter().map(|r| r.status).collect();
-    assert_eq!(statuses.first(), Some(&429), "{statuses:?}");
-    assert_eq!(statuses.last(), Some(&200), "{statuses:?}");
+    assert_eq!(statuses, vec![429, 429, 200]);
     assert_eq!(fake.quantity("my-app", "worker"), Some(2));
+    assert!(started.elapsed() < Duration::from_secs(5), "bounded by the retry policy");
+}
+
+#[tokio::test]
+async fn rate_limit_retries_give_up_within_the_bound() {
+    let fake = fake().await;
+    fake.set_tokens(ALICE, 0.0);
+    let fake_cfg = config(&fake);
+    let p = HerokuPlatform::new(HerokuConfig {
+        retry: RetryPolicy { max_attempts: 2, ..fake_cfg.retry.clone() },
+        ..fake_cfg
+    })
+    .unwrap();
+    // With the default refill (1.25/s) no token comes back within two quick attempts.
+    let err = p.set_quantity("worker", 2).await.unwrap_err();
+    assert!(matches!(err, PlatformError::RateLimited { .. }), "{err:?}");
+    assert!(fake.requests().iter().all(|r| r.status == 429));
 }
 
 #[tokio::test]

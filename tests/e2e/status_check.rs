@@ -74,7 +74,11 @@ async fn the_example_config_passes_check() {
     assert_eq!(out.code, 0, "{}", out.all());
     assert!(out.stdout.starts_with("configuration: ok (3 process type(s)"), "{}", out.all());
     assert!(out.stdout.contains("platform: ok") && out.stdout.contains("check passed"), "{}", out.stdout);
-    assert!(out.stdout.contains("dj_worker (delayed_job") && out.stdout.contains("no worker registry"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("dj_worker (delayed_job") && out.stdout.contains("no worker registry"),
+        "{}",
+        out.stdout
+    );
 }
 
 #[tokio::test]
