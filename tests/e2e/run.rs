@@ -140,7 +140,7 @@ async fn a_503_then_200_lands_the_change_once() {
 
 #[tokio::test]
 async fn rate_limited_requests_back_off_and_succeed() {
-    let fake = fake_with(FakeConfig { rate_capacity: 10.0, rate_refill_per_sec: 2.0, ..FakeConfig::default() }).await;
+    let fake = fake_with(FakeConfig { rate_capacity: 10.0, rate_refill_per_sec: 1.0, ..FakeConfig::default() }).await;
     fake.set_tokens(ACCOUNT, 0.0);
     let (url, mut c) = redis_db(5).await;
     sidekiq_push(&mut c, "default", 3).await;
