@@ -562,3 +562,41 @@ async fn fake_responses_match_herokus_schema() {
     }
     let _ = SystemClock;
 }
+
+#[tokio::test]
+async fn fir_mode_names_and_victims_do_not_follow_cedar_numbering() {
+    use dyno_scaler_core::{PolicyInput, PolicyState, QueueStats, Snapshot, WorkerInfo};
+    let fake = fake_with(FakeConfig { fir_seed: Some(7), ..FakeConfig::default() }).await;
+    let p = platform(&fake);
+    p.set_quantity("worker", 4).await.unwrap();
+    let names: Vec<String> = p.list_processes("worker").await.unwrap().unwrap().into_iter().map(|d| d.name).collect();
+    assert_eq!(names.len(), 4);
+    for n in &names {
+        let parts: Vec<&str> = n.split('-').collect();
+        assert!(parts.len() == 3 && parts[0] == "worker" && parts[1].len() == 10 && parts[2].len() == 5, "{n}");
+    }
+    // The policy cannot tell which Fir dyno a scale-down stops, so it holds while any job runs.
+    let mut snap = Snapshot::default();
+    snap.add("default", QueueStats { running: 1, ..QueueStats::default() });
+    snap.workers = Some(vec![WorkerInfo {
+        identity: format!("{}:4:abc", names[0]),
+        dyno: Some(names[0].clone()),
+        busy: 1,
+        quiet: false,
+    }]);
+    let policy =
+        Policy::new(PolicyConfig { max_workers: 4, down_delay: Duration::ZERO, ..PolicyConfig::default() }).unwrap();
+    let input = PolicyInput {
+        process_type: "worker",
+        snapshot: &snap,
+        current: 4,
+        now: std::time::SystemTime::now(),
+        platform_limit: None,
+    };
+    assert_eq!(policy.decide(&input, &PolicyState::default()).0.to, 4);
+    // A scale-down on Fir stops two of the four (which ones follows the fake's seeded rule).
+    p.set_quantity("worker", 2).await.unwrap();
+    let left = fake.dyno_names("my-app", "worker");
+    assert_eq!(left.len(), 2);
+    assert!(left.iter().all(|n| names.contains(n)));
+}

@@ -55,6 +55,9 @@ pub struct FakeConfig {
     pub app_limit: u32,
     /// Accept `quantity` as a numeric or signed string, as the CLI sends it.
     pub allow_string_quantity: bool,
+    /// Fir generation (with this seed): dynos are named `<type>-<10 hex>-<5 alnum>` and a scale-down stops
+    /// dynos picked by a seeded random rule, since Fir's stop order is not the Cedar numbering.
+    pub fir_seed: Option<u64>,
 }
 
 impl Default for FakeConfig {
@@ -67,6 +70,7 @@ impl Default for FakeConfig {
             drain_delay: Duration::ZERO,
             app_limit: 100,
             allow_string_quantity: true,
+            fir_seed: None,
         }
     }
 }

@@ -240,6 +240,14 @@ impl State {
         let now = self.now();
         let drain = self.config.drain_delay;
         let mut ids: Vec<String> = (0..quantity).map(|_| self.uuid()).collect();
+        let fir = self.config.fir_seed;
+        let mut fir_names: Vec<String> = match fir {
+            Some(_) => (0..quantity)
+                .map(|_| self.uuid().replace('-', ""))
+                .map(|h| format!("{process_type}-{}-{}", &h[..10], &h[20..25]))
+                .collect(),
+            None => Vec::new(),
+        };
         let Some(a) = self.app_mut(app) else { return };
         let Some(f) = a.formations.iter_mut().find(|f| f.process_type == process_type) else { return };
         f.quantity = quantity;
@@ -250,7 +258,12 @@ impl State {
         let mut live: Vec<usize> = (0..a.dynos.len())
             .filter(|&i| a.dynos[i].process_type == process_type && a.dynos[i].gone_at.is_none())
             .collect();
-        live.sort_by_key(|&i| std::cmp::Reverse(number(&a.dynos[i])));
+        match fir {
+            // Fir: the victims are not the highest numbers; a seeded shuffle stands for Heroku's unknown rule.
+            Some(seed) => live.sort_by_key(|&i| fir_rank(&a.dynos[i].id, seed)),
+            // Cedar: the highest-numbered dynos stop first.
+            None => live.sort_by_key(|&i| std::cmp::Reverse(number(&a.dynos[i]))),
+        }
         let have = live.len() as u32;
         if quantity < have {
             for &i in live.iter().take((have - quantity) as usize) {
@@ -266,9 +279,10 @@ impl State {
             for _ in have..quantity {
                 let n = (1..).find(|n| !taken.contains(n)).expect("a free number");
                 taken.push(n);
+                let name = fir_names.pop().unwrap_or_else(|| format!("{process_type}.{n}"));
                 a.dynos.push(FakeDyno {
                     id: ids.pop().expect("enough ids"),
-                    name: format!("{process_type}.{n}"),
+                    name,
                     process_type: process_type.to_owned(),
                     command: command.clone(),
                     size: size.clone(),
@@ -377,6 +391,10 @@ impl State {
         }
         Some(action)
     }
+}
+
+fn fir_rank(id: &str, seed: u64) -> u64 {
+    id.bytes().fold(seed ^ 0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3))
 }
 
 pub(crate) fn size_uuid(size: &str) -> String {
