@@ -96,3 +96,17 @@ async fn simulate_runs_without_any_server() {
     assert!(text.starts_with("<svg") && text.contains("dyno-scaler defaults"), "{}", &text[..200.min(text.len())]);
     assert_eq!(run(&["simulate", "--trace", "nope"], &[]).await.code, 2);
 }
+
+#[tokio::test]
+async fn status_reports_an_unreadable_queue_and_exits_1() {
+    let fake = fake().await;
+    let env = with(env_sidekiq(&fake, "redis://:pw4status@127.0.0.1:1/0"), &[]);
+    let out = run(&["status", "--json"], &env).await;
+    assert_eq!(out.code, 1, "{}", out.all());
+    let v: Value = serde_json::from_str(out.stdout.trim()).unwrap();
+    let p = &v["processes"][0];
+    assert!(p["ready"].is_null() && p["desired"].is_null(), "{v}");
+    assert!(p["error"].as_str().unwrap().contains("sidekiq"), "{v}");
+    assert!(!out.all().contains("pw4status"));
+    assert!(fake.requests_with("PATCH").is_empty());
+}
