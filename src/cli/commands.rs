@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use dyno_scaler::core::secret::redact_url;
-use dyno_scaler::core::{Controller, Direction, Platform, Report, ScalerError};
+use dyno_scaler::core::{Controller, Direction, Report, ScalerError};
 use serde_json::{Value, json};
 
 use super::config::{self, ConfigError, Env, Flags, Settings};
@@ -275,7 +275,6 @@ async fn check(s: &Settings) -> u8 {
                 println!("{label}: PROBLEM {e}");
             }
         }
-        let _ = platform.current_quantity(&p.process_type).await;
     }
     if problems == 0 {
         println!("check passed");
