@@ -29,9 +29,9 @@ const NAME: &str = "delayed_job";
 /// The SQL of the optional partial indexes (run once, by a migration of the app, not by dyno-scaler).
 pub const RECOMMENDED_INDEXES: &str = "\
 CREATE INDEX CONCURRENTLY IF NOT EXISTS delayed_jobs_dyno_scaler_run_at
-  ON delayed_jobs (run_at) INCLUDE (queue, locked_at, priority) WHERE failed_at IS NULL;
+  ON delayed_jobs (run_at) INCLUDE (queue, priority) WHERE failed_at IS NULL AND locked_at IS NULL;
 CREATE INDEX CONCURRENTLY IF NOT EXISTS delayed_jobs_dyno_scaler_locked_at
-  ON delayed_jobs (locked_at) INCLUDE (queue, priority) WHERE failed_at IS NULL AND locked_at IS NOT NULL;";
+  ON delayed_jobs (locked_at) INCLUDE (queue, priority, run_at) WHERE failed_at IS NULL AND locked_at IS NOT NULL;";
 
 /// Settings of a [`DelayedJobSource`].
 #[derive(Debug, Clone)]
@@ -193,25 +193,32 @@ fn build_sql(table: &str, now: &str, c: &DelayedJobConfig) -> String {
         filters.push_str(" AND priority <= $5");
     }
     // `now()` is stable within a statement: every part sees the same instant, and the planner can use it in
-    // index conditions (a CTE here would hide it from them).
+    // index conditions (a CTE here would hide it from them). Unlocked rows and locked rows are read apart, so
+    // each part is a range of one partial index: the ready part never walks the rows that workers hold.
     let fresh = format!("({now} - make_interval(secs => $1))");
+    let q = "COALESCE(queue, $2)::text";
+    let unlocked = format!("{filters} AND locked_at IS NULL");
+    let stale = format!("{filters} AND locked_at < {fresh}");
     format!(
-        "SELECT 'ready'::text AS kind, COALESCE(queue, $2)::text AS q, count(*)::int8 AS c, \
-                EXTRACT(EPOCH FROM ({now} - min(run_at)))::float8 AS age \
-           FROM {table} WHERE {filters} AND run_at <= {now} AND (locked_at IS NULL OR locked_at < {fresh}) \
-           GROUP BY 2 \
+        "SELECT 'ready'::text AS kind, r.q AS q, count(*)::int8 AS c, \
+                EXTRACT(EPOCH FROM ({now} - min(r.run_at)))::float8 AS age FROM ( \
+           SELECT {q} AS q, run_at FROM {table} WHERE {unlocked} AND run_at <= {now} \
+           UNION ALL \
+           SELECT {q}, run_at FROM {table} WHERE {stale} AND run_at <= {now}) r \
+           GROUP BY r.q \
          UNION ALL \
-         SELECT 'running', COALESCE(queue, $2)::text, count(*)::int8, NULL \
-           FROM {table} WHERE {filters} AND locked_at >= {fresh} GROUP BY 2 \
+         SELECT 'running', {q}, count(*)::int8, NULL FROM {table} WHERE {filters} AND locked_at >= {fresh} GROUP BY 2 \
          UNION ALL \
          SELECT 'scheduled', s.q, count(*)::int8, NULL FROM ( \
-           SELECT COALESCE(queue, $2)::text AS q \
-             FROM {table} WHERE {filters} AND run_at > {now} AND (locked_at IS NULL OR locked_at < {fresh}) \
-             ORDER BY run_at LIMIT $6) s \
+           (SELECT {q} AS q FROM {table} WHERE {unlocked} AND run_at > {now} ORDER BY run_at LIMIT $6) \
+           UNION ALL \
+           (SELECT {q} FROM {table} WHERE {stale} AND run_at > {now} ORDER BY locked_at LIMIT $6)) s \
            GROUP BY s.q \
          UNION ALL \
-         SELECT 'bad', NULL, count(*)::int8, NULL \
-           FROM {table} WHERE {filters} AND run_at IS NULL AND (locked_at IS NULL OR locked_at < {fresh})"
+         SELECT 'bad', NULL, count(*)::int8, NULL FROM ( \
+           SELECT 1 FROM {table} WHERE {unlocked} AND run_at IS NULL \
+           UNION ALL \
+           SELECT 1 FROM {table} WHERE {stale} AND run_at IS NULL) b"
     )
 }
 

@@ -338,3 +338,16 @@ async fn unreachable_database_is_a_typed_error_without_the_password() {
     let shown = format!("{err} {err:?} {source:?}");
     assert!(!shown.contains("t0psecret"), "{shown}");
 }
+
+#[tokio::test]
+async fn stale_locks_are_read_through_the_locked_rows() {
+    let b = Backend::new("stale", false).await;
+    b.insert(Some("q"), 0, Some(600.0), Some(-5.0 * 3600.0), false).await; // dead worker's lock, due later
+    b.insert(Some("q"), 0, None, Some(-5.0 * 3600.0), false).await; // dead worker's lock, no run_at: bad data
+    b.insert(Some("q"), 0, None, Some(-60.0), false).await; // a live lock without run_at: running
+    b.insert(Some("q"), 0, Some(-7200.0), Some(-5.0 * 3600.0), false).await; // stale lock, due: ready
+    let s = b.snapshot(b.config(None)).await;
+    let q = s.queues["q"];
+    assert_eq!((q.ready, q.running, q.scheduled, s.skipped), (1, 1, 1, 1), "{s:?}");
+    assert!(q.oldest_ready_age.unwrap() >= Duration::from_secs(7190), "{q:?}");
+}
