@@ -73,12 +73,25 @@ pub fn array(v: Value) -> Vec<Value> {
     }
 }
 
+/// The items of an array (or set) reply, borrowed; empty for anything else.
+pub fn items(v: &Value) -> &[Value] {
+    match v {
+        Value::Array(a) | Value::Set(a) => a,
+        _ => &[],
+    }
+}
+
 /// The string items of an array reply.
 pub fn strings(v: Value) -> Vec<String> {
     array(v).iter().filter_map(as_str).map(str::to_owned).collect()
 }
 
+/// How much a sample of `sampled` items stands for in a population of `total`: 1 when the sample is all of it.
+pub fn ratio(sampled: u64, total: u64) -> f64 {
+    if sampled == 0 || total <= sampled { 1.0 } else { total as f64 / sampled as f64 }
+}
+
 /// `n` of a sample of `sampled` items, scaled to a population of `total` (exact when the sample is all).
 pub fn scale(n: u64, sampled: u64, total: u64) -> u64 {
-    if sampled == 0 || total <= sampled { n } else { (n as f64 * total as f64 / sampled as f64).round() as u64 }
+    (n as f64 * ratio(sampled, total)).round() as u64
 }

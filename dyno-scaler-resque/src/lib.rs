@@ -27,7 +27,7 @@ use dyno_scaler_core::{QueueSource, QueueStats, Secret, Snapshot, SourceError, W
 use redis::Value;
 use redis::aio::ConnectionManager;
 
-use dyno_scaler_redis::{array, as_f64, as_i64, as_str, connect, map_redis_error, scale, strings};
+use dyno_scaler_redis::{array, as_f64, as_i64, as_str, connect, items, map_redis_error, ratio, strings};
 
 const NAME: &str = "resque";
 
@@ -285,7 +285,7 @@ fn build(
     let mut walk = |pairs: &[Value], stamps: Option<&[String]>, due: bool, snap: &mut Snapshot| {
         for (k, pair) in pairs.chunks(2).enumerate() {
             let len = pair.first().and_then(as_i64).unwrap_or(0).max(0) as u64;
-            let sample = pair.get(1).cloned().map(array).unwrap_or_default();
+            let sample = pair.get(1).map(items).unwrap_or_default();
             let good: Vec<String> = sample.iter().filter_map(job_queue).collect();
             snap.skipped += (sample.len() - good.len()) as u64;
             let weight = if good.is_empty() { 0.0 } else { len as f64 / sample.len() as f64 };
@@ -306,8 +306,8 @@ fn build(
     };
     walk(&delayed.due, Some(delayed.due_stamps), true, &mut snap);
     walk(&delayed.future, None, false, &mut snap);
-    let due_scale = scale(1_000_000, delayed.due_stamps.len() as u64, delayed.due_count) as f64 / 1e6;
-    let future_scale = scale(1_000_000, delayed.future_stamps, delayed.future_count) as f64 / 1e6;
+    let due_scale = ratio(delayed.due_stamps.len() as u64, delayed.due_count);
+    let future_scale = ratio(delayed.future_stamps, delayed.future_count);
     for (q, (due, future, oldest)) in per {
         if watched(&q) {
             snap.add(

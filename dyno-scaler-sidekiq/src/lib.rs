@@ -32,7 +32,7 @@ use dyno_scaler_core::{QueueSource, QueueStats, Secret, Snapshot, SourceError, W
 use redis::Value;
 use redis::aio::ConnectionManager;
 
-use dyno_scaler_redis::{array, as_f64, as_i64, as_str, connect, map_redis_error, scale, strings};
+use dyno_scaler_redis::{array, as_f64, as_i64, as_str, connect, items, map_redis_error, scale, strings};
 
 const NAME: &str = "sidekiq";
 
@@ -185,12 +185,13 @@ impl SidekiqSource {
             two.cmd("HMGET").arg(format!("{p}{id}")).arg(&["info", "busy", "beat", "quiet"]);
             two.hgetall(format!("{p}{id}:work")).hgetall(format!("{p}{id}:workers"));
         }
-        let mut r2: Vec<Value> =
-            if queues.is_empty() && processes.is_empty() || (c.queues.is_some() && processes.is_empty()) {
-                Vec::new()
-            } else {
-                two.query_async(&mut conn).await.map_err(err)?
-            };
+        // The second trip is needed for the processes, and for the lists unless the first trip read them.
+        let lists_pending = c.queues.is_none() && !queues.is_empty();
+        let mut r2: Vec<Value> = if lists_pending || !processes.is_empty() {
+            two.query_async(&mut conn).await.map_err(err)?
+        } else {
+            Vec::new()
+        };
         if c.queues.is_none() {
             let procs = r2.split_off(queues.len() * 2);
             lists = std::mem::replace(&mut r2, procs);
@@ -293,8 +294,7 @@ fn build(
         let [due, future, due_sample, future_sample] = set else { continue };
         due_total += as_i64(due).unwrap_or(0).max(0) as u64;
         future_total += as_i64(future).unwrap_or(0).max(0) as u64;
-        let due_items = array(due_sample.clone());
-        for pair in due_items.chunks(2) {
+        for pair in items(due_sample).chunks(2) {
             let score = pair.get(1).and_then(as_f64);
             match pair.first().and_then(|m| if let Value::BulkString(b) = m { sorted_set_queue(b) } else { None }) {
                 Some(q) => {
@@ -308,8 +308,8 @@ fn build(
                 None => bad += 1,
             }
         }
-        for m in array(future_sample.clone()) {
-            match if let Value::BulkString(b) = &m { sorted_set_queue(b) } else { None } {
+        for m in items(future_sample) {
+            match if let Value::BulkString(b) = m { sorted_set_queue(b) } else { None } {
                 Some(q) => per.entry(q).or_default().1 += 1,
                 None => bad += 1,
             }
