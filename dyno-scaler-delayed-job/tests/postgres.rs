@@ -1,24 +1,14 @@
 //! DelayedJob source against the real Postgres. Each test creates its own schema, so tests run in parallel.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use dyno_scaler_core::conformance::{ConformanceBackend, run_conformance};
 use dyno_scaler_core::{QueueSource, SourceError};
 use dyno_scaler_delayed_job::{DelayedJobConfig, DelayedJobSource, RECOMMENDED_INDEXES};
+use dyno_scaler_test_support::{db_url, unique};
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{AssertSqlSafe, PgPool};
-
-fn db_url() -> String {
-    std::env::var("DYNO_SCALER_TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
-}
-
-fn unique(tag: &str) -> String {
-    static N: AtomicU64 = AtomicU64::new(0);
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().subsec_nanos();
-    format!("dst_{tag}_{}_{}_{nanos}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
-}
 
 /// What `rails generate delayed_job:active_record` + `db:migrate` creates (Rails 7, timestamp(6) columns).
 fn ddl(schema: &str, tz: bool) -> String {

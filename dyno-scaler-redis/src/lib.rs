@@ -8,9 +8,53 @@ use dyno_scaler_core::{Secret, SourceError};
 use redis::Value;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
-/// A lazily connecting, self-reconnecting connection with bounded timeouts.
-pub fn connect(name: &str, url: &Secret, timeout: Duration) -> Result<ConnectionManager, SourceError> {
-    let client = redis::Client::open(url.expose()).map_err(|e| SourceError::Other {
+/// Whether a `rediss://` connection checks the server's certificate.
+///
+/// Heroku's Redis (Key-Value Store) serves self-signed certificates and tells clients to accept them without
+/// verification: that is [`TlsVerify::None`]. Elsewhere keep [`TlsVerify::Full`], the default; the trusted roots
+/// are the system's (`SSL_CERT_FILE` or `SSL_CERT_DIR` name others).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TlsVerify {
+    /// Check the certificate chain and the host name.
+    #[default]
+    Full,
+    /// Accept any certificate (encrypted, but not authenticated).
+    None,
+}
+
+impl std::str::FromStr for TlsVerify {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "full" => Ok(Self::Full),
+            "none" => Ok(Self::None),
+            other => Err(format!("unknown TLS verification mode {other:?}; use full or none")),
+        }
+    }
+}
+
+/// The URL the Redis client is given: with `#insecure` (the fragment Redis clients use to skip verification)
+/// added to a `rediss://` URL when `verify` is [`TlsVerify::None`].
+fn client_url(url: &str, verify: TlsVerify) -> String {
+    if verify == TlsVerify::None && url.starts_with("rediss://") && !url.contains('#') {
+        format!("{url}#insecure")
+    } else {
+        url.to_owned()
+    }
+}
+
+/// A lazily connecting, self-reconnecting connection with bounded timeouts; `rediss://` URLs use TLS
+/// (rustls), with or without certificate verification as `verify` says (a `#insecure` fragment also turns it off).
+pub fn connect(
+    name: &str,
+    url: &Secret,
+    verify: TlsVerify,
+    timeout: Duration,
+) -> Result<ConnectionManager, SourceError> {
+    // redis-rs builds its TLS configuration with the process's default provider; ring is the one we ship.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let client = redis::Client::open(client_url(url.expose(), verify)).map_err(|e| SourceError::Other {
         source_name: name.into(),
         message: format!("invalid Redis URL {}: {}", redact_url(url.expose()), scrub_url(&e.to_string(), url)),
     })?;

@@ -27,6 +27,7 @@ use dyno_scaler_core::{QueueSource, QueueStats, Secret, Snapshot, SourceError, W
 use redis::Value;
 use redis::aio::ConnectionManager;
 
+pub use dyno_scaler_redis::TlsVerify;
 use dyno_scaler_redis::{array, as_f64, as_i64, as_str, connect, items, map_redis_error, ratio, strings};
 
 const NAME: &str = "resque";
@@ -42,6 +43,8 @@ pub struct ResqueConfig {
     pub queues: Option<Vec<String>>,
     /// A worker whose heartbeat is missing or older than this is dead.
     pub stale_after: Duration,
+    /// Whether a `rediss://` URL's certificate is checked (Heroku's Redis needs [`TlsVerify::None`]).
+    pub tls_verify: TlsVerify,
     /// Bound on one snapshot, connection included.
     pub timeout: Duration,
     /// How many due delayed timestamps (and delayed jobs split per queue) one snapshot reads at most.
@@ -58,6 +61,7 @@ impl ResqueConfig {
             namespace: "resque".into(),
             queues: None,
             stale_after: Duration::from_secs(300),
+            tls_verify: TlsVerify::Full,
             timeout: Duration::from_secs(2),
             delayed_cap: 100,
             future_sample: 20,
@@ -86,7 +90,7 @@ impl std::fmt::Debug for ResqueSource {
 impl ResqueSource {
     /// A source for `config`. Connects lazily: Redis may be down now and come up later.
     pub fn new(config: ResqueConfig) -> Result<Self, SourceError> {
-        let conn = connect(NAME, &config.url, config.timeout)?;
+        let conn = connect(NAME, &config.url, config.tls_verify, config.timeout)?;
         let prefix = if config.namespace.is_empty() { String::new() } else { format!("{}:", config.namespace) };
         Ok(Self { config, conn, prefix })
     }

@@ -9,17 +9,8 @@ use dyno_scaler_core::conformance::{ConformanceBackend, run_conformance};
 use dyno_scaler_core::timefmt::{format_rfc3339, format_rfc3339_nanos};
 use dyno_scaler_core::{Policy, PolicyConfig, PolicyInput, PolicyState, QueueSource, SourceError};
 use dyno_scaler_resque::{ResqueConfig, ResqueSource};
+use dyno_scaler_test_support::{redis_url, unique};
 use redis::AsyncCommands;
-
-fn redis_url() -> String {
-    std::env::var("DYNO_SCALER_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
-}
-
-fn unique(tag: &str) -> String {
-    static N: AtomicU64 = AtomicU64::new(0);
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().subsec_nanos();
-    format!("dst-{tag}-{}-{}-{nanos}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
-}
 
 fn ago(d: Duration) -> SystemTime {
     SystemTime::now() - d

@@ -32,6 +32,7 @@ use dyno_scaler_core::{QueueSource, QueueStats, Secret, Snapshot, SourceError, W
 use redis::Value;
 use redis::aio::ConnectionManager;
 
+pub use dyno_scaler_redis::TlsVerify;
 use dyno_scaler_redis::{array, as_f64, as_i64, as_str, connect, items, map_redis_error, scale, strings};
 
 const NAME: &str = "sidekiq";
@@ -47,6 +48,8 @@ pub struct SidekiqConfig {
     pub queues: Option<Vec<String>>,
     /// A process whose last heartbeat is older than this is dead (Sidekiq's own expiry is 60 s).
     pub heartbeat_ttl: Duration,
+    /// Whether a `rediss://` URL's certificate is checked (Heroku's Redis needs [`TlsVerify::None`]).
+    pub tls_verify: TlsVerify,
     /// Bound on one snapshot, connection included.
     pub timeout: Duration,
     /// How many due `schedule`/`retry` entries (per set) are decoded to split them per queue; beyond it the
@@ -64,6 +67,7 @@ impl SidekiqConfig {
             namespace: None,
             queues: None,
             heartbeat_ttl: Duration::from_secs(60),
+            tls_verify: TlsVerify::Full,
             timeout: Duration::from_secs(2),
             due_sample: 100,
             future_sample: 20,
@@ -92,7 +96,7 @@ impl std::fmt::Debug for SidekiqSource {
 impl SidekiqSource {
     /// A source for `config`. Connects lazily: Redis may be down now and come up later.
     pub fn new(config: SidekiqConfig) -> Result<Self, SourceError> {
-        let conn = connect(NAME, &config.url, config.timeout)?;
+        let conn = connect(NAME, &config.url, config.tls_verify, config.timeout)?;
         let prefix = match config.namespace.as_deref() {
             Some(ns) if !ns.is_empty() => format!("{ns}:"),
             _ => String::new(),

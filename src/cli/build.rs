@@ -23,6 +23,7 @@ pub fn source(p: &ProcessSettings) -> Result<Arc<dyn QueueSource>, ConfigError> 
             let mut c = SidekiqConfig::new(p.url.expose());
             c.namespace = p.namespace.clone();
             c.queues = p.queues.clone();
+            c.tls_verify = p.redis_tls_verify;
             Arc::new(SidekiqSource::new(c).map_err(bad)?)
         }
         SourceKind::Resque => {
@@ -31,6 +32,7 @@ pub fn source(p: &ProcessSettings) -> Result<Arc<dyn QueueSource>, ConfigError> 
                 c.namespace = ns.clone();
             }
             c.queues = p.queues.clone();
+            c.tls_verify = p.redis_tls_verify;
             Arc::new(ResqueSource::new(c).map_err(bad)?)
         }
         SourceKind::DelayedJob => {

@@ -273,6 +273,9 @@ async fn check(s: &Settings) -> u8 {
             Err(e) => {
                 problems += 1;
                 println!("{label}: PROBLEM {e}");
+                if let Some(hint) = source_hint(p, &e.to_string()) {
+                    println!("{label}: hint: {hint}");
+                }
             }
         }
     }
@@ -283,4 +286,14 @@ async fn check(s: &Settings) -> u8 {
         println!("check found {problems} problem(s)");
         1
     }
+}
+
+/// A hint for a source error whose cure is a setting.
+fn source_hint(p: &config::ProcessSettings, error: &str) -> Option<&'static str> {
+    let tls = p.url.expose().starts_with("rediss://");
+    (tls && error.contains("certificate")).then_some(
+        "the Redis server's TLS certificate was not accepted. Heroku's Redis uses self-signed certificates: set \
+         DYNO_SCALER_REDIS_TLS_VERIFY=none (TOML redis_tls_verify = \"none\"). For a private CA, name its file in \
+         SSL_CERT_FILE instead.",
+    )
 }

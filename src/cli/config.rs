@@ -7,6 +7,7 @@ use std::time::Duration;
 use dyno_scaler::core::policy::parse_thresholds;
 use dyno_scaler::core::secret::redact_url;
 use dyno_scaler::core::{DemandRule, DownMode, Policy, PolicyConfig, Secret};
+use dyno_scaler::sidekiq::TlsVerify;
 use serde::Deserialize;
 
 /// A configuration error: exit code 2.
@@ -77,6 +78,7 @@ pub struct ProcessSettings {
     pub max_run_time: Option<Duration>,
     pub min_priority: Option<i32>,
     pub max_priority: Option<i32>,
+    pub redis_tls_verify: TlsVerify,
 }
 
 /// Everything the program needs.
@@ -130,6 +132,7 @@ pub struct FileProcess {
     pub max_run_time: Option<String>,
     pub min_priority: Option<i32>,
     pub max_priority: Option<i32>,
+    pub redis_tls_verify: Option<String>,
 }
 
 /// Flags that override the environment and the file.
@@ -206,6 +209,11 @@ struct Raw {
     max_run_time: Option<Duration>,
     min_priority: Option<i32>,
     max_priority: Option<i32>,
+    redis_tls_verify: Option<(TlsVerify, String)>,
+}
+
+fn parse_tls_verify(value: &str, setting: &str) -> Result<(TlsVerify, String), ConfigError> {
+    value.parse::<TlsVerify>().map(|v| (v, setting.to_owned())).map_err(|e| ConfigError(format!("{setting}: {e}")))
 }
 
 fn from_file(p: &FileProcess, i: usize) -> Result<Raw, ConfigError> {
@@ -252,6 +260,9 @@ fn from_file(p: &FileProcess, i: usize) -> Result<Raw, ConfigError> {
     }
     r.min_priority = p.min_priority;
     r.max_priority = p.max_priority;
+    if let Some(v) = &p.redis_tls_verify {
+        r.redis_tls_verify = Some(parse_tls_verify(v, &key("redis_tls_verify"))?);
+    }
     Ok(r)
 }
 
@@ -310,6 +321,11 @@ fn finish(r: Raw, env: &Env) -> Result<ProcessSettings, ConfigError> {
         }
     };
     check_url(&url, source, &url_setting)?;
+    let redis_tls_verify = match (r.redis_tls_verify, env.get("DYNO_SCALER_REDIS_TLS_VERIFY")) {
+        (Some((v, _)), _) => v,
+        (None, Some(v)) if !v.trim().is_empty() => parse_tls_verify(v, "DYNO_SCALER_REDIS_TLS_VERIFY")?.0,
+        _ => TlsVerify::Full,
+    };
     let (process_type, pt_setting) = r.process_type.unwrap_or(("worker".into(), "DYNO_SCALER_PROCESS_TYPE".into()));
     if process_type.is_empty()
         || process_type.len() > 128
@@ -361,6 +377,7 @@ fn finish(r: Raw, env: &Env) -> Result<ProcessSettings, ConfigError> {
         max_run_time: r.max_run_time,
         min_priority: r.min_priority,
         max_priority: r.max_priority,
+        redis_tls_verify,
     })
 }
 

@@ -1,8 +1,8 @@
 use std::process::Stdio;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use dyno_scaler_heroku::fake::{FakeConfig, FakeHeroku};
+pub use dyno_scaler_test_support::{OwnRedis, TestCerts, db_url, unique};
 
 pub const KEY: &str = "e2e0c0de-89ab-cdef-0123-456789abcdef";
 pub const ACCOUNT: &str = "ops@example.com";
@@ -15,18 +15,8 @@ pub fn redis_base() -> String {
         .to_owned()
 }
 
-pub fn db_url() -> String {
-    std::env::var("DYNO_SCALER_TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
-}
-
 pub fn now() -> f64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs_f64()
-}
-
-pub fn unique(tag: &str) -> String {
-    static N: AtomicU64 = AtomicU64::new(0);
-    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().subsec_nanos();
-    format!("dst_{tag}_{}_{}_{nanos}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
 }
 
 pub async fn fake() -> FakeHeroku {
@@ -152,44 +142,4 @@ pub async fn eventually(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     f()
-}
-
-/// A private redis-server the test can stop and start again on the same port.
-pub struct OwnRedis {
-    pub port: u16,
-    child: Option<std::process::Child>,
-}
-
-impl OwnRedis {
-    pub fn start_on(port: u16) -> Self {
-        let child = std::process::Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("redis-server must be installed (scripts/test installs it)");
-        let me = Self { port, child: Some(child) };
-        for _ in 0..100 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return me;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("redis-server on {port} did not start");
-    }
-    pub fn start() -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        Self::start_on(port)
-    }
-    pub fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-impl Drop for OwnRedis {
-    fn drop(&mut self) {
-        self.stop();
-    }
 }

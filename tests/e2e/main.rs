@@ -5,3 +5,4 @@ mod common;
 mod config_errors;
 mod run;
 mod status_check;
+mod tls;

@@ -195,7 +195,7 @@ async fn a_stopped_source_holds_the_quantity_and_recovers() {
     assert_eq!(fake.quantity(APP, "worker"), Some(1), "an unreachable queue holds the quantity");
     assert_eq!(fake.requests_with("PATCH").len(), 1);
     // Redis comes back, empty: the scaler reads it again and scales down.
-    let _redis = OwnRedis::start_on(redis.port);
+    redis.restart();
     assert!(eventually(Duration::from_secs(10), || fake.quantity(APP, "worker") == Some(0)).await, "recovered");
     let pid = child.id().unwrap() as i32;
     sigterm(pid);

@@ -1,0 +1,178 @@
+//! What the dyno-scaler tests share: unique names, private `redis-server`s (plain or TLS, with certificates made
+//! on the spot) that a test may stop, stall and start again. Not published.
+
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// A name no other test (nor an earlier run) uses: `dst_<tag>_<pid>_<n>_<nanos>`. Tests prefix their Redis keys
+/// and name their Postgres schemas with it; `scripts/test` drops `dst_*` schemas left by earlier runs.
+pub fn unique(tag: &str) -> String {
+    static N: AtomicU64 = AtomicU64::new(0);
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).expect("clock after 1970").subsec_nanos();
+    format!("dst_{tag}_{}_{}_{nanos}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+}
+
+/// A free loopback port (released before it is returned; a race with another process is possible but rare).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback").local_addr().expect("local addr").port()
+}
+
+/// A certificate authority and a server certificate for `127.0.0.1` and `localhost` signed by it, as PEM files in
+/// a directory of the test's own.
+pub struct TestCerts {
+    /// The directory holding the files (removed on drop).
+    pub dir: PathBuf,
+    /// The CA certificate: give it as `SSL_CERT_FILE` to trust the server.
+    pub ca: PathBuf,
+    /// The server certificate.
+    pub cert: PathBuf,
+    /// The server's private key.
+    pub key: PathBuf,
+}
+
+impl TestCerts {
+    /// Makes a fresh CA and server certificate.
+    pub fn generate() -> Self {
+        use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca_params.distinguished_name.push(DnType::CommonName, "dyno-scaler test CA");
+        ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::DigitalSignature];
+        let ca_key = KeyPair::generate().expect("CA key");
+        let ca_cert = ca_params.self_signed(&ca_key).expect("CA certificate");
+        let issuer = Issuer::new(ca_params, ca_key);
+        let mut params =
+            CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()]).expect("server params");
+        params.distinguished_name.push(DnType::CommonName, "localhost");
+        let key = KeyPair::generate().expect("server key");
+        let cert = params.signed_by(&key, &issuer).expect("server certificate");
+        let dir = std::env::temp_dir().join(unique("certs"));
+        std::fs::create_dir_all(&dir).expect("cert dir");
+        let write = |name: &str, text: String| {
+            let p = dir.join(name);
+            std::fs::write(&p, text).expect("write PEM");
+            p
+        };
+        Self {
+            ca: write("ca.pem", ca_cert.pem()),
+            cert: write("server.pem", cert.pem()),
+            key: write("server.key", key.serialize_pem()),
+            dir,
+        }
+    }
+}
+
+impl Drop for TestCerts {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A private `redis-server` on a port of its own: stop it, stall it (SIGSTOP) and start it again on the same port.
+pub struct OwnRedis {
+    /// The port (plain, or TLS when started with certificates).
+    pub port: u16,
+    tls: Option<(PathBuf, PathBuf)>,
+    child: Option<Child>,
+}
+
+impl OwnRedis {
+    /// A plain server on a free port.
+    pub fn start() -> Self {
+        Self::spawn(free_port(), None)
+    }
+
+    /// A TLS-only server (no plain port) on a free port, serving `certs`' server certificate.
+    pub fn start_tls(certs: &TestCerts) -> Self {
+        Self::spawn(free_port(), Some((certs.cert.clone(), certs.key.clone())))
+    }
+
+    fn spawn(port: u16, tls: Option<(PathBuf, PathBuf)>) -> Self {
+        let mut me = Self { port, tls, child: None };
+        me.restart();
+        me
+    }
+
+    /// `redis://127.0.0.1:<port>` or `rediss://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        let scheme = if self.tls.is_some() { "rediss" } else { "redis" };
+        format!("{scheme}://127.0.0.1:{}", self.port)
+    }
+
+    /// Starts the server again (on the same port) after [`OwnRedis::stop`].
+    pub fn restart(&mut self) {
+        self.stop();
+        let port = self.port.to_string();
+        let mut cmd = Command::new("redis-server");
+        cmd.args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]);
+        match &self.tls {
+            None => {
+                cmd.args(["--port", &port]);
+            }
+            Some((cert, key)) => {
+                cmd.args(["--port", "0", "--tls-port", &port, "--tls-auth-clients", "no"]);
+                cmd.arg("--tls-cert-file").arg(cert).arg("--tls-key-file").arg(key);
+            }
+        }
+        let child =
+            cmd.stdout(Stdio::null()).spawn().expect("redis-server must be installed (scripts/test installs it)");
+        self.child = Some(child);
+        for _ in 0..200 {
+            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        panic!("redis-server on {} did not start", self.port);
+    }
+
+    /// Kills the server.
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Stalls the server (SIGSTOP): connections stay open but nothing is answered.
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Resumes a stalled server (SIGCONT).
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, sig: &str) {
+        if let Some(c) = &self.child {
+            let ok = Command::new("kill").arg(sig).arg(c.id().to_string()).status().is_ok_and(|s| s.success());
+            assert!(ok, "kill {sig} of redis-server failed");
+        }
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        self.resume();
+        self.stop();
+    }
+}
+
+/// The Redis the tests share (`DYNO_SCALER_TEST_REDIS_URL`, default `redis://127.0.0.1:6379`); tests keep to
+/// key prefixes of their own in it.
+pub fn redis_url() -> String {
+    std::env::var("DYNO_SCALER_TEST_REDIS_URL")
+        .unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+        .trim_end_matches('/')
+        .to_owned()
+}
+
+/// The Postgres database the tests share (`DYNO_SCALER_TEST_DATABASE_URL`, default
+/// `postgres://postgres@127.0.0.1:5432/test`); tests keep to schemas of their own in it.
+pub fn db_url() -> String {
+    std::env::var("DYNO_SCALER_TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
