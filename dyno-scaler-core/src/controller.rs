@@ -3,6 +3,7 @@
 use std::future::Future;
 use std::time::Duration;
 
+use crate::cycle_log::{CycleLog, Verdict};
 use crate::error::ScalerError;
 use crate::scaler::{Report, Scaler};
 
@@ -78,8 +79,10 @@ impl Controller {
     ///
     /// Returns an error (and stops) when a platform error says the configuration is wrong (bad key, unknown
     /// app or process type); source errors and transient platform errors are logged and the loop goes on.
+    /// Each failed cycle is logged once (repeats of the same error at most once a minute, with their count).
     pub async fn run<F: Future<Output = ()>>(&self, shutdown: F) -> Result<(), ScalerError> {
-        self.run_observed(shutdown, |_| {}).await
+        let mut log = CycleLog::new(Duration::from_secs(60));
+        self.run_observed(shutdown, |r| log_cycle(&mut log, r)).await
     }
 
     /// Like [`Controller::run`], calling `observe` with every scaler's result of every cycle.
@@ -89,7 +92,7 @@ impl Controller {
         O: FnMut(&Result<Report, ScalerError>),
     {
         tokio::pin!(shutdown);
-        let mut rng = seed();
+        let mut rng = fastrand::Rng::new();
         loop {
             let cycle = self.run_once();
             tokio::pin!(cycle);
@@ -125,26 +128,24 @@ impl Controller {
     }
 }
 
-fn seed() -> u64 {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos() as u64 ^ d.as_secs())
-        .unwrap_or(1);
-    nanos | 1
+/// Logs a cycle's result through `log`: a failure once, its repeats summarised, the recovery said.
+pub fn log_cycle(log: &mut CycleLog, result: &Result<Report, ScalerError>) {
+    match result {
+        Ok(report) => {
+            if let Some(failures) = log.success(&report.process_type) {
+                tracing::info!(process_type = %report.process_type, failures, "cycle succeeded again");
+            }
+        }
+        Err(e) => {
+            if let Verdict::Log { repeats } = log.error(e.process_type(), &e.to_string()) {
+                tracing::error!(error = %e, repeats, "cycle failed");
+            }
+        }
+    }
 }
 
-/// xorshift64: enough randomness for jitter without a dependency.
-pub(crate) fn next_rand(state: &mut u64) -> f64 {
-    let mut x = *state;
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    *state = x;
-    (x >> 11) as f64 / (1u64 << 53) as f64
-}
-
-fn jittered(interval: Duration, jitter: f64, rng: &mut u64) -> Duration {
-    let factor = 1.0 + jitter * (2.0 * next_rand(rng) - 1.0);
+fn jittered(interval: Duration, jitter: f64, rng: &mut fastrand::Rng) -> Duration {
+    let factor = 1.0 + jitter * (2.0 * rng.f64() - 1.0);
     interval.mul_f64(factor.max(0.0))
 }
 
@@ -154,7 +155,7 @@ mod tests {
 
     #[test]
     fn jitter_stays_within_bounds() {
-        let mut rng = 42;
+        let mut rng = fastrand::Rng::with_seed(42);
         for _ in 0..10_000 {
             let d = jittered(Duration::from_secs(10), 0.1, &mut rng);
             assert!(d >= Duration::from_secs(9) && d <= Duration::from_secs(11), "{d:?}");

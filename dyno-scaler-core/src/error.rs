@@ -84,6 +84,24 @@ pub enum PlatformError {
         /// The platform's message.
         message: String,
     },
+    /// The platform refuses changes for now and will accept them later (Heroku: 422 "Cannot change formation for
+    /// a preboot app until release phase and preboot complete"). Tried again on a later cycle; caps nothing.
+    #[error("the platform refuses changes for now (retried on a later cycle): {message}")]
+    Locked {
+        /// The platform's message.
+        message: String,
+    },
+    /// No request was made: earlier calls failed in a row and the client waits before trying again, so an outage
+    /// does not drain the account's rate limit.
+    #[error("not calling the platform for another {:.1}s after {failures} failed call(s) in a row; last: {last}", wait.as_secs_f64())]
+    BackingOff {
+        /// How long until the next request is allowed.
+        wait: Duration,
+        /// Failed calls in a row.
+        failures: u32,
+        /// The last failure.
+        last: String,
+    },
     /// The rate limit was hit and retries ran out (HTTP 429).
     #[error("rate limited by the platform: {message}")]
     RateLimited {
@@ -130,4 +148,13 @@ pub enum ScalerError {
         #[source]
         source: PlatformError,
     },
+}
+
+impl ScalerError {
+    /// The process type whose cycle failed.
+    pub fn process_type(&self) -> &str {
+        match self {
+            ScalerError::Source { process_type, .. } | ScalerError::Platform { process_type, .. } => process_type,
+        }
+    }
 }

@@ -20,9 +20,11 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod backoff;
 pub mod clock;
 pub mod conformance;
 pub mod controller;
+pub mod cycle_log;
 pub mod error;
 pub mod memory;
 pub mod platform;

@@ -35,6 +35,9 @@ struct State {
     policy: PolicyState,
     /// Ceiling learned from a refused quantity (HTTP 422).
     limit: Option<u32>,
+    /// A change the platform refused for a reason it did not explain as a limit: `(from, to)`. Not asked again
+    /// until the current quantity or the decision changes.
+    refused: Option<(u32, u32)>,
 }
 
 struct Inner {
@@ -231,22 +234,28 @@ impl Scaler {
     /// One cycle: snapshot → decide → platform call only when the quantity must change.
     ///
     /// A source error holds the quantity (no platform call at all). A refused quantity (limit) becomes the
-    /// ceiling for later cycles, so the same refused call is not repeated.
+    /// ceiling for later cycles, so the same refused call is not repeated; a change refused for another reason
+    /// (an unknown 422) is not asked again until the current quantity or the decision changes. Errors are
+    /// returned, not logged: the caller (the [`Controller`](crate::Controller), the program) logs them once.
     pub async fn reconcile(&self) -> Result<Report, ScalerError> {
         let inner = &self.inner;
         let mut state = inner.state.lock().await;
-        let (snapshot, current) = match self.observe().await {
-            Ok(v) => v,
-            Err(e) => {
-                tracing::warn!(process_type = %inner.process_type, error = %e, "holding quantity");
-                return Err(e);
-            }
-        };
-        let (decision, next) = self.decide(&snapshot, current, &state);
+        let (snapshot, current) = self.observe().await?;
+        let (mut decision, next) = self.decide(&snapshot, current, &state);
         if snapshot.skipped > 0 {
-            tracing::warn!(process_type = %inner.process_type, skipped = snapshot.skipped, "skipped unreadable queue entries");
+            tracing::debug!(process_type = %inner.process_type, skipped = snapshot.skipped, "skipped unreadable queue entries");
         }
         let mut applied = false;
+        if state.refused.is_some_and(|r| r != (decision.from, decision.to)) {
+            state.refused = None;
+        }
+        if decision.direction() != Direction::Hold && state.refused == Some((decision.from, decision.to)) {
+            decision.reason = format!(
+                "{}; not asking again: the platform refused {} -> {} (waiting for the queue or the formation to change)",
+                decision.reason, decision.from, decision.to
+            );
+            decision.to = decision.from;
+        }
         if decision.direction() != Direction::Hold {
             if inner.dry_run {
                 tracing::info!(process_type = %inner.process_type, from = decision.from, to = decision.to, reason = %decision.reason, "dry run: would scale");
@@ -256,15 +265,15 @@ impl Scaler {
                         applied = true;
                         tracing::info!(process_type = %inner.process_type, from = decision.from, to = decision.to, reason = %decision.reason, "scaled");
                     }
-                    Err(PlatformError::LimitExceeded { requested, limit, message }) => {
-                        let ceiling = limit.map_or(requested.saturating_sub(1), |l| l.min(requested.saturating_sub(1)));
-                        state.limit = Some(ceiling);
-                        let source = PlatformError::LimitExceeded { requested, limit, message };
-                        tracing::error!(process_type = %inner.process_type, ceiling, error = %source, "quantity refused; using the platform's limit as the ceiling");
-                        return Err(ScalerError::Platform { process_type: inner.process_type.clone(), source });
-                    }
                     Err(source) => {
-                        tracing::error!(process_type = %inner.process_type, error = %source, "platform call failed; quantity unchanged");
+                        match &source {
+                            PlatformError::LimitExceeded { requested, limit, .. } => {
+                                let below = requested.saturating_sub(1);
+                                state.limit = Some(limit.map_or(below, |l| l.min(below)));
+                            }
+                            PlatformError::Rejected { .. } => state.refused = Some((decision.from, decision.to)),
+                            _ => {}
+                        }
                         return Err(ScalerError::Platform { process_type: inner.process_type.clone(), source });
                     }
                 }

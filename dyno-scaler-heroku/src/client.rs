@@ -6,7 +6,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use dyno_scaler_core::backoff::Backoff;
 use dyno_scaler_core::{Platform, PlatformError, ProcessInfo, Secret};
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -25,8 +27,15 @@ pub struct RetryPolicy {
     pub rate_limit_backoff: Duration,
     /// Largest single wait.
     pub max_backoff: Duration,
-    /// Give up when the next wait would pass this much time since the first attempt.
+    /// Give up when the next wait would pass this much time since the first attempt (request time included:
+    /// a request never runs past it).
     pub max_total: Duration,
+    /// After a call fails for good (network, 429, 5xx, a body that is not the resource), no request is made for
+    /// a wait that starts here and doubles per failed call in a row (with jitter), and the next call makes one
+    /// attempt only: an outage costs a handful of requests, not the account's rate limit.
+    pub outage_initial: Duration,
+    /// The longest wait between calls during an outage.
+    pub outage_max: Duration,
 }
 
 impl Default for RetryPolicy {
@@ -37,6 +46,8 @@ impl Default for RetryPolicy {
             rate_limit_backoff: Duration::from_secs(2),
             max_backoff: Duration::from_secs(10),
             max_total: Duration::from_secs(30),
+            outage_initial: Duration::from_secs(1),
+            outage_max: Duration::from_secs(60),
         }
     }
 }
@@ -84,13 +95,21 @@ struct Cached {
     at: Instant,
 }
 
+/// Calls that failed for good in a row, and when the next request is allowed.
+#[derive(Debug)]
+struct Outage {
+    backoff: Backoff,
+    until: Option<Instant>,
+    last: String,
+}
+
 /// The Heroku platform.
 pub struct HerokuPlatform {
     config: HerokuConfig,
     client: reqwest::Client,
     cache: Mutex<HashMap<String, Cached>>,
     remaining: AtomicU64,
-    rng: AtomicU64,
+    outage: Mutex<Outage>,
 }
 
 impl std::fmt::Debug for HerokuPlatform {
@@ -108,16 +127,24 @@ struct Answer {
     next_range: Option<String>,
 }
 
+/// Characters left as they are in a path segment: RFC 3986's unreserved set.
+const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+
 fn percent_encode(segment: &str) -> String {
-    let mut out = String::with_capacity(segment.len());
-    for b in segment.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
+    utf8_percent_encode(segment, SEGMENT).to_string()
+}
+
+/// `Retry-After` as a wait: delta seconds, or (as Heroku's legacy API sent it) an epoch timestamp.
+fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let v: f64 = headers.get("retry-after")?.to_str().ok()?.trim().parse().ok()?;
+    if !v.is_finite() || v < 0.0 {
+        return None;
     }
-    out
+    if v > 1_000_000_000.0 {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).ok()?.as_secs_f64();
+        return Some(Duration::from_secs_f64((v - now).clamp(0.0, 3600.0)));
+    }
+    Some(Duration::from_secs_f64(v.min(3600.0)))
 }
 
 impl HerokuPlatform {
@@ -131,17 +158,17 @@ impl HerokuPlatform {
             .pool_idle_timeout(Duration::from_secs(90))
             .build()
             .map_err(|e| PlatformError::Unavailable { message: format!("cannot build the HTTP client: {e}") })?;
-        let seed = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64)
-            .unwrap_or(7)
-            | 1;
+        let outage = Outage {
+            backoff: Backoff::new(config.retry.outage_initial, config.retry.outage_max),
+            until: None,
+            last: String::new(),
+        };
         Ok(Self {
             config,
             client,
             cache: Mutex::new(HashMap::new()),
             remaining: AtomicU64::new(u64::MAX),
-            rng: AtomicU64::new(seed),
+            outage: Mutex::new(outage),
         })
     }
 
@@ -162,13 +189,48 @@ impl HerokuPlatform {
         format!("/apps/{}", percent_encode(&self.config.app))
     }
 
-    fn jitter(&self, max: Duration) -> Duration {
-        let mut x = self.rng.load(Ordering::Relaxed);
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.rng.store(x, Ordering::Relaxed);
-        max.mul_f64((x >> 11) as f64 / (1u64 << 53) as f64)
+    /// Before a call: the error to return instead when the outage backoff forbids a request now, else how many
+    /// attempts the call may make (one while an outage lasts).
+    fn gate(&self) -> Result<u32, PlatformError> {
+        let o = self.outage.lock().expect("outage lock");
+        match o.until {
+            Some(until) if Instant::now() < until => Err(PlatformError::BackingOff {
+                wait: until - Instant::now(),
+                failures: o.backoff.failures(),
+                last: o.last.clone(),
+            }),
+            _ if o.backoff.failures() > 0 => Ok(1),
+            _ => Ok(self.config.retry.max_attempts.max(1)),
+        }
+    }
+
+    /// A call failed for good with an outage-like error: no request until the backoff passes.
+    fn trip(&self, error: &PlatformError, hint: Option<Duration>) {
+        let mut o = self.outage.lock().expect("outage lock");
+        let wait = o.backoff.fail(hint);
+        o.until = Some(Instant::now() + wait);
+        o.last = error.to_string();
+        tracing::debug!(wait_ms = wait.as_millis() as u64, failures = o.backoff.failures(), "Heroku API: backing off");
+    }
+
+    fn healthy(&self) {
+        let mut o = self.outage.lock().expect("outage lock");
+        if o.backoff.failures() > 0 {
+            tracing::info!(failures = o.backoff.failures(), "Heroku API answering again");
+        }
+        o.backoff.succeed();
+        o.until = None;
+    }
+
+    /// Decodes a successful answer; a body that is not the resource counts as a failure of the platform.
+    fn decode<T: serde::de::DeserializeOwned>(&self, body: &[u8]) -> Result<T, PlatformError> {
+        let decoded = serde_json::from_slice(body).map_err(|e| {
+            let error = PlatformError::Unavailable { message: format!("unexpected response from the Heroku API: {e}") };
+            self.trip(&error, None);
+            error
+        })?;
+        self.healthy();
+        Ok(decoded)
     }
 
     /// One API call with retries. `range` is sent as `Range`.
@@ -180,15 +242,21 @@ impl HerokuPlatform {
         range: Option<&str>,
         requested: Option<u32>,
     ) -> Result<Answer, PlatformError> {
+        let max_attempts = self.gate()?;
         let url = format!("{}{}", self.config.base_url.trim_end_matches('/'), path);
         let retry = &self.config.retry;
         let started = Instant::now();
         let mut attempt = 0u32;
+        let mut backoff = Backoff::new(retry.initial_backoff, retry.max_backoff);
+        let mut rate_backoff = Backoff::new(retry.rate_limit_backoff, retry.max_backoff);
         loop {
             attempt += 1;
+            // The budget covers the requests too: none runs past it.
+            let left = retry.max_total.saturating_sub(started.elapsed()).max(Duration::from_millis(100));
             let mut req = self
                 .client
                 .request(method.clone(), &url)
+                .timeout(self.config.request_timeout.min(left))
                 .header("Accept", ACCEPT)
                 .bearer_auth(self.config.api_key.expose());
             if let Some(b) = body {
@@ -197,6 +265,7 @@ impl HerokuPlatform {
             if let Some(r) = range {
                 req = req.header("Range", r);
             }
+            let mut hint = None;
             let (status, body, request_id): (Option<StatusCode>, Vec<u8>, String) = match req.send().await {
                 Ok(resp) => {
                     let status = resp.status();
@@ -213,6 +282,7 @@ impl HerokuPlatform {
                             tracing::warn!(warning = v, "Heroku API warning");
                         }
                     }
+                    hint = retry_after(&headers);
                     let request_id = headers.get("request-id").and_then(|v| v.to_str().ok()).unwrap_or("-").to_owned();
                     let next_range = headers.get("next-range").and_then(|v| v.to_str().ok()).map(str::to_owned);
                     match resp.bytes().await {
@@ -223,19 +293,18 @@ impl HerokuPlatform {
                 }
                 Err(e) => (None, describe(&e).into_bytes(), "-".into()),
             };
+            let rate_limited = status == Some(StatusCode::TOO_MANY_REQUESTS);
             let retryable = match status {
                 None => true,
-                Some(s) => s == StatusCode::TOO_MANY_REQUESTS || s.is_server_error(),
+                Some(s) => rate_limited || s.is_server_error(),
             };
-            let base = if status == Some(StatusCode::TOO_MANY_REQUESTS) {
-                retry.rate_limit_backoff
-            } else {
-                retry.initial_backoff
-            };
-            let cap = base.saturating_mul(1 << (attempt - 1).min(16)).min(retry.max_backoff);
-            let wait = self.jitter(cap);
-            if !retryable || attempt >= retry.max_attempts || started.elapsed() + wait > retry.max_total {
-                return Err(self.map_error(status, &body, &request_id, requested));
+            let wait = if rate_limited { rate_backoff.fail(hint) } else { backoff.fail(hint) };
+            if !retryable || attempt >= max_attempts || started.elapsed() + wait > retry.max_total {
+                let error = self.map_error(status, &body, &request_id, requested);
+                if retryable || matches!(error, PlatformError::Locked { .. }) {
+                    self.trip(&error, hint);
+                }
+                return Err(error);
             }
             tracing::warn!(status = ?status.map(|s| s.as_u16()), attempt, wait_ms = wait.as_millis() as u64, request_id, "Heroku API call failed; retrying");
             tokio::time::sleep(wait).await;
@@ -284,9 +353,15 @@ impl HerokuPlatform {
             401 => PlatformError::Unauthorized { message },
             402 | 403 => PlatformError::Forbidden { id: if id.is_empty() { "forbidden".into() } else { id }, message },
             404 => PlatformError::NotFound { message: format!("{message}; app {:?}", self.config.app) },
+            422 if raw.contains("preboot") || raw.contains("release phase") => PlatformError::Locked { message },
             422 if id == "cannot_run_above_limit" || raw.contains("more than") => PlatformError::LimitExceeded {
                 requested: requested.unwrap_or(0),
-                limit: parsed.limit.as_ref().and_then(Value::as_u64).and_then(|l| u32::try_from(l).ok()),
+                limit: parsed
+                    .limit
+                    .as_ref()
+                    .and_then(Value::as_u64)
+                    .and_then(|l| u32::try_from(l).ok())
+                    .or_else(|| limit_in_message(&raw)),
                 message,
             },
             429 => PlatformError::RateLimited { message },
@@ -313,7 +388,8 @@ impl HerokuPlatform {
     /// Reads one formation (always a request; `current_quantity` uses the cache).
     pub async fn formation(&self, process_type: &str) -> Result<Formation, PlatformError> {
         let path = format!("{}/formation/{}", self.app_path(), percent_encode(process_type));
-        let result = self.call(Method::GET, &path, None, None, None).await.and_then(|a| decode::<Formation>(&a.body));
+        let result =
+            self.call(Method::GET, &path, None, None, None).await.and_then(|a| self.decode::<Formation>(&a.body));
         match &result {
             Ok(f) => self.remember(process_type, f.quantity),
             Err(_) => self.forget(process_type),
@@ -324,7 +400,7 @@ impl HerokuPlatform {
     /// Every formation of the app.
     pub async fn formations(&self) -> Result<Vec<Formation>, PlatformError> {
         let path = format!("{}/formation", self.app_path());
-        let list: Vec<Formation> = decode(&self.call(Method::GET, &path, None, None, None).await?.body)?;
+        let list: Vec<Formation> = self.decode(&self.call(Method::GET, &path, None, None, None).await?.body)?;
         for f in &list {
             self.remember(&f.process_type, f.quantity);
         }
@@ -340,7 +416,7 @@ impl HerokuPlatform {
         match self
             .call(Method::PATCH, &path, Some(&body), None, requested)
             .await
-            .and_then(|a| decode::<Vec<Formation>>(&a.body))
+            .and_then(|a| self.decode::<Vec<Formation>>(&a.body))
         {
             Ok(list) => {
                 for f in &list {
@@ -364,7 +440,7 @@ impl HerokuPlatform {
         let mut range: Option<String> = None;
         for _ in 0..1000 {
             let answer = self.call(Method::GET, &path, None, range.as_deref(), None).await?;
-            out.extend(decode::<Vec<Dyno>>(&answer.body)?);
+            out.extend(self.decode::<Vec<Dyno>>(&answer.body)?);
             match answer.next_range {
                 Some(next) => range = Some(next),
                 None => return Ok(out),
@@ -374,9 +450,12 @@ impl HerokuPlatform {
     }
 }
 
-fn decode<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, PlatformError> {
-    serde_json::from_slice(body)
-        .map_err(|e| PlatformError::Unavailable { message: format!("unexpected response from the Heroku API: {e}") })
+/// The limit a 422 message names: "Cannot run more than 2 Free size dynos.", "Cannot update to more than 1 Hobby
+/// size dynos per process type."
+fn limit_in_message(message: &str) -> Option<u32> {
+    let rest = &message[message.find("more than ")? + "more than ".len()..];
+    let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+    digits.parse().ok()
 }
 
 #[async_trait]
@@ -398,7 +477,7 @@ impl Platform for HerokuPlatform {
         match self
             .call(Method::PATCH, &path, Some(&body), None, Some(quantity))
             .await
-            .and_then(|a| decode::<Formation>(&a.body))
+            .and_then(|a| self.decode::<Formation>(&a.body))
         {
             Ok(f) => {
                 self.remember(process_type, f.quantity);

@@ -3,6 +3,8 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use dyno_scaler::core::controller::log_cycle;
+use dyno_scaler::core::cycle_log::CycleLog;
 use dyno_scaler::core::secret::redact_url;
 use dyno_scaler::core::{Controller, Direction, Report, ScalerError};
 use serde_json::{Value, json};
@@ -71,20 +73,29 @@ async fn shutdown_signal() {
     tracing::info!("shutdown requested; finishing the cycle in flight");
 }
 
-fn log_result(r: &Result<Report, ScalerError>, last: &mut HashMap<String, (u32, u32, u64, u64)>, always: bool) {
-    match r {
-        Ok(rep) => {
-            let d = &rep.decision;
-            let t = rep.snapshot.totals();
-            let key = (d.from, d.to, t.ready, t.running);
-            let changed = last.insert(rep.process_type.clone(), key) != Some(key);
-            if always || changed || d.direction() != Direction::Hold {
-                tracing::info!(process_type = %rep.process_type, from = d.from, to = d.to, applied = rep.applied, dry_run = rep.dry_run, reason = %d.reason, "decision");
-            } else {
-                tracing::debug!(process_type = %rep.process_type, from = d.from, to = d.to, reason = %d.reason, "decision");
-            }
+/// Logs cycles: a decision when it changes (or always, with `--once`), a failure once with its repeats summarised.
+struct CycleLogger {
+    last: HashMap<String, (u32, u32, u64, u64)>,
+    errors: CycleLog,
+}
+
+impl CycleLogger {
+    fn new() -> Self {
+        Self { last: HashMap::new(), errors: CycleLog::new(Duration::from_secs(60)) }
+    }
+
+    fn log(&mut self, r: &Result<Report, ScalerError>, always: bool) {
+        log_cycle(&mut self.errors, r);
+        let Ok(rep) = r else { return };
+        let d = &rep.decision;
+        let t = rep.snapshot.totals();
+        let key = (d.from, d.to, t.ready, t.running);
+        let changed = self.last.insert(rep.process_type.clone(), key) != Some(key);
+        if always || changed || d.direction() != Direction::Hold {
+            tracing::info!(process_type = %rep.process_type, from = d.from, to = d.to, applied = rep.applied, dry_run = rep.dry_run, skipped = rep.snapshot.skipped, reason = %d.reason, "decision");
+        } else {
+            tracing::debug!(process_type = %rep.process_type, from = d.from, to = d.to, reason = %d.reason, "decision");
         }
-        Err(e) => tracing::error!(error = %e, "cycle failed"),
     }
 }
 
@@ -105,12 +116,12 @@ async fn run(s: &Settings, once: bool, dry_run: bool) -> u8 {
         "dyno-scaler starting"
     );
     let controller = Controller::new(scalers, s.poll_interval).with_shutdown_grace(Duration::from_millis(800));
-    let mut last = HashMap::new();
+    let mut logger = CycleLogger::new();
     if once {
         let results = controller.run_once().await;
         let mut code = 0;
         for r in &results {
-            log_result(r, &mut last, true);
+            logger.log(r, true);
             if let Err(e) = r {
                 if let ScalerError::Platform { source, .. } = e
                     && source.is_fatal()
@@ -122,7 +133,7 @@ async fn run(s: &Settings, once: bool, dry_run: bool) -> u8 {
         }
         return code;
     }
-    match controller.run_observed(shutdown_signal(), |r| log_result(r, &mut last, false)).await {
+    match controller.run_observed(shutdown_signal(), |r| logger.log(r, false)).await {
         Ok(()) => {
             tracing::info!("stopped");
             0
@@ -156,6 +167,7 @@ async fn status(s: &Settings, as_json: bool) -> u8 {
                     "running": t.running,
                     "scheduled": t.scheduled,
                     "latency_seconds": t.oldest_ready_age.map(|d| (d.as_secs_f64() * 1000.0).round() / 1000.0),
+                    "skipped": rep.snapshot.skipped,
                     "current": rep.decision.from,
                     "desired": rep.decision.to,
                     "reason": rep.decision.reason,
@@ -166,7 +178,7 @@ async fn status(s: &Settings, as_json: bool) -> u8 {
                 rows.push(json!({
                     "process_type": sc.process_type(),
                     "source": sc.source().name(),
-                    "ready": null, "running": null, "scheduled": null, "latency_seconds": null,
+                    "ready": null, "running": null, "scheduled": null, "latency_seconds": null, "skipped": null,
                     "current": null, "desired": null,
                     "reason": "quantity held: the scaler could not read",
                     "error": e.to_string(),

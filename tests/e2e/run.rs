@@ -202,7 +202,7 @@ async fn a_stopped_source_holds_the_quantity_and_recovers() {
     let out = child.wait_with_output().await.unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
-    assert!(stderr.contains("holding quantity") && stderr.contains("sidekiq"), "the source error was logged: {stderr}");
+    assert!(stderr.contains("quantity held") && stderr.contains("sidekiq"), "the source error was logged: {stderr}");
     assert!(!stderr.contains(KEY));
 }
 

@@ -219,6 +219,11 @@ impl FakeHeroku {
         self.requests().into_iter().filter(|r| r.method == method).collect()
     }
 
+    /// Removes every queued fault: the fake answers normally again.
+    pub fn clear_faults(&self) {
+        self.with(|s| s.faults.clear());
+    }
+
     /// Forgets the recorded requests.
     pub fn clear_requests(&self) {
         self.with(|s| s.requests.clear());

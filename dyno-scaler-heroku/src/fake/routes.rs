@@ -10,6 +10,8 @@ use hyper::{Method, Response, StatusCode};
 use serde_json::{Value, json};
 
 use super::Outcome;
+use base64::Engine;
+
 use super::state::{FaultAction, RecordedRequest, SIZES, State, canonical_size, size_uuid};
 
 const ACCEPT: &str = "application/vnd.heroku+json; version=3";
@@ -53,36 +55,10 @@ fn token_of(header: &str) -> Option<(String, &'static str)> {
         return Some((t.trim().to_owned(), "Bearer"));
     }
     let b64 = header.strip_prefix("Basic ")?;
-    let decoded = base64_decode(b64.trim())?;
+    let decoded = base64::engine::general_purpose::STANDARD.decode(b64.trim()).ok()?;
     let text = String::from_utf8(decoded).ok()?;
     let (_, password) = text.split_once(':')?;
     Some((password.to_owned(), "Basic"))
-}
-
-fn base64_decode(s: &str) -> Option<Vec<u8>> {
-    let val = |c: u8| -> Option<u32> {
-        Some(match c {
-            b'A'..=b'Z' => (c - b'A') as u32,
-            b'a'..=b'z' => (c - b'a' + 26) as u32,
-            b'0'..=b'9' => (c - b'0' + 52) as u32,
-            b'+' => 62,
-            b'/' => 63,
-            _ => return None,
-        })
-    };
-    let s = s.trim_end_matches('=').as_bytes();
-    let mut out = Vec::new();
-    let mut buf = 0u32;
-    let mut bits = 0;
-    for &c in s {
-        buf = (buf << 6) | val(c)?;
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((buf >> bits) as u8);
-        }
-    }
-    Some(out)
 }
 
 pub(crate) async fn handle(st: &Mutex<State>, parts: Parts, body: Bytes) -> Outcome {
@@ -117,6 +93,21 @@ pub(crate) async fn handle(st: &Mutex<State>, parts: Parts, body: Bytes) -> Outc
     let reply = match fault {
         Some(FaultAction::DropConnection) => return Outcome::Drop,
         Some(FaultAction::Status(code)) => Some(fault_body(code)),
+        Some(FaultAction::Respond { status, body, headers }) => {
+            let mut s = st.lock().expect("fake state");
+            if let Some(r) = s.requests.iter_mut().find(|r| r.seq == seq) {
+                r.status = status;
+            }
+            drop(s);
+            let mut b = Response::builder()
+                .status(StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR))
+                .header("Content-Type", "application/json")
+                .header("Request-Id", request_id());
+            for (k, v) in headers {
+                b = b.header(k, v);
+            }
+            return Outcome::Respond(b.body(Full::new(Bytes::from(body))).expect("valid response"));
+        }
         Some(FaultAction::Delay(d)) => {
             tokio::time::sleep(d).await;
             None

@@ -17,6 +17,16 @@ pub enum FaultAction {
     Delay(Duration),
     /// Close the connection without an answer.
     DropConnection,
+    /// Answer exactly this: a status, a body taken as it is (malformed JSON included) and extra headers
+    /// (`Retry-After`, ...).
+    Respond {
+        /// HTTP status.
+        status: u16,
+        /// The body, sent as it is.
+        body: String,
+        /// Extra headers.
+        headers: Vec<(String, String)>,
+    },
 }
 
 /// A fault for the next matching requests.
@@ -36,6 +46,13 @@ impl Fault {
     /// `times` requests of any kind get `action`.
     pub fn any(times: u32, action: FaultAction) -> Self {
         Self { method: None, path_prefix: None, times, action }
+    }
+
+    /// `times` formation changes (`PATCH`) are refused as Heroku refuses them during a release phase or a preboot
+    /// cut-over (422, `"Cannot change formation for a preboot app until release phase and preboot complete"`).
+    pub fn preboot(times: u32) -> Self {
+        let body = r#"{"id":"invalid_params","message":"Cannot change formation for a preboot app until release phase and preboot complete."}"#;
+        Self::on("PATCH", times, FaultAction::Respond { status: 422, body: body.into(), headers: Vec::new() })
     }
 
     /// `times` requests with `method` get `action`.
@@ -156,14 +173,8 @@ impl State {
     /// A fresh version-4 UUID (deterministic sequence).
     pub(crate) fn uuid(&mut self) -> String {
         self.counter += 1;
-        let mut x = self.counter.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xD1B5_4A32_D192_ED03;
-        let mut hex = String::with_capacity(32);
-        for _ in 0..2 {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            hex.push_str(&format!("{x:016x}"));
-        }
+        let mut rng = fastrand::Rng::with_seed(self.counter);
+        let hex = format!("{:016x}{:016x}", rng.u64(..), rng.u64(..));
         format!("{}-{}-4{}-8{}-{}", &hex[0..8], &hex[8..12], &hex[13..16], &hex[17..20], &hex[20..32])
     }
 

@@ -10,6 +10,8 @@ use dyno_scaler_heroku::fake::{FakeConfig, FakeHeroku, Fault, FaultAction};
 use dyno_scaler_heroku::{HerokuConfig, HerokuPlatform, RetryPolicy};
 use serde_json::{Value, json};
 
+mod outage;
+
 const KEY: &str = "01234567-89ab-cdef-0123-456789abcdef";
 const ALICE: &str = "alice@example.com";
 
@@ -38,6 +40,8 @@ fn config(fake: &FakeHeroku) -> HerokuConfig {
         rate_limit_backoff: Duration::from_millis(200),
         max_backoff: Duration::from_millis(500),
         max_total: Duration::from_secs(5),
+        outage_initial: Duration::from_millis(1),
+        outage_max: Duration::from_millis(1),
     };
     c
 }

@@ -1,0 +1,163 @@
+//! Outages, odd answers and refusals: the adapter backs off across calls, honours `Retry-After`, reads limits from
+//! the message, and the scaler neither repeats a refused change nor caps anything on a preboot refusal.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use dyno_scaler_core::{
+    InMemoryQueue, Platform, PlatformError, Policy, PolicyConfig, Scaler, ScalerError, SystemClock,
+};
+use dyno_scaler_heroku::fake::{FakeHeroku, Fault, FaultAction};
+use dyno_scaler_heroku::{HerokuConfig, HerokuPlatform, RetryPolicy};
+
+use super::{config, fake};
+
+fn respond(status: u16, body: &str, headers: &[(&str, &str)]) -> FaultAction {
+    FaultAction::Respond {
+        status,
+        body: body.into(),
+        headers: headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+    }
+}
+
+fn outage_config(fake: &FakeHeroku) -> HerokuConfig {
+    let mut c = config(fake);
+    c.retry = RetryPolicy {
+        max_attempts: 4,
+        initial_backoff: Duration::from_millis(10),
+        rate_limit_backoff: Duration::from_millis(10),
+        max_backoff: Duration::from_millis(40),
+        max_total: Duration::from_secs(2),
+        outage_initial: Duration::from_millis(50),
+        outage_max: Duration::from_millis(200),
+    };
+    c.refresh_interval = Duration::ZERO;
+    c
+}
+
+/// Calls `current_quantity` every 10 ms for `span` (a 10 ms poll), returning how many calls failed.
+async fn poll(p: &HerokuPlatform, span: Duration) -> (u32, u32) {
+    let start = Instant::now();
+    let (mut failed, mut backing_off) = (0, 0);
+    while start.elapsed() < span {
+        match p.current_quantity("worker").await {
+            Ok(_) => {}
+            Err(PlatformError::BackingOff { .. }) => {
+                failed += 1;
+                backing_off += 1;
+            }
+            Err(_) => failed += 1,
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    (failed, backing_off)
+}
+
+/// Requests a 2 s outage may cost at most with these settings: the first call's 4 attempts, then one attempt per
+/// backoff wait (25, 50, 100 ms, then at least 100 ms each).
+const OUTAGE_BOUND: usize = 4 + 3 + 2000 / 100;
+
+#[tokio::test]
+async fn an_outage_costs_a_handful_of_requests_then_recovers() {
+    for action in [
+        FaultAction::Status(500),
+        FaultAction::Status(503),
+        FaultAction::Status(429),
+        FaultAction::DropConnection,
+        respond(200, "{\"quantity\": \"lots\"", &[]),
+        respond(200, "<html>maintenance</html>", &[]),
+    ] {
+        let fake = fake().await;
+        let p = HerokuPlatform::new(outage_config(&fake)).unwrap();
+        fake.inject(Fault::any(100_000, action.clone()));
+        let (failed, backing_off) = poll(&p, Duration::from_secs(2)).await;
+        let requests = fake.requests().len();
+        assert!(failed > 50, "{action:?}: every call failed ({failed})");
+        assert!(backing_off > 40, "{action:?}: most calls made no request ({backing_off})");
+        assert!(requests <= OUTAGE_BOUND, "{action:?}: {requests} requests in 2 s (bound {OUTAGE_BOUND})");
+        assert!(requests >= 5, "{action:?}: the adapter kept probing ({requests})");
+        // Heroku comes back: within the longest wait the next call goes through, with full retries again.
+        fake.clear_faults();
+        tokio::time::sleep(Duration::from_millis(210)).await;
+        assert_eq!(p.current_quantity("worker").await.unwrap(), 0, "{action:?}: recovered");
+        fake.inject(Fault::any(1, FaultAction::Status(500)));
+        assert_eq!(p.current_quantity("worker").await.unwrap(), 0, "{action:?}: one 500 is retried again");
+    }
+}
+
+#[tokio::test]
+async fn retry_after_is_honoured_between_attempts() {
+    let fake = fake().await;
+    let mut c = outage_config(&fake);
+    c.retry.max_backoff = Duration::from_secs(3);
+    let p = HerokuPlatform::new(c).unwrap();
+    fake.inject(Fault::any(1, respond(503, r#"{"id":"unavailable","message":"busy"}"#, &[("Retry-After", "1")])));
+    p.set_quantity("worker", 2).await.unwrap();
+    let r = fake.requests();
+    assert_eq!(r.len(), 2);
+    let gap = r[1].at.duration_since(r[0].at).unwrap();
+    assert!(gap >= Duration::from_millis(990), "the retry waited {gap:?}, Retry-After said 1 s");
+    assert_eq!(fake.quantity("my-app", "worker"), Some(2));
+}
+
+#[tokio::test]
+async fn a_limit_named_only_in_the_message_is_read_from_it() {
+    let fake = fake().await;
+    let p = HerokuPlatform::new(config(&fake)).unwrap();
+    let body = r#"{"id":"invalid_params","message":"Cannot update to more than 3 Hobby size dynos per process type."}"#;
+    fake.inject(Fault::on("PATCH", 1, respond(422, body, &[])));
+    let err = p.set_quantity("worker", 7).await.unwrap_err();
+    assert!(matches!(err, PlatformError::LimitExceeded { requested: 7, limit: Some(3), .. }), "{err:?}");
+    // The scaler goes to the limit at once, not one worker per cycle.
+    let queue = InMemoryQueue::new(Arc::new(SystemClock));
+    queue.push_many("default", 200);
+    let policy = Policy::new(PolicyConfig { max_workers: 7, ..PolicyConfig::default() }).unwrap();
+    let scaler = Scaler::builder("worker", Arc::new(queue), Arc::new(p), policy).build();
+    fake.inject(Fault::on("PATCH", 1, respond(422, body, &[])));
+    assert!(scaler.reconcile().await.is_err());
+    let report = scaler.reconcile().await.unwrap();
+    assert_eq!((report.decision.to, fake.quantity("my-app", "worker")), (3, Some(3)));
+}
+
+fn scaler_for(p: HerokuPlatform, jobs: usize) -> (Scaler, InMemoryQueue) {
+    let queue = InMemoryQueue::new(Arc::new(SystemClock));
+    queue.push_many("default", jobs);
+    let policy = Policy::new(PolicyConfig { max_workers: 5, ..PolicyConfig::default() }).unwrap();
+    (Scaler::builder("worker", Arc::new(queue.clone()), Arc::new(p), policy).build(), queue)
+}
+
+#[tokio::test]
+async fn an_unexplained_422_is_not_repeated_until_something_changes() {
+    let fake = fake().await;
+    let (scaler, queue) = scaler_for(HerokuPlatform::new(config(&fake)).unwrap(), 30);
+    let body = r#"{"id":"verification_needed","message":"Please verify your account to use this dyno size."}"#;
+    fake.inject(Fault::on("PATCH", 1_000, respond(422, body, &[])));
+    let err = scaler.reconcile().await.unwrap_err();
+    assert!(matches!(&err, ScalerError::Platform { source: PlatformError::Rejected { status: 422, .. }, .. }), "{err}");
+    for _ in 0..10 {
+        let report = scaler.reconcile().await.unwrap();
+        assert_eq!(report.decision.to, 0, "held");
+        assert!(report.decision.reason.contains("not asking again"), "{}", report.decision.reason);
+    }
+    assert_eq!(fake.requests_with("PATCH").len(), 1, "the refused change was asked once");
+    // The queue grows: a new decision is asked for.
+    queue.push_many("default", 30);
+    assert!(scaler.reconcile().await.is_err());
+    assert_eq!(fake.requests_with("PATCH").len(), 2);
+}
+
+#[tokio::test]
+async fn a_preboot_refusal_caps_nothing_and_is_retried_later() {
+    let fake = fake().await;
+    let mut c = outage_config(&fake);
+    c.refresh_interval = Duration::from_secs(60);
+    let (scaler, _queue) = scaler_for(HerokuPlatform::new(c).unwrap(), 60);
+    fake.inject(Fault::preboot(1));
+    let err = scaler.reconcile().await.unwrap_err();
+    assert!(matches!(&err, ScalerError::Platform { source: PlatformError::Locked { .. }, .. }), "{err}");
+    assert!(err.to_string().contains("preboot"), "{err}");
+    // Retried on a later cycle (after the short backoff), to the full demand: nothing was capped.
+    tokio::time::sleep(Duration::from_millis(60)).await;
+    let report = scaler.reconcile().await.unwrap();
+    assert_eq!((report.decision.to, fake.quantity("my-app", "worker")), (3, Some(3)));
+}
