@@ -305,7 +305,15 @@ impl Policy {
             return hold(reason, PolicyState::default());
         }
 
-        // desired < current: scaling down, subject to the mode, the delay and busy-safety.
+        // desired < current: scaling down, subject to a complete reading, the mode, the delay and busy-safety.
+        if !input.snapshot.unreadable.is_empty() {
+            let _ = write!(
+                reason,
+                "; hold at {current}: part of the queue could not be read ({})",
+                input.snapshot.unreadable.join("; ")
+            );
+            return hold(reason, *state);
+        }
         let target = match c.down_mode {
             DownMode::Idle if !idle => {
                 let _ =

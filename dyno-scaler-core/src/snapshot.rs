@@ -64,6 +64,9 @@ pub struct Snapshot {
     pub workers: Option<Vec<WorkerInfo>>,
     /// Entries skipped because they could not be read (malformed job, missing timestamp, broken process record).
     pub skipped: u64,
+    /// Parts of the backend that could not be read at all, named (a key of the wrong type, ...). The rest of the
+    /// reading stands, so work that is seen still scales up; while anything is unreadable nothing scales down.
+    pub unreadable: Vec<String>,
 }
 
 impl Snapshot {

@@ -110,3 +110,23 @@ pub fn format_rfc3339_nanos(t: SystemTime) -> String {
     let base = format_rfc3339(UNIX_EPOCH + Duration::from_secs(d.as_secs()));
     format!("{}.{:09}Z", &base[..base.len() - 1], d.subsec_nanos())
 }
+
+/// The age at `now` of a job timestamp (both in seconds since the epoch), or `None` when the timestamp cannot be
+/// meant: not finite, before 2001-09-09 (`1e9`; a 0 or negative timestamp is garbage, not a 56-year-old job), or
+/// more than a day ahead of `now`. A timestamp up to a day ahead is clock skew: age zero.
+///
+/// ```
+/// use dyno_scaler_core::timefmt::plausible_age;
+/// let now = 1_800_000_000.0;
+/// assert_eq!(plausible_age(now - 12.5, now).unwrap().as_secs_f64(), 12.5);
+/// assert_eq!(plausible_age(now + 60.0, now).unwrap().as_secs(), 0);
+/// for garbage in [0.0, -1.0, 12.0, now + 90_000.0, f64::NAN, f64::INFINITY] {
+///     assert_eq!(plausible_age(garbage, now), None);
+/// }
+/// ```
+pub fn plausible_age(ts: f64, now: f64) -> Option<std::time::Duration> {
+    if !ts.is_finite() || ts < 1e9 || ts > now + 86_400.0 {
+        return None;
+    }
+    std::time::Duration::try_from_secs_f64((now - ts).max(0.0)).ok()
+}

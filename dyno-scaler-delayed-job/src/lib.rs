@@ -174,8 +174,17 @@ impl DelayedJobSource {
     }
 }
 
+/// The error as one line (a Postgres message may quote the statement over many lines), at most 300 characters,
+/// without the URL or its password.
 fn scrub_err(e: &sqlx::Error, url: &Secret) -> String {
-    scrub_url(&e.to_string(), url.expose())
+    let text = scrub_url(&e.to_string(), url.expose());
+    let mut line = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if line.len() > 300 {
+        let cut = (0..=300).rev().find(|i| line.is_char_boundary(*i)).unwrap_or(0);
+        line.truncate(cut);
+        line.push('…');
+    }
+    line
 }
 
 /// The snapshot query: four index-friendly parts in one statement.
@@ -197,11 +206,14 @@ fn build_sql(table: &str, now: &str, c: &DelayedJobConfig) -> String {
     // each part is a range of one partial index: the ready part never walks the rows that workers hold.
     let fresh = format!("({now} - make_interval(secs => $1))");
     let q = "COALESCE(queue, $2)::text";
+    // A run_at before this ('-infinity', 0001-01-01, the epoch) cannot be meant: the row is still ready (DelayedJob
+    // will run it), but it says nothing of latency and is counted as skipped.
+    let floor = "'2001-09-09'";
     let unlocked = format!("{filters} AND locked_at IS NULL");
     let stale = format!("{filters} AND locked_at < {fresh}");
     format!(
         "SELECT 'ready'::text AS kind, r.q AS q, count(*)::int8 AS c, \
-                EXTRACT(EPOCH FROM ({now} - min(r.run_at)))::float8 AS age FROM ( \
+                EXTRACT(EPOCH FROM ({now} - min(r.run_at) FILTER (WHERE r.run_at >= {floor})))::float8 AS age FROM ( \
            SELECT {q} AS q, run_at FROM {table} WHERE {unlocked} AND run_at <= {now} \
            UNION ALL \
            SELECT {q}, run_at FROM {table} WHERE {stale} AND run_at <= {now}) r \
@@ -216,9 +228,9 @@ fn build_sql(table: &str, now: &str, c: &DelayedJobConfig) -> String {
            GROUP BY s.q \
          UNION ALL \
          SELECT 'bad', NULL, count(*)::int8, NULL FROM ( \
-           SELECT 1 FROM {table} WHERE {unlocked} AND run_at IS NULL \
+           SELECT 1 FROM {table} WHERE {unlocked} AND (run_at IS NULL OR run_at < {floor}) \
            UNION ALL \
-           SELECT 1 FROM {table} WHERE {stale} AND run_at IS NULL) b"
+           SELECT 1 FROM {table} WHERE {stale} AND (run_at IS NULL OR run_at < {floor})) b"
     )
 }
 
@@ -262,7 +274,7 @@ impl QueueSource for DelayedJobSource {
                 "ready" => {
                     stats.ready = count;
                     let age: Option<f64> = row.get("age");
-                    stats.oldest_ready_age = age.map(|a| Duration::from_secs_f64(a.max(0.0)));
+                    stats.oldest_ready_age = age.and_then(|a| Duration::try_from_secs_f64(a.max(0.0)).ok());
                 }
                 "running" => stats.running = count,
                 _ => stats.scheduled = count,

@@ -341,3 +341,24 @@ async fn stale_locks_are_read_through_the_locked_rows() {
     assert_eq!((q.ready, q.running, q.scheduled, s.skipped), (1, 1, 1, 1), "{s:?}");
     assert!(q.oldest_ready_age.unwrap() >= Duration::from_secs(7190), "{q:?}");
 }
+
+#[tokio::test]
+async fn infinite_and_ancient_run_at_do_not_fail_the_reading_nor_fake_latency() {
+    for tz in [false, true] {
+        let b = Backend::new("inf", tz).await;
+        b.insert(Some("q"), 0, Some(-30.0), None, false).await;
+        let ty = if tz { "timestamptz" } else { "timestamp" };
+        let sql = format!(
+            "INSERT INTO {} (priority, attempts, handler, run_at, queue) VALUES
+               (0, 0, 'x', '-infinity'::{ty}, 'q'), (0, 0, 'x', '1970-01-01'::{ty}, 'q'), (0, 0, 'x', 'infinity'::{ty}, 'q')",
+            b.table()
+        );
+        sqlx::raw_sql(AssertSqlSafe(sql)).execute(&b.pool).await.unwrap();
+        let s = b.snapshot(b.config(None)).await;
+        let q = s.queues["q"];
+        assert_eq!((q.ready, q.scheduled), (3, 1), "DelayedJob runs them, so they are ready: {s:?}");
+        let age = q.oldest_ready_age.expect("latency from the sane row");
+        assert!(age >= Duration::from_secs(29) && age < Duration::from_secs(120), "{age:?}");
+        assert_eq!(s.skipped, 2, "the two times that cannot be meant are counted");
+    }
+}

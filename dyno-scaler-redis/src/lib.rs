@@ -83,6 +83,20 @@ pub fn map_redis_error(name: &str, url: &Secret, e: redis::RedisError) -> Source
     }
 }
 
+/// `v`, unless the server refused the command (a key of the wrong type): then `None`, with the key named in
+/// `unreadable` and a warning logged. Pipelines run with `ignore_errors()`, so one bad key fails its own command
+/// and the rest of the reading stands.
+pub fn readable(source_name: &str, v: Value, key: &str, unreadable: &mut Vec<String>) -> Option<Value> {
+    match v {
+        Value::ServerError(e) => {
+            tracing::warn!(source = source_name, key, error = e.code(), "skipping a key that cannot be read");
+            unreadable.push(format!("{key}: {}", e.code()));
+            None
+        }
+        v => Some(v),
+    }
+}
+
 /// A string reply.
 pub fn as_str(v: &Value) -> Option<&str> {
     match v {

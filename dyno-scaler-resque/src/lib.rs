@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use dyno_scaler_core::secret::redact_url;
-use dyno_scaler_core::timefmt::parse_rfc3339;
+use dyno_scaler_core::timefmt::{parse_rfc3339, plausible_age};
 use dyno_scaler_core::{QueueSource, QueueStats, Secret, Snapshot, SourceError, WorkerInfo};
 use redis::Value;
 use redis::aio::ConnectionManager;
@@ -122,7 +122,10 @@ impl ResqueSource {
         let err = |e| map_redis_error(NAME, &c.url, e);
         let schedule = format!("{p}delayed_queue_schedule");
 
+        // A key of the wrong type fails its own command, not the pipeline: the rest of the reading stands.
+        let mut unreadable = Vec::new();
         let mut one = redis::pipe();
+        one.ignore_errors();
         one.cmd("TIME");
         one.smembers(format!("{p}workers"));
         one.hgetall(format!("{p}workers:heartbeat"));
@@ -151,16 +154,25 @@ impl ResqueSource {
         let mut rest = r1.split_off(7);
         let (queues, mut lists): (Vec<String>, Vec<Value>) = match &c.queues {
             Some(qs) => (qs.clone(), rest),
-            None => (strings(rest.remove(0)), Vec::new()),
+            None => (
+                readable(rest.remove(0), &format!("{p}queues"), &mut unreadable).map(strings).unwrap_or_default(),
+                Vec::new(),
+            ),
         };
         let [time, workers, heartbeats, due_stamps, due_count, future_stamps, future_count]: [Value; 7] = r1
             .try_into()
             .map_err(|_| SourceError::Protocol { source_name: NAME.into(), message: "short reply".into() })?;
-        let workers = strings(workers);
-        let due_stamps = strings(due_stamps);
-        let future_stamps = strings(future_stamps);
+        let mut read = |v: Value, key: &str| readable(v, key, &mut unreadable).unwrap_or(Value::Nil);
+        let workers = strings(read(workers, &format!("{p}workers")));
+        let heartbeats = read(heartbeats, &format!("{p}workers:heartbeat"));
+        let due_stamps = strings(read(due_stamps, &schedule));
+        // The other three commands on the same key fail alike: named once.
+        let due_count = readable(due_count, &schedule, &mut Vec::new()).unwrap_or(Value::Nil);
+        let future_stamps = strings(readable(future_stamps, &schedule, &mut Vec::new()).unwrap_or(Value::Nil));
+        let future_count = readable(future_count, &schedule, &mut Vec::new()).unwrap_or(Value::Nil);
 
         let mut two = redis::pipe();
+        two.ignore_errors();
         if c.queues.is_none() {
             for q in &queues {
                 let key = format!("{p}queue:{q}");
@@ -201,7 +213,10 @@ impl ResqueSource {
             future_count: as_i64(&future_count).unwrap_or(0).max(0) as u64,
             future,
         };
-        Ok(build(now as f64, server_now, c, &queues, lists, &workers, jobs, heartbeats, delayed))
+        let mut snap = build(now as f64, server_now, c, &queues, lists, &workers, jobs, heartbeats, delayed);
+        snap.skipped += unreadable.len() as u64;
+        snap.unreadable.splice(0..0, unreadable);
+        Ok(snap)
     }
 }
 
@@ -267,16 +282,23 @@ fn build(
     delayed: Delayed<'_>,
 ) -> Snapshot {
     let watched = |q: &str| config.queues.as_ref().is_none_or(|w| w.iter().any(|x| x == q));
-    let age_of = |ts: f64| Duration::from_secs_f64((now - ts).max(0.0));
+    let age_of = |ts: f64| plausible_age(ts, now);
+    let p = format!("{}:", config.namespace);
     let mut snap = Snapshot { workers: Some(Vec::new()), ..Snapshot::default() };
+    let mut unreadable = Vec::new();
 
     let mut lists = lists.into_iter();
     for q in queues {
         let (Some(len), Some(oldest)) = (lists.next(), lists.next()) else { break };
+        let Some(len) = readable(len, &format!("{p}queue:{q}"), &mut unreadable) else { continue };
         let mut stats = QueueStats { ready: as_i64(&len).unwrap_or(0).max(0) as u64, ..QueueStats::default() };
         if let Value::BulkString(raw) = &oldest {
             match payload_enqueued_at(raw) {
-                Ok(ts) => stats.oldest_ready_age = ts.map(age_of),
+                Ok(None) => {}
+                Ok(Some(ts)) => match age_of(ts) {
+                    Some(age) => stats.oldest_ready_age = Some(age),
+                    None => snap.skipped += 1, // a time that cannot be meant
+                },
                 Err(MalformedPayload) => snap.skipped += 1,
             }
         }
@@ -288,6 +310,12 @@ fn build(
     let mut per: BTreeMap<String, (f64, f64, Option<f64>)> = BTreeMap::new();
     let mut walk = |pairs: &[Value], stamps: Option<&[String]>, due: bool, snap: &mut Snapshot| {
         for (k, pair) in pairs.chunks(2).enumerate() {
+            if pair.iter().any(|v| matches!(v, Value::ServerError(_))) {
+                let stamp = stamps.and_then(|s| s.get(k)).map_or("(future)", String::as_str);
+                let bad = pair.iter().find(|v| matches!(v, Value::ServerError(_))).cloned().unwrap_or(Value::Nil);
+                readable(bad, &format!("{p}delayed:{stamp}"), &mut unreadable);
+                continue;
+            }
             let len = pair.first().and_then(as_i64).unwrap_or(0).max(0) as u64;
             let sample = pair.get(1).map(items).unwrap_or_default();
             let good: Vec<String> = sample.iter().filter_map(job_queue).collect();
@@ -319,7 +347,7 @@ fn build(
                 QueueStats {
                     ready: (due * due_scale).round() as u64,
                     scheduled: (future * future_scale).round() as u64,
-                    oldest_ready_age: oldest.map(age_of),
+                    oldest_ready_age: oldest.and_then(age_of),
                     running: 0,
                 },
             );
@@ -337,6 +365,7 @@ fn build(
     let list = snap.workers.as_mut().expect("set above");
     let mut skipped = 0;
     for (id, job) in workers.iter().zip(jobs) {
+        let Some(job) = readable(job, &format!("{p}worker:{id}"), &mut unreadable) else { continue };
         match beats.get(id.as_str()) {
             Some(Some(beat)) if server_now - beat <= stale => {}
             Some(None) => {
@@ -367,5 +396,11 @@ fn build(
     for (q, n) in running {
         snap.add(&q, QueueStats { running: n, ..QueueStats::default() });
     }
+    snap.skipped += unreadable.len() as u64;
+    snap.unreadable = unreadable;
     snap
+}
+
+fn readable(v: Value, key: &str, unreadable: &mut Vec<String>) -> Option<Value> {
+    dyno_scaler_redis::readable(NAME, v, key, unreadable)
 }

@@ -28,6 +28,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use dyno_scaler_core::secret::redact_url;
+use dyno_scaler_core::timefmt::plausible_age;
 use dyno_scaler_core::{QueueSource, QueueStats, Secret, Snapshot, SourceError, WorkerInfo};
 use redis::Value;
 use redis::aio::ConnectionManager;
@@ -138,27 +139,22 @@ impl SidekiqSource {
         let mut conn = self.conn.clone();
         let err = |e| map_redis_error(NAME, &c.url, e);
 
+        // A key of the wrong type fails its own command, not the pipeline: the rest of the reading stands.
         let mut one = redis::pipe();
+        one.ignore_errors();
         for set in ["schedule", "retry"] {
             let key = format!("{p}{set}");
             one.zcount(&key, "-inf", &now_s).zcount(&key, &after_now, "+inf");
-            one.cmd("ZRANGE")
+            // ZRANGEBYSCORE rather than ZRANGE ... BYSCORE: Sidekiq 6 supports Redis 5, which has only the former.
+            one.cmd("ZRANGEBYSCORE")
                 .arg(&key)
                 .arg("-inf")
                 .arg(&now_s)
-                .arg("BYSCORE")
+                .arg("WITHSCORES")
                 .arg("LIMIT")
                 .arg(0)
-                .arg(c.due_sample)
-                .arg("WITHSCORES");
-            one.cmd("ZRANGE")
-                .arg(&key)
-                .arg(&after_now)
-                .arg("+inf")
-                .arg("BYSCORE")
-                .arg("LIMIT")
-                .arg(0)
-                .arg(c.future_sample);
+                .arg(c.due_sample);
+            one.cmd("ZRANGEBYSCORE").arg(&key).arg(&after_now).arg("+inf").arg("LIMIT").arg(0).arg(c.future_sample);
         }
         one.smembers(format!("{p}processes"));
         match &c.queues {
@@ -173,13 +169,19 @@ impl SidekiqSource {
         }
         let mut r1: Vec<Value> = one.query_async(&mut conn).await.map_err(err)?;
         let mut rest = r1.split_off(8);
-        let processes: Vec<String> = strings(rest.remove(0));
+        let mut unreadable = Vec::new();
+        let processes: Vec<String> =
+            readable(rest.remove(0), &format!("{p}processes"), &mut unreadable).map(strings).unwrap_or_default();
         let (queues, mut lists): (Vec<String>, Vec<Value>) = match &c.queues {
             Some(qs) => (qs.clone(), rest),
-            None => (strings(rest.remove(0)), Vec::new()),
+            None => (
+                readable(rest.remove(0), &format!("{p}queues"), &mut unreadable).map(strings).unwrap_or_default(),
+                Vec::new(),
+            ),
         };
 
         let mut two = redis::pipe();
+        two.ignore_errors();
         if c.queues.is_none() {
             for q in &queues {
                 list_reads(&mut two, p, q);
@@ -200,8 +202,15 @@ impl SidekiqSource {
             let procs = r2.split_off(queues.len() * 2);
             lists = std::mem::replace(&mut r2, procs);
         }
-        Ok(build(now, c, &r1, &queues, lists, &processes, r2))
+        let mut snap = build(now, c, &r1, &queues, lists, &processes, r2);
+        snap.skipped += unreadable.len() as u64;
+        snap.unreadable.extend(unreadable);
+        Ok(snap)
     }
+}
+
+fn readable(v: Value, key: &str, unreadable: &mut Vec<String>) -> Option<Value> {
+    dyno_scaler_redis::readable(NAME, v, key, unreadable)
 }
 
 fn epoch_now() -> f64 {
@@ -243,8 +252,7 @@ struct Stamps {
 fn job_age(raw: &[u8], now: f64) -> Option<Duration> {
     let job: Stamps = serde_json::from_slice(raw).ok()?;
     let ts = job.enqueued_at.filter(|v| !v.is_null()).or(job.created_at)?;
-    let ts = job_timestamp(&ts)?;
-    Some(Duration::from_secs_f64((now - ts).max(0.0)))
+    plausible_age(job_timestamp(&ts)?, now)
 }
 
 /// The host part of an identity `<host>:<pid>:<nonce>` (the host may itself contain `:`).
@@ -272,13 +280,18 @@ fn build(
     procs: Vec<Value>,
 ) -> Snapshot {
     let watched = |q: &str| config.queues.as_ref().is_none_or(|w| w.iter().any(|x| x == q));
-    let age_of = |ts: f64| Duration::from_secs_f64((now - ts).max(0.0));
+    let p = match config.namespace.as_deref() {
+        Some(ns) if !ns.is_empty() => format!("{ns}:"),
+        _ => String::new(),
+    };
     let mut snap = Snapshot { workers: Some(Vec::new()), ..Snapshot::default() };
+    let mut unreadable = Vec::new();
 
     // Lists: length and the oldest job (index -1).
     let mut lists = lists.into_iter();
     for q in queues {
         let (Some(len), Some(oldest)) = (lists.next(), lists.next()) else { break };
+        let Some(len) = readable(len, &format!("{p}queue:{q}"), &mut unreadable) else { continue };
         let mut stats = QueueStats { ready: as_i64(&len).unwrap_or(0).max(0) as u64, ..QueueStats::default() };
         if let Value::BulkString(raw) = &oldest {
             match job_age(raw, now) {
@@ -294,12 +307,17 @@ fn build(
     let mut future_total = 0u64;
     let mut per: BTreeMap<String, (u64, u64, Option<f64>)> = BTreeMap::new();
     let mut bad = 0u64;
-    for set in sets.chunks(4) {
+    for (set, name) in sets.chunks(4).zip(["schedule", "retry"]) {
         let [due, future, due_sample, future_sample] = set else { continue };
+        if let Some(refused) = set.iter().find(|v| matches!(v, Value::ServerError(_))) {
+            readable(refused.clone(), &format!("{p}{name}"), &mut unreadable);
+            continue;
+        }
         due_total += as_i64(due).unwrap_or(0).max(0) as u64;
         future_total += as_i64(future).unwrap_or(0).max(0) as u64;
         for pair in items(due_sample).chunks(2) {
-            let score = pair.get(1).and_then(as_f64);
+            // A score that cannot be a time (0, negative) is still due, but says nothing of latency.
+            let score = pair.get(1).and_then(as_f64).filter(|s| plausible_age(*s, now).is_some());
             match pair.first().and_then(|m| if let Value::BulkString(b) = m { sorted_set_queue(b) } else { None }) {
                 Some(q) => {
                     let e = per.entry(q).or_default();
@@ -329,7 +347,7 @@ fn build(
                 QueueStats {
                     ready: scale(due, sampled_due, due_total.saturating_sub(bad)),
                     scheduled: scale(future, sampled_future, future_total),
-                    oldest_ready_age: oldest.map(age_of),
+                    oldest_ready_age: oldest.and_then(|ts| plausible_age(ts, now)),
                     running: 0,
                 },
             );
@@ -343,7 +361,9 @@ fn build(
     let mut procs = procs.into_iter();
     for identity in processes {
         let (Some(fields), Some(work7), Some(work6)) = (procs.next(), procs.next(), procs.next()) else { break };
-        let fields = array(fields);
+        let Some(fields) = readable(fields, &format!("{p}{identity}"), &mut unreadable).map(array) else { continue };
+        let work7 = readable(work7, &format!("{p}{identity}:work"), &mut unreadable).unwrap_or(Value::Nil);
+        let work6 = readable(work6, &format!("{p}{identity}:workers"), &mut unreadable).unwrap_or(Value::Nil);
         let [info, busy, beat, quiet] = fields.as_slice() else {
             snap.skipped += 1;
             continue;
@@ -389,6 +409,8 @@ fn build(
             snap.add(&q, QueueStats { running: n, ..QueueStats::default() });
         }
     }
+    snap.skipped += unreadable.len() as u64;
+    snap.unreadable = unreadable;
     snap
 }
 

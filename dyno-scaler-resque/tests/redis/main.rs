@@ -12,11 +12,13 @@ use dyno_scaler_resque::{ResqueConfig, ResqueSource};
 use dyno_scaler_test_support::{redis_url, unique};
 use redis::AsyncCommands;
 
+mod bad_data;
+
 fn ago(d: Duration) -> SystemTime {
     SystemTime::now() - d
 }
 
-struct Backend {
+pub(crate) struct Backend {
     url: String,
     ns: String,
     active_job: bool,

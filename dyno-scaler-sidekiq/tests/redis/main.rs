@@ -11,6 +11,8 @@ use dyno_scaler_sidekiq::{SidekiqConfig, SidekiqSource};
 use dyno_scaler_test_support::{redis_url, unique};
 use redis::AsyncCommands;
 
+mod bad_data;
+
 fn now() -> f64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs_f64()
 }
@@ -21,14 +23,14 @@ fn jid() -> String {
 }
 
 #[derive(Clone, Copy, PartialEq)]
-enum Version {
+pub(crate) enum Version {
     /// Sidekiq 6.4: float seconds, running work in `<identity>:workers`.
     V6,
     /// Sidekiq 8: integer milliseconds, running work in `<identity>:work`.
     V8,
 }
 
-struct Backend {
+pub(crate) struct Backend {
     url: String,
     /// Key prefix (`<ns>:`), empty for the bare layout.
     prefix: String,
