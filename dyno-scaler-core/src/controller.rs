@@ -137,7 +137,7 @@ pub fn log_cycle(log: &mut CycleLog, result: &Result<Report, ScalerError>) {
             }
         }
         Err(e) => {
-            if let Verdict::Log { repeats } = log.error(e.process_type(), &e.to_string()) {
+            if let Verdict::Log { repeats } = log.error(e.process_type(), &e.fingerprint()) {
                 tracing::error!(error = %e, repeats, "cycle failed");
             }
         }

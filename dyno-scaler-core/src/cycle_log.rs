@@ -48,7 +48,7 @@ impl CycleLog {
         Self { every, last: HashMap::new() }
     }
 
-    /// A failed cycle of `key` with `message`.
+    /// A failed cycle of `key`; `message` tells repeats apart (give a fingerprint, not a text with ids in it).
     pub fn error(&mut self, key: &str, message: &str) -> Verdict {
         let now = Instant::now();
         match self.last.get_mut(key) {

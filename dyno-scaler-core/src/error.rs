@@ -151,6 +151,36 @@ pub enum ScalerError {
 }
 
 impl ScalerError {
+    /// What kind of failure this is, for deciding whether a failure repeats an earlier one: the same kind with
+    /// another detail (a request id, the wait left) is a repeat. An outage seen as 5xx, 429, network errors or the
+    /// client's own backoff is one kind.
+    pub fn fingerprint(&self) -> String {
+        match self {
+            ScalerError::Source { process_type, source } => {
+                let kind = match source {
+                    SourceError::Unavailable { .. } | SourceError::Timeout { .. } => "unreachable",
+                    SourceError::Protocol { .. } => "protocol",
+                    SourceError::Other { .. } => "other",
+                };
+                format!("{process_type} source {kind}")
+            }
+            ScalerError::Platform { process_type, source } => {
+                let kind = match source {
+                    PlatformError::Unavailable { .. }
+                    | PlatformError::RateLimited { .. }
+                    | PlatformError::BackingOff { .. } => "outage",
+                    PlatformError::Unauthorized { .. } => "unauthorized",
+                    PlatformError::Forbidden { .. } => "forbidden",
+                    PlatformError::NotFound { .. } => "not found",
+                    PlatformError::LimitExceeded { .. } => "limit",
+                    PlatformError::Rejected { .. } => "rejected",
+                    PlatformError::Locked { .. } => "locked",
+                };
+                format!("{process_type} platform {kind}")
+            }
+        }
+    }
+
     /// The process type whose cycle failed.
     pub fn process_type(&self) -> &str {
         match self {

@@ -176,6 +176,22 @@ impl DelayedJobSource {
 
 /// The error as one line (a Postgres message may quote the statement over many lines), at most 300 characters,
 /// without the URL or its password.
+impl DelayedJobSource {
+    /// `Some` when the database's port refuses connections (checked with one TCP connect).
+    async fn refused(&self) -> Option<SourceError> {
+        let url = url::Url::parse(self.config.url.expose()).ok()?;
+        let (host, port) = (url.host_str()?.to_owned(), url.port().unwrap_or(5432));
+        let connect = tokio::net::TcpStream::connect((host.as_str(), port));
+        match tokio::time::timeout(Duration::from_millis(500), connect).await {
+            Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => Some(SourceError::Unavailable {
+                source_name: NAME.into(),
+                message: format!("connection refused by {host}:{port}"),
+            }),
+            _ => None,
+        }
+    }
+}
+
 fn scrub_err(e: &sqlx::Error, url: &Secret) -> String {
     let text = scrub_url(&e.to_string(), url.expose());
     let mut line = text.split_whitespace().collect::<Vec<_>>().join(" ");
@@ -256,9 +272,15 @@ impl QueueSource for DelayedJobSource {
                 .map_err(|e| self.map_err(e))
         };
         // The statement timeout bounds the query; this bounds connecting too.
-        let rows = tokio::time::timeout(self.config.timeout + Duration::from_millis(500), work)
-            .await
-            .map_err(|_| SourceError::Timeout { source_name: NAME.into(), timeout: self.config.timeout })??;
+        let rows = match tokio::time::timeout(self.config.timeout + Duration::from_millis(500), work).await {
+            Ok(Ok(rows)) => rows,
+            // A pool that cannot connect times out like a slow query: say "connection refused" when that is why.
+            Ok(Err(SourceError::Timeout { .. })) | Err(_) => {
+                let timeout = self.config.timeout;
+                return Err(self.refused().await.unwrap_or(SourceError::Timeout { source_name: NAME.into(), timeout }));
+            }
+            Ok(Err(e)) => return Err(e),
+        };
         let mut snap = Snapshot::default();
         for row in rows {
             let kind: String = row.get("kind");

@@ -6,30 +6,12 @@ use async_trait::async_trait;
 use dyno_scaler_core::conformance::{ConformanceBackend, run_conformance};
 use dyno_scaler_core::{QueueSource, SourceError};
 use dyno_scaler_delayed_job::{DelayedJobConfig, DelayedJobSource, RECOMMENDED_INDEXES};
-use dyno_scaler_test_support::{db_url, unique};
+use dyno_scaler_test_support::{db_url, delayed_jobs_ddl, unique};
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{AssertSqlSafe, PgPool};
 
-/// What `rails generate delayed_job:active_record` + `db:migrate` creates (Rails 7, timestamp(6) columns).
 fn ddl(schema: &str, tz: bool) -> String {
-    let ts = if tz { "timestamp(6) with time zone" } else { "timestamp(6) without time zone" };
-    format!(
-        "CREATE SCHEMA {schema};
-         CREATE TABLE {schema}.delayed_jobs (
-           id bigserial PRIMARY KEY,
-           priority integer DEFAULT 0 NOT NULL,
-           attempts integer DEFAULT 0 NOT NULL,
-           handler text NOT NULL,
-           last_error text,
-           run_at {ts},
-           locked_at {ts},
-           failed_at {ts},
-           locked_by character varying,
-           queue character varying,
-           created_at {ts},
-           updated_at {ts});
-         CREATE INDEX delayed_jobs_priority ON {schema}.delayed_jobs USING btree (priority, run_at);"
-    )
+    format!("CREATE SCHEMA {schema}; {}", delayed_jobs_ddl(&format!("{schema}.delayed_jobs"), tz))
 }
 
 const HANDLER: &str = "--- !ruby/object:ActiveJob::QueueAdapters::DelayedJobAdapter::JobWrapper\njob_data:\n  job_class: SyncJob\n  job_id: 0d1b2c3d-4e5f-6071-8293-a4b5c6d7e8f9\n  queue_name: default\n  arguments:\n  - 7\n";

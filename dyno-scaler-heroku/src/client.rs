@@ -306,27 +306,38 @@ impl HerokuPlatform {
                 }
                 return Err(error);
             }
-            tracing::warn!(status = ?status.map(|s| s.as_u16()), attempt, wait_ms = wait.as_millis() as u64, request_id, "Heroku API call failed; retrying");
+            tracing::debug!(status = ?status.map(|s| s.as_u16()), attempt, wait_ms = wait.as_millis() as u64, request_id, "Heroku API call failed; retrying");
             tokio::time::sleep(wait).await;
         }
     }
 }
 
+/// A network failure in a few words: what happened and where, with the innermost cause (`Connection refused`).
 fn describe(e: &reqwest::Error) -> String {
     let kind = if e.is_timeout() {
         "timed out"
     } else if e.is_connect() {
-        "connection failed"
+        "cannot connect"
     } else {
         "request failed"
     };
-    let mut msg = format!("{kind}: {e}");
+    let mut cause = None;
     let mut src = std::error::Error::source(e);
     while let Some(s) = src {
-        msg.push_str(&format!(": {s}"));
+        if let Some(io) = s.downcast_ref::<std::io::Error>()
+            && io.kind() == std::io::ErrorKind::ConnectionRefused
+        {
+            let host =
+                e.url().and_then(|u| u.host_str().map(|h| format!("{h}:{}", u.port_or_known_default().unwrap_or(0))));
+            return format!("connection refused by {}", host.as_deref().unwrap_or("the API host"));
+        }
+        cause = Some(s.to_string());
         src = s.source();
     }
-    msg
+    match cause {
+        Some(c) => format!("{kind}: {c}"),
+        None => format!("{kind}: {e}"),
+    }
 }
 
 impl HerokuPlatform {

@@ -176,3 +176,25 @@ pub fn redis_url() -> String {
 pub fn db_url() -> String {
     std::env::var("DYNO_SCALER_TEST_DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
 }
+
+/// What `rails generate delayed_job:active_record` and `db:migrate` create (Rails 7: `timestamp(6)` columns, or
+/// `timestamptz` when the app uses them), for `table` (schema-qualified or not). Idempotent.
+pub fn delayed_jobs_ddl(table: &str, timestamptz: bool) -> String {
+    let ts = if timestamptz { "timestamp(6) with time zone" } else { "timestamp(6) without time zone" };
+    format!(
+        "CREATE TABLE IF NOT EXISTS {table} (
+           id bigserial PRIMARY KEY,
+           priority integer DEFAULT 0 NOT NULL,
+           attempts integer DEFAULT 0 NOT NULL,
+           handler text NOT NULL,
+           last_error text,
+           run_at {ts},
+           locked_at {ts},
+           failed_at {ts},
+           locked_by character varying,
+           queue character varying,
+           created_at {ts},
+           updated_at {ts});
+         CREATE INDEX IF NOT EXISTS delayed_jobs_priority ON {table} USING btree (priority, run_at);"
+    )
+}

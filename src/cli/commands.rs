@@ -53,6 +53,24 @@ fn fatal_message(e: &ScalerError) -> String {
     )
 }
 
+/// SIGHUP would kill the daemon by default (a terminal closing, a supervisor's "reload"): it is ignored instead,
+/// and said so. The configuration is read at start only; restart the process to change it.
+fn ignore_sighup() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut hup) = signal(SignalKind::hangup()) {
+            tokio::spawn(async move {
+                while hup.recv().await.is_some() {
+                    tracing::warn!(
+                        "SIGHUP received and ignored: the configuration is read at start; restart to change it"
+                    );
+                }
+            });
+        }
+    }
+}
+
 async fn shutdown_signal() {
     #[cfg(unix)]
     {
@@ -115,6 +133,7 @@ async fn run(s: &Settings, once: bool, dry_run: bool) -> u8 {
         dry_run,
         "dyno-scaler starting"
     );
+    ignore_sighup();
     let controller = Controller::new(scalers, s.poll_interval).with_shutdown_grace(Duration::from_millis(800));
     let mut logger = CycleLogger::new();
     if once {

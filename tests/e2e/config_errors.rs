@@ -31,6 +31,13 @@ async fn each_bad_setting_exits_2_naming_it() {
         (&[("HEROKU_API_URL", "api.heroku.com")], "HEROKU_API_URL"),
         (&[("DYNO_SCALER_THRESHOLDS", "50:3,25:2")], "DYNO_SCALER_THRESHOLDS"),
         (&[("DYNO_SCALER_MAX_WORKERS", "many")], "DYNO_SCALER_MAX_WORKERS"),
+        (&[("HEROKU_API_KEY", "e2e0c0de-89ab\n")], "HEROKU_API_KEY"),
+        (&[("HEROKU_API_URL", "http://")], "HEROKU_API_URL"),
+        (&[("DYNO_SCALER_MAX_WORKERS", "0")], "DYNO_SCALER_MAX_WORKERS"),
+        (&[("DYNO_SCALER_PROCESS_TYPE", "wörker")], "DYNO_SCALER_PROCESS_TYPE"),
+        (&[("DYNO_SCALER_QUEUES", ",,,")], "DYNO_SCALER_QUEUES"),
+        (&[("DYNO_SCALER_LATENCY_TARGET", "1ns")], "DYNO_SCALER_LATENCY_TARGET"),
+        (&[("DYNO_SCALER_DOWN_DELAY", "20years")], "DYNO_SCALER_DOWN_DELAY"),
     ];
     for (overrides, name) in cases {
         expect_2(with(base(), overrides), &["run", "--once"], name).await;

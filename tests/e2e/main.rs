@@ -3,6 +3,7 @@
 
 mod common;
 mod config_errors;
+mod faults;
 mod run;
 mod status_check;
 mod tls;

@@ -55,13 +55,9 @@ async fn several_process_types_from_toml_with_delayed_job() {
     // DelayedJob rows as delayed_job_active_record writes them, in a schema of the test's own.
     let pool = sqlx::PgPool::connect(&db_url()).await.expect("Postgres is required (run scripts/test)");
     let schema = unique("e2e");
+    let ddl = delayed_jobs_ddl(&format!("{schema}.delayed_jobs"), false);
     sqlx::raw_sql(AssertSqlSafe(format!(
-        "CREATE SCHEMA {schema};
-         CREATE TABLE {schema}.delayed_jobs (id bigserial PRIMARY KEY, priority integer DEFAULT 0 NOT NULL,
-           attempts integer DEFAULT 0 NOT NULL, handler text NOT NULL, last_error text,
-           run_at timestamp(6), locked_at timestamp(6), failed_at timestamp(6), locked_by varchar, queue varchar,
-           created_at timestamp(6), updated_at timestamp(6));
-         CREATE INDEX delayed_jobs_priority ON {schema}.delayed_jobs (priority, run_at);
+        "CREATE SCHEMA {schema}; {ddl}
          INSERT INTO {schema}.delayed_jobs (handler, run_at, queue, created_at, updated_at)
            SELECT '--- !ruby/object:Delayed::PerformableMethod', (now() AT TIME ZONE 'UTC') - interval '1 minute', 'default',
                   now() AT TIME ZONE 'UTC', now() AT TIME ZONE 'UTC' FROM generate_series(1, 26);"
@@ -144,7 +140,8 @@ async fn rate_limited_requests_back_off_and_succeed() {
     fake.set_tokens(ACCOUNT, 0.0);
     let (url, mut c) = redis_db(5).await;
     sidekiq_push(&mut c, "default", 3).await;
-    let out = run(&["run", "--once"], &env_sidekiq(&fake, &url)).await;
+    // Retries are logged at debug: the cycle's outcome is the line that matters at info.
+    let out = run(&["run", "--once"], &with(env_sidekiq(&fake, &url), &[("RUST_LOG", "debug")])).await;
     assert_eq!(out.code, 0, "{}", out.all());
     let statuses: Vec<u16> = fake.requests().iter().map(|r| r.status).collect();
     assert_eq!(statuses.first(), Some(&429), "{statuses:?}");

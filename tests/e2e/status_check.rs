@@ -1,5 +1,7 @@
 use serde_json::Value;
 
+use sqlx::AssertSqlSafe;
+
 use super::common::*;
 
 #[tokio::test]
@@ -61,15 +63,7 @@ async fn the_example_config_passes_check() {
     ];
     // The example's DelayedJob process reads `delayed_jobs` in the default schema: create it as the generator does.
     let pool = sqlx::PgPool::connect(&db_url()).await.expect("Postgres is required (run scripts/test)");
-    sqlx::raw_sql(
-        "CREATE TABLE IF NOT EXISTS public.delayed_jobs (id bigserial PRIMARY KEY, priority integer DEFAULT 0 NOT NULL,
-           attempts integer DEFAULT 0 NOT NULL, handler text NOT NULL, last_error text, run_at timestamp(6),
-           locked_at timestamp(6), failed_at timestamp(6), locked_by varchar, queue varchar,
-           created_at timestamp(6), updated_at timestamp(6))",
-    )
-    .execute(&pool)
-    .await
-    .unwrap();
+    sqlx::raw_sql(AssertSqlSafe(delayed_jobs_ddl("public.delayed_jobs", false))).execute(&pool).await.unwrap();
     let out = run(&["--config", path, "check"], &env).await;
     assert_eq!(out.code, 0, "{}", out.all());
     assert!(out.stdout.starts_with("configuration: ok (3 process type(s)"), "{}", out.all());

@@ -1,0 +1,89 @@
+//! The TOML file's shape, and reading it with errors that name the line but never print a value.
+
+use serde::Deserialize;
+
+use super::ConfigError;
+
+/// The TOML file: the same settings plus several `[[process]]` tables.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    #[serde(default)]
+    pub heroku: Option<FileHeroku>,
+    pub poll_interval: Option<String>,
+    pub log_format: Option<String>,
+    #[serde(default, rename = "process")]
+    pub processes: Vec<FileProcess>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileHeroku {
+    pub app: Option<String>,
+    pub api_url: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileProcess {
+    #[serde(rename = "type")]
+    pub process_type: Option<String>,
+    pub source: Option<String>,
+    pub url: Option<String>,
+    pub queues: Option<Vec<String>>,
+    pub min_workers: Option<i64>,
+    pub max_workers: Option<i64>,
+    pub down_delay: Option<String>,
+    pub thresholds: Option<String>,
+    pub jobs_per_worker: Option<i64>,
+    pub latency_target: Option<String>,
+    pub down_mode: Option<String>,
+    pub allow_interrupting: Option<bool>,
+    pub namespace: Option<String>,
+    pub table: Option<String>,
+    pub max_run_time: Option<String>,
+    pub min_priority: Option<i32>,
+    pub max_priority: Option<i32>,
+    pub redis_tls_verify: Option<String>,
+}
+
+/// Parses the file. A type error from the TOML parser quotes the offending value, which may be a secret pasted in
+/// the wrong place: the message keeps the line number and the expected type, never the value.
+pub fn parse(path: &str, text: &str) -> Result<FileConfig, ConfigError> {
+    toml::from_str(text).map_err(|e| {
+        let line = e.span().map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
+        let at = line.map(|l| format!(" line {l}")).unwrap_or_default();
+        ConfigError(format!(
+            "{path}{at}: {}; see dyno-scaler.example.toml for the accepted settings",
+            hide_values(e.message())
+        ))
+    })
+}
+
+/// `invalid type: string "hunter2", expected i64` → `invalid type: string (value not shown), expected i64`.
+fn hide_values(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(open) = rest.find(['"', '`', '\'']) {
+        let quote = rest.as_bytes()[open] as char;
+        out.push_str(&rest[..open]);
+        match rest[open + 1..].find(quote) {
+            Some(close) => {
+                let inner = &rest[open + 1..open + 1 + close];
+                // Field names (unknown field `max_wrokers`, expected one of `type`, ...) are not values.
+                if quote == '`' && inner.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+                    out.push_str(&rest[open..open + 2 + close]);
+                } else {
+                    out.push_str("(value not shown)");
+                }
+                rest = &rest[open + 2 + close..];
+            }
+            None => {
+                out.push_str("(value not shown)");
+                rest = "";
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}

@@ -1,0 +1,189 @@
+//! Unit tests of the configuration.
+use super::*;
+use dyno_scaler::core::{DemandRule, DownMode};
+
+fn env(pairs: &[(&str, &str)]) -> Env {
+    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+}
+
+fn base() -> Vec<(&'static str, &'static str)> {
+    vec![
+        ("HEROKU_API_KEY", "k"),
+        ("HEROKU_APP_NAME", "my-app"),
+        ("DYNO_SCALER_SOURCE", "sidekiq"),
+        ("REDIS_URL", "redis://127.0.0.1:6379"),
+    ]
+}
+
+#[test]
+fn seed_promise_four_variables() {
+    let s = load(&Flags::default(), &env(&base()), None).unwrap();
+    assert_eq!(s.processes.len(), 1);
+    let p = &s.processes[0];
+    assert_eq!((p.process_type.as_str(), p.source), ("worker", SourceKind::Sidekiq));
+    assert_eq!((p.policy.config().min_workers, p.policy.config().max_workers), (0, 1));
+    assert_eq!(p.policy.config().rules, vec![DemandRule::seed_thresholds()]);
+    assert_eq!(s.poll_interval, Duration::from_secs(5));
+}
+
+#[test]
+fn seed_variable_names_are_accepted() {
+    let e = env(&[
+        ("HEROKU_OAUTH_TOKEN", "k"),
+        ("HEROKU_APP", "a"),
+        ("DYNO_SCALER_SOURCE", "resque"),
+        ("REDIS_URL", "redis://h"),
+    ]);
+    let s = load(&Flags::default(), &e, None).unwrap();
+    assert_eq!(s.app, "a");
+}
+
+#[test]
+fn flags_beat_env_beat_file() {
+    let file = "poll_interval = \"10s\"\n";
+    let mut e = env(&base());
+    let s = load(&Flags::default(), &e, Some(("f.toml", file))).unwrap();
+    assert_eq!(s.poll_interval, Duration::from_secs(10));
+    e.insert("DYNO_SCALER_POLL_INTERVAL".into(), "2s".into());
+    assert_eq!(load(&Flags::default(), &e, Some(("f.toml", file))).unwrap().poll_interval, Duration::from_secs(2));
+    let flags = Flags { poll_interval: Some("500ms".into()), ..Flags::default() };
+    assert_eq!(load(&flags, &e, Some(("f.toml", file))).unwrap().poll_interval, Duration::from_millis(500));
+}
+
+#[test]
+fn errors_name_the_setting() {
+    let cases: Vec<(Vec<(&str, &str)>, &str)> = vec![
+        (vec![("DYNO_SCALER_SOURCE", "kafka")], "DYNO_SCALER_SOURCE"),
+        (
+            vec![("DYNO_SCALER_MIN_WORKERS", "3")],
+            "DYNO_SCALER_MIN_WORKERS (3) is greater than DYNO_SCALER_MAX_WORKERS (1)",
+        ),
+        (vec![("DYNO_SCALER_POLL_INTERVAL", "0s")], "DYNO_SCALER_POLL_INTERVAL"),
+        (vec![("DYNO_SCALER_POLL_INTERVAL", "-5s")], "DYNO_SCALER_POLL_INTERVAL"),
+        (vec![("REDIS_URL", "localhost:6379")], "REDIS_URL"),
+        (vec![("DYNO_SCALER_THRESHOLDS", "25:2,1:1")], "DYNO_SCALER_THRESHOLDS"),
+        (vec![("DYNO_SCALER_MAX_WORKERS", "-1")], "DYNO_SCALER_MAX_WORKERS"),
+    ];
+    for (overrides, want) in cases {
+        let mut e = env(&base());
+        for (k, v) in overrides {
+            e.insert(k.into(), v.into());
+        }
+        let msg = load(&Flags::default(), &e, None).unwrap_err().0;
+        assert!(msg.contains(want), "{msg:?} should name {want}");
+    }
+    let mut e = env(&base());
+    e.remove("HEROKU_API_KEY");
+    assert!(load(&Flags::default(), &e, None).unwrap_err().0.starts_with("HEROKU_API_KEY is not set"));
+    let msg = load(&Flags::default(), &env(&base()), Some(("x.toml", "[[process]]\ntype = \"worker\"\nbogus = 1\n")))
+        .unwrap_err()
+        .0;
+    assert!(msg.contains("x.toml") && msg.contains("bogus"), "{msg}");
+}
+
+#[test]
+fn url_passwords_are_redacted_in_errors() {
+    let mut e = env(&base());
+    e.insert("REDIS_URL".into(), "http://:hunter2@host".into());
+    let msg = load(&Flags::default(), &e, None).unwrap_err().0;
+    assert!(!msg.contains("hunter2"), "{msg}");
+}
+
+#[test]
+fn several_process_types_from_a_file() {
+    let file = r#"
+[[process]]
+type = "worker"
+source = "sidekiq"
+queues = ["default", "mailers"]
+max_workers = 5
+jobs_per_worker = 10
+
+[[process]]
+type = "dj_worker"
+source = "delayed_job"
+url = "postgres://app@db/app"
+max_workers = 2
+down_mode = "idle"
+"#;
+    let s = load(&Flags::default(), &env(&base()), Some(("f.toml", file))).unwrap();
+    assert_eq!(s.processes.len(), 2);
+    assert_eq!(s.processes[0].queues, Some(vec!["default".to_string(), "mailers".to_string()]));
+    assert_eq!(s.processes[0].url.expose(), "redis://127.0.0.1:6379", "REDIS_URL is the default URL");
+    assert_eq!(s.processes[1].source, SourceKind::DelayedJob);
+    assert_eq!(s.processes[1].policy.config().down_mode, DownMode::Idle);
+}
+
+fn load_with(overrides: &[(&str, &str)], file: Option<&str>) -> Result<Settings, ConfigError> {
+    let mut e = env(&base());
+    if file.is_some() {
+        e.remove("DYNO_SCALER_SOURCE");
+    }
+    for (k, v) in overrides {
+        e.insert(k.to_string(), v.to_string());
+    }
+    load(&Flags::default(), &e, file.map(|f| ("f.toml", f)))
+}
+
+#[test]
+fn values_that_cannot_be_meant_name_their_setting() {
+    let cases: &[(&[(&str, &str)], &str)] = &[
+        (&[("HEROKU_API_KEY", "01234567-89ab\n")], "HEROKU_API_KEY"),
+        (&[("HEROKU_API_KEY", "abc def")], "HEROKU_API_KEY"),
+        (&[("HEROKU_API_URL", "http://")], "HEROKU_API_URL"),
+        (&[("HEROKU_API_URL", "ftp://api.heroku.com")], "HEROKU_API_URL"),
+        (&[("DYNO_SCALER_PROCESS_TYPE", "wörker")], "DYNO_SCALER_PROCESS_TYPE"),
+        (&[("DYNO_SCALER_MAX_WORKERS", "0")], "DYNO_SCALER_MAX_WORKERS is 0"),
+        (&[("DYNO_SCALER_LATENCY_TARGET", "1ns")], "DYNO_SCALER_LATENCY_TARGET"),
+        (&[("DYNO_SCALER_LATENCY_TARGET", "3years")], "DYNO_SCALER_LATENCY_TARGET"),
+        (&[("DYNO_SCALER_DOWN_DELAY", "400days")], "DYNO_SCALER_DOWN_DELAY"),
+        (&[("DYNO_SCALER_POLL_INTERVAL", "2h")], "DYNO_SCALER_POLL_INTERVAL"),
+        (&[("DYNO_SCALER_QUEUES", ",,,")], "DYNO_SCALER_QUEUES"),
+        (&[("DYNO_SCALER_REDIS_TLS_VERIFY", "off")], "DYNO_SCALER_REDIS_TLS_VERIFY"),
+        (&[("REDIS_URL", "redis://")], "REDIS_URL"),
+    ];
+    for (overrides, want) in cases {
+        let msg = load_with(overrides, None).unwrap_err().0;
+        assert!(msg.contains(want), "{overrides:?}: {msg:?} should name {want}");
+    }
+}
+
+#[test]
+fn file_settings_that_cannot_be_meant_or_do_not_apply() {
+    let dj = "[[process]]\ntype = \"dj\"\nsource = \"delayed_job\"\nurl = \"postgres://h/db\"\n";
+    let sk = "[[process]]\ntype = \"w\"\nsource = \"sidekiq\"\n";
+    let cases = [
+        (format!("{dj}max_run_time = \"0s\"\n"), "max_run_time"),
+        (format!("{dj}max_run_time = \"99999999999999999999y\"\n"), "max_run_time"),
+        (format!("{dj}min_priority = 5\nmax_priority = 1\n"), "min_priority"),
+        (format!("{dj}namespace = \"app\"\n"), "namespace: does not apply to the delayed_job source"),
+        (format!("{dj}redis_tls_verify = \"none\"\n"), "redis_tls_verify: does not apply"),
+        (format!("{sk}table = \"jobs\"\n"), "table: does not apply to the sidekiq source"),
+        (format!("{sk}max_run_time = \"4h\"\n"), "max_run_time: does not apply"),
+        (format!("{sk}namespace = \"\"\n"), "namespace: empty"),
+        (format!("{sk}queues = []\n"), "queues"),
+        (format!("{sk}queues = [\"a\", \"\"]\n"), "queues"),
+        (format!("{sk}max_workers = 0\n"), "max_workers is 0"),
+    ];
+    for (file, want) in cases {
+        let msg = load_with(&[], Some(&file)).unwrap_err().0;
+        assert!(msg.contains(want), "{file}: {msg:?} should name {want}");
+    }
+}
+
+#[test]
+fn toml_type_errors_name_the_line_but_not_the_value() {
+    let file = "[[process]]\ntype = \"w\"\nsource = \"sidekiq\"\nmin_workers = \"redis://:hunter2@h\"\n";
+    let msg = load_with(&[], Some(file)).unwrap_err().0;
+    assert!(!msg.contains("hunter2"), "{msg}");
+    assert!(msg.contains("line 4"), "{msg}");
+    let file = "[[process]]\ntype = \"w\"\nsource = \"sidekiq\"\nmax_wrokers = 3\n";
+    let msg = load_with(&[], Some(file)).unwrap_err().0;
+    assert!(msg.contains("max_wrokers"), "field names are not values: {msg}");
+}
+
+#[test]
+fn an_empty_queue_list_in_the_environment_is_not_all_queues() {
+    let s = load_with(&[("DYNO_SCALER_QUEUES", " default , mailers ")], None).unwrap();
+    assert_eq!(s.processes[0].queues, Some(vec!["default".to_string(), "mailers".to_string()]));
+}
