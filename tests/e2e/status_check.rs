@@ -15,7 +15,7 @@ async fn status_json_prints_the_documented_document() {
     let v: Value = serde_json::from_str(out.stdout.trim()).unwrap();
     let p = &v["processes"][0];
     for key in
-        ["process_type", "source", "ready", "running", "scheduled", "latency_seconds", "current", "desired", "reason"]
+        ["process_type", "source", "ready", "running", "scheduled", "latency_seconds", "skipped", "current", "desired", "reason"]
     {
         assert!(p.get(key).is_some(), "missing {key}: {v}");
     }
@@ -23,6 +23,15 @@ async fn status_json_prints_the_documented_document() {
     assert_eq!((p["ready"].as_u64(), p["current"].as_u64(), p["desired"].as_u64()), (Some(30), Some(0), Some(2)));
     assert!(p["latency_seconds"].as_f64().unwrap() < 60.0);
     assert!(fake.requests_with("PATCH").is_empty(), "status never acts");
+    // Entries that cannot be read are counted: zero first, then two.
+    assert_eq!(p["skipped"].as_u64(), Some(0));
+    let _: () = redis::cmd("RPUSH").arg("queue:default").arg("{not json").query_async(&mut c).await.unwrap();
+    let _: () = redis::cmd("SADD").arg("queues").arg("broken").query_async(&mut c).await.unwrap();
+    let _: () = redis::cmd("SET").arg("queue:broken").arg("x").query_async(&mut c).await.unwrap();
+    let out = run(&["status", "--json"], &env).await;
+    let v: Value = serde_json::from_str(out.stdout.trim()).unwrap();
+    assert_eq!(v["processes"][0]["skipped"].as_u64(), Some(2), "{v}");
+    assert!(v["processes"][0]["reason"].as_str().unwrap().contains("31 ready"), "{v}");
     // The readable table.
     let out = run(&["status"], &env).await;
     assert_eq!(out.code, 0);
