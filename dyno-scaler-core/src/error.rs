@@ -2,6 +2,24 @@
 
 use std::time::Duration;
 
+/// A setting that cannot be used, found when a source or platform is built, before any I/O (a malformed URL, an
+/// empty namespace, a value of another source).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{setting}: {message}")]
+pub struct SettingError {
+    /// The setting, by its name in files (`url`, `namespace`, ...).
+    pub setting: String,
+    /// What is wrong and what would be accepted, with secrets removed.
+    pub message: String,
+}
+
+impl SettingError {
+    /// An error about `setting`.
+    pub fn new(setting: impl Into<String>, message: impl Into<String>) -> Self {
+        Self { setting: setting.into(), message: message.into() }
+    }
+}
+
 /// Why a [`QueueSource`](crate::QueueSource) could not take a snapshot.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

@@ -21,6 +21,7 @@
 #![deny(missing_docs)]
 
 pub mod backoff;
+pub mod check;
 pub mod clock;
 pub mod conformance;
 pub mod controller;
@@ -39,13 +40,14 @@ pub mod timefmt;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use controller::Controller;
-pub use error::{PlatformError, ScalerError, SourceError};
+pub use error::{PlatformError, ScalerError, SettingError, SourceError};
 pub use memory::{InMemoryPlatform, InMemoryQueue, PlatformCall};
 pub use platform::{Platform, ProcessInfo};
 pub use policy::{
-    Decision, DemandRule, Direction, DownMode, MaxMode, Policy, PolicyConfig, PolicyError, PolicyInput, PolicyState,
+    Decision, DemandRule, Direction, DownMode, MaxMode, Policy, PolicyConfig, PolicyError, PolicyInput, PolicySettings,
+    PolicyState,
 };
 pub use scaler::{Report, Scaler, ScalerBuilder};
 pub use secret::Secret;
 pub use snapshot::{QueueStats, Snapshot, WorkerInfo};
-pub use source::QueueSource;
+pub use source::{Capabilities, QueueSource};

@@ -11,7 +11,7 @@ use crate::clock::Clock;
 use crate::error::{PlatformError, SourceError};
 use crate::platform::{Platform, ProcessInfo};
 use crate::snapshot::{QueueStats, Snapshot, WorkerInfo};
-use crate::source::QueueSource;
+use crate::source::{Capabilities, QueueSource};
 
 #[derive(Debug, Default)]
 struct MemQueue {
@@ -37,12 +37,20 @@ pub struct InMemoryQueue {
     clock: Arc<dyn Clock>,
     state: Arc<Mutex<MemState>>,
     filter: Option<Vec<String>>,
+    capabilities: Capabilities,
 }
 
 impl InMemoryQueue {
     /// An empty queue reading time from `clock`.
     pub fn new(clock: Arc<dyn Clock>) -> Self {
-        Self { clock, state: Arc::default(), filter: None }
+        let capabilities = Capabilities { names_hosts: true, latency: true, worker_registry: true, quiet: true };
+        Self { clock, state: Arc::default(), filter: None, capabilities }
+    }
+
+    /// The same queue claiming other capabilities (to test how callers treat a source that, say, cannot name
+    /// hosts).
+    pub fn with_capabilities(&self, capabilities: Capabilities) -> Self {
+        Self { capabilities, ..self.clone() }
     }
 
     /// A view of the same queue that reports only `queues`.
@@ -132,6 +140,10 @@ impl InMemoryQueue {
 impl QueueSource for InMemoryQueue {
     fn name(&self) -> &str {
         "memory"
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        self.capabilities
     }
 
     async fn snapshot(&self) -> Result<Snapshot, SourceError> {

@@ -2,8 +2,24 @@
 
 use async_trait::async_trait;
 
+use serde::Serialize;
+
 use crate::error::SourceError;
 use crate::snapshot::Snapshot;
+
+/// What a source can report, so the policy, the simulator, the conformance suite and the program read it instead
+/// of guessing from the source's name.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Capabilities {
+    /// Its worker records name the host each worker runs on (a Sidekiq identity starts with `$DYNO`).
+    pub names_hosts: bool,
+    /// It reports the age of the oldest ready job (Resque's stock payloads carry no time).
+    pub latency: bool,
+    /// It has a registry of live workers (`Snapshot::workers` is `Some`).
+    pub worker_registry: bool,
+    /// It reports which workers are quiet (take no new jobs).
+    pub quiet: bool,
+}
 
 /// A job backend that can report how much work is waiting and running.
 ///
@@ -30,6 +46,9 @@ use crate::snapshot::Snapshot;
 pub trait QueueSource: Send + Sync + std::fmt::Debug {
     /// A short name of the backend kind (`sidekiq`, `resque`, `delayed_job`, `memory`).
     fn name(&self) -> &str;
+
+    /// What this source can report.
+    fn capabilities(&self) -> Capabilities;
 
     /// Takes one reading.
     async fn snapshot(&self) -> Result<Snapshot, SourceError>;

@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use dyno_scaler_core::secret::{redact_url, scrub_url};
-use dyno_scaler_core::{QueueSource, QueueStats, Secret, Snapshot, SourceError};
+use dyno_scaler_core::{Capabilities, QueueSource, QueueStats, Secret, SettingError, Snapshot, SourceError, check};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{AssertSqlSafe, Row};
 use tokio::sync::OnceCell;
@@ -33,8 +33,10 @@ CREATE INDEX CONCURRENTLY IF NOT EXISTS delayed_jobs_dyno_scaler_run_at
 CREATE INDEX CONCURRENTLY IF NOT EXISTS delayed_jobs_dyno_scaler_locked_at
   ON delayed_jobs (locked_at) INCLUDE (queue, priority, run_at) WHERE failed_at IS NULL AND locked_at IS NOT NULL;";
 
-/// Settings of a [`DelayedJobSource`].
-#[derive(Debug, Clone)]
+/// Settings of a [`DelayedJobSource`]; as a TOML table or JSON object they take the field names below (durations as
+/// `"4h"`), every field but `url` optional.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct DelayedJobConfig {
     /// Postgres URL. Secret: it may hold a password.
     pub url: Secret,
@@ -47,17 +49,45 @@ pub struct DelayedJobConfig {
     /// Only jobs with `priority <= max_priority`.
     pub max_priority: Option<i32>,
     /// The app's `Delayed::Worker.max_run_time` (default 4 hours).
+    #[serde(with = "humantime_serde")]
     pub max_run_time: Duration,
     /// The name reported for rows whose `queue` is `NULL`.
     pub default_queue: String,
     /// Statement timeout and connection bound.
+    #[serde(with = "humantime_serde")]
     pub timeout: Duration,
     /// Scheduled (future) rows are counted up to this many, soonest first: they are not demand, and counting
     /// every future row of a big table would dominate the query. Beyond it `scheduled` is a lower bound.
     pub scheduled_cap: u64,
 }
 
+impl Default for DelayedJobConfig {
+    fn default() -> Self {
+        Self::new("")
+    }
+}
+
 impl DelayedJobConfig {
+    /// Checks every setting, naming the one that cannot be used.
+    pub fn validate(&self) -> Result<(), SettingError> {
+        check::url("url", self.url.expose(), &["postgres", "postgresql"])?;
+        if quote_table(&self.table).is_none() {
+            let message =
+                format!("invalid table name {:?}: use letters, digits and _ (optionally schema.table)", self.table);
+            return Err(SettingError::new("table", message));
+        }
+        check::queues("queues", &self.queues)?;
+        check::not_empty("default_queue", Some(&self.default_queue))?;
+        if let (Some(lo), Some(hi)) = (self.min_priority, self.max_priority)
+            && lo > hi
+        {
+            let message = format!("{lo} is greater than max_priority ({hi}): no job could match");
+            return Err(SettingError::new("min_priority", message));
+        }
+        check::duration("max_run_time", self.max_run_time, Duration::from_secs(1), Duration::from_secs(7 * 24 * 3600))?;
+        check::duration("timeout", self.timeout, Duration::from_millis(10), Duration::from_secs(60))
+    }
+
     /// Defaults for the database at `url`.
     pub fn new(url: impl Into<String>) -> Self {
         Self {
@@ -111,13 +141,13 @@ fn quote_table(name: &str) -> Option<String> {
 
 impl DelayedJobSource {
     /// A source for `config`. Connects lazily: Postgres may be down now and come up later.
-    pub fn new(config: DelayedJobConfig) -> Result<Self, SourceError> {
-        let other = |message: String| SourceError::Other { source_name: NAME.into(), message };
-        let table = quote_table(&config.table).ok_or_else(|| {
-            other(format!("invalid table name {:?}: use letters, digits and _ (optionally schema.table)", config.table))
-        })?;
+    pub fn new(config: DelayedJobConfig) -> Result<Self, SettingError> {
+        config.validate()?;
+        let table = quote_table(&config.table).unwrap_or_default();
         let opts: PgConnectOptions = config.url.expose().parse().map_err(|e: sqlx::Error| {
-            other(format!("invalid database URL {}: {}", redact_url(config.url.expose()), scrub_err(&e, &config.url)))
+            let message =
+                format!("invalid database URL {}: {}", redact_url(config.url.expose()), scrub_err(&e, &config.url));
+            SettingError::new("url", message)
         })?;
         let opts = opts.application_name("dyno-scaler").options([
             ("statement_timeout", format!("{}", config.timeout.as_millis().max(1))),
@@ -254,6 +284,11 @@ fn build_sql(table: &str, now: &str, c: &DelayedJobConfig) -> String {
 impl QueueSource for DelayedJobSource {
     fn name(&self) -> &str {
         NAME
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        // Locks name a host and pid, not a dyno; there is no worker registry.
+        Capabilities { names_hosts: false, latency: true, worker_registry: false, quiet: false }
     }
 
     async fn snapshot(&self) -> Result<Snapshot, SourceError> {

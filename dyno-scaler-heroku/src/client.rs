@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use dyno_scaler_core::backoff::Backoff;
-use dyno_scaler_core::{Platform, PlatformError, ProcessInfo, Secret};
+use dyno_scaler_core::{Platform, PlatformError, ProcessInfo, Secret, SettingError, check};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -74,6 +74,23 @@ pub struct HerokuConfig {
 }
 
 impl HerokuConfig {
+    /// Checks the settings, naming the one that cannot be used (`api_key`, `app`, `api_url`).
+    pub fn validate(&self) -> Result<(), SettingError> {
+        let key = self.api_key.expose();
+        if key.is_empty() {
+            return Err(SettingError::new("api_key", "empty: create a token with `heroku authorizations:create`"));
+        }
+        if key.chars().any(|c| c.is_control() || c.is_whitespace()) {
+            let message = "the token contains a line break, a space or another control character (a paste error?); \
+                           set it to the token alone";
+            return Err(SettingError::new("api_key", message));
+        }
+        if self.app.trim().is_empty() {
+            return Err(SettingError::new("app", "empty: set it to the app's name"));
+        }
+        check::url("api_url", &self.base_url, &["https", "http"])
+    }
+
     /// Defaults for `app` with `api_key`.
     pub fn new(api_key: impl Into<String>, app: impl Into<String>) -> Self {
         Self {
@@ -148,8 +165,9 @@ fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
 }
 
 impl HerokuPlatform {
-    /// A client for `config`. Installs the ring TLS provider for the process if none is installed.
-    pub fn new(config: HerokuConfig) -> Result<Self, PlatformError> {
+    /// A client for `config`, checked first. Installs the ring TLS provider for the process if none is installed.
+    pub fn new(config: HerokuConfig) -> Result<Self, SettingError> {
+        config.validate()?;
         let _ = rustls::crypto::ring::default_provider().install_default();
         let client = reqwest::Client::builder()
             .user_agent(concat!("dyno-scaler/", env!("CARGO_PKG_VERSION")))
@@ -157,7 +175,7 @@ impl HerokuPlatform {
             .timeout(config.request_timeout)
             .pool_idle_timeout(Duration::from_secs(90))
             .build()
-            .map_err(|e| PlatformError::Unavailable { message: format!("cannot build the HTTP client: {e}") })?;
+            .map_err(|e| SettingError::new("api_url", format!("cannot build the HTTP client: {e}")))?;
         let outage = Outage {
             backoff: Backoff::new(config.retry.outage_initial, config.retry.outage_max),
             until: None,

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use dyno_scaler_core::secret::redact_url;
-use dyno_scaler_core::{Secret, SourceError};
+use dyno_scaler_core::{Secret, SettingError, SourceError};
 use redis::Value;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
@@ -51,12 +51,13 @@ pub fn connect(
     url: &Secret,
     verify: TlsVerify,
     timeout: Duration,
-) -> Result<ConnectionManager, SourceError> {
+) -> Result<ConnectionManager, SettingError> {
     // redis-rs builds its TLS configuration with the process's default provider; ring is the one we ship.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let client = redis::Client::open(client_url(url.expose(), verify)).map_err(|e| SourceError::Other {
-        source_name: name.into(),
-        message: format!("invalid Redis URL {}: {}", redact_url(url.expose()), scrub_url(&e.to_string(), url)),
+    let client = redis::Client::open(client_url(url.expose(), verify)).map_err(|e| {
+        let message =
+            format!("{name}: invalid Redis URL {}: {}", redact_url(url.expose()), scrub_url(&e.to_string(), url));
+        SettingError::new("url", message)
     })?;
     let config = ConnectionManagerConfig::new()
         .set_connection_timeout(Some(timeout))
@@ -64,7 +65,7 @@ pub fn connect(
         .set_number_of_retries(1)
         .set_max_delay(Duration::from_millis(500));
     ConnectionManager::new_lazy_with_config(client, config)
-        .map_err(|e| SourceError::Other { source_name: name.into(), message: scrub_url(&e.to_string(), url) })
+        .map_err(|e| SettingError::new("url", format!("{name}: {}", scrub_url(&e.to_string(), url))))
 }
 
 fn scrub_url(text: &str, url: &Secret) -> String {

@@ -8,7 +8,7 @@ use dyno_scaler_test_support::{OwnRedis, TestCerts};
 
 async fn ping(url: &str, verify: TlsVerify) -> Result<String, SourceError> {
     let secret = Secret::new(url);
-    let mut conn = connect("test", &secret, verify, Duration::from_secs(2))?;
+    let mut conn = connect("test", &secret, verify, Duration::from_secs(2)).expect("a valid URL");
     redis::cmd("PING").query_async::<String>(&mut conn).await.map_err(|e| map_redis_error("test", &secret, e))
 }
 

@@ -23,7 +23,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use dyno_scaler_core::secret::redact_url;
 use dyno_scaler_core::timefmt::{parse_rfc3339, plausible_age};
-use dyno_scaler_core::{QueueSource, QueueStats, Secret, Snapshot, SourceError, WorkerInfo};
+use dyno_scaler_core::{
+    Capabilities, QueueSource, QueueStats, Secret, SettingError, Snapshot, SourceError, WorkerInfo, check,
+};
 use redis::Value;
 use redis::aio::ConnectionManager;
 
@@ -32,8 +34,10 @@ use dyno_scaler_redis::{array, as_f64, as_i64, as_str, connect, items, map_redis
 
 const NAME: &str = "resque";
 
-/// Settings of a [`ResqueSource`].
-#[derive(Debug, Clone)]
+/// Settings of a [`ResqueSource`]; as a TOML table or JSON object they take the field names below (durations as
+/// `"300s"`), every field but `url` optional.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct ResqueConfig {
     /// Redis URL. Secret: it may hold a password.
     pub url: Secret,
@@ -44,6 +48,7 @@ pub struct ResqueConfig {
     /// A worker whose heartbeat is missing or older than this is dead.
     pub stale_after: Duration,
     /// Whether a `rediss://` URL's certificate is checked (Heroku's Redis needs [`TlsVerify::None`]).
+    #[serde(rename = "redis_tls_verify")]
     pub tls_verify: TlsVerify,
     /// Bound on one snapshot, connection included.
     pub timeout: Duration,
@@ -53,7 +58,22 @@ pub struct ResqueConfig {
     pub future_sample: usize,
 }
 
+impl Default for ResqueConfig {
+    fn default() -> Self {
+        Self::new("")
+    }
+}
+
 impl ResqueConfig {
+    /// Checks every setting, naming the one that cannot be used.
+    pub fn validate(&self) -> Result<(), SettingError> {
+        check::url("url", self.url.expose(), &["redis", "rediss"])?;
+        check::not_empty("namespace", Some(&self.namespace))?;
+        check::queues("queues", &self.queues)?;
+        check::duration("stale_after", self.stale_after, Duration::from_secs(1), Duration::from_secs(24 * 3600))?;
+        check::duration("timeout", self.timeout, Duration::from_millis(10), Duration::from_secs(60))
+    }
+
     /// Defaults for the Redis at `url`.
     pub fn new(url: impl Into<String>) -> Self {
         Self {
@@ -89,7 +109,9 @@ impl std::fmt::Debug for ResqueSource {
 
 impl ResqueSource {
     /// A source for `config`. Connects lazily: Redis may be down now and come up later.
-    pub fn new(config: ResqueConfig) -> Result<Self, SourceError> {
+    /// A source for `config`, checked first. Connects lazily: Redis may be down now and come up later.
+    pub fn new(config: ResqueConfig) -> Result<Self, SettingError> {
+        config.validate()?;
         let conn = connect(NAME, &config.url, config.tls_verify, config.timeout)?;
         let prefix = if config.namespace.is_empty() { String::new() } else { format!("{}:", config.namespace) };
         Ok(Self { config, conn, prefix })
@@ -100,6 +122,11 @@ impl ResqueSource {
 impl QueueSource for ResqueSource {
     fn name(&self) -> &str {
         NAME
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        // Worker ids carry the host name, not the dyno; stock payloads carry no time.
+        Capabilities { names_hosts: false, latency: false, worker_registry: true, quiet: false }
     }
 
     async fn snapshot(&self) -> Result<Snapshot, SourceError> {

@@ -29,7 +29,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use dyno_scaler_core::secret::redact_url;
 use dyno_scaler_core::timefmt::plausible_age;
-use dyno_scaler_core::{QueueSource, QueueStats, Secret, Snapshot, SourceError, WorkerInfo};
+use dyno_scaler_core::{
+    Capabilities, QueueSource, QueueStats, Secret, SettingError, Snapshot, SourceError, WorkerInfo, check,
+};
 use redis::Value;
 use redis::aio::ConnectionManager;
 
@@ -38,8 +40,10 @@ use dyno_scaler_redis::{array, as_f64, as_i64, as_str, connect, items, map_redis
 
 const NAME: &str = "sidekiq";
 
-/// Settings of a [`SidekiqSource`].
-#[derive(Debug, Clone)]
+/// Settings of a [`SidekiqSource`]; as a TOML table or JSON object they take the field names below (durations as
+/// `"60s"`), every field but `url` optional.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct SidekiqConfig {
     /// Redis URL (`redis://[:password@]host:port/db`, or `rediss://` for TLS). Secret: it may hold a password.
     pub url: Secret,
@@ -50,6 +54,7 @@ pub struct SidekiqConfig {
     /// A process whose last heartbeat is older than this is dead (Sidekiq's own expiry is 60 s).
     pub heartbeat_ttl: Duration,
     /// Whether a `rediss://` URL's certificate is checked (Heroku's Redis needs [`TlsVerify::None`]).
+    #[serde(rename = "redis_tls_verify")]
     pub tls_verify: TlsVerify,
     /// Bound on one snapshot, connection included.
     pub timeout: Duration,
@@ -60,7 +65,22 @@ pub struct SidekiqConfig {
     pub future_sample: usize,
 }
 
+impl Default for SidekiqConfig {
+    fn default() -> Self {
+        Self::new("")
+    }
+}
+
 impl SidekiqConfig {
+    /// Checks every setting, naming the one that cannot be used.
+    pub fn validate(&self) -> Result<(), SettingError> {
+        check::url("url", self.url.expose(), &["redis", "rediss"])?;
+        check::not_empty("namespace", self.namespace.as_deref())?;
+        check::queues("queues", &self.queues)?;
+        check::duration("heartbeat_ttl", self.heartbeat_ttl, Duration::from_secs(1), Duration::from_secs(3600))?;
+        check::duration("timeout", self.timeout, Duration::from_millis(10), Duration::from_secs(60))
+    }
+
     /// Defaults for the Redis at `url`.
     pub fn new(url: impl Into<String>) -> Self {
         Self {
@@ -95,8 +115,9 @@ impl std::fmt::Debug for SidekiqSource {
 }
 
 impl SidekiqSource {
-    /// A source for `config`. Connects lazily: Redis may be down now and come up later.
-    pub fn new(config: SidekiqConfig) -> Result<Self, SourceError> {
+    /// A source for `config`, checked first. Connects lazily: Redis may be down now and come up later.
+    pub fn new(config: SidekiqConfig) -> Result<Self, SettingError> {
+        config.validate()?;
         let conn = connect(NAME, &config.url, config.tls_verify, config.timeout)?;
         let prefix = match config.namespace.as_deref() {
             Some(ns) if !ns.is_empty() => format!("{ns}:"),
@@ -115,6 +136,10 @@ impl SidekiqSource {
 impl QueueSource for SidekiqSource {
     fn name(&self) -> &str {
         NAME
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities { names_hosts: true, latency: true, worker_registry: true, quiet: true }
     }
 
     async fn snapshot(&self) -> Result<Snapshot, SourceError> {

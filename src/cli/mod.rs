@@ -4,6 +4,7 @@ mod build;
 mod commands;
 pub mod config;
 mod logging;
+mod registry;
 mod simulate;
 
 use std::process::ExitCode;

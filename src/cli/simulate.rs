@@ -80,12 +80,13 @@ fn run_inner(args: &SimulateArgs, config_path: Option<&str>) -> Result<u8, Strin
         let env: Env = std::env::vars().collect();
         let s = config::load_for_simulation(&Flags::default(), &env, Some((path, &text))).map_err(|e| e.0)?;
         for p in &s.processes {
+            let source = super::build::source(p).map_err(|e| e.0)?;
             strats.push(Strategy {
                 name: format!("config: {}", p.process_type),
                 policy: p.policy.config().clone(),
                 check_interval: Some(s.poll_interval.max(Duration::from_millis(100))),
                 event_driven: false,
-                sees_dynos: p.source == config::SourceKind::Sidekiq,
+                sees_dynos: source.capabilities().names_hosts,
                 initial: None,
             });
         }

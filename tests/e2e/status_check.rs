@@ -14,9 +14,18 @@ async fn status_json_prints_the_documented_document() {
     assert_eq!(out.code, 0, "{}", out.all());
     let v: Value = serde_json::from_str(out.stdout.trim()).unwrap();
     let p = &v["processes"][0];
-    for key in
-        ["process_type", "source", "ready", "running", "scheduled", "latency_seconds", "skipped", "current", "desired", "reason"]
-    {
+    for key in [
+        "process_type",
+        "source",
+        "ready",
+        "running",
+        "scheduled",
+        "latency_seconds",
+        "skipped",
+        "current",
+        "desired",
+        "reason",
+    ] {
         assert!(p.get(key).is_some(), "missing {key}: {v}");
     }
     assert_eq!((p["process_type"].as_str(), p["source"].as_str()), (Some("worker"), Some("sidekiq")));

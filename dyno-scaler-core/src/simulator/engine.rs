@@ -18,7 +18,7 @@ use crate::platform::Platform;
 use crate::policy::{Policy, PolicyConfig};
 use crate::scaler::Scaler;
 use crate::snapshot::{QueueStats, Snapshot, WorkerInfo};
-use crate::source::QueueSource;
+use crate::source::{Capabilities, QueueSource};
 
 /// How the simulated platform and workers behave.
 #[derive(Debug, Clone, Serialize)]
@@ -275,6 +275,10 @@ struct SimSource(Arc<Mutex<World>>);
 impl QueueSource for SimSource {
     fn name(&self) -> &str {
         "simulated"
+    }
+    fn capabilities(&self) -> Capabilities {
+        let sees = self.0.lock().expect("world").sees_dynos;
+        Capabilities { names_hosts: sees, latency: true, worker_registry: sees, quiet: false }
     }
     async fn snapshot(&self) -> Result<Snapshot, SourceError> {
         let w = self.0.lock().expect("world");

@@ -13,7 +13,7 @@ fn arb_config() -> impl Strategy<Value = PolicyConfig> {
             }
             PolicyConfig {
                 min_workers: min,
-                max_workers: min + extra,
+                max_workers: (min + extra).max(1),
                 rules,
                 down_delay: Duration::from_secs(delay),
                 down_mode: if idle { DownMode::Idle } else { DownMode::Gradual },

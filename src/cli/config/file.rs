@@ -12,39 +12,16 @@ pub struct FileConfig {
     pub heroku: Option<FileHeroku>,
     pub poll_interval: Option<String>,
     pub log_format: Option<String>,
+    /// One table per process type, typed later by the policy's and the source's own settings.
     #[serde(default, rename = "process")]
-    pub processes: Vec<FileProcess>,
+    pub processes: Vec<toml::Table>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileHeroku {
     pub app: Option<String>,
     pub api_url: Option<String>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FileProcess {
-    #[serde(rename = "type")]
-    pub process_type: Option<String>,
-    pub source: Option<String>,
-    pub url: Option<String>,
-    pub queues: Option<Vec<String>>,
-    pub min_workers: Option<i64>,
-    pub max_workers: Option<i64>,
-    pub down_delay: Option<String>,
-    pub thresholds: Option<String>,
-    pub jobs_per_worker: Option<i64>,
-    pub latency_target: Option<String>,
-    pub down_mode: Option<String>,
-    pub allow_interrupting: Option<bool>,
-    pub namespace: Option<String>,
-    pub table: Option<String>,
-    pub max_run_time: Option<String>,
-    pub min_priority: Option<i32>,
-    pub max_priority: Option<i32>,
-    pub redis_tls_verify: Option<String>,
 }
 
 /// Parses the file. A type error from the TOML parser quotes the offending value, which may be a secret pasted in
@@ -61,7 +38,7 @@ pub fn parse(path: &str, text: &str) -> Result<FileConfig, ConfigError> {
 }
 
 /// `invalid type: string "hunter2", expected i64` → `invalid type: string (value not shown), expected i64`.
-fn hide_values(message: &str) -> String {
+pub fn hide_values(message: &str) -> String {
     let mut out = String::with_capacity(message.len());
     let mut rest = message;
     while let Some(open) = rest.find(['"', '`', '\'']) {

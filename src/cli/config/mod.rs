@@ -4,15 +4,21 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use dyno_scaler::core::{Policy, Secret};
-use dyno_scaler::sidekiq::TlsVerify;
+use std::sync::Arc;
+
+use dyno_scaler::core::{Policy, PolicyError, PolicySettings};
+#[cfg(feature = "heroku")]
+use dyno_scaler::heroku::HerokuConfig;
+
+use super::registry::{self, SourceSpec};
 
 mod file;
-mod process;
+mod layers;
 mod values;
 
+pub use layers::Layers;
 pub use values::parse_duration;
-use values::{POLL_INTERVAL, check_api_url, check_token, duration_in};
+use values::{POLL_INTERVAL, check_process_type, duration_in};
 
 /// A configuration error: exit code 2.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,40 +34,6 @@ fn err<T>(msg: impl Into<String>) -> Result<T, ConfigError> {
     Err(ConfigError(msg.into()))
 }
 
-/// Which queue library a process type's jobs live in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SourceKind {
-    Sidekiq,
-    Resque,
-    DelayedJob,
-}
-
-impl SourceKind {
-    pub fn parse(s: &str, setting: &str) -> Result<Self, ConfigError> {
-        match s.trim().to_ascii_lowercase().replace('-', "_").as_str() {
-            "sidekiq" => Ok(Self::Sidekiq),
-            "resque" => Ok(Self::Resque),
-            "delayed_job" | "delayedjob" => Ok(Self::DelayedJob),
-            other => err(format!("{setting}: unknown source {other:?}; use sidekiq, resque or delayed_job")),
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Sidekiq => "sidekiq",
-            Self::Resque => "resque",
-            Self::DelayedJob => "delayed_job",
-        }
-    }
-
-    fn url_var(self) -> &'static str {
-        match self {
-            Self::DelayedJob => "DATABASE_URL",
-            _ => "REDIS_URL",
-        }
-    }
-}
-
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
@@ -73,24 +45,18 @@ pub enum LogFormat {
 #[derive(Debug, Clone)]
 pub struct ProcessSettings {
     pub process_type: String,
-    pub source: SourceKind,
-    pub url: Secret,
-    pub queues: Option<Vec<String>>,
+    /// The source's name (`sidekiq`, ...).
+    pub source: &'static str,
+    /// The source's own settings, checked.
+    pub spec: Arc<dyn SourceSpec>,
     pub policy: Policy,
-    pub namespace: Option<String>,
-    pub table: Option<String>,
-    pub max_run_time: Option<Duration>,
-    pub min_priority: Option<i32>,
-    pub max_priority: Option<i32>,
-    pub redis_tls_verify: TlsVerify,
 }
 
 /// Everything the program needs.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    pub api_key: Secret,
-    pub app: String,
-    pub api_url: String,
+    #[cfg(feature = "heroku")]
+    pub heroku: HerokuConfig,
     pub poll_interval: Duration,
     pub log_format: LogFormat,
     pub processes: Vec<ProcessSettings>,
@@ -114,25 +80,8 @@ pub fn load(flags: &Flags, env: &Env, file: Option<(&str, &str)>) -> Result<Sett
         Some((path, text)) => file::parse(path, text)?,
         None => file::FileConfig::default(),
     };
-    let heroku = file_cfg.heroku.unwrap_or_default();
-    let (api_key, key_setting) = match (get("HEROKU_API_KEY"), get("HEROKU_OAUTH_TOKEN")) {
-        (Some(k), _) => (k, "HEROKU_API_KEY"),
-        (None, Some(k)) => (k, "HEROKU_OAUTH_TOKEN"),
-        (None, None) => {
-            return err(
-                "HEROKU_API_KEY is not set: create a token with `heroku authorizations:create` and set it with `heroku config:set HEROKU_API_KEY=<token>`",
-            );
-        }
-    };
-    check_token(&api_key, key_setting)?;
-    let app = get("HEROKU_APP_NAME").or_else(|| get("HEROKU_APP")).or(heroku.app).ok_or_else(|| {
-        ConfigError(
-            "HEROKU_APP_NAME is not set: run `heroku labs:enable runtime-dyno-metadata` or set it to the app's name"
-                .into(),
-        )
-    })?;
-    let api_url = get("HEROKU_API_URL").or(heroku.api_url).unwrap_or_else(|| "https://api.heroku.com".into());
-    check_api_url(&api_url, "HEROKU_API_URL")?;
+    #[cfg(feature = "heroku")]
+    let heroku = heroku(env, file_cfg.heroku.clone().unwrap_or_default())?;
     let (interval_str, interval_setting) =
         match (&flags.poll_interval, get("DYNO_SCALER_POLL_INTERVAL"), &file_cfg.poll_interval) {
             (Some(f), _, _) => (f.clone(), "--poll-interval"),
@@ -148,22 +97,23 @@ pub fn load(flags: &Flags, env: &Env, file: Option<(&str, &str)>) -> Result<Sett
         Some(f) => return err(format!("--log-format: unknown format {f:?}; use text or json")),
     };
 
-    let mut raws = Vec::new();
-    if file_cfg.processes.is_empty() {
-        let mut r = process::Raw::named("the environment");
-        process::apply_env(&mut r, env)?;
-        raws.push(r);
+    // The environment's per-process variables apply to the one process type configured from the environment,
+    // or to the file's `[[process]]` when it has exactly one.
+    let tables = file_cfg.processes;
+    let single = tables.len() <= 1;
+    let mut layers: Vec<Layers> = if tables.is_empty() {
+        vec![Layers::new(None)]
     } else {
-        let single = file_cfg.processes.len() == 1;
-        for (i, p) in file_cfg.processes.iter().enumerate() {
-            let mut r = process::from_file(p, i)?;
-            if single {
-                process::apply_env(&mut r, env)?;
-            }
-            raws.push(r);
+        let path = file.map_or("", |(p, _)| p);
+        tables.into_iter().enumerate().map(|(i, t)| Layers::new(Some((path, i, t)))).collect()
+    };
+    let mut processes = Vec::new();
+    for l in &mut layers {
+        if single {
+            l.apply_env(env);
         }
+        processes.push(process(l, env)?);
     }
-    let processes = raws.into_iter().map(|r| process::finish(r, env)).collect::<Result<Vec<_>, _>>()?;
     let mut seen = std::collections::BTreeSet::new();
     for p in &processes {
         if !seen.insert(p.process_type.clone()) {
@@ -173,7 +123,96 @@ pub fn load(flags: &Flags, env: &Env, file: Option<(&str, &str)>) -> Result<Sett
             ));
         }
     }
-    Ok(Settings { api_key: Secret::new(api_key), app, api_url, poll_interval, log_format, processes })
+    Ok(Settings {
+        #[cfg(feature = "heroku")]
+        heroku,
+        poll_interval,
+        log_format,
+        processes,
+    })
+}
+
+/// One process type: the common settings, the policy's (checked by `Policy::new`), then the source's own.
+fn process(l: &mut Layers, env: &Env) -> Result<ProcessSettings, ConfigError> {
+    let (process_type, pt_origin) = l.take_string("type")?.unwrap_or(("worker".into(), l.origin("type")));
+    check_process_type(&process_type, &pt_origin)?;
+    let entries = registry::sources();
+    let names = entries.iter().map(|e| e.name).collect::<Vec<_>>().join(", ");
+    let (source_name, source_origin) = l.take_string("source")?.ok_or_else(|| {
+        ConfigError(format!("DYNO_SCALER_SOURCE is not set for {}: set it to one of {names}", l.label()))
+    })?;
+    let entry = entries
+        .iter()
+        .find(|e| e.is(&source_name))
+        .ok_or_else(|| ConfigError(format!("{source_origin}: unknown source {source_name:?}; use one of {names}")))?;
+    for (key, var) in entry.env_defaults {
+        l.default_from_env(key, var, env);
+    }
+    if entry.env_defaults.iter().any(|(k, _)| *k == "url") && l.origin("url").contains("(for ") {
+        let var = entry.env_defaults.iter().find(|(k, _)| *k == "url").map_or("url", |(_, v)| v);
+        return err(format!("{var} is not set: the {} source needs the URL of its queue", entry.name));
+    }
+    let mut policy_layers = l.split_off(PolicySettings::KEYS);
+    let policy_settings: PolicySettings = policy_layers.deserialize("the policy")?;
+    let policy = policy_settings.into_policy().map_err(|e| policy_error(&policy_layers, &e))?;
+    let spec = (entry.parse)(l, entry.name)?;
+    Ok(ProcessSettings { process_type, source: entry.name, spec, policy })
+}
+
+/// A policy error with each setting it names replaced by where that setting came from.
+fn policy_error(l: &Layers, e: &PolicyError) -> ConfigError {
+    let mut message = e.to_string();
+    for setting in e.settings() {
+        let origin = l.origin(setting);
+        let origin = origin.split(" (for ").next().unwrap_or(&origin).to_owned();
+        message = message.replacen(setting, &origin, 1);
+    }
+    if !e.settings().iter().any(|s| message.starts_with(&l.origin(s))) {
+        message = format!("{}: {message}", l.label());
+    }
+    ConfigError(message)
+}
+
+/// The Heroku platform's settings: `HEROKU_API_KEY`, `HEROKU_APP_NAME`, `HEROKU_API_URL` (the seed's
+/// `HEROKU_OAUTH_TOKEN` and `HEROKU_APP` too), over the file's `[heroku]` table; checked by the adapter.
+#[cfg(feature = "heroku")]
+fn heroku(env: &Env, file: file::FileHeroku) -> Result<HerokuConfig, ConfigError> {
+    let get = |k: &str| env.get(k).filter(|v| !v.trim().is_empty()).cloned();
+    let (api_key, key_origin) = match (get("HEROKU_API_KEY"), get("HEROKU_OAUTH_TOKEN")) {
+        (Some(k), _) => (k, "HEROKU_API_KEY"),
+        (None, Some(k)) => (k, "HEROKU_OAUTH_TOKEN"),
+        (None, None) => {
+            return err(
+                "HEROKU_API_KEY is not set: create a token with `heroku authorizations:create` and set it with `heroku config:set HEROKU_API_KEY=<token>`",
+            );
+        }
+    };
+    let (app, app_origin) = match (get("HEROKU_APP_NAME"), get("HEROKU_APP"), file.app) {
+        (Some(a), _, _) => (a, "HEROKU_APP_NAME"),
+        (None, Some(a), _) => (a, "HEROKU_APP"),
+        (None, None, Some(a)) => (a, "[heroku] app"),
+        _ => {
+            return err(
+                "HEROKU_APP_NAME is not set: run `heroku labs:enable runtime-dyno-metadata` or set it to the app's name",
+            );
+        }
+    };
+    let (api_url, url_origin) = match (get("HEROKU_API_URL"), file.api_url) {
+        (Some(u), _) => (u, "HEROKU_API_URL"),
+        (None, Some(u)) => (u, "[heroku] api_url"),
+        _ => ("https://api.heroku.com".to_owned(), "HEROKU_API_URL"),
+    };
+    let mut config = HerokuConfig::new(api_key, app);
+    config.base_url = api_url;
+    config.validate().map_err(|e| {
+        let origin = match e.setting.as_str() {
+            "api_key" => key_origin,
+            "app" => app_origin,
+            _ => url_origin,
+        };
+        ConfigError(format!("{origin}: {}", e.message))
+    })?;
+    Ok(config)
 }
 
 /// Loads a file's (or the environment's) policies for the simulator: the platform key, the app and the queue

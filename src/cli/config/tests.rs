@@ -20,7 +20,7 @@ fn seed_promise_four_variables() {
     let s = load(&Flags::default(), &env(&base()), None).unwrap();
     assert_eq!(s.processes.len(), 1);
     let p = &s.processes[0];
-    assert_eq!((p.process_type.as_str(), p.source), ("worker", SourceKind::Sidekiq));
+    assert_eq!((p.process_type.as_str(), p.source), ("worker", "sidekiq"));
     assert_eq!((p.policy.config().min_workers, p.policy.config().max_workers), (0, 1));
     assert_eq!(p.policy.config().rules, vec![DemandRule::seed_thresholds()]);
     assert_eq!(s.poll_interval, Duration::from_secs(5));
@@ -35,7 +35,7 @@ fn seed_variable_names_are_accepted() {
         ("REDIS_URL", "redis://h"),
     ]);
     let s = load(&Flags::default(), &e, None).unwrap();
-    assert_eq!(s.app, "a");
+    assert_eq!(s.heroku.app, "a");
 }
 
 #[test]
@@ -108,9 +108,9 @@ down_mode = "idle"
 "#;
     let s = load(&Flags::default(), &env(&base()), Some(("f.toml", file))).unwrap();
     assert_eq!(s.processes.len(), 2);
-    assert_eq!(s.processes[0].queues, Some(vec!["default".to_string(), "mailers".to_string()]));
-    assert_eq!(s.processes[0].url.expose(), "redis://127.0.0.1:6379", "REDIS_URL is the default URL");
-    assert_eq!(s.processes[1].source, SourceKind::DelayedJob);
+    assert_eq!(s.processes[0].spec.queues(), Some(vec!["default".to_string(), "mailers".to_string()]));
+    assert_eq!(s.processes[0].spec.url().expose(), "redis://127.0.0.1:6379", "REDIS_URL is the default URL");
+    assert_eq!(s.processes[1].source, "delayed_job");
     assert_eq!(s.processes[1].policy.config().down_mode, DownMode::Idle);
 }
 
@@ -176,7 +176,7 @@ fn toml_type_errors_name_the_line_but_not_the_value() {
     let file = "[[process]]\ntype = \"w\"\nsource = \"sidekiq\"\nmin_workers = \"redis://:hunter2@h\"\n";
     let msg = load_with(&[], Some(file)).unwrap_err().0;
     assert!(!msg.contains("hunter2"), "{msg}");
-    assert!(msg.contains("line 4"), "{msg}");
+    assert!(msg.contains("[[process]] #1 min_workers"), "{msg}");
     let file = "[[process]]\ntype = \"w\"\nsource = \"sidekiq\"\nmax_wrokers = 3\n";
     let msg = load_with(&[], Some(file)).unwrap_err().0;
     assert!(msg.contains("max_wrokers"), "field names are not values: {msg}");
@@ -185,5 +185,5 @@ fn toml_type_errors_name_the_line_but_not_the_value() {
 #[test]
 fn an_empty_queue_list_in_the_environment_is_not_all_queues() {
     let s = load_with(&[("DYNO_SCALER_QUEUES", " default , mailers ")], None).unwrap();
-    assert_eq!(s.processes[0].queues, Some(vec!["default".to_string(), "mailers".to_string()]));
+    assert_eq!(s.processes[0].spec.queues(), Some(vec!["default".to_string(), "mailers".to_string()]));
 }

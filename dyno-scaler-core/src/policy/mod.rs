@@ -10,151 +10,14 @@ use serde::Serialize;
 
 use crate::snapshot::{Snapshot, dyno_number};
 
-/// The seed gem's default table: pending jobs → workers.
-pub const SEED_THRESHOLDS: [(u64, u32); 5] = [(1, 1), (25, 2), (50, 3), (75, 4), (100, 5)];
+mod config;
+mod rules;
+mod settings;
 
-/// A rule that turns the queue's state into a number of workers wanted.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum DemandRule {
-    /// Pending (ready) jobs → workers: the largest `jobs` not above the ready count gives the workers.
-    Thresholds(Vec<(u64, u32)>),
-    /// `ceil((ready + running) / n)`: one worker per `n` jobs in the system.
-    JobsPerWorker(u64),
-    /// `ceil(ready / n)`: KEDA's queue-length rule; it ignores running jobs (so it wants fewer workers while
-    /// long jobs run). Kept for comparison and for users who want it.
-    QueueLengthPerWorker(u64),
-    /// Keep the oldest ready job younger than the target: `ceil(max(current, 1) × age / target)`.
-    LatencyTarget(Duration),
-}
-
-impl DemandRule {
-    /// The seed gem's threshold table.
-    pub fn seed_thresholds() -> Self {
-        DemandRule::Thresholds(SEED_THRESHOLDS.to_vec())
-    }
-
-    fn demand(&self, ready: u64, running: u64, age: Option<Duration>, current: u32) -> u32 {
-        match self {
-            DemandRule::Thresholds(table) => {
-                table.iter().rev().find(|(jobs, _)| ready >= *jobs).map(|(_, w)| *w).unwrap_or(0)
-            }
-            DemandRule::JobsPerWorker(n) => sat_u32((ready + running).div_ceil((*n).max(1))),
-            DemandRule::QueueLengthPerWorker(n) => sat_u32(ready.div_ceil((*n).max(1))),
-            DemandRule::LatencyTarget(target) => {
-                if ready == 0 {
-                    return 0;
-                }
-                match age {
-                    None => 1,
-                    Some(age) => {
-                        let t = target.as_secs_f64().max(1e-3);
-                        let want = (f64::from(current.max(1)) * age.as_secs_f64() / t).ceil();
-                        (want.min(f64::from(u32::MAX)) as u32).max(1)
-                    }
-                }
-            }
-        }
-    }
-
-    fn label(&self) -> &'static str {
-        match self {
-            DemandRule::Thresholds(_) => "thresholds",
-            DemandRule::JobsPerWorker(_) => "jobs-per-worker",
-            DemandRule::QueueLengthPerWorker(_) => "queue-length-per-worker",
-            DemandRule::LatencyTarget(_) => "latency-target",
-        }
-    }
-}
-
-fn sat_u32(v: u64) -> u32 {
-    u32::try_from(v).unwrap_or(u32::MAX)
-}
-
-/// How the policy goes down.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum DownMode {
-    /// Down to the demand (the largest seen during the down delay), step by step, busy-safe.
-    #[default]
-    Gradual,
-    /// The seed's rule: straight to `min_workers` once nothing is ready and nothing is running; never partially.
-    Idle,
-}
-
-/// How the policy treats `max_workers` when demand is above it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum MaxMode {
-    /// A backlog bigger than `max` scales to `max` (the right behaviour).
-    #[default]
-    Clamp,
-    /// The seed gem's defect: demand above `max` blocks scale-up entirely. Kept only so the simulator can
-    /// compare against the seed; never use it in production.
-    LegacyVeto,
-}
-
-/// The settings of a policy.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct PolicyConfig {
-    /// Never fewer workers.
-    pub min_workers: u32,
-    /// Never more workers.
-    pub max_workers: u32,
-    /// Demand rules; the largest demand wins.
-    pub rules: Vec<DemandRule>,
-    /// How long demand must stay lower before scaling down.
-    pub down_delay: Duration,
-    /// Gradual (default) or the seed's idle rule.
-    pub down_mode: DownMode,
-    /// Allow a partial scale-down while jobs run when the source cannot name the dynos running them.
-    /// Off by default: such a scale-down may interrupt jobs.
-    pub allow_interrupting: bool,
-    /// Clamp (default) or the seed's veto.
-    pub max_mode: MaxMode,
-}
-
-impl Default for PolicyConfig {
-    fn default() -> Self {
-        Self {
-            min_workers: 0,
-            max_workers: 1,
-            rules: vec![DemandRule::seed_thresholds()],
-            down_delay: Duration::from_secs(30),
-            down_mode: DownMode::Gradual,
-            allow_interrupting: false,
-            max_mode: MaxMode::Clamp,
-        }
-    }
-}
-
-/// A policy setting that cannot work.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum PolicyError {
-    /// `min_workers` is above `max_workers`.
-    #[error("min_workers ({min}) is greater than max_workers ({max}): lower min_workers or raise max_workers")]
-    MinAboveMax {
-        /// The minimum.
-        min: u32,
-        /// The maximum.
-        max: u32,
-    },
-    /// No demand rule.
-    #[error("no demand rule: set thresholds, jobs_per_worker or latency_target")]
-    NoRules,
-    /// The threshold table is empty or not strictly ascending.
-    #[error(
-        "thresholds must be strictly ascending in jobs and not descending in workers, e.g. 1:1,25:2,50:3 (got {0})"
-    )]
-    ThresholdsOutOfOrder(String),
-    /// `jobs_per_worker` is zero.
-    #[error("jobs_per_worker must be at least 1")]
-    ZeroJobsPerWorker,
-    /// `latency_target` is zero.
-    #[error("latency_target must be greater than zero")]
-    ZeroLatencyTarget,
-}
+pub use config::{DownMode, MaxMode, PolicyConfig, PolicyError};
+use rules::validate_thresholds;
+pub use rules::{DemandRule, SEED_THRESHOLDS, parse_thresholds};
+pub use settings::PolicySettings;
 
 /// The policy's short history, carried from one decision to the next.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -237,6 +100,9 @@ pub struct Policy {
 impl Policy {
     /// Validates `config`.
     pub fn new(config: PolicyConfig) -> Result<Self, PolicyError> {
+        if config.max_workers == 0 {
+            return Err(PolicyError::ZeroMax);
+        }
         if config.min_workers > config.max_workers {
             return Err(PolicyError::MinAboveMax { min: config.min_workers, max: config.max_workers });
         }
@@ -250,9 +116,11 @@ impl Policy {
                     return Err(PolicyError::ZeroJobsPerWorker);
                 }
                 DemandRule::LatencyTarget(d) if d.is_zero() => return Err(PolicyError::ZeroLatencyTarget),
+                DemandRule::LatencyTarget(d) => in_range("latency_target", *d, config::LATENCY_TARGET_RANGE)?,
                 _ => {}
             }
         }
+        in_range("down_delay", config.down_delay, config::DOWN_DELAY_RANGE)?;
         Ok(Self { config })
     }
 
@@ -394,6 +262,13 @@ impl Policy {
     }
 }
 
+fn in_range(setting: &'static str, value: Duration, (min, max): (Duration, Duration)) -> Result<(), PolicyError> {
+    if value < min || value > max {
+        return Err(PolicyError::OutOfRange { setting, value, min, max });
+    }
+    Ok(())
+}
+
 fn is_same_type(dyno: &str, process_type: &str) -> bool {
     dyno.strip_prefix(process_type).is_some_and(|rest| rest.starts_with('.') || rest.starts_with('-'))
 }
@@ -406,32 +281,4 @@ fn is_cedar_dyno(name: &str) -> bool {
 enum BusyFloor {
     Known(u32),
     Unknown,
-}
-
-fn validate_thresholds(t: &[(u64, u32)]) -> Result<(), PolicyError> {
-    let ok = !t.is_empty() && t.windows(2).all(|w| w[0].0 < w[1].0 && w[0].1 <= w[1].1);
-    if ok {
-        Ok(())
-    } else {
-        Err(PolicyError::ThresholdsOutOfOrder(t.iter().map(|(j, w)| format!("{j}:{w}")).collect::<Vec<_>>().join(",")))
-    }
-}
-
-/// Parses a threshold table written `jobs:workers,jobs:workers` (e.g. `1:1,25:2,50:3`).
-///
-/// ```
-/// use dyno_scaler_core::policy::parse_thresholds;
-/// assert_eq!(parse_thresholds("1:1,25:2").unwrap(), vec![(1, 1), (25, 2)]);
-/// assert!(parse_thresholds("25:2,1:1").is_err());
-/// ```
-pub fn parse_thresholds(s: &str) -> Result<Vec<(u64, u32)>, PolicyError> {
-    let mut out = Vec::new();
-    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let (j, w) = part.split_once(':').ok_or_else(|| PolicyError::ThresholdsOutOfOrder(s.to_owned()))?;
-        let j = j.trim().parse().map_err(|_| PolicyError::ThresholdsOutOfOrder(s.to_owned()))?;
-        let w = w.trim().parse().map_err(|_| PolicyError::ThresholdsOutOfOrder(s.to_owned()))?;
-        out.push((j, w));
-    }
-    validate_thresholds(&out).map_err(|_| PolicyError::ThresholdsOutOfOrder(s.to_owned()))?;
-    Ok(out)
 }

@@ -1,0 +1,129 @@
+//! The settings of a policy, and what makes them invalid.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::rules::DemandRule;
+
+/// How the policy goes down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DownMode {
+    /// Down to the demand (the largest seen during the down delay), step by step, busy-safe.
+    #[default]
+    Gradual,
+    /// The seed's rule: straight to `min_workers` once nothing is ready and nothing is running; never partially.
+    Idle,
+}
+
+/// How the policy treats `max_workers` when demand is above it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MaxMode {
+    /// A backlog bigger than `max` scales to `max` (the right behaviour).
+    #[default]
+    Clamp,
+    /// The seed gem's defect: demand above `max` blocks scale-up entirely. Kept only so the simulator can
+    /// compare against the seed; never use it in production.
+    LegacyVeto,
+}
+
+/// The settings of a policy.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PolicyConfig {
+    /// Never fewer workers.
+    pub min_workers: u32,
+    /// Never more workers.
+    pub max_workers: u32,
+    /// Demand rules; the largest demand wins.
+    pub rules: Vec<DemandRule>,
+    /// How long demand must stay lower before scaling down.
+    pub down_delay: Duration,
+    /// Gradual (default) or the seed's idle rule.
+    pub down_mode: DownMode,
+    /// Allow a partial scale-down while jobs run when the source cannot name the dynos running them.
+    /// Off by default: such a scale-down may interrupt jobs.
+    pub allow_interrupting: bool,
+    /// Clamp (default) or the seed's veto.
+    pub max_mode: MaxMode,
+}
+
+impl Default for PolicyConfig {
+    fn default() -> Self {
+        Self {
+            min_workers: 0,
+            max_workers: 1,
+            rules: vec![DemandRule::seed_thresholds()],
+            down_delay: Duration::from_secs(30),
+            down_mode: DownMode::Gradual,
+            allow_interrupting: false,
+            max_mode: MaxMode::Clamp,
+        }
+    }
+}
+
+/// A policy setting that cannot work.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PolicyError {
+    /// `min_workers` is above `max_workers`.
+    #[error("min_workers ({min}) is greater than max_workers ({max}): lower min_workers or raise max_workers")]
+    MinAboveMax {
+        /// The minimum.
+        min: u32,
+        /// The maximum.
+        max: u32,
+    },
+    /// No demand rule.
+    #[error("no demand rule: set thresholds, jobs_per_worker or latency_target")]
+    NoRules,
+    /// The threshold table is empty or not strictly ascending.
+    #[error(
+        "thresholds must be strictly ascending in jobs and not descending in workers, e.g. 1:1,25:2,50:3 (got {0})"
+    )]
+    ThresholdsOutOfOrder(String),
+    /// `jobs_per_worker` is zero.
+    #[error("jobs_per_worker must be at least 1")]
+    ZeroJobsPerWorker,
+    /// `latency_target` is zero.
+    #[error("latency_target must be greater than zero")]
+    ZeroLatencyTarget,
+    /// `max_workers` is zero: the process type could never run.
+    #[error("max_workers is 0: the process type could never run a worker; set 1 or more")]
+    ZeroMax,
+    /// A duration outside what can be meant.
+    #[error("{setting} of {value:?} is out of range; use {min:?} to {max:?}")]
+    OutOfRange {
+        /// The setting (`latency_target`, `down_delay`).
+        setting: &'static str,
+        /// The value given.
+        value: Duration,
+        /// The least value accepted.
+        min: Duration,
+        /// The greatest value accepted.
+        max: Duration,
+    },
+}
+
+impl PolicyError {
+    /// The settings the error is about, by their names in files (`min_workers`, ...), so a program can say
+    /// where each came from.
+    pub fn settings(&self) -> &'static [&'static str] {
+        match self {
+            PolicyError::MinAboveMax { .. } => &["min_workers", "max_workers"],
+            PolicyError::NoRules => &[],
+            PolicyError::ThresholdsOutOfOrder(_) => &["thresholds"],
+            PolicyError::ZeroJobsPerWorker => &["jobs_per_worker"],
+            PolicyError::ZeroLatencyTarget => &["latency_target"],
+            PolicyError::ZeroMax => &["max_workers"],
+            PolicyError::OutOfRange { setting: "latency_target", .. } => &["latency_target"],
+            PolicyError::OutOfRange { .. } => &["down_delay"],
+        }
+    }
+}
+
+/// The accepted range of `latency_target`.
+pub const LATENCY_TARGET_RANGE: (Duration, Duration) = (Duration::from_secs(1), Duration::from_secs(24 * 3600));
+/// The accepted range of `down_delay`.
+pub const DOWN_DELAY_RANGE: (Duration, Duration) = (Duration::ZERO, Duration::from_secs(24 * 3600));

@@ -1,0 +1,108 @@
+//! `dyno-scaler check`.
+
+use dyno_scaler::core::secret::redact_url;
+
+use super::super::build;
+use super::super::config::{ProcessSettings, Settings};
+
+/// `check`: the configuration, then every source and the platform, each reached once.
+pub async fn check(s: &Settings) -> u8 {
+    println!("configuration: ok ({} process type(s), poll every {:?})", s.processes.len(), s.poll_interval);
+    let mut problems = platform(s).await;
+    for p in &s.processes {
+        problems += source(p).await;
+    }
+    if problems == 0 {
+        println!("check passed");
+        0
+    } else {
+        println!("check found {problems} problem(s)");
+        1
+    }
+}
+
+#[cfg(not(feature = "heroku"))]
+async fn platform(_: &Settings) -> u32 {
+    println!("platform: PROBLEM this binary was built without a platform");
+    1
+}
+
+#[cfg(feature = "heroku")]
+async fn platform(s: &Settings) -> u32 {
+    println!("platform: Heroku app {} at {}", s.heroku.app, redact_url(&s.heroku.base_url));
+    let platform = match build::platform(s) {
+        Ok(p) => p,
+        Err(e) => {
+            println!("platform: PROBLEM {e}");
+            return 1;
+        }
+    };
+    let mut problems = 0;
+    match platform.formations().await {
+        Ok(list) => {
+            let types: Vec<String> = list.iter().map(|f| format!("{}={}", f.process_type, f.quantity)).collect();
+            println!("platform: ok, formation {}", types.join(", "));
+            for p in &s.processes {
+                if !list.iter().any(|f| f.process_type == p.process_type) {
+                    problems += 1;
+                    println!(
+                        "platform: PROBLEM process type {:?} is not in the app's formation (add it to the Procfile)",
+                        p.process_type
+                    );
+                }
+            }
+        }
+        Err(e) => {
+            problems += 1;
+            println!("platform: PROBLEM {e}");
+        }
+    }
+    problems
+}
+
+async fn source(p: &ProcessSettings) -> u32 {
+    let label = format!("{} ({} at {})", p.process_type, p.source, redact_url(p.spec.url().expose()));
+    let src = match build::source(p) {
+        Ok(src) => src,
+        Err(e) => {
+            println!("{label}: PROBLEM {e}");
+            return 1;
+        }
+    };
+    match src.snapshot().await {
+        Ok(snap) => {
+            let queues: Vec<String> = snap
+                .queues
+                .iter()
+                .map(|(q, st)| format!("{q} (ready {}, running {}, scheduled {})", st.ready, st.running, st.scheduled))
+                .collect();
+            let queues = if queues.is_empty() { "no queues yet".to_string() } else { queues.join(", ") };
+            let workers = snap
+                .workers
+                .as_ref()
+                .map_or("no worker registry".to_string(), |w| format!("{} live worker(s)", w.len()));
+            println!("{label}: ok, {queues}; {workers}; {} unreadable entries", snap.skipped);
+            for q in p.spec.queues().unwrap_or_default().iter().filter(|q| !snap.queues.contains_key(*q)) {
+                println!("{label}: note: queue {q:?} has never been seen (a typo?)");
+            }
+            0
+        }
+        Err(e) => {
+            println!("{label}: PROBLEM {e}");
+            if let Some(hint) = source_hint(p, &e.to_string()) {
+                println!("{label}: hint: {hint}");
+            }
+            1
+        }
+    }
+}
+
+/// A hint for a source error whose cure is a setting.
+fn source_hint(p: &ProcessSettings, error: &str) -> Option<&'static str> {
+    let tls = p.spec.url().expose().starts_with("rediss://");
+    (tls && error.contains("certificate")).then_some(
+        "the Redis server's TLS certificate was not accepted. Heroku's Redis uses self-signed certificates: set \
+         DYNO_SCALER_REDIS_TLS_VERIFY=none (TOML redis_tls_verify = \"none\"). For a private CA, name its file in \
+         SSL_CERT_FILE instead.",
+    )
+}

@@ -1,0 +1,165 @@
+//! The subcommands.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use dyno_scaler::core::controller::log_cycle;
+use dyno_scaler::core::cycle_log::CycleLog;
+use dyno_scaler::core::{Controller, Direction, Report, ScalerError};
+
+use super::config::{self, ConfigError, Env, Flags, Settings};
+use super::{Cli, Command, build, logging};
+
+mod check;
+mod status;
+
+fn load(cli: &Cli, poll_interval: Option<String>) -> Result<Settings, ConfigError> {
+    let env: Env = std::env::vars().collect();
+    let flags = Flags { config: cli.config.clone(), log_format: cli.log_format.clone(), poll_interval };
+    let text = match &flags.config {
+        Some(path) => Some(
+            std::fs::read_to_string(path)
+                .map_err(|e| ConfigError(format!("--config {path}: cannot read the file: {e}")))?,
+        ),
+        None => None,
+    };
+    config::load(&flags, &env, flags.config.as_deref().zip(text.as_deref()))
+}
+
+pub async fn dispatch(cli: Cli) -> u8 {
+    let poll = match &cli.command {
+        Command::Run { poll_interval, .. } => poll_interval.clone(),
+        Command::Simulate(args) => return super::simulate::run(args, cli.config.as_deref()),
+        _ => None,
+    };
+    let settings = match load(&cli, poll) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
+    };
+    logging::init(settings.log_format);
+    match &cli.command {
+        Command::Run { once, dry_run, .. } => run(&settings, *once, *dry_run).await,
+        Command::Status { json } => status::status(&settings, *json).await,
+        Command::Check => check::check(&settings).await,
+        Command::Simulate(_) => unreachable!("handled above"),
+    }
+}
+
+fn fatal_message(e: &ScalerError) -> String {
+    format!(
+        "{e}\nhint: check HEROKU_API_KEY (a token from `heroku authorizations:create`), HEROKU_APP_NAME and the process types in the Procfile"
+    )
+}
+
+/// SIGHUP would kill the daemon by default (a terminal closing, a supervisor's "reload"): it is ignored instead,
+/// and said so. The configuration is read at start only; restart the process to change it.
+fn ignore_sighup() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut hup) = signal(SignalKind::hangup()) {
+            tokio::spawn(async move {
+                while hup.recv().await.is_some() {
+                    tracing::warn!(
+                        "SIGHUP received and ignored: the configuration is read at start; restart to change it"
+                    );
+                }
+            });
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = match signal(SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => return std::future::pending().await,
+        };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+    tracing::info!("shutdown requested; finishing the cycle in flight");
+}
+
+/// Logs cycles: a decision when it changes (or always, with `--once`), a failure once with its repeats summarised.
+struct CycleLogger {
+    last: HashMap<String, (u32, u32, u64, u64)>,
+    errors: CycleLog,
+}
+
+impl CycleLogger {
+    fn new() -> Self {
+        Self { last: HashMap::new(), errors: CycleLog::new(Duration::from_secs(60)) }
+    }
+
+    fn log(&mut self, r: &Result<Report, ScalerError>, always: bool) {
+        log_cycle(&mut self.errors, r);
+        let Ok(rep) = r else { return };
+        let d = &rep.decision;
+        let t = rep.snapshot.totals();
+        let key = (d.from, d.to, t.ready, t.running);
+        let changed = self.last.insert(rep.process_type.clone(), key) != Some(key);
+        if always || changed || d.direction() != Direction::Hold {
+            tracing::info!(process_type = %rep.process_type, from = d.from, to = d.to, applied = rep.applied, dry_run = rep.dry_run, skipped = rep.snapshot.skipped, reason = %d.reason, "decision");
+        } else {
+            tracing::debug!(process_type = %rep.process_type, from = d.from, to = d.to, reason = %d.reason, "decision");
+        }
+    }
+}
+
+async fn run(s: &Settings, once: bool, dry_run: bool) -> u8 {
+    let scalers = match build::scalers(s, dry_run) {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
+    };
+    tracing::info!(
+        process_types = %s.processes.iter().map(|p| format!("{} ({})", p.process_type, p.source)).collect::<Vec<_>>().join(", "),
+        poll_interval_ms = s.poll_interval.as_millis() as u64,
+        dry_run,
+        "dyno-scaler starting"
+    );
+    ignore_sighup();
+    let controller = Controller::new(scalers, s.poll_interval).with_shutdown_grace(Duration::from_millis(800));
+    let mut logger = CycleLogger::new();
+    if once {
+        let results = controller.run_once().await;
+        let mut code = 0;
+        for r in &results {
+            logger.log(r, true);
+            if let Err(e) = r {
+                if let ScalerError::Platform { source, .. } = e
+                    && source.is_fatal()
+                {
+                    eprintln!("error: {}", fatal_message(e));
+                }
+                code = 1;
+            }
+        }
+        return code;
+    }
+    match controller.run_observed(shutdown_signal(), |r| logger.log(r, false)).await {
+        Ok(()) => {
+            tracing::info!("stopped");
+            0
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "stopping: the platform rejected the configuration");
+            eprintln!("error: {}", fatal_message(&e));
+            1
+        }
+    }
+}

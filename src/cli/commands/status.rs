@@ -1,0 +1,77 @@
+//! `dyno-scaler status`.
+
+use serde_json::{Value, json};
+
+use super::super::build;
+use super::super::config::Settings;
+
+/// `status`: one reading per process type and the decision it would take, without acting.
+pub async fn status(s: &Settings, as_json: bool) -> u8 {
+    let scalers = match build::scalers(s, true) {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
+    };
+    let mut rows = Vec::new();
+    let mut code = 0;
+    for sc in &scalers {
+        match sc.preview().await {
+            Ok(rep) => {
+                let t = rep.snapshot.totals();
+                rows.push(json!({
+                    "process_type": rep.process_type,
+                    "source": rep.source,
+                    "ready": t.ready,
+                    "running": t.running,
+                    "scheduled": t.scheduled,
+                    "latency_seconds": t.oldest_ready_age.map(|d| (d.as_secs_f64() * 1000.0).round() / 1000.0),
+                    "skipped": rep.snapshot.skipped,
+                    "current": rep.decision.from,
+                    "desired": rep.decision.to,
+                    "reason": rep.decision.reason,
+                }));
+            }
+            Err(e) => {
+                code = 1;
+                rows.push(json!({
+                    "process_type": sc.process_type(),
+                    "source": sc.source().name(),
+                    "ready": null, "running": null, "scheduled": null, "latency_seconds": null, "skipped": null,
+                    "current": null, "desired": null,
+                    "reason": "quantity held: the scaler could not read",
+                    "error": e.to_string(),
+                }));
+            }
+        }
+    }
+    if as_json {
+        println!("{}", json!({ "processes": rows }));
+    } else {
+        println!(
+            "{:<16} {:<12} {:>8} {:>8} {:>10} {:>10} {:>8} {:>8}  reason",
+            "process_type", "source", "ready", "running", "scheduled", "latency_s", "current", "desired"
+        );
+        let cell = |v: &Value| match v {
+            Value::Null => "-".to_string(),
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        for r in &rows {
+            println!(
+                "{:<16} {:<12} {:>8} {:>8} {:>10} {:>10} {:>8} {:>8}  {}",
+                cell(&r["process_type"]),
+                cell(&r["source"]),
+                cell(&r["ready"]),
+                cell(&r["running"]),
+                cell(&r["scheduled"]),
+                cell(&r["latency_seconds"]),
+                cell(&r["current"]),
+                cell(&r["desired"]),
+                r.get("error").map(cell).unwrap_or_else(|| cell(&r["reason"]))
+            );
+        }
+    }
+    code
+}

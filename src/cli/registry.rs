@@ -1,0 +1,108 @@
+//! The adapters this binary is built with. Adding a queue source is its crate, its Cargo feature, and one entry
+//! in [`sources`] (with the few lines that tie its settings type to [`SourceSpec`]).
+
+use std::sync::Arc;
+
+use dyno_scaler::core::{QueueSource, Secret, SettingError};
+use serde::de::DeserializeOwned;
+
+use super::config::{ConfigError, Layers};
+
+/// A source's settings, read and checked, ready to build the source.
+pub trait SourceSpec: std::fmt::Debug + Send + Sync {
+    /// Checks every setting (the adapter's own `validate`).
+    fn validate(&self) -> Result<(), SettingError>;
+    /// Where the queue lives (shown redacted).
+    fn url(&self) -> &Secret;
+    /// The queues watched, when a filter is set.
+    fn queues(&self) -> Option<Vec<String>>;
+    /// The source. Connects lazily: no I/O here.
+    fn build(&self) -> Result<Arc<dyn QueueSource>, SettingError>;
+}
+
+/// One queue source the binary knows.
+pub struct SourceEntry {
+    /// `DYNO_SCALER_SOURCE` / `source = "..."`.
+    pub name: &'static str,
+    /// Other spellings accepted.
+    pub aliases: &'static [&'static str],
+    /// Settings taken from other variables when the process does not set them: `(key, variable)`.
+    pub env_defaults: &'static [(&'static str, &'static str)],
+    /// Reads the settings left after the common and policy ones.
+    pub parse: fn(&mut Layers, &'static str) -> Result<Arc<dyn SourceSpec>, ConfigError>,
+}
+
+impl SourceEntry {
+    /// Whether `name` (any case, `-` or `_`) names this source.
+    pub fn is(&self, name: &str) -> bool {
+        let n = name.trim().to_ascii_lowercase().replace('-', "_");
+        n == self.name || self.aliases.contains(&n.as_str())
+    }
+}
+
+/// Types the layers as the adapter's settings `C` and checks them; errors name where the value came from.
+fn parse_as<C: DeserializeOwned + SourceSpec + 'static>(
+    layers: &mut Layers,
+    name: &'static str,
+) -> Result<Arc<dyn SourceSpec>, ConfigError> {
+    let spec: C = layers.deserialize(&format!("the {name} source"))?;
+    spec.validate().map_err(|e| ConfigError(format!("{}: {}", layers.origin(&e.setting), e.message)))?;
+    Ok(Arc::new(spec))
+}
+
+#[cfg(any(feature = "sidekiq", feature = "resque"))]
+const REDIS_DEFAULTS: &[(&str, &str)] = &[("url", "REDIS_URL"), ("redis_tls_verify", "DYNO_SCALER_REDIS_TLS_VERIFY")];
+
+/// Every source compiled in.
+pub fn sources() -> Vec<SourceEntry> {
+    vec![
+        #[cfg(feature = "sidekiq")]
+        SourceEntry {
+            name: "sidekiq",
+            aliases: &[],
+            env_defaults: REDIS_DEFAULTS,
+            parse: parse_as::<dyno_scaler::sidekiq::SidekiqConfig>,
+        },
+        #[cfg(feature = "resque")]
+        SourceEntry {
+            name: "resque",
+            aliases: &[],
+            env_defaults: REDIS_DEFAULTS,
+            parse: parse_as::<dyno_scaler::resque::ResqueConfig>,
+        },
+        #[cfg(feature = "delayed-job")]
+        SourceEntry {
+            name: "delayed_job",
+            aliases: &["delayedjob"],
+            env_defaults: &[("url", "DATABASE_URL")],
+            parse: parse_as::<dyno_scaler::delayed_job::DelayedJobConfig>,
+        },
+    ]
+}
+
+/// `impl SourceSpec` for an adapter's settings type whose source is built by `Source::new(config)`.
+macro_rules! source_spec {
+    ($config:ty, $source:ty) => {
+        impl SourceSpec for $config {
+            fn validate(&self) -> Result<(), SettingError> {
+                <$config>::validate(self)
+            }
+            fn url(&self) -> &Secret {
+                &self.url
+            }
+            fn queues(&self) -> Option<Vec<String>> {
+                self.queues.clone()
+            }
+            fn build(&self) -> Result<Arc<dyn QueueSource>, SettingError> {
+                Ok(Arc::new(<$source>::new(self.clone())?))
+            }
+        }
+    };
+}
+
+#[cfg(feature = "sidekiq")]
+source_spec!(dyno_scaler::sidekiq::SidekiqConfig, dyno_scaler::sidekiq::SidekiqSource);
+#[cfg(feature = "resque")]
+source_spec!(dyno_scaler::resque::ResqueConfig, dyno_scaler::resque::ResqueSource);
+#[cfg(feature = "delayed-job")]
+source_spec!(dyno_scaler::delayed_job::DelayedJobConfig, dyno_scaler::delayed_job::DelayedJobSource);
