@@ -20,6 +20,9 @@ pub trait SourceSpec: std::fmt::Debug + Send + Sync {
     fn build(&self) -> Result<Arc<dyn QueueSource>, SettingError>;
 }
 
+/// Reads a source's settings from the layers left after the common and policy ones.
+pub type ParseFn = fn(&mut Layers, &'static str) -> Result<Arc<dyn SourceSpec>, ConfigError>;
+
 /// One queue source the binary knows.
 pub struct SourceEntry {
     /// `DYNO_SCALER_SOURCE` / `source = "..."`.
@@ -29,7 +32,7 @@ pub struct SourceEntry {
     /// Settings taken from other variables when the process does not set them: `(key, variable)`.
     pub env_defaults: &'static [(&'static str, &'static str)],
     /// Reads the settings left after the common and policy ones.
-    pub parse: fn(&mut Layers, &'static str) -> Result<Arc<dyn SourceSpec>, ConfigError>,
+    pub parse: ParseFn,
 }
 
 impl SourceEntry {

@@ -125,7 +125,7 @@ impl Layers {
             };
             let key = key_of(&error);
             if let Some(key) = &key
-                && self.from_env(key)
+                && self.is_from_env(key)
                 && let Some(Value::String(text)) = self.values.get(key)
                 && let Some(v) = reread(text, &error)
             {
@@ -144,7 +144,7 @@ impl Layers {
         Err(ConfigError(format!("{}: settings could not be read", self.label)))
     }
 
-    fn from_env(&self, key: &str) -> bool {
+    fn is_from_env(&self, key: &str) -> bool {
         self.origins.get(key).is_some_and(|o| !o.contains("[[process]]"))
     }
 }
