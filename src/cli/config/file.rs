@@ -9,6 +9,7 @@ use super::ConfigError;
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
     #[serde(default)]
+    #[cfg_attr(not(feature = "heroku"), allow(dead_code))]
     pub heroku: Option<FileHeroku>,
     pub poll_interval: Option<String>,
     pub log_format: Option<String>,
@@ -19,6 +20,7 @@ pub struct FileConfig {
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(not(feature = "heroku"), allow(dead_code))]
 pub struct FileHeroku {
     pub app: Option<String>,
     pub api_url: Option<String>,
