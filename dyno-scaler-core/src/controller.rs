@@ -1,4 +1,7 @@
-//! `Controller`: runs the scalers of several process types on a poll interval until shutdown.
+//! `Controller`: runs each process type's scaler on a loop of its own until shutdown.
+//!
+//! Every scaler has its own task, interval and jitter, and its job hook ([`Scaler::job_enqueued`]) wakes that
+//! same loop: a slow platform call for one process type never delays another's scale-up.
 
 use std::future::Future;
 use std::time::Duration;
@@ -7,7 +10,7 @@ use crate::cycle_log::{CycleLog, Verdict};
 use crate::error::ScalerError;
 use crate::scaler::{Report, Scaler};
 
-/// Polls several [`Scaler`]s.
+/// Runs several [`Scaler`]s, one loop each.
 ///
 /// ```
 /// use dyno_scaler_core::*;
@@ -34,7 +37,8 @@ pub struct Controller {
 }
 
 impl Controller {
-    /// A controller polling every `interval`, with ±10% jitter.
+    /// A controller polling every `interval` (a scaler's own [`ScalerBuilder::interval`](crate::ScalerBuilder::interval)
+    /// wins), with ±10% jitter.
     pub fn new(scalers: Vec<Scaler>, interval: Duration) -> Self {
         Self { scalers, interval, jitter: 0.1, grace: Duration::from_secs(1) }
     }
@@ -85,46 +89,57 @@ impl Controller {
         self.run_observed(shutdown, |r| log_cycle(&mut log, r)).await
     }
 
-    /// Like [`Controller::run`], calling `observe` with every scaler's result of every cycle.
+    /// Like [`Controller::run`], calling `observe` with every scaler's result of every cycle (on the caller's
+    /// task, in the order the cycles end).
     pub async fn run_observed<F, O>(&self, shutdown: F, mut observe: O) -> Result<(), ScalerError>
     where
         F: Future<Output = ()>,
         O: FnMut(&Result<Report, ScalerError>),
     {
         tokio::pin!(shutdown);
-        let mut rng = fastrand::Rng::new();
-        loop {
-            let cycle = self.run_once();
-            tokio::pin!(cycle);
-            let (results, stopping) = tokio::select! {
-                r = &mut cycle => (r, false),
-                _ = &mut shutdown => match tokio::time::timeout(self.grace, &mut cycle).await {
-                    Ok(r) => (r, true),
-                    Err(_) => {
-                        tracing::warn!(grace_ms = self.grace.as_millis() as u64, "shutdown: abandoned the cycle in flight");
-                        return Ok(());
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let (tx, mut rx) = tokio::sync::mpsc::channel(self.scalers.len().max(1) * 4);
+        let mut loops = tokio::task::JoinSet::new();
+        for scaler in &self.scalers {
+            let interval = scaler.interval().unwrap_or(self.interval);
+            loops.spawn(scaler.clone().run_loop(interval, self.jitter, stop_rx.clone(), tx.clone()));
+        }
+        drop(tx);
+        let outcome = loop {
+            tokio::select! {
+                _ = &mut shutdown => break Ok(()),
+                result = rx.recv() => match result {
+                    None => break Ok(()),
+                    Some(result) => {
+                        observe(&result);
+                        if let Err(ScalerError::Platform { process_type, source }) = result
+                            && source.is_fatal()
+                        {
+                            break Err(ScalerError::Platform { process_type, source });
+                        }
                     }
                 },
-            };
-            for result in &results {
-                observe(result);
             }
-            for result in results {
-                if let Err(ScalerError::Platform { process_type, source }) = result
-                    && source.is_fatal()
-                {
-                    return Err(ScalerError::Platform { process_type, source });
+        };
+        // Every loop finishes the cycle in flight (within the grace), then stops.
+        let _ = stop_tx.send(true);
+        let finish = async {
+            loop {
+                tokio::select! {
+                    joined = loops.join_next() => match joined {
+                        None => break,
+                        Some(Err(e)) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                        Some(_) => {}
+                    },
+                    Some(result) = rx.recv() => observe(&result),
                 }
             }
-            if stopping {
-                return Ok(());
-            }
-            let sleep = jittered(self.interval, self.jitter, &mut rng);
-            tokio::select! {
-                _ = &mut shutdown => return Ok(()),
-                _ = tokio::time::sleep(sleep) => {}
-            }
+        };
+        if tokio::time::timeout(self.grace, finish).await.is_err() {
+            tracing::warn!(grace_ms = self.grace.as_millis() as u64, "shutdown: abandoned the cycle in flight");
+            loops.abort_all();
         }
+        outcome
     }
 }
 
@@ -144,7 +159,8 @@ pub fn log_cycle(log: &mut CycleLog, result: &Result<Report, ScalerError>) {
     }
 }
 
-fn jittered(interval: Duration, jitter: f64, rng: &mut fastrand::Rng) -> Duration {
+/// `interval` ± `jitter` (a fraction), so instances and process types do not poll in step.
+pub(crate) fn jittered(interval: Duration, jitter: f64, rng: &mut fastrand::Rng) -> Duration {
     let factor = 1.0 + jitter * (2.0 * rng.f64() - 1.0);
     interval.mul_f64(factor.max(0.0))
 }

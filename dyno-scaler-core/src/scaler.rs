@@ -6,7 +6,10 @@ use std::sync::{Arc, Mutex, Weak};
 use serde::Serialize;
 use tokio::sync::Notify;
 
+use std::time::Duration;
+
 use crate::clock::{Clock, SystemClock};
+use crate::controller::jittered;
 use crate::error::{PlatformError, ScalerError};
 use crate::platform::Platform;
 use crate::policy::{Decision, Direction, Policy, PolicyInput, PolicyState};
@@ -47,6 +50,8 @@ struct Inner {
     policy: Policy,
     clock: Arc<dyn Clock>,
     dry_run: bool,
+    interval: Option<Duration>,
+    looping: AtomicBool,
     state: tokio::sync::Mutex<State>,
     wake: Arc<Notify>,
     closed: Arc<AtomicBool>,
@@ -108,6 +113,7 @@ pub struct ScalerBuilder {
     policy: Policy,
     clock: Arc<dyn Clock>,
     dry_run: bool,
+    interval: Option<Duration>,
 }
 
 impl ScalerBuilder {
@@ -123,6 +129,12 @@ impl ScalerBuilder {
         self
     }
 
+    /// This process type's poll interval under a [`Controller`](crate::Controller) (default: the controller's).
+    pub fn interval(mut self, interval: Duration) -> Self {
+        self.interval = Some(interval);
+        self
+    }
+
     /// The scaler.
     pub fn build(self) -> Scaler {
         Scaler {
@@ -133,6 +145,8 @@ impl ScalerBuilder {
                 policy: self.policy,
                 clock: self.clock,
                 dry_run: self.dry_run,
+                interval: self.interval,
+                looping: AtomicBool::new(false),
                 state: tokio::sync::Mutex::new(State::default()),
                 wake: Arc::new(Notify::new()),
                 closed: Arc::new(AtomicBool::new(false)),
@@ -158,7 +172,13 @@ impl Scaler {
             policy,
             clock: Arc::new(SystemClock),
             dry_run: false,
+            interval: None,
         }
+    }
+
+    /// The poll interval set for this process type, if any.
+    pub fn interval(&self) -> Option<Duration> {
+        self.inner.interval
     }
 
     /// The process type.
@@ -299,8 +319,36 @@ impl Scaler {
     }
 
     fn wake(&self) {
-        self.ensure_hook_task();
+        // Under a controller its loop wakes; a library user without one gets a background task instead.
+        if !self.inner.looping.load(Ordering::Acquire) {
+            self.ensure_hook_task();
+        }
         self.inner.wake.notify_one();
+    }
+
+    /// Reconciles every `interval` (± `jitter`), and at once when a job hook wakes it, sending each result to
+    /// `results`, until `stop` turns true (the cycle in flight finishes first) or the receiver is gone.
+    pub async fn run_loop(
+        self,
+        interval: Duration,
+        jitter: f64,
+        mut stop: tokio::sync::watch::Receiver<bool>,
+        results: tokio::sync::mpsc::Sender<Result<Report, ScalerError>>,
+    ) {
+        self.inner.looping.store(true, Ordering::Release);
+        let mut rng = fastrand::Rng::new();
+        while !*stop.borrow() {
+            let result = self.reconcile().await;
+            if results.send(result).await.is_err() {
+                break;
+            }
+            tokio::select! {
+                _ = stop.changed() => {}
+                _ = tokio::time::sleep(jittered(interval, jitter, &mut rng)) => {}
+                _ = self.inner.wake.notified() => {}
+            }
+        }
+        self.inner.looping.store(false, Ordering::Release);
     }
 
     fn ensure_hook_task(&self) {

@@ -1,6 +1,7 @@
 //! Core tests, one binary.
 mod conformance_memory;
 mod hooks;
+mod loops;
 mod policy_props;
 mod policy_rules;
 mod scaler;

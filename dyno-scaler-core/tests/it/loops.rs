@@ -1,0 +1,70 @@
+//! One loop per process type: a slow platform call for one never delays another, and the job hook wakes the
+//! same loop. Tokio's paused clock stands in for real sleeps.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use dyno_scaler_core::*;
+use tokio::time::Instant;
+
+fn scaler(process_type: &str, queue: &InMemoryQueue, platform: &InMemoryPlatform) -> Scaler {
+    let policy = Policy::new(PolicyConfig { max_workers: 5, ..PolicyConfig::default() }).unwrap();
+    Scaler::builder(process_type, Arc::new(queue.clone()), Arc::new(platform.clone()), policy).build()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_slow_platform_for_one_process_type_never_delays_another() {
+    let (slow_q, fast_q) = (InMemoryQueue::new(Arc::new(SystemClock)), InMemoryQueue::new(Arc::new(SystemClock)));
+    let (slow_p, fast_p) = (InMemoryPlatform::new(), InMemoryPlatform::new());
+    slow_p.set_delay(Duration::from_secs(30));
+    let controller = Controller::new(
+        vec![scaler("slow", &slow_q, &slow_p), scaler("fast", &fast_q, &fast_p)],
+        Duration::from_secs(1),
+    )
+    .with_shutdown_grace(Duration::from_secs(60));
+    slow_q.push_many("default", 30);
+    let started = Instant::now();
+    let mut took = Duration::MAX;
+    let watch = async {
+        // Work appears for the fast type while the slow type's platform call hangs for 30 s.
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        fast_q.push_many("default", 30);
+        while fast_p.quantity("fast") == 0 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        took = started.elapsed();
+    };
+    controller.run(watch).await.unwrap();
+    assert_eq!(fast_p.quantity("fast"), 2);
+    assert!(took < Duration::from_secs(5), "the fast type scaled {took:?} after start, not after the slow call");
+    assert_eq!(slow_p.quantity("slow"), 2, "the slow call finished within the shutdown grace");
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_job_hook_wakes_the_loop_without_a_task_of_its_own() {
+    let q = InMemoryQueue::new(Arc::new(SystemClock));
+    let p = InMemoryPlatform::new();
+    let s = scaler("worker", &q, &p);
+    let controller = Controller::new(vec![s.clone()], Duration::from_secs(60));
+    let watch = async {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        q.push_many("default", 30);
+        s.job_enqueued();
+        let woke = Instant::now();
+        while p.quantity("worker") == 0 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        woke.elapsed()
+    };
+    tokio::pin!(watch);
+    let mut reacted = None;
+    controller
+        .run(async {
+            reacted = Some((&mut watch).await);
+        })
+        .await
+        .unwrap();
+    let reacted = reacted.unwrap();
+    assert!(reacted < Duration::from_secs(1), "the hook woke the 60 s loop at once ({reacted:?})");
+    assert_eq!(p.set_calls().len(), 1, "one reconcile, one platform call");
+}
