@@ -20,6 +20,42 @@ impl SettingError {
     }
 }
 
+/// The cause of an error, kept as a chain (each level's message, with secrets removed), so an error keeps its
+/// cause (`Error::source`) without carrying a password along with it.
+///
+/// ```
+/// use dyno_scaler_core::error::Cause;
+/// let io = std::io::Error::new(std::io::ErrorKind::Other, "auth failed for hunter2");
+/// let cause = Cause::scrubbed(&io, &["hunter2"]);
+/// assert_eq!(cause.to_string(), "auth failed for ***");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cause {
+    message: String,
+    next: Option<Box<Cause>>,
+}
+
+impl Cause {
+    /// `error` and its sources, each message with every one of `secrets` (when non-empty) replaced by `***`.
+    pub fn scrubbed(error: &(dyn std::error::Error + 'static), secrets: &[&str]) -> Self {
+        let scrub = |text: String| secrets.iter().filter(|s| s.len() >= 2).fold(text, |t, s| t.replace(s, "***"));
+        let next = error.source().map(|s| Box::new(Cause::scrubbed(s, secrets)));
+        Cause { message: scrub(error.to_string()), next }
+    }
+}
+
+impl std::fmt::Display for Cause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Cause {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.next.as_deref().map(|c| c as &(dyn std::error::Error + 'static))
+    }
+}
+
 /// Why a [`QueueSource`](crate::QueueSource) could not take a snapshot.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -31,6 +67,9 @@ pub enum SourceError {
         source_name: String,
         /// What went wrong, with secrets removed.
         message: String,
+        /// The client library's error, with secrets removed.
+        #[source]
+        cause: Option<Cause>,
     },
     /// The backend did not answer in time.
     #[error("{source_name}: no answer within {timeout:?}")]
@@ -47,6 +86,9 @@ pub enum SourceError {
         source_name: String,
         /// What was wrong.
         message: String,
+        /// The client library's error, with secrets removed.
+        #[source]
+        cause: Option<Cause>,
     },
     /// The source was told to fail (in-memory fake) or another error happened.
     #[error("{source_name}: {message}")]
@@ -131,6 +173,9 @@ pub enum PlatformError {
     Unavailable {
         /// What went wrong.
         message: String,
+        /// The HTTP client's or decoder's error, with secrets removed.
+        #[source]
+        cause: Option<Cause>,
     },
 }
 

@@ -150,7 +150,11 @@ impl QueueSource for InMemoryQueue {
         let now = self.clock.now();
         let s = self.state.lock().expect("queue lock");
         if let Some(message) = &s.failure {
-            return Err(SourceError::Unavailable { source_name: "memory".into(), message: message.clone() });
+            return Err(SourceError::Unavailable {
+                source_name: "memory".into(),
+                message: message.clone(),
+                cause: None,
+            });
         }
         let mut snap = Snapshot { workers: s.workers.clone(), ..Snapshot::default() };
         for (name, q) in &s.queues {

@@ -18,7 +18,8 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use dyno_scaler_core::secret::{redact_url, scrub_url};
+use dyno_scaler_core::error::Cause;
+use dyno_scaler_core::secret::{redact_url, scrub_url, url_password};
 use dyno_scaler_core::{Capabilities, QueueSource, QueueStats, Secret, SettingError, Snapshot, SourceError, check};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{AssertSqlSafe, Row};
@@ -178,6 +179,7 @@ impl DelayedJobSource {
                 .map_err(|e| self.map_err(e))?;
                 let ty = ty.ok_or_else(|| SourceError::Protocol {
                     source_name: NAME.into(),
+                    cause: None,
                     message: format!("table {} with a run_at column not found", self.config.table),
                 })?;
                 let now = if ty.contains("with time zone") { "now()" } else { "(now() AT TIME ZONE 'UTC')" };
@@ -189,17 +191,19 @@ impl DelayedJobSource {
 
     fn map_err(&self, e: sqlx::Error) -> SourceError {
         let message = scrub_err(&e, &self.config.url);
+        let url = self.config.url.expose();
+        let cause = Some(Cause::scrubbed(&e, &[url, url_password(url).unwrap_or_default()]));
         match &e {
             sqlx::Error::PoolTimedOut => {
                 SourceError::Timeout { source_name: NAME.into(), timeout: self.config.timeout }
             }
             sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::PoolClosed => {
-                SourceError::Unavailable { source_name: NAME.into(), message }
+                SourceError::Unavailable { source_name: NAME.into(), message, cause }
             }
             sqlx::Error::Database(db) if db.code().as_deref() == Some("57014") => {
                 SourceError::Timeout { source_name: NAME.into(), timeout: self.config.timeout }
             }
-            _ => SourceError::Protocol { source_name: NAME.into(), message },
+            _ => SourceError::Protocol { source_name: NAME.into(), message, cause },
         }
     }
 }
@@ -215,6 +219,7 @@ impl DelayedJobSource {
         match tokio::time::timeout(Duration::from_millis(500), connect).await {
             Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => Some(SourceError::Unavailable {
                 source_name: NAME.into(),
+                cause: Some(Cause::scrubbed(&e, &[])),
                 message: format!("connection refused by {host}:{port}"),
             }),
             _ => None,

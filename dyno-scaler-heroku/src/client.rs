@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use dyno_scaler_core::backoff::Backoff;
+use dyno_scaler_core::error::Cause;
 use dyno_scaler_core::{Platform, PlatformError, ProcessInfo, Secret, SettingError, check};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use reqwest::{Method, StatusCode};
@@ -243,7 +244,8 @@ impl HerokuPlatform {
     /// Decodes a successful answer; a body that is not the resource counts as a failure of the platform.
     fn decode<T: serde::de::DeserializeOwned>(&self, body: &[u8]) -> Result<T, PlatformError> {
         let decoded = serde_json::from_slice(body).map_err(|e| {
-            let error = PlatformError::Unavailable { message: format!("unexpected response from the Heroku API: {e}") };
+            let message = format!("unexpected response from the Heroku API: {e}");
+            let error = PlatformError::Unavailable { message, cause: Some(Cause::scrubbed(&e, &[])) };
             self.trip(&error, None);
             error
         })?;
@@ -284,6 +286,7 @@ impl HerokuPlatform {
                 req = req.header("Range", r);
             }
             let mut hint = None;
+            let mut cause = None;
             let (status, body, request_id): (Option<StatusCode>, Vec<u8>, String) = match req.send().await {
                 Ok(resp) => {
                     let status = resp.status();
@@ -309,7 +312,10 @@ impl HerokuPlatform {
                         Err(e) => (None, format!("reading the response: {e}").into_bytes(), request_id),
                     }
                 }
-                Err(e) => (None, describe(&e).into_bytes(), "-".into()),
+                Err(e) => {
+                    cause = Some(Cause::scrubbed(&e, &[self.config.api_key.expose()]));
+                    (None, describe(&e).into_bytes(), "-".into())
+                }
             };
             let rate_limited = status == Some(StatusCode::TOO_MANY_REQUESTS);
             let retryable = match status {
@@ -318,7 +324,10 @@ impl HerokuPlatform {
             };
             let wait = if rate_limited { rate_backoff.fail(hint) } else { backoff.fail(hint) };
             if !retryable || attempt >= max_attempts || started.elapsed() + wait > retry.max_total {
-                let error = self.map_error(status, &body, &request_id, requested);
+                let mut error = self.map_error(status, &body, &request_id, requested);
+                if let PlatformError::Unavailable { cause: c @ None, .. } = &mut error {
+                    *c = cause;
+                }
                 if retryable || matches!(error, PlatformError::Locked { .. }) {
                     self.trip(&error, hint);
                 }
@@ -368,7 +377,7 @@ impl HerokuPlatform {
     ) -> PlatformError {
         let scrub = |m: &str| dyno_scaler_core::secret::scrub(m, self.config.api_key.expose());
         let Some(status) = status else {
-            return PlatformError::Unavailable { message: scrub(&String::from_utf8_lossy(body)) };
+            return PlatformError::Unavailable { message: scrub(&String::from_utf8_lossy(body)), cause: None };
         };
         let parsed: ErrorBody = serde_json::from_slice(body).unwrap_or_default();
         let raw = if parsed.message.is_empty() {
@@ -394,7 +403,7 @@ impl HerokuPlatform {
                 message,
             },
             429 => PlatformError::RateLimited { message },
-            s if s >= 500 => PlatformError::Unavailable { message },
+            s if s >= 500 => PlatformError::Unavailable { message, cause: None },
             s => PlatformError::Rejected { status: s, id, message },
         }
     }

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use dyno_scaler_core::error::Cause;
 use dyno_scaler_core::secret::redact_url;
 use dyno_scaler_core::{Secret, SettingError, SourceError};
 use redis::Value;
@@ -72,15 +73,19 @@ fn scrub_url(text: &str, url: &Secret) -> String {
     dyno_scaler_core::secret::scrub_url(text, url.expose())
 }
 
-/// A Redis error as a typed [`SourceError`], with the URL and its password removed.
+/// A Redis error as a typed [`SourceError`], with the URL and its password removed; the client's error is kept
+/// (scrubbed) as the cause.
 pub fn map_redis_error(name: &str, url: &Secret, e: redis::RedisError) -> SourceError {
     let message = scrub_url(&e.to_string(), url);
+    let password = dyno_scaler_core::secret::url_password(url.expose()).unwrap_or_default();
+    let cause = Some(Cause::scrubbed(&e, &[url.expose(), password]));
+    let source_name = name.to_owned();
     if e.is_timeout() {
-        SourceError::Unavailable { source_name: name.into(), message: format!("timed out: {message}") }
+        SourceError::Unavailable { source_name, message: format!("timed out: {message}"), cause }
     } else if e.is_io_error() || e.is_connection_refusal() || e.is_connection_dropped() {
-        SourceError::Unavailable { source_name: name.into(), message }
+        SourceError::Unavailable { source_name, message, cause }
     } else {
-        SourceError::Protocol { source_name: name.into(), message }
+        SourceError::Protocol { source_name, message, cause }
     }
 }
 

@@ -186,9 +186,12 @@ impl ResqueSource {
                 Vec::new(),
             ),
         };
-        let [time, workers, heartbeats, due_stamps, due_count, future_stamps, future_count]: [Value; 7] = r1
-            .try_into()
-            .map_err(|_| SourceError::Protocol { source_name: NAME.into(), message: "short reply".into() })?;
+        let [time, workers, heartbeats, due_stamps, due_count, future_stamps, future_count]: [Value; 7] =
+            r1.try_into().map_err(|_| SourceError::Protocol {
+                source_name: NAME.into(),
+                message: "short reply".into(),
+                cause: None,
+            })?;
         let mut read = |v: Value, key: &str| readable(v, key, &mut unreadable).unwrap_or(Value::Nil);
         let workers = strings(read(workers, &format!("{p}workers")));
         let heartbeats = read(heartbeats, &format!("{p}workers:heartbeat"));

@@ -81,7 +81,7 @@ async fn refused_quantity_becomes_the_ceiling() {
 async fn platform_failure_keeps_trying_next_cycle() {
     let r = rig(|_| {});
     r.queue.push("default");
-    r.platform.fail_next(PlatformError::Unavailable { message: "503".into() });
+    r.platform.fail_next(PlatformError::Unavailable { message: "503".into(), cause: None });
     assert!(r.scaler.reconcile().await.is_err());
     r.scaler.reconcile().await.unwrap();
     assert_eq!(r.platform.quantity("worker"), 1);

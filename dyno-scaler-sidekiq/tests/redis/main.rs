@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use dyno_scaler_core::conformance::{ConformanceBackend, run_conformance};
 use dyno_scaler_core::{Direction, Policy, PolicyConfig, PolicyInput, PolicyState, QueueSource, SourceError};
 use dyno_scaler_sidekiq::{SidekiqConfig, SidekiqSource};
-use dyno_scaler_test_support::{redis_url, unique};
+use dyno_scaler_test_support::{OwnRedis, redis_url, unique};
 use redis::AsyncCommands;
 
 mod bad_data;
@@ -321,66 +321,30 @@ async fn unreachable_redis_is_a_typed_error_within_the_timeout() {
     let err = source.snapshot().await.unwrap_err();
     assert!(started.elapsed() < Duration::from_secs(5));
     assert!(matches!(err, SourceError::Unavailable { .. } | SourceError::Timeout { .. }), "{err:?}");
-    let shown = format!("{err} {err:?} {source:?}");
+    let mut shown = format!("{err} {err:?} {source:?}");
+    // The client's error is kept as the cause, scrubbed like the message.
+    let mut cause = std::error::Error::source(&err);
+    if matches!(err, SourceError::Unavailable { .. }) {
+        assert!(cause.is_some(), "the cause is kept: {err:?}");
+    }
+    while let Some(c) = cause {
+        shown.push_str(&format!(" {c} {c:?}"));
+        cause = c.source();
+    }
     assert!(!shown.contains("s3cret-pw"), "password leaked: {shown}");
-}
-
-/// A private redis-server on its own port, so a test can stop and restart it.
-struct OwnRedis {
-    port: u16,
-    child: Option<std::process::Child>,
-}
-
-impl OwnRedis {
-    fn start(port: u16) -> Self {
-        let child = std::process::Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .expect("redis-server must be installed (scripts/test installs it)");
-        let mut me = Self { port, child: Some(child) };
-        me.wait_up();
-        me
-    }
-    fn wait_up(&mut self) {
-        for _ in 0..100 {
-            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("redis-server on port {} did not start", self.port);
-    }
-    fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-impl Drop for OwnRedis {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 #[tokio::test]
 async fn recovers_by_itself_when_redis_returns() {
-    let port = free_port();
-    let mut server = OwnRedis::start(port);
-    let mut cfg = SidekiqConfig::new(format!("redis://127.0.0.1:{port}"));
+    let mut server = OwnRedis::start();
+    let mut cfg = SidekiqConfig::new(server.url());
     cfg.timeout = Duration::from_millis(500);
     let source = SidekiqSource::new(cfg).unwrap();
     source.snapshot().await.expect("first snapshot");
     server.stop();
     let err = source.snapshot().await.unwrap_err();
     assert!(matches!(err, SourceError::Unavailable { .. } | SourceError::Timeout { .. }), "{err:?}");
-    let _server = OwnRedis::start(port);
+    server.restart();
     let mut ok = false;
     for _ in 0..20 {
         if source.snapshot().await.is_ok() {
