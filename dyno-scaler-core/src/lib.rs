@@ -32,8 +32,7 @@ pub mod platform;
 pub mod policy;
 pub mod scaler;
 pub mod secret;
-#[cfg(feature = "simulator")]
-pub mod simulator;
+pub mod serde_secs;
 pub mod snapshot;
 pub mod source;
 pub mod timefmt;

@@ -15,15 +15,8 @@ pub struct QueueStats {
     /// Jobs due later; not demand.
     pub scheduled: u64,
     /// Age of the oldest ready job (queue latency); `None` when nothing is ready or the age is unknown.
-    #[serde(serialize_with = "ser_opt_secs")]
+    #[serde(serialize_with = "crate::serde_secs::option")]
     pub oldest_ready_age: Option<Duration>,
-}
-
-fn ser_opt_secs<S: serde::Serializer>(v: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
-    match v {
-        Some(d) => s.serialize_some(&d.as_secs_f64()),
-        None => s.serialize_none(),
-    }
 }
 
 impl QueueStats {

@@ -3,9 +3,13 @@
 use std::time::Duration;
 
 use clap::Args;
-use dyno_scaler::core::simulator::{self, SimConfig, Strategy, strategies, trace};
+use dyno_scaler_simulator::{self as simulator, SimConfig, Strategy, strategies, trace};
 
-use super::config::{self, Env, Flags, parse_duration};
+use dyno_scaler::core::PolicyError;
+use dyno_scaler_simulator::TraceError;
+use dyno_scaler_simulator::report::PlotError;
+
+use super::config::{self, ConfigError, Env, Flags, parse_duration};
 
 #[derive(Debug, Args)]
 pub struct SimulateArgs {
@@ -39,48 +43,91 @@ pub struct SimulateArgs {
     pub plot: Option<String>,
 }
 
+/// Why `simulate` could not run (exit 2).
+#[derive(Debug, thiserror::Error)]
+pub enum SimulateError {
+    /// A flag out of range.
+    #[error("{0}")]
+    Usage(&'static str),
+    /// The configuration (`--config`) or a duration flag.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// A file that cannot be read.
+    #[error("{path}: {source}")]
+    Read {
+        /// The flag and the path.
+        path: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A trace file with a bad line.
+    #[error(transparent)]
+    Trace(#[from] TraceError),
+    /// A strategy whose policy is invalid.
+    #[error(transparent)]
+    Policy(#[from] PolicyError),
+    /// The plot could not be written.
+    #[error("--plot {file}: {source}")]
+    Plot {
+        /// The file.
+        file: String,
+        /// Why.
+        #[source]
+        source: PlotError,
+    },
+}
+
 pub fn run(args: &SimulateArgs, config_path: Option<&str>) -> u8 {
     match run_inner(args, config_path) {
         Ok(code) => code,
-        Err(msg) => {
-            eprintln!("error: {msg}");
+        Err(e) => {
+            eprintln!("error: {e}");
             2
         }
     }
 }
 
-fn run_inner(args: &SimulateArgs, config_path: Option<&str>) -> Result<u8, String> {
+fn read(flag: &str, path: &str) -> Result<String, SimulateError> {
+    std::fs::read_to_string(path).map_err(|source| SimulateError::Read { path: format!("{flag} {path}"), source })
+}
+
+fn run_inner(args: &SimulateArgs, config_path: Option<&str>) -> Result<u8, SimulateError> {
     if args.max_workers == 0 || args.concurrency == 0 {
-        return Err("--max-workers and --concurrency must be at least 1".into());
+        return Err(SimulateError::Usage("--max-workers and --concurrency must be at least 1"));
     }
     if !(args.price.is_finite() && args.price >= 0.0) {
-        return Err("--price must be a non-negative number of dollars".into());
+        return Err(SimulateError::Usage("--price must be a non-negative number of dollars"));
     }
     let cfg = SimConfig {
         concurrency: args.concurrency,
-        boot_time: parse_duration(&args.boot_time, "--boot-time").map_err(|e| e.0)?,
+        boot_time: parse_duration(&args.boot_time, "--boot-time")?,
         price_per_dyno_hour: args.price,
         ..SimConfig::default()
     };
     let traces = match &args.trace_file {
         Some(path) => {
-            let text = std::fs::read_to_string(path).map_err(|e| format!("--trace-file {path}: {e}"))?;
-            vec![trace::load_csv(path, &text).map_err(|e| e.to_string())?]
+            let text = read("--trace-file", path)?;
+            vec![trace::load_csv(path, &text)?]
         }
         None if args.trace == "all" => {
             trace::BUILT_IN.iter().map(|n| trace::built_in(n, args.seed).expect("built-in")).collect()
         }
         None => vec![trace::built_in(&args.trace, args.seed).ok_or_else(|| {
-            format!("--trace: unknown trace {:?}; use one of {} or all", args.trace, trace::BUILT_IN.join(", "))
+            ConfigError(format!(
+                "--trace: unknown trace {:?}; use one of {} or all",
+                args.trace,
+                trace::BUILT_IN.join(", ")
+            ))
         })?],
     };
     let mut strats = strategies::comparison(args.max_workers, args.concurrency);
     if let Some(path) = config_path {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("--config {path}: {e}"))?;
+        let text = read("--config", path)?;
         let env: Env = std::env::vars().collect();
-        let s = config::load_for_simulation(&Flags::default(), &env, Some((path, &text))).map_err(|e| e.0)?;
+        let s = config::load_for_simulation(&Flags::default(), &env, Some((path, &text)))?;
         for p in &s.processes {
-            let source = super::build::source(p).map_err(|e| e.0)?;
+            let source = super::build::source(p)?;
             strats.push(Strategy {
                 name: format!("config: {}", p.process_type),
                 policy: p.policy.config().clone(),
@@ -93,7 +140,7 @@ fn run_inner(args: &SimulateArgs, config_path: Option<&str>) -> Result<u8, Strin
     }
     let mut docs = Vec::new();
     for t in &traces {
-        let results = simulator::compare(t, &strats, &cfg).map_err(|e| e.to_string())?;
+        let results = simulator::compare(t, &strats, &cfg)?;
         if let Some(plot) = &args.plot {
             let file = if traces.len() > 1 {
                 let stem = plot.strip_suffix(".svg").unwrap_or(plot);
@@ -102,7 +149,7 @@ fn run_inner(args: &SimulateArgs, config_path: Option<&str>) -> Result<u8, Strin
                 plot.clone()
             };
             simulator::report::plot_svg(std::path::Path::new(&file), t, &results)
-                .map_err(|e| format!("--plot {file}: {e}"))?;
+                .map_err(|source| SimulateError::Plot { file: file.clone(), source })?;
             if !args.json {
                 println!("plot written to {file}");
             }

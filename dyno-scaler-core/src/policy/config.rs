@@ -39,6 +39,7 @@ pub struct PolicyConfig {
     /// Demand rules; the largest demand wins.
     pub rules: Vec<DemandRule>,
     /// How long demand must stay lower before scaling down.
+    #[serde(serialize_with = "crate::serde_secs::duration")]
     pub down_delay: Duration,
     /// Gradual (default) or the seed's idle rule.
     pub down_mode: DownMode,

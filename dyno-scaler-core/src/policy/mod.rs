@@ -23,6 +23,7 @@ pub use settings::PolicySettings;
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct PolicyState {
     /// Since when the wanted quantity has stayed below the current one.
+    #[serde(serialize_with = "crate::serde_secs::option_time")]
     pub lower_since: Option<SystemTime>,
     /// The largest wanted quantity seen since `lower_since`.
     pub window_peak: u32,

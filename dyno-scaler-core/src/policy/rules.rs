@@ -21,7 +21,7 @@ pub enum DemandRule {
     /// long jobs run). Kept for comparison and for users who want it.
     QueueLengthPerWorker(u64),
     /// Keep the oldest ready job younger than the target: `ceil(max(current, 1) × age / target)`.
-    LatencyTarget(Duration),
+    LatencyTarget(#[serde(serialize_with = "crate::serde_secs::duration")] Duration),
 }
 
 impl DemandRule {

@@ -5,4 +5,3 @@ mod loops;
 mod policy_props;
 mod policy_rules;
 mod scaler;
-mod simulator;

@@ -1,10 +1,10 @@
 //! Simulator speed: a full day with 1,000,000 jobs (target: under 10 s). Prints figures.
 //!
-//! `cargo bench -p dyno-scaler-core --bench simulate`
+//! `cargo bench -p dyno-scaler-simulator --bench simulate`
 
 use std::time::Instant;
 
-use dyno_scaler_core::simulator::{self, SimConfig, strategies, trace};
+use dyno_scaler_simulator::{self as simulator, SimConfig, strategies, trace};
 
 fn main() {
     let t0 = Instant::now();

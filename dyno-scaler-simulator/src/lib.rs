@@ -1,9 +1,9 @@
-//! The policy simulator (feature `simulator`): replays a job trace against strategies with a virtual clock,
-//! modelling dyno boot time, worker concurrency and Heroku stopping the highest-numbered dynos first, through
-//! the production [`Policy`](crate::Policy) and [`Scaler`](crate::Scaler) code.
+//! The policy simulator: replays a job trace against strategies with a virtual clock, modelling dyno boot time,
+//! worker concurrency and Heroku stopping the highest-numbered dynos first, deciding with the production
+//! [`Policy`](dyno_scaler_core::Policy).
 //!
 //! ```
-//! use dyno_scaler_core::simulator::{self, SimConfig};
+//! use dyno_scaler_simulator::{self as simulator, SimConfig};
 //! let trace = simulator::trace::steady(1, 0.05, 3600.0, 2.0);
 //! let results: Vec<_> = simulator::strategies::comparison(5, 5)
 //!     .iter()
@@ -12,6 +12,8 @@
 //! assert_eq!(results.len(), 5);
 //! assert!(results.iter().all(|r| r.unfinished == 0));
 //! ```
+
+#![deny(missing_docs)]
 
 mod engine;
 pub mod report;
@@ -22,7 +24,11 @@ pub use engine::{SimConfig, SimResult, Strategy, epoch, simulate};
 pub use trace::{Job, Trace, TraceError};
 
 /// Runs every strategy on `trace`, in parallel on the machine's cores, results in the strategies' order.
-pub fn compare(trace: &Trace, strategies: &[Strategy], cfg: &SimConfig) -> Result<Vec<SimResult>, crate::PolicyError> {
+pub fn compare(
+    trace: &Trace,
+    strategies: &[Strategy],
+    cfg: &SimConfig,
+) -> Result<Vec<SimResult>, dyno_scaler_core::PolicyError> {
     std::thread::scope(|scope| {
         let handles: Vec<_> = strategies.iter().map(|s| scope.spawn(move || simulate(trace, s, cfg))).collect();
         handles.into_iter().map(|h| h.join().expect("simulation thread")).collect()

@@ -1,6 +1,6 @@
 use std::time::Duration;
 
-use dyno_scaler_core::simulator::{self, SimConfig, Strategy, strategies, trace};
+use dyno_scaler_simulator::{self as simulator, SimConfig, Strategy, strategies, trace};
 
 fn cfg() -> SimConfig {
     SimConfig::default()

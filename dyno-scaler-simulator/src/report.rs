@@ -54,14 +54,26 @@ pub fn table(trace: &Trace, cfg: &SimConfig, results: &[SimResult]) -> String {
     out
 }
 
+/// The plot could not be drawn or written.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot draw the plot: {message}")]
+pub struct PlotError {
+    message: String,
+}
+
+impl PlotError {
+    fn from<E: std::fmt::Display>(e: E) -> Self {
+        Self { message: e.to_string() }
+    }
+}
+
 /// Draws queue depth and dyno count over time, one panel per strategy, as SVG.
-#[cfg(feature = "simulator")]
-pub fn plot_svg(path: &std::path::Path, trace: &Trace, results: &[SimResult]) -> Result<(), String> {
+pub fn plot_svg(path: &std::path::Path, trace: &Trace, results: &[SimResult]) -> Result<(), PlotError> {
     use plotters::prelude::*;
 
     let height = 220 * results.len().max(1) as u32;
     let root = SVGBackend::new(path, (1000, height)).into_drawing_area();
-    root.fill(&WHITE).map_err(|e| e.to_string())?;
+    root.fill(&WHITE).map_err(PlotError::from)?;
     let panels = root.split_evenly((results.len().max(1), 1));
     for (panel, r) in panels.iter().zip(results) {
         let hours = r.samples.last().map_or(trace.span, |s| s.0.max(trace.span)) / 3600.0;
@@ -74,16 +86,16 @@ pub fn plot_svg(path: &std::path::Path, trace: &Trace, results: &[SimResult]) ->
             .y_label_area_size(48)
             .right_y_label_area_size(40)
             .build_cartesian_2d(0f64..hours, 0f64..max_depth * 1.05)
-            .map_err(|e| e.to_string())?
+            .map_err(PlotError::from)?
             .set_secondary_coord(0f64..hours, 0f64..max_dynos * 1.2 + 1.0);
-        chart.configure_mesh().x_desc("hours").disable_mesh().draw().map_err(|e| e.to_string())?;
-        chart.configure_secondary_axes().draw().map_err(|e| e.to_string())?;
+        chart.configure_mesh().x_desc("hours").disable_mesh().draw().map_err(PlotError::from)?;
+        chart.configure_secondary_axes().draw().map_err(PlotError::from)?;
         chart
             .draw_series(LineSeries::new(r.samples.iter().map(|s| (s.0 / 3600.0, s.1 as f64)), &BLUE))
-            .map_err(|e| e.to_string())?;
+            .map_err(PlotError::from)?;
         chart
             .draw_secondary_series(LineSeries::new(r.samples.iter().map(|s| (s.0 / 3600.0, f64::from(s.2))), &RED))
-            .map_err(|e| e.to_string())?;
+            .map_err(PlotError::from)?;
     }
-    root.present().map_err(|e| e.to_string())
+    root.present().map_err(PlotError::from)
 }

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use super::engine::Strategy;
-use crate::policy::{DemandRule, DownMode, MaxMode, PolicyConfig};
+use dyno_scaler_core::{DemandRule, DownMode, MaxMode, PolicyConfig};
 
 /// Always `max` dynos, all day.
 pub fn always_on(max: u32) -> Strategy {

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::timefmt::parse_rfc3339;
+use dyno_scaler_core::timefmt::parse_rfc3339;
 
 /// One job: when it arrived (seconds from the start of the trace), its queue and how long it runs.
 #[derive(Debug, Clone, PartialEq)]
@@ -38,30 +38,9 @@ pub struct TraceError {
     pub message: String,
 }
 
-/// Deterministic random numbers (splitmix64).
-#[derive(Debug, Clone)]
-pub struct Rng(u64);
-
-impl Rng {
-    /// A generator with `seed`.
-    pub fn new(seed: u64) -> Self {
-        Self(seed)
-    }
-
-    /// A uniform number in [0, 1).
-    pub fn unit(&mut self) -> f64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^= z >> 31;
-        (z >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    /// An exponentially distributed number with the given mean.
-    pub fn exp(&mut self, mean: f64) -> f64 {
-        -mean * (1.0 - self.unit()).ln()
-    }
+/// An exponentially distributed number with the given mean.
+fn exp(rng: &mut fastrand::Rng, mean: f64) -> f64 {
+    -mean * (1.0 - rng.f64()).ln()
 }
 
 const DAY: f64 = 86_400.0;
@@ -88,28 +67,28 @@ fn finish(name: &str, mut jobs: Vec<Job>, span: f64) -> Trace {
 
 /// Steady Poisson load: `rate` jobs per second for `span` seconds, exponential run times of mean `mean_run`.
 pub fn steady(seed: u64, rate: f64, span: f64, mean_run: f64) -> Trace {
-    let mut rng = Rng::new(seed);
+    let mut rng = fastrand::Rng::with_seed(seed);
     let mut t = 0.0;
     let mut jobs = Vec::with_capacity((rate * span * 1.05) as usize + 16);
     loop {
-        t += rng.exp(1.0 / rate);
+        t += exp(&mut rng, 1.0 / rate);
         if t >= span {
             break;
         }
-        jobs.push(Job { arrived_at: t, queue: "default".into(), duration: rng.exp(mean_run).max(0.05) });
+        jobs.push(Job { arrived_at: t, queue: "default".into(), duration: exp(&mut rng, mean_run).max(0.05) });
     }
     finish("steady", jobs, span)
 }
 
 /// A quiet day (a job every few minutes) with a nightly batch: 5,000 jobs enqueued within a minute at 02:00.
 pub fn nightly_batch(seed: u64) -> Trace {
-    let mut rng = Rng::new(seed);
+    let mut rng = fastrand::Rng::with_seed(seed);
     let mut jobs = steady(seed ^ 0xBA7C, 1.0 / 300.0, DAY, 2.0).jobs;
     for _ in 0..5_000 {
         jobs.push(Job {
-            arrived_at: 2.0 * 3600.0 + rng.unit() * 60.0,
+            arrived_at: 2.0 * 3600.0 + rng.f64() * 60.0,
             queue: "batch".into(),
-            duration: 1.0 + rng.unit() * 4.0,
+            duration: 1.0 + rng.f64() * 4.0,
         });
     }
     finish("nightly-batch", jobs, DAY)
@@ -117,7 +96,7 @@ pub fn nightly_batch(seed: u64) -> Trace {
 
 /// Web-driven load: quiet nights, busy days, and a two-minute burst every 30 minutes during the day.
 pub fn bursty_web(seed: u64) -> Trace {
-    let mut rng = Rng::new(seed);
+    let mut rng = fastrand::Rng::with_seed(seed);
     let mut jobs = Vec::new();
     let mut t = 0.0;
     while t < DAY {
@@ -125,9 +104,9 @@ pub fn bursty_web(seed: u64) -> Trace {
         let base = if (8.0..20.0).contains(&hour) { 0.5 } else { 0.02 };
         let burst = (8.0..20.0).contains(&hour) && (t % 1800.0) < 120.0;
         let rate = if burst { base + 4.0 } else { base };
-        t += rng.exp(1.0 / rate);
+        t += exp(&mut rng, 1.0 / rate);
         if t < DAY {
-            jobs.push(Job { arrived_at: t, queue: "default".into(), duration: rng.exp(1.5).max(0.05) });
+            jobs.push(Job { arrived_at: t, queue: "default".into(), duration: exp(&mut rng, 1.5).max(0.05) });
         }
     }
     finish("bursty-web", jobs, DAY)
@@ -136,11 +115,11 @@ pub fn bursty_web(seed: u64) -> Trace {
 /// A day of short jobs mixed with 10-minute jobs (about one an hour), the case that punishes scale-down
 /// that kills busy workers.
 pub fn long_jobs(seed: u64) -> Trace {
-    let mut rng = Rng::new(seed);
+    let mut rng = fastrand::Rng::with_seed(seed);
     let mut jobs = steady(seed ^ 0x10E6, 0.05, DAY, 3.0).jobs;
     let mut t = 0.0;
     loop {
-        t += rng.exp(3600.0);
+        t += exp(&mut rng, 3600.0);
         if t >= DAY {
             break;
         }

@@ -1,24 +1,15 @@
-//! The discrete-event simulation of one strategy on one trace, driving the production [`Scaler`] with a
-//! manual clock through an in-simulation queue source and platform.
+//! The discrete-event simulation of one strategy on one trace: the production [`Policy`] decides from the
+//! snapshots a real source would give, at the instants the strategy would decide, and the simulated platform
+//! runs what it decides.
 
 use std::cmp::Ordering as CmpOrdering;
 use std::collections::{BinaryHeap, HashSet, VecDeque};
-use std::future::Future;
-use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll, Waker};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use async_trait::async_trait;
+use dyno_scaler_core::{Policy, PolicyConfig, PolicyError, PolicyInput, PolicyState, QueueStats, Snapshot, WorkerInfo};
 use serde::Serialize;
 
-use super::trace::{Rng, Trace};
-use crate::clock::ManualClock;
-use crate::error::{PlatformError, SourceError};
-use crate::platform::Platform;
-use crate::policy::{Policy, PolicyConfig};
-use crate::scaler::Scaler;
-use crate::snapshot::{QueueStats, Snapshot, WorkerInfo};
-use crate::source::{Capabilities, QueueSource};
+use super::trace::Trace;
 
 /// How the simulated platform and workers behave.
 #[derive(Debug, Clone, Serialize)]
@@ -26,15 +17,18 @@ pub struct SimConfig {
     /// Jobs one dyno runs at once (Sidekiq's default concurrency is 5).
     pub concurrency: u32,
     /// Time from scale-up to a dyno taking jobs (billed).
+    #[serde(serialize_with = "dyno_scaler_core::serde_secs::duration")]
     pub boot_time: Duration,
     /// Price of one dyno-hour (default: a $25/month Standard-1X, $25 / 720 h).
     pub price_per_dyno_hour: f64,
     /// A job still running this long after its dyno is told to stop is interrupted and goes back to its
     /// queue (Sidekiq's 25 s shutdown timeout inside Heroku's 30 s).
+    #[serde(serialize_with = "dyno_scaler_core::serde_secs::duration")]
     pub shutdown_grace: Duration,
     /// Seed for which free worker takes a job.
     pub seed: u64,
     /// Sampling period of queue depth and workers, for plots.
+    #[serde(serialize_with = "dyno_scaler_core::serde_secs::duration")]
     pub sample_every: Duration,
 }
 
@@ -56,9 +50,10 @@ impl Default for SimConfig {
 pub struct Strategy {
     /// Shown in reports.
     pub name: String,
-    /// The policy (run through the production `Policy` and `Scaler`).
+    /// The policy (run through the production `Policy`).
     pub policy: PolicyConfig,
     /// Decide every this often (`None`: only on events).
+    #[serde(serialize_with = "dyno_scaler_core::serde_secs::option")]
     pub check_interval: Option<Duration>,
     /// Also decide right after every enqueue and every job end (the `job_enqueued`/`job_finished` hooks).
     pub event_driven: bool,
@@ -175,7 +170,7 @@ struct World {
     dyno_seconds: f64,
     api_calls: u64,
     scale_events: u64,
-    rng: Rng,
+    rng: fastrand::Rng,
 }
 
 impl World {
@@ -242,7 +237,7 @@ impl World {
             if free.is_empty() {
                 return;
             }
-            let (i, j) = free[((self.rng.unit() * free.len() as f64) as usize).min(free.len() - 1)];
+            let (i, j) = free[self.rng.usize(..free.len())];
             let job = self.waiting.pop_front().expect("non-empty");
             // The wait of a job is from its arrival to the start of the run that completes it (a job
             // interrupted by a scale-down waits again, from its original arrival).
@@ -252,6 +247,52 @@ impl World {
             let run = Running { token: self.next_id, job: job.job, arrived: job.arrived, duration: job.duration, end };
             self.dynos[i].slots[j] = Some(run);
             self.new_events.push((end, Kind::Complete { dyno: self.dynos[i].id, token: run.token }));
+        }
+    }
+
+    /// What a real source would report now: the queue, and the dynos' workers when the strategy sees them.
+    fn snapshot(&self) -> Snapshot {
+        let mut snap = Snapshot::default();
+        let oldest = self.waiting.iter().map(|j| j.arrived).fold(f64::INFINITY, f64::min);
+        snap.add(
+            "jobs",
+            QueueStats {
+                ready: self.waiting.len() as u64,
+                running: self.running(),
+                scheduled: 0,
+                oldest_ready_age: oldest.is_finite().then(|| Duration::from_secs_f64((self.now - oldest).max(0.0))),
+            },
+        );
+        if self.sees_dynos {
+            snap.workers = Some(
+                self.dynos
+                    .iter()
+                    .map(|d| WorkerInfo {
+                        identity: format!("worker.{}:4:000000000000", d.number),
+                        dyno: Some(format!("worker.{}", d.number)),
+                        busy: d.slots.iter().flatten().count() as u32,
+                        quiet: false,
+                    })
+                    .collect(),
+            );
+        }
+        snap
+    }
+
+    /// One decision of `policy`, carrying its history in `state`; the platform is called only on a change.
+    fn decide(&mut self, policy: &Policy, state: &mut PolicyState) {
+        let snapshot = self.snapshot();
+        let input = PolicyInput {
+            process_type: "worker",
+            snapshot: &snapshot,
+            current: self.quantity,
+            now: epoch() + Duration::from_secs_f64(self.now),
+            platform_limit: None,
+        };
+        let (decision, next) = policy.decide(&input, state);
+        *state = next;
+        if decision.to != decision.from {
+            self.set_quantity(decision.to);
         }
     }
 
@@ -268,74 +309,6 @@ impl World {
     }
 }
 
-#[derive(Debug)]
-struct SimSource(Arc<Mutex<World>>);
-
-#[async_trait]
-impl QueueSource for SimSource {
-    fn name(&self) -> &str {
-        "simulated"
-    }
-    fn capabilities(&self) -> Capabilities {
-        let sees = self.0.lock().expect("world").sees_dynos;
-        Capabilities { names_hosts: sees, latency: true, worker_registry: sees, quiet: false }
-    }
-    async fn snapshot(&self) -> Result<Snapshot, SourceError> {
-        let w = self.0.lock().expect("world");
-        let mut snap = Snapshot::default();
-        let oldest = w.waiting.iter().map(|j| j.arrived).fold(f64::INFINITY, f64::min);
-        snap.add(
-            "jobs",
-            QueueStats {
-                ready: w.waiting.len() as u64,
-                running: w.running(),
-                scheduled: 0,
-                oldest_ready_age: oldest.is_finite().then(|| Duration::from_secs_f64((w.now - oldest).max(0.0))),
-            },
-        );
-        if w.sees_dynos {
-            snap.workers = Some(
-                w.dynos
-                    .iter()
-                    .map(|d| WorkerInfo {
-                        identity: format!("worker.{}:4:000000000000", d.number),
-                        dyno: Some(format!("worker.{}", d.number)),
-                        busy: d.slots.iter().flatten().count() as u32,
-                        quiet: false,
-                    })
-                    .collect(),
-            );
-        }
-        Ok(snap)
-    }
-}
-
-#[derive(Debug)]
-struct SimPlatform(Arc<Mutex<World>>);
-
-#[async_trait]
-impl Platform for SimPlatform {
-    fn name(&self) -> &str {
-        "simulated"
-    }
-    async fn current_quantity(&self, _: &str) -> Result<u32, PlatformError> {
-        Ok(self.0.lock().expect("world").quantity)
-    }
-    async fn set_quantity(&self, _: &str, quantity: u32) -> Result<(), PlatformError> {
-        self.0.lock().expect("world").set_quantity(quantity);
-        Ok(())
-    }
-}
-
-/// Polls a future that never waits (every simulated call answers at once).
-fn ready<F: Future>(f: F) -> F::Output {
-    let mut f = std::pin::pin!(f);
-    match f.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
-        Poll::Ready(v) => v,
-        Poll::Pending => unreachable!("simulated sources and platforms answer at once"),
-    }
-}
-
 fn percentile(sorted: &[f32], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
@@ -347,10 +320,10 @@ fn percentile(sorted: &[f32], p: f64) -> f64 {
 const EPOCH_OFFSET: u64 = 1_700_000_000;
 
 /// Runs `strategy` on `trace`.
-pub fn simulate(trace: &Trace, strategy: &Strategy, cfg: &SimConfig) -> Result<SimResult, crate::PolicyError> {
+pub fn simulate(trace: &Trace, strategy: &Strategy, cfg: &SimConfig) -> Result<SimResult, PolicyError> {
     let policy = Policy::new(strategy.policy.clone())?;
-    let clock = Arc::new(ManualClock::new(UNIX_EPOCH + Duration::from_secs(EPOCH_OFFSET)));
-    let world = Arc::new(Mutex::new(World {
+    let mut state = PolicyState::default();
+    let mut w = World {
         now: 0.0,
         cfg: cfg.clone(),
         sees_dynos: strategy.sees_dynos,
@@ -365,12 +338,8 @@ pub fn simulate(trace: &Trace, strategy: &Strategy, cfg: &SimConfig) -> Result<S
         dyno_seconds: 0.0,
         api_calls: 0,
         scale_events: 0,
-        rng: Rng::new(cfg.seed),
-    }));
-    let scaler =
-        Scaler::builder("worker", Arc::new(SimSource(world.clone())), Arc::new(SimPlatform(world.clone())), policy)
-            .clock(clock.clone())
-            .build();
+        rng: fastrand::Rng::with_seed(cfg.seed),
+    };
 
     let mut heap = BinaryHeap::with_capacity(trace.jobs.len() + 64);
     let mut seq = 0u64;
@@ -379,7 +348,6 @@ pub fn simulate(trace: &Trace, strategy: &Strategy, cfg: &SimConfig) -> Result<S
         heap.push(Event { at, seq, kind });
     };
     {
-        let mut w = world.lock().expect("world");
         let initial = strategy.initial.unwrap_or(strategy.policy.min_workers);
         if initial > 0 {
             w.set_quantity(initial);
@@ -427,7 +395,6 @@ pub fn simulate(trace: &Trace, strategy: &Strategy, cfg: &SimConfig) -> Result<S
         let mut hook = false;
         let mut check = false;
         {
-            let mut w = world.lock().expect("world");
             w.now = at;
             match kind {
                 Kind::Arrival(i) => {
@@ -448,10 +415,8 @@ pub fn simulate(trace: &Trace, strategy: &Strategy, cfg: &SimConfig) -> Result<S
             }
             w.dispatch();
         }
-        let idle_after_day = {
-            let w = world.lock().expect("world");
-            at >= end_of_day && next_arrival >= trace.jobs.len() && w.waiting.is_empty() && w.running() == 0
-        };
+        let idle_after_day =
+            at >= end_of_day && next_arrival >= trace.jobs.len() && w.waiting.is_empty() && w.running() == 0;
         if let Kind::Sample = kind
             && !idle_after_day
         {
@@ -459,7 +424,7 @@ pub fn simulate(trace: &Trace, strategy: &Strategy, cfg: &SimConfig) -> Result<S
         }
         if check
             && let Some(interval) = strategy.check_interval
-            && !(idle_after_day && world.lock().expect("world").quantity <= strategy.policy.min_workers)
+            && !(idle_after_day && w.quantity <= strategy.policy.min_workers)
         {
             push(&mut heap, at + interval.as_secs_f64(), Kind::Check);
         }
@@ -467,12 +432,9 @@ pub fn simulate(trace: &Trace, strategy: &Strategy, cfg: &SimConfig) -> Result<S
         let next_same_instant =
             trace.jobs.get(next_arrival).is_some_and(|j| j.arrived_at <= at) || heap.peek().is_some_and(|e| e.at <= at);
         if (check || hook) && !next_same_instant {
-            clock.set(UNIX_EPOCH + Duration::from_secs(EPOCH_OFFSET) + Duration::from_secs_f64(at));
-            let _ = ready(scaler.reconcile());
-            let mut w = world.lock().expect("world");
+            w.decide(&policy, &mut state);
             w.dispatch();
         }
-        let mut w = world.lock().expect("world");
         for (t, k) in std::mem::take(&mut w.new_events) {
             push(&mut heap, t, k);
         }
@@ -484,7 +446,6 @@ pub fn simulate(trace: &Trace, strategy: &Strategy, cfg: &SimConfig) -> Result<S
         }
     }
 
-    let mut w = world.lock().expect("world");
     let end = w.now.max(end_of_day);
     let live: f64 = w.dynos.iter().map(|d| end - d.created).sum();
     w.dyno_seconds += live;
