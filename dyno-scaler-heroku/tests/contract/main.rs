@@ -285,6 +285,8 @@ async fn the_key_never_leaks() {
     let subscriber =
         tracing_subscriber::fmt().with_max_level(tracing::Level::TRACE).with_writer(move || w.clone()).finish();
     let _guard = tracing::subscriber::set_default(subscriber);
+    // Other tests of this binary may have evaluated the callsites without a subscriber: ask again.
+    tracing::callsite::rebuild_interest_cache();
 
     let fake = fake().await;
     fake.inject(Fault::on("PATCH", 1, FaultAction::Status(503)));
