@@ -23,6 +23,7 @@
 pub mod backoff;
 pub mod check;
 pub mod clock;
+#[cfg(feature = "conformance")]
 pub mod conformance;
 pub mod controller;
 pub mod cycle_log;

@@ -37,20 +37,25 @@ pub struct InMemoryQueue {
     clock: Arc<dyn Clock>,
     state: Arc<Mutex<MemState>>,
     filter: Option<Vec<String>>,
-    capabilities: Capabilities,
+    capabilities: Option<Capabilities>,
 }
 
 impl InMemoryQueue {
     /// An empty queue reading time from `clock`.
     pub fn new(clock: Arc<dyn Clock>) -> Self {
-        let capabilities = Capabilities { names_hosts: true, latency: true, worker_registry: true, quiet: true };
-        Self { clock, state: Arc::default(), filter: None, capabilities }
+        Self { clock, state: Arc::default(), filter: None, capabilities: None }
     }
 
     /// The same queue claiming other capabilities (to test how callers treat a source that, say, cannot name
-    /// hosts).
+    /// hosts). By default it has latency, and a worker registry naming hosts once [`InMemoryQueue::set_workers`]
+    /// gave it workers.
     pub fn with_capabilities(&self, capabilities: Capabilities) -> Self {
-        Self { capabilities, ..self.clone() }
+        Self { capabilities: Some(capabilities), ..self.clone() }
+    }
+
+    /// The worker records set, if any.
+    pub fn workers(&self) -> Option<Vec<WorkerInfo>> {
+        self.with(|s| s.workers.clone())
     }
 
     /// A view of the same queue that reports only `queues`.
@@ -120,9 +125,12 @@ impl InMemoryQueue {
         })
     }
 
-    /// Removes every job.
+    /// Removes every job and worker record.
     pub fn clear(&self) {
-        self.with(|s| s.queues.clear());
+        self.with(|s| {
+            s.queues.clear();
+            s.workers = None;
+        });
     }
 
     /// Sets the worker records the source reports (`None`: a backend without a worker registry).
@@ -143,7 +151,10 @@ impl QueueSource for InMemoryQueue {
     }
 
     fn capabilities(&self) -> Capabilities {
-        self.capabilities
+        self.capabilities.unwrap_or_else(|| {
+            let registry = self.with(|s| s.workers.is_some());
+            Capabilities { names_hosts: registry, latency: true, worker_registry: registry, quiet: registry }
+        })
     }
 
     async fn snapshot(&self) -> Result<Snapshot, SourceError> {

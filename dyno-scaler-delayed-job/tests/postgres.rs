@@ -98,8 +98,12 @@ impl ConformanceBackend for Backend {
         // DelayedJob has no separate schedule: a past run_at is due.
         self.insert(Some(queue), 0, Some(-overdue.as_secs_f64()), None, false).await;
     }
-    async fn push_running(&self, queue: &str) {
+    async fn push_running(&self, queue: &str, _host: &str) {
         self.insert(Some(queue), 0, Some(-5.0), Some(-2.0), false).await;
+    }
+    async fn push_dead_running(&self, queue: &str, _host: &str) {
+        // Locked longer ago than max_run_time (4 h): its worker is gone, and DelayedJob runs it again.
+        self.insert(Some(queue), 0, Some(-5.0 * 3600.0), Some(-5.0 * 3600.0), false).await;
     }
     async fn push_malformed(&self, queue: &str) {
         self.insert(Some(queue), 0, None, None, false).await;

@@ -8,13 +8,6 @@ pub const KEY: &str = "e2e0c0de-89ab-cdef-0123-456789abcdef";
 pub const ACCOUNT: &str = "ops@example.com";
 pub const APP: &str = "e2e-app";
 
-pub fn redis_base() -> String {
-    std::env::var("DYNO_SCALER_TEST_REDIS_URL")
-        .unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
-        .trim_end_matches('/')
-        .to_owned()
-}
-
 pub fn now() -> f64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs_f64()
 }
@@ -34,16 +27,12 @@ pub async fn fake_with(config: FakeConfig) -> FakeHeroku {
     f
 }
 
-/// A Redis database of the test's own, emptied.
-pub async fn redis_db(db: u8) -> (String, redis::aio::MultiplexedConnection) {
-    let url = format!("{}/{db}", redis_base());
-    let mut c = redis::Client::open(url.as_str())
-        .unwrap()
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap_or_else(|e| panic!("Redis at {url} is required (run scripts/test): {e}"));
-    let _: () = redis::cmd("FLUSHDB").query_async(&mut c).await.unwrap();
-    (url, c)
+/// A private redis-server of the test's own (nothing shared to empty), its URL and a connection.
+pub async fn own_redis() -> (OwnRedis, String, redis::aio::MultiplexedConnection) {
+    let server = OwnRedis::start();
+    let url = server.url();
+    let c = redis::Client::open(url.as_str()).unwrap().get_multiplexed_async_connection().await.unwrap();
+    (server, url, c)
 }
 
 /// Pushes `n` jobs exactly as Sidekiq 6.4's client does (SADD queues + LPUSH queue:<q>).

@@ -185,7 +185,7 @@ async fn a_60_second_heroku_outage_costs_a_bounded_number_of_requests() {
 #[tokio::test]
 async fn sighup_is_ignored_and_said() {
     let fake = fake().await;
-    let (url, _c) = redis_db(9).await;
+    let (_redis, url, _c) = own_redis().await;
     let child =
         command(&["run"], &with(env_sidekiq(&fake, &url), &[("DYNO_SCALER_POLL_INTERVAL", "200ms")])).spawn().unwrap();
     assert!(eventually(Duration::from_secs(10), || !fake.requests().is_empty()).await, "first cycle ran");

@@ -8,7 +8,7 @@ use super::common::*;
 #[tokio::test]
 async fn the_seed_promise_four_variables_scale_worker_between_0_and_1() {
     let fake = fake().await;
-    let (url, mut c) = redis_db(1).await;
+    let (_redis, url, mut c) = own_redis().await;
     sidekiq_push(&mut c, "default", 30).await;
     let out = run(&["run", "--once"], &env_sidekiq(&fake, &url)).await;
     assert_eq!(out.code, 0, "{}", out.all());
@@ -26,7 +26,7 @@ async fn the_seed_promise_four_variables_scale_worker_between_0_and_1() {
 #[tokio::test]
 async fn sidekiq_backlog_uses_the_threshold_table() {
     let fake = fake().await;
-    let (url, mut c) = redis_db(13).await;
+    let (_redis, url, mut c) = own_redis().await;
     sidekiq_push(&mut c, "default", 60).await;
     let env = with(env_sidekiq(&fake, &url), &[("DYNO_SCALER_MAX_WORKERS", "5")]);
     let out = run(&["run", "--once"], &env).await;
@@ -37,7 +37,7 @@ async fn sidekiq_backlog_uses_the_threshold_table() {
 #[tokio::test]
 async fn resque_jobs_scale_up() {
     let fake = fake().await;
-    let (url, mut c) = redis_db(2).await;
+    let (_redis, url, mut c) = own_redis().await;
     resque_push(&mut c, "images", 60).await;
     let env = with(env_sidekiq(&fake, &url), &[("DYNO_SCALER_SOURCE", "resque"), ("DYNO_SCALER_MAX_WORKERS", "5")]);
     let out = run(&["run", "--once"], &env).await;
@@ -48,7 +48,7 @@ async fn resque_jobs_scale_up() {
 #[tokio::test]
 async fn several_process_types_from_toml_with_delayed_job() {
     let fake = fake().await;
-    let (url, mut c) = redis_db(12).await;
+    let (_redis, url, mut c) = own_redis().await;
     sidekiq_push(&mut c, "default", 20).await;
     sidekiq_push(&mut c, "mailers", 10).await;
     sidekiq_push(&mut c, "critical", 1).await;
@@ -110,7 +110,7 @@ max_workers = 4
 async fn drained_queues_go_back_to_min_and_dry_run_changes_nothing() {
     let fake = fake().await;
     fake.set_quantity(APP, "worker", 3);
-    let (url, _c) = redis_db(3).await;
+    let (_redis, url, _c) = own_redis().await;
     let env = with(env_sidekiq(&fake, &url), &[("DYNO_SCALER_MAX_WORKERS", "5"), ("DYNO_SCALER_DOWN_DELAY", "0s")]);
     let out = run(&["run", "--once", "--dry-run"], &env).await;
     assert_eq!(out.code, 0, "{}", out.all());
@@ -125,7 +125,7 @@ async fn drained_queues_go_back_to_min_and_dry_run_changes_nothing() {
 async fn a_503_then_200_lands_the_change_once() {
     let fake = fake().await;
     fake.inject(Fault::on("PATCH", 2, FaultAction::Status(503)));
-    let (url, mut c) = redis_db(4).await;
+    let (_redis, url, mut c) = own_redis().await;
     sidekiq_push(&mut c, "default", 3).await;
     let out = run(&["run", "--once"], &env_sidekiq(&fake, &url)).await;
     assert_eq!(out.code, 0, "{}", out.all());
@@ -138,7 +138,7 @@ async fn a_503_then_200_lands_the_change_once() {
 async fn rate_limited_requests_back_off_and_succeed() {
     let fake = fake_with(FakeConfig { rate_capacity: 10.0, rate_refill_per_sec: 1.0, ..FakeConfig::default() }).await;
     fake.set_tokens(ACCOUNT, 0.0);
-    let (url, mut c) = redis_db(5).await;
+    let (_redis, url, mut c) = own_redis().await;
     sidekiq_push(&mut c, "default", 3).await;
     // Retries are logged at debug: the cycle's outcome is the line that matters at info.
     let out = run(&["run", "--once"], &with(env_sidekiq(&fake, &url), &[("RUST_LOG", "debug")])).await;
@@ -153,7 +153,7 @@ async fn rate_limited_requests_back_off_and_succeed() {
 #[tokio::test]
 async fn a_rejected_key_exits_1_with_a_clear_message() {
     let fake = fake().await;
-    let (url, mut c) = redis_db(6).await;
+    let (_redis, url, mut c) = own_redis().await;
     sidekiq_push(&mut c, "default", 3).await;
     let env = with(
         env_sidekiq(&fake, &url),
@@ -169,7 +169,7 @@ async fn a_rejected_key_exits_1_with_a_clear_message() {
 #[tokio::test]
 async fn an_unknown_process_type_exits_1_naming_it() {
     let fake = fake().await;
-    let (url, _c) = redis_db(14).await;
+    let (_redis, url, _c) = own_redis().await;
     let env = with(env_sidekiq(&fake, &url), &[("DYNO_SCALER_PROCESS_TYPE", "wrkr")]);
     let out = run(&["run", "--once"], &env).await;
     assert_eq!(out.code, 1);
@@ -211,7 +211,7 @@ fn sigterm(pid: i32) {
 #[tokio::test]
 async fn sigterm_exits_0_promptly() {
     let fake = fake().await;
-    let (url, _c) = redis_db(11).await;
+    let (_redis, url, _c) = own_redis().await;
     let env = with(env_sidekiq(&fake, &url), &[("DYNO_SCALER_POLL_INTERVAL", "5s")]);
     let mut child = command(&["run", "--log-format", "json"], &env).spawn().unwrap();
     assert!(eventually(Duration::from_secs(10), || !fake.requests().is_empty()).await, "first cycle ran");

@@ -7,7 +7,7 @@ use super::common::*;
 #[tokio::test]
 async fn status_json_prints_the_documented_document() {
     let fake = fake().await;
-    let (url, mut c) = redis_db(7).await;
+    let (_redis, url, mut c) = own_redis().await;
     sidekiq_push(&mut c, "default", 30).await;
     let env = with(env_sidekiq(&fake, &url), &[("DYNO_SCALER_MAX_WORKERS", "4")]);
     let out = run(&["status", "--json"], &env).await;
@@ -54,7 +54,7 @@ async fn status_json_prints_the_documented_document() {
 #[tokio::test]
 async fn check_reaches_everything_and_reports_problems() {
     let fake = fake().await;
-    let (url, mut c) = redis_db(8).await;
+    let (_redis, url, mut c) = own_redis().await;
     sidekiq_push(&mut c, "default", 2).await;
     let out = run(&["check"], &env_sidekiq(&fake, &url)).await;
     assert_eq!(out.code, 0, "{}", out.all());
@@ -70,7 +70,7 @@ async fn check_reaches_everything_and_reports_problems() {
 #[tokio::test]
 async fn the_example_config_passes_check() {
     let fake = fake().await;
-    let (url, _c) = redis_db(15).await;
+    let (_redis, url, _c) = own_redis().await;
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/dyno-scaler.example.toml");
     let env = vec![
         ("HEROKU_API_KEY", KEY.to_string()),

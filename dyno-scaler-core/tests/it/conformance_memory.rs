@@ -24,8 +24,14 @@ impl ConformanceBackend for Memory {
     async fn push_due(&self, queue: &str, overdue: Duration) {
         self.queue.schedule(queue, self.clock.now() - overdue);
     }
-    async fn push_running(&self, queue: &str) {
+    async fn push_running(&self, queue: &str, host: &str) {
         self.queue.add_running(queue, 1);
+        let mut workers = self.queue.workers().unwrap_or_default();
+        workers.push(WorkerInfo { identity: format!("{host}:1:abc"), dyno: Some(host.into()), busy: 1, quiet: false });
+        self.queue.set_workers(Some(workers));
+    }
+    async fn push_dead_running(&self, _queue: &str, _host: &str) {
+        // The in-memory queue has no heartbeats: a dead worker is simply not recorded.
     }
     async fn push_malformed(&self, queue: &str) {
         self.queue.push_malformed(queue);

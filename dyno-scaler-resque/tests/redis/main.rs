@@ -9,7 +9,7 @@ use dyno_scaler_core::conformance::{ConformanceBackend, run_conformance};
 use dyno_scaler_core::timefmt::{format_rfc3339, format_rfc3339_nanos};
 use dyno_scaler_core::{Policy, PolicyConfig, PolicyInput, PolicyState, QueueSource, SourceError};
 use dyno_scaler_resque::{ResqueConfig, ResqueSource};
-use dyno_scaler_test_support::{redis_url, unique};
+use dyno_scaler_test_support::{OwnRedis, redis_url, unique};
 use redis::AsyncCommands;
 
 mod bad_data;
@@ -27,11 +27,9 @@ pub(crate) struct Backend {
 }
 
 impl Backend {
-    async fn new(ns: String, db: Option<u8>, active_job: bool) -> Self {
-        let url = match db {
-            Some(db) => format!("{}/{db}", redis_url().trim_end_matches('/')),
-            None => redis_url(),
-        };
+    /// A backend under namespace `ns` in the shared Redis, or in a private server at `url`.
+    async fn new(ns: String, url: Option<String>, active_job: bool) -> Self {
+        let url = url.unwrap_or_else(redis_url);
         let conn = redis::Client::open(url.as_str())
             .unwrap()
             .get_multiplexed_async_connection()
@@ -136,8 +134,12 @@ impl ConformanceBackend for Backend {
     async fn push_due(&self, queue: &str, overdue: Duration) {
         self.delayed(queue, ago(overdue)).await;
     }
-    async fn push_running(&self, queue: &str) {
+    async fn push_running(&self, queue: &str, _host: &str) {
         self.worker("*", Some(Duration::from_secs(10)), Some(queue)).await;
+    }
+    async fn push_dead_running(&self, queue: &str, _host: &str) {
+        // Its heartbeat is older than Resque's 300 s pruning age.
+        self.worker("*", Some(Duration::from_secs(1000)), Some(queue)).await;
     }
     async fn push_malformed(&self, queue: &str) {
         let mut c = self.conn.clone();
@@ -146,9 +148,6 @@ impl ConformanceBackend for Backend {
     }
     async fn source(&self, queues: Option<Vec<String>>) -> Box<dyn QueueSource> {
         Box::new(ResqueSource::new(self.config(queues)).unwrap())
-    }
-    fn reports_latency(&self) -> bool {
-        self.active_job
     }
 }
 
@@ -164,11 +163,14 @@ async fn conformance_active_job_payloads() {
 
 #[tokio::test]
 async fn conformance_default_namespace() {
-    // The default `resque` namespace, in a database of its own.
-    let b = Backend::new("resque".into(), Some(10), false).await;
-    let mut c = b.conn.clone();
-    let _: () = redis::cmd("FLUSHDB").query_async(&mut c).await.unwrap();
+    // The default `resque` namespace, in a private server (nothing else there to disturb).
+    let server = OwnRedis::start();
+    let b = Backend::new("resque".into(), Some(server.url()), false).await;
     run_conformance(&b).await;
+    b.reset().await;
+    for _ in 0..3 {
+        b.push_ready("alpha", Duration::from_secs(1)).await;
+    }
     let s = ResqueSource::new(ResqueConfig::new(b.url.clone())).unwrap().snapshot().await.unwrap();
     assert_eq!(s.totals().ready, 3, "ResqueConfig::new reads the default namespace: {s:?}");
 }

@@ -41,11 +41,9 @@ pub(crate) struct Backend {
 }
 
 impl Backend {
-    async fn new(namespace: Option<String>, db: Option<u8>, version: Version) -> Self {
-        let url = match db {
-            Some(db) => format!("{}/{db}", redis_url().trim_end_matches('/')),
-            None => redis_url(),
-        };
+    /// A backend under `namespace` in the shared Redis, or (bare keyspace) in a private server at `url`.
+    async fn new(namespace: Option<String>, url: Option<String>, version: Version) -> Self {
+        let url = url.unwrap_or_else(redis_url);
         let client = redis::Client::open(url.as_str()).unwrap();
         let conn = client
             .get_multiplexed_async_connection()
@@ -146,6 +144,7 @@ impl ConformanceBackend for Backend {
     async fn reset(&self) {
         let mut c = self.conn.clone();
         if self.prefix.is_empty() {
+            // The bare keyspace lives in a private server of the test own: emptying it disturbs no one.
             let _: () = redis::cmd("FLUSHDB").query_async(&mut c).await.unwrap();
         } else {
             let keys: Vec<String> = c.keys(format!("{}*", self.prefix)).await.unwrap();
@@ -175,9 +174,12 @@ impl ConformanceBackend for Backend {
         );
         let _: () = c.zadd(self.k("retry"), job, format!("{at:.7}")).await.unwrap();
     }
-    async fn push_running(&self, queue: &str) {
-        let n = self.procs.load(Ordering::Relaxed) + 1;
-        self.process(&format!("worker.{n}"), queue, 1, 1.0).await;
+    async fn push_running(&self, queue: &str, host: &str) {
+        self.process(host, queue, 1, 1.0).await;
+    }
+    async fn push_dead_running(&self, queue: &str, host: &str) {
+        // Its last beat is older than Sidekiq's 60 s expiry (the hash is still there, as after a SIGKILL).
+        self.process(host, queue, 1, 120.0).await;
     }
     async fn push_malformed(&self, queue: &str) {
         // Oldest position: RPUSH puts it at index -1.
@@ -203,7 +205,8 @@ async fn conformance_sidekiq_6_namespaced() {
 #[tokio::test]
 async fn conformance_sidekiq_bare_keyspace() {
     // Sidekiq 7+ has no namespace: its own Redis database.
-    run_conformance(&Backend::new(None, Some(9), Version::V8).await).await;
+    let server = OwnRedis::start();
+    run_conformance(&Backend::new(None, Some(server.url()), Version::V8).await).await;
 }
 
 #[tokio::test]
