@@ -19,9 +19,12 @@
 #![deny(missing_docs)]
 
 pub mod api;
+mod call;
 mod client;
+mod config;
 #[cfg(feature = "fake")]
 pub mod fake;
 
-pub use client::{HerokuConfig, HerokuPlatform, RetryPolicy};
+pub use client::HerokuPlatform;
+pub use config::{HerokuConfig, RetryPolicy};
 pub use dyno_scaler_core::{Platform, PlatformError, Secret};

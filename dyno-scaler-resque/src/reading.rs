@@ -1,0 +1,196 @@
+//! Turning the replies of one snapshot's two round trips into a [`Snapshot`]: payload times, resque-scheduler's
+//! delayed jobs split per queue, live workers and their jobs.
+
+use std::collections::{BTreeMap, HashMap};
+
+use dyno_scaler_core::timefmt::{parse_rfc3339, plausible_age};
+use dyno_scaler_core::{QueueStats, Snapshot, WorkerInfo};
+use dyno_scaler_redis::{array, as_i64, as_str, items, ratio};
+use redis::Value;
+
+use crate::{NAME, ResqueConfig};
+
+pub(crate) struct Delayed<'a> {
+    pub(crate) due_stamps: &'a [String],
+    /// Due timestamps in all (the walk is capped).
+    pub(crate) due_count: u64,
+    /// LLEN and LRANGE per due timestamp walked.
+    pub(crate) due: Vec<Value>,
+    pub(crate) future_stamps: u64,
+    pub(crate) future_count: u64,
+    /// LLEN and LRANGE per future timestamp sampled.
+    pub(crate) future: Vec<Value>,
+}
+
+/// A queue entry that is not a JSON object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("malformed Resque payload")]
+pub struct MalformedPayload;
+
+/// When a Resque payload says it was enqueued, in seconds since the epoch: the Judoscale `timestamp` field or
+/// Active Job's `args[0].enqueued_at`. `Ok(None)` for a stock payload, `Err` for one that is not a JSON object.
+///
+/// ```
+/// use dyno_scaler_resque::payload_enqueued_at;
+/// assert_eq!(payload_enqueued_at(br#"{"class":"ImageResizer","args":[42,"thumb"]}"#), Ok(None));
+/// assert_eq!(payload_enqueued_at(br#"{"class":"X","args":[],"timestamp":1718182981.5}"#), Ok(Some(1718182981.5)));
+/// let aj = br#"{"class":"ActiveJob::QueueAdapters::ResqueAdapter::JobWrapper","args":[{"job_class":"SyncJob","enqueued_at":"2024-06-12T09:03:01.000000000Z"}]}"#;
+/// assert_eq!(payload_enqueued_at(aj), Ok(Some(1718182981.0)));
+/// assert!(payload_enqueued_at(b"{oops").is_err());
+/// ```
+pub fn payload_enqueued_at(raw: &[u8]) -> Result<Option<f64>, MalformedPayload> {
+    let job: serde_json::Value = serde_json::from_slice(raw).map_err(|_| MalformedPayload)?;
+    let obj = job.as_object().ok_or(MalformedPayload)?;
+    if let Some(ts) = obj.get("timestamp").and_then(|v| v.as_f64()) {
+        return Ok(Some(ts));
+    }
+    let aj = obj
+        .get("args")
+        .and_then(|a| a.get(0))
+        .and_then(|a| a.get("enqueued_at"))
+        .and_then(|e| e.as_str())
+        .and_then(parse_rfc3339);
+    Ok(aj)
+}
+
+fn job_queue(raw: &Value) -> Option<String> {
+    let Value::BulkString(b) = raw else { return None };
+    let job: serde_json::Value = serde_json::from_slice(b).ok()?;
+    job.get("queue").and_then(|q| q.as_str()).map(str::to_owned)
+}
+
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn build(
+    now: f64,
+    server_now: f64,
+    config: &ResqueConfig,
+    queues: &[String],
+    lists: Vec<Value>,
+    workers: &[String],
+    jobs: Vec<Value>,
+    heartbeats: Value,
+    delayed: Delayed<'_>,
+) -> Snapshot {
+    let watched = |q: &str| config.queues.as_ref().is_none_or(|w| w.iter().any(|x| x == q));
+    let age_of = |ts: f64| plausible_age(ts, now);
+    let p = format!("{}:", config.namespace);
+    let mut snap = Snapshot { workers: Some(Vec::new()), ..Snapshot::default() };
+    let mut unreadable = Vec::new();
+
+    let mut lists = lists.into_iter();
+    for q in queues {
+        let (Some(len), Some(oldest)) = (lists.next(), lists.next()) else { break };
+        let Some(len) = readable(len, &format!("{p}queue:{q}"), &mut unreadable) else { continue };
+        let mut stats = QueueStats { ready: as_i64(&len).unwrap_or(0).max(0) as u64, ..QueueStats::default() };
+        if let Value::BulkString(raw) = &oldest {
+            match payload_enqueued_at(raw) {
+                Ok(None) => {}
+                Ok(Some(ts)) => match age_of(ts) {
+                    Some(age) => stats.oldest_ready_age = Some(age),
+                    None => snap.skipped += 1, // a time that cannot be meant
+                },
+                Err(MalformedPayload) => snap.skipped += 1,
+            }
+        }
+        snap.add(q, stats);
+    }
+
+    // Delayed jobs: per-queue counts from the sampled jobs of each timestamp, scaled to each list's length,
+    // then to the timestamps not walked.
+    let mut per: BTreeMap<String, (f64, f64, Option<f64>)> = BTreeMap::new();
+    let mut walk = |pairs: &[Value], stamps: Option<&[String]>, due: bool, snap: &mut Snapshot| {
+        for (k, pair) in pairs.chunks(2).enumerate() {
+            if pair.iter().any(|v| matches!(v, Value::ServerError(_))) {
+                let stamp = stamps.and_then(|s| s.get(k)).map_or("(future)", String::as_str);
+                let bad = pair.iter().find(|v| matches!(v, Value::ServerError(_))).cloned().unwrap_or(Value::Nil);
+                readable(bad, &format!("{p}delayed:{stamp}"), &mut unreadable);
+                continue;
+            }
+            let len = pair.first().and_then(as_i64).unwrap_or(0).max(0) as u64;
+            let sample = pair.get(1).map(items).unwrap_or_default();
+            let good: Vec<String> = sample.iter().filter_map(job_queue).collect();
+            snap.skipped += (sample.len() - good.len()) as u64;
+            let weight = if good.is_empty() { 0.0 } else { len as f64 / sample.len() as f64 };
+            let ts = stamps.and_then(|s| s.get(k)).and_then(|t| t.parse::<f64>().ok());
+            for q in good {
+                let e = per.entry(q).or_default();
+                if due {
+                    e.0 += weight;
+                    e.2 = match (e.2, ts) {
+                        (Some(a), Some(b)) => Some(a.min(b)),
+                        (a, b) => a.or(b),
+                    };
+                } else {
+                    e.1 += weight;
+                }
+            }
+        }
+    };
+    walk(&delayed.due, Some(delayed.due_stamps), true, &mut snap);
+    walk(&delayed.future, None, false, &mut snap);
+    let due_scale = ratio(delayed.due_stamps.len() as u64, delayed.due_count);
+    let future_scale = ratio(delayed.future_stamps, delayed.future_count);
+    for (q, (due, future, oldest)) in per {
+        if watched(&q) {
+            snap.add(
+                &q,
+                QueueStats {
+                    ready: (due * due_scale).round() as u64,
+                    scheduled: (future * future_scale).round() as u64,
+                    oldest_ready_age: oldest.and_then(age_of),
+                    running: 0,
+                },
+            );
+        }
+    }
+
+    // Workers: live iff their heartbeat (written in Redis server time) exists and is fresh.
+    let hb = array(heartbeats);
+    let beats: HashMap<&str, Option<f64>> = hb
+        .chunks(2)
+        .filter_map(|p| Some((as_str(p.first()?)?, p.get(1).and_then(as_str).and_then(parse_rfc3339))))
+        .collect();
+    let stale = config.stale_after.as_secs_f64();
+    let mut running: BTreeMap<String, u64> = BTreeMap::new();
+    let list = snap.workers.as_mut().expect("set above");
+    let mut skipped = 0;
+    for (id, job) in workers.iter().zip(jobs) {
+        let Some(job) = readable(job, &format!("{p}worker:{id}"), &mut unreadable) else { continue };
+        match beats.get(id.as_str()) {
+            Some(Some(beat)) if server_now - beat <= stale => {}
+            Some(None) => {
+                skipped += 1; // unreadable heartbeat
+                continue;
+            }
+            _ => continue, // dead registration
+        }
+        let busy_queue = match &job {
+            Value::BulkString(_) => match job_queue(&job) {
+                Some(q) => Some(q),
+                None => {
+                    skipped += 1;
+                    continue;
+                }
+            },
+            _ => None,
+        };
+        if let Some(q) = &busy_queue {
+            if !watched(q) {
+                continue;
+            }
+            *running.entry(q.clone()).or_default() += 1;
+        }
+        list.push(WorkerInfo { identity: id.clone(), dyno: None, busy: u32::from(busy_queue.is_some()), quiet: false });
+    }
+    snap.skipped += skipped;
+    for (q, n) in running {
+        snap.add(&q, QueueStats { running: n, ..QueueStats::default() });
+    }
+    snap.skipped += unreadable.len() as u64;
+    snap.unreadable = unreadable;
+    snap
+}
+
+pub(crate) fn readable(v: Value, key: &str, unreadable: &mut Vec<String>) -> Option<Value> {
+    dyno_scaler_redis::readable(NAME, v, key, unreadable)
+}

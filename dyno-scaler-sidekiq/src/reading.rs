@@ -1,0 +1,232 @@
+//! Turning the replies of one snapshot's two round trips into a [`Snapshot`]: timestamps, identities, the
+//! per-queue split of the sorted sets, live processes and their work.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use dyno_scaler_core::timefmt::plausible_age;
+use dyno_scaler_core::{QueueStats, Snapshot, WorkerInfo};
+use dyno_scaler_redis::{array, as_f64, as_i64, as_str, items, scale};
+use redis::Value;
+
+use crate::{SidekiqConfig, readable};
+
+/// Seconds since the epoch of a Sidekiq job timestamp: a float is seconds (Sidekiq ≤ 7), an integer is
+/// milliseconds (Sidekiq 8), except integers below 10^11, which only make sense as seconds.
+///
+/// ```
+/// use dyno_scaler_sidekiq::job_timestamp;
+/// use serde_json::json;
+/// assert_eq!(job_timestamp(&json!(1718182985.5)), Some(1718182985.5));
+/// assert_eq!(job_timestamp(&json!(1718182985125u64)), Some(1718182985.125));
+/// assert_eq!(job_timestamp(&json!(1718182985u64)), Some(1718182985.0));
+/// assert_eq!(job_timestamp(&json!("yesterday")), None);
+/// ```
+pub fn job_timestamp(v: &serde_json::Value) -> Option<f64> {
+    if let Some(i) = v.as_i64().or_else(|| v.as_u64().and_then(|u| i64::try_from(u).ok())) {
+        return Some(if i.abs() < 100_000_000_000 { i as f64 } else { i as f64 / 1000.0 });
+    }
+    v.as_f64().filter(|f| f.is_finite())
+}
+
+/// Only the two timestamps of a job; every other field is skipped without being built.
+#[derive(serde::Deserialize)]
+struct Stamps {
+    #[serde(default)]
+    enqueued_at: Option<serde_json::Value>,
+    #[serde(default)]
+    created_at: Option<serde_json::Value>,
+}
+
+fn job_age(raw: &[u8], now: f64) -> Option<Duration> {
+    let job: Stamps = serde_json::from_slice(raw).ok()?;
+    let ts = job.enqueued_at.filter(|v| !v.is_null()).or(job.created_at)?;
+    plausible_age(job_timestamp(&ts)?, now)
+}
+
+/// The host part of an identity `<host>:<pid>:<nonce>` (the host may itself contain `:`).
+fn identity_host(identity: &str) -> &str {
+    let mut parts = identity.rsplitn(3, ':');
+    let _nonce = parts.next();
+    let _pid = parts.next();
+    parts.next().unwrap_or(identity)
+}
+
+/// Queue of a job in the `schedule`/`retry` sets (`retry_queue` wins), read without trusting the shape.
+fn sorted_set_queue(raw: &[u8]) -> Option<String> {
+    let job: serde_json::Value = serde_json::from_slice(raw).ok()?;
+    let q = job.get("retry_queue").and_then(|q| q.as_str()).or_else(|| job.get("queue").and_then(|q| q.as_str()))?;
+    Some(q.to_owned())
+}
+
+pub(crate) fn build(
+    now: f64,
+    config: &SidekiqConfig,
+    sets: &[Value],
+    queues: &[String],
+    lists: Vec<Value>,
+    processes: &[String],
+    procs: Vec<Value>,
+) -> Snapshot {
+    let watched = |q: &str| config.queues.as_ref().is_none_or(|w| w.iter().any(|x| x == q));
+    let p = match config.namespace.as_deref() {
+        Some(ns) if !ns.is_empty() => format!("{ns}:"),
+        _ => String::new(),
+    };
+    let mut snap = Snapshot { workers: Some(Vec::new()), ..Snapshot::default() };
+    let mut unreadable = Vec::new();
+
+    // Lists: length and the oldest job (index -1).
+    let mut lists = lists.into_iter();
+    for q in queues {
+        let (Some(len), Some(oldest)) = (lists.next(), lists.next()) else { break };
+        let Some(len) = readable(len, &format!("{p}queue:{q}"), &mut unreadable) else { continue };
+        let mut stats = QueueStats { ready: as_i64(&len).unwrap_or(0).max(0) as u64, ..QueueStats::default() };
+        if let Value::BulkString(raw) = &oldest {
+            match job_age(raw, now) {
+                Some(age) => stats.oldest_ready_age = Some(age),
+                None => snap.skipped += 1,
+            }
+        }
+        snap.add(q, stats);
+    }
+
+    // Sorted sets: exact totals by ZCOUNT, the per-queue split from bounded samples.
+    let mut due_total = 0u64;
+    let mut future_total = 0u64;
+    let mut per: BTreeMap<String, (u64, u64, Option<f64>)> = BTreeMap::new();
+    let mut bad = 0u64;
+    for (set, name) in sets.chunks(4).zip(["schedule", "retry"]) {
+        let [due, future, due_sample, future_sample] = set else { continue };
+        if let Some(refused) = set.iter().find(|v| matches!(v, Value::ServerError(_))) {
+            readable(refused.clone(), &format!("{p}{name}"), &mut unreadable);
+            continue;
+        }
+        due_total += as_i64(due).unwrap_or(0).max(0) as u64;
+        future_total += as_i64(future).unwrap_or(0).max(0) as u64;
+        for pair in items(due_sample).chunks(2) {
+            // A score that cannot be a time (0, negative) is still due, but says nothing of latency.
+            let score = pair.get(1).and_then(as_f64).filter(|s| plausible_age(*s, now).is_some());
+            match pair.first().and_then(|m| if let Value::BulkString(b) = m { sorted_set_queue(b) } else { None }) {
+                Some(q) => {
+                    let e = per.entry(q).or_default();
+                    e.0 += 1;
+                    e.2 = match (e.2, score) {
+                        (Some(a), Some(b)) => Some(a.min(b)),
+                        (a, b) => a.or(b),
+                    };
+                }
+                None => bad += 1,
+            }
+        }
+        for m in items(future_sample) {
+            match if let Value::BulkString(b) = m { sorted_set_queue(b) } else { None } {
+                Some(q) => per.entry(q).or_default().1 += 1,
+                None => bad += 1,
+            }
+        }
+    }
+    snap.skipped += bad;
+    let sampled_due: u64 = per.values().map(|e| e.0).sum();
+    let sampled_future: u64 = per.values().map(|e| e.1).sum();
+    for (q, (due, future, oldest)) in per {
+        if watched(&q) {
+            snap.add(
+                &q,
+                QueueStats {
+                    ready: scale(due, sampled_due, due_total.saturating_sub(bad)),
+                    scheduled: scale(future, sampled_future, future_total),
+                    oldest_ready_age: oldest.and_then(|ts| plausible_age(ts, now)),
+                    running: 0,
+                },
+            );
+        }
+    }
+
+    // Processes: live iff the hash has a beat younger than the heartbeat TTL.
+    let ttl = config.heartbeat_ttl.as_secs_f64();
+    let mut running: BTreeMap<String, u64> = BTreeMap::new();
+    let workers = snap.workers.as_mut().expect("set above");
+    let mut procs = procs.into_iter();
+    for identity in processes {
+        let (Some(fields), Some(work7), Some(work6)) = (procs.next(), procs.next(), procs.next()) else { break };
+        let Some(fields) = readable(fields, &format!("{p}{identity}"), &mut unreadable).map(array) else { continue };
+        let work7 = readable(work7, &format!("{p}{identity}:work"), &mut unreadable).unwrap_or(Value::Nil);
+        let work6 = readable(work6, &format!("{p}{identity}:workers"), &mut unreadable).unwrap_or(Value::Nil);
+        let [info, busy, beat, quiet] = fields.as_slice() else {
+            snap.skipped += 1;
+            continue;
+        };
+        let Some(beat) = as_f64(beat) else {
+            // Hash expired (a dead process left in the set) or a record without a heartbeat.
+            if !matches!(info, Value::Nil) {
+                snap.skipped += 1;
+            }
+            continue;
+        };
+        if now - beat > ttl {
+            continue;
+        }
+        let Some(busy) = as_i64(busy).and_then(|b| u32::try_from(b).ok()) else {
+            snap.skipped += 1;
+            continue;
+        };
+        let host = as_str(info)
+            .and_then(|i| serde_json::from_str::<serde_json::Value>(i).ok())
+            .and_then(|i| i.get("hostname").and_then(|h| h.as_str()).map(str::to_owned))
+            .unwrap_or_else(|| identity_host(identity).to_owned());
+        let work = match array(work7) {
+            w if w.is_empty() => array(work6),
+            w => w,
+        };
+        for pair in work.chunks(2) {
+            let job = pair.get(1).and_then(as_str).and_then(|s| serde_json::from_str::<serde_json::Value>(s).ok());
+            match job.as_ref().and_then(|j| j.get("queue")).and_then(|q| q.as_str()) {
+                Some(q) => *running.entry(q.to_owned()).or_default() += 1,
+                None => snap.skipped += 1,
+            }
+        }
+        workers.push(WorkerInfo {
+            identity: identity.clone(),
+            dyno: Some(host),
+            busy,
+            quiet: as_str(quiet) == Some("true"),
+        });
+    }
+    for (q, n) in running {
+        if watched(&q) {
+            snap.add(&q, QueueStats { running: n, ..QueueStats::default() });
+        }
+    }
+    snap.skipped += unreadable.len() as u64;
+    snap.unreadable = unreadable;
+    snap
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identity_host_parses_from_the_right() {
+        assert_eq!(identity_host("worker.3:4:a1b2c3d4e5f6"), "worker.3");
+        assert_eq!(identity_host("vm:26481:b5d81fc0cfb1"), "vm");
+        assert_eq!(identity_host("fe80::1:4:abc"), "fe80::1");
+    }
+
+    #[test]
+    fn job_age_reads_both_formats_and_falls_back_to_created_at() {
+        let now = 1_718_183_000.0;
+        let v8 = br#"{"queue":"default","created_at":1718182985123,"enqueued_at":1718182985125}"#;
+        let v7 = br#"{"queue":"default","created_at":1718182985.1234567,"enqueued_at":1718182985.1251234}"#;
+        let sched = br#"{"queue":"default","created_at":1718182990.0}"#;
+        assert!((job_age(v8, now).unwrap().as_secs_f64() - 14.875).abs() < 1e-6);
+        assert!((job_age(v7, now).unwrap().as_secs_f64() - 14.8748766).abs() < 1e-6);
+        assert_eq!(job_age(sched, now).unwrap().as_secs(), 10);
+        assert_eq!(job_age(b"not json", now), None);
+        assert_eq!(job_age(br#"{"queue":"x","enqueued_at":"soon"}"#, now), None);
+        assert_eq!(job_age(br#"{"queue":"x"}"#, now), None);
+        // Clock skew: a job from the future has age 0.
+        assert_eq!(job_age(br#"{"enqueued_at":1718183100.0}"#, now), Some(Duration::ZERO));
+    }
+}
