@@ -19,6 +19,7 @@ mod engine;
 pub mod report;
 pub mod strategies;
 pub mod trace;
+mod world;
 
 pub use engine::{SimConfig, SimResult, Strategy, epoch, simulate};
 pub use trace::{Job, Trace, TraceError};

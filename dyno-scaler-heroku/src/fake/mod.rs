@@ -20,6 +20,7 @@
 //! # });
 //! ```
 
+mod formation;
 mod routes;
 mod state;
 

@@ -1,0 +1,224 @@
+//! The simulated world: waiting jobs, dynos with their worker slots, what the platform bills, and the snapshot
+//! a real source would give of it.
+
+use std::cmp::Ordering as CmpOrdering;
+use std::collections::{HashSet, VecDeque};
+use std::time::Duration;
+
+use dyno_scaler_core::{Policy, PolicyInput, PolicyState, QueueStats, Snapshot, WorkerInfo};
+
+use crate::engine::{SimConfig, epoch};
+
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Running {
+    pub(crate) token: u64,
+    pub(crate) job: usize,
+    pub(crate) arrived: f64,
+    pub(crate) duration: f64,
+    pub(crate) end: f64,
+}
+
+#[derive(Debug)]
+pub(crate) struct Dyno {
+    pub(crate) id: u64,
+    pub(crate) number: u32,
+    pub(crate) created: f64,
+    pub(crate) ready_at: f64,
+    pub(crate) slots: Vec<Option<Running>>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Waiting {
+    pub(crate) job: usize,
+    pub(crate) arrived: f64,
+    pub(crate) duration: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Kind {
+    Complete { dyno: u64, token: u64 },
+    DynoReady,
+    Arrival(usize),
+    Check,
+    Sample,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Event {
+    pub(crate) at: f64,
+    pub(crate) seq: u64,
+    pub(crate) kind: Kind,
+}
+
+impl PartialEq for Event {
+    fn eq(&self, o: &Self) -> bool {
+        self.at == o.at && self.seq == o.seq
+    }
+}
+impl Eq for Event {}
+impl PartialOrd for Event {
+    fn partial_cmp(&self, o: &Self) -> Option<CmpOrdering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for Event {
+    fn cmp(&self, o: &Self) -> CmpOrdering {
+        // Earliest first in a max-heap.
+        o.at.total_cmp(&self.at).then(o.seq.cmp(&self.seq))
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct World {
+    pub(crate) now: f64,
+    pub(crate) cfg: SimConfig,
+    pub(crate) sees_dynos: bool,
+    pub(crate) waiting: VecDeque<Waiting>,
+    pub(crate) dynos: Vec<Dyno>,
+    pub(crate) draining: HashSet<u64>,
+    pub(crate) quantity: u32,
+    pub(crate) next_id: u64,
+    pub(crate) new_events: Vec<(f64, Kind)>,
+    pub(crate) waits: Vec<f32>,
+    pub(crate) interrupted: u64,
+    pub(crate) dyno_seconds: f64,
+    pub(crate) api_calls: u64,
+    pub(crate) scale_events: u64,
+    pub(crate) rng: fastrand::Rng,
+}
+
+impl World {
+    pub(crate) fn running(&self) -> u64 {
+        let on_dynos: usize = self.dynos.iter().map(|d| d.slots.iter().flatten().count()).sum();
+        on_dynos as u64 + self.draining.len() as u64
+    }
+
+    pub(crate) fn set_quantity(&mut self, q: u32) {
+        self.api_calls += 1;
+        if q == self.quantity {
+            return;
+        }
+        self.scale_events += 1;
+        let now = self.now;
+        let live = self.dynos.len() as u32;
+        if q > live {
+            for _ in live..q {
+                let number = (1..).find(|n| !self.dynos.iter().any(|d| d.number == *n)).expect("free number");
+                self.next_id += 1;
+                let ready_at = now + self.cfg.boot_time.as_secs_f64();
+                self.dynos.push(Dyno {
+                    id: self.next_id,
+                    number,
+                    created: now,
+                    ready_at,
+                    slots: vec![None; self.cfg.concurrency as usize],
+                });
+                self.new_events.push((ready_at, Kind::DynoReady));
+            }
+        } else {
+            // Heroku stops the highest-numbered dynos first.
+            self.dynos.sort_by_key(|d| d.number);
+            let grace = self.cfg.shutdown_grace.as_secs_f64();
+            let stopped: Vec<Dyno> = self.dynos.drain(q as usize..).collect();
+            for d in stopped {
+                let mut bill_end = now;
+                for job in d.slots.iter().flatten() {
+                    if job.end <= now + grace {
+                        self.draining.insert(job.token);
+                        bill_end = bill_end.max(job.end);
+                    } else {
+                        self.interrupted += 1;
+                        bill_end = bill_end.max(now + grace);
+                        self.waiting.push_front(Waiting { job: job.job, arrived: job.arrived, duration: job.duration });
+                    }
+                }
+                self.dyno_seconds += bill_end - d.created;
+            }
+        }
+        self.quantity = q;
+    }
+
+    pub(crate) fn dispatch(&mut self) {
+        let now = self.now;
+        while !self.waiting.is_empty() {
+            let free: Vec<(usize, usize)> = self
+                .dynos
+                .iter()
+                .enumerate()
+                .filter(|(_, d)| d.ready_at <= now)
+                .flat_map(|(i, d)| d.slots.iter().enumerate().filter(|(_, s)| s.is_none()).map(move |(j, _)| (i, j)))
+                .collect();
+            if free.is_empty() {
+                return;
+            }
+            let (i, j) = free[self.rng.usize(..free.len())];
+            let job = self.waiting.pop_front().expect("non-empty");
+            // The wait of a job is from its arrival to the start of the run that completes it (a job
+            // interrupted by a scale-down waits again, from its original arrival).
+            self.waits[job.job] = (now - job.arrived) as f32;
+            self.next_id += 1;
+            let end = now + job.duration;
+            let run = Running { token: self.next_id, job: job.job, arrived: job.arrived, duration: job.duration, end };
+            self.dynos[i].slots[j] = Some(run);
+            self.new_events.push((end, Kind::Complete { dyno: self.dynos[i].id, token: run.token }));
+        }
+    }
+
+    /// What a real source would report now: the queue, and the dynos' workers when the strategy sees them.
+    pub(crate) fn snapshot(&self) -> Snapshot {
+        let mut snap = Snapshot::default();
+        let oldest = self.waiting.iter().map(|j| j.arrived).fold(f64::INFINITY, f64::min);
+        snap.add(
+            "jobs",
+            QueueStats {
+                ready: self.waiting.len() as u64,
+                running: self.running(),
+                scheduled: 0,
+                oldest_ready_age: oldest.is_finite().then(|| Duration::from_secs_f64((self.now - oldest).max(0.0))),
+            },
+        );
+        if self.sees_dynos {
+            snap.workers = Some(
+                self.dynos
+                    .iter()
+                    .map(|d| WorkerInfo {
+                        identity: format!("worker.{}:4:000000000000", d.number),
+                        dyno: Some(format!("worker.{}", d.number)),
+                        busy: d.slots.iter().flatten().count() as u32,
+                        quiet: false,
+                    })
+                    .collect(),
+            );
+        }
+        snap
+    }
+
+    /// One decision of `policy`, carrying its history in `state`; the platform is called only on a change.
+    pub(crate) fn decide(&mut self, policy: &Policy, state: &mut PolicyState) {
+        let snapshot = self.snapshot();
+        let input = PolicyInput {
+            process_type: "worker",
+            snapshot: &snapshot,
+            current: self.quantity,
+            now: epoch() + Duration::from_secs_f64(self.now),
+            platform_limit: None,
+        };
+        let (decision, next) = policy.decide(&input, state);
+        *state = next;
+        if decision.to != decision.from {
+            self.set_quantity(decision.to);
+        }
+    }
+
+    pub(crate) fn complete(&mut self, dyno: u64, token: u64) {
+        if let Some(d) = self.dynos.iter_mut().find(|d| d.id == dyno) {
+            for s in &mut d.slots {
+                if s.is_some_and(|r| r.token == token) {
+                    *s = None;
+                }
+            }
+        } else {
+            self.draining.remove(&token);
+        }
+    }
+}
