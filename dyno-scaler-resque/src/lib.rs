@@ -46,11 +46,13 @@ pub struct ResqueConfig {
     /// Queues to watch; `None` watches every queue in `<ns>:queues`.
     pub queues: Option<Vec<String>>,
     /// A worker whose heartbeat is missing or older than this is dead.
+    #[serde(with = "humantime_serde")]
     pub stale_after: Duration,
     /// Whether a `rediss://` URL's certificate is checked (Heroku's Redis needs [`TlsVerify::None`]).
     #[serde(rename = "redis_tls_verify")]
     pub tls_verify: TlsVerify,
     /// Bound on one snapshot, connection included.
+    #[serde(with = "humantime_serde")]
     pub timeout: Duration,
     /// How many due delayed timestamps (and delayed jobs split per queue) one snapshot reads at most.
     pub delayed_cap: usize,

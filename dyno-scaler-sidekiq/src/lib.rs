@@ -52,11 +52,13 @@ pub struct SidekiqConfig {
     /// Queues to watch; `None` watches every queue in the `queues` set.
     pub queues: Option<Vec<String>>,
     /// A process whose last heartbeat is older than this is dead (Sidekiq's own expiry is 60 s).
+    #[serde(with = "humantime_serde")]
     pub heartbeat_ttl: Duration,
     /// Whether a `rediss://` URL's certificate is checked (Heroku's Redis needs [`TlsVerify::None`]).
     #[serde(rename = "redis_tls_verify")]
     pub tls_verify: TlsVerify,
     /// Bound on one snapshot, connection included.
+    #[serde(with = "humantime_serde")]
     pub timeout: Duration,
     /// How many due `schedule`/`retry` entries (per set) are decoded to split them per queue; beyond it the
     /// split is estimated in proportion (totals stay exact).

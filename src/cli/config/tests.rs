@@ -187,3 +187,42 @@ fn an_empty_queue_list_in_the_environment_is_not_all_queues() {
     let s = load_with(&[("DYNO_SCALER_QUEUES", " default , mailers ")], None).unwrap();
     assert_eq!(s.processes[0].spec.queues(), Some(vec!["default".to_string(), "mailers".to_string()]));
 }
+
+#[test]
+fn each_adapter_reads_its_own_settings_from_file_and_environment() {
+    let file = r#"
+[[process]]
+type = "worker"
+source = "sidekiq"
+heartbeat_ttl = "30s"
+timeout = "1s"
+
+[[process]]
+type = "dj"
+source = "delayed_job"
+url = "postgres://h/db"
+max_run_time = "2h"
+min_priority = 1
+"#;
+    let s = load_with(&[], Some(file)).unwrap();
+    assert_eq!(s.processes.len(), 2);
+    // A setting of one adapter given to another is named with its origin.
+    let msg = load_with(&[], Some("[[process]]\ntype = \"w\"\nsource = \"resque\"\nheartbeat_ttl = \"30s\"\n"))
+        .unwrap_err()
+        .0;
+    assert!(msg.contains("[[process]] #1 heartbeat_ttl: does not apply to the resque source"), "{msg}");
+    // Numbers, booleans and lists from the environment are read as such.
+    let s = load_with(
+        &[
+            ("DYNO_SCALER_SOURCE", "delayed_job"),
+            ("DATABASE_URL", "postgres://h/db"),
+            ("DYNO_SCALER_MIN_PRIORITY", "2"),
+            ("DYNO_SCALER_ALLOW_INTERRUPTING", "true"),
+            ("DYNO_SCALER_QUEUES", "a, b"),
+        ],
+        None,
+    )
+    .unwrap();
+    assert!(s.processes[0].policy.config().allow_interrupting);
+    assert_eq!(s.processes[0].spec.queues(), Some(vec!["a".to_string(), "b".to_string()]));
+}
