@@ -3,7 +3,9 @@ use std::time::Duration;
 
 use super::scaler::rig;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+// Tokio's paused clock: the waits below cost no real time.
+
+#[tokio::test(start_paused = true)]
 async fn a_burst_of_hooks_coalesces_and_never_waits_on_the_platform() {
     let r = rig(|c| c.max_workers = 5);
     // A slow platform: every call takes 300 ms.
@@ -33,7 +35,7 @@ async fn a_burst_of_hooks_coalesces_and_never_waits_on_the_platform() {
     assert!(sets.len() <= 5);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn job_finished_triggers_scale_down() {
     let r = rig(|c| c.down_delay = Duration::ZERO);
     r.queue.push("default");

@@ -108,7 +108,7 @@ async fn dry_run_never_changes_the_platform() {
     assert!(platform.set_calls().is_empty());
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn controller_runs_until_shutdown_and_finishes_the_cycle() {
     let r = rig(|_| {});
     r.queue.push("default");
