@@ -27,21 +27,10 @@ async fn time_snapshot(source: &DelayedJobSource) -> (Duration, String) {
     (median(times), format!("ready {} running {} scheduled {}", t.ready, t.running, t.scheduled))
 }
 
-async fn plan(pool: &PgPool, sql: &str) -> String {
+async fn plan(pool: &PgPool, source: &DelayedJobSource) -> String {
     let mut conn = pool.acquire().await.unwrap();
     sqlx::query("SET max_parallel_workers_per_gather = 0").execute(&mut *conn).await.unwrap();
-    let rows: Vec<String> =
-        sqlx::query_scalar(AssertSqlSafe(format!("EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY ON) {sql}")))
-            .bind(4.0 * 3600.0)
-            .bind("default")
-            .bind(None::<Vec<String>>)
-            .bind(None::<i32>)
-            .bind(None::<i32>)
-            .bind(1000i64)
-            .fetch_all(&mut *conn)
-            .await
-            .unwrap();
-    rows.join("\n")
+    source.explain(&mut conn, "ANALYZE, COSTS OFF, TIMING OFF, SUMMARY ON").await.unwrap()
 }
 
 async fn peer(pool: &PgPool, table: &str, label: &str, sql: &str) {
@@ -91,7 +80,6 @@ async fn main() {
     cfg.table = table.clone();
     cfg.timeout = Duration::from_secs(30);
     let source = DelayedJobSource::new(cfg.clone()).unwrap();
-    let sql = source.query_sql().await.unwrap().to_owned();
     let (t_stock, figures) = time_snapshot(&source).await;
     println!("dyno-scaler snapshot, stock index only:      {t_stock:>10.2?}  ({figures})");
     println!("peers' queries on the same table (stock index):");
@@ -110,7 +98,7 @@ async fn main() {
     )
     .await;
     peer(&pool, &table, "Judoscale latency", "SELECT COALESCE(queue,'default'), min(run_at) FROM TABLE WHERE locked_at IS NULL AND failed_at IS NULL GROUP BY 1").await;
-    let stock_plan = plan(&pool, &sql).await;
+    let stock_plan = plan(&pool, &source).await;
 
     let ddl = RECOMMENDED_INDEXES.replace("CONCURRENTLY ", "").replace(" delayed_jobs ", &format!(" {table} "));
     sqlx::raw_sql(AssertSqlSafe(ddl)).execute(&pool).await.unwrap();
@@ -118,6 +106,9 @@ async fn main() {
     let source = DelayedJobSource::new(cfg).unwrap();
     let (t_idx, figures) = time_snapshot(&source).await;
     println!("dyno-scaler snapshot, with partial indexes:  {t_idx:>10.2?}  ({figures})");
-    println!("\n--- plan, stock index ---\n{stock_plan}\n\n--- plan, partial indexes ---\n{}", plan(&pool, &sql).await);
+    println!(
+        "\n--- plan, stock index ---\n{stock_plan}\n\n--- plan, partial indexes ---\n{}",
+        plan(&pool, &source).await
+    );
     sqlx::raw_sql(AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE"))).execute(&pool).await.unwrap();
 }

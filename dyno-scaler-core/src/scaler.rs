@@ -44,13 +44,7 @@ struct State {
 }
 
 struct Inner {
-    process_type: String,
-    source: Arc<dyn QueueSource>,
-    platform: Arc<dyn Platform>,
-    policy: Policy,
-    clock: Arc<dyn Clock>,
-    dry_run: bool,
-    interval: Option<Duration>,
+    cfg: ScalerBuilder,
     looping: AtomicBool,
     state: tokio::sync::Mutex<State>,
     wake: Arc<Notify>,
@@ -97,10 +91,10 @@ pub struct Scaler {
 impl std::fmt::Debug for Scaler {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Scaler")
-            .field("process_type", &self.inner.process_type)
-            .field("source", &self.inner.source.name())
-            .field("platform", &self.inner.platform.name())
-            .field("dry_run", &self.inner.dry_run)
+            .field("process_type", &self.inner.cfg.process_type)
+            .field("source", &self.inner.cfg.source.name())
+            .field("platform", &self.inner.cfg.platform.name())
+            .field("dry_run", &self.inner.cfg.dry_run)
             .finish()
     }
 }
@@ -139,13 +133,7 @@ impl ScalerBuilder {
     pub fn build(self) -> Scaler {
         Scaler {
             inner: Arc::new(Inner {
-                process_type: self.process_type,
-                source: self.source,
-                platform: self.platform,
-                policy: self.policy,
-                clock: self.clock,
-                dry_run: self.dry_run,
-                interval: self.interval,
+                cfg: self,
                 looping: AtomicBool::new(false),
                 state: tokio::sync::Mutex::new(State::default()),
                 wake: Arc::new(Notify::new()),
@@ -178,27 +166,27 @@ impl Scaler {
 
     /// The poll interval set for this process type, if any.
     pub fn interval(&self) -> Option<Duration> {
-        self.inner.interval
+        self.inner.cfg.interval
     }
 
     /// The process type.
     pub fn process_type(&self) -> &str {
-        &self.inner.process_type
+        &self.inner.cfg.process_type
     }
 
     /// The source.
     pub fn source(&self) -> &Arc<dyn QueueSource> {
-        &self.inner.source
+        &self.inner.cfg.source
     }
 
     /// The platform.
     pub fn platform(&self) -> &Arc<dyn Platform> {
-        &self.inner.platform
+        &self.inner.cfg.platform
     }
 
     /// The policy.
     pub fn policy(&self) -> &Policy {
-        &self.inner.policy
+        &self.inner.cfg.policy
     }
 
     /// The report of the last completed reconcile.
@@ -215,7 +203,7 @@ impl Scaler {
     }
 
     async fn observe(&self) -> Result<(Snapshot, u32), ScalerError> {
-        let inner = &self.inner;
+        let inner = &self.inner.cfg;
         let snapshot = inner
             .source
             .snapshot()
@@ -231,23 +219,23 @@ impl Scaler {
 
     fn decide(&self, snapshot: &Snapshot, current: u32, state: &State) -> (Decision, PolicyState) {
         let input = PolicyInput {
-            process_type: &self.inner.process_type,
+            process_type: &self.inner.cfg.process_type,
             snapshot,
             current,
-            now: self.inner.clock.now(),
+            now: self.inner.cfg.clock.now(),
             platform_limit: state.limit,
         };
-        self.inner.policy.decide(&input, &state.policy)
+        self.inner.cfg.policy.decide(&input, &state.policy)
     }
 
     fn report(&self, snapshot: Snapshot, decision: Decision, applied: bool) -> Report {
         Report {
-            process_type: self.inner.process_type.clone(),
-            source: self.inner.source.name().to_owned(),
+            process_type: self.inner.cfg.process_type.clone(),
+            source: self.inner.cfg.source.name().to_owned(),
             snapshot,
             decision,
             applied,
-            dry_run: self.inner.dry_run,
+            dry_run: self.inner.cfg.dry_run,
         }
     }
 
@@ -263,7 +251,7 @@ impl Scaler {
         let (snapshot, current) = self.observe().await?;
         let (mut decision, next) = self.decide(&snapshot, current, &state);
         if snapshot.skipped > 0 {
-            tracing::debug!(process_type = %inner.process_type, skipped = snapshot.skipped, "skipped unreadable queue entries");
+            tracing::debug!(process_type = %inner.cfg.process_type, skipped = snapshot.skipped, "skipped unreadable queue entries");
         }
         let mut applied = false;
         if state.refused.is_some_and(|r| r != (decision.from, decision.to)) {
@@ -277,13 +265,13 @@ impl Scaler {
             decision.to = decision.from;
         }
         if decision.direction() != Direction::Hold {
-            if inner.dry_run {
-                tracing::info!(process_type = %inner.process_type, from = decision.from, to = decision.to, reason = %decision.reason, "dry run: would scale");
+            if inner.cfg.dry_run {
+                tracing::info!(process_type = %inner.cfg.process_type, from = decision.from, to = decision.to, reason = %decision.reason, "dry run: would scale");
             } else {
-                match inner.platform.set_quantity(&inner.process_type, decision.to).await {
+                match inner.cfg.platform.set_quantity(&inner.cfg.process_type, decision.to).await {
                     Ok(()) => {
                         applied = true;
-                        tracing::info!(process_type = %inner.process_type, from = decision.from, to = decision.to, reason = %decision.reason, "scaled");
+                        tracing::info!(process_type = %inner.cfg.process_type, from = decision.from, to = decision.to, reason = %decision.reason, "scaled");
                     }
                     Err(source) => {
                         match &source {
@@ -294,12 +282,12 @@ impl Scaler {
                             PlatformError::Rejected { .. } => state.refused = Some((decision.from, decision.to)),
                             _ => {}
                         }
-                        return Err(ScalerError::Platform { process_type: inner.process_type.clone(), source });
+                        return Err(ScalerError::Platform { process_type: inner.cfg.process_type.clone(), source });
                     }
                 }
             }
         } else {
-            tracing::debug!(process_type = %inner.process_type, quantity = decision.to, reason = %decision.reason, "hold");
+            tracing::debug!(process_type = %inner.cfg.process_type, quantity = decision.to, reason = %decision.reason, "hold");
         }
         state.policy = next;
         let report = self.report(snapshot, decision, applied);

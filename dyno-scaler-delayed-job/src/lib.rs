@@ -189,6 +189,26 @@ impl DelayedJobSource {
             .map(String::as_str)
     }
 
+    /// The snapshot statement `sql` with this source's parameters bound.
+    fn bound(&self, sql: String) -> sqlx::query::Query<'_, sqlx::Postgres, sqlx::postgres::PgArguments> {
+        let c = &self.config;
+        sqlx::query(AssertSqlSafe(sql))
+            .bind(c.max_run_time.as_secs_f64())
+            .bind(&c.default_queue)
+            .bind(c.queues.clone())
+            .bind(c.min_priority)
+            .bind(c.max_priority)
+            .bind(i64::try_from(c.scheduled_cap).unwrap_or(i64::MAX))
+    }
+
+    /// The plan of the snapshot statement as Postgres runs it on `conn` (with that session's settings):
+    /// `EXPLAIN (options)`, e.g. `"COSTS OFF"` or `"ANALYZE, COSTS OFF, TIMING OFF, SUMMARY ON"`.
+    pub async fn explain(&self, conn: &mut sqlx::PgConnection, options: &str) -> Result<String, SourceError> {
+        let sql = format!("EXPLAIN ({options}) {}", self.query_sql().await?);
+        let rows = self.bound(sql).fetch_all(conn).await.map_err(|e| self.map_err(e))?;
+        Ok(rows.iter().map(|r| r.get::<String, _>(0)).collect::<Vec<_>>().join("\n"))
+    }
+
     fn map_err(&self, e: sqlx::Error) -> SourceError {
         let message = scrub_err(&e, &self.config.url);
         let url = self.config.url.expose();
@@ -299,17 +319,7 @@ impl QueueSource for DelayedJobSource {
     async fn snapshot(&self) -> Result<Snapshot, SourceError> {
         let work = async {
             let sql = self.query_sql().await?;
-            let c = &self.config;
-            sqlx::query(AssertSqlSafe(sql.to_owned()))
-                .bind(c.max_run_time.as_secs_f64())
-                .bind(&c.default_queue)
-                .bind(c.queues.clone())
-                .bind(c.min_priority)
-                .bind(c.max_priority)
-                .bind(i64::try_from(c.scheduled_cap).unwrap_or(i64::MAX))
-                .fetch_all(&self.pool)
-                .await
-                .map_err(|e| self.map_err(e))
+            self.bound(sql.to_owned()).fetch_all(&self.pool).await.map_err(|e| self.map_err(e))
         };
         // The statement timeout bounds the query; this bounds connecting too.
         let rows = match tokio::time::timeout(self.config.timeout + Duration::from_millis(500), work).await {

@@ -205,20 +205,9 @@ async fn the_partial_index_serves_the_query() {
     sqlx::raw_sql(AssertSqlSafe(ddl)).execute(&b.pool).await.unwrap();
     sqlx::raw_sql(AssertSqlSafe(format!("ANALYZE {}", b.table()))).execute(&b.pool).await.unwrap();
     let source = DelayedJobSource::new(b.config(None)).unwrap();
-    let sql = source.query_sql().await.unwrap().to_owned();
     let mut conn = b.pool.acquire().await.unwrap();
     sqlx::query("SET enable_seqscan = off").execute(&mut *conn).await.unwrap();
-    let plan: Vec<String> = sqlx::query_scalar(AssertSqlSafe(format!("EXPLAIN {sql}")))
-        .bind(4.0 * 3600.0)
-        .bind("default")
-        .bind(None::<Vec<String>>)
-        .bind(None::<i32>)
-        .bind(None::<i32>)
-        .bind(1000i64)
-        .fetch_all(&mut *conn)
-        .await
-        .unwrap();
-    let plan = plan.join("\n");
+    let plan = source.explain(&mut conn, "COSTS OFF").await.unwrap();
     assert!(plan.contains("delayed_jobs_dyno_scaler_run_at"), "{plan}");
     assert!(!plan.contains("Seq Scan"), "{plan}");
     assert_eq!(source.snapshot().await.unwrap().totals().ready, 1);

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use dyno_scaler_core::error::Cause;
 use dyno_scaler_core::secret::redact_url;
-use dyno_scaler_core::{Secret, SettingError, SourceError};
+use dyno_scaler_core::{QueueStats, Secret, SettingError, Snapshot, SourceError};
 use redis::Value;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
@@ -100,6 +100,33 @@ pub fn readable(source_name: &str, v: Value, key: &str, unreadable: &mut Vec<Str
             None
         }
         v => Some(v),
+    }
+}
+
+/// Adds each queue's length and the age of its oldest job to `snap`, from `LLEN` + `LINDEX` reply pairs in
+/// `queues` order (keys `<prefix>queue:<q>`). A key the server refuses is named in `unreadable`; `age` reads the
+/// oldest job: `Ok(None)` when it carries no time, `Err(())` when it cannot be read (counted in `skipped`).
+pub fn add_queue_lists(
+    source_name: &str,
+    prefix: &str,
+    queues: &[String],
+    replies: Vec<Value>,
+    snap: &mut Snapshot,
+    unreadable: &mut Vec<String>,
+    age: impl Fn(&[u8]) -> Result<Option<Duration>, ()>,
+) {
+    let mut replies = replies.into_iter();
+    for q in queues {
+        let (Some(len), Some(oldest)) = (replies.next(), replies.next()) else { break };
+        let Some(len) = readable(source_name, len, &format!("{prefix}queue:{q}"), unreadable) else { continue };
+        let mut stats = QueueStats { ready: as_i64(&len).unwrap_or(0).max(0) as u64, ..QueueStats::default() };
+        if let Value::BulkString(raw) = &oldest {
+            match age(raw) {
+                Ok(a) => stats.oldest_ready_age = a,
+                Err(()) => snap.skipped += 1,
+            }
+        }
+        snap.add(q, stats);
     }
 }
 

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use dyno_scaler_core::timefmt::{parse_rfc3339, plausible_age};
 use dyno_scaler_core::{QueueStats, Snapshot, WorkerInfo};
-use dyno_scaler_redis::{array, as_i64, as_str, items, ratio};
+use dyno_scaler_redis::{add_queue_lists, array, as_i64, as_str, items, ratio};
 use redis::Value;
 
 use crate::{NAME, ResqueConfig};
@@ -77,23 +77,12 @@ pub(crate) fn build(
     let mut snap = Snapshot { workers: Some(Vec::new()), ..Snapshot::default() };
     let mut unreadable = Vec::new();
 
-    let mut lists = lists.into_iter();
-    for q in queues {
-        let (Some(len), Some(oldest)) = (lists.next(), lists.next()) else { break };
-        let Some(len) = readable(len, &format!("{p}queue:{q}"), &mut unreadable) else { continue };
-        let mut stats = QueueStats { ready: as_i64(&len).unwrap_or(0).max(0) as u64, ..QueueStats::default() };
-        if let Value::BulkString(raw) = &oldest {
-            match payload_enqueued_at(raw) {
-                Ok(None) => {}
-                Ok(Some(ts)) => match age_of(ts) {
-                    Some(age) => stats.oldest_ready_age = Some(age),
-                    None => snap.skipped += 1, // a time that cannot be meant
-                },
-                Err(MalformedPayload) => snap.skipped += 1,
-            }
-        }
-        snap.add(q, stats);
-    }
+    // Lists: length and the oldest job (index 0). A time that cannot be meant is skipped like a malformed job.
+    add_queue_lists(NAME, &p, queues, lists, &mut snap, &mut unreadable, |raw| match payload_enqueued_at(raw) {
+        Ok(None) => Ok(None),
+        Ok(Some(ts)) => age_of(ts).map(Some).ok_or(()),
+        Err(MalformedPayload) => Err(()),
+    });
 
     // Delayed jobs: per-queue counts from the sampled jobs of each timestamp, scaled to each list's length,
     // then to the timestamps not walked.

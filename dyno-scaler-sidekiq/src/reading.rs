@@ -6,10 +6,10 @@ use std::time::Duration;
 
 use dyno_scaler_core::timefmt::plausible_age;
 use dyno_scaler_core::{QueueStats, Snapshot, WorkerInfo};
-use dyno_scaler_redis::{array, as_f64, as_i64, as_str, items, scale};
+use dyno_scaler_redis::{add_queue_lists, array, as_f64, as_i64, as_str, items, scale};
 use redis::Value;
 
-use crate::{SidekiqConfig, readable};
+use crate::{NAME, SidekiqConfig, readable};
 
 /// Seconds since the epoch of a Sidekiq job timestamp: a float is seconds (Sidekiq ≤ 7), an integer is
 /// milliseconds (Sidekiq 8), except integers below 10^11, which only make sense as seconds.
@@ -77,19 +77,7 @@ pub(crate) fn build(
     let mut unreadable = Vec::new();
 
     // Lists: length and the oldest job (index -1).
-    let mut lists = lists.into_iter();
-    for q in queues {
-        let (Some(len), Some(oldest)) = (lists.next(), lists.next()) else { break };
-        let Some(len) = readable(len, &format!("{p}queue:{q}"), &mut unreadable) else { continue };
-        let mut stats = QueueStats { ready: as_i64(&len).unwrap_or(0).max(0) as u64, ..QueueStats::default() };
-        if let Value::BulkString(raw) = &oldest {
-            match job_age(raw, now) {
-                Some(age) => stats.oldest_ready_age = Some(age),
-                None => snap.skipped += 1,
-            }
-        }
-        snap.add(q, stats);
-    }
+    add_queue_lists(NAME, &p, queues, lists, &mut snap, &mut unreadable, |raw| job_age(raw, now).map(Some).ok_or(()));
 
     // Sorted sets: exact totals by ZCOUNT, the per-queue split from bounded samples.
     let mut due_total = 0u64;

@@ -104,13 +104,21 @@ pub async fn run(args: &[&str], env: &[(&str, String)]) -> Out {
 
 /// Environment for one Sidekiq `worker` process type (the seed's four variables, plus the fake's URL).
 pub fn env_sidekiq(fake: &FakeHeroku, redis_url: &str) -> Vec<(&'static str, String)> {
-    vec![
-        ("HEROKU_API_KEY", KEY.to_string()),
-        ("HEROKU_APP_NAME", APP.to_string()),
-        ("HEROKU_API_URL", fake.url()),
-        ("DYNO_SCALER_SOURCE", "sidekiq".to_string()),
-        ("REDIS_URL", redis_url.to_string()),
-    ]
+    env_heroku(fake, &[("DYNO_SCALER_SOURCE", "sidekiq"), ("REDIS_URL", redis_url)])
+}
+
+/// The fake Heroku's key, app and URL, plus `extra`.
+pub fn env_heroku(fake: &FakeHeroku, extra: &[(&'static str, &str)]) -> Vec<(&'static str, String)> {
+    let base =
+        vec![("HEROKU_API_KEY", KEY.to_string()), ("HEROKU_APP_NAME", APP.to_string()), ("HEROKU_API_URL", fake.url())];
+    with(base, extra)
+}
+
+/// `text` written to a TOML file of the test's own (`name` must be unique).
+pub fn config_file(name: &str, text: &str) -> std::path::PathBuf {
+    let path = std::env::temp_dir().join(format!("{name}.toml"));
+    std::fs::write(&path, text).unwrap();
+    path
 }
 
 pub fn with(mut env: Vec<(&'static str, String)>, extra: &[(&'static str, &str)]) -> Vec<(&'static str, String)> {

@@ -52,8 +52,7 @@ async fn each_bad_setting_exits_2_naming_it() {
 
 #[tokio::test]
 async fn unknown_toml_fields_and_usage_errors_exit_2() {
-    let path = std::env::temp_dir().join(format!("{}.toml", unique("bad")));
-    std::fs::write(&path, "[[process]]\ntype = \"worker\"\nsource = \"sidekiq\"\nmax_wrokers = 3\n").unwrap();
+    let path = config_file(&unique("bad"), "[[process]]\ntype = \"worker\"\nsource = \"sidekiq\"\nmax_wrokers = 3\n");
     expect_2(base(), &["--config", path.to_str().unwrap(), "check"], "max_wrokers").await;
     let out = run(&["run", "--bogus"], &base()).await;
     assert_eq!(out.code, 2);

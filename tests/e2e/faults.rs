@@ -27,18 +27,26 @@ async fn redis_conn(url: &str) -> redis::aio::MultiplexedConnection {
     redis::Client::open(url).unwrap().get_multiplexed_async_connection().await.unwrap()
 }
 
-#[tokio::test]
-async fn a_stalled_redis_holds_the_quantity_then_recovers_with_one_log_line() {
-    let fake = fake().await;
+/// The daemon at a 200 ms poll against a private Redis with 3 jobs waiting, once it has scaled `worker` to 1.
+async fn scaled_up_on_own_redis(
+    fake: &dyno_scaler_heroku::fake::FakeHeroku,
+) -> (OwnRedis, redis::aio::MultiplexedConnection, tokio::process::Child) {
     let redis = OwnRedis::start();
     let mut c = redis_conn(&redis.url()).await;
     sidekiq_push(&mut c, "default", 3).await;
     let env = with(
-        env_sidekiq(&fake, &redis.url()),
+        env_sidekiq(fake, &redis.url()),
         &[("DYNO_SCALER_POLL_INTERVAL", "200ms"), ("DYNO_SCALER_DOWN_DELAY", "0s")],
     );
     let child = command(&["run"], &env).spawn().unwrap();
     assert!(eventually(Duration::from_secs(10), || fake.quantity(APP, "worker") == Some(1)).await, "scaled up");
+    (redis, c, child)
+}
+
+#[tokio::test]
+async fn a_stalled_redis_holds_the_quantity_then_recovers_with_one_log_line() {
+    let fake = fake().await;
+    let (redis, mut c, child) = scaled_up_on_own_redis(&fake).await;
     redis.pause();
     tokio::time::sleep(Duration::from_secs(4)).await;
     assert_eq!(fake.quantity(APP, "worker"), Some(1), "a stalled queue holds the quantity");
@@ -50,6 +58,21 @@ async fn a_stalled_redis_holds_the_quantity_then_recovers_with_one_log_line() {
     let failures = stderr.matches("cycle failed").count();
     assert!((1..=2).contains(&failures), "about 15 failed cycles, logged once ({failures} lines):\n{stderr}");
     assert!(stderr.contains("cycle succeeded again"), "{stderr}");
+}
+
+#[tokio::test]
+async fn a_killed_redis_holds_the_quantity_then_recovers() {
+    let fake = fake().await;
+    let (mut redis, _c, child) = scaled_up_on_own_redis(&fake).await;
+    redis.stop();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(fake.quantity(APP, "worker"), Some(1), "an unreachable queue holds the quantity");
+    assert_eq!(fake.requests_with("PATCH").len(), 1);
+    // Redis comes back, empty: the scaler reads it again and scales down.
+    redis.restart();
+    assert!(eventually(Duration::from_secs(10), || fake.quantity(APP, "worker") == Some(0)).await, "recovered");
+    let stderr = stop(child).await;
+    assert!(stderr.contains("quantity held") && stderr.contains("sidekiq"), "the source error was logged: {stderr}");
 }
 
 #[tokio::test]
@@ -68,14 +91,8 @@ async fn postgres_terminated_connections_and_a_locked_table_hold_then_recover() 
         "poll_interval = \"200ms\"\n[[process]]\ntype = \"dj_worker\"\nsource = \"delayed_job\"\ntable = \"{table}\"\n\
          down_delay = \"0s\"\nmax_workers = 2\n"
     );
-    let path = std::env::temp_dir().join(format!("{schema}.toml"));
-    std::fs::write(&path, toml).unwrap();
-    let env = vec![
-        ("HEROKU_API_KEY", KEY.to_string()),
-        ("HEROKU_APP_NAME", APP.to_string()),
-        ("HEROKU_API_URL", fake.url()),
-        ("DATABASE_URL", db_url()),
-    ];
+    let path = config_file(&schema, &toml);
+    let env = env_heroku(&fake, &[("DATABASE_URL", &db_url())]);
     let child = command(&["--config", path.to_str().unwrap(), "run"], &env).spawn().unwrap();
     assert!(eventually(Duration::from_secs(10), || fake.quantity(APP, "dj_worker") == Some(1)).await, "scaled up");
 

@@ -91,14 +91,8 @@ max_workers = 4
 "#,
         db = db_url()
     );
-    let path = std::env::temp_dir().join(format!("{schema}.toml"));
-    std::fs::write(&path, toml).unwrap();
-    let env = vec![
-        ("HEROKU_API_KEY", KEY.to_string()),
-        ("HEROKU_APP_NAME", APP.to_string()),
-        ("HEROKU_API_URL", fake.url()),
-        ("REDIS_URL", url.clone()),
-    ];
+    let path = config_file(&schema, &toml);
+    let env = env_heroku(&fake, &[("REDIS_URL", &url)]);
     let out = run(&["--config", path.to_str().unwrap(), "run", "--once"], &env).await;
     assert_eq!(out.code, 0, "{}", out.all());
     assert_eq!(fake.quantity(APP, "worker"), Some(3), "30 jobs, 10 per worker");
@@ -174,33 +168,6 @@ async fn an_unknown_process_type_exits_1_naming_it() {
     let out = run(&["run", "--once"], &env).await;
     assert_eq!(out.code, 1);
     assert!(out.stderr.contains("Couldn't find that process type (wrkr)."), "{}", out.stderr);
-}
-
-#[tokio::test]
-async fn a_stopped_source_holds_the_quantity_and_recovers() {
-    let fake = fake().await;
-    let mut redis = OwnRedis::start();
-    let url = format!("redis://127.0.0.1:{}", redis.port);
-    let mut c = redis::Client::open(url.as_str()).unwrap().get_multiplexed_async_connection().await.unwrap();
-    sidekiq_push(&mut c, "default", 3).await;
-    let env =
-        with(env_sidekiq(&fake, &url), &[("DYNO_SCALER_POLL_INTERVAL", "200ms"), ("DYNO_SCALER_DOWN_DELAY", "0s")]);
-    let child = command(&["run"], &env).spawn().unwrap();
-    assert!(eventually(Duration::from_secs(10), || fake.quantity(APP, "worker") == Some(1)).await, "scaled up");
-    redis.stop();
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert_eq!(fake.quantity(APP, "worker"), Some(1), "an unreachable queue holds the quantity");
-    assert_eq!(fake.requests_with("PATCH").len(), 1);
-    // Redis comes back, empty: the scaler reads it again and scales down.
-    redis.restart();
-    assert!(eventually(Duration::from_secs(10), || fake.quantity(APP, "worker") == Some(0)).await, "recovered");
-    let pid = child.id().unwrap() as i32;
-    sigterm(pid);
-    let out = child.wait_with_output().await.unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(0), "{stderr}");
-    assert!(stderr.contains("quantity held") && stderr.contains("sidekiq"), "the source error was logged: {stderr}");
-    assert!(!stderr.contains(KEY));
 }
 
 fn sigterm(pid: i32) {

@@ -72,13 +72,7 @@ async fn the_example_config_passes_check() {
     let fake = fake().await;
     let (_redis, url, _c) = own_redis().await;
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/dyno-scaler.example.toml");
-    let env = vec![
-        ("HEROKU_API_KEY", KEY.to_string()),
-        ("HEROKU_APP_NAME", APP.to_string()),
-        ("HEROKU_API_URL", fake.url()),
-        ("REDIS_URL", url),
-        ("DATABASE_URL", db_url()),
-    ];
+    let env = env_heroku(&fake, &[("REDIS_URL", &url), ("DATABASE_URL", &db_url())]);
     // The example's DelayedJob process reads `delayed_jobs` in the default schema: create it as the generator does.
     let pool = sqlx::PgPool::connect(&db_url()).await.expect("Postgres is required (run scripts/test)");
     sqlx::raw_sql(AssertSqlSafe(delayed_jobs_ddl("public.delayed_jobs", false))).execute(&pool).await.unwrap();
