@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use dyno_scaler::core::QueueSource;
 use dyno_scaler::delayed_job::{DelayedJobConfig, DelayedJobSource, RECOMMENDED_INDEXES};
+use dyno_scaler_test_support::delayed_jobs_ddl;
 use sqlx::{AssertSqlSafe, PgPool};
 
 fn median(mut v: Vec<Duration>) -> Duration {
@@ -51,13 +52,9 @@ async fn main() {
     let schema = format!("dst_bench_{}", std::process::id());
     let table = format!("{schema}.delayed_jobs");
     let t = Instant::now();
+    let ddl = delayed_jobs_ddl(&table, false);
     sqlx::raw_sql(AssertSqlSafe(format!(
-        "CREATE SCHEMA {schema};
-         CREATE TABLE {table} (id bigserial PRIMARY KEY, priority integer DEFAULT 0 NOT NULL,
-           attempts integer DEFAULT 0 NOT NULL, handler text NOT NULL, last_error text,
-           run_at timestamp(6), locked_at timestamp(6), failed_at timestamp(6), locked_by varchar, queue varchar,
-           created_at timestamp(6), updated_at timestamp(6));
-         CREATE INDEX delayed_jobs_priority ON {table} (priority, run_at);
+        "CREATE SCHEMA {schema}; {ddl}
          INSERT INTO {table} (handler, attempts, last_error, run_at, failed_at, queue, created_at, updated_at)
            SELECT '--- !ruby/object:Delayed::PerformableMethod', 25, 'boom', now() - interval '2 days', now() - interval '1 day',
                   'default', now(), now() FROM generate_series(1, 1000000);

@@ -6,6 +6,7 @@
 use std::time::{Duration, Instant};
 
 use dyno_scaler_heroku::fake::{FakeConfig, FakeHeroku};
+use dyno_scaler_test_support::delayed_jobs_ddl;
 use sqlx::AssertSqlSafe;
 
 fn proc_field(pid: u32, file: &str, key: &str) -> Option<u64> {
@@ -38,14 +39,8 @@ async fn main() {
     let ns = format!("dsfoot{}", std::process::id());
     let pool = sqlx::PgPool::connect(&db_url).await.expect("Postgres is required");
     let schema = format!("dst_foot_{}", std::process::id());
-    sqlx::raw_sql(AssertSqlSafe(format!(
-        "CREATE SCHEMA {schema}; CREATE TABLE {schema}.delayed_jobs (id bigserial PRIMARY KEY, priority integer DEFAULT 0 NOT NULL,
-           attempts integer DEFAULT 0 NOT NULL, handler text NOT NULL, last_error text, run_at timestamp, locked_at timestamp,
-           failed_at timestamp, locked_by varchar, queue varchar, created_at timestamp, updated_at timestamp);"
-    )))
-    .execute(&pool)
-    .await
-    .unwrap();
+    let ddl = delayed_jobs_ddl(&format!("{schema}.delayed_jobs"), false);
+    sqlx::raw_sql(AssertSqlSafe(format!("CREATE SCHEMA {schema}; {ddl}"))).execute(&pool).await.unwrap();
     let config = format!(
         r#"poll_interval = "1s"
 [[process]]
