@@ -55,6 +55,9 @@ pub struct Snapshot {
     pub queues: BTreeMap<String, QueueStats>,
     /// The workers seen, when the backend has a registry.
     pub workers: Option<Vec<WorkerInfo>>,
+    /// Jobs running from queues outside the source's filter: not demand, but the workers running them are busy
+    /// and must not be stopped.
+    pub running_elsewhere: u64,
     /// Entries skipped because they could not be read (malformed job, missing timestamp, broken process record).
     pub skipped: u64,
     /// Parts of the backend that could not be read at all, named (a key of the wrong type, ...). The rest of the

@@ -139,6 +139,11 @@ impl QueueSource for ResqueSource {
     }
 }
 
+/// A worker id is `<host>:<pid>:<queues>` (node-resque: `<name>:<queues>`, where the name is `<host>:<pid>`).
+fn worker_name(id: &str) -> &str {
+    id.rsplit_once(':').map_or(id, |(name, _)| name)
+}
+
 impl ResqueSource {
     /// Two pipelined round trips: (1) the server time, the queue and worker sets, the heartbeats and the
     /// delayed-job timestamps (plus the lists themselves when the queues are configured); (2) every list's length
@@ -212,7 +217,8 @@ impl ResqueSource {
             }
         }
         for id in &workers {
-            two.get(format!("{p}worker:{id}"));
+            // The running job, and node-resque's liveness key (`worker:ping:<name>`, the id without its queues).
+            two.get(format!("{p}worker:{id}")).get(format!("{p}worker:ping:{}", worker_name(id)));
         }
         // Due lists: exact length, and a few jobs of each to split them per queue.
         let per_stamp = (c.delayed_cap / due_stamps.len().max(1)).clamp(1, 10) as isize;
@@ -230,7 +236,7 @@ impl ResqueSource {
         if c.queues.is_none() {
             lists = r2.by_ref().take(queues.len() * 2).collect();
         }
-        let jobs: Vec<Value> = r2.by_ref().take(workers.len()).collect();
+        let jobs: Vec<Value> = r2.by_ref().take(workers.len() * 2).collect();
         let due: Vec<Value> = r2.by_ref().take(due_stamps.len() * 2).collect();
         let future: Vec<Value> = r2.collect();
         let server_now = match array(time).as_slice() {

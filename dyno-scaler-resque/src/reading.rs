@@ -53,6 +53,19 @@ pub fn payload_enqueued_at(raw: &[u8]) -> Result<Option<f64>, MalformedPayload> 
     Ok(aj)
 }
 
+/// node-resque's ping (`{"time": <epoch s>, "name", "queues"}`): `Some(None)` when there is none, `None` when
+/// it cannot be read.
+fn ping_time(v: &Value) -> Option<Option<f64>> {
+    match v {
+        Value::Nil => Some(None),
+        Value::BulkString(b) => {
+            let ping: serde_json::Value = serde_json::from_slice(b).ok()?;
+            ping.get("time").and_then(serde_json::Value::as_f64).map(Some)
+        }
+        _ => None,
+    }
+}
+
 fn job_queue(raw: &Value) -> Option<String> {
     let Value::BulkString(b) = raw else { return None };
     let job: serde_json::Value = serde_json::from_slice(b).ok()?;
@@ -143,15 +156,27 @@ pub(crate) fn build(
     let mut running: BTreeMap<String, u64> = BTreeMap::new();
     let list = snap.workers.as_mut().expect("set above");
     let mut skipped = 0;
-    for (id, job) in workers.iter().zip(jobs) {
+    let mut jobs = jobs.into_iter();
+    for id in workers {
+        let (Some(job), Some(ping)) = (jobs.next(), jobs.next()) else { break };
         let Some(job) = readable(job, &format!("{p}worker:{id}"), &mut unreadable) else { continue };
+        // Liveness: Resque >= 1.26 keeps a heartbeat hash and prunes a worker whose heartbeat is stale; a worker
+        // that never sent one (node-resque, older Resque) is alive unless node-resque's ping says otherwise.
         match beats.get(id.as_str()) {
             Some(Some(beat)) if server_now - beat <= stale => {}
             Some(None) => {
                 skipped += 1; // unreadable heartbeat
                 continue;
             }
-            _ => continue, // dead registration
+            Some(Some(_)) => continue, // dead registration
+            None => match ping_time(&ping) {
+                Some(Some(at)) if server_now - at > stale => continue, // node-resque stopped pinging
+                Some(_) => {}
+                None => {
+                    skipped += 1; // unreadable ping
+                    continue;
+                }
+            },
         }
         let busy_queue = match &job {
             Value::BulkString(_) => match job_queue(&job) {
@@ -164,10 +189,12 @@ pub(crate) fn build(
             _ => None,
         };
         if let Some(q) = &busy_queue {
-            if !watched(q) {
-                continue;
+            // A job of an unwatched queue is not demand, but its worker is busy.
+            if watched(q) {
+                *running.entry(q.clone()).or_default() += 1;
+            } else {
+                snap.running_elsewhere += 1;
             }
-            *running.entry(q.clone()).or_default() += 1;
         }
         list.push(WorkerInfo { identity: id.clone(), dyno: None, busy: u32::from(busy_queue.is_some()), quiet: false });
     }

@@ -184,6 +184,9 @@ pub(crate) fn build(
     for (q, n) in running {
         if watched(&q) {
             snap.add(&q, QueueStats { running: n, ..QueueStats::default() });
+        } else {
+            // Not demand, but the process running it is busy (its `busy` count says so too).
+            snap.running_elsewhere += n;
         }
     }
     snap.skipped += unreadable.len() as u64;

@@ -162,7 +162,7 @@ impl Policy {
             desired = current.max(c.min_workers);
         }
 
-        let idle = totals.ready == 0 && totals.running == 0;
+        let idle = totals.ready == 0 && totals.running == 0 && input.snapshot.running_elsewhere == 0;
         let hold = |reason: String, next: PolicyState| (Decision { from: current, to: current, desired, reason }, next);
 
         if desired > current {
@@ -209,17 +209,21 @@ impl Policy {
         }
         let target = peak.min(current);
 
-        let to = match self.busy_floor(input, totals.running) {
+        // Any job of this process type protects its dyno, whatever queue it came from.
+        let running = totals.running + input.snapshot.running_elsewhere;
+        let busy_anywhere =
+            running > 0 || input.snapshot.workers.as_ref().is_some_and(|w| w.iter().any(|w| w.busy > 0));
+        let to = match self.busy_floor(input, running) {
             BusyFloor::Known(floor) if floor > target => {
                 let _ = write!(reason, "; dyno {}.{floor} is busy", input.process_type);
                 floor
             }
             BusyFloor::Known(_) => target,
-            BusyFloor::Unknown if totals.running > 0 && !c.allow_interrupting => {
+            BusyFloor::Unknown if busy_anywhere && !c.allow_interrupting => {
                 let _ = write!(
                     reason,
                     "; hold at {current}: {} jobs running and the source cannot name their dynos",
-                    totals.running
+                    running.max(1)
                 );
                 return hold(reason, next);
             }

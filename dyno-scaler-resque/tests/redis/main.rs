@@ -91,6 +91,32 @@ impl Backend {
         id
     }
 
+    /// A worker exactly as node-resque 9.7 registers it: `workers` member `<name>:<queues>`, `worker:ping:<name>`
+    /// refreshed every 5 s (pinged `ping_age` ago), no `workers:heartbeat` entry, its job at
+    /// `worker:<name>:<queues>`.
+    async fn node_worker(&self, queues: &str, ping_age: Option<Duration>, job_queue: Option<&str>) -> String {
+        let n = self.workers.fetch_add(1, Ordering::Relaxed);
+        let name = format!("node-host-{n}:{}", 4100 + n);
+        let id = format!("{name}:{queues}");
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+        let mut c = self.conn.clone();
+        let mut p = redis::pipe();
+        p.sadd(self.k("workers"), &id).ignore();
+        p.set(self.k(&format!("worker:{id}:started")), now).ignore();
+        if let Some(age) = ping_age {
+            let ping = format!(r#"{{"time":{},"name":"{name}","queues":"{queues}"}}"#, now - age.as_secs());
+            p.set(self.k(&format!("worker:ping:{name}")), ping).ignore();
+        }
+        if let Some(q) = job_queue {
+            let job = format!(
+                r#"{{"run_at":"Fri Nov 27 2026 16:00:00 GMT+0000 (Coordinated Universal Time)","queue":"{q}","worker":"{name}","payload":{{"class":"resize","queue":"{q}","args":[1]}}}}"#
+            );
+            p.set(self.k(&format!("worker:{id}")), job).ignore();
+        }
+        let _: () = p.query_async(&mut c).await.unwrap();
+        id
+    }
+
     /// resque-scheduler's `enqueue_at`.
     async fn delayed(&self, queue: &str, at: SystemTime) {
         let ts = at.duration_since(UNIX_EPOCH).unwrap().as_secs();
@@ -176,17 +202,18 @@ async fn conformance_default_namespace() {
 }
 
 #[tokio::test]
-async fn stale_and_silent_workers_are_not_busy() {
+async fn stale_workers_are_not_busy_and_silent_ones_are_alive() {
     let b = Backend::new(unique("stale"), None, false).await;
     b.reset().await;
     b.worker("default", Some(Duration::from_secs(30)), Some("default")).await; // live, busy
     b.worker("default", Some(Duration::from_secs(30)), None).await; // live, idle
     b.worker("default", Some(Duration::from_secs(600)), Some("default")).await; // killed dyno, key left behind
-    b.worker("default", None, Some("default")).await; // never sent a heartbeat
+    // Never sent a heartbeat (Resque before 1.26): alive, as Resque's own pruning rule has it.
+    b.worker("default", None, Some("default")).await;
     let s = ResqueSource::new(b.config(None)).unwrap().snapshot().await.unwrap();
-    assert_eq!(s.queues["default"].running, 1, "{s:?}");
+    assert_eq!(s.queues["default"].running, 2, "{s:?}");
     let workers = s.workers.clone().unwrap();
-    assert_eq!(workers.len(), 2);
+    assert_eq!(workers.len(), 3);
     assert!(workers.iter().all(|w| w.dyno.is_none()), "Resque ids do not name dynos");
     // The policy holds while the live worker runs a job: Resque cannot say which dyno it is on.
     let p =
@@ -194,6 +221,23 @@ async fn stale_and_silent_workers_are_not_busy() {
     let input =
         PolicyInput { process_type: "worker", snapshot: &s, current: 2, now: SystemTime::now(), platform_limit: None };
     assert_eq!(p.decide(&input, &PolicyState::default()).0.to, 2);
+}
+
+#[tokio::test]
+async fn node_resque_workers_are_alive_while_they_ping() {
+    let b = Backend::new(unique("node"), None, false).await;
+    b.reset().await;
+    b.node_worker("default", Some(Duration::from_secs(3)), Some("default")).await; // busy, pinging
+    b.node_worker("default", Some(Duration::from_secs(3)), None).await; // idle, pinging
+    b.node_worker("default", Some(Duration::from_secs(3600)), Some("default")).await; // stopped pinging an hour ago
+    let s = ResqueSource::new(b.config(None)).unwrap().snapshot().await.unwrap();
+    assert_eq!(s.queues["default"].running, 1, "{s:?}");
+    assert_eq!(s.workers.as_ref().unwrap().len(), 2, "{s:?}");
+    let p =
+        Policy::new(PolicyConfig { max_workers: 3, down_delay: Duration::ZERO, ..PolicyConfig::default() }).unwrap();
+    let input =
+        PolicyInput { process_type: "worker", snapshot: &s, current: 2, now: SystemTime::now(), platform_limit: None };
+    assert_eq!(p.decide(&input, &PolicyState::default()).0.to, 2, "a busy node-resque worker holds the quantity");
 }
 
 #[tokio::test]
@@ -205,7 +249,18 @@ async fn running_is_filtered_by_the_payload_queue() {
     let s = ResqueSource::new(b.config(Some(vec!["default".into()]))).unwrap().snapshot().await.unwrap();
     assert_eq!(s.totals().running, 1);
     assert!(!s.queues.contains_key("mailers"));
-    assert_eq!(s.workers.unwrap().len(), 1, "a worker busy on an unwatched queue is not this process type's");
+    // A job of an unwatched queue is not demand, but its worker is busy: it protects its dyno.
+    assert_eq!(s.running_elsewhere, 1, "{s:?}");
+    assert_eq!(s.workers.as_ref().unwrap().iter().filter(|w| w.busy > 0).count(), 2);
+    b.reset().await;
+    b.worker("*", Some(Duration::from_secs(5)), Some("mailers")).await;
+    let s = ResqueSource::new(b.config(Some(vec!["default".into()]))).unwrap().snapshot().await.unwrap();
+    assert_eq!((s.totals().running, s.running_elsewhere), (0, 1));
+    let p =
+        Policy::new(PolicyConfig { max_workers: 3, down_delay: Duration::ZERO, ..PolicyConfig::default() }).unwrap();
+    let input =
+        PolicyInput { process_type: "worker", snapshot: &s, current: 1, now: SystemTime::now(), platform_limit: None };
+    assert_eq!(p.decide(&input, &PolicyState::default()).0.to, 1, "the unwatched job's worker is not stopped");
 }
 
 #[tokio::test]

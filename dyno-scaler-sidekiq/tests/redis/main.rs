@@ -358,3 +358,23 @@ async fn recovers_by_itself_when_redis_returns() {
     }
     assert!(ok, "the source did not reconnect after Redis came back");
 }
+
+#[tokio::test]
+async fn a_job_of_an_unwatched_queue_protects_an_unnamed_dyno() {
+    let b = Backend::new(Some(unique("elsewhere")), None, Version::V6).await;
+    // Heroku Fir names dynos without numbers: where the busy process runs cannot be mapped to the stop order.
+    b.process("worker-23z34x56y-w78k9", "mailers", 1, 1.0).await;
+    let s = SidekiqSource::new(b.config(Some(vec!["default".into()]))).unwrap().snapshot().await.unwrap();
+    assert_eq!((s.totals().running, s.running_elsewhere), (0, 1), "{s:?}");
+    let policy =
+        Policy::new(PolicyConfig { max_workers: 3, down_delay: Duration::ZERO, ..PolicyConfig::default() }).unwrap();
+    let input = PolicyInput {
+        process_type: "worker",
+        snapshot: &s,
+        current: 2,
+        now: std::time::SystemTime::now(),
+        platform_limit: None,
+    };
+    let d = policy.decide(&input, &PolicyState::default()).0;
+    assert_eq!(d.direction(), Direction::Hold, "{}", d.reason);
+}
