@@ -52,8 +52,15 @@ pub struct DelayedJobConfig {
     /// The app's `Delayed::Worker.max_run_time` (default 4 hours).
     #[serde(with = "humantime_serde")]
     pub max_run_time: Duration,
-    /// The name reported for rows whose `queue` is `NULL`.
+    /// The name reported for rows whose `queue` is `NULL` (without a queue filter).
     pub default_queue: String,
+    /// Under a queue filter, the queue that rows whose `queue` is `NULL` belong to. Unset (the default), they match
+    /// no filter, as DelayedJob's workers started with queues never run them.
+    pub null_queue: Option<String>,
+    /// A lock older than this belongs to a worker that was killed: its job is not running (default 1 h; at most
+    /// `max_run_time`, after which DelayedJob lets another worker take the job).
+    #[serde(with = "humantime_serde")]
+    pub stale_lock_after: Duration,
     /// Statement timeout and connection bound.
     #[serde(with = "humantime_serde")]
     pub timeout: Duration,
@@ -86,6 +93,13 @@ impl DelayedJobConfig {
             return Err(SettingError::new("min_priority", message));
         }
         check::duration("max_run_time", self.max_run_time, Duration::from_secs(1), Duration::from_secs(7 * 24 * 3600))?;
+        check::duration(
+            "stale_lock_after",
+            self.stale_lock_after,
+            Duration::from_secs(60),
+            Duration::from_secs(7 * 24 * 3600),
+        )?;
+        check::not_empty("null_queue", self.null_queue.as_deref())?;
         check::duration("timeout", self.timeout, Duration::from_millis(10), Duration::from_secs(60))
     }
 
@@ -99,6 +113,8 @@ impl DelayedJobConfig {
             max_priority: None,
             max_run_time: Duration::from_secs(4 * 3600),
             default_queue: "default".into(),
+            null_queue: None,
+            stale_lock_after: Duration::from_secs(3600),
             timeout: Duration::from_secs(2),
             scheduled_cap: 1000,
         }
@@ -199,6 +215,8 @@ impl DelayedJobSource {
             .bind(c.min_priority)
             .bind(c.max_priority)
             .bind(i64::try_from(c.scheduled_cap).unwrap_or(i64::MAX))
+            .bind(c.stale_lock_after.as_secs_f64())
+            .bind(c.null_queue.clone())
     }
 
     /// The plan of the snapshot statement as Postgres runs it on `conn` (with that session's settings):
@@ -260,26 +278,35 @@ fn scrub_err(e: &sqlx::Error, url: &Secret) -> String {
 
 /// The snapshot query: four index-friendly parts in one statement.
 /// Parameters: $1 max_run_time seconds, $2 default queue, $3 queues (text[] or NULL), $4/$5 priority bounds,
-/// $6 the scheduled-rows cap.
+/// $6 the scheduled-rows cap, $7 the stale-lock age in seconds, $8 the queue of NULL-queue rows under a filter.
 fn build_sql(table: &str, now: &str, c: &DelayedJobConfig) -> String {
-    let mut filters = String::from("failed_at IS NULL");
+    // DelayedJob reserves with `queue IN (...)` when its workers are given queues: a row without a queue is
+    // never theirs, unless the user says which queue such rows belong to ($8, `null_queue`).
+    let mut only: Vec<&str> = Vec::new();
     if c.queues.is_some() {
-        filters.push_str(" AND COALESCE(queue, $2) = ANY($3)");
+        only.push("(queue = ANY($3) OR (queue IS NULL AND $8::text = ANY($3)))");
     }
     if c.min_priority.is_some() {
-        filters.push_str(" AND priority >= $4");
+        only.push("priority >= $4");
     }
     if c.max_priority.is_some() {
-        filters.push_str(" AND priority <= $5");
+        only.push("priority <= $5");
     }
+    let filters = std::iter::once("failed_at IS NULL").chain(only.iter().copied()).collect::<Vec<_>>().join(" AND ");
     // `now()` is stable within a statement: every part sees the same instant, and the planner can use it in
     // index conditions (a CTE here would hide it from them). Unlocked rows and locked rows are read apart, so
     // each part is a range of one partial index: the ready part never walks the rows that workers hold.
     let fresh = format!("({now} - make_interval(secs => $1))");
+    // A lock younger than the stale-lock age ($7, at most max_run_time) is a running job; an older one belongs to
+    // a worker that was killed (Heroku kills 30 s after SIGTERM): not running, and not ready either until
+    // DelayedJob's max_run_time lets another worker take it.
+    let live = format!("({now} - make_interval(secs => least($7, $1)))");
     let q = "COALESCE(queue, $2)::text";
     // A run_at before this ('-infinity', 0001-01-01, the epoch) cannot be meant: the row is still ready (DelayedJob
     // will run it), but it says nothing of latency and is counted as skipped.
     let floor = "'2001-09-09'";
+    // Jobs running outside the filter: not demand, but their workers are busy.
+    let elsewhere = if only.is_empty() { "true".to_owned() } else { only.join(" AND ") };
     let unlocked = format!("{filters} AND locked_at IS NULL");
     let stale = format!("{filters} AND locked_at < {fresh}");
     format!(
@@ -290,7 +317,10 @@ fn build_sql(table: &str, now: &str, c: &DelayedJobConfig) -> String {
            SELECT {q}, run_at FROM {table} WHERE {stale} AND run_at <= {now}) r \
            GROUP BY r.q \
          UNION ALL \
-         SELECT 'running', {q}, count(*)::int8, NULL FROM {table} WHERE {filters} AND locked_at >= {fresh} GROUP BY 2 \
+         SELECT 'running', {q}, count(*)::int8, NULL FROM {table} WHERE {filters} AND locked_at >= {live} GROUP BY 2 \
+         UNION ALL \
+         SELECT 'elsewhere', NULL, count(*)::int8, NULL FROM {table} \
+           WHERE failed_at IS NULL AND locked_at >= {live} AND NOT ({elsewhere}) \
          UNION ALL \
          SELECT 'scheduled', s.q, count(*)::int8, NULL FROM ( \
            (SELECT {q} AS q FROM {table} WHERE {unlocked} AND run_at > {now} ORDER BY run_at LIMIT $6) \
@@ -338,6 +368,10 @@ impl QueueSource for DelayedJobSource {
             let count = count.max(0) as u64;
             if kind == "bad" {
                 snap.skipped += count;
+                continue;
+            }
+            if kind == "elsewhere" {
+                snap.running_elsewhere += count;
                 continue;
             }
             let q: String = row.get("q");

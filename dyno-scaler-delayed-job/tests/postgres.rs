@@ -145,10 +145,14 @@ async fn delayed_job_semantics() {
     c.scheduled_cap = 0;
     assert_eq!(b.snapshot(c).await.totals().scheduled, 0);
 
-    // Filters: the default queue name matches NULL queues; priority range.
+    // Filters: a row without a queue is not `default`'s (DelayedJob reserves with `queue IN (...)`), unless the
+    // user says NULL means that queue; priority range.
     let s = b.snapshot(b.config(Some(vec!["default".into()]))).await;
     assert!(!s.queues.contains_key("mailers"));
-    assert_eq!(s.queues["default"].ready, 3);
+    assert_eq!(s.queues["default"].ready, 2, "{s:?}");
+    let mut c = b.config(Some(vec!["default".into()]));
+    c.null_queue = Some("default".into());
+    assert_eq!(b.snapshot(c).await.queues["default"].ready, 3);
     let mut c = b.config(None);
     c.min_priority = Some(5);
     let s = b.snapshot(c).await;
@@ -156,8 +160,45 @@ async fn delayed_job_semantics() {
     let mut c = b.config(None);
     c.max_priority = Some(0);
     c.max_run_time = Duration::from_secs(3600 * 24);
+    let s = b.snapshot(c.clone()).await;
+    // The 5-hour-old lock is neither ready (max_run_time has not passed) nor running (its worker is long gone).
+    assert_eq!((s.totals().ready, s.totals().running), (2, 1), "{s:?}");
+    c.stale_lock_after = Duration::from_secs(3600 * 24);
     let s = b.snapshot(c).await;
-    assert_eq!((s.totals().ready, s.totals().running), (2, 2), "a longer max_run_time keeps the old lock fresh: {s:?}");
+    assert_eq!(
+        (s.totals().ready, s.totals().running),
+        (2, 2),
+        "a longer stale-lock age keeps the old lock running: {s:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_killed_workers_lock_does_not_pin_the_formation_and_other_queues_protect() {
+    let b = Backend::new("killed", false).await;
+    // Heroku SIGKILLed the worker 2 hours ago: its lock is fresh by max_run_time (4 h), stale by the 1 h age.
+    b.insert(Some("default"), 0, Some(-3.0 * 3600.0), Some(-2.0 * 3600.0), false).await;
+    let s = b.snapshot(b.config(None)).await;
+    assert_eq!((s.totals().ready, s.totals().running), (0, 0), "{s:?}");
+    let policy = dyno_scaler_core::Policy::new(dyno_scaler_core::PolicyConfig {
+        max_workers: 3,
+        down_delay: Duration::ZERO,
+        ..dyno_scaler_core::PolicyConfig::default()
+    })
+    .unwrap();
+    let input = dyno_scaler_core::PolicyInput {
+        process_type: "worker",
+        snapshot: &s,
+        current: 2,
+        now: std::time::SystemTime::now(),
+        platform_limit: None,
+    };
+    assert_eq!(policy.decide(&input, &Default::default()).0.to, 0, "nothing pins the scale-down");
+    // A job running from a queue outside the filter is not demand, but it holds the scale-down.
+    b.insert(Some("mailers"), 0, Some(-30.0), Some(-10.0), false).await;
+    let s = b.snapshot(b.config(Some(vec!["default".into()]))).await;
+    assert_eq!((s.totals().running, s.running_elsewhere), (0, 1), "{s:?}");
+    let input = dyno_scaler_core::PolicyInput { snapshot: &s, ..input };
+    assert_eq!(policy.decide(&input, &Default::default()).0.to, 2, "the mailers job's dyno is not stopped");
 }
 
 #[tokio::test]
@@ -279,8 +320,18 @@ async fn the_pool_recovers_when_postgres_returns() {
         matches!(err, SourceError::Unavailable { .. } | SourceError::Timeout { .. } | SourceError::Protocol { .. }),
         "{err:?}"
     );
-    // Back on the same port.
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
+    // Back on the same port (the stopped runtime lets go of it asynchronously: try for a while).
+    let mut listener = None;
+    for _ in 0..50 {
+        match tokio::net::TcpListener::bind(("127.0.0.1", port)).await {
+            Ok(l) => {
+                listener = Some(l);
+                break;
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+    let listener = listener.expect("the port is free again");
     tokio::spawn(proxy(listener, upstream));
     let mut ok = false;
     for _ in 0..20 {
