@@ -169,6 +169,16 @@ impl Policy {
             let _ = write!(reason, "; scale up {current} -> {desired}");
             return (Decision { from: current, to: desired, desired, reason }, PolicyState::default());
         }
+        // A quiet process takes no new job: its dyno is no capacity. Work waiting that needs more than the dynos that
+        // still take jobs scales up past the quiet ones.
+        let quiet = self.quiet_dynos(input).min(current);
+        if quiet > 0 && totals.ready > 0 && desired > current - quiet {
+            let to = desired.saturating_add(quiet).min(max).max(current);
+            if to > current {
+                let _ = write!(reason, "; {quiet} quiet dyno(s) take no jobs: scale up {current} -> {to}");
+                return (Decision { from: current, to, desired, reason }, PolicyState::default());
+            }
+        }
         if desired == current {
             let _ = write!(reason, "; hold at {current}");
             return hold(reason, PolicyState::default());
@@ -235,6 +245,18 @@ impl Policy {
         }
         let _ = write!(reason, "; scale down {current} -> {to}");
         (Decision { from: current, to, desired, reason }, PolicyState::default())
+    }
+
+    /// Dynos of this process type on which every process is quiet.
+    fn quiet_dynos(&self, input: &PolicyInput<'_>) -> u32 {
+        let Some(workers) = &input.snapshot.workers else { return 0 };
+        let mut dynos: std::collections::BTreeMap<&str, bool> = std::collections::BTreeMap::new();
+        for w in workers {
+            if let Some(d) = w.dyno.as_deref().filter(|d| is_same_type(d, input.process_type)) {
+                *dynos.entry(d).or_insert(true) &= w.quiet;
+            }
+        }
+        u32::try_from(dynos.values().filter(|all_quiet| **all_quiet).count()).unwrap_or(u32::MAX)
     }
 
     /// The lowest quantity that stops no busy dyno, when the workers name their dynos.

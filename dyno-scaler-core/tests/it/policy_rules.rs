@@ -212,3 +212,23 @@ fn bad_configs_are_rejected() {
     ));
     assert!(policy::parse_thresholds("1:1,x:2").is_err());
 }
+
+#[test]
+fn a_quiet_dyno_is_no_capacity() {
+    let p = policy(|_| {});
+    let mut s = snap(10, 0);
+    let quiet = |dyno: &str| WorkerInfo { quiet: true, ..worker(dyno, 0) };
+    // One dyno, quiet (the Web UI's "Quiet" button): ten jobs wait and nothing would ever run them.
+    s.workers = Some(vec![quiet("worker.1")]);
+    let d = decide(&p, &s, 1, t(0), &PolicyState::default()).0;
+    assert_eq!(d.to, 2, "{}", d.reason);
+    assert!(d.reason.contains("quiet"), "{}", d.reason);
+    // A dyno with one quiet and one active process still takes jobs; another type's quiet dyno is not ours.
+    s.workers = Some(vec![quiet("worker.1"), worker("worker.1", 0), quiet("urgent.1")]);
+    assert_eq!(decide(&p, &s, 1, t(0), &PolicyState::default()).0.to, 1);
+    // Nothing waiting: a quiet dyno is not replaced.
+    let mut idle = snap(0, 0);
+    idle.workers = Some(vec![quiet("worker.1")]);
+    let p = policy(|c| c.min_workers = 1);
+    assert_eq!(decide(&p, &idle, 1, t(0), &PolicyState::default()).0.to, 1);
+}
