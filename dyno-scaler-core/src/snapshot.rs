@@ -79,12 +79,6 @@ impl Snapshot {
     pub fn add(&mut self, name: &str, stats: QueueStats) {
         self.queues.entry(name.to_owned()).or_default().merge(&stats);
     }
-
-    /// Whether no queue has ready or running work.
-    pub fn is_idle(&self) -> bool {
-        let t = self.totals();
-        t.ready == 0 && t.running == 0
-    }
 }
 
 /// Parses a Cedar dyno name `<process_type>.<N>` and returns `N` when the type matches.
