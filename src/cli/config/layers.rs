@@ -16,6 +16,12 @@ const GLOBAL: &[&str] = &[
     "DYNO_SCALER_POLL_INTERVAL",
     // Applies to every Redis process type (an env default of those sources).
     "DYNO_SCALER_REDIS_TLS_VERIFY",
+    // Reserved by the design for the Kubernetes platform and the metrics listener: not per-process settings
+    // (a Redis namespace is set in the file's `namespace`).
+    "DYNO_SCALER_NAMESPACE",
+    "DYNO_SCALER_TARGET",
+    "DYNO_SCALER_PLATFORM",
+    "DYNO_SCALER_LISTEN",
 ];
 
 /// Variables of the test harness, never settings.
