@@ -226,3 +226,14 @@ min_priority = 1
     assert!(s.processes[0].policy.config().allow_interrupting);
     assert_eq!(s.processes[0].spec.queues(), Some(vec!["a".to_string(), "b".to_string()]));
 }
+
+#[test]
+fn reserved_and_unknown_environment_variables() {
+    // Reserved for the Kubernetes platform: not read as Sidekiq's Redis namespace.
+    assert!(load_with(&[("DYNO_SCALER_NAMESPACE", "production")], None).is_ok());
+    // A variable that is no setting of the source is an error naming it.
+    let msg = load_with(&[("DYNO_SCALER_MAX_WROKERS", "3")], None).unwrap_err().0;
+    assert!(msg.starts_with("DYNO_SCALER_MAX_WROKERS: does not apply"), "{msg}");
+    // The test harness's own variables are not settings.
+    assert!(load_with(&[("DYNO_SCALER_TEST_REDIS_URL", "redis://x")], None).is_ok());
+}
