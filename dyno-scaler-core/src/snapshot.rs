@@ -43,6 +43,10 @@ pub struct WorkerInfo {
     pub busy: u32,
     /// The worker takes no new jobs (quiet or stopping).
     pub quiet: bool,
+    /// When the backend last heard from the worker, where `busy` is only as fresh as that heartbeat (Sidekiq
+    /// publishes it every 5 s in 6.x, 10 s in 7+). `None` where `busy` is written as the job starts.
+    #[serde(serialize_with = "crate::serde_secs::option_time")]
+    pub beat: Option<std::time::SystemTime>,
 }
 
 /// One reading of a queue backend.

@@ -196,7 +196,13 @@ pub(crate) fn build(
                 snap.running_elsewhere += 1;
             }
         }
-        list.push(WorkerInfo { identity: id.clone(), dyno: None, busy: u32::from(busy_queue.is_some()), quiet: false });
+        list.push(WorkerInfo {
+            identity: id.clone(),
+            dyno: None,
+            busy: u32::from(busy_queue.is_some()),
+            quiet: false,
+            beat: None,
+        });
     }
     snap.skipped += skipped;
     for (q, n) in running {

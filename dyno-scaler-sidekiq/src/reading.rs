@@ -179,6 +179,7 @@ pub(crate) fn build(
             dyno: Some(host),
             busy,
             quiet: as_str(quiet) == Some("true"),
+            beat: Duration::try_from_secs_f64(beat).ok().map(|d| std::time::UNIX_EPOCH + d),
         });
     }
     for (q, n) in running {

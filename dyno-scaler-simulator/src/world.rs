@@ -186,6 +186,7 @@ impl World {
                         dyno: Some(format!("worker.{}", d.number)),
                         busy: d.slots.iter().flatten().count() as u32,
                         quiet: false,
+                        beat: None,
                     })
                     .collect(),
             );

@@ -11,6 +11,7 @@ use serde::Serialize;
 use crate::snapshot::{Snapshot, dyno_number};
 
 mod config;
+pub mod lag;
 mod rules;
 mod settings;
 
@@ -20,13 +21,16 @@ pub use rules::{DemandRule, SEED_THRESHOLDS, parse_thresholds};
 pub use settings::PolicySettings;
 
 /// The policy's short history, carried from one decision to the next.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct PolicyState {
     /// Since when the wanted quantity has stayed below the current one.
     #[serde(serialize_with = "crate::serde_secs::option_time")]
     pub lower_since: Option<SystemTime>,
     /// The largest wanted quantity seen since `lower_since`.
     pub window_peak: u32,
+    /// Per worker identity, the heartbeats in a row that showed it idle ([`lag`]).
+    #[serde(skip)]
+    pub idle_beats: std::collections::BTreeMap<String, lag::IdleStreak>,
 }
 
 /// What the policy is told.
@@ -132,6 +136,18 @@ impl Policy {
 
     /// Decides the quantity to run. Pure: the same input and state give the same output.
     pub fn decide(&self, input: &PolicyInput<'_>, state: &PolicyState) -> (Decision, PolicyState) {
+        let streaks = lag::next(&state.idle_beats, input.snapshot);
+        let (decision, mut next) = self.decide_with(input, state, &streaks);
+        next.idle_beats = streaks;
+        (decision, next)
+    }
+
+    fn decide_with(
+        &self,
+        input: &PolicyInput<'_>,
+        state: &PolicyState,
+        streaks: &std::collections::BTreeMap<String, lag::IdleStreak>,
+    ) -> (Decision, PolicyState) {
         let c = &self.config;
         let totals = input.snapshot.totals();
         let current = input.current;
@@ -191,7 +207,7 @@ impl Policy {
                 "; hold at {current}: part of the queue could not be read ({})",
                 input.snapshot.unreadable.join("; ")
             );
-            return hold(reason, *state);
+            return hold(reason, state.clone());
         }
         let target = match c.down_mode {
             DownMode::Idle if !idle => {
@@ -206,7 +222,7 @@ impl Policy {
             Some(since) => (since, state.window_peak.max(target)),
             None => (input.now, target),
         };
-        let next = PolicyState { lower_since: Some(since), window_peak: peak };
+        let next = PolicyState { lower_since: Some(since), window_peak: peak, ..PolicyState::default() };
         let waited = input.now.duration_since(since).unwrap_or_default();
         if waited < c.down_delay {
             let _ = write!(
@@ -221,11 +237,16 @@ impl Policy {
 
         // Any job of this process type protects its dyno, whatever queue it came from.
         let running = totals.running + input.snapshot.running_elsewhere;
-        let busy_anywhere =
-            running > 0 || input.snapshot.workers.as_ref().is_some_and(|w| w.iter().any(|w| w.busy > 0));
-        let to = match self.busy_floor(input, running) {
+        let busy_anywhere = running > 0
+            || input.snapshot.workers.as_ref().is_some_and(|w| w.iter().any(|w| !lag::confirmed_idle(w, streaks)));
+        let to = match self.busy_floor(input, running, streaks) {
             BusyFloor::Known(floor) if floor > target => {
-                let _ = write!(reason, "; dyno {}.{floor} is busy", input.process_type);
+                let _ = write!(
+                    reason,
+                    "; dyno {}.{floor} is busy (or not yet seen idle on {} heartbeats)",
+                    input.process_type,
+                    lag::IDLE_BEATS
+                );
                 floor
             }
             BusyFloor::Known(_) => target,
@@ -260,14 +281,19 @@ impl Policy {
     }
 
     /// The lowest quantity that stops no busy dyno, when the workers name their dynos.
-    fn busy_floor(&self, input: &PolicyInput<'_>, running: u64) -> BusyFloor {
+    /// A worker counts as busy here until it was idle on two heartbeats in a row ([`lag`]).
+    fn busy_floor(
+        &self,
+        input: &PolicyInput<'_>,
+        running: u64,
+        streaks: &std::collections::BTreeMap<String, lag::IdleStreak>,
+    ) -> BusyFloor {
         let Some(workers) = &input.snapshot.workers else {
             return BusyFloor::Unknown;
         };
         let mut floor = 0u32;
-        let mut any_busy = false;
-        for w in workers.iter().filter(|w| w.busy > 0) {
-            any_busy = true;
+        let any_busy = workers.iter().any(|w| w.busy > 0);
+        for w in workers.iter().filter(|w| !lag::confirmed_idle(w, streaks)) {
             let Some(dyno) = &w.dyno else {
                 return BusyFloor::Unknown;
             };

@@ -48,6 +48,7 @@ fn arb_snapshot() -> impl Strategy<Value = Snapshot> {
                         dyno: Some(format!("worker.{n}")),
                         busy,
                         quiet: false,
+                        beat: None,
                     })
                     .collect()
             });
@@ -57,9 +58,11 @@ fn arb_snapshot() -> impl Strategy<Value = Snapshot> {
 
 fn arb_state() -> impl Strategy<Value = PolicyState> {
     proptest::option::of((0u64..200, 0u32..12)).prop_map(|o| match o {
-        Some((ago, peak)) => {
-            PolicyState { lower_since: Some(UNIX_EPOCH + Duration::from_secs(10_000 - ago)), window_peak: peak }
-        }
+        Some((ago, peak)) => PolicyState {
+            lower_since: Some(UNIX_EPOCH + Duration::from_secs(10_000 - ago)),
+            window_peak: peak,
+            ..PolicyState::default()
+        },
         None => PolicyState::default(),
     })
 }

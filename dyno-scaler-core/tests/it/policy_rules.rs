@@ -125,7 +125,7 @@ fn scale_down_goes_to_the_peak_of_the_window() {
 }
 
 fn worker(dyno: &str, busy: u32) -> WorkerInfo {
-    WorkerInfo { identity: format!("{dyno}:4:abcdef012345"), dyno: Some(dyno.into()), busy, quiet: false }
+    WorkerInfo { identity: format!("{dyno}:4:abcdef012345"), dyno: Some(dyno.into()), busy, quiet: false, beat: None }
 }
 
 #[test]
@@ -149,7 +149,7 @@ fn no_scale_down_while_running_when_dynos_are_unknown() {
     assert!(d.reason.contains("cannot name"), "{}", d.reason);
     // Workers without dyno names (Resque) are no better.
     let mut s = snap(0, 1);
-    s.workers = Some(vec![WorkerInfo { identity: "host:1:*".into(), dyno: None, busy: 1, quiet: false }]);
+    s.workers = Some(vec![WorkerInfo { identity: "host:1:*".into(), dyno: None, busy: 1, quiet: false, beat: None }]);
     assert_eq!(decide(&p, &s, 3, t(0), &PolicyState::default()).0.to, 3);
     // Fir names are not ordered.
     let mut s = snap(0, 1);
@@ -231,4 +231,32 @@ fn a_quiet_dyno_is_no_capacity() {
     idle.workers = Some(vec![quiet("worker.1")]);
     let p = policy(|c| c.min_workers = 1);
     assert_eq!(decide(&p, &idle, 1, t(0), &PolicyState::default()).0.to, 1);
+}
+
+#[test]
+fn a_scale_down_waits_for_two_idle_heartbeats() {
+    let p = policy(|c| c.down_delay = Duration::ZERO);
+    let beat = |secs: u64| Some(t(secs));
+    let at = |busy3: u32, b: u64| {
+        let mut s = snap(0, u64::from(busy3));
+        s.workers = Some(vec![
+            WorkerInfo { beat: beat(b), ..worker("worker.1", 0) },
+            WorkerInfo { beat: beat(b), ..worker("worker.2", 0) },
+            WorkerInfo { beat: beat(b), ..worker("worker.3", busy3) },
+        ]);
+        s
+    };
+    // One idle heartbeat: worker.3 may have fetched a job since. Hold.
+    let (d, st) = decide(&p, &at(0, 5), 3, t(6), &PolicyState::default());
+    assert_eq!(d.to, 3, "{}", d.reason);
+    // The same heartbeat read again: still one.
+    let (d, st) = decide(&p, &at(0, 5), 3, t(7), &st);
+    assert_eq!(d.to, 3, "{}", d.reason);
+    // A busy heartbeat breaks the streak; two idle ones after it allow the scale-down.
+    let (d, st) = decide(&p, &at(1, 10), 3, t(11), &st);
+    assert_eq!(d.to, 3, "{}", d.reason);
+    let (d, st) = decide(&p, &at(0, 15), 3, t(16), &st);
+    assert_eq!(d.to, 3, "one idle beat after the busy one: {}", d.reason);
+    let (d, _) = decide(&p, &at(0, 20), 3, t(21), &st);
+    assert_eq!(d.to, 0, "two idle beats in a row: {}", d.reason);
 }

@@ -271,6 +271,7 @@ async fn fir_mode_names_and_victims_do_not_follow_cedar_numbering() {
         dyno: Some(names[0].clone()),
         busy: 1,
         quiet: false,
+        beat: None,
     }]);
     let policy =
         Policy::new(PolicyConfig { max_workers: 4, down_delay: Duration::ZERO, ..PolicyConfig::default() }).unwrap();

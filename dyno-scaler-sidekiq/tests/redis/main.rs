@@ -283,15 +283,37 @@ async fn dead_and_stale_processes_are_ignored() {
 async fn busy_dynos_guide_the_policy() {
     let b = Backend::new(Some(unique("busy")), None, Version::V8).await;
     b.reset().await;
-    b.process("worker.1", "default", 0, 1.0).await;
-    b.process("worker.2", "default", 1, 1.0).await;
-    b.process("worker.3", "default", 0, 1.0).await;
-    let s = SidekiqSource::new(b.config(None)).unwrap().snapshot().await.unwrap();
+    let ids = [
+        b.process("worker.1", "default", 0, 1.0).await,
+        b.process("worker.2", "default", 1, 1.0).await,
+        b.process("worker.3", "default", 0, 1.0).await,
+    ];
+    let source = SidekiqSource::new(b.config(None)).unwrap();
     let policy =
         Policy::new(PolicyConfig { max_workers: 3, down_delay: Duration::ZERO, ..PolicyConfig::default() }).unwrap();
-    let input =
-        PolicyInput { process_type: "worker", snapshot: &s, current: 3, now: SystemTime::now(), platform_limit: None };
-    let (d, _) = policy.decide(&input, &PolicyState::default());
+    let decide = |s: &dyno_scaler_core::Snapshot, st: &PolicyState| {
+        let input = PolicyInput {
+            process_type: "worker",
+            snapshot: s,
+            current: 3,
+            now: SystemTime::now(),
+            platform_limit: None,
+        };
+        policy.decide(&input, st)
+    };
+    // One heartbeat showed worker.3 idle: a job it fetched after that beat would be invisible, so it stays.
+    let (d, state) = decide(&source.snapshot().await.unwrap(), &PolicyState::default());
+    assert_eq!(d.direction(), Direction::Hold, "{}", d.reason);
+    assert!(d.reason.contains("heartbeats"), "{}", d.reason);
+    // The same beat read again proves nothing new.
+    let (d, state) = decide(&source.snapshot().await.unwrap(), &state);
+    assert_eq!(d.direction(), Direction::Hold, "{}", d.reason);
+    // The next heartbeat shows it idle again: it may stop, worker.2 (busy) may not.
+    let mut c = b.conn.clone();
+    for id in &ids {
+        let _: () = c.hset(b.k(id), "beat", format!("{:.4}", now())).await.unwrap();
+    }
+    let (d, _) = decide(&source.snapshot().await.unwrap(), &state);
     assert_eq!(d.direction(), Direction::Down);
     assert_eq!(d.to, 2, "worker.2 runs a job, only worker.3 may stop: {}", d.reason);
 }

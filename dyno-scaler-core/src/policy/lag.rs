@@ -1,0 +1,45 @@
+//! Heartbeat lag. Sidekiq publishes a process's `busy` count and running work only at its heartbeat (every 5 s in
+//! 6.x, 10 s in 7+): a job fetched after the last beat is invisible. So a worker that reports a heartbeat time
+//! counts as idle for a scale-down only once it was idle on two consecutive heartbeats; one without heartbeat
+//! times (its `busy` is written as the job starts) is idle when it says so.
+
+use std::collections::BTreeMap;
+use std::time::SystemTime;
+
+use crate::snapshot::{Snapshot, WorkerInfo};
+
+/// Heartbeats in a row that must show a worker idle before a scale-down may stop it.
+pub const IDLE_BEATS: u8 = 2;
+
+/// The last heartbeat seen of a worker and how many heartbeats in a row showed it idle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IdleStreak {
+    /// The worker's last heartbeat.
+    pub beat: SystemTime,
+    /// Heartbeats in a row that showed it idle (capped at [`IDLE_BEATS`]).
+    pub idle_beats: u8,
+}
+
+/// The streaks after `snapshot`: a new heartbeat extends an idle streak or breaks it; the same heartbeat again
+/// changes nothing; workers gone are forgotten.
+pub fn next(prev: &BTreeMap<String, IdleStreak>, snapshot: &Snapshot) -> BTreeMap<String, IdleStreak> {
+    let Some(workers) = &snapshot.workers else { return BTreeMap::new() };
+    workers
+        .iter()
+        .filter_map(|w| {
+            let beat = w.beat?;
+            let idle_now = u8::from(w.busy == 0);
+            let idle_beats = match prev.get(&w.identity) {
+                Some(p) if p.beat == beat => p.idle_beats,
+                Some(p) if w.busy == 0 => p.idle_beats.saturating_add(1).min(IDLE_BEATS),
+                _ => idle_now,
+            };
+            Some((w.identity.clone(), IdleStreak { beat, idle_beats }))
+        })
+        .collect()
+}
+
+/// Whether a scale-down may stop `w`: idle, and (where it has heartbeats) idle on [`IDLE_BEATS`] in a row.
+pub fn confirmed_idle(w: &WorkerInfo, streaks: &BTreeMap<String, IdleStreak>) -> bool {
+    w.busy == 0 && (w.beat.is_none() || streaks.get(&w.identity).is_some_and(|s| s.idle_beats >= IDLE_BEATS))
+}
