@@ -27,6 +27,7 @@ pub mod clock;
 pub mod conformance;
 pub mod controller;
 pub mod cycle_log;
+pub mod drain;
 pub mod error;
 pub mod memory;
 pub mod platform;

@@ -27,6 +27,7 @@ struct MemState {
     queues: BTreeMap<String, MemQueue>,
     workers: Option<Vec<WorkerInfo>>,
     failure: Option<String>,
+    quiet_requests: Vec<String>,
 }
 
 /// A job queue held in memory.
@@ -51,6 +52,30 @@ impl InMemoryQueue {
     /// gave it workers.
     pub fn with_capabilities(&self, capabilities: Capabilities) -> Self {
         Self { capabilities: Some(capabilities), ..self.clone() }
+    }
+
+    /// A heartbeat of every worker that reports heartbeats: its `beat` becomes the clock's now.
+    pub fn heartbeat(&self) {
+        let now = self.clock.now();
+        self.with(|s| {
+            for w in s.workers.iter_mut().flatten().filter(|w| w.beat.is_some()) {
+                w.beat = Some(now);
+            }
+        });
+    }
+
+    /// Sets how many jobs the worker `identity` runs (its next heartbeat shows it).
+    pub fn set_busy(&self, identity: &str, busy: u32) {
+        self.with(|s| {
+            for w in s.workers.iter_mut().flatten().filter(|w| w.identity == identity) {
+                w.busy = busy;
+            }
+        });
+    }
+
+    /// Every identity [`QueueSource::quiet`] was asked to quiet, in order.
+    pub fn quiet_requests(&self) -> Vec<String> {
+        self.with(|s| s.quiet_requests.clone())
     }
 
     /// The worker records set, if any.
@@ -150,6 +175,17 @@ impl QueueSource for InMemoryQueue {
         "memory"
     }
 
+    /// Marks the workers quiet (their next [`InMemoryQueue::heartbeat`] publishes it with a fresh time).
+    async fn quiet(&self, identities: &[String]) -> Result<(), SourceError> {
+        self.with(|s| {
+            for w in s.workers.iter_mut().flatten().filter(|w| identities.contains(&w.identity)) {
+                w.quiet = true;
+            }
+            s.quiet_requests.extend(identities.iter().cloned());
+        });
+        Ok(())
+    }
+
     fn capabilities(&self) -> Capabilities {
         self.capabilities.unwrap_or_else(|| {
             let registry = self.with(|s| s.workers.is_some());
@@ -218,6 +254,7 @@ struct PlatformState {
     calls: Vec<PlatformCall>,
     failures: VecDeque<PlatformError>,
     completed_sets: usize,
+    victims_unknown: bool,
 }
 
 /// A platform held in memory: it records every call, can enforce per-type limits, can be told to fail the
@@ -232,6 +269,11 @@ impl InMemoryPlatform {
     /// An empty platform (every process type at 0).
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Makes the platform unable to say which processes a scale-down stops (as Heroku Fir).
+    pub fn set_victims_unknown(&self, unknown: bool) {
+        self.with(|s| s.victims_unknown = unknown);
     }
 
     fn with<R>(&self, f: impl FnOnce(&mut PlatformState) -> R) -> R {
@@ -303,6 +345,14 @@ impl InMemoryPlatform {
 impl Platform for InMemoryPlatform {
     fn name(&self) -> &str {
         "memory"
+    }
+
+    /// Heroku Cedar's rule (the highest-numbered first), unless [`InMemoryPlatform::set_victims_unknown`].
+    fn victims(&self, process_type: &str, from: u32, to: u32) -> Option<Vec<String>> {
+        if self.with(|s| s.victims_unknown) {
+            return None;
+        }
+        Some((to + 1..=from).rev().map(|n| format!("{process_type}.{n}")).collect())
     }
 
     async fn current_quantity(&self, process_type: &str) -> Result<u32, PlatformError> {

@@ -28,6 +28,12 @@ pub trait Platform: Send + Sync + std::fmt::Debug {
     /// Sets the quantity of `process_type` to exactly `quantity`.
     async fn set_quantity(&self, process_type: &str, quantity: u32) -> Result<(), PlatformError>;
 
+    /// The processes a change of `process_type` from `from` to `to` (`to < from`) stops, by name, where the
+    /// platform knows them (`None`: unknown). Heroku Cedar stops the highest-numbered first: `type.(to+1..=from)`.
+    fn victims(&self, _process_type: &str, _from: u32, _to: u32) -> Option<Vec<String>> {
+        None
+    }
+
     /// The live processes of `process_type`, where the platform can list them (`Ok(None)` otherwise).
     async fn list_processes(&self, _process_type: &str) -> Result<Option<Vec<ProcessInfo>>, PlatformError> {
         Ok(None)

@@ -17,7 +17,7 @@ pub struct Capabilities {
     pub latency: bool,
     /// It has a registry of live workers (`Snapshot::workers` is `Some`).
     pub worker_registry: bool,
-    /// It reports which workers are quiet (take no new jobs).
+    /// It reports which workers are quiet (take no new jobs) and can quiet them ([`QueueSource::quiet`]).
     pub quiet: bool,
 }
 
@@ -52,4 +52,10 @@ pub trait QueueSource: Send + Sync + std::fmt::Debug {
 
     /// Takes one reading.
     async fn snapshot(&self) -> Result<Snapshot, SourceError>;
+
+    /// Tells the workers with these identities to take no new jobs (Sidekiq's TSTP); they finish what they run.
+    /// Only where `capabilities().quiet`; the default refuses.
+    async fn quiet(&self, _identities: &[String]) -> Result<(), SourceError> {
+        Err(SourceError::Other { source_name: self.name().to_owned(), message: "cannot quiet workers".into() })
+    }
 }

@@ -214,6 +214,12 @@ impl Platform for HerokuPlatform {
         }
     }
 
+    /// Cedar stops the highest-numbered dynos first (`type.N`, then `type.N-1`). On Fir, dynos are not numbered:
+    /// no Sidekiq process names these hosts there, so nothing is quieted and the policy's own rule holds.
+    fn victims(&self, process_type: &str, from: u32, to: u32) -> Option<Vec<String>> {
+        Some((to + 1..=from).rev().map(|n| format!("{process_type}.{n}")).collect())
+    }
+
     async fn list_processes(&self, process_type: &str) -> Result<Option<Vec<ProcessInfo>>, PlatformError> {
         let dynos = self.dynos().await?;
         Ok(Some(

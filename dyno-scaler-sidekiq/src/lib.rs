@@ -144,6 +144,34 @@ impl QueueSource for SidekiqSource {
         Capabilities { names_hosts: true, latency: true, worker_registry: true, quiet: true }
     }
 
+    /// Sidekiq's own remote quiet (`Sidekiq::Process#quiet!`): `LPUSH <identity>-signals TSTP` and `EXPIRE 60`
+    /// in one transaction per process; the process reads it at its next heartbeat. Embedded processes ignore
+    /// remote signals and are skipped.
+    async fn quiet(&self, identities: &[String]) -> Result<(), SourceError> {
+        let p = &self.prefix;
+        let mut conn = self.conn.clone();
+        let err = |e| map_redis_error(NAME, &self.config.url, e);
+        let mut infos = redis::pipe();
+        for id in identities {
+            infos.hget(format!("{p}{id}"), "info");
+        }
+        let infos: Vec<Option<String>> = infos.query_async(&mut conn).await.map_err(err)?;
+        let mut signal = redis::pipe();
+        signal.atomic();
+        for (id, info) in identities.iter().zip(infos) {
+            let embedded = info
+                .and_then(|i| serde_json::from_str::<serde_json::Value>(&i).ok())
+                .and_then(|i| i.get("embedded").and_then(serde_json::Value::as_bool))
+                .unwrap_or(false);
+            if !embedded {
+                let key = format!("{p}{id}-signals");
+                signal.lpush(&key, "TSTP").ignore().expire(&key, 60).ignore();
+            }
+        }
+        let _: () = signal.query_async(&mut conn).await.map_err(err)?;
+        Ok(())
+    }
+
     async fn snapshot(&self) -> Result<Snapshot, SourceError> {
         let fut = self.read();
         match tokio::time::timeout(self.config.timeout, fut).await {

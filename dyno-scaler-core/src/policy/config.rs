@@ -48,6 +48,12 @@ pub struct PolicyConfig {
     pub allow_interrupting: bool,
     /// Clamp (default) or the seed's veto.
     pub max_mode: MaxMode,
+    /// Before a scale-down whose victims the platform names, quiet their processes (where the source can) and
+    /// wait until each is quiet and idle on a heartbeat taken after the signal (default on).
+    pub quiet_victims: bool,
+    /// The longest a scale-down waits for its quieted victims; past it the shrink is given up (and logged).
+    #[serde(serialize_with = "crate::serde_secs::duration")]
+    pub max_drain: Duration,
 }
 
 impl Default for PolicyConfig {
@@ -60,6 +66,8 @@ impl Default for PolicyConfig {
             down_mode: DownMode::Gradual,
             allow_interrupting: false,
             max_mode: MaxMode::Clamp,
+            quiet_victims: true,
+            max_drain: Duration::from_secs(600),
         }
     }
 }

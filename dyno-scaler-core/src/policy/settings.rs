@@ -38,6 +38,11 @@ pub struct PolicySettings {
     pub down_mode: Option<DownMode>,
     /// Allow a partial scale-down while jobs run where their dynos cannot be named.
     pub allow_interrupting: Option<bool>,
+    /// Quiet a scale-down's victims and wait until they are idle (default true).
+    pub quiet_victims: Option<bool>,
+    /// The longest wait for quieted victims (default 10 min), e.g. `"10m"`.
+    #[serde(default, with = "humantime_serde")]
+    pub max_drain: Option<Duration>,
 }
 
 impl PolicySettings {
@@ -51,6 +56,8 @@ impl PolicySettings {
         "latency_target",
         "down_mode",
         "allow_interrupting",
+        "quiet_victims",
+        "max_drain",
     ];
 
     /// The policy, with defaults for what is not set, validated by [`Policy::new`].
@@ -77,6 +84,8 @@ impl PolicySettings {
             down_mode: self.down_mode.unwrap_or(d.down_mode),
             allow_interrupting: self.allow_interrupting.unwrap_or(d.allow_interrupting),
             max_mode: d.max_mode,
+            quiet_victims: self.quiet_victims.unwrap_or(d.quiet_victims),
+            max_drain: self.max_drain.unwrap_or(d.max_drain),
         })
     }
 }
@@ -97,6 +106,8 @@ mod tests {
             ("latency_target", "\"30s\""),
             ("down_mode", "\"idle\""),
             ("allow_interrupting", "true"),
+            ("quiet_victims", "false"),
+            ("max_drain", "\"5m\""),
         ];
         assert_eq!(samples.len(), PolicySettings::KEYS.len());
         for (key, value) in samples {

@@ -1,5 +1,6 @@
 //! Core tests, one binary.
 mod conformance_memory;
+mod drain;
 mod hooks;
 mod loops;
 mod policy_props;

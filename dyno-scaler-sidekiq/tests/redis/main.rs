@@ -400,3 +400,29 @@ async fn a_job_of_an_unwatched_queue_protects_an_unnamed_dyno() {
     let d = policy.decide(&input, &PolicyState::default()).0;
     assert_eq!(d.direction(), Direction::Hold, "{}", d.reason);
 }
+
+#[tokio::test]
+async fn quiet_sends_sidekiqs_own_remote_signal_and_skips_embedded_processes() {
+    let b = Backend::new(Some(unique("quiet")), None, Version::V6).await;
+    let normal = b.process("worker.3", "default", 1, 1.0).await;
+    let embedded = b.process("worker.4", "default", 0, 1.0).await;
+    let mut c = b.conn.clone();
+    let info: String = c.hget(b.k(&embedded), "info").await.unwrap();
+    let info = info.replacen('{', r#"{"embedded":true,"#, 1);
+    let _: () = c.hset(b.k(&embedded), "info", info).await.unwrap();
+    let source = SidekiqSource::new(b.config(None)).unwrap();
+    assert!(source.capabilities().quiet);
+    source.quiet(&[normal.clone(), embedded.clone()]).await.unwrap();
+    // What `Sidekiq::Process#quiet!` writes: LPUSH <identity>-signals TSTP, EXPIRE 60.
+    let signals: Vec<String> = c.lrange(b.k(&format!("{normal}-signals")), 0, -1).await.unwrap();
+    assert_eq!(signals, vec!["TSTP".to_string()]);
+    let ttl: i64 = c.ttl(b.k(&format!("{normal}-signals"))).await.unwrap();
+    assert!((1..=60).contains(&ttl), "{ttl}");
+    let none: Vec<String> = c.lrange(b.k(&format!("{embedded}-signals")), 0, -1).await.unwrap();
+    assert!(none.is_empty(), "an embedded process ignores remote signals: not sent");
+    // The process reads the signal at its next beat and reports quiet: the source says so.
+    let _: () = c.hset(b.k(&normal), "quiet", "true").await.unwrap();
+    let s = source.snapshot().await.unwrap();
+    let w = s.workers.unwrap().into_iter().find(|w| w.identity == normal).unwrap();
+    assert!(w.quiet && w.beat.is_some());
+}

@@ -111,7 +111,7 @@ impl CycleLogger {
         let key = (d.from, d.to, t.ready, t.running);
         let changed = self.last.insert(rep.process_type.clone(), key) != Some(key);
         if always || changed || d.direction() != Direction::Hold {
-            tracing::info!(process_type = %rep.process_type, from = d.from, to = d.to, applied = rep.applied, dry_run = rep.dry_run, skipped = rep.snapshot.skipped, reason = %d.reason, "decision");
+            tracing::info!(process_type = %rep.process_type, from = d.from, to = d.to, applied = rep.applied, dry_run = rep.dry_run, skipped = rep.snapshot.skipped, draining = ?rep.draining, reason = %d.reason, "decision");
         } else {
             tracing::debug!(process_type = %rep.process_type, from = d.from, to = d.to, reason = %d.reason, "decision");
         }

@@ -31,7 +31,11 @@ pub struct Report {
     pub applied: bool,
     /// Whether the change was skipped because of a dry run.
     pub dry_run: bool,
+    /// The victims of a scale-down waiting until their quieted processes are idle.
+    pub draining: Vec<String>,
 }
+
+mod shrink;
 
 #[derive(Debug, Default)]
 struct State {
@@ -41,6 +45,8 @@ struct State {
     /// A change the platform refused for a reason it did not explain as a limit: `(from, to)`. Not asked again
     /// until the current quantity or the decision changes.
     refused: Option<(u32, u32)>,
+    /// A scale-down waiting for its quieted victims.
+    drain: Option<crate::drain::Drain>,
 }
 
 struct Inner {
@@ -236,6 +242,7 @@ impl Scaler {
             decision,
             applied,
             dry_run: self.inner.cfg.dry_run,
+            draining: Vec::new(),
         }
     }
 
@@ -264,6 +271,8 @@ impl Scaler {
             );
             decision.to = decision.from;
         }
+        let draining =
+            if inner.cfg.dry_run { Vec::new() } else { self.gate_shrink(&mut state, &snapshot, &mut decision).await };
         if decision.direction() != Direction::Hold {
             if inner.cfg.dry_run {
                 tracing::info!(process_type = %inner.cfg.process_type, from = decision.from, to = decision.to, reason = %decision.reason, "dry run: would scale");
@@ -290,7 +299,8 @@ impl Scaler {
             tracing::debug!(process_type = %inner.cfg.process_type, quantity = decision.to, reason = %decision.reason, "hold");
         }
         state.policy = next;
-        let report = self.report(snapshot, decision, applied);
+        let mut report = self.report(snapshot, decision, applied);
+        report.draining = draining;
         *inner.last.lock().expect("report lock") = Some(report.clone());
         Ok(report)
     }

@@ -1,0 +1,126 @@
+//! Quiet-then-drain with the in-memory queue and platform: the victims of a scale-down are quieted, and the
+//! shrink waits until each is quiet and idle on a heartbeat after the signal.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use dyno_scaler_core::*;
+
+struct Rig {
+    clock: Arc<ManualClock>,
+    queue: InMemoryQueue,
+    platform: InMemoryPlatform,
+    scaler: Scaler,
+}
+
+/// Three Cedar dynos, one Sidekiq-like process each (heartbeats on), idle; `worker.N:4:abc` identities.
+fn rig(f: impl FnOnce(&mut PolicyConfig)) -> Rig {
+    let clock = Arc::new(ManualClock::at_secs(1_700_000_000));
+    let queue = InMemoryQueue::new(clock.clone());
+    let now = clock.now();
+    queue.set_workers(Some(
+        (1..=3)
+            .map(|n| WorkerInfo {
+                identity: format!("worker.{n}:4:abc"),
+                dyno: Some(format!("worker.{n}")),
+                busy: 0,
+                quiet: false,
+                beat: Some(now),
+            })
+            .collect(),
+    ));
+    let platform = InMemoryPlatform::new();
+    platform.set("worker", 3);
+    let mut c = PolicyConfig { max_workers: 5, down_delay: Duration::ZERO, ..PolicyConfig::default() };
+    f(&mut c);
+    let scaler =
+        Scaler::builder("worker", Arc::new(queue.clone()), Arc::new(platform.clone()), Policy::new(c).unwrap())
+            .clock(clock.clone())
+            .build();
+    Rig { clock, queue, platform, scaler }
+}
+
+impl Rig {
+    /// Five seconds pass and every process beats.
+    fn beat(&self) {
+        self.clock.advance(Duration::from_secs(5));
+        self.queue.heartbeat();
+    }
+}
+
+#[tokio::test]
+async fn a_job_fetched_after_the_last_beat_is_not_interrupted() {
+    let r = rig(|_| {});
+    // Two idle beats: the policy wants 0.
+    r.scaler.reconcile().await.unwrap();
+    r.beat();
+    let rep = r.scaler.reconcile().await.unwrap();
+    assert_eq!(rep.decision.to, 3, "quieting first, not scaling: {}", rep.decision.reason);
+    assert_eq!(rep.draining, vec!["worker.3", "worker.2", "worker.1"]);
+    assert_eq!(r.queue.quiet_requests().len(), 3, "every victim's process was quieted");
+    assert!(r.platform.set_calls().is_empty());
+    // worker.3 had fetched a 20 s job just after its last beat: the next beat shows it busy (and quiet).
+    r.queue.set_busy("worker.3:4:abc", 1);
+    r.beat();
+    let rep = r.scaler.reconcile().await.unwrap();
+    assert_eq!(rep.decision.to, 3, "{}", rep.decision.reason);
+    assert!(rep.decision.reason.contains("worker.3"), "{}", rep.decision.reason);
+    assert_eq!(rep.draining.len(), 3, "still draining");
+    assert!(r.platform.set_calls().is_empty(), "no PATCH while the job runs");
+    // The job ends; once two beats show every victim quiet and idle, the shrink goes ahead.
+    r.queue.set_busy("worker.3:4:abc", 0);
+    r.beat();
+    let rep = r.scaler.reconcile().await.unwrap();
+    assert_eq!(rep.decision.to, 3, "one idle beat after the busy one: {}", rep.decision.reason);
+    assert!(r.platform.set_calls().is_empty());
+    r.beat();
+    let rep = r.scaler.reconcile().await.unwrap();
+    assert_eq!((rep.decision.to, r.platform.quantity("worker")), (0, 0), "{}", rep.decision.reason);
+    assert!(rep.draining.is_empty());
+}
+
+#[tokio::test]
+async fn demand_returning_during_the_drain_scales_up_past_the_quiet_dynos() {
+    let r = rig(|_| {});
+    r.scaler.reconcile().await.unwrap();
+    r.beat();
+    r.scaler.reconcile().await.unwrap(); // quieting
+    r.beat();
+    // Work comes back while the victims are quiet: they take no jobs, so the policy adds dynos past them.
+    r.queue.push_many("default", 10);
+    let rep = r.scaler.reconcile().await.unwrap();
+    assert!(rep.draining.is_empty(), "the drain is abandoned");
+    assert!(rep.decision.to > 3, "quiet dynos are no capacity: {}", rep.decision.reason);
+}
+
+#[tokio::test]
+async fn a_victim_busy_past_max_drain_is_not_stopped() {
+    let r = rig(|c| c.max_drain = Duration::from_secs(12));
+    r.scaler.reconcile().await.unwrap();
+    r.beat();
+    r.scaler.reconcile().await.unwrap(); // quieting
+    r.queue.set_busy("worker.3:4:abc", 1);
+    for _ in 0..4 {
+        r.beat();
+        let rep = r.scaler.reconcile().await.unwrap();
+        assert_eq!(rep.decision.to, 3, "{}", rep.decision.reason);
+    }
+    assert!(r.platform.set_calls().is_empty(), "given up, not forced");
+}
+
+#[tokio::test]
+async fn without_named_victims_or_with_the_setting_off_nothing_is_quieted() {
+    for (unknown, quiet_victims) in [(true, true), (false, false)] {
+        let r = rig(|c| c.quiet_victims = quiet_victims);
+        r.platform.set_victims_unknown(unknown);
+        r.scaler.reconcile().await.unwrap();
+        r.beat();
+        let rep = r.scaler.reconcile().await.unwrap();
+        assert!(r.queue.quiet_requests().is_empty(), "{unknown} {quiet_victims}");
+        assert_eq!(
+            rep.decision.to, 0,
+            "the policy's own rule: every process idle on two beats ({})",
+            rep.decision.reason
+        );
+    }
+}
