@@ -66,3 +66,10 @@ DO $$ DECLARE r record; BEGIN
 END $$;
 SQL
 }
+
+# Real Sidekiq 6.4 (Debian's ruby-sidekiq) for the end-to-end tests of quiet-then-drain.
+ensure_sidekiq() {
+  if command -v sidekiq >/dev/null && ruby -e 'require "sidekiq"' 2>/dev/null; then return 0; fi
+  log "installing ruby-sidekiq"
+  apt_install ruby-sidekiq
+}

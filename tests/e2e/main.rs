@@ -5,5 +5,6 @@ mod common;
 mod config_errors;
 mod faults;
 mod run;
+mod sidekiq_real;
 mod status_check;
 mod tls;

@@ -1,0 +1,13 @@
+# Jobs for the end-to-end tests, run by real Sidekiq 6.4 processes (`sidekiq -r tests/e2e/ruby/jobs.rb`).
+require "sidekiq"
+
+# Sleeps `seconds`, writing `<marker>.started` when it starts and `<marker>` when it ends.
+class SleepJob
+  include Sidekiq::Worker
+
+  def perform(seconds, marker)
+    File.write("#{marker}.started", Time.now.to_f.to_s)
+    sleep seconds
+    File.write(marker, Time.now.to_f.to_s)
+  end
+end

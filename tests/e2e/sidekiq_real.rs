@@ -1,0 +1,153 @@
+//! Busy-safety against real Sidekiq 6.4 servers (Debian's `ruby-sidekiq`, installed by `scripts/test`), each
+//! started with `DYNO=worker.N` as on Heroku Cedar, against a private Redis and the fake Heroku API.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use super::common::*;
+
+/// A `sidekiq` process of the test's own, killed on drop.
+struct SidekiqProcess(Child);
+
+impl SidekiqProcess {
+    fn start(dyno: &str, redis_url: &str, queue: &str) -> Self {
+        let jobs = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/e2e/ruby/jobs.rb");
+        let child = Command::new("sidekiq")
+            .args(["-r", jobs, "-c", "1", "-t", "25", "-q", queue])
+            .env("DYNO", dyno)
+            .env("REDIS_URL", redis_url)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("sidekiq must be installed (scripts/test installs ruby-sidekiq)");
+        Self(child)
+    }
+}
+
+impl Drop for SidekiqProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Enqueues `SleepJob.perform_async(seconds, marker)` exactly as Sidekiq 6.4's client writes it.
+async fn push_sleep(c: &mut redis::aio::MultiplexedConnection, queue: &str, seconds: u32, marker: &str) {
+    let t = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs_f64();
+    let job = format!(
+        r#"{{"retry":true,"queue":"{queue}","class":"SleepJob","args":[{seconds},"{marker}"],"jid":"{:024x}","created_at":{t:.7},"enqueued_at":{t:.7}}}"#,
+        (t * 1e6) as u64
+    );
+    let _: () = redis::pipe()
+        .sadd("queues", queue)
+        .ignore()
+        .lpush(format!("queue:{queue}"), job)
+        .ignore()
+        .query_async(c)
+        .await
+        .unwrap();
+}
+
+async fn wait_for_processes(c: &mut redis::aio::MultiplexedConnection, n: usize) {
+    let started = Instant::now();
+    loop {
+        let members: Vec<String> = redis::cmd("SMEMBERS").arg("processes").query_async(c).await.unwrap();
+        if members.len() >= n {
+            return;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "{n} Sidekiq processes did not start: {members:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn marker(tag: &str) -> PathBuf {
+    std::env::temp_dir().join(unique(tag))
+}
+
+#[tokio::test]
+async fn a_busy_victim_finishes_its_job_before_the_formation_shrinks() {
+    let fake = fake().await;
+    fake.set_quantity(APP, "worker", 3);
+    let (_redis, url, mut c) = own_redis().await;
+    // worker.3 alone serves `slow`; worker.1 and 2 serve `default`.
+    let _p1 = SidekiqProcess::start("worker.1", &url, "default");
+    let _p2 = SidekiqProcess::start("worker.2", &url, "default");
+    let _p3 = SidekiqProcess::start("worker.3", &url, "slow");
+    wait_for_processes(&mut c, 3).await;
+    let done = marker("slow");
+    push_sleep(&mut c, "slow", 8, done.to_str().unwrap()).await;
+    let env = with(
+        env_sidekiq(&fake, &url),
+        &[
+            ("DYNO_SCALER_MIN_WORKERS", "2"),
+            ("DYNO_SCALER_MAX_WORKERS", "3"),
+            ("DYNO_SCALER_QUEUES", "default"),
+            ("DYNO_SCALER_DOWN_DELAY", "0s"),
+            ("DYNO_SCALER_POLL_INTERVAL", "500ms"),
+        ],
+    );
+    let child = command(&["run"], &env).spawn().unwrap();
+    // The shrink to 2 stops worker.3: it waits for the job, quiets worker.3, and sees it quiet and idle.
+    assert!(
+        eventually(Duration::from_secs(60), || fake.quantity(APP, "worker") == Some(2)).await,
+        "the formation shrank to 2"
+    );
+    let patched = SystemTime::now();
+    let ended: f64 =
+        std::fs::read_to_string(&done).expect("the job finished before the shrink").trim().parse().unwrap();
+    assert!(UNIX_EPOCH + Duration::from_secs_f64(ended) <= patched, "the job ended before the PATCH");
+    let quiet: Option<String> = {
+        let ids: Vec<String> = redis::cmd("SMEMBERS").arg("processes").query_async(&mut c).await.unwrap();
+        let id = ids.into_iter().find(|i| i.starts_with("worker.3:")).expect("worker.3 registered");
+        redis::cmd("HGET").arg(&id).arg("quiet").query_async(&mut c).await.unwrap()
+    };
+    assert_eq!(quiet.as_deref(), Some("true"), "worker.3 was quieted before its dyno was stopped");
+    let stderr = stop_daemon(child).await;
+    assert!(stderr.contains("quieting the victims"), "{stderr}");
+    let _ = std::fs::remove_file(&done);
+    let _ = std::fs::remove_file(done.with_extension("started"));
+}
+
+#[tokio::test]
+async fn a_quiet_process_is_no_capacity() {
+    let fake = fake().await;
+    fake.set_quantity(APP, "worker", 1);
+    let (_redis, url, mut c) = own_redis().await;
+    let _p1 = SidekiqProcess::start("worker.1", &url, "default");
+    wait_for_processes(&mut c, 1).await;
+    // Quiet it as the Web UI's "Quiet" button does, and wait until its heartbeat says so.
+    let ids: Vec<String> = redis::cmd("SMEMBERS").arg("processes").query_async(&mut c).await.unwrap();
+    let id = ids[0].clone();
+    let _: () = redis::pipe()
+        .lpush(format!("{id}-signals"), "TSTP")
+        .ignore()
+        .expire(format!("{id}-signals"), 60)
+        .ignore()
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let started = Instant::now();
+    loop {
+        let q: Option<String> = redis::cmd("HGET").arg(&id).arg("quiet").query_async(&mut c).await.unwrap();
+        if q.as_deref() == Some("true") {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "the process did not go quiet");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    for i in 0..10 {
+        push_sleep(&mut c, "default", 1, &format!("/nonexistent/{i}")).await;
+    }
+    let env = with(env_sidekiq(&fake, &url), &[("DYNO_SCALER_MAX_WORKERS", "3")]);
+    let out = run(&["run", "--once"], &env).await;
+    assert_eq!(out.code, 0, "{}", out.all());
+    assert_eq!(fake.quantity(APP, "worker"), Some(2), "the quiet dyno is no capacity: {}", out.stderr);
+}
+
+async fn stop_daemon(child: tokio::process::Child) -> String {
+    let pid = child.id().unwrap().to_string();
+    assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let out = tokio::time::timeout(Duration::from_secs(10), child.wait_with_output()).await.unwrap().unwrap();
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
