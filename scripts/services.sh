@@ -73,3 +73,12 @@ ensure_sidekiq() {
   log "installing ruby-sidekiq"
   apt_install ruby-sidekiq
 }
+
+# Node.js and the npm package node-resque (pinned in tests/e2e/node/package-lock.json) for the end-to-end tests.
+ensure_node_resque() {
+  command -v node >/dev/null && command -v npm >/dev/null || apt_install nodejs npm
+  if [ ! -d tests/e2e/node/node_modules/node-resque ]; then
+    log "installing node-resque"
+    (cd tests/e2e/node && npm ci --no-audit --no-fund >&2)
+  fi
+}

@@ -4,6 +4,7 @@
 mod common;
 mod config_errors;
 mod faults;
+mod node_resque;
 mod run;
 mod sidekiq_real;
 mod status_check;
