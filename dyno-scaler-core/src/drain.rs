@@ -4,6 +4,7 @@
 
 use std::time::{Duration, SystemTime};
 
+use crate::policy::{Decision, Direction};
 use crate::snapshot::{Snapshot, WorkerInfo};
 
 /// Re-send the signal when a victim has not gone quiet this long after it (about three Sidekiq 7 beats; the
@@ -42,6 +43,84 @@ pub fn pending<'a>(snapshot: &'a Snapshot, drain: &Drain) -> Vec<&'a WorkerInfo>
             !(w.quiet && w.busy == 0 && fresh)
         })
         .collect()
+}
+
+/// What one decision needs from quiet-then-drain.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Outcome {
+    /// Go to this quantity instead of the decision's, for this reason (a hold while victims drain, or the end
+    /// of a shrink whose victims were quieted).
+    pub set: Option<(u32, String)>,
+    /// Identities to quiet now (a new drain, or a re-signal).
+    pub quiet: Vec<String>,
+    /// The victims still draining.
+    pub draining: Vec<String>,
+    /// What happened, for the log.
+    pub note: Option<&'static str>,
+}
+
+/// One step of quiet-then-drain for `decision`, carrying the drain in `state`. `victims` are the processes the
+/// platform stops for the decision's shrink (`None`: unknown, nothing to drain). Pure: the caller quiets
+/// `Outcome::quiet` and applies `Outcome::set`.
+///
+/// A quieted process never takes a job again until its dyno restarts, so once victims are quieted the shrink is
+/// finished even if demand returns meanwhile: they are stopped as soon as they are drained, and the next decision
+/// scales up with fresh dynos.
+pub fn step(
+    state: &mut Option<Drain>,
+    snapshot: &Snapshot,
+    decision: &Decision,
+    victims: Option<Vec<String>>,
+    now: SystemTime,
+    max_drain: Duration,
+) -> Outcome {
+    let mut out = Outcome::default();
+    let shrinking = decision.direction() == Direction::Down;
+    let mut d = match (state.take(), shrinking) {
+        // The same shrink, or demand back while victims drain: finish what was started.
+        (Some(d), _) if !shrinking || (d.from, d.to) == (decision.from, decision.to) => d,
+        (_, false) => return out,
+        (_, true) => {
+            let Some(dynos) = victims else { return out };
+            let identities: Vec<String> = self::victims(snapshot, &dynos).iter().map(|w| w.identity.clone()).collect();
+            if identities.is_empty() {
+                return out; // no process runs on the victims
+            }
+            out.quiet = identities.clone();
+            out.note = Some("quieting the victims of a scale-down");
+            Drain { from: decision.from, to: decision.to, dynos, identities, started: now, signalled: now }
+        }
+    };
+    let waiting: Vec<String> = pending(snapshot, &d).iter().map(|w| w.identity.clone()).collect();
+    if waiting.is_empty() && out.quiet.is_empty() {
+        out.note = Some("victims drained");
+        if !shrinking || decision.to != d.to {
+            out.set = Some((d.to, format!("finishing the shrink of the quieted {}", d.dynos.join(", "))));
+        }
+        return out;
+    }
+    let waited = now.duration_since(d.started).unwrap_or_default();
+    if waited > max_drain {
+        out.note = Some("gave up draining: the victims stayed busy past max_drain; not scaling down");
+        let why = format!("gave up draining {} after {}s (max_drain)", d.dynos.join(", "), waited.as_secs());
+        out.set = Some((decision.from, why));
+        return out;
+    }
+    if out.quiet.is_empty() && now.duration_since(d.signalled).unwrap_or_default() > RESIGNAL_AFTER {
+        out.quiet = pending(snapshot, &d).iter().filter(|w| !w.quiet).map(|w| w.identity.clone()).collect();
+        if !out.quiet.is_empty() {
+            d.signalled = now;
+        }
+    }
+    let why = format!(
+        "draining {}: waiting until {} are quiet and idle on a heartbeat after the signal",
+        d.dynos.join(", "),
+        if waiting.is_empty() { d.identities.join(", ") } else { waiting.join(", ") }
+    );
+    out.set = Some((decision.from, why));
+    out.draining = d.dynos.clone();
+    *state = Some(d);
+    out
 }
 
 #[cfg(test)]

@@ -27,6 +27,10 @@ pub struct SimConfig {
     pub shutdown_grace: Duration,
     /// Seed for which free worker takes a job.
     pub seed: u64,
+    /// The workers' heartbeat period: `busy` (and the running count) are published only at beats, as Sidekiq does
+    /// (5 s in 6.x, 10 s in 7+). `None`: the source sees work the instant it starts.
+    #[serde(serialize_with = "dyno_scaler_core::serde_secs::option")]
+    pub heartbeat: Option<Duration>,
     /// Sampling period of queue depth and workers, for plots.
     #[serde(serialize_with = "dyno_scaler_core::serde_secs::duration")]
     pub sample_every: Duration,
@@ -40,6 +44,7 @@ impl Default for SimConfig {
             price_per_dyno_hour: 25.0 / 720.0,
             shutdown_grace: Duration::from_secs(25),
             seed: 7,
+            heartbeat: Some(Duration::from_secs(5)),
             sample_every: Duration::from_secs(60),
         }
     }
@@ -61,6 +66,10 @@ pub struct Strategy {
     pub sees_dynos: bool,
     /// Quantity at the start (default: `min_workers`).
     pub initial: Option<u32>,
+    /// Trust each heartbeat as it comes: no two-beat rule and no quiet-then-drain (to show what the guard
+    /// prevents).
+    #[serde(skip)]
+    pub unguarded: bool,
 }
 
 /// What one strategy cost and how long jobs waited.
@@ -125,6 +134,8 @@ pub fn simulate(trace: &Trace, strategy: &Strategy, cfg: &SimConfig) -> Result<S
         api_calls: 0,
         scale_events: 0,
         rng: fastrand::Rng::with_seed(cfg.seed),
+        drain: None,
+        unguarded: strategy.unguarded,
     };
 
     let mut heap = BinaryHeap::with_capacity(trace.jobs.len() + 64);
@@ -194,6 +205,7 @@ pub fn simulate(trace: &Trace, strategy: &Strategy, cfg: &SimConfig) -> Result<S
                 }
                 Kind::DynoReady => {}
                 Kind::Check => check = true,
+                Kind::Beat(id) => w.beat(id),
                 Kind::Sample => {
                     let live = w.dynos.len() as u32;
                     samples.push((at, w.waiting.len() as u64, live));
@@ -226,7 +238,7 @@ pub fn simulate(trace: &Trace, strategy: &Strategy, cfg: &SimConfig) -> Result<S
         }
         if idle_after_day && (strategy.check_interval.is_none() || w.quantity <= strategy.policy.min_workers) {
             // Nothing left to do except dynos kept at min: bill them to the end of the day.
-            if heap.iter().all(|e| matches!(e.kind, Kind::Check | Kind::Sample | Kind::DynoReady)) {
+            if heap.iter().all(|e| matches!(e.kind, Kind::Check | Kind::Sample | Kind::DynoReady | Kind::Beat(_))) {
                 break;
             }
         }

@@ -14,6 +14,7 @@ pub fn always_on(max: u32) -> Strategy {
         event_driven: false,
         sees_dynos: false,
         initial: Some(max),
+        unguarded: false,
     }
 }
 
@@ -33,6 +34,7 @@ pub fn hirefire(max: u32, ratio: u64) -> Strategy {
         event_driven: false,
         sees_dynos: false,
         initial: None,
+        unguarded: false,
     }
 }
 
@@ -53,6 +55,7 @@ pub fn seed_gem(max: u32) -> Strategy {
         event_driven: true,
         sees_dynos: false,
         initial: None,
+        unguarded: false,
     }
 }
 
@@ -72,6 +75,7 @@ pub fn keda(max: u32) -> Strategy {
         event_driven: false,
         sees_dynos: false,
         initial: None,
+        unguarded: false,
     }
 }
 
@@ -85,6 +89,7 @@ pub fn dyno_scaler_defaults(max: u32) -> Strategy {
         event_driven: false,
         sees_dynos: true,
         initial: None,
+        unguarded: false,
     }
 }
 

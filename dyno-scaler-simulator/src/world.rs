@@ -5,6 +5,7 @@ use std::cmp::Ordering as CmpOrdering;
 use std::collections::{HashSet, VecDeque};
 use std::time::Duration;
 
+use dyno_scaler_core::drain;
 use dyno_scaler_core::{Policy, PolicyInput, PolicyState, QueueStats, Snapshot, WorkerInfo};
 
 use crate::engine::{SimConfig, epoch};
@@ -25,6 +26,22 @@ pub(crate) struct Dyno {
     pub(crate) created: f64,
     pub(crate) ready_at: f64,
     pub(crate) slots: Vec<Option<Running>>,
+    /// Told to quiet: it takes no job after its next heartbeat.
+    pub(crate) quiet_requested: bool,
+    /// Takes no new job.
+    pub(crate) quiet: bool,
+    /// What its last heartbeat published: (time, busy, quiet); `None` before the first.
+    pub(crate) published: Option<(f64, u32, bool)>,
+}
+
+impl Dyno {
+    fn busy(&self) -> u32 {
+        self.slots.iter().flatten().count() as u32
+    }
+
+    fn identity(&self) -> String {
+        format!("worker.{}:4:000000000000", self.number)
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -36,11 +53,16 @@ pub(crate) struct Waiting {
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) enum Kind {
-    Complete { dyno: u64, token: u64 },
+    Complete {
+        dyno: u64,
+        token: u64,
+    },
     DynoReady,
     Arrival(usize),
     Check,
     Sample,
+    /// A process's heartbeat: it publishes `busy` and `quiet`, and reads a quiet signal.
+    Beat(u64),
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -85,6 +107,11 @@ pub(crate) struct World {
     pub(crate) api_calls: u64,
     pub(crate) scale_events: u64,
     pub(crate) rng: fastrand::Rng,
+    /// The quiet-then-drain in progress.
+    pub(crate) drain: Option<dyno_scaler_core::drain::Drain>,
+    /// The strategy trusts heartbeats as they come (no two-beat rule, no quiet-then-drain): the "without the
+    /// guard" case.
+    pub(crate) unguarded: bool,
 }
 
 impl World {
@@ -112,8 +139,16 @@ impl World {
                     created: now,
                     ready_at,
                     slots: vec![None; self.cfg.concurrency as usize],
+                    quiet_requested: false,
+                    quiet: false,
+                    published: None,
                 });
                 self.new_events.push((ready_at, Kind::DynoReady));
+                if let Some(period) = self.cfg.heartbeat {
+                    // The first beat comes as the process boots, then every period.
+                    let first = ready_at + self.rng.f64() * period.as_secs_f64();
+                    self.new_events.push((first, Kind::Beat(self.next_id)));
+                }
             }
         } else {
             // Heroku stops the highest-numbered dynos first.
@@ -145,7 +180,7 @@ impl World {
                 .dynos
                 .iter()
                 .enumerate()
-                .filter(|(_, d)| d.ready_at <= now)
+                .filter(|(_, d)| d.ready_at <= now && !d.quiet)
                 .flat_map(|(i, d)| d.slots.iter().enumerate().filter(|(_, s)| s.is_none()).map(move |(j, _)| (i, j)))
                 .collect();
             if free.is_empty() {
@@ -164,6 +199,26 @@ impl World {
         }
     }
 
+    /// A heartbeat of the dyno `id`: it reads a quiet signal and publishes what it runs.
+    pub(crate) fn beat(&mut self, id: u64) {
+        let now = self.now;
+        let Some(period) = self.cfg.heartbeat else { return };
+        if let Some(d) = self.dynos.iter_mut().find(|d| d.id == id) {
+            d.quiet |= d.quiet_requested;
+            d.published = Some((now, d.busy(), d.quiet));
+            self.new_events.push((now + period.as_secs_f64(), Kind::Beat(id)));
+        }
+    }
+
+    /// Running jobs as the source reports them: with heartbeats, as the dynos' last beats published them.
+    fn reported_running(&self) -> u64 {
+        if self.cfg.heartbeat.is_none() {
+            return self.running();
+        }
+        let published: u64 = self.dynos.iter().filter_map(|d| d.published).map(|p| u64::from(p.1)).sum();
+        published + self.draining.len() as u64
+    }
+
     /// What a real source would report now: the queue, and the dynos' workers when the strategy sees them.
     pub(crate) fn snapshot(&self) -> Snapshot {
         let mut snap = Snapshot::default();
@@ -172,21 +227,33 @@ impl World {
             "jobs",
             QueueStats {
                 ready: self.waiting.len() as u64,
-                running: self.running(),
+                running: self.reported_running(),
                 scheduled: 0,
                 oldest_ready_age: oldest.is_finite().then(|| Duration::from_secs_f64((self.now - oldest).max(0.0))),
             },
         );
         if self.sees_dynos {
+            let epoch = epoch();
             snap.workers = Some(
                 self.dynos
                     .iter()
-                    .map(|d| WorkerInfo {
-                        identity: format!("worker.{}:4:000000000000", d.number),
-                        dyno: Some(format!("worker.{}", d.number)),
-                        busy: d.slots.iter().flatten().count() as u32,
-                        quiet: false,
-                        beat: None,
+                    .filter_map(|d| {
+                        let (busy, quiet, beat) = match (self.cfg.heartbeat, d.published) {
+                            (None, _) => (d.busy(), d.quiet, None),
+                            // A booting process has no record yet.
+                            (Some(_), None) => return None,
+                            (Some(_), Some((t, busy, quiet))) => {
+                                let beat = (!self.unguarded).then(|| epoch + Duration::from_secs_f64(t));
+                                (busy, quiet, beat)
+                            }
+                        };
+                        Some(WorkerInfo {
+                            identity: d.identity(),
+                            dyno: Some(format!("worker.{}", d.number)),
+                            busy,
+                            quiet,
+                            beat,
+                        })
                     })
                     .collect(),
             );
@@ -204,8 +271,20 @@ impl World {
             now: epoch() + Duration::from_secs_f64(self.now),
             platform_limit: None,
         };
-        let (decision, next) = policy.decide(&input, state);
+        let (mut decision, next) = policy.decide(&input, state);
         *state = next;
+        // Quiet-then-drain, as the scaler does it, with Heroku Cedar's victims.
+        if self.sees_dynos && policy.config().quiet_victims && !self.unguarded {
+            let victims = (decision.to < decision.from)
+                .then(|| (decision.to + 1..=decision.from).rev().map(|n| format!("worker.{n}")).collect());
+            let out = drain::step(&mut self.drain, &snapshot, &decision, victims, input.now, policy.config().max_drain);
+            for d in self.dynos.iter_mut().filter(|d| out.quiet.contains(&d.identity())) {
+                d.quiet_requested = true;
+            }
+            if let Some((to, _)) = out.set {
+                decision.to = to;
+            }
+        }
         if decision.to != decision.from {
             self.set_quantity(decision.to);
         }

@@ -71,8 +71,9 @@ fn boot_time_is_paid_by_the_first_job() {
     let r = simulator::simulate(&t, &strategies::dyno_scaler_defaults(3), &cfg()).unwrap();
     assert!((30.0..=35.1).contains(&r.wait_max), "{}", r.wait_max);
     assert_eq!(r.scale_events, 2, "up once, down once");
-    // Billed from scale-up to scale-down, boot included: about 30 s boot + 1 s work + 30 s down delay.
-    assert!((60.0..=75.0).contains(&(r.dyno_hours * 3600.0)), "{}", r.dyno_hours * 3600.0);
+    // Billed from scale-up to scale-down, boot included: about 30 s boot + 1 s work + 30 s down delay, plus the
+    // busy-safety of a source with 5 s heartbeats: two idle beats, then the quieted process's next beat.
+    assert!((60.0..=110.0).contains(&(r.dyno_hours * 3600.0)), "{}", r.dyno_hours * 3600.0);
 }
 
 #[test]
@@ -123,4 +124,24 @@ fn compare_runs_strategies_in_order() {
     assert_eq!(names, s.iter().map(|s| s.name.as_str()).collect::<Vec<_>>());
     let table = simulator::report::table(&t, &cfg(), &r);
     assert!(table.contains("dyno-scaler defaults") && table.contains("p95"));
+}
+
+#[test]
+fn heartbeat_lag_interrupts_jobs_without_the_guard_and_none_with_it() {
+    // Sidekiq 7's 10 s beats: a job fetched after a dyno's last beat is invisible until the next.
+    let cfg = SimConfig { heartbeat: Some(Duration::from_secs(10)), ..cfg() };
+    let mut interrupted = Vec::new();
+    for unguarded in [true, false] {
+        let mut total = 0;
+        for name in trace::BUILT_IN {
+            let t = trace::built_in(name, 1).unwrap();
+            let s = Strategy { unguarded, ..strategies::dyno_scaler_defaults(10) };
+            let r = simulator::simulate(&t, &s, &cfg).unwrap();
+            assert_eq!(r.unfinished, 0, "{name}");
+            total += r.interrupted;
+        }
+        interrupted.push(total);
+    }
+    assert!(interrupted[0] > 0, "trusting each heartbeat as it comes interrupts jobs: {interrupted:?}");
+    assert_eq!(interrupted[1], 0, "two idle beats and quiet-then-drain interrupt none: {interrupted:?}");
 }

@@ -135,6 +135,7 @@ fn run_inner(args: &SimulateArgs, config_path: Option<&str>) -> Result<u8, Simul
                 event_driven: false,
                 sees_dynos: source.capabilities().names_hosts,
                 initial: None,
+                unguarded: false,
             });
         }
     }

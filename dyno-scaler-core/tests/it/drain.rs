@@ -67,12 +67,9 @@ async fn a_job_fetched_after_the_last_beat_is_not_interrupted() {
     assert!(rep.decision.reason.contains("worker.3"), "{}", rep.decision.reason);
     assert_eq!(rep.draining.len(), 3, "still draining");
     assert!(r.platform.set_calls().is_empty(), "no PATCH while the job runs");
-    // The job ends; once two beats show every victim quiet and idle, the shrink goes ahead.
+    // The job ends; the next beat shows every victim quiet and idle: being quiet, they take no job after it, so
+    // the shrink goes ahead at once.
     r.queue.set_busy("worker.3:4:abc", 0);
-    r.beat();
-    let rep = r.scaler.reconcile().await.unwrap();
-    assert_eq!(rep.decision.to, 3, "one idle beat after the busy one: {}", rep.decision.reason);
-    assert!(r.platform.set_calls().is_empty());
     r.beat();
     let rep = r.scaler.reconcile().await.unwrap();
     assert_eq!((rep.decision.to, r.platform.quantity("worker")), (0, 0), "{}", rep.decision.reason);
@@ -80,17 +77,24 @@ async fn a_job_fetched_after_the_last_beat_is_not_interrupted() {
 }
 
 #[tokio::test]
-async fn demand_returning_during_the_drain_scales_up_past_the_quiet_dynos() {
+async fn demand_returning_during_the_drain_finishes_the_shrink_then_scales_up_fresh() {
     let r = rig(|_| {});
     r.scaler.reconcile().await.unwrap();
     r.beat();
     r.scaler.reconcile().await.unwrap(); // quieting
-    r.beat();
-    // Work comes back while the victims are quiet: they take no jobs, so the policy adds dynos past them.
+    // Work comes back while the victims are quiet. A quieted process never takes a job again, so the shrink is
+    // finished as soon as they are drained, and fresh dynos take the work.
     r.queue.push_many("default", 10);
     let rep = r.scaler.reconcile().await.unwrap();
-    assert!(rep.draining.is_empty(), "the drain is abandoned");
-    assert!(rep.decision.to > 3, "quiet dynos are no capacity: {}", rep.decision.reason);
+    assert_eq!(rep.decision.to, 3, "the victims are not drained yet: {}", rep.decision.reason);
+    r.beat();
+    let rep = r.scaler.reconcile().await.unwrap();
+    assert_eq!(rep.decision.to, 0, "{}", rep.decision.reason);
+    assert!(rep.decision.reason.contains("finishing the shrink"), "{}", rep.decision.reason);
+    r.queue.set_workers(Some(Vec::new())); // the stopped dynos' processes are gone
+    let rep = r.scaler.reconcile().await.unwrap();
+    assert_eq!(rep.decision.to, 1, "fresh capacity for the work: {}", rep.decision.reason);
+    assert_eq!(r.platform.set_calls(), vec![("worker".to_string(), 0), ("worker".to_string(), 1)]);
 }
 
 #[tokio::test]
