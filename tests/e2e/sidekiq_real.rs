@@ -97,6 +97,8 @@ async fn a_busy_victim_finishes_its_job_before_the_formation_shrinks() {
     let ended: f64 =
         std::fs::read_to_string(&done).expect("the job finished before the shrink").trim().parse().unwrap();
     assert!(UNIX_EPOCH + Duration::from_secs_f64(ended) <= patched, "the job ended before the PATCH");
+    let after = patched.duration_since(UNIX_EPOCH + Duration::from_secs_f64(ended)).unwrap_or_default();
+    eprintln!("busy victim: the formation shrank {:.1} s after its job ended", after.as_secs_f64());
     let quiet: Option<String> = {
         let ids: Vec<String> = redis::cmd("SMEMBERS").arg("processes").query_async(&mut c).await.unwrap();
         let id = ids.into_iter().find(|i| i.starts_with("worker.3:")).expect("worker.3 registered");
