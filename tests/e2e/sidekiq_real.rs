@@ -147,6 +147,39 @@ async fn a_quiet_process_is_no_capacity() {
     assert_eq!(fake.quantity(APP, "worker"), Some(2), "the quiet dyno is no capacity: {}", out.stderr);
 }
 
+#[tokio::test]
+async fn a_job_fetched_between_heartbeats_is_never_stopped() {
+    let fake = fake().await;
+    fake.set_quantity(APP, "worker", 3);
+    let (_redis, url, mut c) = own_redis().await;
+    let _p: Vec<SidekiqProcess> =
+        (1..=3).map(|n| SidekiqProcess::start(&format!("worker.{n}"), &url, "default")).collect();
+    wait_for_processes(&mut c, 3).await;
+    let env = with(
+        env_sidekiq(&fake, &url),
+        &[("DYNO_SCALER_MAX_WORKERS", "3"), ("DYNO_SCALER_DOWN_DELAY", "0s"), ("DYNO_SCALER_POLL_INTERVAL", "300ms")],
+    );
+    let child = command(&["run"], &env).spawn().unwrap();
+    // The queue is empty and every process was idle at its last beat: the policy would like 0. A 12 s job is
+    // fetched now, between beats, invisible until its process beats again.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let done = marker("lag");
+    push_sleep(&mut c, "default", 12, done.to_str().unwrap()).await;
+    let started = done.with_extension("started");
+    assert!(eventually(Duration::from_secs(10), || started.exists()).await, "a process took the job");
+    let dyno = std::fs::read_to_string(&started).unwrap();
+    let n: u32 = dyno.trim().strip_prefix("worker.").and_then(|n| n.parse().ok()).expect("DYNO=worker.N");
+    let mut lowest = u32::MAX;
+    while !done.exists() {
+        lowest = lowest.min(fake.quantity(APP, "worker").unwrap());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(lowest >= n, "the formation went to {lowest} while {dyno} ran its job");
+    stop_daemon(child).await;
+    let _ = std::fs::remove_file(&done);
+    let _ = std::fs::remove_file(&started);
+}
+
 async fn stop_daemon(child: tokio::process::Child) -> String {
     let pid = child.id().unwrap().to_string();
     assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());

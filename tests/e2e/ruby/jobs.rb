@@ -6,7 +6,7 @@ class SleepJob
   include Sidekiq::Worker
 
   def perform(seconds, marker)
-    File.write("#{marker}.started", Time.now.to_f.to_s)
+    File.write("#{marker}.started", ENV.fetch("DYNO", ""))
     sleep seconds
     File.write(marker, Time.now.to_f.to_s)
   end
