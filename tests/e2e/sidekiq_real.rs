@@ -142,6 +142,9 @@ async fn a_quiet_process_is_no_capacity() {
         push_sleep(&mut c, "default", 1, &format!("/nonexistent/{i}")).await;
     }
     let env = with(env_sidekiq(&fake, &url), &[("DYNO_SCALER_MAX_WORKERS", "3")]);
+    let out = run(&["status", "--json"], &env).await;
+    let v: serde_json::Value = serde_json::from_str(out.stdout.trim()).unwrap();
+    assert_eq!(v["processes"][0]["draining"], serde_json::json!(["worker.1"]), "status shows the quiet dyno");
     let out = run(&["run", "--once"], &env).await;
     assert_eq!(out.code, 0, "{}", out.all());
     assert_eq!(fake.quantity(APP, "worker"), Some(2), "the quiet dyno is no capacity: {}", out.stderr);
