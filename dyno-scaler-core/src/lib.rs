@@ -43,7 +43,7 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use controller::Controller;
 pub use error::{PlatformError, ScalerError, SettingError, SourceError};
 pub use memory::{InMemoryPlatform, InMemoryQueue, PlatformCall};
-pub use platform::{Platform, ProcessInfo};
+pub use platform::{Placement, Platform, ProcessInfo};
 pub use policy::{
     Decision, DemandRule, Direction, DownMode, MaxMode, Policy, PolicyConfig, PolicyError, PolicyInput, PolicySettings,
     PolicyState,

@@ -9,7 +9,7 @@ use async_trait::async_trait;
 
 use crate::clock::Clock;
 use crate::error::{PlatformError, SourceError};
-use crate::platform::{Platform, ProcessInfo};
+use crate::platform::{Placement, Platform, ProcessInfo};
 use crate::snapshot::{QueueStats, Snapshot, WorkerInfo};
 use crate::source::{Capabilities, QueueSource};
 
@@ -345,6 +345,20 @@ impl InMemoryPlatform {
 impl Platform for InMemoryPlatform {
     fn name(&self) -> &str {
         "memory"
+    }
+
+    /// Heroku Cedar's rule: `type.N` is the `current - N`th to stop; another type's `t.N` is elsewhere; unless
+    /// [`InMemoryPlatform::set_victims_unknown`].
+    fn place(&self, process_type: &str, current: u32, host: &str) -> Placement {
+        if self.with(|s| s.victims_unknown) {
+            return Placement::Unknown;
+        }
+        // A fake of Heroku Cedar (the real rule is the Heroku adapter's `cedar` module).
+        match host.rsplit_once('.').map(|(ty, n)| (ty, n.parse::<u32>())) {
+            Some((ty, Ok(n))) if ty == process_type && (1..=current).contains(&n) => Placement::Stops(current - n),
+            Some((ty, Ok(_))) if !ty.is_empty() => Placement::Elsewhere,
+            _ => Placement::Unknown,
+        }
     }
 
     /// Heroku Cedar's rule (the highest-numbered first), unless [`InMemoryPlatform::set_victims_unknown`].

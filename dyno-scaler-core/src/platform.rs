@@ -1,7 +1,11 @@
 //! The `Platform` trait: where worker processes run.
 
+use std::collections::BTreeMap;
+
 use async_trait::async_trait;
 use serde::Serialize;
+
+use crate::snapshot::Snapshot;
 
 use crate::error::PlatformError;
 
@@ -12,6 +16,34 @@ pub struct ProcessInfo {
     pub name: String,
     /// The platform's state (`up`, `starting`, ...).
     pub state: String,
+}
+
+/// Where a worker's host is, as the platform sees it, for a scale-down of one process type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Placement {
+    /// One of this process type's processes, the `n`th to stop as the quantity goes down (0: the first).
+    Stops(u32),
+    /// A process of another process type: this one's scale-down does not stop it.
+    Elsewhere,
+    /// The platform cannot tell (Heroku Fir: the stop order is not by name).
+    Unknown,
+}
+
+/// The placement of every worker host of `snapshot` for `process_type` at `current` processes, by `platform`.
+pub fn placements(
+    platform: &dyn Platform,
+    process_type: &str,
+    current: u32,
+    snapshot: &Snapshot,
+) -> BTreeMap<String, Placement> {
+    snapshot
+        .workers
+        .iter()
+        .flatten()
+        .filter_map(|w| w.dyno.as_ref())
+        .map(|host| (host.clone(), platform.place(process_type, current, host)))
+        .collect()
 }
 
 /// A runtime that runs a number of identical worker processes per process type.
@@ -32,6 +64,12 @@ pub trait Platform: Send + Sync + std::fmt::Debug {
     /// platform knows them (`None`: unknown). Heroku Cedar stops the highest-numbered first: `type.(to+1..=from)`.
     fn victims(&self, _process_type: &str, _from: u32, _to: u32) -> Option<Vec<String>> {
         None
+    }
+
+    /// Where the worker host `host` (as the queue names it, e.g. Sidekiq's `$DYNO`) is for a scale-down of
+    /// `process_type` from `current`: which of its processes stops when, or another type's, or unknown.
+    fn place(&self, _process_type: &str, _current: u32, _host: &str) -> Placement {
+        Placement::Unknown
     }
 
     /// The live processes of `process_type`, where the platform can list them (`Ok(None)` otherwise).

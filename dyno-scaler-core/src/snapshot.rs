@@ -84,19 +84,3 @@ impl Snapshot {
         self.queues.entry(name.to_owned()).or_default().merge(&stats);
     }
 }
-
-/// Parses a Cedar dyno name `<process_type>.<N>` and returns `N` when the type matches.
-///
-/// ```
-/// use dyno_scaler_core::snapshot::dyno_number;
-/// assert_eq!(dyno_number("worker.3", "worker"), Some(3));
-/// assert_eq!(dyno_number("urgent.1", "worker"), None);
-/// assert_eq!(dyno_number("worker-12a34bcd56-7efgh", "worker"), None);
-/// ```
-pub fn dyno_number(dyno: &str, process_type: &str) -> Option<u32> {
-    let rest = dyno.strip_prefix(process_type)?.strip_prefix('.')?;
-    if rest.is_empty() || !rest.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    rest.parse().ok()
-}

@@ -191,6 +191,7 @@ async fn a_killed_workers_lock_does_not_pin_the_formation_and_other_queues_prote
         current: 2,
         now: std::time::SystemTime::now(),
         platform_limit: None,
+        placements: None,
     };
     assert_eq!(policy.decide(&input, &Default::default()).0.to, 0, "nothing pins the scale-down");
     // A job running from a queue outside the filter is not demand, but it holds the scale-down.

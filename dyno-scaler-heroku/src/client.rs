@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use dyno_scaler_core::backoff::Backoff;
-use dyno_scaler_core::{Platform, PlatformError, ProcessInfo, SettingError};
+use dyno_scaler_core::{Placement, Platform, PlatformError, ProcessInfo, SettingError};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use reqwest::Method;
 use serde_json::json;
@@ -214,10 +214,14 @@ impl Platform for HerokuPlatform {
         }
     }
 
-    /// Cedar stops the highest-numbered dynos first (`type.N`, then `type.N-1`). On Fir, dynos are not numbered:
-    /// no Sidekiq process names these hosts there, so nothing is quieted and the policy's own rule holds.
+    /// Cedar's order ([`crate::cedar`]). On Fir no process has these names, so nothing is quieted; its hosts are
+    /// placed as unknown, and nothing scales down while they run jobs.
     fn victims(&self, process_type: &str, from: u32, to: u32) -> Option<Vec<String>> {
-        Some((to + 1..=from).rev().map(|n| format!("{process_type}.{n}")).collect())
+        Some(crate::cedar::victims(process_type, from, to))
+    }
+
+    fn place(&self, process_type: &str, current: u32, host: &str) -> Placement {
+        crate::cedar::place(process_type, current, host)
     }
 
     async fn list_processes(&self, process_type: &str) -> Result<Option<Vec<ProcessInfo>>, PlatformError> {

@@ -20,6 +20,7 @@
 
 pub mod api;
 mod call;
+pub mod cedar;
 mod client;
 mod config;
 #[cfg(feature = "fake")]

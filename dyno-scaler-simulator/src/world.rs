@@ -6,7 +6,7 @@ use std::collections::{HashSet, VecDeque};
 use std::time::Duration;
 
 use dyno_scaler_core::drain;
-use dyno_scaler_core::{Policy, PolicyInput, PolicyState, QueueStats, Snapshot, WorkerInfo};
+use dyno_scaler_core::{Placement, Policy, PolicyInput, PolicyState, QueueStats, Snapshot, WorkerInfo};
 
 use crate::engine::{SimConfig, epoch};
 
@@ -264,12 +264,19 @@ impl World {
     /// One decision of `policy`, carrying its history in `state`; the platform is called only on a change.
     pub(crate) fn decide(&mut self, policy: &Policy, state: &mut PolicyState) {
         let snapshot = self.snapshot();
+        // Heroku Cedar: the highest-numbered dyno stops first.
+        let placements: std::collections::BTreeMap<String, Placement> = self
+            .dynos
+            .iter()
+            .map(|d| (format!("worker.{}", d.number), Placement::Stops(self.quantity.saturating_sub(d.number))))
+            .collect();
         let input = PolicyInput {
             process_type: "worker",
             snapshot: &snapshot,
             current: self.quantity,
             now: epoch() + Duration::from_secs_f64(self.now),
             platform_limit: None,
+            placements: Some(&placements),
         };
         let (mut decision, next) = policy.decide(&input, state);
         *state = next;

@@ -8,7 +8,8 @@ use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
-use crate::snapshot::{Snapshot, dyno_number};
+use crate::platform::Placement;
+use crate::snapshot::Snapshot;
 
 mod config;
 pub mod lag;
@@ -46,6 +47,9 @@ pub struct PolicyInput<'a> {
     pub now: SystemTime,
     /// A lower ceiling learned from the platform (a refused quantity), if any.
     pub platform_limit: Option<u32>,
+    /// Where each worker host is for a scale-down, as the platform says ([`crate::platform::placements`]);
+    /// `None`: nowhere known, so nothing scales down while anything runs.
+    pub placements: Option<&'a std::collections::BTreeMap<String, Placement>>,
 }
 
 /// Which way a decision goes.
@@ -93,7 +97,7 @@ impl Decision {
 /// let mut snap = Snapshot::default();
 /// snap.add("default", QueueStats { ready: 60, ..QueueStats::default() });
 /// let input = PolicyInput { process_type: "worker", snapshot: &snap, current: 0,
-///                           now: UNIX_EPOCH + Duration::from_secs(100), platform_limit: None };
+///                           now: UNIX_EPOCH + Duration::from_secs(100), platform_limit: None, placements: None };
 /// let (decision, _next) = policy.decide(&input, &PolicyState::default());
 /// assert_eq!(decision.to, 3); // the seed table wants 3 for 60 jobs
 /// ```
@@ -240,16 +244,12 @@ impl Policy {
         let busy_anywhere = running > 0
             || input.snapshot.workers.as_ref().is_some_and(|w| w.iter().any(|w| !lag::confirmed_idle(w, streaks)));
         let to = match self.busy_floor(input, running, streaks) {
-            BusyFloor::Known(floor) if floor > target => {
-                let _ = write!(
-                    reason,
-                    "; dyno {}.{floor} is busy (or not yet seen idle on {} heartbeats)",
-                    input.process_type,
-                    lag::IDLE_BEATS
-                );
+            BusyFloor::Known(floor, host) if floor > target => {
+                let _ =
+                    write!(reason, "; dyno {host} is busy (or not yet seen idle on {} heartbeats)", lag::IDLE_BEATS);
                 floor
             }
-            BusyFloor::Known(_) => target,
+            BusyFloor::Known(..) => target,
             BusyFloor::Unknown if busy_anywhere && !c.allow_interrupting => {
                 let _ = write!(
                     reason,
@@ -271,9 +271,11 @@ impl Policy {
     /// Dynos of this process type on which every process is quiet.
     fn quiet_dynos(&self, input: &PolicyInput<'_>) -> u32 {
         let Some(workers) = &input.snapshot.workers else { return 0 };
+        let ours =
+            |d: &&str| input.placements.and_then(|p| p.get(*d)).is_some_and(|p| matches!(p, Placement::Stops(_)));
         let mut dynos: std::collections::BTreeMap<&str, bool> = std::collections::BTreeMap::new();
         for w in workers {
-            if let Some(d) = w.dyno.as_deref().filter(|d| is_same_type(d, input.process_type)) {
+            if let Some(d) = w.dyno.as_deref().filter(ours) {
                 *dynos.entry(d).or_insert(true) &= w.quiet;
             }
         }
@@ -291,27 +293,31 @@ impl Policy {
         let Some(workers) = &input.snapshot.workers else {
             return BusyFloor::Unknown;
         };
-        let mut floor = 0u32;
+        let mut floor = (0u32, String::new());
         let any_busy = workers.iter().any(|w| w.busy > 0);
         for w in workers.iter().filter(|w| !lag::confirmed_idle(w, streaks)) {
-            let Some(dyno) = &w.dyno else {
+            let Some(host) = &w.dyno else {
                 return BusyFloor::Unknown;
             };
-            match dyno_number(dyno, input.process_type) {
-                Some(n) => floor = floor.max(n),
-                // A dyno of our type that is not Cedar-numbered (Fir): the stop order is unknown.
-                None if is_same_type(dyno, input.process_type) => return BusyFloor::Unknown,
-                // Another process type's Cedar dyno: scaling this one cannot stop it.
-                None if is_cedar_dyno(dyno) => {}
-                // A host that is not a dyno name at all: where it runs is unknown.
-                None => return BusyFloor::Unknown,
+            match input.placements.and_then(|p| p.get(host)) {
+                // The platform stops it as the `rank`th: at most `rank` dynos may go.
+                Some(Placement::Stops(rank)) => {
+                    let keep = input.current.saturating_sub(*rank);
+                    if keep > floor.0 {
+                        floor = (keep, host.clone());
+                    }
+                }
+                // Another process type's: scaling this one cannot stop it.
+                Some(Placement::Elsewhere) => {}
+                // Where it runs is unknown (Fir, a host that is no process of the platform).
+                Some(Placement::Unknown) | None => return BusyFloor::Unknown,
             }
         }
         if running > 0 && !any_busy {
             // Work runs but no worker record shows it: do not guess.
             return BusyFloor::Unknown;
         }
-        BusyFloor::Known(floor)
+        BusyFloor::Known(floor.0, floor.1)
     }
 }
 
@@ -322,16 +328,8 @@ fn in_range(setting: &'static str, value: Duration, (min, max): (Duration, Durat
     Ok(())
 }
 
-fn is_same_type(dyno: &str, process_type: &str) -> bool {
-    dyno.strip_prefix(process_type).is_some_and(|rest| rest.starts_with('.') || rest.starts_with('-'))
-}
-
-fn is_cedar_dyno(name: &str) -> bool {
-    name.rsplit_once('.')
-        .is_some_and(|(ty, n)| !ty.is_empty() && !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
-}
-
 enum BusyFloor {
-    Known(u32),
+    /// The lowest quantity that stops no busy process, and the busy host that sets it.
+    Known(u32, String),
     Unknown,
 }

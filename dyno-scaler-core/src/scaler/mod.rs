@@ -224,12 +224,15 @@ impl Scaler {
     }
 
     fn decide(&self, snapshot: &Snapshot, current: u32, state: &State) -> (Decision, PolicyState) {
+        let cfg = &self.inner.cfg;
+        let placements = crate::platform::placements(cfg.platform.as_ref(), &cfg.process_type, current, snapshot);
         let input = PolicyInput {
-            process_type: &self.inner.cfg.process_type,
+            process_type: &cfg.process_type,
             snapshot,
             current,
-            now: self.inner.cfg.clock.now(),
+            now: cfg.clock.now(),
             platform_limit: state.limit,
+            placements: Some(&placements),
         };
         self.inner.cfg.policy.decide(&input, &state.policy)
     }

@@ -68,12 +68,15 @@ fn arb_state() -> impl Strategy<Value = PolicyState> {
 }
 
 fn input<'a>(s: &'a Snapshot, current: u32) -> PolicyInput<'a> {
+    // Heroku Cedar's placements (the in-memory platform's rule); leaked: a test's few thousand small maps.
+    let placements = Box::leak(Box::new(platform::placements(&InMemoryPlatform::new(), "worker", current, s)));
     PolicyInput {
         process_type: "worker",
         snapshot: s,
         current,
         now: UNIX_EPOCH + Duration::from_secs(10_000),
         platform_limit: None,
+        placements: Some(placements),
     }
 }
 

@@ -19,7 +19,17 @@ fn policy(f: impl FnOnce(&mut PolicyConfig)) -> Policy {
 }
 
 fn decide(p: &Policy, s: &Snapshot, current: u32, now: SystemTime, st: &PolicyState) -> (Decision, PolicyState) {
-    p.decide(&PolicyInput { process_type: "worker", snapshot: s, current, now, platform_limit: None }, st)
+    // Where each host is, by Heroku Cedar's rule (the in-memory platform's).
+    let placements = platform::placements(&InMemoryPlatform::new(), "worker", current, s);
+    let input = PolicyInput {
+        process_type: "worker",
+        snapshot: s,
+        current,
+        now,
+        platform_limit: None,
+        placements: Some(&placements),
+    };
+    p.decide(&input, st)
 }
 
 fn to(p: &Policy, s: &Snapshot, current: u32) -> u32 {
@@ -185,7 +195,14 @@ fn platform_limit_lowers_the_ceiling() {
     let s = snap(100, 0);
     let d = p
         .decide(
-            &PolicyInput { process_type: "worker", snapshot: &s, current: 0, now: t(0), platform_limit: Some(2) },
+            &PolicyInput {
+                process_type: "worker",
+                snapshot: &s,
+                current: 0,
+                now: t(0),
+                platform_limit: Some(2),
+                placements: None,
+            },
             &PolicyState::default(),
         )
         .0;

@@ -281,6 +281,7 @@ async fn fir_mode_names_and_victims_do_not_follow_cedar_numbering() {
         current: 4,
         now: std::time::SystemTime::now(),
         platform_limit: None,
+        placements: None,
     };
     assert_eq!(policy.decide(&input, &PolicyState::default()).0.to, 4);
     // A scale-down on Fir stops two of the four (which ones follows the fake's seeded rule).

@@ -38,6 +38,7 @@ async fn wrong_types_are_skipped_and_the_rest_is_read() {
             current,
             now: SystemTime::now(),
             platform_limit: None,
+            placements: None,
         };
         policy.decide(&input, &PolicyState::default()).0
     };

@@ -19,6 +19,7 @@ fn decide(snap: &Snapshot, current: u32) -> dyno_scaler_core::Decision {
         current,
         now: std::time::SystemTime::now(),
         platform_limit: None,
+        placements: None,
     };
     policy.decide(&input, &PolicyState::default()).0
 }
@@ -100,6 +101,7 @@ async fn a_schedule_set_of_the_wrong_type_and_garbage_timestamps() {
         current: 1,
         now: std::time::SystemTime::now(),
         platform_limit: None,
+        placements: None,
     };
     assert!(policy.decide(&input, &PolicyState::default()).0.to < 10);
 }

@@ -292,12 +292,16 @@ async fn busy_dynos_guide_the_policy() {
     let policy =
         Policy::new(PolicyConfig { max_workers: 3, down_delay: Duration::ZERO, ..PolicyConfig::default() }).unwrap();
     let decide = |s: &dyno_scaler_core::Snapshot, st: &PolicyState| {
+        // Heroku Cedar places the processes: worker.3 stops first.
+        let placements =
+            dyno_scaler_core::platform::placements(&dyno_scaler_core::InMemoryPlatform::new(), "worker", 3, s);
         let input = PolicyInput {
             process_type: "worker",
             snapshot: s,
             current: 3,
             now: SystemTime::now(),
             platform_limit: None,
+            placements: Some(&placements),
         };
         policy.decide(&input, st)
     };
@@ -396,6 +400,7 @@ async fn a_job_of_an_unwatched_queue_protects_an_unnamed_dyno() {
         current: 2,
         now: std::time::SystemTime::now(),
         platform_limit: None,
+        placements: None,
     };
     let d = policy.decide(&input, &PolicyState::default()).0;
     assert_eq!(d.direction(), Direction::Hold, "{}", d.reason);
