@@ -185,14 +185,7 @@ async fn a_killed_workers_lock_does_not_pin_the_formation_and_other_queues_prote
         ..dyno_scaler_core::PolicyConfig::default()
     })
     .unwrap();
-    let input = dyno_scaler_core::PolicyInput {
-        process_type: "worker",
-        snapshot: &s,
-        current: 2,
-        now: std::time::SystemTime::now(),
-        platform_limit: None,
-        placements: None,
-    };
+    let input = dyno_scaler_core::PolicyInput::new("worker", &s, 2);
     assert_eq!(policy.decide(&input, &Default::default()).0.to, 0, "nothing pins the scale-down");
     // A job running from a queue outside the filter is not demand, but it holds the scale-down.
     b.insert(Some("mailers"), 0, Some(-30.0), Some(-10.0), false).await;

@@ -52,6 +52,14 @@ pub struct PolicyInput<'a> {
     pub placements: Option<&'a std::collections::BTreeMap<String, Placement>>,
 }
 
+impl<'a> PolicyInput<'a> {
+    /// An input for `process_type` now at `current`, with no platform limit and no placements (so nothing
+    /// scales down while anything runs); set the fields for more.
+    pub fn new(process_type: &'a str, snapshot: &'a Snapshot, current: u32) -> Self {
+        Self { process_type, snapshot, current, now: SystemTime::now(), platform_limit: None, placements: None }
+    }
+}
+
 /// Which way a decision goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]

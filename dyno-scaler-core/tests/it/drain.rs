@@ -1,24 +1,20 @@
 //! Quiet-then-drain with the in-memory queue and platform: the victims of a scale-down are quieted, and the
 //! shrink waits until each is quiet and idle on a heartbeat after the signal.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use dyno_scaler_core::*;
 
-struct Rig {
-    clock: Arc<ManualClock>,
-    queue: InMemoryQueue,
-    platform: InMemoryPlatform,
-    scaler: Scaler,
-}
+use super::scaler::Rig;
 
 /// Three Cedar dynos, one Sidekiq-like process each (heartbeats on), idle; `worker.N:4:abc` identities.
 fn rig(f: impl FnOnce(&mut PolicyConfig)) -> Rig {
-    let clock = Arc::new(ManualClock::at_secs(1_700_000_000));
-    let queue = InMemoryQueue::new(clock.clone());
-    let now = clock.now();
-    queue.set_workers(Some(
+    let r = super::scaler::rig(|c| {
+        c.down_delay = Duration::ZERO;
+        f(c);
+    });
+    let now = r.clock.now();
+    r.queue.set_workers(Some(
         (1..=3)
             .map(|n| WorkerInfo {
                 identity: format!("worker.{n}:4:abc"),
@@ -29,15 +25,8 @@ fn rig(f: impl FnOnce(&mut PolicyConfig)) -> Rig {
             })
             .collect(),
     ));
-    let platform = InMemoryPlatform::new();
-    platform.set("worker", 3);
-    let mut c = PolicyConfig { max_workers: 5, down_delay: Duration::ZERO, ..PolicyConfig::default() };
-    f(&mut c);
-    let scaler =
-        Scaler::builder("worker", Arc::new(queue.clone()), Arc::new(platform.clone()), Policy::new(c).unwrap())
-            .clock(clock.clone())
-            .build();
-    Rig { clock, queue, platform, scaler }
+    r.platform.set("worker", 3);
+    r
 }
 
 impl Rig {

@@ -275,14 +275,7 @@ async fn fir_mode_names_and_victims_do_not_follow_cedar_numbering() {
     }]);
     let policy =
         Policy::new(PolicyConfig { max_workers: 4, down_delay: Duration::ZERO, ..PolicyConfig::default() }).unwrap();
-    let input = PolicyInput {
-        process_type: "worker",
-        snapshot: &snap,
-        current: 4,
-        now: std::time::SystemTime::now(),
-        platform_limit: None,
-        placements: None,
-    };
+    let input = PolicyInput::new("worker", &snap, 4);
     assert_eq!(policy.decide(&input, &PolicyState::default()).0.to, 4);
     // A scale-down on Fir stops two of the four (which ones follows the fake's seeded rule).
     p.set_quantity("worker", 2).await.unwrap();

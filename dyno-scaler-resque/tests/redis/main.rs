@@ -218,14 +218,7 @@ async fn stale_workers_are_not_busy_and_silent_ones_are_alive() {
     // The policy holds while the live worker runs a job: Resque cannot say which dyno it is on.
     let p =
         Policy::new(PolicyConfig { max_workers: 3, down_delay: Duration::ZERO, ..PolicyConfig::default() }).unwrap();
-    let input = PolicyInput {
-        process_type: "worker",
-        snapshot: &s,
-        current: 2,
-        now: SystemTime::now(),
-        platform_limit: None,
-        placements: None,
-    };
+    let input = PolicyInput::new("worker", &s, 2);
     assert_eq!(p.decide(&input, &PolicyState::default()).0.to, 2);
 }
 
@@ -241,14 +234,7 @@ async fn node_resque_workers_are_alive_while_they_ping() {
     assert_eq!(s.workers.as_ref().unwrap().len(), 2, "{s:?}");
     let p =
         Policy::new(PolicyConfig { max_workers: 3, down_delay: Duration::ZERO, ..PolicyConfig::default() }).unwrap();
-    let input = PolicyInput {
-        process_type: "worker",
-        snapshot: &s,
-        current: 2,
-        now: SystemTime::now(),
-        platform_limit: None,
-        placements: None,
-    };
+    let input = PolicyInput::new("worker", &s, 2);
     assert_eq!(p.decide(&input, &PolicyState::default()).0.to, 2, "a busy node-resque worker holds the quantity");
 }
 
@@ -270,14 +256,7 @@ async fn running_is_filtered_by_the_payload_queue() {
     assert_eq!((s.totals().running, s.running_elsewhere), (0, 1));
     let p =
         Policy::new(PolicyConfig { max_workers: 3, down_delay: Duration::ZERO, ..PolicyConfig::default() }).unwrap();
-    let input = PolicyInput {
-        process_type: "worker",
-        snapshot: &s,
-        current: 1,
-        now: SystemTime::now(),
-        platform_limit: None,
-        placements: None,
-    };
+    let input = PolicyInput::new("worker", &s, 1);
     assert_eq!(p.decide(&input, &PolicyState::default()).0.to, 1, "the unwatched job's worker is not stopped");
 }
 

@@ -95,13 +95,6 @@ async fn a_schedule_set_of_the_wrong_type_and_garbage_timestamps() {
         ..PolicyConfig::default()
     })
     .unwrap();
-    let input = PolicyInput {
-        process_type: "worker",
-        snapshot: &snap,
-        current: 1,
-        now: std::time::SystemTime::now(),
-        platform_limit: None,
-        placements: None,
-    };
+    let input = PolicyInput::new("worker", &snap, 1);
     assert!(policy.decide(&input, &PolicyState::default()).0.to < 10);
 }

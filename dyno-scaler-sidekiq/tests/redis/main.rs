@@ -394,14 +394,7 @@ async fn a_job_of_an_unwatched_queue_protects_an_unnamed_dyno() {
     assert_eq!((s.totals().running, s.running_elsewhere), (0, 1), "{s:?}");
     let policy =
         Policy::new(PolicyConfig { max_workers: 3, down_delay: Duration::ZERO, ..PolicyConfig::default() }).unwrap();
-    let input = PolicyInput {
-        process_type: "worker",
-        snapshot: &s,
-        current: 2,
-        now: std::time::SystemTime::now(),
-        platform_limit: None,
-        placements: None,
-    };
+    let input = PolicyInput::new("worker", &s, 2);
     let d = policy.decide(&input, &PolicyState::default()).0;
     assert_eq!(d.direction(), Direction::Hold, "{}", d.reason);
 }
