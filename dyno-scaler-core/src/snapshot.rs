@@ -70,6 +70,24 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
+    /// The dynos (worker hosts) on which every process is quiet: they take no new job.
+    ///
+    /// ```
+    /// use dyno_scaler_core::{Snapshot, WorkerInfo};
+    /// let w = |dyno: &str, quiet| WorkerInfo { identity: format!("{dyno}:1:a"), dyno: Some(dyno.into()), busy: 0, quiet, beat: None };
+    /// let s = Snapshot { workers: Some(vec![w("worker.1", true), w("worker.2", true), w("worker.2", false)]), ..Snapshot::default() };
+    /// assert_eq!(s.quiet_dynos(), ["worker.1"]);
+    /// ```
+    pub fn quiet_dynos(&self) -> Vec<&str> {
+        let mut dynos: BTreeMap<&str, bool> = BTreeMap::new();
+        for w in self.workers.iter().flatten() {
+            if let Some(d) = &w.dyno {
+                *dynos.entry(d).or_insert(true) &= w.quiet;
+            }
+        }
+        dynos.into_iter().filter(|(_, quiet)| *quiet).map(|(d, _)| d).collect()
+    }
+
     /// The sum over all queues (latency: the largest).
     pub fn totals(&self) -> QueueStats {
         let mut total = QueueStats::default();

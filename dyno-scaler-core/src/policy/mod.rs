@@ -278,16 +278,9 @@ impl Policy {
 
     /// Dynos of this process type on which every process is quiet.
     fn quiet_dynos(&self, input: &PolicyInput<'_>) -> u32 {
-        let Some(workers) = &input.snapshot.workers else { return 0 };
         let ours =
             |d: &&str| input.placements.and_then(|p| p.get(*d)).is_some_and(|p| matches!(p, Placement::Stops(_)));
-        let mut dynos: std::collections::BTreeMap<&str, bool> = std::collections::BTreeMap::new();
-        for w in workers {
-            if let Some(d) = w.dyno.as_deref().filter(ours) {
-                *dynos.entry(d).or_insert(true) &= w.quiet;
-            }
-        }
-        u32::try_from(dynos.values().filter(|all_quiet| **all_quiet).count()).unwrap_or(u32::MAX)
+        u32::try_from(input.snapshot.quiet_dynos().into_iter().filter(ours).count()).unwrap_or(u32::MAX)
     }
 
     /// The lowest quantity that stops no busy dyno, when the workers name their dynos.

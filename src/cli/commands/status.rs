@@ -29,7 +29,7 @@ pub async fn status(s: &Settings, as_json: bool) -> u8 {
                     "latency_seconds": t.oldest_ready_age.map(|d| (d.as_secs_f64() * 1000.0).round() / 1000.0),
                     "skipped": rep.snapshot.skipped,
                     // Dynos whose processes are quiet: the victims of a scale-down being drained.
-                    "draining": draining(&rep.snapshot),
+                    "draining": rep.snapshot.quiet_dynos(),
                     "current": rep.decision.from,
                     "desired": rep.decision.to,
                     "reason": rep.decision.reason,
@@ -77,15 +77,4 @@ pub async fn status(s: &Settings, as_json: bool) -> u8 {
         }
     }
     code
-}
-
-/// The dynos whose every process is quiet (the daemon quiets a scale-down's victims before it stops them).
-fn draining(snapshot: &dyno_scaler::core::Snapshot) -> Vec<String> {
-    let mut dynos: std::collections::BTreeMap<&str, bool> = std::collections::BTreeMap::new();
-    for w in snapshot.workers.iter().flatten() {
-        if let Some(d) = &w.dyno {
-            *dynos.entry(d).or_insert(true) &= w.quiet;
-        }
-    }
-    dynos.into_iter().filter(|(_, quiet)| *quiet).map(|(d, _)| d.to_owned()).collect()
 }
