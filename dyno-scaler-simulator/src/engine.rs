@@ -135,6 +135,7 @@ pub fn simulate(trace: &Trace, strategy: &Strategy, cfg: &SimConfig) -> Result<S
         scale_events: 0,
         rng: fastrand::Rng::with_seed(cfg.seed),
         drain: None,
+        cedar: dyno_scaler_core::InMemoryPlatform::new(),
         unguarded: strategy.unguarded,
     };
 

@@ -6,7 +6,9 @@ use std::collections::{HashSet, VecDeque};
 use std::time::Duration;
 
 use dyno_scaler_core::drain;
-use dyno_scaler_core::{Placement, Policy, PolicyInput, PolicyState, QueueStats, Snapshot, WorkerInfo};
+use dyno_scaler_core::{
+    InMemoryPlatform, Platform, Policy, PolicyInput, PolicyState, QueueStats, Snapshot, WorkerInfo, platform,
+};
 
 use crate::engine::{SimConfig, epoch};
 
@@ -109,6 +111,8 @@ pub(crate) struct World {
     pub(crate) rng: fastrand::Rng,
     /// The quiet-then-drain in progress.
     pub(crate) drain: Option<dyno_scaler_core::drain::Drain>,
+    /// Where hosts are and which dynos a shrink stops: Heroku Cedar's rule, as the in-memory platform fakes it.
+    pub(crate) cedar: InMemoryPlatform,
     /// The strategy trusts heartbeats as they come (no two-beat rule, no quiet-then-drain): the "without the
     /// guard" case.
     pub(crate) unguarded: bool,
@@ -264,12 +268,8 @@ impl World {
     /// One decision of `policy`, carrying its history in `state`; the platform is called only on a change.
     pub(crate) fn decide(&mut self, policy: &Policy, state: &mut PolicyState) {
         let snapshot = self.snapshot();
-        // Heroku Cedar: the highest-numbered dyno stops first.
-        let placements: std::collections::BTreeMap<String, Placement> = self
-            .dynos
-            .iter()
-            .map(|d| (format!("worker.{}", d.number), Placement::Stops(self.quantity.saturating_sub(d.number))))
-            .collect();
+        // The platform's rule, Heroku Cedar's as the in-memory platform fakes it: the highest number stops first.
+        let placements = platform::placements(&self.cedar, "worker", self.quantity, &snapshot);
         let input = PolicyInput {
             process_type: "worker",
             snapshot: &snapshot,
@@ -282,8 +282,7 @@ impl World {
         *state = next;
         // Quiet-then-drain, as the scaler does it, with Heroku Cedar's victims.
         if self.sees_dynos && policy.config().quiet_victims && !self.unguarded {
-            let victims = (decision.to < decision.from)
-                .then(|| (decision.to + 1..=decision.from).rev().map(|n| format!("worker.{n}")).collect());
+            let victims = self.cedar.victims("worker", decision.from, decision.to);
             let out = drain::step(&mut self.drain, &snapshot, &decision, victims, input.now, policy.config().max_drain);
             for d in self.dynos.iter_mut().filter(|d| out.quiet.contains(&d.identity())) {
                 d.quiet_requested = true;
