@@ -4,14 +4,8 @@ use std::time::Duration;
 
 use super::{ConfigError, err};
 
-/// Bounds of a duration setting: values outside cannot be meant.
-#[derive(Debug, Clone, Copy)]
-pub struct Bounds {
-    pub min: Duration,
-    pub max: Duration,
-}
-
-pub const POLL_INTERVAL: Bounds = Bounds { min: Duration::from_millis(100), max: Duration::from_secs(3600) };
+/// The accepted poll intervals.
+pub const POLL_INTERVAL: (Duration, Duration) = (Duration::from_millis(100), Duration::from_secs(3600));
 
 /// A duration like `5s`, `500ms`, `2m`, without bounds (the simulator's settings).
 pub fn parse_duration(value: &str, setting: &str) -> Result<Duration, ConfigError> {
@@ -20,17 +14,10 @@ pub fn parse_duration(value: &str, setting: &str) -> Result<Duration, ConfigErro
     })
 }
 
-/// A duration within `bounds`.
-pub fn duration_in(value: &str, setting: &str, bounds: Bounds) -> Result<Duration, ConfigError> {
+/// A duration within `[min, max]` (the range check the adapters use too).
+pub fn duration_in(value: &str, setting: &str, (min, max): (Duration, Duration)) -> Result<Duration, ConfigError> {
     let d = parse_duration(value, setting)?;
-    if d < bounds.min || d > bounds.max {
-        let show = |d: Duration| humantime::format_duration(d).to_string();
-        return err(format!(
-            "{setting}: {value:?} is out of range; use a duration from {} to {}",
-            show(bounds.min),
-            show(bounds.max)
-        ));
-    }
+    dyno_scaler::core::check::duration(setting, d, min, max).map_err(|e| ConfigError(e.to_string()))?;
     Ok(d)
 }
 
