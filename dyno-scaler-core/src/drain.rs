@@ -91,7 +91,8 @@ pub fn step(
             Drain { from: decision.from, to: decision.to, dynos, identities, started: now, signalled: now }
         }
     };
-    let waiting: Vec<String> = pending(snapshot, &d).iter().map(|w| w.identity.clone()).collect();
+    let pending_now = pending(snapshot, &d);
+    let waiting: Vec<String> = pending_now.iter().map(|w| w.identity.clone()).collect();
     if waiting.is_empty() && out.quiet.is_empty() {
         out.note = Some("victims drained");
         if !shrinking || decision.to != d.to {
@@ -107,7 +108,7 @@ pub fn step(
         return out;
     }
     if out.quiet.is_empty() && now.duration_since(d.signalled).unwrap_or_default() > RESIGNAL_AFTER {
-        out.quiet = pending(snapshot, &d).iter().filter(|w| !w.quiet).map(|w| w.identity.clone()).collect();
+        out.quiet = pending_now.iter().filter(|w| !w.quiet).map(|w| w.identity.clone()).collect();
         if !out.quiet.is_empty() {
             d.signalled = now;
         }
