@@ -140,3 +140,19 @@ pub async fn eventually(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
     }
     f()
 }
+
+/// Sends `sig` (as `kill` spells it: `-TERM`, `-HUP`) to a spawned daemon.
+pub fn signal(child: &tokio::process::Child, sig: &str) {
+    let pid = child.id().expect("running").to_string();
+    assert!(std::process::Command::new("kill").args([sig, &pid]).status().unwrap().success());
+}
+
+/// Stops a spawned daemon with SIGTERM; it must exit 0 within 10 s without logging the API key. Its stderr.
+pub async fn stop_daemon(child: tokio::process::Child) -> String {
+    signal(&child, "-TERM");
+    let out = tokio::time::timeout(Duration::from_secs(10), child.wait_with_output()).await.expect("exited").unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(!stderr.contains(KEY), "the API key was logged");
+    stderr
+}

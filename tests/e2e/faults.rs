@@ -9,35 +9,14 @@ use sqlx::AssertSqlSafe;
 
 use super::common::*;
 
-fn signal(child: &tokio::process::Child, sig: &str) {
-    let pid = child.id().expect("running").to_string();
-    assert!(std::process::Command::new("kill").args([sig, &pid]).status().unwrap().success());
-}
-
-async fn stop(child: tokio::process::Child) -> String {
-    signal(&child, "-TERM");
-    let out = tokio::time::timeout(Duration::from_secs(10), child.wait_with_output()).await.expect("exited").unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert_eq!(out.status.code(), Some(0), "{stderr}");
-    assert!(!stderr.contains(KEY), "the API key was logged");
-    stderr
-}
-
-async fn redis_conn(url: &str) -> redis::aio::MultiplexedConnection {
-    redis::Client::open(url).unwrap().get_multiplexed_async_connection().await.unwrap()
-}
-
 /// The daemon at a 200 ms poll against a private Redis with 3 jobs waiting, once it has scaled `worker` to 1.
 async fn scaled_up_on_own_redis(
     fake: &dyno_scaler_heroku::fake::FakeHeroku,
 ) -> (OwnRedis, redis::aio::MultiplexedConnection, tokio::process::Child) {
-    let redis = OwnRedis::start();
-    let mut c = redis_conn(&redis.url()).await;
+    let (redis, url, mut c) = own_redis().await;
     sidekiq_push(&mut c, "default", 3).await;
-    let env = with(
-        env_sidekiq(fake, &redis.url()),
-        &[("DYNO_SCALER_POLL_INTERVAL", "200ms"), ("DYNO_SCALER_DOWN_DELAY", "0s")],
-    );
+    let env =
+        with(env_sidekiq(fake, &url), &[("DYNO_SCALER_POLL_INTERVAL", "200ms"), ("DYNO_SCALER_DOWN_DELAY", "0s")]);
     let child = command(&["run"], &env).spawn().unwrap();
     assert!(eventually(Duration::from_secs(10), || fake.quantity(APP, "worker") == Some(1)).await, "scaled up");
     (redis, c, child)
@@ -54,7 +33,7 @@ async fn a_stalled_redis_holds_the_quantity_then_recovers_with_one_log_line() {
     redis.resume();
     let _: () = redis::cmd("DEL").arg("queue:default").query_async(&mut c).await.unwrap();
     assert!(eventually(Duration::from_secs(10), || fake.quantity(APP, "worker") == Some(0)).await, "recovered");
-    let stderr = stop(child).await;
+    let stderr = stop_daemon(child).await;
     let failures = stderr.matches("cycle failed").count();
     assert!((1..=2).contains(&failures), "about 15 failed cycles, logged once ({failures} lines):\n{stderr}");
     assert!(stderr.contains("cycle succeeded again"), "{stderr}");
@@ -71,7 +50,7 @@ async fn a_killed_redis_holds_the_quantity_then_recovers() {
     // Redis comes back, empty: the scaler reads it again and scales down.
     redis.restart();
     assert!(eventually(Duration::from_secs(10), || fake.quantity(APP, "worker") == Some(0)).await, "recovered");
-    let stderr = stop(child).await;
+    let stderr = stop_daemon(child).await;
     assert!(stderr.contains("quantity held") && stderr.contains("sidekiq"), "the source error was logged: {stderr}");
 }
 
@@ -117,7 +96,7 @@ async fn postgres_terminated_connections_and_a_locked_table_hold_then_recover() 
     assert!(!killed.is_empty(), "the daemon's connection was there to terminate");
     sqlx::raw_sql(AssertSqlSafe(insert)).execute(&pool).await.unwrap();
     assert!(eventually(Duration::from_secs(10), || fake.quantity(APP, "dj_worker") == Some(1)).await, "reconnected");
-    stop(child).await;
+    stop_daemon(child).await;
     let _ = std::fs::remove_file(&path);
 }
 
@@ -125,9 +104,8 @@ async fn postgres_terminated_connections_and_a_locked_table_hold_then_recover() 
 /// the work waiting is scaled for once Heroku answers again.
 async fn heroku_fault_then_recovery(action: FaultAction, label: &str) {
     let fake = fake().await;
-    let redis = OwnRedis::start();
-    let mut c = redis_conn(&redis.url()).await;
-    let env = with(env_sidekiq(&fake, &redis.url()), &[("DYNO_SCALER_POLL_INTERVAL", "200ms")]);
+    let (_redis, url, mut c) = own_redis().await;
+    let env = with(env_sidekiq(&fake, &url), &[("DYNO_SCALER_POLL_INTERVAL", "200ms")]);
     fake.inject(Fault::any(100_000, action));
     let child = command(&["run"], &env).spawn().unwrap();
     sidekiq_push(&mut c, "default", 3).await;
@@ -138,7 +116,7 @@ async fn heroku_fault_then_recovery(action: FaultAction, label: &str) {
         eventually(Duration::from_secs(15), || fake.quantity(APP, "worker") == Some(1)).await,
         "{label}: scaled once Heroku answered again"
     );
-    let stderr = stop(child).await;
+    let stderr = stop_daemon(child).await;
     assert!(stderr.matches("cycle failed").count() <= 3, "{label}: failures logged once each:\n{stderr}");
 }
 
@@ -166,31 +144,29 @@ async fn heroku_dropped_connections_then_recovery() {
 #[tokio::test]
 async fn heroku_stalls_delay_but_do_not_stop_scaling() {
     let fake = fake().await;
-    let redis = OwnRedis::start();
-    let mut c = redis_conn(&redis.url()).await;
-    let env = with(env_sidekiq(&fake, &redis.url()), &[("DYNO_SCALER_POLL_INTERVAL", "200ms")]);
+    let (_redis, url, mut c) = own_redis().await;
+    let env = with(env_sidekiq(&fake, &url), &[("DYNO_SCALER_POLL_INTERVAL", "200ms")]);
     fake.inject(Fault::any(3, FaultAction::Delay(Duration::from_secs(2))));
     sidekiq_push(&mut c, "default", 3).await;
     let started = Instant::now();
     let child = command(&["run"], &env).spawn().unwrap();
     assert!(eventually(Duration::from_secs(20), || fake.quantity(APP, "worker") == Some(1)).await, "scaled");
     assert!(started.elapsed() >= Duration::from_secs(2), "the stall was felt");
-    stop(child).await;
+    stop_daemon(child).await;
 }
 
 /// A 60 s outage (every request answered 500) at a 100 ms poll: the figure is printed for BENCHMARKS.md.
 #[tokio::test]
 async fn a_60_second_heroku_outage_costs_a_bounded_number_of_requests() {
     let fake = fake().await;
-    let redis = OwnRedis::start();
-    let mut c = redis_conn(&redis.url()).await;
+    let (_redis, url, mut c) = own_redis().await;
     sidekiq_push(&mut c, "default", 3).await;
-    let env = with(env_sidekiq(&fake, &redis.url()), &[("DYNO_SCALER_POLL_INTERVAL", "100ms")]);
+    let env = with(env_sidekiq(&fake, &url), &[("DYNO_SCALER_POLL_INTERVAL", "100ms")]);
     fake.inject(Fault::any(1_000_000, FaultAction::Status(500)));
     let child = command(&["run"], &env).spawn().unwrap();
     tokio::time::sleep(Duration::from_secs(60)).await;
     let requests = fake.requests().len();
-    let stderr = stop(child).await;
+    let stderr = stop_daemon(child).await;
     eprintln!("60 s Heroku outage at a 100 ms poll: {requests} requests ({:.2}/s)", requests as f64 / 60.0);
     // First cycle: 5 attempts; then one request per backoff wait (0.5-1 s, 1-2, 2-4, ... up to 60 s).
     assert!(requests <= 16, "{requests} requests in 60 s");
@@ -208,6 +184,6 @@ async fn sighup_is_ignored_and_said() {
     assert!(eventually(Duration::from_secs(10), || !fake.requests().is_empty()).await, "first cycle ran");
     signal(&child, "-HUP");
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let stderr = stop(child).await;
+    let stderr = stop_daemon(child).await;
     assert!(stderr.contains("SIGHUP received and ignored"), "{stderr}");
 }

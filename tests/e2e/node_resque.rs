@@ -78,9 +78,7 @@ async fn a_busy_node_resque_worker_holds_the_quantity() {
     );
     // Once it is done, the process type goes down.
     assert!(eventually(Duration::from_secs(10), || fake.quantity(APP, "worker") == Some(0)).await, "scaled down");
-    let pid = child.id().unwrap().to_string();
-    let _ = std::process::Command::new("kill").args(["-TERM", &pid]).status();
-    let _ = child.wait_with_output().await;
+    stop_daemon(child).await;
     let _ = std::fs::remove_file(&marker);
     let _ = std::fs::remove_file(&started_file);
 }

@@ -182,10 +182,3 @@ async fn a_job_fetched_between_heartbeats_is_never_stopped() {
     let _ = std::fs::remove_file(&done);
     let _ = std::fs::remove_file(&started);
 }
-
-async fn stop_daemon(child: tokio::process::Child) -> String {
-    let pid = child.id().unwrap().to_string();
-    assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
-    let out = tokio::time::timeout(Duration::from_secs(10), child.wait_with_output()).await.unwrap().unwrap();
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
