@@ -156,3 +156,13 @@ pub async fn stop_daemon(child: tokio::process::Child) -> String {
     assert!(!stderr.contains(KEY), "the API key was logged");
     stderr
 }
+
+/// A child process of the test's own (a real Sidekiq server, a node-resque worker), killed and reaped on drop.
+pub struct KillOnDrop(pub std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

@@ -1,33 +1,23 @@
 //! Busy-safety against a real node-resque 9.7 worker (npm, installed by `scripts/test`): it registers without a
 //! `workers:heartbeat` entry and pings `worker:ping:<name>`; while it runs a job, the scaler holds.
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use super::common::*;
 
-struct NodeWorker(Child);
-
-impl NodeWorker {
-    fn start(redis_port: u16) -> Self {
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/e2e/node/worker.js");
-        let child = Command::new("node")
-            .arg(script)
-            .env("REDIS_PORT", redis_port.to_string())
-            .env("QUEUE", "default")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("node must be installed (scripts/test installs Node.js and node-resque)");
-        Self(child)
-    }
-}
-
-impl Drop for NodeWorker {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+/// A node-resque worker of the test's own, killed on drop.
+fn start_node_worker(redis_port: u16) -> KillOnDrop {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/e2e/node/worker.js");
+    let child = Command::new("node")
+        .arg(script)
+        .env("REDIS_PORT", redis_port.to_string())
+        .env("QUEUE", "default")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("node must be installed (scripts/test installs Node.js and node-resque)");
+    KillOnDrop(child)
 }
 
 #[tokio::test]
@@ -35,7 +25,7 @@ async fn a_busy_node_resque_worker_holds_the_quantity() {
     let fake = fake().await;
     fake.set_quantity(APP, "worker", 2);
     let (redis, url, mut c) = own_redis().await;
-    let _worker = NodeWorker::start(redis.port);
+    let _worker = start_node_worker(redis.port);
     let started = Instant::now();
     loop {
         let n: usize = redis::cmd("SCARD").arg("resque:workers").query_async(&mut c).await.unwrap();

@@ -2,34 +2,23 @@
 //! started with `DYNO=worker.N` as on Heroku Cedar, against a private Redis and the fake Heroku API.
 
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::common::*;
 
-/// A `sidekiq` process of the test's own, killed on drop.
-struct SidekiqProcess(Child);
-
-impl SidekiqProcess {
-    fn start(dyno: &str, redis_url: &str, queue: &str) -> Self {
-        let jobs = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/e2e/ruby/jobs.rb");
-        let child = Command::new("sidekiq")
-            .args(["-r", jobs, "-c", "1", "-t", "25", "-q", queue])
-            .env("DYNO", dyno)
-            .env("REDIS_URL", redis_url)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("sidekiq must be installed (scripts/test installs ruby-sidekiq)");
-        Self(child)
-    }
-}
-
-impl Drop for SidekiqProcess {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+/// A `sidekiq` server of the test's own, killed on drop.
+fn start_sidekiq(dyno: &str, redis_url: &str, queue: &str) -> KillOnDrop {
+    let jobs = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/e2e/ruby/jobs.rb");
+    let child = Command::new("sidekiq")
+        .args(["-r", jobs, "-c", "1", "-t", "25", "-q", queue])
+        .env("DYNO", dyno)
+        .env("REDIS_URL", redis_url)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("sidekiq must be installed (scripts/test installs ruby-sidekiq)");
+    KillOnDrop(child)
 }
 
 /// Enqueues `SleepJob.perform_async(seconds, marker)` exactly as Sidekiq 6.4's client writes it.
@@ -71,9 +60,9 @@ async fn a_busy_victim_finishes_its_job_before_the_formation_shrinks() {
     fake.set_quantity(APP, "worker", 3);
     let (_redis, url, mut c) = own_redis().await;
     // worker.3 alone serves `slow`; worker.1 and 2 serve `default`.
-    let _p1 = SidekiqProcess::start("worker.1", &url, "default");
-    let _p2 = SidekiqProcess::start("worker.2", &url, "default");
-    let _p3 = SidekiqProcess::start("worker.3", &url, "slow");
+    let _p1 = start_sidekiq("worker.1", &url, "default");
+    let _p2 = start_sidekiq("worker.2", &url, "default");
+    let _p3 = start_sidekiq("worker.3", &url, "slow");
     wait_for_processes(&mut c, 3).await;
     let done = marker("slow");
     push_sleep(&mut c, "slow", 8, done.to_str().unwrap()).await;
@@ -116,7 +105,7 @@ async fn a_quiet_process_is_no_capacity() {
     let fake = fake().await;
     fake.set_quantity(APP, "worker", 1);
     let (_redis, url, mut c) = own_redis().await;
-    let _p1 = SidekiqProcess::start("worker.1", &url, "default");
+    let _p1 = start_sidekiq("worker.1", &url, "default");
     wait_for_processes(&mut c, 1).await;
     // Quiet it as the Web UI's "Quiet" button does, and wait until its heartbeat says so.
     let ids: Vec<String> = redis::cmd("SMEMBERS").arg("processes").query_async(&mut c).await.unwrap();
@@ -155,8 +144,7 @@ async fn a_job_fetched_between_heartbeats_is_never_stopped() {
     let fake = fake().await;
     fake.set_quantity(APP, "worker", 3);
     let (_redis, url, mut c) = own_redis().await;
-    let _p: Vec<SidekiqProcess> =
-        (1..=3).map(|n| SidekiqProcess::start(&format!("worker.{n}"), &url, "default")).collect();
+    let _p: Vec<KillOnDrop> = (1..=3).map(|n| start_sidekiq(&format!("worker.{n}"), &url, "default")).collect();
     wait_for_processes(&mut c, 3).await;
     let env = with(
         env_sidekiq(&fake, &url),
