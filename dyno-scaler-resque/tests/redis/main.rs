@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use async_trait::async_trait;
 use dyno_scaler_core::conformance::{ConformanceBackend, run_conformance};
 use dyno_scaler_core::timefmt::{format_rfc3339, format_rfc3339_nanos};
-use dyno_scaler_core::{Policy, PolicyConfig, PolicyInput, PolicyState, QueueSource, SourceError};
+use dyno_scaler_core::{Policy, PolicyConfig, PolicyInput, PolicyState, QueueSource, Snapshot, SourceError};
 use dyno_scaler_resque::{ResqueConfig, ResqueSource};
 use dyno_scaler_test_support::{OwnRedis, redis_url, unique};
 use redis::AsyncCommands;
@@ -177,6 +177,13 @@ impl ConformanceBackend for Backend {
     }
 }
 
+/// What the policy (at most 3 workers, no down delay) decides for `worker` at `current` dynos from `s`.
+fn decided(s: &Snapshot, current: u32) -> u32 {
+    let p =
+        Policy::new(PolicyConfig { max_workers: 3, down_delay: Duration::ZERO, ..PolicyConfig::default() }).unwrap();
+    p.decide(&PolicyInput::new("worker", s, current), &PolicyState::default()).0.to
+}
+
 #[tokio::test]
 async fn conformance_stock_payloads() {
     run_conformance(&Backend::new(unique("stock"), None, false).await).await;
@@ -216,10 +223,7 @@ async fn stale_workers_are_not_busy_and_silent_ones_are_alive() {
     assert_eq!(workers.len(), 3);
     assert!(workers.iter().all(|w| w.dyno.is_none()), "Resque ids do not name dynos");
     // The policy holds while the live worker runs a job: Resque cannot say which dyno it is on.
-    let p =
-        Policy::new(PolicyConfig { max_workers: 3, down_delay: Duration::ZERO, ..PolicyConfig::default() }).unwrap();
-    let input = PolicyInput::new("worker", &s, 2);
-    assert_eq!(p.decide(&input, &PolicyState::default()).0.to, 2);
+    assert_eq!(decided(&s, 2), 2);
 }
 
 #[tokio::test]
@@ -232,10 +236,7 @@ async fn node_resque_workers_are_alive_while_they_ping() {
     let s = ResqueSource::new(b.config(None)).unwrap().snapshot().await.unwrap();
     assert_eq!(s.queues["default"].running, 1, "{s:?}");
     assert_eq!(s.workers.as_ref().unwrap().len(), 2, "{s:?}");
-    let p =
-        Policy::new(PolicyConfig { max_workers: 3, down_delay: Duration::ZERO, ..PolicyConfig::default() }).unwrap();
-    let input = PolicyInput::new("worker", &s, 2);
-    assert_eq!(p.decide(&input, &PolicyState::default()).0.to, 2, "a busy node-resque worker holds the quantity");
+    assert_eq!(decided(&s, 2), 2, "a busy node-resque worker holds the quantity");
 }
 
 #[tokio::test]
@@ -254,10 +255,7 @@ async fn running_is_filtered_by_the_payload_queue() {
     b.worker("*", Some(Duration::from_secs(5)), Some("mailers")).await;
     let s = ResqueSource::new(b.config(Some(vec!["default".into()]))).unwrap().snapshot().await.unwrap();
     assert_eq!((s.totals().running, s.running_elsewhere), (0, 1));
-    let p =
-        Policy::new(PolicyConfig { max_workers: 3, down_delay: Duration::ZERO, ..PolicyConfig::default() }).unwrap();
-    let input = PolicyInput::new("worker", &s, 1);
-    assert_eq!(p.decide(&input, &PolicyState::default()).0.to, 1, "the unwatched job's worker is not stopped");
+    assert_eq!(decided(&s, 1), 1, "the unwatched job's worker is not stopped");
 }
 
 #[tokio::test]
