@@ -67,6 +67,12 @@ pub struct Snapshot {
     /// Parts of the backend that could not be read at all, named (a key of the wrong type, ...). The rest of the
     /// reading stands, so work that is seen still scales up; while anything is unreadable nothing scales down.
     pub unreadable: Vec<String>,
+    /// The backend's cumulative count of finished jobs (Sidekiq's and Resque's `stat:processed`), where it keeps
+    /// one: the policy learns throughput and job duration from it.
+    pub processed: Option<u64>,
+    /// Threads the live workers run at once in total (Sidekiq's `concurrency` summed; one per Resque worker),
+    /// where the backend says.
+    pub threads: Option<u64>,
 }
 
 impl Snapshot {

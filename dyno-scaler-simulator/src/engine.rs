@@ -137,6 +137,7 @@ pub fn simulate(trace: &Trace, strategy: &Strategy, cfg: &SimConfig) -> Result<S
         drain: None,
         cedar: dyno_scaler_core::InMemoryPlatform::new(),
         unguarded: strategy.unguarded,
+        processed: 0,
     };
 
     let mut heap = BinaryHeap::with_capacity(trace.jobs.len() + 64);
@@ -167,6 +168,8 @@ pub fn simulate(trace: &Trace, strategy: &Strategy, cfg: &SimConfig) -> Result<S
     let end_of_day = trace.span;
     let hard_stop = trace.span + 6.0 * 3600.0;
     let mut samples = Vec::new();
+    // A decision due at this instant (a check or a hook), taken after every event of the instant.
+    let mut due = false;
     let sample_every = cfg.sample_every.as_secs_f64().max(1.0);
 
     loop {
@@ -230,7 +233,9 @@ pub fn simulate(trace: &Trace, strategy: &Strategy, cfg: &SimConfig) -> Result<S
         // Coalesce: decide once per instant, after every event at that instant.
         let next_same_instant =
             trace.jobs.get(next_arrival).is_some_and(|j| j.arrived_at <= at) || heap.peek().is_some_and(|e| e.at <= at);
-        if (check || hook) && !next_same_instant {
+        due |= check || hook;
+        if due && !next_same_instant {
+            due = false;
             w.decide(&policy, &mut state);
             w.dispatch();
         }

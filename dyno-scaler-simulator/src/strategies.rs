@@ -9,7 +9,7 @@ use dyno_scaler_core::{DemandRule, DownMode, MaxMode, PolicyConfig};
 pub fn always_on(max: u32) -> Strategy {
     Strategy {
         name: "always on".into(),
-        policy: PolicyConfig { min_workers: max, max_workers: max, ..PolicyConfig::default() },
+        policy: PolicyConfig { min_workers: max, max_workers: max, ..PolicyConfig::classic() },
         check_interval: None,
         event_driven: false,
         sees_dynos: false,
@@ -28,7 +28,7 @@ pub fn hirefire(max: u32, ratio: u64) -> Strategy {
             rules: vec![DemandRule::JobsPerWorker(ratio)],
             down_delay: Duration::ZERO,
             down_mode: DownMode::Idle,
-            ..PolicyConfig::default()
+            ..PolicyConfig::classic()
         },
         check_interval: Some(Duration::from_secs(60)),
         event_driven: false,
@@ -49,7 +49,7 @@ pub fn seed_gem(max: u32) -> Strategy {
             down_delay: Duration::ZERO,
             down_mode: DownMode::Idle,
             max_mode: MaxMode::LegacyVeto,
-            ..PolicyConfig::default()
+            ..PolicyConfig::classic()
         },
         check_interval: None,
         event_driven: true,
@@ -69,7 +69,7 @@ pub fn keda(max: u32) -> Strategy {
             rules: vec![DemandRule::QueueLengthPerWorker(5)],
             down_delay: Duration::from_secs(300),
             allow_interrupting: true,
-            ..PolicyConfig::default()
+            ..PolicyConfig::classic()
         },
         check_interval: Some(Duration::from_secs(30)),
         event_driven: false,
@@ -79,13 +79,13 @@ pub fn keda(max: u32) -> Strategy {
     }
 }
 
-/// dyno-scaler's defaults (`dyno-scaler run` with only `max_workers` raised): the seed's threshold table,
-/// a 5 s poll, a 30 s down delay and busy-safe scale-down with Sidekiq's dyno names.
+/// dyno-scaler's defaults (`dyno-scaler run` with only `max_workers` raised): the adaptive policy, the
+/// daemon's default poll, busy-safe scale-down with Sidekiq's dyno names.
 pub fn dyno_scaler_defaults(max: u32) -> Strategy {
     Strategy {
         name: "dyno-scaler defaults".into(),
         policy: PolicyConfig { max_workers: max, ..PolicyConfig::default() },
-        check_interval: Some(Duration::from_secs(5)),
+        check_interval: Some(DAEMON_POLL),
         event_driven: false,
         sees_dynos: true,
         initial: None,
@@ -93,7 +93,31 @@ pub fn dyno_scaler_defaults(max: u32) -> Strategy {
     }
 }
 
-/// The five strategies, sharing `max` dynos of `concurrency` threads.
+/// The daemon's default poll interval (`DYNO_SCALER_POLL_INTERVAL`).
+pub const DAEMON_POLL: Duration = Duration::from_secs(1);
+
+/// dyno-scaler's classic policy (`policy = "classic"`): the seed's threshold table, the fixed `down_delay`, the
+/// daemon's default poll, busy-safe.
+pub fn dyno_scaler_classic(max: u32, down_delay: Duration) -> Strategy {
+    Strategy {
+        name: "dyno-scaler classic".into(),
+        policy: PolicyConfig { max_workers: max, down_delay, ..PolicyConfig::classic() },
+        check_interval: Some(DAEMON_POLL),
+        event_driven: false,
+        sees_dynos: true,
+        initial: None,
+        unguarded: false,
+    }
+}
+
+/// The six strategies, sharing `max` dynos of `concurrency` threads.
 pub fn comparison(max: u32, concurrency: u32) -> Vec<Strategy> {
-    vec![always_on(max), hirefire(max, u64::from(concurrency)), seed_gem(max), keda(max), dyno_scaler_defaults(max)]
+    vec![
+        always_on(max),
+        hirefire(max, u64::from(concurrency)),
+        seed_gem(max),
+        keda(max),
+        dyno_scaler_classic(max, Duration::from_secs(30)),
+        dyno_scaler_defaults(max),
+    ]
 }

@@ -34,6 +34,8 @@ pub(crate) struct Dyno {
     pub(crate) quiet: bool,
     /// What its last heartbeat published: (time, busy, quiet); `None` before the first.
     pub(crate) published: Option<(f64, u32, bool)>,
+    /// Jobs finished since its last heartbeat: Sidekiq adds them to `stat:processed` at the beat.
+    pub(crate) unflushed: u64,
 }
 
 impl Dyno {
@@ -116,6 +118,8 @@ pub(crate) struct World {
     /// The strategy trusts heartbeats as they come (no two-beat rule, no quiet-then-drain): the "without the
     /// guard" case.
     pub(crate) unguarded: bool,
+    /// The completion counter as the source reads it (`stat:processed`, flushed at heartbeats).
+    pub(crate) processed: u64,
 }
 
 impl World {
@@ -146,13 +150,14 @@ impl World {
                     quiet_requested: false,
                     quiet: false,
                     published: None,
+                    unflushed: 0,
                 });
-                self.new_events.push((ready_at, Kind::DynoReady));
-                if let Some(period) = self.cfg.heartbeat {
-                    // The first beat comes as the process boots, then every period.
-                    let first = ready_at + self.rng.f64() * period.as_secs_f64();
-                    self.new_events.push((first, Kind::Beat(self.next_id)));
+                if self.cfg.heartbeat.is_some() {
+                    // The first beat comes as the process starts, before it fetches a job (Sidekiq 6.4's capture:
+                    // `started_at` 1795730983.3376, first `beat` 1795730983.3406), then every period.
+                    self.new_events.push((ready_at, Kind::Beat(self.next_id)));
                 }
+                self.new_events.push((ready_at, Kind::DynoReady));
             }
         } else {
             // Heroku stops the highest-numbered dynos first.
@@ -160,6 +165,8 @@ impl World {
             let grace = self.cfg.shutdown_grace.as_secs_f64();
             let stopped: Vec<Dyno> = self.dynos.drain(q as usize..).collect();
             for d in stopped {
+                // A stopping process flushes its counters.
+                self.processed += d.unflushed;
                 let mut bill_end = now;
                 for job in d.slots.iter().flatten() {
                     if job.end <= now + grace {
@@ -210,6 +217,7 @@ impl World {
         if let Some(d) = self.dynos.iter_mut().find(|d| d.id == id) {
             d.quiet |= d.quiet_requested;
             d.published = Some((now, d.busy(), d.quiet));
+            self.processed += std::mem::take(&mut d.unflushed);
             self.new_events.push((now + period.as_secs_f64(), Kind::Beat(id)));
         }
     }
@@ -236,8 +244,14 @@ impl World {
                 oldest_ready_age: oldest.is_finite().then(|| Duration::from_secs_f64((self.now - oldest).max(0.0))),
             },
         );
+        snap.processed = Some(self.processed);
         if self.sees_dynos {
             let epoch = epoch();
+            let concurrency = u64::from(self.cfg.concurrency);
+            snap.threads = Some(
+                self.dynos.iter().filter(|d| self.cfg.heartbeat.is_none() || d.published.is_some()).count() as u64
+                    * concurrency,
+            );
             snap.workers = Some(
                 self.dynos
                     .iter()
@@ -297,14 +311,20 @@ impl World {
     }
 
     pub(crate) fn complete(&mut self, dyno: u64, token: u64) {
+        let counted_at_beat = self.cfg.heartbeat.is_some();
         if let Some(d) = self.dynos.iter_mut().find(|d| d.id == dyno) {
             for s in &mut d.slots {
                 if s.is_some_and(|r| r.token == token) {
                     *s = None;
+                    if counted_at_beat {
+                        d.unflushed += 1;
+                    } else {
+                        self.processed += 1;
+                    }
                 }
             }
-        } else {
-            self.draining.remove(&token);
+        } else if self.draining.remove(&token) {
+            self.processed += 1;
         }
     }
 }

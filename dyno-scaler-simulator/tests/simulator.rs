@@ -84,7 +84,7 @@ fn busy_unsafe_scale_down_interrupts_long_jobs_and_busy_safe_does_not() {
     assert!(keda.interrupted > 0, "KEDA-style stops busy dynos: {keda:?}");
     assert_eq!(ours.interrupted, 0, "{ours:?}");
     // The same policy allowed to interrupt and blind to dynos does interrupt: the engine really kills jobs.
-    let mut blind = strategies::dyno_scaler_defaults(10);
+    let mut blind = strategies::dyno_scaler_classic(10, Duration::from_secs(30));
     blind.sees_dynos = false;
     blind.policy.allow_interrupting = true;
     blind.name = "blind".into();
@@ -110,8 +110,10 @@ fn event_driven_reacts_faster_than_hirefire_polling() {
     let hf = simulator::simulate(&t, &strategies::hirefire(10, 5), &cfg()).unwrap();
     let seed = simulator::simulate(&t, &strategies::seed_gem(10), &cfg()).unwrap();
     assert!(seed.wait_p95 < hf.wait_p95, "{seed:?} vs {hf:?}");
-    let slow = Strategy { check_interval: Some(Duration::from_secs(60)), ..strategies::dyno_scaler_defaults(10) };
-    let ours = simulator::simulate(&t, &strategies::dyno_scaler_defaults(10), &cfg()).unwrap();
+    // The classic policy (the adaptive one keeps a worker through steady load, so its p95 is 0 either way).
+    let classic = strategies::dyno_scaler_classic(10, Duration::from_secs(30));
+    let slow = Strategy { check_interval: Some(Duration::from_secs(60)), ..classic.clone() };
+    let ours = simulator::simulate(&t, &classic, &cfg()).unwrap();
     assert!(ours.wait_p95 < simulator::simulate(&t, &slow, &cfg()).unwrap().wait_p95);
 }
 

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::adaptive::Adaptive;
 use super::rules::DemandRule;
 
 /// How the policy goes down.
@@ -36,9 +37,12 @@ pub struct PolicyConfig {
     pub min_workers: u32,
     /// Never more workers.
     pub max_workers: u32,
-    /// Demand rules; the largest demand wins.
+    /// Demand rules; the largest demand wins (with the adaptive policy's, when it is on).
     pub rules: Vec<DemandRule>,
-    /// How long demand must stay lower before scaling down.
+    /// The adaptive policy (the default): it learns durations, idle gaps and recurring load, and its drain,
+    /// keep-alive and pre-warm rules join `rules`. `None`: the classic policy ([`PolicyConfig::classic`]).
+    pub adaptive: Option<Adaptive>,
+    /// How long demand must stay lower before scaling down (adaptive: until enough idle gaps are learned).
     #[serde(serialize_with = "crate::serde_secs::duration")]
     pub down_delay: Duration,
     /// Gradual (default) or the seed's idle rule.
@@ -57,11 +61,20 @@ pub struct PolicyConfig {
 }
 
 impl Default for PolicyConfig {
+    /// The adaptive policy, `max_workers` 1.
     fn default() -> Self {
+        Self { rules: Vec::new(), adaptive: Some(Adaptive::default()), ..Self::classic() }
+    }
+}
+
+impl PolicyConfig {
+    /// The classic policy: the seed gem's threshold table, a fixed 30 s down delay, busy-safe, `max_workers` 1.
+    pub fn classic() -> Self {
         Self {
             min_workers: 0,
             max_workers: 1,
             rules: vec![DemandRule::seed_thresholds()],
+            adaptive: None,
             down_delay: Duration::from_secs(30),
             down_mode: DownMode::Gradual,
             allow_interrupting: false,
@@ -98,6 +111,12 @@ pub enum PolicyError {
     /// `latency_target` is zero.
     #[error("latency_target must be greater than zero")]
     ZeroLatencyTarget,
+    /// A setting of the adaptive policy given with `policy = "classic"`.
+    #[error("{0} applies only to policy = \"adaptive\"; remove it or drop policy = \"classic\"")]
+    AdaptiveOnly(&'static str),
+    /// `worker_threads` is zero.
+    #[error("worker_threads must be at least 1")]
+    ZeroWorkerThreads,
     /// `max_workers` is zero: the process type could never run.
     #[error("max_workers is 0: the process type could never run a worker; set 1 or more")]
     ZeroMax,
@@ -126,6 +145,12 @@ impl PolicyError {
             PolicyError::ZeroJobsPerWorker => &["jobs_per_worker"],
             PolicyError::ZeroLatencyTarget => &["latency_target"],
             PolicyError::ZeroMax => &["max_workers"],
+            PolicyError::ZeroWorkerThreads => &["worker_threads"],
+            PolicyError::AdaptiveOnly("drain_target") => &["drain_target"],
+            PolicyError::AdaptiveOnly("prewarm") => &["prewarm"],
+            PolicyError::AdaptiveOnly("worker_threads") => &["worker_threads"],
+            PolicyError::AdaptiveOnly(_) => &["remember"],
+            PolicyError::OutOfRange { setting: "drain_target", .. } => &["drain_target"],
             PolicyError::OutOfRange { setting: "latency_target", .. } => &["latency_target"],
             PolicyError::OutOfRange { .. } => &["down_delay"],
         }
@@ -134,5 +159,7 @@ impl PolicyError {
 
 /// The accepted range of `latency_target`.
 pub const LATENCY_TARGET_RANGE: (Duration, Duration) = (Duration::from_secs(1), Duration::from_secs(24 * 3600));
+/// The accepted range of `drain_target`.
+pub const DRAIN_TARGET_RANGE: (Duration, Duration) = (Duration::from_secs(1), Duration::from_secs(3600));
 /// The accepted range of `down_delay`.
 pub const DOWN_DELAY_RANGE: (Duration, Duration) = (Duration::ZERO, Duration::from_secs(24 * 3600));

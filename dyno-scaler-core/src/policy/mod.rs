@@ -11,18 +11,23 @@ use serde::Serialize;
 use crate::platform::Placement;
 use crate::snapshot::Snapshot;
 
+mod adaptive;
 mod config;
 pub mod lag;
+pub mod learn;
+pub mod recur;
 mod rules;
 mod settings;
 
+pub use adaptive::Adaptive;
 pub use config::{DownMode, MaxMode, PolicyConfig, PolicyError};
+pub use learn::Learned;
 use rules::validate_thresholds;
 pub use rules::{DemandRule, SEED_THRESHOLDS, parse_thresholds};
-pub use settings::PolicySettings;
+pub use settings::{PolicyKind, PolicySettings};
 
 /// The policy's short history, carried from one decision to the next.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct PolicyState {
     /// Since when the wanted quantity has stayed below the current one.
     #[serde(serialize_with = "crate::serde_secs::option_time")]
@@ -32,6 +37,9 @@ pub struct PolicyState {
     /// Per worker identity, the heartbeats in a row that showed it idle ([`lag`]).
     #[serde(skip)]
     pub idle_beats: std::collections::BTreeMap<String, lag::IdleStreak>,
+    /// What the adaptive policy learned ([`Learned`]); kept across restarts where a store allows.
+    #[serde(skip)]
+    pub learned: Learned,
 }
 
 /// What the policy is told.
@@ -101,7 +109,7 @@ impl Decision {
 /// ```
 /// use dyno_scaler_core::{Policy, PolicyConfig, PolicyInput, PolicyState, Snapshot, QueueStats};
 /// use std::time::{Duration, UNIX_EPOCH};
-/// let policy = Policy::new(PolicyConfig { max_workers: 3, ..PolicyConfig::default() }).unwrap();
+/// let policy = Policy::new(PolicyConfig { max_workers: 3, ..PolicyConfig::classic() }).unwrap();
 /// let mut snap = Snapshot::default();
 /// snap.add("default", QueueStats { ready: 60, ..QueueStats::default() });
 /// let input = PolicyInput { process_type: "worker", snapshot: &snap, current: 0,
@@ -123,8 +131,14 @@ impl Policy {
         if config.min_workers > config.max_workers {
             return Err(PolicyError::MinAboveMax { min: config.min_workers, max: config.max_workers });
         }
-        if config.rules.is_empty() {
+        if config.rules.is_empty() && config.adaptive.is_none() {
             return Err(PolicyError::NoRules);
+        }
+        if let Some(a) = &config.adaptive {
+            in_range("drain_target", a.drain_target, config::DRAIN_TARGET_RANGE)?;
+            if a.worker_threads == 0 {
+                return Err(PolicyError::ZeroWorkerThreads);
+            }
         }
         for rule in &config.rules {
             match rule {
@@ -141,6 +155,12 @@ impl Policy {
         Ok(Self { config })
     }
 
+    /// The same policy without quiet-then-drain (for a source that cannot quiet its workers).
+    pub fn without_quiet_victims(mut self) -> Self {
+        self.config.quiet_victims = false;
+        self
+    }
+
     /// The settings.
     pub fn config(&self) -> &PolicyConfig {
         &self.config
@@ -149,8 +169,13 @@ impl Policy {
     /// Decides the quantity to run. Pure: the same input and state give the same output.
     pub fn decide(&self, input: &PolicyInput<'_>, state: &PolicyState) -> (Decision, PolicyState) {
         let streaks = lag::next(&state.idle_beats, input.snapshot);
-        let (decision, mut next) = self.decide_with(input, state, &streaks);
+        let mut learned = state.learned.clone();
+        if self.config.adaptive.is_some() {
+            learned.observe(input.snapshot, secs(input.now), input.current);
+        }
+        let (decision, mut next) = self.decide_with(input, state, &streaks, &mut learned);
         next.idle_beats = streaks;
+        next.learned = learned;
         (decision, next)
     }
 
@@ -159,8 +184,10 @@ impl Policy {
         input: &PolicyInput<'_>,
         state: &PolicyState,
         streaks: &std::collections::BTreeMap<String, lag::IdleStreak>,
+        learned: &mut Learned,
     ) -> (Decision, PolicyState) {
         let c = &self.config;
+        let now = secs(input.now);
         let totals = input.snapshot.totals();
         let current = input.current;
         let max = match input.platform_limit {
@@ -178,6 +205,22 @@ impl Policy {
             let d = rule.demand(totals.ready, totals.running, totals.oldest_ready_age, current);
             parts.push(format!("{} {}", rule.label(), d));
             demand = demand.max(d);
+        }
+        let load = totals.ready + totals.running > 0;
+        let mut down_delay = (c.down_delay, String::new());
+        if let Some(a) = &c.adaptive {
+            let (d, why) = a.demand(learned, totals.ready, totals.running);
+            parts.push(why);
+            demand = demand.max(d);
+            learned.hourly.record(now as u64, demand.min(max));
+            learned.daily.record(now as u64, demand.min(max));
+            let warming = a.prewarm(learned, now, demand);
+            adaptive::account(learned, now, warming.as_ref().map(|w| w.0), load);
+            if let Some((w, why)) = warming {
+                parts.push(why);
+                demand = demand.max(w);
+            }
+            down_delay = a.keep_alive(learned, c.down_delay);
         }
         let _ = write!(reason, "; want {demand} ({})", parts.join(", "));
 
@@ -236,12 +279,13 @@ impl Policy {
         };
         let next = PolicyState { lower_since: Some(since), window_peak: peak, ..PolicyState::default() };
         let waited = input.now.duration_since(since).unwrap_or_default();
-        if waited < c.down_delay {
+        if waited < down_delay.0 {
             let _ = write!(
                 reason,
-                "; hold at {current}: demand lower for {:.1}s of the {:.1}s down delay",
+                "; hold at {current}: demand lower for {:.1}s of the {:.1}s {}",
                 waited.as_secs_f64(),
-                c.down_delay.as_secs_f64()
+                down_delay.0.as_secs_f64(),
+                if down_delay.1.is_empty() { "down delay".to_owned() } else { down_delay.1 }
             );
             return hold(reason, next);
         }
@@ -296,11 +340,18 @@ impl Policy {
         };
         let mut floor = (0u32, String::new());
         let any_busy = workers.iter().any(|w| w.busy > 0);
-        for w in workers.iter().filter(|w| !lag::confirmed_idle(w, streaks)) {
+        for w in workers {
+            let placement = w.dyno.as_ref().and_then(|host| input.placements.and_then(|p| p.get(host)));
+            // A victim the platform names is quieted and must show idle on a heartbeat after the quiet before it
+            // stops ([`crate::drain`]): one idle beat is enough to start that. Elsewhere two in a row ([`lag`]).
+            let drained = self.config.quiet_victims && matches!(placement, Some(Placement::Stops(_)));
+            if (drained && w.busy == 0) || lag::confirmed_idle(w, streaks) {
+                continue;
+            }
             let Some(host) = &w.dyno else {
                 return BusyFloor::Unknown;
             };
-            match input.placements.and_then(|p| p.get(host)) {
+            match placement {
                 // The platform stops it as the `rank`th: at most `rank` dynos may go.
                 Some(Placement::Stops(rank)) => {
                     let keep = input.current.saturating_sub(*rank);
@@ -320,6 +371,10 @@ impl Policy {
         }
         BusyFloor::Known(floor.0, floor.1)
     }
+}
+
+fn secs(t: SystemTime) -> f64 {
+    t.duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
 }
 
 fn in_range(setting: &'static str, value: Duration, (min, max): (Duration, Duration)) -> Result<(), PolicyError> {

@@ -5,7 +5,18 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::{DemandRule, DownMode, Policy, PolicyConfig, PolicyError, parse_thresholds};
+use super::{Adaptive, DemandRule, DownMode, Policy, PolicyConfig, PolicyError, parse_thresholds};
+
+/// Which policy decides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PolicyKind {
+    /// Learns job durations, idle gaps and recurring load (the default).
+    #[default]
+    Adaptive,
+    /// The seed gem's threshold table and a fixed down delay (the policy before 0.3).
+    Classic,
+}
 
 /// The policy's settings by their names in files.
 ///
@@ -20,6 +31,17 @@ use super::{DemandRule, DownMode, Policy, PolicyConfig, PolicyError, parse_thres
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PolicySettings {
+    /// `adaptive` (default) or `classic`.
+    pub policy: Option<PolicyKind>,
+    /// Adaptive: clear a backlog within this long (default 30 s, about one boot), e.g. `"30s"`.
+    #[serde(default, with = "humantime_serde")]
+    pub drain_target: Option<Duration>,
+    /// Adaptive: start workers ahead of load that recurs (default true).
+    pub prewarm: Option<bool>,
+    /// Adaptive: threads one worker runs where the source does not report them (default 5).
+    pub worker_threads: Option<u32>,
+    /// Adaptive: keep what was learned in the source's store across restarts (default true).
+    pub remember: Option<bool>,
     /// Never fewer workers (default 0).
     pub min_workers: Option<u32>,
     /// Never more workers (default 1).
@@ -48,6 +70,11 @@ pub struct PolicySettings {
 impl PolicySettings {
     /// The names of the settings, as in files.
     pub const KEYS: &'static [&'static str] = &[
+        "policy",
+        "drain_target",
+        "prewarm",
+        "worker_threads",
+        "remember",
         "min_workers",
         "max_workers",
         "down_delay",
@@ -62,7 +89,31 @@ impl PolicySettings {
 
     /// The policy, with defaults for what is not set, validated by [`Policy::new`].
     pub fn into_policy(self) -> Result<Policy, PolicyError> {
-        let d = PolicyConfig::default();
+        let kind = self.policy.unwrap_or_default();
+        let d = PolicyConfig::classic();
+        let adaptive = match kind {
+            PolicyKind::Classic => {
+                let set = [
+                    ("drain_target", self.drain_target.is_some()),
+                    ("prewarm", self.prewarm.is_some()),
+                    ("worker_threads", self.worker_threads.is_some()),
+                    ("remember", self.remember.is_some()),
+                ];
+                if let Some((name, _)) = set.iter().find(|(_, is)| *is) {
+                    return Err(PolicyError::AdaptiveOnly(name));
+                }
+                None
+            }
+            PolicyKind::Adaptive => {
+                let a = Adaptive::default();
+                Some(Adaptive {
+                    drain_target: self.drain_target.unwrap_or(a.drain_target),
+                    prewarm: self.prewarm.unwrap_or(a.prewarm),
+                    worker_threads: self.worker_threads.unwrap_or(a.worker_threads),
+                    remember: self.remember.unwrap_or(a.remember),
+                })
+            }
+        };
         let mut rules = Vec::new();
         if let Some(t) = &self.thresholds {
             rules.push(DemandRule::Thresholds(parse_thresholds(t)?));
@@ -73,13 +124,14 @@ impl PolicySettings {
         if let Some(t) = self.latency_target {
             rules.push(DemandRule::LatencyTarget(t));
         }
-        if rules.is_empty() {
+        if rules.is_empty() && adaptive.is_none() {
             rules = d.rules.clone();
         }
         Policy::new(PolicyConfig {
             min_workers: self.min_workers.unwrap_or(d.min_workers),
             max_workers: self.max_workers.unwrap_or(d.max_workers),
             rules,
+            adaptive,
             down_delay: self.down_delay.unwrap_or(d.down_delay),
             down_mode: self.down_mode.unwrap_or(d.down_mode),
             allow_interrupting: self.allow_interrupting.unwrap_or(d.allow_interrupting),
@@ -98,6 +150,11 @@ mod tests {
     fn keys_are_the_fields() {
         // Every listed key deserializes on its own; an unlisted one is refused.
         let samples = [
+            ("policy", "\"classic\""),
+            ("drain_target", "\"20s\""),
+            ("prewarm", "false"),
+            ("worker_threads", "10"),
+            ("remember", "false"),
             ("min_workers", "0"),
             ("max_workers", "2"),
             ("down_delay", "\"5s\""),
@@ -120,7 +177,10 @@ mod tests {
 
     #[test]
     fn policy_new_is_the_one_validator() {
-        let cases: [(&str, &[&str]); 6] = [
+        let cases: [(&str, &[&str]); 9] = [
+            (r#"{"policy": "classic", "prewarm": true}"#, &["prewarm"]),
+            (r#"{"drain_target": "0s"}"#, &["drain_target"]),
+            (r#"{"worker_threads": 0}"#, &["worker_threads"]),
             (r#"{"min_workers": 3, "max_workers": 1}"#, &["min_workers", "max_workers"]),
             (r#"{"max_workers": 0}"#, &["max_workers"]),
             (r#"{"latency_target": "1ns"}"#, &["latency_target"]),

@@ -85,8 +85,9 @@ impl Drop for Inner {
 ///     .build();
 /// queue.push_many("default", 30);
 /// let report = scaler.reconcile().await.unwrap();
-/// assert_eq!(report.decision.to, 2);
-/// assert_eq!(platform.quantity("worker"), 2);
+/// // The adaptive policy, no job duration learned yet: a thread per job, 5 threads a worker, at most 5.
+/// assert_eq!(report.decision.to, 5);
+/// assert_eq!(platform.quantity("worker"), 5);
 /// # });
 /// ```
 #[derive(Clone)]
@@ -234,7 +235,11 @@ impl Scaler {
             platform_limit: state.limit,
             placements: Some(&placements),
         };
-        self.inner.cfg.policy.decide(&input, &state.policy)
+        if cfg.policy.config().quiet_victims && !cfg.source.capabilities().quiet {
+            // The policy trusts one idle heartbeat of a victim only because the drain proves it after the quiet.
+            return cfg.policy.clone().without_quiet_victims().decide(&input, &state.policy);
+        }
+        cfg.policy.decide(&input, &state.policy)
     }
 
     fn report(&self, snapshot: Snapshot, decision: Decision, applied: bool) -> Report {

@@ -8,7 +8,7 @@ use dyno_scaler_core::*;
 use tokio::time::Instant;
 
 fn scaler(process_type: &str, queue: &InMemoryQueue, platform: &InMemoryPlatform) -> Scaler {
-    let policy = Policy::new(PolicyConfig { max_workers: 5, ..PolicyConfig::default() }).unwrap();
+    let policy = Policy::new(PolicyConfig { max_workers: 5, ..PolicyConfig::classic() }).unwrap();
     Scaler::builder(process_type, Arc::new(queue.clone()), Arc::new(platform.clone()), policy).build()
 }
 

@@ -17,7 +17,7 @@ fn arb_config() -> impl Strategy<Value = PolicyConfig> {
                 rules,
                 down_delay: Duration::from_secs(delay),
                 down_mode: if idle { DownMode::Idle } else { DownMode::Gradual },
-                ..PolicyConfig::default()
+                ..PolicyConfig::classic()
             }
         },
     )

@@ -13,7 +13,7 @@ fn snap(ready: u64, running: u64) -> Snapshot {
 }
 
 fn policy(f: impl FnOnce(&mut PolicyConfig)) -> Policy {
-    let mut c = PolicyConfig { max_workers: 10, ..PolicyConfig::default() };
+    let mut c = PolicyConfig { max_workers: 10, ..PolicyConfig::classic() };
     f(&mut c);
     Policy::new(c).unwrap()
 }
@@ -212,7 +212,7 @@ fn platform_limit_lowers_the_ceiling() {
 #[test]
 fn bad_configs_are_rejected() {
     let bad = |f: fn(&mut PolicyConfig)| {
-        let mut c = PolicyConfig::default();
+        let mut c = PolicyConfig::classic();
         f(&mut c);
         Policy::new(c).unwrap_err()
     };
@@ -252,7 +252,11 @@ fn a_quiet_dyno_is_no_capacity() {
 
 #[test]
 fn a_scale_down_waits_for_two_idle_heartbeats() {
-    let p = policy(|c| c.down_delay = Duration::ZERO);
+    // Without quiet-then-drain (a source that cannot quiet): two idle beats in a row.
+    let p = policy(|c| {
+        c.down_delay = Duration::ZERO;
+        c.quiet_victims = false;
+    });
     let beat = |secs: u64| Some(t(secs));
     let at = |busy3: u32, b: u64| {
         let mut s = snap(0, u64::from(busy3));
@@ -276,4 +280,24 @@ fn a_scale_down_waits_for_two_idle_heartbeats() {
     assert_eq!(d.to, 3, "one idle beat after the busy one: {}", d.reason);
     let (d, _) = decide(&p, &at(0, 20), 3, t(21), &st);
     assert_eq!(d.to, 0, "two idle beats in a row: {}", d.reason);
+}
+
+#[test]
+fn with_quiet_then_drain_one_idle_heartbeat_starts_the_shrink() {
+    // The victims are quieted and must show idle on a beat after the quiet (crate::drain): one idle beat suffices
+    // to start that; a busy one still holds.
+    let p = policy(|c| c.down_delay = Duration::ZERO);
+    let at = |busy1: u32| {
+        let mut s = snap(0, u64::from(busy1));
+        s.workers = Some(vec![
+            WorkerInfo { beat: Some(t(5)), ..worker("worker.1", busy1) },
+            WorkerInfo { beat: Some(t(5)), ..worker("worker.2", 0) },
+            WorkerInfo { beat: Some(t(5)), ..worker("worker.3", 0) },
+        ]);
+        s
+    };
+    let (d, _) = decide(&p, &at(1), 3, t(6), &PolicyState::default());
+    assert_eq!(d.to, 1, "worker.1 is busy: {}", d.reason);
+    let (d, _) = decide(&p, &at(0), 3, t(6), &PolicyState::default());
+    assert_eq!(d.to, 0, "{}", d.reason);
 }

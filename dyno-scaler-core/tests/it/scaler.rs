@@ -14,7 +14,7 @@ pub fn rig(f: impl FnOnce(&mut PolicyConfig)) -> Rig {
     let clock = Arc::new(ManualClock::at_secs(1_700_000_000));
     let queue = InMemoryQueue::new(clock.clone());
     let platform = InMemoryPlatform::new();
-    let mut c = PolicyConfig { max_workers: 5, down_delay: Duration::from_secs(30), ..PolicyConfig::default() };
+    let mut c = PolicyConfig { max_workers: 5, down_delay: Duration::from_secs(30), ..PolicyConfig::classic() };
     f(&mut c);
     let scaler =
         Scaler::builder("worker", Arc::new(queue.clone()), Arc::new(platform.clone()), Policy::new(c).unwrap())
@@ -96,7 +96,7 @@ async fn dry_run_never_changes_the_platform() {
         "worker",
         Arc::new(queue.clone()),
         Arc::new(platform.clone()),
-        Policy::new(PolicyConfig::default()).unwrap(),
+        Policy::new(PolicyConfig::classic()).unwrap(),
     )
     .clock(clock)
     .dry_run(true)
@@ -139,7 +139,7 @@ async fn controller_runs_several_process_types() {
             pt,
             Arc::new(queue.watching([q])),
             Arc::new(platform.clone()),
-            Policy::new(PolicyConfig { max_workers: max, ..PolicyConfig::default() }).unwrap(),
+            Policy::new(PolicyConfig { max_workers: max, ..PolicyConfig::classic() }).unwrap(),
         )
         .clock(clock.clone())
         .build()

@@ -1,0 +1,145 @@
+//! The adaptive policy's rules, built on what it learned ([`Learned`]), each explaining itself with its figures:
+//!
+//! - **drain**: enough threads for the flow of work (arrivals × duration, or what runs) plus the backlog cleared
+//!   within the drain target at the measured job duration, over the threads of a worker: a 5,000-job backlog
+//!   uses every allowed dyno;
+//! - **keep-alive**: after the demand falls, keep the capacity for the window that minimises the expected cost of
+//!   the idle gaps seen (ski rental: a cold start costs the billed boot plus the wait it causes), or drop at once
+//!   when history says the next job is far off;
+//! - **pre-warm**: where load rose at the same minute in three of the last four hours (or the same five minutes
+//!   of three of the last four days), start its workers one drain target (about a boot) before it is due.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::learn::Learned;
+
+/// Settings of the adaptive policy.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Adaptive {
+    /// Clear a backlog within this long (default 30 s, about one dyno boot). Also the boot time the keep-alive
+    /// and the pre-warm reckon with.
+    #[serde(serialize_with = "crate::serde_secs::duration")]
+    pub drain_target: Duration,
+    /// Start workers ahead of load that recurs (default on).
+    pub prewarm: bool,
+    /// Threads one worker runs, where the source does not report it (default 5, Sidekiq's default concurrency).
+    pub worker_threads: u32,
+    /// Keep what was learned in the source's own store across restarts (default on).
+    pub remember: bool,
+}
+
+impl Default for Adaptive {
+    fn default() -> Self {
+        Self { drain_target: Duration::from_secs(30), prewarm: true, worker_threads: 5, remember: true }
+    }
+}
+
+/// Idle gaps to see before the learned keep-alive replaces the configured one.
+pub const MIN_GAPS: f64 = 8.0;
+/// The longest keep-alive learned, seconds.
+pub const KEEP_ALIVE_CAP: f64 = 1200.0;
+
+impl Adaptive {
+    fn target(&self) -> f64 {
+        self.drain_target.as_secs_f64().max(1.0)
+    }
+
+    /// Workers wanted for `ready` waiting and `running` jobs, and why.
+    pub(super) fn demand(&self, l: &Learned, ready: u64, running: u64) -> (u32, String) {
+        if ready == 0 && running == 0 {
+            return (0, "drain 0 (idle)".into());
+        }
+        let per = l.threads.unwrap_or(f64::from(self.worker_threads)).max(1.0);
+        let target = self.target();
+        let (threads, why) = match l.job_secs() {
+            Some(d) if ready > 0 => {
+                let flow = (l.arrivals * d).max(running as f64);
+                let backlog = ready as f64 * (d / target).min(1.0);
+                (
+                    flow + backlog,
+                    format!(
+                        "{ready} ready × {d:.1}s per job / {target:.0}s drain target + flow max({running} running, \
+                         {:.2}/s × {d:.1}s)",
+                        l.arrivals
+                    ),
+                )
+            }
+            Some(_) => (running as f64, format!("{running} running")),
+            None => ((ready + running) as f64, format!("{ready} ready + {running} running (duration not learned yet)")),
+        };
+        let workers = (threads / per).ceil().clamp(1.0, f64::from(u32::MAX)) as u32;
+        (workers, format!("drain {workers} = {why} = {threads:.1} threads ÷ {per:.0} per worker"))
+    }
+
+    /// How long lower demand must last before scaling down, and why.
+    pub(super) fn keep_alive(&self, l: &Learned, configured: Duration) -> (Duration, String) {
+        let cold = 2.0 * self.target();
+        match l.keep_alive(cold, KEEP_ALIVE_CAP, MIN_GAPS) {
+            Some(w) => (
+                Duration::from_secs_f64(w),
+                format!("keep-alive {w:.0}s learned from {:.0} idle gaps (a cold start costs {cold:.0}s)", l.gap_count()),
+            ),
+            None => (
+                configured,
+                format!(
+                    "keep-alive {:.0}s (the configured one until {MIN_GAPS:.0} idle gaps are seen)",
+                    configured.as_secs_f64()
+                ),
+            ),
+        }
+    }
+
+    /// Workers to have ready now for load that recurs one drain target from `now`, and why.
+    pub(super) fn prewarm(&self, l: &Learned, now: f64, demand: u32) -> Option<(u32, String)> {
+        if !self.prewarm {
+            return None;
+        }
+        let due = (now + self.target()).max(0.0) as u64;
+        let mut out: Option<(u32, String)> = None;
+        for (memory, what) in [(&l.hourly, "minute of the hour"), (&l.daily, "five minutes of the day")] {
+            // Load already came in this slot or the one before: the keep-alive looks after it now.
+            let slot_start = (due - due % memory.slot) as f64;
+            if l.last_load.is_some_and(|t| t >= slot_start - memory.slot as f64) {
+                continue;
+            }
+            let r = memory.at(due);
+            if r.level > r.before && r.level > demand && out.as_ref().is_none_or(|o| r.level > o.0) {
+                let mut why = format!(
+                    "pre-warm {} for load that rose at this {what} in {} of the last 4 periods (from {}); at most {:.0} \
+                     dyno-s if it does not come",
+                    r.level,
+                    r.seen,
+                    r.before,
+                    f64::from(r.level) * (self.target() + memory.slot as f64)
+                );
+                if l.prewarm_misses > 0 {
+                    let _ = write!(why, "; {} pre-warm(s) missed so far, {:.0} dyno-s", l.prewarm_misses, l.prewarm_wasted);
+                }
+                out = Some((r.level, why));
+            }
+        }
+        out
+    }
+}
+
+/// Pre-warm bookkeeping after a decision: a pre-warm begins, is followed by load (a hit), or ends without it (a
+/// miss, whose dyno-seconds are counted as the extra cost paid).
+pub(super) fn account(l: &mut Learned, now: f64, warming: Option<u32>, load: bool) {
+    match (l.prewarm, warming) {
+        (None, Some(w)) if !load => l.prewarm = Some((now, now, w)),
+        (Some(_), _) if load => {
+            l.prewarm_hits = l.prewarm_hits.saturating_add(1);
+            l.prewarm = None;
+        }
+        (Some((start, _, w)), None) => {
+            l.prewarm_misses = l.prewarm_misses.saturating_add(1);
+            l.prewarm_wasted += f64::from(w) * (now - start).max(0.0);
+            l.prewarm = None;
+        }
+        (Some((start, _, w)), Some(_)) => l.prewarm = Some((start, now, w)),
+        _ => {}
+    }
+}

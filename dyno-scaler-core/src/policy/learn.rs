@@ -1,0 +1,281 @@
+//! What the adaptive policy learns from the readings it already takes, with no change to the app: the arrival and
+//! completion rates (from queue deltas and the completion counter the queue keeps, e.g. Sidekiq's and Resque's
+//! `stat:processed`), the job duration (Little's law: running = completions/s × duration), the threads of a
+//! dyno, the idle gaps between busy periods, and load that recurs at the same minute every hour or the same time
+//! every day. Pure: [`Learned::observe`] folds one reading in. The whole summary serialises to a few KB.
+
+use serde::{Deserialize, Serialize};
+
+use super::recur::Recurrence;
+use crate::snapshot::Snapshot;
+
+/// Upper bounds (seconds) of the idle-gap buckets; the last bucket is everything longer.
+pub const GAP_BOUNDS: [f64; 11] = [2.0, 4.0, 8.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 3600.0];
+/// Each new gap weighs this much more than the one before (a memory of about the last 50 gaps).
+const GAP_DECAY: f32 = 0.98;
+/// Readings further apart than this give no rate (a restart, a stalled loop): the baselines are set again.
+const MAX_STEP: f64 = 600.0;
+/// Time constants of the fast (arrivals) and slow (duration) averages, seconds.
+const FAST: f64 = 60.0;
+const SLOW: f64 = 600.0;
+/// Completions to see before the measured duration is trusted.
+const MIN_COMPLETIONS: f64 = 20.0;
+
+/// The learned summary, carried in the policy's state and kept across restarts where a store allows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Learned {
+    /// Time of the last reading, seconds since the epoch.
+    pub at: Option<f64>,
+    /// The completion counter at the last reading.
+    pub processed: Option<u64>,
+    /// Jobs ready and running at the last reading.
+    pub in_system: u64,
+    /// Jobs arriving per second (fast average).
+    pub arrivals: f64,
+    /// Jobs completed per second and jobs running (slow averages, for Little's law).
+    pub completions: f64,
+    /// See `completions`.
+    pub running: f64,
+    /// Completions counted so far (capped), so the duration is trusted only on enough of them.
+    pub completed: f64,
+    /// Threads per dyno, as the workers report them (Sidekiq's `concurrency`, Resque's workers per host).
+    pub threads: Option<f64>,
+    /// Since when nothing has been ready or running (as read; see `idle_seen`).
+    pub idle_since: Option<f64>,
+    /// The idle since `idle_since` was confirmed by every worker's heartbeat (not a job taken between beats).
+    pub idle_seen: bool,
+    /// The last reading with a job ready or running.
+    pub last_load: Option<f64>,
+    /// Idle gaps by length ([`GAP_BOUNDS`], one more for longer), decayed.
+    pub gaps: Vec<f32>,
+    /// The most workers wanted per minute of the hour.
+    pub hourly: Recurrence,
+    /// The most workers wanted per five minutes of the day.
+    pub daily: Recurrence,
+    /// The pre-warm in progress: (started, last decision that held it, workers).
+    pub prewarm: Option<(f64, f64, u32)>,
+    /// Pre-warms that load followed, and those it did not.
+    pub prewarm_hits: u32,
+    /// See `prewarm_hits`.
+    pub prewarm_misses: u32,
+    /// Dyno-seconds of pre-warms that no load followed: the extra cost paid.
+    pub prewarm_wasted: f64,
+}
+
+impl Default for Learned {
+    fn default() -> Self {
+        Self {
+            at: None,
+            processed: None,
+            in_system: 0,
+            arrivals: 0.0,
+            completions: 0.0,
+            running: 0.0,
+            completed: 0.0,
+            threads: None,
+            idle_since: None,
+            idle_seen: false,
+            last_load: None,
+            gaps: vec![0.0; GAP_BOUNDS.len() + 1],
+            hourly: Recurrence::new(3600, 60),
+            daily: Recurrence::new(86_400, 300),
+            prewarm: None,
+            prewarm_hits: 0,
+            prewarm_misses: 0,
+            prewarm_wasted: 0.0,
+        }
+    }
+}
+
+fn ewma(old: f64, sample: f64, dt: f64, tau: f64) -> f64 {
+    old + (1.0 - (-dt / tau).exp()) * (sample - old)
+}
+
+impl Learned {
+    /// Folds the reading `snap` taken at `now` (seconds since the epoch) with `current` workers in.
+    pub fn observe(&mut self, snap: &Snapshot, now: f64, current: u32) {
+        let totals = snap.totals();
+        let running = totals.running + snap.running_elsewhere;
+        let in_system = totals.ready + running;
+        if let Some(threads) = per_dyno_threads(snap) {
+            self.threads = Some(threads);
+        }
+        let step = self.at.map(|at| now - at).filter(|dt| *dt > 0.0 && *dt <= MAX_STEP);
+        let done = match (self.processed, snap.processed) {
+            (Some(before), Some(after)) if after >= before => Some((after - before) as f64),
+            _ => None,
+        };
+        if let Some(dt) = step {
+            // Arrivals: what is in the system now, less what was, plus what completed in between.
+            let came = (in_system as f64 - self.in_system as f64 + done.unwrap_or(0.0)).max(0.0);
+            self.arrivals = ewma(self.arrivals, came / dt, dt, FAST);
+            if let Some(done) = done {
+                self.completions = ewma(self.completions, done / dt, dt, SLOW);
+                self.running = ewma(self.running, running as f64, dt, SLOW);
+                self.completed = (self.completed + done).min(1e9);
+            }
+        }
+        if snap.unreadable.is_empty() {
+            self.note_idle(in_system, idle_confirmed(snap, self.last_load, current), now);
+        }
+        if in_system > 0 {
+            self.last_load = Some(now);
+        }
+        if self.at.is_none_or(|at| now >= at) {
+            self.at = Some(now);
+        }
+        self.processed = snap.processed;
+        self.in_system = in_system;
+    }
+
+    /// An idle gap runs from the first reading with nothing ready or running to the next with work, and counts
+    /// only if a reading in it was confirmed by the heartbeats: a job taken between two beats looks like idle.
+    fn note_idle(&mut self, in_system: u64, confirmed: bool, now: f64) {
+        match (in_system == 0, self.idle_since) {
+            (true, None) => {
+                self.idle_since = Some(now);
+                self.idle_seen = confirmed;
+            }
+            (true, Some(_)) => self.idle_seen |= confirmed,
+            (false, Some(since)) => {
+                if self.idle_seen {
+                    let gap = (now - since).max(0.0);
+                    let bucket = GAP_BOUNDS.iter().position(|b| gap <= *b).unwrap_or(GAP_BOUNDS.len());
+                    for g in &mut self.gaps {
+                        *g *= GAP_DECAY;
+                    }
+                    self.gaps[bucket] += 1.0;
+                }
+                self.idle_since = None;
+                self.idle_seen = false;
+            }
+            (false, None) => {}
+        }
+    }
+
+    /// The mean job duration in seconds by Little's law, once enough completions were seen.
+    pub fn job_secs(&self) -> Option<f64> {
+        (self.completed >= MIN_COMPLETIONS && self.completions > 1e-6 && self.running > 0.0)
+            .then(|| (self.running / self.completions).clamp(0.001, 86_400.0))
+    }
+
+    /// Idle gaps seen (decayed count).
+    pub fn gap_count(&self) -> f64 {
+        self.gaps.iter().map(|g| f64::from(*g)).sum()
+    }
+
+    /// The keep-alive that minimises the expected cost per idle gap, in seconds, given a cold start that costs
+    /// `cold` dyno-seconds (the billed boot plus the wait it causes, counted alike); `None` with fewer than
+    /// `min_gaps` gaps seen. Keeping a worker `w` seconds costs `min(gap, w)`; a gap longer than `w` then costs a
+    /// cold start too. Candidates are the bucket bounds up to `cap`.
+    pub fn keep_alive(&self, cold: f64, cap: f64, min_gaps: f64) -> Option<f64> {
+        let total = self.gap_count();
+        if total < min_gaps {
+            return None;
+        }
+        let mids: Vec<f64> = (0..self.gaps.len())
+            .map(|i| {
+                let lo = if i == 0 { 0.0 } else { GAP_BOUNDS[i - 1] };
+                let hi = GAP_BOUNDS.get(i).copied().unwrap_or(lo * 2.0);
+                (lo + hi) / 2.0
+            })
+            .collect();
+        let cost = |w: f64| -> f64 {
+            self.gaps
+                .iter()
+                .zip(&mids)
+                .enumerate()
+                .map(|(i, (n, mid))| {
+                    let hi = GAP_BOUNDS.get(i).copied().unwrap_or(f64::INFINITY);
+                    f64::from(*n) * if hi <= w { *mid } else { w + cold }
+                })
+                .sum::<f64>()
+                / total
+        };
+        let mut best = (0.0, cost(0.0));
+        for w in GAP_BOUNDS.iter().copied().filter(|w| *w <= cap) {
+            let c = cost(w);
+            if c < best.1 - 1e-9 {
+                best = (w, c);
+            }
+        }
+        Some(best.0)
+    }
+}
+
+/// Whether an idle reading is true: every dyno has a worker record (none is booting unseen) and every record's
+/// heartbeat came after the last reading with work (so a job taken since would show).
+fn idle_confirmed(snap: &Snapshot, last_load: Option<f64>, current: u32) -> bool {
+    let Some(workers) = &snap.workers else { return true };
+    let hosts: std::collections::BTreeSet<&str> =
+        workers.iter().map(|w| w.dyno.as_deref().unwrap_or(w.identity.as_str())).collect();
+    let fresh = |w: &crate::snapshot::WorkerInfo| match (w.beat, last_load) {
+        (Some(beat), Some(load)) => beat.duration_since(std::time::UNIX_EPOCH).is_ok_and(|b| b.as_secs_f64() > load),
+        _ => true,
+    };
+    hosts.len() >= current as usize && workers.iter().all(fresh)
+}
+
+/// Threads per dyno in this reading: the threads the workers report, over the hosts they run on.
+fn per_dyno_threads(snap: &Snapshot) -> Option<f64> {
+    let threads = snap.threads? as f64;
+    let workers = snap.workers.as_ref()?;
+    let hosts: std::collections::BTreeSet<&str> =
+        workers.iter().map(|w| w.dyno.as_deref().unwrap_or(w.identity.as_str())).collect();
+    (threads > 0.0 && !hosts.is_empty()).then(|| threads / hosts.len() as f64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::snapshot::QueueStats;
+
+    fn snap(ready: u64, running: u64, processed: u64) -> Snapshot {
+        let mut s = Snapshot { processed: Some(processed), ..Snapshot::default() };
+        s.add("q", QueueStats { ready, running, ..QueueStats::default() });
+        s
+    }
+
+    #[test]
+    fn littles_law_gives_the_duration_from_the_counter() {
+        // 2 jobs/s arriving and completing, 6 running: 3 s per job.
+        let mut l = Learned::default();
+        for i in 0..2000u64 {
+            l.observe(&snap(0, 6, i * 2), i as f64, 0);
+        }
+        assert!((l.job_secs().unwrap() - 3.0).abs() < 0.05, "{:?}", l.job_secs());
+        assert!((l.arrivals - 2.0).abs() < 0.05, "{}", l.arrivals);
+        // Without a counter nothing is claimed.
+        let mut blind = Learned::default();
+        for i in 0..100u64 {
+            blind.observe(&Snapshot { processed: None, ..snap(0, 6, 0) }, i as f64, 0);
+        }
+        assert_eq!(blind.job_secs(), None);
+    }
+
+    #[test]
+    fn keep_alive_follows_the_gaps() {
+        let mut short = Learned::default();
+        let mut long = Learned::default();
+        let mut t = 0.0;
+        for _ in 0..40 {
+            short.observe(&snap(0, 0, 0), t, 0);
+            long.observe(&snap(0, 0, 0), t, 0);
+            short.observe(&snap(1, 0, 0), t + 6.0, 0);
+            long.observe(&snap(1, 0, 0), t + 900.0, 0);
+            t += 1000.0;
+        }
+        assert_eq!(Learned::default().keep_alive(60.0, 1200.0, 8.0), None);
+        // Gaps of 6 s: keep a worker through them. Gaps of 15 minutes: drop at once.
+        assert_eq!(short.keep_alive(60.0, 1200.0, 8.0), Some(8.0));
+        assert_eq!(long.keep_alive(60.0, 1200.0, 8.0), Some(0.0));
+    }
+
+    #[test]
+    fn summary_is_a_few_kilobytes() {
+        let json = serde_json::to_string(&Learned::default()).unwrap();
+        assert!(json.len() < 6_000, "{}", json.len());
+        let back: Learned = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, Learned::default());
+    }
+}

@@ -1,0 +1,139 @@
+//! Load that recurs: the most workers wanted in each slot of a period (each minute of the hour, each five minutes
+//! of the day), kept for the last few periods, so the policy can start workers one boot time before load that
+//! came back at the same slot in most of them.
+
+use serde::{Deserialize, Serialize};
+
+/// Periods remembered (the current one and the four before it).
+const RING: u64 = 5;
+/// Past periods looked at, and how many of them must show the load for it to count as recurring.
+const LOOK: u64 = 4;
+const NEED: usize = 3;
+
+/// The most workers wanted per slot of a period, for the last [`RING`] periods.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Recurrence {
+    /// Length of the period in seconds (3,600 or 86,400).
+    pub period: u64,
+    /// Length of one slot in seconds.
+    pub slot: u64,
+    /// The period (time ÷ period) of the last reading.
+    pub last: u64,
+    /// `levels[slot × RING + period % RING]`: the most workers wanted in that slot of that period.
+    pub levels: Vec<u16>,
+}
+
+/// What recurs in a slot: the level wanted there in most recent periods, and the level just before it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Recurring {
+    /// Workers wanted at that slot in at least three of the last four periods (the third highest of the four).
+    pub level: u32,
+    /// The same figure three slots earlier: load that recurs *rises* at the slot when `level` is above it.
+    pub before: u32,
+    /// Periods of the last four that wanted `level` or more there.
+    pub seen: usize,
+}
+
+impl Recurrence {
+    /// An empty memory of `period` seconds in slots of `slot` seconds.
+    pub fn new(period: u64, slot: u64) -> Self {
+        let slots = period / slot;
+        Self { period, slot, last: 0, levels: vec![0; (slots * RING) as usize] }
+    }
+
+    fn slots(&self) -> u64 {
+        self.period / self.slot
+    }
+
+    fn index(&self, slot: u64, period: u64) -> usize {
+        (slot % self.slots() * RING + period % RING) as usize
+    }
+
+    /// Moves to the period of `t` (seconds since the epoch), forgetting the slots of periods that rolled over.
+    fn advance(&mut self, t: u64) {
+        let p = t / self.period;
+        if self.levels.len() != (self.slots() * RING) as usize {
+            // A summary of another shape (a changed build): start again.
+            self.levels = vec![0; (self.slots() * RING) as usize];
+        }
+        if p > self.last {
+            for q in (self.last + 1).max(p.saturating_sub(RING - 1))..=p {
+                for s in 0..self.slots() {
+                    let i = self.index(s, q);
+                    self.levels[i] = 0;
+                }
+            }
+            self.last = p;
+        }
+    }
+
+    /// Notes that `wanted` workers were wanted at `t`.
+    pub fn record(&mut self, t: u64, wanted: u32) {
+        self.advance(t);
+        if t / self.period < self.last {
+            return; // a clock that went back: ignore.
+        }
+        let i = self.index(t % self.period / self.slot, t / self.period);
+        self.levels[i] = self.levels[i].max(u16::try_from(wanted).unwrap_or(u16::MAX));
+    }
+
+    /// What recurred at the slot of `t` in the last four periods.
+    pub fn at(&self, t: u64) -> Recurring {
+        let slot = t % self.period / self.slot;
+        let period = t / self.period;
+        let recurring = |s: u64| -> (u32, usize) {
+            let mut seen: Vec<u16> = (1..=LOOK)
+                .filter_map(|k| period.checked_sub(k))
+                .filter(|q| *q + RING > self.last && *q <= self.last)
+                .map(|q| self.levels[self.index(s, q)])
+                .collect();
+            seen.sort_unstable_by(|a, b| b.cmp(a));
+            let level = seen.get(NEED - 1).copied().map_or(0, u32::from);
+            (level, seen.iter().filter(|v| u32::from(**v) >= level && level > 0).count())
+        };
+        let (level, seen) = recurring(slot);
+        let (before, _) = recurring(slot + self.slots() - 3);
+        Recurring { level, before, seen }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn load_at_the_same_minute_in_three_of_four_hours_recurs() {
+        let mut r = Recurrence::new(3600, 60);
+        let base = 1_000 * 3600;
+        for h in 0..4u64 {
+            // A trickle all hour, a burst wanting 8 at minute 20 (except in hour 1).
+            for m in 0..60 {
+                r.record(base + h * 3600 + m * 60 + 5, 1);
+            }
+            if h != 1 {
+                r.record(base + h * 3600 + 20 * 60 + 30, 8);
+            }
+        }
+        let next = base + 4 * 3600;
+        let at = r.at(next + 20 * 60);
+        assert_eq!((at.level, at.before, at.seen), (8, 1, 3));
+        // Minute 40 only has the trickle: level 1, not rising.
+        let flat = r.at(next + 40 * 60);
+        assert_eq!((flat.level, flat.before), (1, 1));
+    }
+
+    #[test]
+    fn two_of_four_is_not_recurring_and_old_periods_are_forgotten() {
+        let mut r = Recurrence::new(3600, 60);
+        let base = 500 * 3600;
+        r.record(base + 600, 5);
+        r.record(base + 3600 + 600, 5);
+        assert_eq!(r.at(base + 4 * 3600 + 600).level, 0);
+        r.record(base + 2 * 3600 + 600, 5);
+        assert_eq!(r.at(base + 3 * 3600 + 600).level, 5);
+        // Ten hours later nothing is remembered.
+        r.record(base + 13 * 3600, 0);
+        assert_eq!(r.at(base + 13 * 3600 + 600).level, 0);
+        assert!(r.levels.iter().all(|v| *v == 0));
+    }
+}
