@@ -9,7 +9,7 @@
 //!     .iter()
 //!     .map(|s| simulator::simulate(&trace, s, &SimConfig::default()).unwrap())
 //!     .collect();
-//! assert_eq!(results.len(), 5);
+//! assert_eq!(results.len(), 6);
 //! assert!(results.iter().all(|r| r.unfinished == 0));
 //! ```
 

@@ -80,7 +80,10 @@ impl Adaptive {
         match l.keep_alive(cold, KEEP_ALIVE_CAP, MIN_GAPS) {
             Some(w) => (
                 Duration::from_secs_f64(w),
-                format!("keep-alive {w:.0}s learned from {:.0} idle gaps (a cold start costs {cold:.0}s)", l.gap_count()),
+                format!(
+                    "keep-alive {w:.0}s learned from {:.0} idle gaps (a cold start costs {cold:.0}s)",
+                    l.gap_count()
+                ),
             ),
             None => (
                 configured,
@@ -116,7 +119,8 @@ impl Adaptive {
                     f64::from(r.level) * (self.target() + memory.slot as f64)
                 );
                 if l.prewarm_misses > 0 {
-                    let _ = write!(why, "; {} pre-warm(s) missed so far, {:.0} dyno-s", l.prewarm_misses, l.prewarm_wasted);
+                    let _ =
+                        write!(why, "; {} pre-warm(s) missed so far, {:.0} dyno-s", l.prewarm_misses, l.prewarm_wasted);
                 }
                 out = Some((r.level, why));
             }

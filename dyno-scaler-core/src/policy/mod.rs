@@ -274,8 +274,10 @@ impl Policy {
             DownMode::Gradual => desired,
         };
         let (since, peak) = match state.lower_since {
-            Some(since) => (since, state.window_peak.max(target)),
-            None => (input.now, target),
+            // A window whose peak is not below the quantity began at a larger one (a shrink finished since): it
+            // says nothing about this one.
+            Some(since) if state.window_peak < current => (since, state.window_peak.max(target)),
+            _ => (input.now, target),
         };
         let next = PolicyState { lower_since: Some(since), window_peak: peak, ..PolicyState::default() };
         let waited = input.now.duration_since(since).unwrap_or_default();
