@@ -173,6 +173,7 @@ impl ResqueSource {
             .arg(0)
             .arg(c.future_sample);
         one.zcount(&schedule, format!("({now}"), "+inf");
+        one.get(format!("{p}stat:processed"));
         match &c.queues {
             Some(qs) => {
                 for q in qs {
@@ -185,7 +186,7 @@ impl ResqueSource {
             }
         }
         let mut r1: Vec<Value> = one.query_async(&mut conn).await.map_err(err)?;
-        let mut rest = r1.split_off(7);
+        let mut rest = r1.split_off(8);
         let (queues, mut lists): (Vec<String>, Vec<Value>) = match &c.queues {
             Some(qs) => (qs.clone(), rest),
             None => (
@@ -193,7 +194,7 @@ impl ResqueSource {
                 Vec::new(),
             ),
         };
-        let [time, workers, heartbeats, due_stamps, due_count, future_stamps, future_count]: [Value; 7] =
+        let [time, workers, heartbeats, due_stamps, due_count, future_stamps, future_count, processed]: [Value; 8] =
             r1.try_into().map_err(|_| SourceError::Protocol {
                 source_name: NAME.into(),
                 message: "short reply".into(),
@@ -252,6 +253,9 @@ impl ResqueSource {
             future,
         };
         let mut snap = build(now as f64, server_now, c, &queues, lists, &workers, jobs, heartbeats, delayed);
+        // The completion counter (incremented as each job ends), and one thread per live worker.
+        snap.processed = as_i64(&processed).and_then(|n| u64::try_from(n).ok());
+        snap.threads = snap.workers.as_ref().map(|w| w.len() as u64);
         snap.skipped += unreadable.len() as u64;
         snap.unreadable.splice(0..0, unreadable);
         Ok(snap)

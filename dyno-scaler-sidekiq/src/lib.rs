@@ -211,6 +211,7 @@ impl SidekiqSource {
                 .arg(c.due_sample);
             one.cmd("ZRANGEBYSCORE").arg(&key).arg(&after_now).arg("+inf").arg("LIMIT").arg(0).arg(c.future_sample);
         }
+        one.get(format!("{p}stat:processed"));
         one.smembers(format!("{p}processes"));
         match &c.queues {
             Some(qs) => {
@@ -225,6 +226,8 @@ impl SidekiqSource {
         let mut r1: Vec<Value> = one.query_async(&mut conn).await.map_err(err)?;
         let mut rest = r1.split_off(8);
         let mut unreadable = Vec::new();
+        // The completion counter (flushed at each heartbeat); unreadable or absent: no counter.
+        let processed = dyno_scaler_redis::as_i64(&rest.remove(0)).and_then(|n| u64::try_from(n).ok());
         let processes: Vec<String> =
             readable(rest.remove(0), &format!("{p}processes"), &mut unreadable).map(strings).unwrap_or_default();
         let (queues, mut lists): (Vec<String>, Vec<Value>) = match &c.queues {
@@ -258,6 +261,7 @@ impl SidekiqSource {
             lists = std::mem::replace(&mut r2, procs);
         }
         let mut snap = build(now, c, &r1, &queues, lists, &processes, r2);
+        snap.processed = processed;
         snap.skipped += unreadable.len() as u64;
         snap.unreadable.extend(unreadable);
         Ok(snap)

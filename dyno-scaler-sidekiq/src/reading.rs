@@ -159,10 +159,14 @@ pub(crate) fn build(
             snap.skipped += 1;
             continue;
         };
-        let host = as_str(info)
-            .and_then(|i| serde_json::from_str::<serde_json::Value>(i).ok())
+        let info = as_str(info).and_then(|i| serde_json::from_str::<serde_json::Value>(i).ok());
+        let host = info
+            .as_ref()
             .and_then(|i| i.get("hostname").and_then(|h| h.as_str()).map(str::to_owned))
             .unwrap_or_else(|| identity_host(identity).to_owned());
+        if let Some(n) = info.as_ref().and_then(|i| i.get("concurrency")).and_then(serde_json::Value::as_u64) {
+            *snap.threads.get_or_insert(0) += n;
+        }
         let work = match array(work7) {
             w if w.is_empty() => array(work6),
             w => w,

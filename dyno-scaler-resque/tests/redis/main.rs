@@ -287,3 +287,19 @@ async fn delayed_jobs_beyond_the_cap_are_estimated() {
     assert!((a - 100).abs() <= 30, "{a}");
     assert_eq!(s.totals().scheduled, 1);
 }
+
+#[tokio::test]
+async fn reads_the_completion_counter_and_one_thread_per_live_worker() {
+    let b = Backend::new(unique("counter"), None, false).await;
+    b.reset().await;
+    let source = ResqueSource::new(b.config(None)).unwrap();
+    let s = source.snapshot().await.unwrap();
+    assert_eq!((s.processed, s.threads), (None, Some(0)), "{s:?}");
+    b.worker("default", Some(Duration::from_secs(30)), Some("default")).await;
+    b.worker("default", Some(Duration::from_secs(30)), None).await;
+    b.worker("default", Some(Duration::from_secs(600)), None).await; // dead
+    let mut c = b.conn.clone();
+    let _: () = c.incr(format!("{}:stat:processed", b.ns), 77).await.unwrap();
+    let s = source.snapshot().await.unwrap();
+    assert_eq!((s.processed, s.threads), (Some(77), Some(2)), "{s:?}");
+}

@@ -424,3 +424,25 @@ async fn quiet_sends_sidekiqs_own_remote_signal_and_skips_embedded_processes() {
     let w = s.workers.unwrap().into_iter().find(|w| w.identity == normal).unwrap();
     assert!(w.quiet && w.beat.is_some());
 }
+
+#[tokio::test]
+async fn reads_the_completion_counter_and_the_threads_of_live_processes() {
+    let b = Backend::new(Some(unique("counter")), None, Version::V6).await;
+    b.reset().await;
+    let source = SidekiqSource::new(b.config(None)).unwrap();
+    let s = source.snapshot().await.unwrap();
+    assert_eq!((s.processed, s.threads), (None, None), "no counter and no process yet: {s:?}");
+    // Two live processes of concurrency 5 and a dead one; the counter as Sidekiq's heartbeat flush leaves it.
+    b.process("worker.1", "default", 1, 1.0).await;
+    b.process("worker.2", "default", 0, 1.0).await;
+    b.process("worker.3", "default", 0, 120.0).await;
+    let mut c = b.conn.clone();
+    let _: () = c.incr(b.k("stat:processed"), 1234).await.unwrap();
+    let s = source.snapshot().await.unwrap();
+    assert_eq!((s.processed, s.threads), (Some(1234), Some(10)), "{s:?}");
+    // A counter of the wrong type is no counter, not a failed reading.
+    let _: () = c.del(b.k("stat:processed")).await.unwrap();
+    let _: () = c.rpush(b.k("stat:processed"), "x").await.unwrap();
+    let s = source.snapshot().await.unwrap();
+    assert_eq!(s.processed, None);
+}

@@ -89,7 +89,7 @@ pub fn load(flags: &Flags, env: &Env, file: Option<(&str, &str)>) -> Result<Sett
             (Some(f), _, _) => (f.clone(), "--poll-interval"),
             (None, Some(e), _) => (e, "DYNO_SCALER_POLL_INTERVAL"),
             (None, None, Some(f)) => (f.clone(), "poll_interval"),
-            _ => ("5s".into(), "DYNO_SCALER_POLL_INTERVAL"),
+            _ => ("1s".into(), "DYNO_SCALER_POLL_INTERVAL"),
         };
     let poll_interval = duration_in(&interval_str, interval_setting, POLL_INTERVAL)?;
     let log_format = match flags.log_format.clone().or(file_cfg.log_format) {

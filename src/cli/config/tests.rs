@@ -23,7 +23,7 @@ fn seed_promise_four_variables() {
     assert_eq!((p.process_type.as_str(), p.source), ("worker", "sidekiq"));
     assert_eq!((p.policy.config().min_workers, p.policy.config().max_workers), (0, 1));
     assert_eq!(p.policy.config().rules, vec![DemandRule::seed_thresholds()]);
-    assert_eq!(s.poll_interval, Duration::from_secs(5));
+    assert_eq!(s.poll_interval, Duration::from_secs(1));
 }
 
 #[test]
