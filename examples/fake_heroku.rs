@@ -21,7 +21,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let clock = Arc::new(ManualClock::at_secs(1_700_000_000));
     let queue = InMemoryQueue::new(clock.clone());
     let policy =
-        Policy::new(PolicyConfig { max_workers: 3, down_delay: Duration::from_secs(60), ..PolicyConfig::default() })?;
+        Policy::new(PolicyConfig { max_workers: 3, down_delay: Duration::from_secs(60), ..PolicyConfig::classic() })?;
     let scaler = Scaler::builder("worker", Arc::new(queue.clone()), Arc::new(HerokuPlatform::new(config)?), policy)
         .clock(clock.clone())
         .build();

@@ -31,7 +31,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         max_workers: 4,
         rules: vec![DemandRule::seed_thresholds(), DemandRule::LatencyTarget(Duration::from_secs(30))],
         down_delay: Duration::from_secs(30),
-        ..PolicyConfig::default()
+        ..PolicyConfig::classic()
     })?;
     let scaler = Scaler::builder(
         "worker",

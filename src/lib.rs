@@ -10,7 +10,7 @@
 //! # rt.block_on(async {
 //! let queue = InMemoryQueue::new(Arc::new(SystemClock));
 //! let platform = InMemoryPlatform::new();
-//! let policy = Policy::new(PolicyConfig { max_workers: 4, ..PolicyConfig::default() }).unwrap();
+//! let policy = Policy::new(PolicyConfig { max_workers: 4, ..PolicyConfig::classic() }).unwrap();
 //! let scaler = Scaler::builder("worker", Arc::new(queue.clone()), Arc::new(platform.clone()), policy).build();
 //! queue.push_many("default", 60);
 //! scaler.reconcile().await.unwrap();

@@ -182,7 +182,7 @@ async fn a_killed_workers_lock_does_not_pin_the_formation_and_other_queues_prote
     let policy = dyno_scaler_core::Policy::new(dyno_scaler_core::PolicyConfig {
         max_workers: 3,
         down_delay: Duration::ZERO,
-        ..dyno_scaler_core::PolicyConfig::default()
+        ..dyno_scaler_core::PolicyConfig::classic()
     })
     .unwrap();
     let input = dyno_scaler_core::PolicyInput::new("worker", &s, 2);

@@ -107,10 +107,15 @@ pub fn env_sidekiq(fake: &FakeHeroku, redis_url: &str) -> Vec<(&'static str, Str
     env_heroku(fake, &[("DYNO_SCALER_SOURCE", "sidekiq"), ("REDIS_URL", redis_url)])
 }
 
-/// The fake Heroku's key, app and URL, plus `extra`.
+/// The fake Heroku's key, app and URL, plus `extra`. The end-to-end tests check quantities the classic policy's
+/// threshold table gives (the adaptive policy is judged by the core tests and the simulator).
 pub fn env_heroku(fake: &FakeHeroku, extra: &[(&'static str, &str)]) -> Vec<(&'static str, String)> {
-    let base =
-        vec![("HEROKU_API_KEY", KEY.to_string()), ("HEROKU_APP_NAME", APP.to_string()), ("HEROKU_API_URL", fake.url())];
+    let base = vec![
+        ("HEROKU_API_KEY", KEY.to_string()),
+        ("HEROKU_APP_NAME", APP.to_string()),
+        ("HEROKU_API_URL", fake.url()),
+        ("DYNO_SCALER_POLICY", "classic".to_string()),
+    ];
     with(base, extra)
 }
 

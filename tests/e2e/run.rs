@@ -75,12 +75,14 @@ source = "sidekiq"
 queues = ["default", "mailers"]
 max_workers = 10
 jobs_per_worker = 10
+policy = "classic"
 
 [[process]]
 type = "urgent"
 source = "sidekiq"
 queues = ["critical"]
 max_workers = 2
+policy = "classic"
 
 [[process]]
 type = "dj_worker"
@@ -88,6 +90,7 @@ source = "delayed_job"
 url = "{db}"
 table = "{schema}.delayed_jobs"
 max_workers = 4
+policy = "classic"
 "#,
         db = db_url()
     );

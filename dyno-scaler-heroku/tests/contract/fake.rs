@@ -274,7 +274,7 @@ async fn fir_mode_names_and_victims_do_not_follow_cedar_numbering() {
         beat: None,
     }]);
     let policy =
-        Policy::new(PolicyConfig { max_workers: 4, down_delay: Duration::ZERO, ..PolicyConfig::default() }).unwrap();
+        Policy::new(PolicyConfig { max_workers: 4, down_delay: Duration::ZERO, ..PolicyConfig::classic() }).unwrap();
     let input = PolicyInput::new("worker", &snap, 4);
     assert_eq!(policy.decide(&input, &PolicyState::default()).0.to, 4);
     // A scale-down on Fir stops two of the four (which ones follows the fake's seeded rule).

@@ -310,7 +310,7 @@ async fn the_scaler_drives_the_fake() {
     let p: Arc<dyn Platform> = Arc::new(platform(&fake));
     let clock = Arc::new(ManualClock::at_secs(1_700_000_000));
     let queue = InMemoryQueue::new(clock.clone());
-    let policy = Policy::new(PolicyConfig { max_workers: 5, ..PolicyConfig::default() }).unwrap();
+    let policy = Policy::new(PolicyConfig { max_workers: 5, ..PolicyConfig::classic() }).unwrap();
     let scaler = Scaler::builder("cheap", Arc::new(queue.clone()), p.clone(), policy).clock(clock).build();
     queue.push_many("default", 60);
     // Eco allows one dyno: the first PATCH (3) is refused, the next cycle clamps to 1, later cycles are silent.

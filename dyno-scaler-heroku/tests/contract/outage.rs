@@ -111,7 +111,7 @@ async fn a_limit_named_only_in_the_message_is_read_from_it() {
     // The scaler goes to the limit at once, not one worker per cycle.
     let queue = InMemoryQueue::new(Arc::new(SystemClock));
     queue.push_many("default", 200);
-    let policy = Policy::new(PolicyConfig { max_workers: 7, ..PolicyConfig::default() }).unwrap();
+    let policy = Policy::new(PolicyConfig { max_workers: 7, ..PolicyConfig::classic() }).unwrap();
     let scaler = Scaler::builder("worker", Arc::new(queue), Arc::new(p), policy).build();
     fake.inject(Fault::on("PATCH", 1, respond(422, body, &[])));
     assert!(scaler.reconcile().await.is_err());
@@ -122,7 +122,7 @@ async fn a_limit_named_only_in_the_message_is_read_from_it() {
 fn scaler_for(p: HerokuPlatform, jobs: usize) -> (Scaler, InMemoryQueue) {
     let queue = InMemoryQueue::new(Arc::new(SystemClock));
     queue.push_many("default", jobs);
-    let policy = Policy::new(PolicyConfig { max_workers: 5, ..PolicyConfig::default() }).unwrap();
+    let policy = Policy::new(PolicyConfig { max_workers: 5, ..PolicyConfig::classic() }).unwrap();
     (Scaler::builder("worker", Arc::new(queue.clone()), Arc::new(p), policy).build(), queue)
 }
 

@@ -30,7 +30,7 @@ async fn wrong_types_are_skipped_and_the_rest_is_read() {
     }
     assert!(snap.unreadable.iter().any(|u| u.contains(&format!("worker:{id}"))), "{:?}", snap.unreadable);
     let policy =
-        Policy::new(PolicyConfig { max_workers: 5, down_delay: Duration::ZERO, ..PolicyConfig::default() }).unwrap();
+        Policy::new(PolicyConfig { max_workers: 5, down_delay: Duration::ZERO, ..PolicyConfig::classic() }).unwrap();
     let decide = |current| {
         let input = PolicyInput {
             process_type: "worker",

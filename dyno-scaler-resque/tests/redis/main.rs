@@ -180,7 +180,7 @@ impl ConformanceBackend for Backend {
 /// What the policy (at most 3 workers, no down delay) decides for `worker` at `current` dynos from `s`.
 fn decided(s: &Snapshot, current: u32) -> u32 {
     let p =
-        Policy::new(PolicyConfig { max_workers: 3, down_delay: Duration::ZERO, ..PolicyConfig::default() }).unwrap();
+        Policy::new(PolicyConfig { max_workers: 3, down_delay: Duration::ZERO, ..PolicyConfig::classic() }).unwrap();
     p.decide(&PolicyInput::new("worker", s, current), &PolicyState::default()).0.to
 }
 

@@ -12,7 +12,7 @@ use super::{Backend, Version, now};
 
 fn decide(snap: &Snapshot, current: u32) -> dyno_scaler_core::Decision {
     let policy =
-        Policy::new(PolicyConfig { max_workers: 5, down_delay: Duration::ZERO, ..PolicyConfig::default() }).unwrap();
+        Policy::new(PolicyConfig { max_workers: 5, down_delay: Duration::ZERO, ..PolicyConfig::classic() }).unwrap();
     let input = PolicyInput {
         process_type: "worker",
         snapshot: snap,
@@ -92,7 +92,7 @@ async fn a_schedule_set_of_the_wrong_type_and_garbage_timestamps() {
     let policy = Policy::new(PolicyConfig {
         max_workers: 10,
         rules: vec![dyno_scaler_core::DemandRule::LatencyTarget(Duration::from_secs(30))],
-        ..PolicyConfig::default()
+        ..PolicyConfig::classic()
     })
     .unwrap();
     let input = PolicyInput::new("worker", &snap, 1);

@@ -290,7 +290,7 @@ async fn busy_dynos_guide_the_policy() {
     ];
     let source = SidekiqSource::new(b.config(None)).unwrap();
     let policy =
-        Policy::new(PolicyConfig { max_workers: 3, down_delay: Duration::ZERO, ..PolicyConfig::default() }).unwrap();
+        Policy::new(PolicyConfig { max_workers: 3, down_delay: Duration::ZERO, ..PolicyConfig::classic() }).unwrap();
     let decide = |s: &dyno_scaler_core::Snapshot, st: &PolicyState| {
         // Heroku Cedar places the processes: worker.3 stops first.
         let placements =
@@ -393,7 +393,7 @@ async fn a_job_of_an_unwatched_queue_protects_an_unnamed_dyno() {
     let s = SidekiqSource::new(b.config(Some(vec!["default".into()]))).unwrap().snapshot().await.unwrap();
     assert_eq!((s.totals().running, s.running_elsewhere), (0, 1), "{s:?}");
     let policy =
-        Policy::new(PolicyConfig { max_workers: 3, down_delay: Duration::ZERO, ..PolicyConfig::default() }).unwrap();
+        Policy::new(PolicyConfig { max_workers: 3, down_delay: Duration::ZERO, ..PolicyConfig::classic() }).unwrap();
     let input = PolicyInput::new("worker", &s, 2);
     let d = policy.decide(&input, &PolicyState::default()).0;
     assert_eq!(d.direction(), Direction::Hold, "{}", d.reason);

@@ -22,8 +22,17 @@ fn seed_promise_four_variables() {
     let p = &s.processes[0];
     assert_eq!((p.process_type.as_str(), p.source), ("worker", "sidekiq"));
     assert_eq!((p.policy.config().min_workers, p.policy.config().max_workers), (0, 1));
-    assert_eq!(p.policy.config().rules, vec![DemandRule::seed_thresholds()]);
+    // The adaptive policy by default; the seed's table is one setting away.
+    assert!(p.policy.config().rules.is_empty() && p.policy.config().adaptive.is_some());
     assert_eq!(s.poll_interval, Duration::from_secs(1));
+    let mut e = base();
+    e.push(("DYNO_SCALER_POLICY", "classic"));
+    let s = load(&Flags::default(), &env(&e), None).unwrap();
+    assert_eq!(s.processes[0].policy.config().rules, vec![DemandRule::seed_thresholds()]);
+    assert!(s.processes[0].policy.config().adaptive.is_none());
+    e.push(("DYNO_SCALER_PREWARM", "true"));
+    let err = load(&Flags::default(), &env(&e), None).unwrap_err().to_string();
+    assert!(err.contains("DYNO_SCALER_PREWARM") && err.contains("adaptive"), "{err}");
 }
 
 #[test]
