@@ -45,8 +45,8 @@ pub use error::{PlatformError, ScalerError, SettingError, SourceError};
 pub use memory::{InMemoryPlatform, InMemoryQueue, PlatformCall};
 pub use platform::{Placement, Platform, ProcessInfo};
 pub use policy::{
-    Decision, DemandRule, Direction, DownMode, MaxMode, Policy, PolicyConfig, PolicyError, PolicyInput, PolicySettings,
-    PolicyState,
+    Adaptive, Decision, DemandRule, Direction, DownMode, Learned, MaxMode, Policy, PolicyConfig, PolicyError,
+    PolicyInput, PolicyKind, PolicySettings, PolicyState,
 };
 pub use scaler::{Report, Scaler, ScalerBuilder};
 pub use secret::Secret;

@@ -103,9 +103,8 @@ impl Adaptive {
         let due = (now + self.target()).max(0.0) as u64;
         let mut out: Option<(u32, String)> = None;
         for (memory, what) in [(&l.hourly, "minute of the hour"), (&l.daily, "five minutes of the day")] {
-            // Load already came in this slot or the one before: the keep-alive looks after it now.
-            let slot_start = (due - due % memory.slot) as f64;
-            if l.last_load.is_some_and(|t| t >= slot_start - memory.slot as f64) {
+            // The load of that slot already came: the keep-alive looks after it now.
+            if memory.served >= memory.slot_start(due) {
                 continue;
             }
             let r = memory.at(due);
@@ -129,12 +128,13 @@ impl Adaptive {
     }
 }
 
-/// Pre-warm bookkeeping after a decision: a pre-warm begins, is followed by load (a hit), or ends without it (a
-/// miss, whose dyno-seconds are counted as the extra cost paid).
-pub(super) fn account(l: &mut Learned, now: f64, warming: Option<u32>, load: bool) {
+/// Pre-warm bookkeeping after a decision: a pre-warm begins, is followed by the load it warmed for (a hit: at
+/// least half its workers wanted, before any pre-warm), or ends without it (a miss, whose dyno-seconds are counted
+/// as the extra cost paid).
+pub(super) fn account(l: &mut Learned, now: f64, warming: Option<u32>, demand: u32) {
     match (l.prewarm, warming) {
-        (None, Some(w)) if !load => l.prewarm = Some((now, now, w)),
-        (Some(_), _) if load => {
+        (None, Some(w)) => l.prewarm = Some((now, now, w)),
+        (Some((_, _, w)), _) if demand >= w.div_ceil(2) => {
             l.prewarm_hits = l.prewarm_hits.saturating_add(1);
             l.prewarm = None;
         }
@@ -144,6 +144,6 @@ pub(super) fn account(l: &mut Learned, now: f64, warming: Option<u32>, load: boo
             l.prewarm = None;
         }
         (Some((start, _, w)), Some(_)) => l.prewarm = Some((start, now, w)),
-        _ => {}
+        (None, None) => {}
     }
 }

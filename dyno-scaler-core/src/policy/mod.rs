@@ -206,16 +206,17 @@ impl Policy {
             parts.push(format!("{} {}", rule.label(), d));
             demand = demand.max(d);
         }
-        let load = totals.ready + totals.running > 0;
         let mut down_delay = (c.down_delay, String::new());
         if let Some(a) = &c.adaptive {
             let (d, why) = a.demand(learned, totals.ready, totals.running);
             parts.push(why);
             demand = demand.max(d);
-            learned.hourly.record(now as u64, demand.min(max));
-            learned.daily.record(now as u64, demand.min(max));
+            for memory in [&mut learned.hourly, &mut learned.daily] {
+                memory.record(now as u64, demand.min(max));
+                memory.serve(now as u64, demand.min(max));
+            }
             let warming = a.prewarm(learned, now, demand);
-            adaptive::account(learned, now, warming.as_ref().map(|w| w.0), load);
+            adaptive::account(learned, now, warming.as_ref().map(|w| w.0), demand);
             if let Some((w, why)) = warming {
                 parts.push(why);
                 demand = demand.max(w);
@@ -319,6 +320,9 @@ impl Policy {
             return hold(reason, next);
         }
         let _ = write!(reason, "; scale down {current} -> {to}");
+        if !down_delay.1.is_empty() {
+            let _ = write!(reason, " after the {}", down_delay.1);
+        }
         (Decision { from: current, to, desired, reason }, PolicyState::default())
     }
 

@@ -21,6 +21,9 @@ pub struct Recurrence {
     pub last: u64,
     /// `levels[slot × RING + period % RING]`: the most workers wanted in that slot of that period.
     pub levels: Vec<u16>,
+    /// The start (seconds since the epoch) of the last slot whose recurring load came: no pre-warm for it again.
+    #[serde(default)]
+    pub served: u64,
 }
 
 /// What recurs in a slot: the level wanted there in most recent periods, and the level just before it.
@@ -38,7 +41,7 @@ impl Recurrence {
     /// An empty memory of `period` seconds in slots of `slot` seconds.
     pub fn new(period: u64, slot: u64) -> Self {
         let slots = period / slot;
-        Self { period, slot, last: 0, levels: vec![0; (slots * RING) as usize] }
+        Self { period, slot, last: 0, levels: vec![0; (slots * RING) as usize], served: 0 }
     }
 
     fn slots(&self) -> u64 {
@@ -75,6 +78,19 @@ impl Recurrence {
         }
         let i = self.index(t % self.period / self.slot, t / self.period);
         self.levels[i] = self.levels[i].max(u16::try_from(wanted).unwrap_or(u16::MAX));
+    }
+
+    /// The start of the slot holding `t`.
+    pub fn slot_start(&self, t: u64) -> u64 {
+        t - t % self.slot
+    }
+
+    /// Notes that `wanted` workers are wanted at `t`: when that reaches what recurs there, the slot is served.
+    pub fn serve(&mut self, t: u64, wanted: u32) {
+        let r = self.at(t);
+        if r.level > 0 && wanted >= r.level {
+            self.served = self.served.max(self.slot_start(t));
+        }
     }
 
     /// What recurred at the slot of `t` in the last four periods.

@@ -3,6 +3,7 @@ mod conformance_memory;
 mod drain;
 mod hooks;
 mod loops;
+mod policy_adaptive;
 mod policy_props;
 mod policy_rules;
 mod scaler;
