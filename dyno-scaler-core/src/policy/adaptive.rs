@@ -108,13 +108,15 @@ impl Adaptive {
                 continue;
             }
             let r = memory.at(due);
-            if r.level > r.before && r.level > demand && out.as_ref().is_none_or(|o| r.level > o.0) {
+            let significant = r.by_chance < 0.5;
+            if significant && r.level > r.before && r.level > demand && out.as_ref().is_none_or(|o| r.level > o.0) {
                 let mut why = format!(
-                    "pre-warm {} for load that rose at this {what} in {} of the last 4 periods (from {}); at most {:.0} \
-                     dyno-s if it does not come",
+                    "pre-warm {} for load that rose at this {what} in {} of the last 4 periods (from {}; by chance in \
+                     {:.2} slots a period); at most {:.0} dyno-s if it does not come",
                     r.level,
                     r.seen,
                     r.before,
+                    r.by_chance,
                     f64::from(r.level) * (self.target() + memory.slot as f64)
                 );
                 if l.prewarm_misses > 0 {

@@ -27,7 +27,7 @@ pub struct Recurrence {
 }
 
 /// What recurs in a slot: the level wanted there in most recent periods, and the level just before it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Recurring {
     /// Workers wanted at that slot in at least three of the last four periods (the third highest of the four).
     pub level: u32,
@@ -35,6 +35,9 @@ pub struct Recurring {
     pub before: u32,
     /// Periods of the last four that wanted `level` or more there.
     pub seen: usize,
+    /// How many slots of a period would show `level` in three of four periods by chance alone, given how often
+    /// any slot of the last four periods wanted that much (a trickle reaches one worker in many slots: noise).
+    pub by_chance: f64,
 }
 
 impl Recurrence {
@@ -109,7 +112,26 @@ impl Recurrence {
         };
         let (level, seen) = recurring(slot);
         let (before, _) = recurring(slot + self.slots() - 3);
-        Recurring { level, before, seen }
+        let by_chance = if level == 0 { 0.0 } else { self.by_chance(period, level) };
+        Recurring { level, before, seen, by_chance }
+    }
+
+    /// Slots per period expected to want `level` in three of the four periods before `period` by chance:
+    /// `slots × 4q³` where `q` is the share of (slot, period) cells that wanted that much.
+    fn by_chance(&self, period: u64, level: u32) -> f64 {
+        let periods: Vec<u64> = (1..=LOOK)
+            .filter_map(|k| period.checked_sub(k))
+            .filter(|q| *q + RING > self.last && *q <= self.last)
+            .collect();
+        if periods.is_empty() {
+            return 0.0;
+        }
+        let hits = periods
+            .iter()
+            .map(|q| (0..self.slots()).filter(|s| u32::from(self.levels[self.index(*s, *q)]) >= level).count())
+            .sum::<usize>();
+        let q = hits as f64 / (periods.len() as u64 * self.slots()) as f64;
+        self.slots() as f64 * 4.0 * q.powi(3)
     }
 }
 
@@ -133,9 +155,11 @@ mod tests {
         let next = base + 4 * 3600;
         let at = r.at(next + 20 * 60);
         assert_eq!((at.level, at.before, at.seen), (8, 1, 3));
+        assert!(at.by_chance < 0.01, "{at:?}");
         // Minute 40 only has the trickle: level 1, not rising.
         let flat = r.at(next + 40 * 60);
         assert_eq!((flat.level, flat.before), (1, 1));
+        assert!(flat.by_chance > 10.0, "a level every slot reaches is noise: {flat:?}");
     }
 
     #[test]
