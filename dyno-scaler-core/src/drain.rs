@@ -77,8 +77,9 @@ pub fn step(
     let mut out = Outcome::default();
     let shrinking = decision.direction() == Direction::Down;
     let mut d = match (state.take(), shrinking) {
-        // The same shrink, or demand back while victims drain: finish what was started.
-        (Some(d), _) if !shrinking || (d.from, d.to) == (decision.from, decision.to) => d,
+        // The same shrink, demand back while victims drain, or a smaller shrink (its quieted victims would be
+        // left running quiet, taking no job, if it were dropped): finish what was started.
+        (Some(d), _) if !shrinking || decision.to >= d.to || decision.from != d.from => d,
         (_, false) => return out,
         (_, true) => {
             let Some(dynos) = victims else { return out };
@@ -156,5 +157,29 @@ mod tests {
         assert!(pending(&snap(vec![w("worker.3", 0, true, 105)]), &drain).is_empty());
         // Gone (stopped): drained.
         assert!(pending(&snap(vec![w("worker.1", 1, false, 105)]), &drain).is_empty());
+    }
+
+    #[test]
+    fn a_smaller_shrink_never_replaces_a_drain_whose_victims_are_quiet() {
+        // 10 -> 0 quieted every process; the demand now wants 3: dropping the drain would leave worker.1..3 quiet
+        // (no capacity) and running for ever. The drain goes on; a larger shrink would replace it.
+        let t = |s| SystemTime::UNIX_EPOCH + Duration::from_secs(s);
+        let dynos: Vec<String> = (1..=10).rev().map(|n| format!("worker.{n}")).collect();
+        let workers: Vec<WorkerInfo> = (1..=10).map(|n| w(&format!("worker.{n}"), 0, false, 99)).collect();
+        let snap = Snapshot { workers: Some(workers), ..Snapshot::default() };
+        let mut state = Some(Drain {
+            from: 10,
+            to: 0,
+            identities: dynos.iter().map(|d| format!("{d}:4:abc")).collect(),
+            dynos,
+            started: t(100),
+            signalled: t(100),
+        });
+        let decision = Decision { from: 10, to: 3, desired: 3, reason: String::new() };
+        let victims = Some((4..=10).rev().map(|n| format!("worker.{n}")).collect());
+        let out = step(&mut state, &snap, &decision, victims, t(101), Duration::from_secs(600));
+        assert_eq!(state.as_ref().map(|d| (d.from, d.to)), Some((10, 0)));
+        assert!(out.quiet.is_empty(), "{out:?}");
+        assert_eq!(out.set.map(|s| s.0), Some(10), "held while the quieted victims drain");
     }
 }

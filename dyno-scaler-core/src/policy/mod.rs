@@ -292,7 +292,12 @@ impl Policy {
             );
             return hold(reason, next);
         }
-        let target = peak.min(current);
+        // Quiet dynos take no job: keep the demand's worth of dynos that do (a drain in progress finishes on its
+        // own, [`crate::drain`]).
+        let target = peak.saturating_add(quiet).min(current);
+        if quiet > 0 && target > peak {
+            let _ = write!(reason, "; {quiet} quiet dyno(s) are no capacity");
+        }
 
         // Any job of this process type protects its dyno, whatever queue it came from.
         let running = totals.running + input.snapshot.running_elsewhere;
