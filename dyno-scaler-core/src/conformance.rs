@@ -56,6 +56,22 @@ pub async fn run_conformance(b: &dyn ConformanceBackend) {
     latency_of_oldest(b).await;
     malformed_skipped(b).await;
     worker_records(b).await;
+    remembers(b).await;
+}
+
+/// A source that says it remembers gives back what it kept, per process type, and the last write wins.
+async fn remembers(b: &dyn ConformanceBackend) {
+    b.reset().await;
+    let source = b.source(None).await;
+    if !source.capabilities().remembers {
+        assert_eq!(source.recall("worker").await.ok().flatten(), None, "capabilities say it keeps nothing");
+        return;
+    }
+    assert_eq!(source.recall("conformance").await.unwrap(), None, "nothing kept yet after reset");
+    source.remember("conformance", r#"{"v":1}"#).await.unwrap();
+    source.remember("conformance", r#"{"v":2}"#).await.unwrap();
+    assert_eq!(source.recall("conformance").await.unwrap().as_deref(), Some(r#"{"v":2}"#));
+    assert_eq!(source.recall("conformance-other").await.unwrap(), None);
 }
 
 async fn snap(b: &dyn ConformanceBackend, queues: Option<Vec<String>>) -> Snapshot {

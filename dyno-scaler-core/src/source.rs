@@ -19,6 +19,8 @@ pub struct Capabilities {
     pub worker_registry: bool,
     /// It reports which workers are quiet (take no new jobs) and can quiet them ([`QueueSource::quiet`]).
     pub quiet: bool,
+    /// It keeps what the adaptive policy learned across restarts ([`QueueSource::remember`]).
+    pub remembers: bool,
 }
 
 /// A job backend that can report how much work is waiting and running.
@@ -57,5 +59,16 @@ pub trait QueueSource: Send + Sync + std::fmt::Debug {
     /// Only where `capabilities().quiet`; the default refuses.
     async fn quiet(&self, _identities: &[String]) -> Result<(), SourceError> {
         Err(SourceError::Other { source_name: self.name().to_owned(), message: "cannot quiet workers".into() })
+    }
+
+    /// Keeps `summary` (what the policy learned for `process_type`: a few KB of JSON) in the source's own store.
+    /// Only where `capabilities().remembers`; the default keeps nothing.
+    async fn remember(&self, _process_type: &str, _summary: &str) -> Result<(), SourceError> {
+        Ok(())
+    }
+
+    /// The summary last kept for `process_type`, if any.
+    async fn recall(&self, _process_type: &str) -> Result<Option<String>, SourceError> {
+        Ok(None)
     }
 }

@@ -343,7 +343,7 @@ impl QueueSource for DelayedJobSource {
 
     fn capabilities(&self) -> Capabilities {
         // Locks name a host and pid, not a dyno; there is no worker registry.
-        Capabilities { names_hosts: false, latency: true, worker_registry: false, quiet: false }
+        Capabilities { names_hosts: false, latency: true, worker_registry: false, quiet: false, remembers: false }
     }
 
     async fn snapshot(&self) -> Result<Snapshot, SourceError> {

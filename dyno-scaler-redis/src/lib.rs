@@ -186,3 +186,41 @@ pub fn ratio(sampled: u64, total: u64) -> f64 {
 pub fn scale(n: u64, sampled: u64, total: u64) -> u64 {
     (n as f64 * ratio(sampled, total)).round() as u64
 }
+
+/// How long a learned summary is kept after its last write (a week: a scaler stopped longer starts afresh).
+pub const LEARNED_TTL: Duration = Duration::from_secs(7 * 86_400);
+
+/// The key of the learned summary of `process_type`, beside the queue's own keys (`prefix` is the namespace).
+pub fn learned_key(prefix: &str, process_type: &str) -> String {
+    format!("{prefix}dyno-scaler:learned:{process_type}")
+}
+
+/// Writes the learned summary under [`learned_key`] with [`LEARNED_TTL`].
+pub async fn remember(
+    conn: &mut ConnectionManager,
+    (name, url): (&str, &Secret),
+    key: &str,
+    summary: &str,
+) -> Result<(), SourceError> {
+    redis::cmd("SET")
+        .arg(key)
+        .arg(summary)
+        .arg("EX")
+        .arg(LEARNED_TTL.as_secs())
+        .query_async::<()>(conn)
+        .await
+        .map_err(|e| map_redis_error(name, url, e))
+}
+
+/// Reads the learned summary under [`learned_key`]; a key of another type is no summary.
+pub async fn recall(
+    conn: &mut ConnectionManager,
+    (name, url): (&str, &Secret),
+    key: &str,
+) -> Result<Option<String>, SourceError> {
+    let v: Value = redis::cmd("GET").arg(key).query_async(conn).await.or_else(|e| match e.code() {
+        Some("WRONGTYPE") => Ok(Value::Nil),
+        _ => Err(map_redis_error(name, url, e)),
+    })?;
+    Ok(as_str(&v).map(str::to_owned))
+}

@@ -128,7 +128,7 @@ impl QueueSource for ResqueSource {
 
     fn capabilities(&self) -> Capabilities {
         // Worker ids carry the host name, not the dyno; stock payloads carry no time.
-        Capabilities { names_hosts: false, latency: false, worker_registry: true, quiet: false }
+        Capabilities { names_hosts: false, latency: false, worker_registry: true, quiet: false, remembers: true }
     }
 
     async fn snapshot(&self) -> Result<Snapshot, SourceError> {
@@ -136,6 +136,16 @@ impl QueueSource for ResqueSource {
             Ok(r) => r,
             Err(_) => Err(SourceError::Timeout { source_name: NAME.into(), timeout: self.config.timeout }),
         }
+    }
+
+    async fn remember(&self, process_type: &str, summary: &str) -> Result<(), SourceError> {
+        let key = dyno_scaler_redis::learned_key(&self.prefix, process_type);
+        dyno_scaler_redis::remember(&mut self.conn.clone(), (NAME, &self.config.url), &key, summary).await
+    }
+
+    async fn recall(&self, process_type: &str) -> Result<Option<String>, SourceError> {
+        let key = dyno_scaler_redis::learned_key(&self.prefix, process_type);
+        dyno_scaler_redis::recall(&mut self.conn.clone(), (NAME, &self.config.url), &key).await
     }
 }
 

@@ -141,7 +141,17 @@ impl QueueSource for SidekiqSource {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities { names_hosts: true, latency: true, worker_registry: true, quiet: true }
+        Capabilities { names_hosts: true, latency: true, worker_registry: true, quiet: true, remembers: true }
+    }
+
+    async fn remember(&self, process_type: &str, summary: &str) -> Result<(), SourceError> {
+        let key = dyno_scaler_redis::learned_key(&self.prefix, process_type);
+        dyno_scaler_redis::remember(&mut self.conn.clone(), (NAME, &self.config.url), &key, summary).await
+    }
+
+    async fn recall(&self, process_type: &str) -> Result<Option<String>, SourceError> {
+        let key = dyno_scaler_redis::learned_key(&self.prefix, process_type);
+        dyno_scaler_redis::recall(&mut self.conn.clone(), (NAME, &self.config.url), &key).await
     }
 
     /// Sidekiq's own remote quiet (`Sidekiq::Process#quiet!`): `LPUSH <identity>-signals TSTP` and `EXPIRE 60`

@@ -94,7 +94,10 @@ async fn simulate_runs_without_any_server() {
     let v: Value = serde_json::from_str(out.stdout.trim()).unwrap();
     let results = v["traces"][0]["results"].as_array().unwrap();
     let names: Vec<&str> = results.iter().map(|r| r["strategy"].as_str().unwrap()).collect();
-    assert_eq!(names, ["always on", "HireFire-style", "seed gem", "KEDA-style", "dyno-scaler defaults"]);
+    assert_eq!(
+        names,
+        ["always on", "HireFire-style", "seed gem", "KEDA-style", "dyno-scaler classic", "dyno-scaler defaults"]
+    );
     let svg = std::env::temp_dir().join(format!("{}.svg", unique("plot")));
     let out = run(&["simulate", "--trace", "nightly-batch", "--plot", svg.to_str().unwrap()], &[]).await;
     assert_eq!(out.code, 0, "{}", out.all());

@@ -153,6 +153,13 @@ impl Learned {
         }
     }
 
+    /// This summary as a restarted scaler takes it: what was learned (rates, duration, gaps, recurring load)
+    /// stays; what describes the moment it was written (the last reading, an idle gap or a pre-warm in
+    /// progress) goes, so a restart's downtime is not taken for an idle gap.
+    pub fn restarted(self) -> Self {
+        Self { at: None, processed: None, in_system: 0, idle_since: None, idle_seen: false, prewarm: None, ..self }
+    }
+
     /// The mean job duration in seconds by Little's law, once enough completions were seen.
     pub fn job_secs(&self) -> Option<f64> {
         (self.completed >= MIN_COMPLETIONS && self.completions > 1e-6 && self.running > 0.0)

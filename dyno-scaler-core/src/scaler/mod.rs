@@ -35,7 +35,10 @@ pub struct Report {
     pub draining: Vec<String>,
 }
 
+mod learned;
 mod shrink;
+
+pub use learned::KEEP_EVERY;
 
 #[derive(Debug, Default)]
 struct State {
@@ -47,6 +50,10 @@ struct State {
     refused: Option<(u32, u32)>,
     /// A scale-down waiting for its quieted victims.
     drain: Option<crate::drain::Drain>,
+    /// The learned summary was looked for in the source's store.
+    recalled: bool,
+    /// When the learned summary was last written there.
+    kept_at: Option<std::time::SystemTime>,
 }
 
 struct Inner {
@@ -263,6 +270,7 @@ impl Scaler {
     pub async fn reconcile(&self) -> Result<Report, ScalerError> {
         let inner = &self.inner;
         let mut state = inner.state.lock().await;
+        self.recall(&mut state).await;
         let (snapshot, current) = self.observe().await?;
         let (mut decision, next) = self.decide(&snapshot, current, &state);
         if snapshot.skipped > 0 {
@@ -307,6 +315,7 @@ impl Scaler {
             tracing::debug!(process_type = %inner.cfg.process_type, quantity = decision.to, reason = %decision.reason, "hold");
         }
         state.policy = next;
+        self.keep(&mut state, inner.cfg.clock.now()).await;
         let mut report = self.report(snapshot, decision, applied);
         report.draining = draining;
         *inner.last.lock().expect("report lock") = Some(report.clone());

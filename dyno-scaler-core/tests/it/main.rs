@@ -6,4 +6,5 @@ mod loops;
 mod policy_adaptive;
 mod policy_props;
 mod policy_rules;
+mod remember;
 mod scaler;

@@ -7,7 +7,7 @@ use dyno_scaler_core::*;
 use proptest::prelude::*;
 
 /// The start of an hour, far from the epoch.
-const T0: u64 = 1_800_000_000 - 1_800_000_000 % 3600;
+const T0: u64 = 500_000 * 3600;
 
 fn at(secs: f64) -> SystemTime {
     UNIX_EPOCH + Duration::from_secs_f64(T0 as f64 + secs)

@@ -303,3 +303,16 @@ async fn reads_the_completion_counter_and_one_thread_per_live_worker() {
     let s = source.snapshot().await.unwrap();
     assert_eq!((s.processed, s.threads), (Some(77), Some(2)), "{s:?}");
 }
+
+#[tokio::test]
+async fn keeps_what_the_policy_learned_in_the_resque_namespace() {
+    let b = Backend::new(unique("learned"), None, false).await;
+    b.reset().await;
+    let source = ResqueSource::new(b.config(None)).unwrap();
+    assert!(source.capabilities().remembers);
+    source.remember("worker", "{}").await.unwrap();
+    assert_eq!(source.recall("worker").await.unwrap().as_deref(), Some("{}"));
+    let mut c = b.conn.clone();
+    let kept: Option<String> = c.get(format!("{}:dyno-scaler:learned:worker", b.ns)).await.unwrap();
+    assert_eq!(kept.as_deref(), Some("{}"));
+}

@@ -289,8 +289,14 @@ async fn busy_dynos_guide_the_policy() {
         b.process("worker.3", "default", 0, 1.0).await,
     ];
     let source = SidekiqSource::new(b.config(None)).unwrap();
-    let policy =
-        Policy::new(PolicyConfig { max_workers: 3, down_delay: Duration::ZERO, ..PolicyConfig::classic() }).unwrap();
+    // The policy alone, without quiet-then-drain (which lets one idle beat start a shrink it then proves).
+    let policy = Policy::new(PolicyConfig {
+        max_workers: 3,
+        down_delay: Duration::ZERO,
+        quiet_victims: false,
+        ..PolicyConfig::classic()
+    })
+    .unwrap();
     let decide = |s: &dyno_scaler_core::Snapshot, st: &PolicyState| {
         // Heroku Cedar places the processes: worker.3 stops first.
         let placements =
@@ -392,8 +398,14 @@ async fn a_job_of_an_unwatched_queue_protects_an_unnamed_dyno() {
     b.process("worker-23z34x56y-w78k9", "mailers", 1, 1.0).await;
     let s = SidekiqSource::new(b.config(Some(vec!["default".into()]))).unwrap().snapshot().await.unwrap();
     assert_eq!((s.totals().running, s.running_elsewhere), (0, 1), "{s:?}");
-    let policy =
-        Policy::new(PolicyConfig { max_workers: 3, down_delay: Duration::ZERO, ..PolicyConfig::classic() }).unwrap();
+    // The policy alone, without quiet-then-drain (which lets one idle beat start a shrink it then proves).
+    let policy = Policy::new(PolicyConfig {
+        max_workers: 3,
+        down_delay: Duration::ZERO,
+        quiet_victims: false,
+        ..PolicyConfig::classic()
+    })
+    .unwrap();
     let input = PolicyInput::new("worker", &s, 2);
     let d = policy.decide(&input, &PolicyState::default()).0;
     assert_eq!(d.direction(), Direction::Hold, "{}", d.reason);
@@ -445,4 +457,24 @@ async fn reads_the_completion_counter_and_the_threads_of_live_processes() {
     let _: () = c.rpush(b.k("stat:processed"), "x").await.unwrap();
     let s = source.snapshot().await.unwrap();
     assert_eq!(s.processed, None);
+}
+
+#[tokio::test]
+async fn keeps_what_the_policy_learned_beside_the_queues_for_a_week() {
+    let b = Backend::new(Some(unique("learned")), None, Version::V6).await;
+    b.reset().await;
+    let source = SidekiqSource::new(b.config(None)).unwrap();
+    assert!(source.capabilities().remembers);
+    assert_eq!(source.recall("worker").await.unwrap(), None);
+    source.remember("worker", r#"{"gaps":[1.0]}"#).await.unwrap();
+    assert_eq!(source.recall("worker").await.unwrap().as_deref(), Some(r#"{"gaps":[1.0]}"#));
+    assert_eq!(source.recall("urgent").await.unwrap(), None, "per process type");
+    let mut c = b.conn.clone();
+    let key = b.k("dyno-scaler:learned:worker");
+    let ttl: i64 = c.ttl(&key).await.unwrap();
+    assert!((7 * 86_400 - 5..=7 * 86_400).contains(&ttl), "{ttl}");
+    // Something else under the key: no summary, not an error.
+    let _: () = c.del(&key).await.unwrap();
+    let _: () = c.rpush(&key, "x").await.unwrap();
+    assert_eq!(source.recall("worker").await.unwrap(), None);
 }

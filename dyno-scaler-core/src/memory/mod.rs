@@ -1,17 +1,19 @@
 //! In-memory implementations of [`QueueSource`] and [`Platform`], for tests of policies and of programs
 //! that embed the scaler. They are real implementations: the conformance suite runs against them too.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use async_trait::async_trait;
 
 use crate::clock::Clock;
-use crate::error::{PlatformError, SourceError};
-use crate::platform::{Placement, Platform, ProcessInfo};
+use crate::error::SourceError;
 use crate::snapshot::{QueueStats, Snapshot, WorkerInfo};
 use crate::source::{Capabilities, QueueSource};
+
+mod platform;
+pub use platform::{InMemoryPlatform, PlatformCall};
 
 #[derive(Debug, Default)]
 struct MemQueue {
@@ -28,6 +30,10 @@ struct MemState {
     workers: Option<Vec<WorkerInfo>>,
     failure: Option<String>,
     quiet_requests: Vec<String>,
+    /// Learned summaries by process type ([`QueueSource::remember`]).
+    learned: BTreeMap<String, String>,
+    /// Jobs finished ([`Snapshot::processed`]).
+    processed: u64,
 }
 
 /// A job queue held in memory.
@@ -146,15 +152,17 @@ impl InMemoryQueue {
                 return false;
             }
             q.running -= 1;
+            s.processed += 1;
             true
         })
     }
 
-    /// Removes every job and worker record.
+    /// Removes every job, worker record and kept summary.
     pub fn clear(&self) {
         self.with(|s| {
             s.queues.clear();
             s.workers = None;
+            s.learned.clear();
         });
     }
 
@@ -186,10 +194,25 @@ impl QueueSource for InMemoryQueue {
         Ok(())
     }
 
+    async fn remember(&self, process_type: &str, summary: &str) -> Result<(), SourceError> {
+        self.with(|s| s.learned.insert(process_type.to_owned(), summary.to_owned()));
+        Ok(())
+    }
+
+    async fn recall(&self, process_type: &str) -> Result<Option<String>, SourceError> {
+        Ok(self.with(|s| s.learned.get(process_type).cloned()))
+    }
+
     fn capabilities(&self) -> Capabilities {
         self.capabilities.unwrap_or_else(|| {
             let registry = self.with(|s| s.workers.is_some());
-            Capabilities { names_hosts: registry, latency: true, worker_registry: registry, quiet: registry }
+            Capabilities {
+                names_hosts: registry,
+                latency: true,
+                worker_registry: registry,
+                quiet: registry,
+                remembers: true,
+            }
         })
     }
 
@@ -203,7 +226,7 @@ impl QueueSource for InMemoryQueue {
                 cause: None,
             });
         }
-        let mut snap = Snapshot { workers: s.workers.clone(), ..Snapshot::default() };
+        let mut snap = Snapshot { workers: s.workers.clone(), processed: Some(s.processed), ..Snapshot::default() };
         for (name, q) in &s.queues {
             if let Some(filter) = &self.filter
                 && !filter.iter().any(|f| f == name)
@@ -233,169 +256,5 @@ impl QueueSource for InMemoryQueue {
             snap.add(name, stats);
         }
         Ok(snap)
-    }
-}
-
-/// One call an [`InMemoryPlatform`] received.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PlatformCall {
-    /// `current_quantity(process_type)`.
-    Current(String),
-    /// `set_quantity(process_type, quantity)`.
-    Set(String, u32),
-    /// `list_processes(process_type)`.
-    List(String),
-}
-
-#[derive(Debug, Default)]
-struct PlatformState {
-    quantities: HashMap<String, u32>,
-    limits: HashMap<String, u32>,
-    calls: Vec<PlatformCall>,
-    failures: VecDeque<PlatformError>,
-    completed_sets: usize,
-    victims_unknown: bool,
-}
-
-/// A platform held in memory: it records every call, can enforce per-type limits, can be told to fail the
-/// next calls, and can be slowed down.
-#[derive(Debug, Clone, Default)]
-pub struct InMemoryPlatform {
-    state: Arc<Mutex<PlatformState>>,
-    delay: Arc<Mutex<Duration>>,
-}
-
-impl InMemoryPlatform {
-    /// An empty platform (every process type at 0).
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Makes the platform unable to say which processes a scale-down stops (as Heroku Fir).
-    pub fn set_victims_unknown(&self, unknown: bool) {
-        self.with(|s| s.victims_unknown = unknown);
-    }
-
-    fn with<R>(&self, f: impl FnOnce(&mut PlatformState) -> R) -> R {
-        f(&mut self.state.lock().expect("platform lock"))
-    }
-
-    /// Sets a quantity directly (as a person scaling by hand would); not recorded as a call.
-    pub fn set(&self, process_type: &str, quantity: u32) {
-        self.with(|s| s.quantities.insert(process_type.into(), quantity));
-    }
-
-    /// The quantity of `process_type`.
-    pub fn quantity(&self, process_type: &str) -> u32 {
-        self.with(|s| s.quantities.get(process_type).copied().unwrap_or(0))
-    }
-
-    /// Refuses quantities above `limit` for `process_type` with [`PlatformError::LimitExceeded`].
-    pub fn set_limit(&self, process_type: &str, limit: u32) {
-        self.with(|s| s.limits.insert(process_type.into(), limit));
-    }
-
-    /// Makes the next call fail with `error` (queued: several calls queue several failures).
-    pub fn fail_next(&self, error: PlatformError) {
-        self.with(|s| s.failures.push_back(error));
-    }
-
-    /// Makes every call take `delay` before it answers.
-    pub fn set_delay(&self, delay: Duration) {
-        *self.delay.lock().expect("delay lock") = delay;
-    }
-
-    /// Every call received, in order.
-    pub fn calls(&self) -> Vec<PlatformCall> {
-        self.with(|s| s.calls.clone())
-    }
-
-    /// The `set_quantity` calls received.
-    pub fn set_calls(&self) -> Vec<(String, u32)> {
-        self.with(|s| {
-            s.calls
-                .iter()
-                .filter_map(|c| match c {
-                    PlatformCall::Set(t, q) => Some((t.clone(), *q)),
-                    _ => None,
-                })
-                .collect()
-        })
-    }
-
-    /// How many `set_quantity` calls have finished (after their delay).
-    pub fn completed_sets(&self) -> usize {
-        self.with(|s| s.completed_sets)
-    }
-
-    async fn enter(&self, call: PlatformCall) -> Result<(), PlatformError> {
-        let failure = self.with(|s| {
-            s.calls.push(call);
-            s.failures.pop_front()
-        });
-        let delay = *self.delay.lock().expect("delay lock");
-        if !delay.is_zero() {
-            tokio::time::sleep(delay).await;
-        }
-        failure.map_or(Ok(()), Err)
-    }
-}
-
-#[async_trait]
-impl Platform for InMemoryPlatform {
-    fn name(&self) -> &str {
-        "memory"
-    }
-
-    /// Heroku Cedar's rule: `type.N` is the `current - N`th to stop; another type's `t.N` is elsewhere; unless
-    /// [`InMemoryPlatform::set_victims_unknown`].
-    fn place(&self, process_type: &str, current: u32, host: &str) -> Placement {
-        if self.with(|s| s.victims_unknown) {
-            return Placement::Unknown;
-        }
-        // A fake of Heroku Cedar (the real rule is the Heroku adapter's `cedar` module).
-        match host.rsplit_once('.').map(|(ty, n)| (ty, n.parse::<u32>())) {
-            Some((ty, Ok(n))) if ty == process_type && (1..=current).contains(&n) => Placement::Stops(current - n),
-            Some((ty, Ok(_))) if !ty.is_empty() => Placement::Elsewhere,
-            _ => Placement::Unknown,
-        }
-    }
-
-    /// Heroku Cedar's rule (the highest-numbered first), unless [`InMemoryPlatform::set_victims_unknown`].
-    fn victims(&self, process_type: &str, from: u32, to: u32) -> Option<Vec<String>> {
-        if self.with(|s| s.victims_unknown) {
-            return None;
-        }
-        Some((to + 1..=from).rev().map(|n| format!("{process_type}.{n}")).collect())
-    }
-
-    async fn current_quantity(&self, process_type: &str) -> Result<u32, PlatformError> {
-        self.enter(PlatformCall::Current(process_type.into())).await?;
-        Ok(self.quantity(process_type))
-    }
-
-    async fn set_quantity(&self, process_type: &str, quantity: u32) -> Result<(), PlatformError> {
-        let result = self.enter(PlatformCall::Set(process_type.into(), quantity)).await;
-        self.with(|s| {
-            s.completed_sets += 1;
-            result?;
-            if let Some(limit) = s.limits.get(process_type).copied()
-                && quantity > limit
-            {
-                return Err(PlatformError::LimitExceeded {
-                    requested: quantity,
-                    limit: Some(limit),
-                    message: format!("Cannot run more than {limit} dynos of {process_type}."),
-                });
-            }
-            s.quantities.insert(process_type.into(), quantity);
-            Ok(())
-        })
-    }
-
-    async fn list_processes(&self, process_type: &str) -> Result<Option<Vec<ProcessInfo>>, PlatformError> {
-        self.enter(PlatformCall::List(process_type.into())).await?;
-        let n = self.quantity(process_type);
-        Ok(Some((1..=n).map(|i| ProcessInfo { name: format!("{process_type}.{i}"), state: "up".into() }).collect()))
     }
 }

@@ -1,0 +1,63 @@
+//! What the adaptive policy learned survives a restart (Heroku restarts every dyno daily): the scaler recalls the
+//! summary from the source's own store on its first cycle and keeps it there every [`KEEP_EVERY`]. A store error
+//! never stops scaling: the policy then starts from safe defaults and learns again.
+
+use std::time::{Duration, SystemTime};
+
+use crate::policy::Learned;
+
+use super::{Scaler, State};
+
+/// How often the summary is written.
+pub const KEEP_EVERY: Duration = Duration::from_secs(60);
+
+impl Scaler {
+    fn remembers(&self) -> bool {
+        let cfg = &self.inner.cfg;
+        cfg.policy.config().adaptive.as_ref().is_some_and(|a| a.remember) && cfg.source.capabilities().remembers
+    }
+
+    /// Once per scaler, before its first decision: the summary kept by an earlier run, if any.
+    pub(super) async fn recall(&self, state: &mut State) {
+        if state.recalled || !self.remembers() {
+            return;
+        }
+        state.recalled = true;
+        let pt = &self.inner.cfg.process_type;
+        match self.inner.cfg.source.recall(pt).await {
+            Ok(Some(json)) => match serde_json::from_str::<Learned>(&json) {
+                Ok(learned) => {
+                    let learned = learned.restarted();
+                    tracing::info!(
+                        process_type = %pt,
+                        idle_gaps = learned.gap_count(),
+                        job_secs = ?learned.job_secs(),
+                        "recalled what the policy learned before the restart"
+                    );
+                    state.policy.learned = learned;
+                }
+                Err(e) => {
+                    tracing::warn!(process_type = %pt, error = %e, "the learned summary is unreadable; learning again")
+                }
+            },
+            Ok(None) => tracing::debug!(process_type = %pt, "nothing learned before; starting from the defaults"),
+            Err(e) => tracing::warn!(process_type = %pt, error = %e, "cannot recall what was learned; learning again"),
+        }
+    }
+
+    /// Writes the summary when [`KEEP_EVERY`] has passed since the last write.
+    pub(super) async fn keep(&self, state: &mut State, now: SystemTime) {
+        if !self.remembers() || state.kept_at.is_some_and(|t| now.duration_since(t).unwrap_or_default() < KEEP_EVERY) {
+            return;
+        }
+        state.kept_at = Some(now);
+        let pt = &self.inner.cfg.process_type;
+        let json = match serde_json::to_string(&state.policy.learned) {
+            Ok(json) => json,
+            Err(e) => return tracing::warn!(process_type = %pt, error = %e, "cannot encode what was learned"),
+        };
+        if let Err(e) = self.inner.cfg.source.remember(pt, &json).await {
+            tracing::warn!(process_type = %pt, error = %e, "cannot keep what was learned (will try again)");
+        }
+    }
+}
