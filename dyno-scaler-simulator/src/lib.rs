@@ -16,6 +16,7 @@
 #![deny(missing_docs)]
 
 mod engine;
+pub mod frontier;
 pub mod report;
 pub mod strategies;
 pub mod trace;

@@ -99,3 +99,45 @@ pub fn plot_svg(path: &std::path::Path, trace: &Trace, results: &[SimResult]) ->
     }
     root.present().map_err(PlotError::from)
 }
+
+/// Draws cost (dyno-hours) against p95 wait, both on log scales: one labelled point per strategy, the classic
+/// policy's curve over its down delays, and the default in red. A wait of 0 is drawn at 0.1 s.
+pub fn frontier_svg(path: &std::path::Path, f: &crate::frontier::Frontier) -> Result<(), PlotError> {
+    use plotters::prelude::*;
+
+    let all = f.peers.iter().chain(&f.classic).chain(std::iter::once(&f.default));
+    let y = |w: f64| w.max(0.1);
+    let (mut x0, mut x1, mut y0, mut y1) = (f64::INFINITY, 0f64, f64::INFINITY, 0f64);
+    for p in all {
+        (x0, x1) = (x0.min(p.dyno_hours), x1.max(p.dyno_hours));
+        (y0, y1) = (y0.min(y(p.wait_p95)), y1.max(y(p.wait_p95)));
+    }
+    let root = SVGBackend::new(path, (900, 600)).into_drawing_area();
+    root.fill(&WHITE).map_err(PlotError::from)?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(format!("{}: cost against p95 wait (lower left is better)", f.trace), ("sans-serif", 18))
+        .margin(16)
+        .x_label_area_size(40)
+        .y_label_area_size(60)
+        .build_cartesian_2d((x0 * 0.8..x1 * 1.25).log_scale(), (y0 * 0.5..y1 * 2.0).log_scale())
+        .map_err(PlotError::from)?;
+    chart.configure_mesh().x_desc("dyno-hours billed").y_desc("p95 wait, s").draw().map_err(PlotError::from)?;
+    let grey = RGBColor(120, 120, 120);
+    chart
+        .draw_series(LineSeries::new(f.classic.iter().map(|p| (p.dyno_hours, y(p.wait_p95))), &grey))
+        .map_err(PlotError::from)?
+        .label("classic policy over down delays 0-600 s")
+        .legend(move |(x, yy)| PathElement::new(vec![(x, yy), (x + 20, yy)], grey));
+    chart
+        .draw_series(f.classic.iter().map(|p| Circle::new((p.dyno_hours, y(p.wait_p95)), 3, grey.filled())))
+        .map_err(PlotError::from)?;
+    let label = |p: &crate::frontier::Point, color: RGBColor| {
+        EmptyElement::at((p.dyno_hours, y(p.wait_p95)))
+            + Circle::new((0, 0), 5, color.filled())
+            + Text::new(p.strategy.clone(), (7, -12), ("sans-serif", 13).into_font().color(&color))
+    };
+    chart.draw_series(f.peers.iter().map(|p| label(p, RGBColor(30, 60, 200)))).map_err(PlotError::from)?;
+    chart.draw_series(std::iter::once(label(&f.default, RGBColor(200, 30, 30)))).map_err(PlotError::from)?;
+    chart.configure_series_labels().border_style(BLACK).background_style(WHITE).draw().map_err(PlotError::from)?;
+    root.present().map_err(PlotError::from)
+}

@@ -41,6 +41,10 @@ pub struct SimulateArgs {
     /// several traces run).
     #[arg(long, value_name = "FILE.svg")]
     pub plot: Option<String>,
+    /// Draw cost against p95 wait to this SVG file (every peer, the default, the classic policy over down delays
+    /// 0-600 s) and say whether a peer dominates the default (NAME-<trace>.svg when several traces run).
+    #[arg(long, value_name = "FILE.svg")]
+    pub frontier: Option<String>,
 }
 
 /// Why `simulate` could not run (exit 2).
@@ -143,26 +147,45 @@ fn run_inner(args: &SimulateArgs, config_path: Option<&str>) -> Result<u8, Simul
     for t in &traces {
         let results = simulator::compare(t, &strats, &cfg)?;
         if let Some(plot) = &args.plot {
-            let file = if traces.len() > 1 {
-                let stem = plot.strip_suffix(".svg").unwrap_or(plot);
-                format!("{stem}-{}.svg", t.name)
-            } else {
-                plot.clone()
-            };
+            let file = per_trace(plot, &t.name, traces.len());
             simulator::report::plot_svg(std::path::Path::new(&file), t, &results)
                 .map_err(|source| SimulateError::Plot { file: file.clone(), source })?;
             if !args.json {
                 println!("plot written to {file}");
             }
         }
+        let frontier = match &args.frontier {
+            Some(path) => {
+                let file = per_trace(path, &t.name, traces.len());
+                let f = simulator::frontier::frontier(t, args.max_workers, args.concurrency, &cfg);
+                simulator::report::frontier_svg(std::path::Path::new(&file), &f)
+                    .map_err(|source| SimulateError::Plot { file: file.clone(), source })?;
+                Some((file, f))
+            }
+            None => None,
+        };
         if args.json {
-            docs.push(serde_json::json!({"trace": t.name, "jobs": t.jobs.len(), "results": results}));
+            let f = frontier.as_ref().map(|(_, f)| f);
+            docs.push(serde_json::json!({"trace": t.name, "jobs": t.jobs.len(), "results": results, "frontier": f}));
         } else {
             println!("{}", simulator::report::table(t, &cfg, &results));
+            if let Some((file, f)) = &frontier {
+                println!("{}\nfrontier written to {file}\n", simulator::frontier::summary(f));
+            }
         }
     }
     if args.json {
         println!("{}", serde_json::json!({"config": cfg, "traces": docs}));
     }
     Ok(0)
+}
+
+/// `NAME-<trace>.svg` when several traces run, else the path as given.
+fn per_trace(path: &str, trace: &str, traces: usize) -> String {
+    if traces > 1 {
+        let stem = path.strip_suffix(".svg").unwrap_or(path);
+        format!("{stem}-{trace}.svg")
+    } else {
+        path.to_owned()
+    }
 }
