@@ -78,8 +78,9 @@ pub fn step(
     let shrinking = decision.direction() == Direction::Down;
     let mut d = match (state.take(), shrinking) {
         // The same shrink, demand back while victims drain, or a smaller shrink (its quieted victims would be
-        // left running quiet, taking no job, if it were dropped): finish what was started.
-        (Some(d), _) if !shrinking || decision.to >= d.to || decision.from != d.from => d,
+        // left running quiet, taking no job, if it were dropped): finish what was started. A formation changed
+        // under it (by hand, by another instance) ends it: finishing would stop dynos it never quieted.
+        (Some(d), _) if d.from == decision.from && (!shrinking || decision.to >= d.to) => d,
         (_, false) => return out,
         (_, true) => {
             let Some(dynos) = victims else { return out };

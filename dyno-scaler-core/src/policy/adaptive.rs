@@ -78,17 +78,26 @@ impl Adaptive {
     pub(super) fn keep_alive(&self, l: &Learned, configured: Duration) -> (Duration, String) {
         let cold = 2.0 * self.target();
         match l.keep_alive(cold, KEEP_ALIVE_CAP, MIN_GAPS) {
-            Some(w) => (
+            Some(w) if l.gap_count() >= MIN_GAPS => (
                 Duration::from_secs_f64(w),
                 format!(
                     "keep-alive {w:.0}s learned from {:.0} idle gaps (a cold start costs {cold:.0}s)",
                     l.gap_count()
                 ),
             ),
+            Some(w) => (
+                Duration::from_secs_f64(w),
+                format!(
+                    "keep-alive {w:.0}s from {:.0} idle gaps and the gaps of {:.3} arrivals/s (a cold start costs \
+                     {cold:.0}s)",
+                    l.gap_count(),
+                    l.arrivals
+                ),
+            ),
             None => (
                 configured,
                 format!(
-                    "keep-alive {:.0}s (the configured one until {MIN_GAPS:.0} idle gaps are seen)",
+                    "keep-alive {:.0}s (the configured one until arrivals or {MIN_GAPS:.0} idle gaps are seen)",
                     configured.as_secs_f64()
                 ),
             ),

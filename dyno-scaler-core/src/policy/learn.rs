@@ -172,14 +172,18 @@ impl Learned {
     }
 
     /// The keep-alive that minimises the expected cost per idle gap, in seconds, given a cold start that costs
-    /// `cold` dyno-seconds (the billed boot plus the wait it causes, counted alike); `None` with fewer than
-    /// `min_gaps` gaps seen. Keeping a worker `w` seconds costs `min(gap, w)`; a gap longer than `w` then costs a
-    /// cold start too. Candidates are the bucket bounds up to `cap`.
+    /// `cold` dyno-seconds (the billed boot plus the wait it causes, counted alike). Keeping a worker `w` seconds
+    /// costs `min(gap, w)`; a gap longer than `w` then costs a cold start too. Candidates are the bucket bounds up
+    /// to `cap`. Until `min_gaps` gaps are seen, the missing ones are drawn from the gaps Poisson arrivals at the
+    /// measured rate would leave (exponential); before any load at all, `None`.
     pub fn keep_alive(&self, cold: f64, cap: f64, min_gaps: f64) -> Option<f64> {
-        let total = self.gap_count();
-        if total < min_gaps {
+        let seen = self.gap_count();
+        let prior = (min_gaps - seen).max(0.0);
+        // Nothing seen at all yet: no basis. Load seen, but no arrival for minutes: the next one is far off.
+        if prior > 0.0 && self.last_load.is_none() {
             return None;
         }
+        let rate = self.arrivals.max(1e-9);
         let mids: Vec<f64> = (0..self.gaps.len())
             .map(|i| {
                 let lo = if i == 0 { 0.0 } else { GAP_BOUNDS[i - 1] };
@@ -188,7 +192,8 @@ impl Learned {
             })
             .collect();
         let cost = |w: f64| -> f64 {
-            self.gaps
+            let observed: f64 = self
+                .gaps
                 .iter()
                 .zip(&mids)
                 .enumerate()
@@ -196,8 +201,15 @@ impl Learned {
                     let hi = GAP_BOUNDS.get(i).copied().unwrap_or(f64::INFINITY);
                     f64::from(*n) * if hi <= w { *mid } else { w + cold }
                 })
-                .sum::<f64>()
-                / total
+                .sum();
+            // Exponential gaps of mean 1/rate: E[min(g, w)] + P(g > w) × cold.
+            let drawn = if prior > 0.0 {
+                let survive = (-rate * w).exp();
+                prior * ((1.0 - survive) / rate + survive * cold)
+            } else {
+                0.0
+            };
+            (observed + drawn) / (seen + prior)
         };
         let mut best = (0.0, cost(0.0));
         for w in GAP_BOUNDS.iter().copied().filter(|w| *w <= cap) {
@@ -273,6 +285,14 @@ mod tests {
             t += 1000.0;
         }
         assert_eq!(Learned::default().keep_alive(60.0, 1200.0, 8.0), None);
+        // No gap yet, but load seen: gaps of Poisson arrivals at the measured rate. Every 5 s: keep; every 10
+        // minutes, or none for long: drop at once.
+        let often = Learned { arrivals: 0.2, last_load: Some(1.0), ..Learned::default() };
+        let rarely = Learned { arrivals: 1.0 / 600.0, last_load: Some(1.0), ..Learned::default() };
+        let none = Learned { arrivals: 0.0, last_load: Some(1.0), ..Learned::default() };
+        assert_eq!(none.keep_alive(60.0, 1200.0, 8.0), Some(0.0));
+        assert!(often.keep_alive(60.0, 1200.0, 8.0).unwrap() >= 15.0);
+        assert_eq!(rarely.keep_alive(60.0, 1200.0, 8.0), Some(0.0));
         // Gaps of 6 s: keep a worker through them. Gaps of 15 minutes: drop at once.
         assert_eq!(short.keep_alive(60.0, 1200.0, 8.0), Some(8.0));
         assert_eq!(long.keep_alive(60.0, 1200.0, 8.0), Some(0.0));

@@ -40,6 +40,10 @@ pub struct PolicyState {
     /// What the adaptive policy learned ([`Learned`]); kept across restarts where a store allows.
     #[serde(skip)]
     pub learned: Learned,
+    /// The first reading of the current stretch with nothing ready (`None` while jobs wait): a heartbeat after it
+    /// cannot hide a job fetched from the queue before it.
+    #[serde(skip)]
+    pub ready_gone: Option<SystemTime>,
 }
 
 /// What the policy is told.
@@ -173,9 +177,12 @@ impl Policy {
         if self.config.adaptive.is_some() {
             learned.observe(input.snapshot, secs(input.now), input.current);
         }
-        let (decision, mut next) = self.decide_with(input, state, &streaks, &mut learned);
+        let ready_gone =
+            (input.snapshot.totals().ready == 0).then(|| state.ready_gone.unwrap_or(input.now).min(input.now));
+        let (decision, mut next) = self.decide_with(input, state, &streaks, &mut learned, ready_gone);
         next.idle_beats = streaks;
         next.learned = learned;
+        next.ready_gone = ready_gone;
         (decision, next)
     }
 
@@ -185,6 +192,7 @@ impl Policy {
         state: &PolicyState,
         streaks: &std::collections::BTreeMap<String, lag::IdleStreak>,
         learned: &mut Learned,
+        ready_gone: Option<SystemTime>,
     ) -> (Decision, PolicyState) {
         let c = &self.config;
         let now = secs(input.now);
@@ -294,16 +302,16 @@ impl Policy {
         }
         // Quiet dynos take no job: keep the demand's worth of dynos that do (a drain in progress finishes on its
         // own, [`crate::drain`]).
-        let target = peak.saturating_add(quiet).min(current);
-        if quiet > 0 && target > peak {
-            let _ = write!(reason, "; {quiet} quiet dyno(s) are no capacity");
+        let target = self.keeping_capacity(input, peak);
+        if target > peak {
+            let _ = write!(reason, "; quiet dynos are no capacity: keep {target}");
         }
 
         // Any job of this process type protects its dyno, whatever queue it came from.
         let running = totals.running + input.snapshot.running_elsewhere;
         let busy_anywhere = running > 0
             || input.snapshot.workers.as_ref().is_some_and(|w| w.iter().any(|w| !lag::confirmed_idle(w, streaks)));
-        let to = match self.busy_floor(input, running, streaks) {
+        let to = match self.busy_floor(input, running, streaks, ready_gone) {
             BusyFloor::Known(floor, host) if floor > target => {
                 let _ =
                     write!(reason, "; dyno {host} is busy (or not yet seen idle on {} heartbeats)", lag::IDLE_BEATS);
@@ -331,6 +339,27 @@ impl Policy {
         (Decision { from: current, to, desired, reason }, PolicyState::default())
     }
 
+    /// The least quantity whose surviving dynos (the platform stops the lowest ranks first) include `peak` that
+    /// are not quiet; quiet dynos that stop first cost nothing to lose.
+    fn keeping_capacity(&self, input: &PolicyInput<'_>, peak: u32) -> u32 {
+        let current = input.current;
+        let quiet_ranks: Vec<u32> = input
+            .snapshot
+            .quiet_dynos()
+            .into_iter()
+            .filter_map(|d| match input.placements.and_then(|p| p.get(d)) {
+                Some(Placement::Stops(rank)) => Some(*rank),
+                _ => None,
+            })
+            .collect();
+        (peak.min(current)..=current)
+            .find(|q| {
+                let quiet_kept = quiet_ranks.iter().filter(|r| **r >= current - q).count() as u32;
+                q.saturating_sub(quiet_kept) >= peak
+            })
+            .unwrap_or(current)
+    }
+
     /// Dynos of this process type on which every process is quiet.
     fn quiet_dynos(&self, input: &PolicyInput<'_>) -> u32 {
         let ours =
@@ -345,6 +374,7 @@ impl Policy {
         input: &PolicyInput<'_>,
         running: u64,
         streaks: &std::collections::BTreeMap<String, lag::IdleStreak>,
+        ready_gone: Option<SystemTime>,
     ) -> BusyFloor {
         let Some(workers) = &input.snapshot.workers else {
             return BusyFloor::Unknown;
@@ -354,9 +384,12 @@ impl Policy {
         for w in workers {
             let placement = w.dyno.as_ref().and_then(|host| input.placements.and_then(|p| p.get(host)));
             // A victim the platform names is quieted and must show idle on a heartbeat after the quiet before it
-            // stops ([`crate::drain`]): one idle beat is enough to start that. Elsewhere two in a row ([`lag`]).
+            // stops ([`crate::drain`]): one idle beat is enough to start that when it came after the queue last
+            // held a job (else the job may be on the worker, unseen, and the drain would hold a quiet dyno for its
+            // whole run). Elsewhere two in a row ([`lag`]).
             let drained = self.config.quiet_victims && matches!(placement, Some(Placement::Stops(_)));
-            if (drained && w.busy == 0) || lag::confirmed_idle(w, streaks) {
+            let beat_after_queue = ready_gone.is_some_and(|gone| w.beat.is_some_and(|b| b > gone));
+            if (drained && beat_after_queue && w.busy == 0) || lag::confirmed_idle(w, streaks) {
                 continue;
             }
             let Some(host) = &w.dyno else {

@@ -40,7 +40,10 @@ impl Rig {
 #[tokio::test]
 async fn a_job_fetched_after_the_last_beat_is_not_interrupted() {
     let r = rig(|_| {});
-    // One idle beat: the policy wants 0, and the victims are quieted (the drain then proves them idle).
+    // An idle beat after the queue was seen empty: the policy wants 0, and the victims are quieted (the drain
+    // then proves them idle).
+    r.scaler.reconcile().await.unwrap();
+    r.beat();
     let rep = r.scaler.reconcile().await.unwrap();
     assert_eq!(rep.decision.to, 3, "quieting first, not scaling: {}", rep.decision.reason);
     assert_eq!(rep.draining, vec!["worker.3", "worker.2", "worker.1"], "{}", rep.decision.reason);
@@ -66,6 +69,8 @@ async fn a_job_fetched_after_the_last_beat_is_not_interrupted() {
 #[tokio::test]
 async fn demand_returning_during_the_drain_finishes_the_shrink_then_scales_up_fresh() {
     let r = rig(|_| {});
+    r.scaler.reconcile().await.unwrap();
+    r.beat();
     r.scaler.reconcile().await.unwrap(); // quieting
     // Work comes back while the victims are quiet. A quieted process never takes a job again, so the shrink is
     // finished as soon as they are drained, and fresh dynos take the work.
@@ -85,6 +90,8 @@ async fn demand_returning_during_the_drain_finishes_the_shrink_then_scales_up_fr
 #[tokio::test]
 async fn a_victim_busy_past_max_drain_is_not_stopped() {
     let r = rig(|c| c.max_drain = Duration::from_secs(12));
+    r.scaler.reconcile().await.unwrap();
+    r.beat();
     r.scaler.reconcile().await.unwrap(); // quieting
     r.queue.set_busy("worker.3:4:abc", 1);
     for _ in 0..4 {

@@ -103,7 +103,7 @@ fn keep_alive_is_learned_from_the_idle_gaps() {
     // Nothing learned yet: the configured down delay.
     let (d, _) = decide(&p, &reading(0, 0, 0), 1, 0.0, &PolicyState::default());
     assert_eq!(d.to, 1, "{}", d.reason);
-    assert!(d.reason.contains("the configured one until 8 idle gaps"), "{}", d.reason);
+    assert!(d.reason.contains("the configured one until arrivals or 8 idle gaps"), "{}", d.reason);
 }
 
 /// Four hours of a trickle (one job running) with a burst of 400 ready jobs at minute 20, one reading every 5 s.

@@ -283,9 +283,9 @@ fn a_scale_down_waits_for_two_idle_heartbeats() {
 }
 
 #[test]
-fn with_quiet_then_drain_one_idle_heartbeat_starts_the_shrink() {
-    // The victims are quieted and must show idle on a beat after the quiet (crate::drain): one idle beat suffices
-    // to start that; a busy one still holds.
+fn with_quiet_then_drain_one_idle_heartbeat_after_the_queue_emptied_starts_the_shrink() {
+    // The victims are quieted and must show idle on a beat after the quiet (crate::drain): one idle beat taken
+    // after the queue was last seen holding a job suffices to start that; a busy one still holds.
     let p = policy(|c| c.down_delay = Duration::ZERO);
     let at = |busy1: u32| {
         let mut s = snap(0, u64::from(busy1));
@@ -296,8 +296,38 @@ fn with_quiet_then_drain_one_idle_heartbeat_starts_the_shrink() {
         ]);
         s
     };
-    let (d, _) = decide(&p, &at(1), 3, t(6), &PolicyState::default());
+    let emptied_before = PolicyState { ready_gone: Some(t(2)), ..PolicyState::default() };
+    let (d, _) = decide(&p, &at(1), 3, t(6), &emptied_before);
     assert_eq!(d.to, 1, "worker.1 is busy: {}", d.reason);
-    let (d, _) = decide(&p, &at(0), 3, t(6), &PolicyState::default());
+    let (d, _) = decide(&p, &at(0), 3, t(6), &emptied_before);
     assert_eq!(d.to, 0, "{}", d.reason);
+    // The queue held a job until after that beat: the job may be on a worker, unseen. Two beats, as without the
+    // drain.
+    let emptied_after = PolicyState { ready_gone: Some(t(5)), ..PolicyState::default() };
+    let (d, _) = decide(&p, &at(0), 3, t(6), &emptied_after);
+    assert_eq!(d.to, 3, "{}", d.reason);
+    let (d, _) = decide(&p, &at(0), 3, t(6), &PolicyState::default());
+    assert_eq!(d.to, 3, "no history: {}", d.reason);
+}
+
+#[test]
+fn quiet_dynos_are_no_capacity_on_the_way_down_but_are_not_kept_for_nothing() {
+    // worker.1 stayed quiet (a drain given up); worker.2 and worker.3 work. Demand 1: worker.1 is no capacity, and
+    // it stops last under Cedar's rule, so two must stay. Demand 0: everything goes.
+    let quiet = |dyno: &str| WorkerInfo { quiet: true, ..worker(dyno, 0) };
+    let p = policy(|c| c.down_delay = Duration::ZERO);
+    let mut s = snap(0, 0);
+    s.workers = Some(vec![quiet("worker.1"), worker("worker.2", 0), worker("worker.3", 0)]);
+    let mut one = snap(1, 0);
+    one.workers = s.workers.clone();
+    let st = PolicyState { lower_since: Some(t(0)), window_peak: 1, ..PolicyState::default() };
+    let (d, _) = decide(&p, &one, 3, t(10), &st);
+    assert_eq!(d.to, 2, "{}", d.reason);
+    let (d, _) = decide(&p, &s, 3, t(10), &PolicyState::default());
+    assert_eq!(d.to, 0, "{}", d.reason);
+    // The quiet one is the highest: it goes first, with what the demand does not need.
+    let mut top = snap(1, 0);
+    top.workers = Some(vec![worker("worker.1", 0), worker("worker.2", 0), quiet("worker.3")]);
+    let (d, _) = decide(&p, &top, 3, t(10), &st);
+    assert_eq!(d.to, 1, "{}", d.reason);
 }
