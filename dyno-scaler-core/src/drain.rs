@@ -11,6 +11,10 @@ use crate::snapshot::{Snapshot, WorkerInfo};
 /// signal itself expires after 60 s).
 pub const RESIGNAL_AFTER: Duration = Duration::from_secs(30);
 
+/// How long a scale-up waits for a drain whose victims are busy: about one dyno boot, after which a fresh dyno
+/// would have been quicker.
+pub const HOLD_UP_FOR: Duration = Duration::from_secs(30);
+
 /// A shrink waiting for its victims.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Drain {
@@ -95,6 +99,18 @@ pub fn step(
     };
     let pending_now = pending(snapshot, &d);
     let waiting: Vec<String> = pending_now.iter().map(|w| w.identity.clone()).collect();
+    let held = now.duration_since(d.started).unwrap_or_default();
+    if decision.direction() == Direction::Up
+        && held >= HOLD_UP_FOR
+        && pending_now.iter().any(|w| w.busy > 0)
+        && out.quiet.is_empty()
+    {
+        // Work waits and a victim is still busy after a boot's time (a long job): a fresh dyno comes sooner than
+        // the victim. The quiet victims finish their jobs and take no more; they are no capacity until the
+        // formation shrinks past them.
+        out.note = Some("demand returned while victims were busy: scaling up, the victims stay quiet");
+        return out;
+    }
     if waiting.is_empty() && out.quiet.is_empty() {
         out.note = Some("victims drained");
         if !shrinking || decision.to != d.to {
@@ -182,5 +198,32 @@ mod tests {
         assert_eq!(state.as_ref().map(|d| (d.from, d.to)), Some((10, 0)));
         assert!(out.quiet.is_empty(), "{out:?}");
         assert_eq!(out.set.map(|s| s.0), Some(10), "held while the quieted victims drain");
+    }
+
+    #[test]
+    fn work_waiting_while_a_victim_runs_a_long_job_scales_up_at_once() {
+        let t = |s| SystemTime::UNIX_EPOCH + Duration::from_secs(s);
+        let drain = || Drain {
+            from: 2,
+            to: 1,
+            dynos: vec!["worker.2".into()],
+            identities: vec!["worker.2:4:abc".into()],
+            started: t(100),
+            signalled: t(100),
+        };
+        let up = Decision { from: 2, to: 3, desired: 3, reason: String::new() };
+        // The victim is quiet and busy on a fresh beat: the scale-up goes through, the drain is dropped.
+        let snap = Snapshot { workers: Some(vec![w("worker.2", 1, true, 105)]), ..Snapshot::default() };
+        let mut state = Some(drain());
+        let out = step(&mut state, &snap, &up, None, t(106), Duration::from_secs(600));
+        assert_eq!(out.set.clone().map(|s| s.0), Some(2), "held for less than a boot: {out:?}");
+        let mut state = Some(drain());
+        let out = step(&mut state, &snap, &up, None, t(131), Duration::from_secs(600));
+        assert_eq!((out.set.clone(), state.is_none()), (None, true), "{out:?}");
+        // Idle but not yet seen quiet after the signal: hold, finish the shrink first (it is moments away).
+        let snap = Snapshot { workers: Some(vec![w("worker.2", 0, false, 99)]), ..Snapshot::default() };
+        let mut state = Some(drain());
+        let out = step(&mut state, &snap, &up, None, t(131), Duration::from_secs(600));
+        assert_eq!(out.set.clone().map(|s| s.0), Some(2), "{out:?}");
     }
 }

@@ -56,13 +56,14 @@ impl Adaptive {
         let target = self.target();
         let (threads, why) = match l.job_secs() {
             Some(d) if ready > 0 => {
-                let flow = (l.arrivals * d).max(running as f64);
+                // The flow of work (Little: arrivals × duration) plus the backlog cleared within the target. What
+                // runs now is not added: it is bounded by the capacity there is, not by what is needed.
+                let flow = l.arrivals * d;
                 let backlog = ready as f64 * (d / target).min(1.0);
                 (
                     flow + backlog,
                     format!(
-                        "{ready} ready × {d:.1}s per job / {target:.0}s drain target + flow max({running} running, \
-                         {:.2}/s × {d:.1}s)",
+                        "{ready} ready × {d:.1}s per job / {target:.0}s drain target + flow {:.2}/s × {d:.1}s",
                         l.arrivals
                     ),
                 )
@@ -74,9 +75,29 @@ impl Adaptive {
         (workers, format!("drain {workers} = {why} = {threads:.1} threads ÷ {per:.0} per worker"))
     }
 
-    /// How long lower demand must last before scaling down, and why.
-    pub(super) fn keep_alive(&self, l: &Learned, configured: Duration) -> (Duration, String) {
+    /// How long lower demand must last before scaling down, and why: for the whole queue going idle, from the
+    /// idle gaps; for a partial decrease, from the dips (how long demand stayed below a level before it came
+    /// back).
+    pub(super) fn keep_alive(&self, l: &Learned, configured: Duration, idle: bool) -> (Duration, String) {
         let cold = 2.0 * self.target();
+        if !idle {
+            return match l.dip_keep_alive(cold, KEEP_ALIVE_CAP, MIN_GAPS) {
+                Some(w) => (
+                    Duration::from_secs_f64(w),
+                    format!(
+                        "keep-alive {w:.0}s learned from {:.0} dips (a cold start costs {cold:.0}s)",
+                        l.dip_count()
+                    ),
+                ),
+                None => (
+                    configured,
+                    format!(
+                        "keep-alive {:.0}s (the configured one until {MIN_GAPS:.0} dips are seen)",
+                        configured.as_secs_f64()
+                    ),
+                ),
+            };
+        }
         match l.keep_alive(cold, KEEP_ALIVE_CAP, MIN_GAPS) {
             Some(w) if l.gap_count() >= MIN_GAPS => (
                 Duration::from_secs_f64(w),

@@ -48,6 +48,12 @@ pub struct Learned {
     pub last_load: Option<f64>,
     /// Idle gaps by length ([`GAP_BOUNDS`], one more for longer), decayed.
     pub gaps: Vec<f32>,
+    /// Dips by length, the same way: how long the workers wanted stayed below a level before coming back to it.
+    #[serde(default)]
+    pub dips: Vec<f32>,
+    /// The dip in progress: (the level left, since when).
+    #[serde(default)]
+    pub dip: Option<(u32, f64)>,
     /// The most workers wanted per minute of the hour.
     pub hourly: Recurrence,
     /// The most workers wanted per five minutes of the day.
@@ -77,6 +83,8 @@ impl Default for Learned {
             idle_seen: false,
             last_load: None,
             gaps: vec![0.0; GAP_BOUNDS.len() + 1],
+            dips: vec![0.0; GAP_BOUNDS.len() + 1],
+            dip: None,
             hourly: Recurrence::new(3600, 60),
             daily: Recurrence::new(86_400, 300),
             prewarm: None,
@@ -139,12 +147,7 @@ impl Learned {
             (true, Some(_)) => self.idle_seen |= confirmed,
             (false, Some(since)) => {
                 if self.idle_seen {
-                    let gap = (now - since).max(0.0);
-                    let bucket = GAP_BOUNDS.iter().position(|b| gap <= *b).unwrap_or(GAP_BOUNDS.len());
-                    for g in &mut self.gaps {
-                        *g *= GAP_DECAY;
-                    }
-                    self.gaps[bucket] += 1.0;
+                    add_gap(&mut self.gaps, (now - since).max(0.0));
                 }
                 self.idle_since = None;
                 self.idle_seen = false;
@@ -158,6 +161,33 @@ impl Learned {
     /// progress) goes, so a restart's downtime is not taken for an idle gap.
     pub fn restarted(self) -> Self {
         Self { at: None, processed: None, in_system: 0, idle_since: None, idle_seen: false, prewarm: None, ..self }
+    }
+
+    /// Notes that `wanted` workers are wanted at `now` while `current` run: a dip begins when fewer are wanted,
+    /// and ends (its length recorded) when the level it left is wanted again, or after an hour.
+    pub fn note_dip(&mut self, wanted: u32, current: u32, now: f64) {
+        if self.dips.len() != GAP_BOUNDS.len() + 1 {
+            self.dips = vec![0.0; GAP_BOUNDS.len() + 1];
+        }
+        match self.dip {
+            Some((level, since)) if wanted >= level || now - since > 3600.0 => {
+                add_gap(&mut self.dips, (now - since).max(0.0));
+                self.dip = None;
+            }
+            None if wanted < current => self.dip = Some((current, now)),
+            _ => {}
+        }
+    }
+
+    /// Dips seen (decayed count).
+    pub fn dip_count(&self) -> f64 {
+        self.dips.iter().map(|g| f64::from(*g)).sum()
+    }
+
+    /// The keep-alive for a partial decrease: [`Learned::keep_alive`]'s rule on the dips, with no prior (`None`
+    /// until `min_dips` are seen).
+    pub fn dip_keep_alive(&self, cold: f64, cap: f64, min_dips: f64) -> Option<f64> {
+        (self.dip_count() >= min_dips).then(|| best_keep_alive(&self.dips, 0.0, 1.0, cold, cap))
     }
 
     /// The mean job duration in seconds by Little's law, once enough completions were seen.
@@ -183,43 +213,57 @@ impl Learned {
         if prior > 0.0 && self.last_load.is_none() {
             return None;
         }
-        let rate = self.arrivals.max(1e-9);
-        let mids: Vec<f64> = (0..self.gaps.len())
-            .map(|i| {
-                let lo = if i == 0 { 0.0 } else { GAP_BOUNDS[i - 1] };
-                let hi = GAP_BOUNDS.get(i).copied().unwrap_or(lo * 2.0);
-                (lo + hi) / 2.0
-            })
-            .collect();
-        let cost = |w: f64| -> f64 {
-            let observed: f64 = self
-                .gaps
-                .iter()
-                .zip(&mids)
-                .enumerate()
-                .map(|(i, (n, mid))| {
-                    let hi = GAP_BOUNDS.get(i).copied().unwrap_or(f64::INFINITY);
-                    f64::from(*n) * if hi <= w { *mid } else { w + cold }
-                })
-                .sum();
-            // Exponential gaps of mean 1/rate: E[min(g, w)] + P(g > w) × cold.
-            let drawn = if prior > 0.0 {
-                let survive = (-rate * w).exp();
-                prior * ((1.0 - survive) / rate + survive * cold)
-            } else {
-                0.0
-            };
-            (observed + drawn) / (seen + prior)
-        };
-        let mut best = (0.0, cost(0.0));
-        for w in GAP_BOUNDS.iter().copied().filter(|w| *w <= cap) {
-            let c = cost(w);
-            if c < best.1 - 1e-9 {
-                best = (w, c);
-            }
-        }
-        Some(best.0)
+        Some(best_keep_alive(&self.gaps, prior, self.arrivals.max(1e-9), cold, cap))
     }
+}
+
+/// Adds a gap of `secs` to a decayed histogram over [`GAP_BOUNDS`].
+fn add_gap(hist: &mut [f32], secs: f64) {
+    let bucket = GAP_BOUNDS.iter().position(|b| secs <= *b).unwrap_or(GAP_BOUNDS.len());
+    for g in hist.iter_mut() {
+        *g *= GAP_DECAY;
+    }
+    hist[bucket] += 1.0;
+}
+
+/// The keep-alive among the bucket bounds up to `cap` that minimises the expected cost per gap: the histogram's
+/// gaps plus `prior` gaps drawn from an exponential of rate `rate`.
+fn best_keep_alive(hist: &[f32], prior: f64, rate: f64, cold: f64, cap: f64) -> f64 {
+    let seen: f64 = hist.iter().map(|g| f64::from(*g)).sum();
+    let mids: Vec<f64> = (0..hist.len())
+        .map(|i| {
+            let lo = if i == 0 { 0.0 } else { GAP_BOUNDS[i - 1] };
+            let hi = GAP_BOUNDS.get(i).copied().unwrap_or(lo * 2.0);
+            (lo + hi) / 2.0
+        })
+        .collect();
+    let cost = |w: f64| -> f64 {
+        let observed: f64 = hist
+            .iter()
+            .zip(&mids)
+            .enumerate()
+            .map(|(i, (n, mid))| {
+                let hi = GAP_BOUNDS.get(i).copied().unwrap_or(f64::INFINITY);
+                f64::from(*n) * if hi <= w { *mid } else { w + cold }
+            })
+            .sum();
+        // Exponential gaps of mean 1/rate: E[min(g, w)] + P(g > w) × cold.
+        let drawn = if prior > 0.0 {
+            let survive = (-rate * w).exp();
+            prior * ((1.0 - survive) / rate + survive * cold)
+        } else {
+            0.0
+        };
+        (observed + drawn) / (seen + prior)
+    };
+    let mut best = (0.0, cost(0.0));
+    for w in GAP_BOUNDS.iter().copied().filter(|w| *w <= cap) {
+        let c = cost(w);
+        if c < best.1 - 1e-9 {
+            best = (w, c);
+        }
+    }
+    best.0
 }
 
 /// Whether an idle reading is true: every dyno has a worker record (none is booting unseen) and every record's

@@ -229,7 +229,9 @@ impl Policy {
                 parts.push(why);
                 demand = demand.max(w);
             }
-            down_delay = a.keep_alive(learned, c.down_delay);
+            let idle_now = totals.ready == 0 && totals.running == 0 && input.snapshot.running_elsewhere == 0;
+            learned.note_dip(demand.min(max), current, now);
+            down_delay = a.keep_alive(learned, c.down_delay, idle_now);
         }
         let _ = write!(reason, "; want {demand} ({})", parts.join(", "));
 
@@ -273,7 +275,7 @@ impl Policy {
             );
             return hold(reason, state.clone());
         }
-        let target = match c.down_mode {
+        let lowest = match c.down_mode {
             DownMode::Idle if !idle => {
                 let _ =
                     write!(reason, "; hold at {current}: idle mode scales down only when nothing is ready or running");
@@ -285,8 +287,8 @@ impl Policy {
         let (since, peak) = match state.lower_since {
             // A window whose peak is not below the quantity began at a larger one (a shrink finished since): it
             // says nothing about this one.
-            Some(since) if state.window_peak < current => (since, state.window_peak.max(target)),
-            _ => (input.now, target),
+            Some(since) if state.window_peak < current => (since, state.window_peak.max(lowest)),
+            _ => (input.now, lowest),
         };
         let next = PolicyState { lower_since: Some(since), window_peak: peak, ..PolicyState::default() };
         let waited = input.now.duration_since(since).unwrap_or_default();
@@ -330,6 +332,12 @@ impl Policy {
         };
         if to >= current {
             let _ = write!(reason, "; hold at {current}");
+            if peak > lowest {
+                // The window is over and its peak (with the quiet dynos) keeps every dyno: begin a new one, so a
+                // demand that stays lower is heard.
+                let next = PolicyState { lower_since: Some(input.now), window_peak: lowest, ..PolicyState::default() };
+                return hold(reason, next);
+            }
             return hold(reason, next);
         }
         let _ = write!(reason, "; scale down {current} -> {to}");
