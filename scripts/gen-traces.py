@@ -51,11 +51,44 @@ def sparse_long(rng):
         yield t, "exports", rng.uniform(1_200_000, 3_600_000)
 
 
+def diurnal_week(rng):
+    # Five days of web-driven load following the day (Shahrad et al., ATC 2020: invocation rates are strongly
+    # diurnal, peak about 3x the trough; execution times roughly log-normal with a median near 1 s), plus a
+    # 2,000-job batch within a minute at 02:00 every night (a daily timer trigger).
+    import math
+    days = 5
+    t = 0.0
+    peak = 0.6
+    while True:
+        t += rng.expovariate(peak)
+        if t >= days * DAY:
+            break
+        hour = (t % DAY) / 3600
+        rate = 0.2 + 0.4 * (1 + math.sin((hour - 8) / 24 * 2 * math.pi)) / 2
+        if rng.random() < rate / peak:  # thinning
+            yield t, "default", min(rng.lognormvariate(math.log(1000), 1.0), 600_000)
+    for d in range(days):
+        for _ in range(2000):
+            yield d * DAY + 2 * 3600 + rng.uniform(0, 60), "batch", rng.uniform(1000, 5000)
+
+
+def quarter_hour_cron(rng):
+    # Two days of timer-triggered fan-outs at :00, :15, :30, :45 (periodic invocations on round periods are common
+    # in the Azure Functions traces): 150 jobs of 0.5-3 s within 5 s, over 0.05 jobs/s of background work.
+    for t in poisson(rng, 0.05, 0, 2 * DAY):
+        yield t, "default", rng.uniform(200, 2000)
+    for q in range(2 * 24 * 4):
+        for _ in range(150):
+            yield q * 900 + rng.uniform(0, 5), "cron", rng.uniform(500, 3000)
+
+
 SHAPES = {
     "hourly-bursts": hourly_bursts,
     "email-campaign": email_campaign,
     "heavy-tailed": heavy_tailed,
     "sparse-long": sparse_long,
+    "diurnal-week": diurnal_week,
+    "quarter-hour-cron": quarter_hour_cron,
 }
 
 
