@@ -10,11 +10,12 @@
 //! # rt.block_on(async {
 //! let queue = InMemoryQueue::new(Arc::new(SystemClock));
 //! let platform = InMemoryPlatform::new();
-//! let policy = Policy::new(PolicyConfig { max_workers: 4, ..PolicyConfig::classic() }).unwrap();
+//! let policy = Policy::new(PolicyConfig { max_workers: 4, ..PolicyConfig::default() }).unwrap();
 //! let scaler = Scaler::builder("worker", Arc::new(queue.clone()), Arc::new(platform.clone()), policy).build();
 //! queue.push_many("default", 60);
 //! scaler.reconcile().await.unwrap();
-//! assert_eq!(platform.quantity("worker"), 3);
+//! // The adaptive policy, no job duration learned yet: a thread per job, 5 a worker, at most 4.
+//! assert_eq!(platform.quantity("worker"), 4);
 //! # });
 //! ```
 #![deny(missing_docs)]
