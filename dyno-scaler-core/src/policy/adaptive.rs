@@ -79,13 +79,16 @@ impl Adaptive {
     /// idle gaps; for a partial decrease, from the dips (how long demand stayed below a level before it came
     /// back).
     pub(super) fn keep_alive(&self, l: &Learned, configured: Duration, idle: bool) -> (Duration, String) {
+        // A cold start from idle costs the billed boot and every job's wait through it; a worker added back to
+        // others costs its boot, while the others keep taking the jobs.
         let cold = 2.0 * self.target();
         if !idle {
-            return match l.dip_keep_alive(cold, KEEP_ALIVE_CAP, MIN_GAPS) {
+            let again = self.target();
+            return match l.dip_keep_alive(again, KEEP_ALIVE_CAP, MIN_GAPS) {
                 Some(w) => (
                     Duration::from_secs_f64(w),
                     format!(
-                        "keep-alive {w:.0}s learned from {:.0} dips (a cold start costs {cold:.0}s)",
+                        "keep-alive {w:.0}s learned from {:.0} dips (a worker added back costs {again:.0}s)",
                         l.dip_count()
                     ),
                 ),
