@@ -1,6 +1,7 @@
 //! End-to-end tests of the `dyno-scaler` binary against the real Redis and Postgres and the fake Heroku API.
 //! Each test uses its own Redis database or Postgres schema, so they run in parallel.
 
+mod adaptive;
 mod common;
 mod config_errors;
 mod faults;
