@@ -22,6 +22,8 @@ use dyno_scaler_core::error::Cause;
 use dyno_scaler_core::secret::{redact_url, scrub_url, url_password};
 use dyno_scaler_core::{Capabilities, QueueSource, QueueStats, Secret, SettingError, Snapshot, SourceError, check};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+
+pub mod learned;
 use sqlx::{AssertSqlSafe, Row};
 use tokio::sync::OnceCell;
 
@@ -67,6 +69,9 @@ pub struct DelayedJobConfig {
     /// Scheduled (future) rows are counted up to this many, soonest first: they are not demand, and counting
     /// every future row of a big table would dominate the query. Beyond it `scheduled` is a lower bound.
     pub scheduled_cap: u64,
+    /// A table the scaler may write to, where the adaptive policy keeps what it learned across restarts
+    /// ([`learned::CREATE`] makes it). Unset (the default), nothing is kept: the scaler only reads.
+    pub learned_table: Option<String>,
 }
 
 impl Default for DelayedJobConfig {
@@ -100,6 +105,12 @@ impl DelayedJobConfig {
             Duration::from_secs(7 * 24 * 3600),
         )?;
         check::not_empty("null_queue", self.null_queue.as_deref())?;
+        if let Some(t) = &self.learned_table
+            && quote_table(t).is_none()
+        {
+            let message = format!("invalid table name {t:?}: use letters, digits and _ (optionally schema.table)");
+            return Err(SettingError::new("learned_table", message));
+        }
         check::duration("timeout", self.timeout, Duration::from_millis(10), Duration::from_secs(60))
     }
 
@@ -117,6 +128,7 @@ impl DelayedJobConfig {
             stale_lock_after: Duration::from_secs(3600),
             timeout: Duration::from_secs(2),
             scheduled_cap: 1000,
+            learned_table: None,
         }
     }
 }
@@ -127,6 +139,8 @@ pub struct DelayedJobSource {
     pool: PgPool,
     table: String,
     sql: OnceCell<String>,
+    /// The quoted learned table, if one is set.
+    learned: Option<String>,
 }
 
 impl std::fmt::Debug for DelayedJobSource {
@@ -178,7 +192,8 @@ impl DelayedJobSource {
             .idle_timeout(Some(Duration::from_secs(300)))
             .test_before_acquire(false)
             .connect_lazy_with(opts);
-        Ok(Self { config, pool, table, sql: OnceCell::new() })
+        let learned = config.learned_table.as_deref().and_then(quote_table);
+        Ok(Self { config, pool, table, sql: OnceCell::new(), learned })
     }
 
     /// The query one snapshot runs (built once the column type is known).
@@ -343,7 +358,29 @@ impl QueueSource for DelayedJobSource {
 
     fn capabilities(&self) -> Capabilities {
         // Locks name a host and pid, not a dyno; there is no worker registry.
-        Capabilities { names_hosts: false, latency: true, worker_registry: false, quiet: false, remembers: false }
+        Capabilities {
+            names_hosts: false,
+            latency: true,
+            worker_registry: false,
+            quiet: false,
+            remembers: self.learned.is_some(),
+        }
+    }
+
+    async fn remember(&self, process_type: &str, summary: &str) -> Result<(), SourceError> {
+        match &self.learned {
+            Some(table) => {
+                learned::remember(&self.pool, table, process_type, summary).await.map_err(|e| self.map_err(e))
+            }
+            None => Ok(()),
+        }
+    }
+
+    async fn recall(&self, process_type: &str) -> Result<Option<String>, SourceError> {
+        match &self.learned {
+            Some(table) => learned::recall(&self.pool, table, process_type).await.map_err(|e| self.map_err(e)),
+            None => Ok(None),
+        }
     }
 
     async fn snapshot(&self) -> Result<Snapshot, SourceError> {

@@ -382,3 +382,39 @@ async fn infinite_and_ancient_run_at_do_not_fail_the_reading_nor_fake_latency() 
         assert_eq!(s.skipped, 2, "the two times that cannot be meant are counted");
     }
 }
+
+#[tokio::test]
+async fn keeps_what_the_policy_learned_only_in_the_table_it_is_given() {
+    let b = Backend::new("learned", true).await;
+    // Without the setting: nothing kept, and nothing to recall.
+    let plain = DelayedJobSource::new(b.config(None)).unwrap();
+    assert!(!plain.capabilities().remembers);
+    plain.remember("worker", "{}").await.unwrap();
+    assert_eq!(plain.recall("worker").await.unwrap(), None);
+    // With the operator's table (made from the crate's own statement) in the test's schema.
+    let create = dyno_scaler_delayed_job::learned::CREATE
+        .replace("TABLE dyno_scaler_learned", &format!("TABLE {}.dyno_scaler_learned", b.schema));
+    sqlx::raw_sql(AssertSqlSafe(create)).execute(&b.pool).await.unwrap();
+    let mut c = b.config(None);
+    c.learned_table = Some(format!("{}.dyno_scaler_learned", b.schema));
+    let source = DelayedJobSource::new(c).unwrap();
+    assert!(source.capabilities().remembers);
+    assert_eq!(source.recall("worker").await.unwrap(), None);
+    source.remember("worker", r#"{"v":1}"#).await.unwrap();
+    source.remember("worker", r#"{"v":2}"#).await.unwrap();
+    assert_eq!(source.recall("worker").await.unwrap().as_deref(), Some(r#"{"v":2}"#));
+    assert_eq!(source.recall("urgent").await.unwrap(), None);
+    // A summary older than a week is not recalled.
+    sqlx::raw_sql(AssertSqlSafe(format!(
+        "UPDATE {}.dyno_scaler_learned SET updated_at = now() - interval '8 days'",
+        b.schema
+    )))
+    .execute(&b.pool)
+    .await
+    .unwrap();
+    assert_eq!(source.recall("worker").await.unwrap(), None);
+    // A bad name is refused, naming the setting.
+    let mut bad = b.config(None);
+    bad.learned_table = Some("learned; DROP TABLE x".into());
+    assert_eq!(DelayedJobSource::new(bad).unwrap_err().setting, "learned_table");
+}
