@@ -195,30 +195,32 @@ pub fn learned_key(prefix: &str, process_type: &str) -> String {
     format!("{prefix}dyno-scaler:learned:{process_type}")
 }
 
-/// Writes the learned summary under [`learned_key`] with [`LEARNED_TTL`].
+/// Writes the learned summary of `process_type` under [`learned_key`] (`prefix` is the namespace) with
+/// [`LEARNED_TTL`].
 pub async fn remember(
-    conn: &mut ConnectionManager,
+    mut conn: ConnectionManager,
     (name, url): (&str, &Secret),
-    key: &str,
+    (prefix, process_type): (&str, &str),
     summary: &str,
 ) -> Result<(), SourceError> {
     redis::cmd("SET")
-        .arg(key)
+        .arg(learned_key(prefix, process_type))
         .arg(summary)
         .arg("EX")
         .arg(LEARNED_TTL.as_secs())
-        .query_async::<()>(conn)
+        .query_async::<()>(&mut conn)
         .await
         .map_err(|e| map_redis_error(name, url, e))
 }
 
-/// Reads the learned summary under [`learned_key`]; a key of another type is no summary.
+/// Reads the learned summary of `process_type` under [`learned_key`]; a key of another type is no summary.
 pub async fn recall(
-    conn: &mut ConnectionManager,
+    mut conn: ConnectionManager,
     (name, url): (&str, &Secret),
-    key: &str,
+    (prefix, process_type): (&str, &str),
 ) -> Result<Option<String>, SourceError> {
-    let v: Value = redis::cmd("GET").arg(key).query_async(conn).await.or_else(|e| match e.code() {
+    let key = learned_key(prefix, process_type);
+    let v: Value = redis::cmd("GET").arg(key).query_async(&mut conn).await.or_else(|e| match e.code() {
         Some("WRONGTYPE") => Ok(Value::Nil),
         _ => Err(map_redis_error(name, url, e)),
     })?;

@@ -145,13 +145,12 @@ impl QueueSource for SidekiqSource {
     }
 
     async fn remember(&self, process_type: &str, summary: &str) -> Result<(), SourceError> {
-        let key = dyno_scaler_redis::learned_key(&self.prefix, process_type);
-        dyno_scaler_redis::remember(&mut self.conn.clone(), (NAME, &self.config.url), &key, summary).await
+        let at = (self.prefix.as_str(), process_type);
+        dyno_scaler_redis::remember(self.conn.clone(), (NAME, &self.config.url), at, summary).await
     }
 
     async fn recall(&self, process_type: &str) -> Result<Option<String>, SourceError> {
-        let key = dyno_scaler_redis::learned_key(&self.prefix, process_type);
-        dyno_scaler_redis::recall(&mut self.conn.clone(), (NAME, &self.config.url), &key).await
+        dyno_scaler_redis::recall(self.conn.clone(), (NAME, &self.config.url), (&self.prefix, process_type)).await
     }
 
     /// Sidekiq's own remote quiet (`Sidekiq::Process#quiet!`): `LPUSH <identity>-signals TSTP` and `EXPIRE 60`

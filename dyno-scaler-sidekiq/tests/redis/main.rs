@@ -279,6 +279,17 @@ async fn dead_and_stale_processes_are_ignored() {
     assert_eq!(s.skipped, 1, "the process record without a heartbeat is counted");
 }
 
+/// The classic policy alone, without quiet-then-drain (which lets one idle beat start a shrink it then proves).
+fn policy_alone() -> Policy {
+    Policy::new(PolicyConfig {
+        max_workers: 3,
+        down_delay: Duration::ZERO,
+        quiet_victims: false,
+        ..PolicyConfig::classic()
+    })
+    .unwrap()
+}
+
 #[tokio::test]
 async fn busy_dynos_guide_the_policy() {
     let b = Backend::new(Some(unique("busy")), None, Version::V8).await;
@@ -289,14 +300,7 @@ async fn busy_dynos_guide_the_policy() {
         b.process("worker.3", "default", 0, 1.0).await,
     ];
     let source = SidekiqSource::new(b.config(None)).unwrap();
-    // The policy alone, without quiet-then-drain (which lets one idle beat start a shrink it then proves).
-    let policy = Policy::new(PolicyConfig {
-        max_workers: 3,
-        down_delay: Duration::ZERO,
-        quiet_victims: false,
-        ..PolicyConfig::classic()
-    })
-    .unwrap();
+    let policy = policy_alone();
     let decide = |s: &dyno_scaler_core::Snapshot, st: &PolicyState| {
         // Heroku Cedar places the processes: worker.3 stops first.
         let placements =
@@ -398,14 +402,7 @@ async fn a_job_of_an_unwatched_queue_protects_an_unnamed_dyno() {
     b.process("worker-23z34x56y-w78k9", "mailers", 1, 1.0).await;
     let s = SidekiqSource::new(b.config(Some(vec!["default".into()]))).unwrap().snapshot().await.unwrap();
     assert_eq!((s.totals().running, s.running_elsewhere), (0, 1), "{s:?}");
-    // The policy alone, without quiet-then-drain (which lets one idle beat start a shrink it then proves).
-    let policy = Policy::new(PolicyConfig {
-        max_workers: 3,
-        down_delay: Duration::ZERO,
-        quiet_victims: false,
-        ..PolicyConfig::classic()
-    })
-    .unwrap();
+    let policy = policy_alone();
     let input = PolicyInput::new("worker", &s, 2);
     let d = policy.decide(&input, &PolicyState::default()).0;
     assert_eq!(d.direction(), Direction::Hold, "{}", d.reason);
