@@ -334,12 +334,13 @@ impl Policy {
         };
         if to >= current {
             let _ = write!(reason, "; hold at {current}");
-            if peak > lowest {
-                // The window is over and its peak (with the quiet dynos) keeps every dyno: begin a new one, so a
-                // demand that stays lower is heard.
-                let next = PolicyState { lower_since: Some(input.now), window_peak: lowest, ..PolicyState::default() };
-                return hold(reason, next);
-            }
+            // A window that is over while its peak (with the quiet dynos) keeps every dyno begins again, so a demand
+            // that stays lower is heard.
+            let next = if peak > lowest {
+                PolicyState { lower_since: Some(input.now), window_peak: lowest, ..PolicyState::default() }
+            } else {
+                next
+            };
             return hold(reason, next);
         }
         let _ = write!(reason, "; scale down {current} -> {to}");
