@@ -15,11 +15,14 @@ pub const GAP_BOUNDS: [f64; 11] = [2.0, 4.0, 8.0, 15.0, 30.0, 60.0, 120.0, 300.0
 const GAP_DECAY: f32 = 0.98;
 /// Readings further apart than this give no rate (a restart, a stalled loop): the baselines are set again.
 const MAX_STEP: f64 = 600.0;
-/// Time constants of the fast (arrivals) and slow (duration) averages, seconds.
+/// Time constant of the arrival rate's average, seconds.
 const FAST: f64 = 60.0;
-const SLOW: f64 = 600.0;
-/// Completions to see before the measured duration is trusted.
+/// Jobs the duration is measured over.
+pub const DURATION_MEMORY: f64 = 1000.0;
+/// Completions, and job-seconds seen running, before the measured duration is trusted: short jobs are rarely
+/// caught running at a heartbeat, and a duration from a handful of sightings would be noise.
 const MIN_COMPLETIONS: f64 = 20.0;
+const MIN_BUSY_SECS: f64 = 60.0;
 
 /// The learned summary, carried in the policy's state and kept across restarts where a store allows.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -32,10 +35,12 @@ pub struct Learned {
     pub in_system: u64,
     /// Jobs arriving per second (fast average).
     pub arrivals: f64,
-    /// Jobs completed per second and jobs running (slow averages, for Little's law).
-    pub completions: f64,
-    /// See `completions`.
-    pub running: f64,
+    /// Job-seconds seen running and jobs completed, over about the last [`DURATION_MEMORY`] jobs (Little's law:
+    /// their ratio is the mean duration). Counted per job, not per second, so a burst of short jobs is not
+    /// forgotten in the quiet hours after it, when running work is rarely caught at a heartbeat.
+    pub busy_secs: f64,
+    /// See `busy_secs`.
+    pub done_jobs: f64,
     /// Completions counted so far (capped), so the duration is trusted only on enough of them.
     pub completed: f64,
     /// Threads per dyno, as the workers report them (Sidekiq's `concurrency`, Resque's workers per host).
@@ -75,8 +80,8 @@ impl Default for Learned {
             processed: None,
             in_system: 0,
             arrivals: 0.0,
-            completions: 0.0,
-            running: 0.0,
+            busy_secs: 0.0,
+            done_jobs: 0.0,
             completed: 0.0,
             threads: None,
             idle_since: None,
@@ -118,8 +123,9 @@ impl Learned {
             let came = (in_system as f64 - self.in_system as f64 + done.unwrap_or(0.0)).max(0.0);
             self.arrivals = ewma(self.arrivals, came / dt, dt, FAST);
             if let Some(done) = done {
-                self.completions = ewma(self.completions, done / dt, dt, SLOW);
-                self.running = ewma(self.running, running as f64, dt, SLOW);
+                let keep = (1.0 - 1.0 / DURATION_MEMORY).powf(done);
+                self.busy_secs = self.busy_secs * keep + running as f64 * dt;
+                self.done_jobs = self.done_jobs * keep + done;
                 self.completed = (self.completed + done).min(1e9);
             }
         }
@@ -192,8 +198,8 @@ impl Learned {
 
     /// The mean job duration in seconds by Little's law, once enough completions were seen.
     pub fn job_secs(&self) -> Option<f64> {
-        (self.completed >= MIN_COMPLETIONS && self.completions > 1e-6 && self.running > 0.0)
-            .then(|| (self.running / self.completions).clamp(0.001, 86_400.0))
+        (self.completed >= MIN_COMPLETIONS && self.done_jobs > 0.0 && self.busy_secs >= MIN_BUSY_SECS)
+            .then(|| (self.busy_secs / self.done_jobs).clamp(0.001, 86_400.0))
     }
 
     /// Idle gaps seen (decayed count).
@@ -314,6 +320,34 @@ mod tests {
             blind.observe(&Snapshot { processed: None, ..snap(0, 6, 0) }, i as f64, 0);
         }
         assert_eq!(blind.job_secs(), None);
+    }
+
+    #[test]
+    fn a_burst_of_short_jobs_is_remembered_through_the_quiet_hours_after_it() {
+        let mut l = Learned::default();
+        let mut done = 0;
+        let mut t = 0.0;
+        // Quiet: a 0.1 s job now and then, never caught running at a reading. Nothing is claimed.
+        for _ in 0..600 {
+            done += u64::from(fastrand::u8(..) < 8);
+            l.observe(&snap(0, 0, done), t, 1);
+            t += 1.0;
+        }
+        assert_eq!(l.job_secs(), None);
+        // A burst: 500 jobs/s of 0.1 s, 50 running, for 100 s.
+        for _ in 0..100 {
+            done += 500;
+            l.observe(&snap(1000, 50, done), t, 10);
+            t += 1.0;
+        }
+        assert!((l.job_secs().unwrap() - 0.1).abs() < 0.01, "{:?}", l.job_secs());
+        // Two quiet hours again: still about 0.1 s, not the near-zero the quiet readings alone suggest.
+        for _ in 0..7200 {
+            done += u64::from(fastrand::u8(..) < 8);
+            l.observe(&snap(0, 0, done), t, 1);
+            t += 1.0;
+        }
+        assert!((l.job_secs().unwrap() - 0.1).abs() < 0.02, "{:?}", l.job_secs());
     }
 
     #[test]
