@@ -24,8 +24,10 @@ pub const DURATION_MEMORY: f64 = 1000.0;
 const MIN_COMPLETIONS: f64 = 20.0;
 const MIN_BUSY_SECS: f64 = 60.0;
 
-/// The learned summary, carried in the policy's state and kept across restarts where a store allows.
+/// The learned summary, carried in the policy's state and kept across restarts where a store allows. A summary
+/// written by another version reads with defaults for what it lacks (and ignores what it has more).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Learned {
     /// Time of the last reading, seconds since the epoch.
     pub at: Option<f64>,
@@ -54,10 +56,8 @@ pub struct Learned {
     /// Idle gaps by length ([`GAP_BOUNDS`], one more for longer), decayed.
     pub gaps: Vec<f32>,
     /// Dips by length, the same way: how long the workers wanted stayed below a level before coming back to it.
-    #[serde(default)]
     pub dips: Vec<f32>,
     /// The dip in progress: (the level left, since when).
-    #[serde(default)]
     pub dip: Option<(u32, f64)>,
     /// The most workers wanted per minute of the hour.
     pub hourly: Recurrence,
@@ -382,5 +382,8 @@ mod tests {
         assert!(json.len() < 6_000, "{}", json.len());
         let back: Learned = serde_json::from_str(&json).unwrap();
         assert_eq!(back, Learned::default());
+        // Another version's summary: what it lacks takes the default, what it has more is ignored.
+        let other: Learned = serde_json::from_str(r#"{"arrivals": 0.5, "completions": 1.0}"#).unwrap();
+        assert_eq!(other, Learned { arrivals: 0.5, ..Learned::default() });
     }
 }
