@@ -208,9 +208,12 @@ impl Scaler {
         self.inner.last.lock().expect("report lock").clone()
     }
 
-    /// Reads the queue and the current quantity and decides, without acting or changing any state.
+    /// Reads the queue and the current quantity and decides, without acting and without changing the policy's
+    /// history; it decides with what the policy learned (recalled from the source's store on first use, so a
+    /// one-shot `status` sees what the running daemon learned).
     pub async fn preview(&self) -> Result<Report, ScalerError> {
-        let state = self.inner.state.lock().await;
+        let mut state = self.inner.state.lock().await;
+        self.recall(&mut state).await;
         let (snapshot, current) = self.observe().await?;
         let (decision, _) = self.decide(&snapshot, current, &state);
         Ok(self.report(snapshot, decision, false))

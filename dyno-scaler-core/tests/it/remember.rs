@@ -67,3 +67,22 @@ async fn an_unreadable_summary_is_ignored_and_replaced() {
     let kept = queue.recall("worker").await.unwrap().unwrap();
     assert!(serde_json::from_str::<Learned>(&kept).is_ok(), "rewritten: {kept}");
 }
+
+#[tokio::test]
+async fn a_preview_decides_with_what_was_learned_and_keeps_nothing() {
+    let clock = Arc::new(ManualClock::at_secs(1_700_000_000));
+    let queue = InMemoryQueue::new(clock.clone());
+    let platform = InMemoryPlatform::new();
+    let first = scaler(&clock, &queue, &platform, true);
+    learn_long_gaps(&clock, &queue, &first).await;
+    drop(first);
+    platform.set("worker", 1);
+    // A one-shot status: the learned gaps say drop at once; nothing is written back.
+    let kept = queue.recall("worker").await.unwrap();
+    let status = scaler(&clock, &queue, &platform, true);
+    let report = status.preview().await.unwrap();
+    assert_eq!(report.decision.to, 0, "{}", report.decision.reason);
+    assert!(report.decision.reason.contains("learned from"), "{}", report.decision.reason);
+    assert_eq!(queue.recall("worker").await.unwrap(), kept);
+    assert_eq!(platform.quantity("worker"), 1, "a preview never acts");
+}
