@@ -99,9 +99,9 @@ pub fn step(
     };
     let pending_now = pending(snapshot, &d);
     let waiting: Vec<String> = pending_now.iter().map(|w| w.identity.clone()).collect();
-    let held = now.duration_since(d.started).unwrap_or_default();
+    let waited = now.duration_since(d.started).unwrap_or_default();
     if decision.direction() == Direction::Up
-        && held >= HOLD_UP_FOR
+        && waited >= HOLD_UP_FOR
         && pending_now.iter().any(|w| w.busy > 0)
         && out.quiet.is_empty()
     {
@@ -118,7 +118,6 @@ pub fn step(
         }
         return out;
     }
-    let waited = now.duration_since(d.started).unwrap_or_default();
     if waited > max_drain {
         out.note = Some("gave up draining: the victims stayed busy past max_drain; not scaling down");
         let why = format!("gave up draining {} after {}s (max_drain)", d.dynos.join(", "), waited.as_secs());

@@ -247,34 +247,31 @@ impl World {
         snap.processed = Some(self.processed);
         if self.sees_dynos {
             let epoch = epoch();
-            let concurrency = u64::from(self.cfg.concurrency);
-            snap.threads = Some(
-                self.dynos.iter().filter(|d| self.cfg.heartbeat.is_none() || d.published.is_some()).count() as u64
-                    * concurrency,
-            );
-            snap.workers = Some(
-                self.dynos
-                    .iter()
-                    .filter_map(|d| {
-                        let (busy, quiet, beat) = match (self.cfg.heartbeat, d.published) {
-                            (None, _) => (d.busy(), d.quiet, None),
-                            // A booting process has no record yet.
-                            (Some(_), None) => return None,
-                            (Some(_), Some((t, busy, quiet))) => {
-                                let beat = (!self.unguarded).then(|| epoch + Duration::from_secs_f64(t));
-                                (busy, quiet, beat)
-                            }
-                        };
-                        Some(WorkerInfo {
-                            identity: d.identity(),
-                            dyno: Some(format!("worker.{}", d.number)),
-                            busy,
-                            quiet,
-                            beat,
-                        })
+            let workers: Vec<WorkerInfo> = self
+                .dynos
+                .iter()
+                .filter_map(|d| {
+                    let (busy, quiet, beat) = match (self.cfg.heartbeat, d.published) {
+                        (None, _) => (d.busy(), d.quiet, None),
+                        // A booting process has no record yet.
+                        (Some(_), None) => return None,
+                        (Some(_), Some((t, busy, quiet))) => {
+                            let beat = (!self.unguarded).then(|| epoch + Duration::from_secs_f64(t));
+                            (busy, quiet, beat)
+                        }
+                    };
+                    Some(WorkerInfo {
+                        identity: d.identity(),
+                        dyno: Some(format!("worker.{}", d.number)),
+                        busy,
+                        quiet,
+                        beat,
                     })
-                    .collect(),
-            );
+                })
+                .collect();
+            // Every process reports its concurrency (Sidekiq's `concurrency` in its record).
+            snap.threads = Some(workers.len() as u64 * u64::from(self.cfg.concurrency));
+            snap.workers = Some(workers);
         }
         snap
     }

@@ -141,15 +141,19 @@ impl Adaptive {
                 continue;
             }
             let r = memory.at(due);
-            let significant = r.by_chance < 0.5;
-            if significant && r.level > r.before && r.level > demand && out.as_ref().is_none_or(|o| r.level > o.0) {
+            if r.level <= r.before || r.level <= demand || out.as_ref().is_some_and(|o| r.level <= o.0) {
+                continue;
+            }
+            // Counted only for a slot that would be pre-warmed: it reads every slot of four periods.
+            let by_chance = memory.by_chance(due, r.level);
+            if by_chance < 0.5 {
                 let mut why = format!(
                     "pre-warm {} for load that rose at this {what} in {} of the last 4 periods (from {}; by chance in \
                      {:.2} slots a period); at most {:.0} dyno-s if it does not come",
                     r.level,
                     r.seen,
                     r.before,
-                    r.by_chance,
+                    by_chance,
                     f64::from(r.level) * (self.target() + memory.slot as f64)
                 );
                 if l.prewarm_misses > 0 {

@@ -4,20 +4,25 @@
 use super::{Policy, PolicyInput, SystemTime, lag};
 use crate::platform::Placement;
 
+/// The stop ranks of this process type's dynos on which every process is quiet.
+fn quiet_ranks(input: &PolicyInput<'_>) -> Vec<u32> {
+    input
+        .snapshot
+        .quiet_dynos()
+        .into_iter()
+        .filter_map(|d| match input.placements.and_then(|p| p.get(d)) {
+            Some(Placement::Stops(rank)) => Some(*rank),
+            _ => None,
+        })
+        .collect()
+}
+
 impl Policy {
     /// The least quantity whose surviving dynos (the platform stops the lowest ranks first) include `peak` that
     /// are not quiet; quiet dynos that stop first cost nothing to lose.
     pub(super) fn keeping_capacity(&self, input: &PolicyInput<'_>, peak: u32) -> u32 {
         let current = input.current;
-        let quiet_ranks: Vec<u32> = input
-            .snapshot
-            .quiet_dynos()
-            .into_iter()
-            .filter_map(|d| match input.placements.and_then(|p| p.get(d)) {
-                Some(Placement::Stops(rank)) => Some(*rank),
-                _ => None,
-            })
-            .collect();
+        let quiet_ranks = quiet_ranks(input);
         (peak.min(current)..=current)
             .find(|q| {
                 let quiet_kept = quiet_ranks.iter().filter(|r| **r >= current - q).count() as u32;
@@ -28,9 +33,7 @@ impl Policy {
 
     /// Dynos of this process type on which every process is quiet.
     pub(super) fn quiet_dynos(&self, input: &PolicyInput<'_>) -> u32 {
-        let ours =
-            |d: &&str| input.placements.and_then(|p| p.get(*d)).is_some_and(|p| matches!(p, Placement::Stops(_)));
-        u32::try_from(input.snapshot.quiet_dynos().into_iter().filter(ours).count()).unwrap_or(u32::MAX)
+        u32::try_from(quiet_ranks(input).len()).unwrap_or(u32::MAX)
     }
 
     /// The lowest quantity that stops no busy dyno, when the workers name their dynos.

@@ -146,10 +146,9 @@ impl PolicyError {
             PolicyError::ZeroLatencyTarget => &["latency_target"],
             PolicyError::ZeroMax => &["max_workers"],
             PolicyError::ZeroWorkerThreads => &["worker_threads"],
-            PolicyError::AdaptiveOnly("drain_target") => &["drain_target"],
-            PolicyError::AdaptiveOnly("prewarm") => &["prewarm"],
-            PolicyError::AdaptiveOnly("worker_threads") => &["worker_threads"],
-            PolicyError::AdaptiveOnly(_) => &["remember"],
+            PolicyError::AdaptiveOnly(name) => {
+                ADAPTIVE_ONLY.iter().position(|k| k == name).map_or(&[], |i| &ADAPTIVE_ONLY[i..=i])
+            }
             PolicyError::OutOfRange { setting: "drain_target", .. } => &["drain_target"],
             PolicyError::OutOfRange { setting: "latency_target", .. } => &["latency_target"],
             PolicyError::OutOfRange { .. } => &["down_delay"],
@@ -159,6 +158,9 @@ impl PolicyError {
 
 /// The accepted range of `latency_target`.
 pub const LATENCY_TARGET_RANGE: (Duration, Duration) = (Duration::from_secs(1), Duration::from_secs(24 * 3600));
+/// The settings only the adaptive policy has, by their names in files.
+pub(super) const ADAPTIVE_ONLY: [&str; 4] = ["drain_target", "prewarm", "worker_threads", "remember"];
+
 /// The accepted range of `drain_target`.
 pub const DRAIN_TARGET_RANGE: (Duration, Duration) = (Duration::from_secs(1), Duration::from_secs(3600));
 /// The accepted range of `down_delay`.

@@ -276,22 +276,24 @@ fn best_keep_alive(hist: &[f32], prior: f64, rate: f64, cold: f64, cap: f64) -> 
 /// heartbeat came after the last reading with work (so a job taken since would show).
 fn idle_confirmed(snap: &Snapshot, last_load: Option<f64>, current: u32) -> bool {
     let Some(workers) = &snap.workers else { return true };
-    let hosts: std::collections::BTreeSet<&str> =
-        workers.iter().map(|w| w.dyno.as_deref().unwrap_or(w.identity.as_str())).collect();
     let fresh = |w: &crate::snapshot::WorkerInfo| match (w.beat, last_load) {
         (Some(beat), Some(load)) => beat.duration_since(std::time::UNIX_EPOCH).is_ok_and(|b| b.as_secs_f64() > load),
         _ => true,
     };
-    hosts.len() >= current as usize && workers.iter().all(fresh)
+    worker_hosts(snap) >= current as usize && workers.iter().all(fresh)
 }
 
 /// Threads per dyno in this reading: the threads the workers report, over the hosts they run on.
 fn per_dyno_threads(snap: &Snapshot) -> Option<f64> {
     let threads = snap.threads? as f64;
-    let workers = snap.workers.as_ref()?;
-    let hosts: std::collections::BTreeSet<&str> =
-        workers.iter().map(|w| w.dyno.as_deref().unwrap_or(w.identity.as_str())).collect();
-    (threads > 0.0 && !hosts.is_empty()).then(|| threads / hosts.len() as f64)
+    let hosts = worker_hosts(snap);
+    (threads > 0.0 && hosts > 0).then(|| threads / hosts as f64)
+}
+
+/// The hosts the workers of this reading run on (a worker that names none is a host of its own).
+fn worker_hosts(snap: &Snapshot) -> usize {
+    let workers = snap.workers.iter().flatten();
+    workers.map(|w| w.dyno.as_deref().unwrap_or(w.identity.as_str())).collect::<std::collections::BTreeSet<_>>().len()
 }
 
 #[cfg(test)]

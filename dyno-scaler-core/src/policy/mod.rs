@@ -216,6 +216,7 @@ impl Policy {
             parts.push(format!("{} {}", rule.label(), d));
             demand = demand.max(d);
         }
+        let idle = totals.ready == 0 && totals.running == 0 && input.snapshot.running_elsewhere == 0;
         let mut down_delay = (c.down_delay, String::new());
         if let Some(a) = &c.adaptive {
             let (d, why) = a.demand(learned, totals.ready, totals.running);
@@ -231,9 +232,8 @@ impl Policy {
                 parts.push(why);
                 demand = demand.max(w);
             }
-            let idle_now = totals.ready == 0 && totals.running == 0 && input.snapshot.running_elsewhere == 0;
             learned.note_dip(demand.min(max), current, now);
-            down_delay = a.keep_alive(learned, c.down_delay, idle_now);
+            down_delay = a.keep_alive(learned, c.down_delay, idle);
         }
         let _ = write!(reason, "; want {demand} ({})", parts.join(", "));
 
@@ -246,7 +246,6 @@ impl Policy {
             desired = current.max(c.min_workers);
         }
 
-        let idle = totals.ready == 0 && totals.running == 0 && input.snapshot.running_elsewhere == 0;
         let hold = |reason: String, next: PolicyState| (Decision { from: current, to: current, desired, reason }, next);
 
         if desired > current {

@@ -35,9 +35,6 @@ pub struct Recurring {
     pub before: u32,
     /// Periods of the last four that wanted `level` or more there.
     pub seen: usize,
-    /// How many slots of a period would show `level` in three of four periods by chance alone, given how often
-    /// any slot of the last four periods wanted that much (a trickle reaches one worker in many slots: noise).
-    pub by_chance: f64,
 }
 
 impl Recurrence {
@@ -90,8 +87,8 @@ impl Recurrence {
 
     /// Notes that `wanted` workers are wanted at `t`: when that reaches what recurs there, the slot is served.
     pub fn serve(&mut self, t: u64, wanted: u32) {
-        let r = self.at(t);
-        if r.level > 0 && wanted >= r.level {
+        let (level, _) = self.recurring(t % self.period / self.slot, t / self.period);
+        if level > 0 && wanted >= level {
             self.served = self.served.max(self.slot_start(t));
         }
     }
@@ -100,30 +97,31 @@ impl Recurrence {
     pub fn at(&self, t: u64) -> Recurring {
         let slot = t % self.period / self.slot;
         let period = t / self.period;
-        let recurring = |s: u64| -> (u32, usize) {
-            let mut seen: Vec<u16> = (1..=LOOK)
-                .filter_map(|k| period.checked_sub(k))
-                .filter(|q| *q + RING > self.last && *q <= self.last)
-                .map(|q| self.levels[self.index(s, q)])
-                .collect();
-            seen.sort_unstable_by(|a, b| b.cmp(a));
-            let level = seen.get(NEED - 1).copied().map_or(0, u32::from);
-            (level, seen.iter().filter(|v| u32::from(**v) >= level && level > 0).count())
-        };
-        let (level, seen) = recurring(slot);
-        let (before, _) = recurring(slot + self.slots() - 3);
-        let by_chance = if level == 0 { 0.0 } else { self.by_chance(period, level) };
-        Recurring { level, before, seen, by_chance }
+        let (level, seen) = self.recurring(slot, period);
+        let (before, _) = self.recurring(slot + self.slots() - 3, period);
+        Recurring { level, before, seen }
     }
 
-    /// Slots per period expected to want `level` in three of the four periods before `period` by chance:
-    /// `slots × 4q³` where `q` is the share of (slot, period) cells that wanted that much.
-    fn by_chance(&self, period: u64, level: u32) -> f64 {
-        let periods: Vec<u64> = (1..=LOOK)
-            .filter_map(|k| period.checked_sub(k))
-            .filter(|q| *q + RING > self.last && *q <= self.last)
-            .collect();
-        if periods.is_empty() {
+    /// The level wanted at `slot` in at least three of the four periods before `period`, and how many of them
+    /// wanted that much.
+    fn recurring(&self, slot: u64, period: u64) -> (u32, usize) {
+        let mut seen: Vec<u16> = self.past(period).map(|q| self.levels[self.index(slot, q)]).collect();
+        seen.sort_unstable_by(|a, b| b.cmp(a));
+        let level = seen.get(NEED - 1).copied().map_or(0, u32::from);
+        (level, seen.iter().filter(|v| u32::from(**v) >= level && level > 0).count())
+    }
+
+    /// The periods of the last four before `period` still held.
+    fn past(&self, period: u64) -> impl Iterator<Item = u64> + '_ {
+        (1..=LOOK).filter_map(move |k| period.checked_sub(k)).filter(|q| *q + RING > self.last && *q <= self.last)
+    }
+
+    /// How many slots of a period would show `level` in three of the four periods before the one of `t` by
+    /// chance alone, given how often any slot of those periods wanted that much (a trickle reaches one worker in
+    /// many slots: noise): `slots × 4q³`, `q` the share of (slot, period) cells that wanted that much.
+    pub fn by_chance(&self, t: u64, level: u32) -> f64 {
+        let periods: Vec<u64> = self.past(t / self.period).collect();
+        if periods.is_empty() || level == 0 {
             return 0.0;
         }
         let hits = periods
@@ -155,11 +153,11 @@ mod tests {
         let next = base + 4 * 3600;
         let at = r.at(next + 20 * 60);
         assert_eq!((at.level, at.before, at.seen), (8, 1, 3));
-        assert!(at.by_chance < 0.01, "{at:?}");
+        assert!(r.by_chance(next + 20 * 60, at.level) < 0.01, "{at:?}");
         // Minute 40 only has the trickle: level 1, not rising.
         let flat = r.at(next + 40 * 60);
         assert_eq!((flat.level, flat.before), (1, 1));
-        assert!(flat.by_chance > 10.0, "a level every slot reaches is noise: {flat:?}");
+        assert!(r.by_chance(next + 40 * 60, flat.level) > 10.0, "a level every slot reaches is noise: {flat:?}");
     }
 
     #[test]

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::config::ADAPTIVE_ONLY;
 use super::{Adaptive, DemandRule, DownMode, Policy, PolicyConfig, PolicyError, parse_thresholds};
 
 /// Which policy decides.
@@ -94,12 +95,12 @@ impl PolicySettings {
         let adaptive = match kind {
             PolicyKind::Classic => {
                 let set = [
-                    ("drain_target", self.drain_target.is_some()),
-                    ("prewarm", self.prewarm.is_some()),
-                    ("worker_threads", self.worker_threads.is_some()),
-                    ("remember", self.remember.is_some()),
+                    self.drain_target.is_some(),
+                    self.prewarm.is_some(),
+                    self.worker_threads.is_some(),
+                    self.remember.is_some(),
                 ];
-                if let Some((name, _)) = set.iter().find(|(_, is)| *is) {
+                if let Some((name, _)) = ADAPTIVE_ONLY.iter().zip(set).find(|(_, is)| *is) {
                     return Err(PolicyError::AdaptiveOnly(name));
                 }
                 None

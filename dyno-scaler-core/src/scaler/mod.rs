@@ -245,7 +245,7 @@ impl Scaler {
             platform_limit: state.limit,
             placements: Some(&placements),
         };
-        if cfg.policy.config().quiet_victims && !cfg.source.capabilities().quiet {
+        if cfg.policy.config().quiet_victims && !self.drains_victims() {
             // The policy trusts one idle heartbeat of a victim only because the drain proves it after the quiet.
             return cfg.policy.clone().without_quiet_victims().decide(&input, &state.policy);
         }

@@ -8,6 +8,11 @@ use crate::snapshot::Snapshot;
 use super::{Scaler, State};
 
 impl Scaler {
+    /// Whether a scale-down quiets and drains its victims: the policy asks for it and the source can quiet.
+    pub(super) fn drains_victims(&self) -> bool {
+        self.inner.cfg.policy.config().quiet_victims && self.inner.cfg.source.capabilities().quiet
+    }
+
     /// Before a scale-down whose victims the platform names and whose source can quiet workers: quiet the
     /// processes on the victims, and turn the decision into a hold until each is quiet and idle on a heartbeat
     /// taken after the signal ([`drain::step`]). Returns the victims still draining.
@@ -20,7 +25,7 @@ impl Scaler {
         let cfg = &self.inner.cfg;
         let pt = &cfg.process_type;
         let policy = cfg.policy.config();
-        let enabled = policy.quiet_victims && cfg.source.capabilities().quiet;
+        let enabled = self.drains_victims();
         if !enabled && state.drain.is_none() {
             return Vec::new();
         }
