@@ -151,15 +151,19 @@ fn heartbeat_lag_interrupts_jobs_without_the_guard_and_none_with_it() {
 #[test]
 fn no_peer_dominates_the_default_on_the_built_in_traces_and_the_judge_can_tell() {
     let mut classic_dominated = 0;
+    let mut peers_interrupted = 0;
     for name in trace::BUILT_IN {
         let t = trace::built_in(name, 1).unwrap();
         let f = simulator::frontier::frontier(&t, 10, 5, &cfg());
         assert!(f.dominated_by.is_empty(), "{}", simulator::frontier::summary(&f));
         assert_eq!(f.default.interrupted, 0, "{name}");
+        peers_interrupted += f.peers.iter().map(|p| p.interrupted).sum::<u64>();
         assert_eq!(f.classic.len(), simulator::frontier::CLASSIC_DELAYS.len());
         let classic_30 = f.classic.iter().find(|p| p.strategy.ends_with(" 30s")).unwrap();
         classic_dominated += simulator::frontier::dominating(&f.peers, classic_30).len();
     }
-    // The same judge finds the classic policy (the default before) dominated: it can say no.
+    // The same judge finds the classic policy (the default before) dominated: it can say no. And the same count
+    // sees interrupted jobs where a peer stops busy dynos.
     assert!(classic_dominated > 0);
+    assert!(peers_interrupted > 0);
 }

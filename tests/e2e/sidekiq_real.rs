@@ -166,6 +166,11 @@ async fn a_job_fetched_between_heartbeats_is_never_stopped() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(lowest >= n, "the formation went to {lowest} while {dyno} ran its job");
+    // The watch above could see a shrink: once the job is done the daemon does shrink past that dyno.
+    assert!(
+        eventually(Duration::from_secs(40), || fake.quantity(APP, "worker").is_some_and(|q| q < n)).await,
+        "the formation never shrank past {dyno} after its job"
+    );
     stop_daemon(child).await;
     let _ = std::fs::remove_file(&done);
     let _ = std::fs::remove_file(&started);
