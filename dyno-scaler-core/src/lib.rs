@@ -29,6 +29,7 @@ pub mod controller;
 pub mod cycle_log;
 pub mod drain;
 pub mod error;
+pub mod events;
 pub mod memory;
 pub mod platform;
 pub mod policy;

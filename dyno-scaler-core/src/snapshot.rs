@@ -73,6 +73,10 @@ pub struct Snapshot {
     /// Threads the live workers run at once in total (Sidekiq's `concurrency` summed; one per Resque worker),
     /// where the backend says.
     pub threads: Option<u64>,
+    /// How long until the earliest job scheduled for later is due, where the source reads it: the scaler wakes
+    /// then instead of at its next poll.
+    #[serde(serialize_with = "crate::serde_secs::option")]
+    pub next_due: Option<Duration>,
 }
 
 impl Snapshot {

@@ -5,6 +5,7 @@ use async_trait::async_trait;
 use serde::Serialize;
 
 use crate::error::SourceError;
+use crate::events::Hints;
 use crate::snapshot::Snapshot;
 
 /// What a source can report, so the policy, the simulator, the conformance suite and the program read it instead
@@ -70,5 +71,14 @@ pub trait QueueSource: Send + Sync + std::fmt::Debug {
     /// The summary last kept for `process_type`, if any.
     async fn recall(&self, _process_type: &str) -> Result<Option<String>, SourceError> {
         Ok(None)
+    }
+
+    /// Listens to the store for signs of new work and calls [`Hints::wake`] for each, after saying through
+    /// [`Hints::active`] what it listens to; runs until dropped. Returns `Ok(())` after [`Hints::polling`] when the
+    /// store offers no event path, and an error when a running path breaks (the caller backs off and calls again:
+    /// see [`watch_events`](crate::events::watch_events)). The default has no event path.
+    async fn watch(&self, hints: &Hints) -> Result<(), SourceError> {
+        hints.polling(format!("the {} source has no event path", self.name()));
+        Ok(())
     }
 }

@@ -9,6 +9,8 @@ use dyno_scaler_core::{QueueStats, Secret, SettingError, Snapshot, SourceError};
 use redis::Value;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
+pub mod events;
+
 /// Whether a `rediss://` connection checks the server's certificate.
 ///
 /// Heroku's Redis (Key-Value Store) serves self-signed certificates and tells clients to accept them without

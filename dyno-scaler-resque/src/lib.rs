@@ -20,8 +20,10 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
+use dyno_scaler_core::events::Hints;
 use dyno_scaler_core::secret::redact_url;
 use dyno_scaler_core::{Capabilities, QueueSource, Secret, SettingError, Snapshot, SourceError, check};
+use dyno_scaler_redis::events::Watch;
 use redis::Value;
 use redis::aio::ConnectionManager;
 
@@ -145,6 +147,15 @@ impl QueueSource for ResqueSource {
 
     async fn recall(&self, process_type: &str) -> Result<Option<String>, SourceError> {
         dyno_scaler_redis::recall(self.conn.clone(), (NAME, &self.config.url), (&self.prefix, process_type)).await
+    }
+
+    /// Client tracking on the queue lists and the resque-scheduler delayed keys, else keyspace notifications, else
+    /// none ([`dyno_scaler_redis::events`]).
+    async fn watch(&self, hints: &Hints) -> Result<(), SourceError> {
+        let prefixes: Vec<String> = ["queue:", "delayed"].iter().map(|k| format!("{}{k}", self.prefix)).collect();
+        let c = &self.config;
+        let w = Watch { name: NAME, url: &c.url, verify: c.tls_verify, timeout: c.timeout, prefixes: &prefixes };
+        dyno_scaler_redis::events::watch(w, hints).await
     }
 }
 

@@ -26,8 +26,10 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
+use dyno_scaler_core::events::Hints;
 use dyno_scaler_core::secret::redact_url;
 use dyno_scaler_core::{Capabilities, QueueSource, Secret, SettingError, Snapshot, SourceError, check};
+use dyno_scaler_redis::events::Watch;
 use redis::Value;
 use redis::aio::ConnectionManager;
 
@@ -151,6 +153,16 @@ impl QueueSource for SidekiqSource {
 
     async fn recall(&self, process_type: &str) -> Result<Option<String>, SourceError> {
         dyno_scaler_redis::recall(self.conn.clone(), (NAME, &self.config.url), (&self.prefix, process_type)).await
+    }
+
+    /// Client tracking on the queue lists and the schedule and retry sets, else keyspace notifications, else
+    /// none ([`dyno_scaler_redis::events`]).
+    async fn watch(&self, hints: &Hints) -> Result<(), SourceError> {
+        let prefixes: Vec<String> =
+            ["queue:", "schedule", "retry"].iter().map(|k| format!("{}{k}", self.prefix)).collect();
+        let c = &self.config;
+        let w = Watch { name: NAME, url: &c.url, verify: c.tls_verify, timeout: c.timeout, prefixes: &prefixes };
+        dyno_scaler_redis::events::watch(w, hints).await
     }
 
     /// Sidekiq's own remote quiet (`Sidekiq::Process#quiet!`): `LPUSH <identity>-signals TSTP` and `EXPIRE 60`

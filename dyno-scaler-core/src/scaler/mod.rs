@@ -1,7 +1,7 @@
 //! `Scaler`: one process type = one source + one platform + one policy.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 use tokio::sync::Notify;
@@ -9,7 +9,6 @@ use tokio::sync::Notify;
 use std::time::Duration;
 
 use crate::clock::{Clock, SystemClock};
-use crate::controller::jittered;
 use crate::error::{PlatformError, ScalerError};
 use crate::platform::Platform;
 use crate::policy::{Decision, Direction, Policy, PolicyInput, PolicyState};
@@ -36,6 +35,7 @@ pub struct Report {
 }
 
 mod learned;
+mod looping;
 mod shrink;
 
 pub use learned::KEEP_EVERY;
@@ -61,6 +61,7 @@ struct Inner {
     looping: AtomicBool,
     state: tokio::sync::Mutex<State>,
     wake: Arc<Notify>,
+    hints: crate::events::Hints,
     closed: Arc<AtomicBool>,
     hooks_started: AtomicBool,
     last: Mutex<Option<Report>>,
@@ -122,6 +123,7 @@ pub struct ScalerBuilder {
     clock: Arc<dyn Clock>,
     dry_run: bool,
     interval: Option<Duration>,
+    events: bool,
 }
 
 impl ScalerBuilder {
@@ -143,14 +145,25 @@ impl ScalerBuilder {
         self
     }
 
+    /// Runs the source's event path ([`QueueSource::watch`]) beside the loop under a
+    /// [`Controller`](crate::Controller), so new work wakes the scaler at once (default: off; the program turns it
+    /// on).
+    pub fn events(mut self, events: bool) -> Self {
+        self.events = events;
+        self
+    }
+
     /// The scaler.
     pub fn build(self) -> Scaler {
+        let wake = Arc::new(Notify::new());
+        let (hints, _) = crate::events::Hints::waking(wake.clone());
         Scaler {
             inner: Arc::new(Inner {
                 cfg: self,
                 looping: AtomicBool::new(false),
                 state: tokio::sync::Mutex::new(State::default()),
-                wake: Arc::new(Notify::new()),
+                wake,
+                hints,
                 closed: Arc::new(AtomicBool::new(false)),
                 hooks_started: AtomicBool::new(false),
                 last: Mutex::new(None),
@@ -175,6 +188,7 @@ impl Scaler {
             clock: Arc::new(SystemClock),
             dry_run: false,
             interval: None,
+            events: false,
         }
     }
 
@@ -323,76 +337,5 @@ impl Scaler {
         report.draining = draining;
         *inner.last.lock().expect("report lock") = Some(report.clone());
         Ok(report)
-    }
-
-    /// Call right after enqueueing a job: a background task reconciles soon. Never blocks; a burst of calls
-    /// coalesces into one reconcile (and at most one platform call). Must be called inside a Tokio runtime.
-    pub fn job_enqueued(&self) {
-        self.wake();
-    }
-
-    /// Call when a job ends (successfully or not): a background task reconciles soon. Never blocks.
-    pub fn job_finished(&self) {
-        self.wake();
-    }
-
-    fn wake(&self) {
-        // Under a controller its loop wakes; a library user without one gets a background task instead.
-        if !self.inner.looping.load(Ordering::Acquire) {
-            self.ensure_hook_task();
-        }
-        self.inner.wake.notify_one();
-    }
-
-    /// Reconciles every `interval` (± `jitter`), and at once when a job hook wakes it, sending each result to
-    /// `results`, until `stop` turns true (the cycle in flight finishes first) or the receiver is gone.
-    pub async fn run_loop(
-        self,
-        interval: Duration,
-        jitter: f64,
-        mut stop: tokio::sync::watch::Receiver<bool>,
-        results: tokio::sync::mpsc::Sender<Result<Report, ScalerError>>,
-    ) {
-        self.inner.looping.store(true, Ordering::Release);
-        let mut rng = fastrand::Rng::new();
-        while !*stop.borrow() {
-            let result = self.reconcile().await;
-            if results.send(result).await.is_err() {
-                break;
-            }
-            tokio::select! {
-                _ = stop.changed() => {}
-                _ = tokio::time::sleep(jittered(interval, jitter, &mut rng)) => {}
-                _ = self.inner.wake.notified() => {}
-            }
-        }
-        self.inner.looping.store(false, Ordering::Release);
-    }
-
-    fn ensure_hook_task(&self) {
-        if self.inner.hooks_started.swap(true, Ordering::AcqRel) {
-            return;
-        }
-        let Ok(handle) = tokio::runtime::Handle::try_current() else {
-            self.inner.hooks_started.store(false, Ordering::Release);
-            tracing::warn!("job hook called outside a Tokio runtime; no reconcile scheduled");
-            return;
-        };
-        let weak: Weak<Inner> = Arc::downgrade(&self.inner);
-        let wake = self.inner.wake.clone();
-        let closed = self.inner.closed.clone();
-        handle.spawn(async move {
-            loop {
-                wake.notified().await;
-                if closed.load(Ordering::SeqCst) {
-                    break;
-                }
-                let Some(inner) = weak.upgrade() else { break };
-                let scaler = Scaler { inner };
-                if let Err(e) = scaler.reconcile().await {
-                    tracing::warn!(error = %e, "reconcile after job hook failed");
-                }
-            }
-        });
     }
 }
