@@ -24,6 +24,7 @@ use dyno_scaler_core::{Capabilities, QueueSource, QueueStats, Secret, SettingErr
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
 mod config;
+pub mod events;
 pub mod learned;
 
 pub use config::DelayedJobConfig;
@@ -92,7 +93,8 @@ impl DelayedJobSource {
             ("max_parallel_workers_per_gather", "0".to_string()),
         ]);
         let pool = PgPoolOptions::new()
-            .max_connections(2)
+            // Snapshots, the learned summary, and the LISTEN connection of the event path.
+            .max_connections(3)
             .min_connections(0)
             .acquire_timeout(config.timeout)
             .idle_timeout(Some(Duration::from_secs(300)))
@@ -197,7 +199,7 @@ fn scrub_err(e: &sqlx::Error, url: &Secret) -> String {
     line
 }
 
-/// The snapshot query: four index-friendly parts in one statement.
+/// The snapshot query: index-friendly parts in one statement (the last one finds when the next job falls due).
 /// Parameters: $1 max_run_time seconds, $2 default queue, $3 queues (text[] or NULL), $4/$5 priority bounds,
 /// $6 the scheduled-rows cap, $7 the stale-lock age in seconds, $8 the queue of NULL-queue rows under a filter.
 fn build_sql(table: &str, now: &str, c: &DelayedJobConfig) -> String {
@@ -252,7 +254,10 @@ fn build_sql(table: &str, now: &str, c: &DelayedJobConfig) -> String {
          SELECT 'bad', NULL, count(*)::int8, NULL FROM ( \
            SELECT 1 FROM {table} WHERE {unlocked} AND (run_at IS NULL OR run_at < {floor}) \
            UNION ALL \
-           SELECT 1 FROM {table} WHERE {stale} AND (run_at IS NULL OR run_at < {floor})) b"
+           SELECT 1 FROM {table} WHERE {stale} AND (run_at IS NULL OR run_at < {floor})) b \
+         UNION ALL \
+         (SELECT 'due', NULL, 0::int8, EXTRACT(EPOCH FROM (run_at - {now}))::float8 FROM {table} \
+           WHERE {unlocked} AND run_at > {now} AND run_at < 'infinity' ORDER BY run_at LIMIT 1)"
     )
 }
 
@@ -289,6 +294,11 @@ impl QueueSource for DelayedJobSource {
         }
     }
 
+    /// `LISTEN` on [`events::CHANNEL`] where the insert trigger is installed ([`DelayedJobSource::install_trigger`]).
+    async fn watch(&self, hints: &dyno_scaler_core::events::Hints) -> Result<(), SourceError> {
+        self.listen(hints).await
+    }
+
     async fn snapshot(&self) -> Result<Snapshot, SourceError> {
         let work = async {
             let sql = self.query_sql().await?;
@@ -315,6 +325,11 @@ impl QueueSource for DelayedJobSource {
             }
             if kind == "elsewhere" {
                 snap.running_elsewhere += count;
+                continue;
+            }
+            if kind == "due" {
+                let due: Option<f64> = row.get("age");
+                snap.next_due = due.and_then(|d| Duration::try_from_secs_f64(d.max(0.0)).ok());
                 continue;
             }
             let q: String = row.get("q");

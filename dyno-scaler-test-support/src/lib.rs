@@ -162,6 +162,90 @@ impl Drop for OwnRedis {
     }
 }
 
+/// A private PostgreSQL server (its own data directory and port, trust authentication) that a test may stop and
+/// start again; `initdb` takes well under a second. Run as the `postgres` user when the tests run as root.
+pub struct OwnPostgres {
+    /// The port.
+    pub port: u16,
+    dir: PathBuf,
+    bin: PathBuf,
+}
+
+impl OwnPostgres {
+    /// A new cluster on a free port, started.
+    pub fn start() -> Self {
+        let bin = std::fs::read_dir("/usr/lib/postgresql")
+            .expect("PostgreSQL server binaries under /usr/lib/postgresql (scripts/test installs them)")
+            .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
+            .filter(|b| b.join("initdb").exists())
+            .max()
+            .expect("an initdb under /usr/lib/postgresql/*/bin");
+        let dir = std::env::temp_dir().join(unique("pg"));
+        std::fs::create_dir_all(&dir).expect("a directory for the cluster");
+        let me = Self { port: free_port(), dir, bin };
+        if is_root() {
+            let ok = Command::new("chown").arg("postgres").arg(&me.dir).status().is_ok_and(|s| s.success());
+            assert!(ok, "chown postgres {}", me.dir.display());
+        }
+        let data = me.dir.join("data");
+        me.pg("initdb", &["-D", path(&data), "-A", "trust", "-U", "postgres", "--no-sync"]);
+        me.restart();
+        me
+    }
+
+    /// `postgres://postgres@127.0.0.1:<port>/postgres`.
+    pub fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    /// Starts the server (again, on the same port).
+    pub fn restart(&self) {
+        let (data, log) = (self.dir.join("data"), self.dir.join("log"));
+        let opts = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off",
+            self.port,
+            self.dir.display()
+        );
+        self.pg("pg_ctl", &["-D", path(&data), "-o", &opts, "-l", path(&log), "-w", "start"]);
+    }
+
+    /// Stops the server at once (`-m immediate`: connections are cut, as in a crash).
+    pub fn stop(&self) {
+        self.pg("pg_ctl", &["-D", path(&self.dir.join("data")), "-m", "immediate", "-w", "stop"]);
+    }
+
+    fn pg(&self, program: &str, args: &[&str]) {
+        let exe = self.bin.join(program);
+        let mut cmd = if is_root() {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(&exe);
+            c
+        } else {
+            Command::new(&exe)
+        };
+        let out = cmd.args(args).stdout(Stdio::null()).output().expect("run a PostgreSQL program");
+        assert!(out.status.success(), "{program} failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+}
+
+impl Drop for OwnPostgres {
+    fn drop(&mut self) {
+        let data = self.dir.join("data");
+        if data.join("postmaster.pid").exists() {
+            self.stop();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn is_root() -> bool {
+    Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0"))
+}
+
+fn path(p: &std::path::Path) -> &str {
+    p.to_str().expect("a UTF-8 temporary path")
+}
+
 /// The Redis the tests share (`DYNO_SCALER_TEST_REDIS_URL`, default `redis://127.0.0.1:6379`); tests keep to
 /// key prefixes of their own in it.
 pub fn redis_url() -> String {
