@@ -75,6 +75,8 @@ pub struct Hints {
     wake: Arc<Notify>,
     status: Arc<watch::Sender<EventStatus>>,
     events: Arc<AtomicU64>,
+    /// Log changes of mode (a probe does not).
+    log: bool,
 }
 
 impl Hints {
@@ -86,7 +88,7 @@ impl Hints {
     /// Hints that wake `wake`.
     pub fn waking(wake: Arc<Notify>) -> (Self, watch::Receiver<EventStatus>) {
         let (tx, rx) = watch::channel(EventStatus { mode: EventMode::Starting, detail: String::new() });
-        (Self { wake, status: Arc::new(tx), events: Arc::new(AtomicU64::new(0)) }, rx)
+        (Self { wake, status: Arc::new(tx), events: Arc::new(AtomicU64::new(0)), log: true }, rx)
     }
 
     /// New work may have appeared: the scaler reconciles soon (a burst coalesces into one reconcile).
@@ -124,7 +126,7 @@ impl Hints {
             *s = status.clone();
             changed
         });
-        if changed {
+        if changed && self.log {
             match mode {
                 EventMode::Polling => tracing::warn!(mode = %mode, detail = %status.detail, "event path"),
                 _ => tracing::info!(mode = %mode, detail = %status.detail, "event path"),
@@ -169,7 +171,8 @@ pub async fn watch_events(source: Arc<dyn QueueSource>, hints: Hints, mut stop: 
 /// Sets up `source`'s event path once, to say which mode it would run in (for `check` and `status`), and tears it
 /// down; `within` bounds the wait.
 pub async fn probe(source: Arc<dyn QueueSource>, within: Duration) -> EventStatus {
-    let (hints, mut status) = Hints::new();
+    let (mut hints, mut status) = Hints::new();
+    hints.log = false;
     let watching = {
         let hints = hints.clone();
         async move { source.watch(&hints).await }

@@ -70,6 +70,11 @@ impl DelayedJobSource {
 
     async fn run_ddl(&self, sql: String) -> Result<(), SourceError> {
         let mut tx = self.pool.begin().await.map_err(|e| self.map_err(e))?;
+        // "does not exist, skipping" notices of the idempotent drops are not news.
+        sqlx::raw_sql("SET LOCAL client_min_messages = warning")
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| self.map_err(e))?;
         sqlx::raw_sql(AssertSqlSafe(sql)).execute(&mut *tx).await.map_err(|e| self.map_err(e))?;
         tx.commit().await.map_err(|e| self.map_err(e))
     }

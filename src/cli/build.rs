@@ -40,6 +40,7 @@ pub fn scalers(s: &Settings, dry_run: bool) -> Result<Vec<Scaler>, ConfigError> 
         .map(|p| {
             Ok(Scaler::builder(p.process_type.clone(), source(p)?, platform.clone(), p.policy.clone())
                 .dry_run(dry_run)
+                .events(s.events)
                 .build())
         })
         .collect()

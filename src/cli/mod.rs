@@ -64,11 +64,30 @@ pub enum Command {
     /// Validate the configuration and reach every source and the platform.
     #[command(after_help = "Examples:\n  dyno-scaler check\n  dyno-scaler --config dyno-scaler.example.toml check")]
     Check,
+    /// Create the insert trigger that tells the daemon of new DelayedJob jobs at once (a schema change: needs DDL
+    /// rights; the daemon itself never makes it and polls without it).
+    #[command(
+        after_help = "Examples:\n  dyno-scaler install-trigger --print\n  DATABASE_URL=postgres://owner@db/app dyno-scaler install-trigger dj_worker"
+    )]
+    InstallTrigger(TriggerArgs),
+    /// Remove the insert trigger (and its function); the table is left as it was before `install-trigger`.
+    #[command(after_help = "Examples:\n  dyno-scaler uninstall-trigger --print\n  dyno-scaler uninstall-trigger")]
+    UninstallTrigger(TriggerArgs),
     /// Compare scaling strategies on a job trace (built-in or CSV), without any server.
     #[command(
         after_help = "Examples:\n  dyno-scaler simulate\n  dyno-scaler simulate --trace nightly-batch --json\n  dyno-scaler simulate --trace-file history.csv --plot out.svg"
     )]
     Simulate(simulate::SimulateArgs),
+}
+
+/// The arguments of `install-trigger` and `uninstall-trigger`.
+#[derive(Debug, clap::Args)]
+pub struct TriggerArgs {
+    /// Only this process type (default: every one whose source needs a trigger).
+    pub process_type: Option<String>,
+    /// Print the SQL instead of running it (to apply it yourself, e.g. in a migration).
+    #[arg(long)]
+    pub print: bool,
 }
 
 /// Runs the program and returns its exit code.

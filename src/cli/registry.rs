@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use dyno_scaler::core::{QueueSource, Secret, SettingError};
+use dyno_scaler::core::{QueueSource, Secret, SettingError, SourceError};
 use serde::de::DeserializeOwned;
 
 use super::config::{ConfigError, Layers};
@@ -18,6 +18,23 @@ pub trait SourceSpec: std::fmt::Debug + Send + Sync {
     fn queues(&self) -> Option<Vec<String>>;
     /// The source. Connects lazily: no I/O here.
     fn build(&self) -> Result<Arc<dyn QueueSource>, SettingError>;
+    /// The insert trigger that feeds the source's event path, where it needs one (`install-trigger`).
+    fn trigger(&self) -> Option<Result<Arc<dyn Trigger>, SettingError>> {
+        None
+    }
+}
+
+/// A database trigger that feeds a source's event path: a schema change, made only on request.
+#[async_trait::async_trait]
+pub trait Trigger: Send + Sync {
+    /// The SQL that installs it (idempotent).
+    fn install_sql(&self) -> String;
+    /// The SQL that removes it (idempotent).
+    fn uninstall_sql(&self) -> String;
+    /// Installs it, in one transaction.
+    async fn install(&self) -> Result<(), SourceError>;
+    /// Removes it, in one transaction.
+    async fn uninstall(&self) -> Result<(), SourceError>;
 }
 
 /// Reads a source's settings from the layers left after the common and policy ones.
@@ -86,6 +103,9 @@ pub fn sources() -> Vec<SourceEntry> {
 /// `impl SourceSpec` for an adapter's settings type whose source is built by `Source::new(config)`.
 macro_rules! source_spec {
     ($config:ty, $source:ty) => {
+        source_spec!($config, $source, trigger: |_c: &$config| None);
+    };
+    ($config:ty, $source:ty, trigger: $trigger:expr) => {
         impl SourceSpec for $config {
             fn validate(&self) -> Result<(), SettingError> {
                 <$config>::validate(self)
@@ -99,6 +119,9 @@ macro_rules! source_spec {
             fn build(&self) -> Result<Arc<dyn QueueSource>, SettingError> {
                 Ok(Arc::new(<$source>::new(self.clone())?))
             }
+            fn trigger(&self) -> Option<Result<Arc<dyn Trigger>, SettingError>> {
+                ($trigger)(self)
+            }
         }
     };
 }
@@ -108,4 +131,23 @@ source_spec!(dyno_scaler::sidekiq::SidekiqConfig, dyno_scaler::sidekiq::SidekiqS
 #[cfg(feature = "resque")]
 source_spec!(dyno_scaler::resque::ResqueConfig, dyno_scaler::resque::ResqueSource);
 #[cfg(feature = "delayed-job")]
-source_spec!(dyno_scaler::delayed_job::DelayedJobConfig, dyno_scaler::delayed_job::DelayedJobSource);
+source_spec!(dyno_scaler::delayed_job::DelayedJobConfig, dyno_scaler::delayed_job::DelayedJobSource, trigger: |c: &dyno_scaler::delayed_job::DelayedJobConfig| {
+    Some(dyno_scaler::delayed_job::DelayedJobSource::new(c.clone()).map(|s| Arc::new(s) as Arc<dyn Trigger>))
+});
+
+#[cfg(feature = "delayed-job")]
+#[async_trait::async_trait]
+impl Trigger for dyno_scaler::delayed_job::DelayedJobSource {
+    fn install_sql(&self) -> String {
+        self.install_trigger_sql()
+    }
+    fn uninstall_sql(&self) -> String {
+        self.uninstall_trigger_sql()
+    }
+    async fn install(&self) -> Result<(), SourceError> {
+        self.install_trigger().await
+    }
+    async fn uninstall(&self) -> Result<(), SourceError> {
+        self.uninstall_trigger().await
+    }
+}

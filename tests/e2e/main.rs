@@ -4,6 +4,7 @@
 mod adaptive;
 mod common;
 mod config_errors;
+mod events;
 mod faults;
 mod node_resque;
 mod run;

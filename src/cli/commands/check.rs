@@ -10,7 +10,7 @@ pub async fn check(s: &Settings) -> u8 {
     println!("configuration: ok ({} process type(s), poll every {:?})", s.processes.len(), s.poll_interval);
     let mut problems = platform(s).await;
     for p in &s.processes {
-        problems += source(p).await;
+        problems += source(s, p).await;
     }
     if problems == 0 {
         println!("check passed");
@@ -60,7 +60,7 @@ async fn platform(s: &Settings) -> u32 {
     problems
 }
 
-async fn source(p: &ProcessSettings) -> u32 {
+async fn source(s: &Settings, p: &ProcessSettings) -> u32 {
     let label = format!("{} ({} at {})", p.process_type, p.source, redact_url(p.spec.url().expose()));
     let src = match build::source(p) {
         Ok(src) => src,
@@ -85,6 +85,8 @@ async fn source(p: &ProcessSettings) -> u32 {
             for q in p.spec.queues().unwrap_or_default().iter().filter(|q| !snap.queues.contains_key(*q)) {
                 println!("{label}: note: queue {q:?} has never been seen (a typo?)");
             }
+            let events = super::event_status(s, &src).await;
+            println!("{label}: events: {}", super::describe_events(&events, s.poll_interval));
             0
         }
         Err(e) => {

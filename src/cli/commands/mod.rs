@@ -5,13 +5,16 @@ use std::time::Duration;
 
 use dyno_scaler::core::controller::log_cycle;
 use dyno_scaler::core::cycle_log::CycleLog;
-use dyno_scaler::core::{Controller, Direction, Report, ScalerError};
+use dyno_scaler::core::events::{self, EventMode, EventStatus};
+use dyno_scaler::core::{Controller, Direction, QueueSource, Report, ScalerError};
+use std::sync::Arc;
 
 use super::config::{self, ConfigError, Env, Flags, Settings};
 use super::{Cli, Command, build, logging};
 
 mod check;
 mod status;
+mod trigger;
 
 fn load(cli: &Cli, poll_interval: Option<String>) -> Result<Settings, ConfigError> {
     let env: Env = std::env::vars().collect();
@@ -44,7 +47,26 @@ pub async fn dispatch(cli: Cli) -> u8 {
         Command::Run { once, dry_run, .. } => run(&settings, *once, *dry_run).await,
         Command::Status { json } => status::status(&settings, *json).await,
         Command::Check => check::check(&settings).await,
+        Command::InstallTrigger(args) => trigger::trigger(&settings, args, true).await,
+        Command::UninstallTrigger(args) => trigger::trigger(&settings, args, false).await,
         Command::Simulate(_) => unreachable!("handled above"),
+    }
+}
+
+/// The event path `source` would run in, set up once and torn down (for `check` and `status`).
+async fn event_status(s: &Settings, source: &Arc<dyn QueueSource>) -> EventStatus {
+    if !s.events {
+        return EventStatus { mode: EventMode::Polling, detail: "events are off (DYNO_SCALER_EVENTS / events)".into() };
+    }
+    events::probe(source.clone(), Duration::from_secs(3)).await
+}
+
+/// How the event status reads in `check` and `status`: with the poll that backs it up.
+fn describe_events(e: &EventStatus, poll: Duration) -> String {
+    let poll = humantime::format_duration(poll);
+    match e.mode {
+        EventMode::Polling => format!("polling every {poll}: {}", e.detail),
+        _ => format!("{e}; polling every {poll} as the backstop"),
     }
 }
 

@@ -17,6 +17,9 @@ pub async fn status(s: &Settings, as_json: bool) -> u8 {
     let mut rows = Vec::new();
     let mut code = 0;
     for sc in &scalers {
+        let ev = super::event_status(s, sc.source()).await;
+        let events = json!({ "mode": ev.mode, "detail": ev.detail, "poll_interval_seconds": s.poll_interval.as_secs_f64(),
+            "summary": super::describe_events(&ev, s.poll_interval) });
         match sc.preview().await {
             Ok(rep) => {
                 let t = rep.snapshot.totals();
@@ -33,6 +36,7 @@ pub async fn status(s: &Settings, as_json: bool) -> u8 {
                     "current": rep.decision.from,
                     "desired": rep.decision.to,
                     "reason": rep.decision.reason,
+                    "events": events,
                 }));
             }
             Err(e) => {
@@ -45,6 +49,7 @@ pub async fn status(s: &Settings, as_json: bool) -> u8 {
                     "current": null, "desired": null,
                     "reason": "quantity held: the scaler could not read",
                     "error": e.to_string(),
+                    "events": events,
                 }));
             }
         }
@@ -74,6 +79,9 @@ pub async fn status(s: &Settings, as_json: bool) -> u8 {
                 cell(&r["desired"]),
                 r.get("error").map(cell).unwrap_or_else(|| cell(&r["reason"]))
             );
+        }
+        for r in &rows {
+            println!("events of {}: {}", cell(&r["process_type"]), cell(&r["events"]["summary"]));
         }
     }
     code

@@ -12,6 +12,7 @@ pub struct FileConfig {
     #[cfg_attr(not(feature = "heroku"), allow(dead_code))]
     pub heroku: Option<FileHeroku>,
     pub poll_interval: Option<String>,
+    pub events: Option<bool>,
     pub log_format: Option<String>,
     /// One table per process type, typed later by the policy's and the source's own settings.
     #[serde(default, rename = "process")]

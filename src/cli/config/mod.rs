@@ -60,6 +60,8 @@ pub struct Settings {
     #[cfg(feature = "heroku")]
     pub heroku: HerokuConfig,
     pub poll_interval: Duration,
+    /// Whether each source's event path runs beside the poll (`DYNO_SCALER_EVENTS`, `events`; default on).
+    pub events: bool,
     pub log_format: LogFormat,
     pub processes: Vec<ProcessSettings>,
 }
@@ -92,6 +94,15 @@ pub fn load(flags: &Flags, env: &Env, file: Option<(&str, &str)>) -> Result<Sett
             _ => ("1s".into(), "DYNO_SCALER_POLL_INTERVAL"),
         };
     let poll_interval = duration_in(&interval_str, interval_setting, POLL_INTERVAL)?;
+    let events = match (get("DYNO_SCALER_EVENTS"), file_cfg.events) {
+        (Some(v), _) => match v.trim().to_ascii_lowercase().as_str() {
+            "1" | "true" | "on" | "yes" => true,
+            "0" | "false" | "off" | "no" => false,
+            _ => return err(format!("DYNO_SCALER_EVENTS: {v:?} is not on or off; use true or false")),
+        },
+        (None, Some(f)) => f,
+        (None, None) => true,
+    };
     let log_format = match flags.log_format.clone().or(file_cfg.log_format) {
         None => LogFormat::Text,
         Some(f) if f == "text" => LogFormat::Text,
@@ -129,6 +140,7 @@ pub fn load(flags: &Flags, env: &Env, file: Option<(&str, &str)>) -> Result<Sett
         #[cfg(feature = "heroku")]
         heroku,
         poll_interval,
+        events,
         log_format,
         processes,
     })

@@ -1,0 +1,220 @@
+//! The event path end to end: with the poll at 60 s, new work still scales up within a second (only an event can
+//! explain it); a burst coalesces; restarts of Redis and Postgres mid-run reconnect it; `check` says the mode.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use dyno_scaler_heroku::fake::FakeHeroku;
+use dyno_scaler_test_support::OwnPostgres;
+use sqlx::{AssertSqlSafe, PgPool};
+use tokio::io::AsyncBufReadExt;
+
+use super::common::*;
+
+/// A running daemon whose log is collected as it is written.
+struct Daemon {
+    child: tokio::process::Child,
+    log: Arc<Mutex<String>>,
+}
+
+impl Daemon {
+    fn start(env: &[(&str, String)]) -> Self {
+        let mut child = command(&["run"], env).spawn().unwrap();
+        let log = Arc::new(Mutex::new(String::new()));
+        let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+        let sink = log.clone();
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = lines.next_line().await {
+                let mut log = sink.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        Self { child, log }
+    }
+
+    /// Waits until the log holds `text` `times` times.
+    async fn logged(&self, text: &str, times: usize) {
+        let ok = eventually(Duration::from_secs(20), || self.log.lock().unwrap().matches(text).count() >= times).await;
+        assert!(ok, "the daemon never logged {text:?} ({times}x):\n{}", self.log.lock().unwrap());
+    }
+
+    async fn stop(self) -> String {
+        signal(&self.child, "-TERM");
+        let status = tokio::time::timeout(Duration::from_secs(10), self.child.wait_with_output()).await;
+        let status = status.expect("exited").unwrap().status;
+        let log = self.log.lock().unwrap().clone();
+        assert_eq!(status.code(), Some(0), "{log}");
+        assert!(!log.contains(KEY), "the API key was logged");
+        log
+    }
+}
+
+/// The time from now until the fake Heroku's `worker` quantity reaches `q`.
+async fn scaled_within(fake: &FakeHeroku, process_type: &str, q: u32, limit: Duration) -> Duration {
+    let start = Instant::now();
+    let ok = eventually(limit, || fake.quantity(APP, process_type) == Some(q)).await;
+    assert!(ok, "{process_type} never reached {q} within {limit:?} (now {:?})", fake.quantity(APP, process_type));
+    start.elapsed()
+}
+
+const SLOW_POLL: (&str, &str) = ("DYNO_SCALER_POLL_INTERVAL", "60s");
+
+#[tokio::test]
+async fn sidekiq_and_resque_work_scales_up_on_the_event_not_the_poll() {
+    for source in ["sidekiq", "resque"] {
+        let fake = fake().await;
+        let (_redis, url, mut c) = own_redis().await;
+        let env = with(env_sidekiq(&fake, &url), &[SLOW_POLL, ("DYNO_SCALER_SOURCE", source)]);
+        let daemon = Daemon::start(&env);
+        daemon.logged("mode=client tracking", 1).await;
+        if source == "sidekiq" {
+            sidekiq_push(&mut c, "default", 1).await;
+        } else {
+            resque_push(&mut c, "default", 1).await;
+        }
+        let took = scaled_within(&fake, "worker", 1, Duration::from_secs(5)).await;
+        assert!(took < Duration::from_secs(2), "{source}: {took:?}");
+        daemon.stop().await;
+    }
+}
+
+async fn dj_table(url: &str) -> (PgPool, String) {
+    let pool = PgPool::connect(url).await.expect("Postgres is required (run scripts/test)");
+    let schema = unique("e2e_ev");
+    let ddl = delayed_jobs_ddl(&format!("{schema}.delayed_jobs"), false);
+    sqlx::raw_sql(AssertSqlSafe(format!("CREATE SCHEMA {schema}; {ddl}"))).execute(&pool).await.unwrap();
+    (pool, format!("{schema}.delayed_jobs"))
+}
+
+async fn dj_enqueue(pool: &PgPool, table: &str, n: usize) {
+    let sql = format!(
+        "INSERT INTO {table} (priority, attempts, handler, run_at, queue, created_at, updated_at) \
+         SELECT 0, 0, '--- !ruby/object:Delayed::PerformableMethod', now() AT TIME ZONE 'UTC', 'default', \
+                now() AT TIME ZONE 'UTC', now() AT TIME ZONE 'UTC' FROM generate_series(1, {n})"
+    );
+    sqlx::raw_sql(AssertSqlSafe(sql)).execute(pool).await.unwrap();
+}
+
+fn env_dj(fake: &FakeHeroku, url: &str, table: &str) -> Vec<(&'static str, String)> {
+    env_heroku(
+        fake,
+        &[("DYNO_SCALER_SOURCE", "delayed_job"), ("DATABASE_URL", url), ("DYNO_SCALER_TABLE", table), SLOW_POLL],
+    )
+}
+
+#[tokio::test]
+async fn delayed_job_polls_until_the_trigger_is_installed_then_scales_up_on_the_insert() {
+    let fake = fake().await;
+    let (pool, table) = dj_table(&db_url()).await;
+    let env = env_dj(&fake, &db_url(), &table);
+    let out = run(&["check"], &env).await;
+    assert!(out.stdout.contains("events: polling every 1m: no insert trigger"), "{}", out.all());
+    let printed = run(&["install-trigger", "--print"], &env).await;
+    assert_eq!(printed.code, 0, "{}", printed.all());
+    assert!(printed.stdout.contains("CREATE TRIGGER dyno_scaler_notify AFTER INSERT"), "{}", printed.stdout);
+    let out = run(&["install-trigger"], &env).await;
+    assert_eq!(out.code, 0, "{}", out.all());
+    let out = run(&["status", "--json"], &env).await;
+    let json: serde_json::Value = serde_json::from_str(out.stdout.trim()).unwrap();
+    assert_eq!(json["processes"][0]["events"]["mode"], "listen", "{}", out.all());
+
+    let daemon = Daemon::start(&env);
+    daemon.logged("mode=listen", 1).await;
+    dj_enqueue(&pool, &table, 1).await;
+    let took = scaled_within(&fake, "worker", 1, Duration::from_secs(5)).await;
+    assert!(took < Duration::from_secs(2), "{took:?}");
+    daemon.stop().await;
+    let out = run(&["uninstall-trigger"], &env).await;
+    assert_eq!(out.code, 0, "{}", out.all());
+    let out = run(&["check"], &env).await;
+    assert!(out.stdout.contains("no insert trigger"), "{}", out.all());
+}
+
+#[tokio::test]
+async fn a_burst_of_10000_enqueues_patches_each_quantity_at_most_once() {
+    let fake = fake().await;
+    let (_redis, url, mut c) = own_redis().await;
+    let env = with(env_sidekiq(&fake, &url), &[SLOW_POLL, ("DYNO_SCALER_MAX_WORKERS", "10")]);
+    let daemon = Daemon::start(&env);
+    daemon.logged("mode=client tracking", 1).await;
+    // 10,000 separate LPUSHes (each its own write, so each its own invalidation), 100 to a round trip.
+    for _ in 0..100 {
+        sidekiq_push(&mut c, "default", 100).await;
+    }
+    let status = run(&["status", "--json"], &env).await;
+    let json: serde_json::Value = serde_json::from_str(status.stdout.trim()).unwrap();
+    let desired = json["processes"][0]["desired"].as_u64().expect("a desired quantity") as u32;
+    assert!(desired >= 2, "{}", status.stdout);
+    scaled_within(&fake, "worker", desired, Duration::from_secs(10)).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let bodies: Vec<String> = fake.requests_with("PATCH").into_iter().map(|r| r.body).collect();
+    let mut distinct = bodies.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert!(!bodies.is_empty());
+    assert_eq!(bodies.len(), distinct.len(), "a quantity was asked for twice: {bodies:?}");
+    daemon.stop().await;
+}
+
+#[tokio::test]
+async fn a_redis_restart_mid_run_reconnects_the_event_path_and_loses_no_scale_up() {
+    let fake = fake().await;
+    let (mut redis, url, _) = own_redis().await;
+    let env = with(env_sidekiq(&fake, &url), &[SLOW_POLL, ("DYNO_SCALER_MAX_WORKERS", "5")]);
+    let daemon = Daemon::start(&env);
+    daemon.logged("mode=client tracking", 1).await;
+    redis.stop();
+    daemon.logged("event path lost", 1).await;
+    redis.restart();
+    // Work written while the path reconnects is read when it is back.
+    let mut c = redis::Client::open(url.as_str()).unwrap().get_multiplexed_async_connection().await.unwrap();
+    sidekiq_push(&mut c, "default", 1).await;
+    scaled_within(&fake, "worker", 1, Duration::from_secs(15)).await;
+    daemon.logged("mode=client tracking", 2).await;
+    // And the path is live again: more work scales at once, with the poll a minute away.
+    sidekiq_push(&mut c, "default", 40).await;
+    let took = scaled_within(&fake, "worker", 2, Duration::from_secs(5)).await;
+    assert!(took < Duration::from_secs(2), "{took:?}");
+    daemon.stop().await;
+}
+
+#[tokio::test]
+async fn a_postgres_restart_mid_run_reconnects_the_event_path_and_loses_no_scale_up() {
+    let fake = fake().await;
+    let server = OwnPostgres::start();
+    let (pool, table) = dj_table(&server.url()).await;
+    let env = env_dj(&fake, &server.url(), &table);
+    assert_eq!(run(&["install-trigger"], &env).await.code, 0);
+    let env = with(env, &[("DYNO_SCALER_MAX_WORKERS", "5")]);
+    let daemon = Daemon::start(&env);
+    daemon.logged("mode=listen", 1).await;
+    server.stop();
+    daemon.logged("event path lost", 1).await;
+    server.restart();
+    dj_enqueue(&pool, &table, 1).await;
+    scaled_within(&fake, "worker", 1, Duration::from_secs(15)).await;
+    daemon.logged("mode=listen", 2).await;
+    dj_enqueue(&pool, &table, 40).await;
+    let took = scaled_within(&fake, "worker", 2, Duration::from_secs(5)).await;
+    assert!(took < Duration::from_secs(2), "{took:?}");
+    daemon.stop().await;
+}
+
+#[tokio::test]
+async fn check_says_when_client_tracking_is_refused_and_what_it_falls_back_to() {
+    let fake = fake().await;
+    let (_redis, url, mut c) = own_redis().await;
+    let _: () = redis::cmd("ACL")
+        .arg(&["SETUSER", "app", "on", ">app-secret", "~*", "&*", "+@all", "-client"])
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let limited = url.replace("redis://", "redis://app:app-secret@");
+    let out = run(&["check"], &env_sidekiq(&fake, &limited)).await;
+    assert!(out.stdout.contains("events: polling every 1s: CLIENT TRACKING refused"), "{}", out.all());
+    assert!(!out.all().contains("app-secret"), "{}", out.all());
+    let _: () = redis::cmd("CONFIG").arg(&["SET", "notify-keyspace-events", "Kl"]).query_async(&mut c).await.unwrap();
+    let out = run(&["check"], &env_sidekiq(&fake, &limited)).await;
+    assert!(out.stdout.contains("events: keyspace notifications"), "{}", out.all());
+}
