@@ -34,7 +34,10 @@ struct Daemon {
 impl Daemon {
     async fn start(fake: &FakeHeroku, env: &[(&str, String)]) -> Self {
         let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_dyno-scaler"));
-        cmd.arg("run").env_clear().env("PATH", std::env::var("PATH").unwrap_or_default()).env("RUST_LOG", "info");
+        cmd.arg("run")
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("RUST_LOG", std::env::var("EVENTS_LOG").unwrap_or_else(|_| "info".into()));
         for (k, v) in [
             ("HEROKU_API_KEY", KEY.to_owned()),
             ("HEROKU_APP_NAME", APP.to_owned()),
@@ -87,7 +90,15 @@ async fn patched(fake: &FakeHeroku, quantity: u32) -> SystemTime {
     }
 }
 
-fn summary(name: &str, mut ms: Vec<f64>) {
+fn summary(name: &str, ms: Vec<f64>) {
+    let mut slow: Vec<(usize, f64)> = ms.iter().copied().enumerate().collect();
+    slow.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let slow: Vec<String> = slow
+        .iter()
+        .take(5)
+        .map(|(i, m)| format!("#{}.{} {m:.1}", *i as u32 / PER_ROUND, *i as u32 % PER_ROUND + 1))
+        .collect();
+    let mut ms = ms;
     ms.sort_by(f64::total_cmp);
     let q = |p: f64| ms[((ms.len() as f64 * p).ceil() as usize).clamp(1, ms.len()) - 1];
     println!(
@@ -98,6 +109,7 @@ fn summary(name: &str, mut ms: Vec<f64>) {
         q(0.99),
         ms[ms.len() - 1]
     );
+    println!("{:<12} slowest (round.enqueue ms): {}", "", slow.join(", "));
 }
 
 async fn round_fake() -> FakeHeroku {
@@ -146,8 +158,7 @@ async fn resque(rounds: u32) -> Vec<f64> {
         let redis = OwnRedis::start();
         let mut c = redis::Client::open(redis.url()).unwrap().get_multiplexed_async_connection().await.unwrap();
         let fake = round_fake().await;
-        let daemon =
-            Daemon::start(&fake, &[("DYNO_SCALER_SOURCE", "resque".into()), ("REDIS_URL", redis.url())]).await;
+        let daemon = Daemon::start(&fake, &[("DYNO_SCALER_SOURCE", "resque".into()), ("REDIS_URL", redis.url())]).await;
         for q in 1..=PER_ROUND {
             let t0 = SystemTime::now();
             let _: () = redis::pipe()
@@ -208,7 +219,12 @@ async fn delayed_job(rounds: u32) -> Vec<f64> {
                 .fetch_one(&pool)
                 .await
                 .unwrap();
+            let inserted = t0.elapsed().unwrap_or_default();
             let at = patched(&fake, q).await;
+            if q == 1 && std::env::var_os("EVENTS_TRACE").is_some() {
+                eprintln!("first enqueue at {:.4}, inserted in {inserted:?}, PATCH at {:.4}", epoch(t0), epoch(at));
+                eprintln!("{}", daemon.log.lock().unwrap());
+            }
             out.push(at.duration_since(t0).unwrap_or_default().as_secs_f64() * 1000.0);
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -222,7 +238,14 @@ async fn delayed_job(rounds: u32) -> Vec<f64> {
 async fn main() {
     let rounds: u32 = std::env::var("EVENTS_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(5);
     println!("enqueue -> PATCH received, poll interval 60 s, {rounds} x {PER_ROUND} enqueues per source");
-    summary("sidekiq", sidekiq(rounds).await);
-    summary("resque", resque(rounds).await);
-    summary("delayed_job", delayed_job(rounds).await);
+    let only = std::env::var("EVENTS_SOURCES").unwrap_or_else(|_| "sidekiq,resque,delayed_job".into());
+    if only.contains("sidekiq") {
+        summary("sidekiq", sidekiq(rounds).await);
+    }
+    if only.contains("resque") {
+        summary("resque", resque(rounds).await);
+    }
+    if only.contains("delayed_job") {
+        summary("delayed_job", delayed_job(rounds).await);
+    }
 }

@@ -100,7 +100,7 @@ impl DelayedJobSource {
             ));
             return Ok(());
         }
-        let mut listener = PgListener::connect_with(&self.pool).await.map_err(|e| self.map_err(e))?;
+        let mut listener = PgListener::connect_with(&self.listen_pool).await.map_err(|e| self.map_err(e))?;
         listener.listen(CHANNEL).await.map_err(|e| self.map_err(e))?;
         // The payload names the table as `schema.table`; an unqualified setting matches the table in any schema.
         let wanted = self.config.table.clone();

@@ -44,6 +44,7 @@ CREATE INDEX CONCURRENTLY IF NOT EXISTS delayed_jobs_dyno_scaler_locked_at
 pub struct DelayedJobSource {
     config: DelayedJobConfig,
     pool: PgPool,
+    listen_pool: PgPool,
     table: String,
     sql: OnceCell<String>,
     /// The quoted learned table, if one is set.
@@ -93,15 +94,22 @@ impl DelayedJobSource {
             ("max_parallel_workers_per_gather", "0".to_string()),
         ]);
         let pool = PgPoolOptions::new()
-            // Snapshots, the learned summary, and the LISTEN connection of the event path.
-            .max_connections(3)
+            .max_connections(2)
             .min_connections(0)
             .acquire_timeout(config.timeout)
             .idle_timeout(Some(Duration::from_secs(300)))
             .test_before_acquire(false)
+            .connect_lazy_with(opts.clone());
+        // The event path's LISTEN holds a session of its own, so the snapshots keep their warm connection (a new
+        // one costs a TLS handshake on the hot path).
+        let listen_pool = PgPoolOptions::new()
+            .max_connections(1)
+            .min_connections(0)
+            .acquire_timeout(config.timeout)
+            .test_before_acquire(false)
             .connect_lazy_with(opts);
         let learned = config.learned_table.as_deref().and_then(quote_table);
-        Ok(Self { config, pool, table, sql: OnceCell::new(), learned })
+        Ok(Self { config, pool, listen_pool, table, sql: OnceCell::new(), learned })
     }
 
     /// The query one snapshot runs (built once the column type is known).
