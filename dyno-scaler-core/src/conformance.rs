@@ -57,6 +57,59 @@ pub async fn run_conformance(b: &dyn ConformanceBackend) {
     malformed_skipped(b).await;
     worker_records(b).await;
     remembers(b).await;
+    next_due(b).await;
+    events(b).await;
+}
+
+/// The snapshot says when the soonest job scheduled for later falls due (not when the latest does).
+async fn next_due(b: &dyn ConformanceBackend) {
+    b.reset().await;
+    assert_eq!(snap(b, None).await.next_due, None, "nothing scheduled after reset");
+    b.push_scheduled("alpha", Duration::from_secs(40)).await;
+    b.push_scheduled("beta", Duration::from_secs(20)).await;
+    let due = snap(b, None).await.next_due.expect("jobs are scheduled: the snapshot says when the next is due");
+    assert!(
+        due > Duration::from_secs(17) && due <= Duration::from_secs(20),
+        "next due in {due:?}, expected about 20 s"
+    );
+}
+
+/// A source with an event path hears a push and a job scheduled for later; one without says why it polls.
+async fn events(b: &dyn ConformanceBackend) {
+    use crate::events::{EventMode, Hints, watch_events};
+    b.reset().await;
+    let source: std::sync::Arc<dyn QueueSource> = b.source(None).await.into();
+    let (hints, mut status) = Hints::new();
+    let (_stop, stop) = tokio::sync::watch::channel(false);
+    let task = tokio::spawn(watch_events(source, hints.clone(), stop));
+    let settled = tokio::time::timeout(Duration::from_secs(10), status.wait_for(|s| s.mode != EventMode::Starting));
+    let mode = match settled.await {
+        Ok(Ok(s)) => s.clone(),
+        _ => panic!("the event path never said its mode"),
+    };
+    if mode.mode == EventMode::Polling {
+        assert!(!mode.detail.is_empty(), "a source that polls says why");
+        task.abort();
+        return;
+    }
+    let heard = |n: u64| {
+        let hints = hints.clone();
+        async move {
+            for _ in 0..500 {
+                if hints.events() >= n {
+                    return true;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            false
+        }
+    };
+    b.push_ready("alpha", Duration::ZERO).await;
+    assert!(heard(1).await, "{mode}: a push was not heard");
+    let seen = hints.events();
+    b.push_scheduled("beta", Duration::from_secs(60)).await;
+    assert!(heard(seen + 1).await, "{mode}: a job scheduled for later was not heard");
+    task.abort();
 }
 
 /// A source that says it remembers gives back what it kept, per process type, and the last write wins.

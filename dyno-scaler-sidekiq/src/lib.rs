@@ -230,7 +230,15 @@ impl SidekiqSource {
                 .arg("LIMIT")
                 .arg(0)
                 .arg(c.due_sample);
-            one.cmd("ZRANGEBYSCORE").arg(&key).arg(&after_now).arg("+inf").arg("LIMIT").arg(0).arg(c.future_sample);
+            // With scores: the soonest future entry says when the scaler must look again.
+            one.cmd("ZRANGEBYSCORE")
+                .arg(&key)
+                .arg(&after_now)
+                .arg("+inf")
+                .arg("WITHSCORES")
+                .arg("LIMIT")
+                .arg(0)
+                .arg(c.future_sample);
         }
         one.get(format!("{p}stat:processed"));
         one.smembers(format!("{p}processes"));

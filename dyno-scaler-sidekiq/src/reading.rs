@@ -84,6 +84,7 @@ pub(crate) fn build(
     let mut future_total = 0u64;
     let mut per: BTreeMap<String, (u64, u64, Option<f64>)> = BTreeMap::new();
     let mut bad = 0u64;
+    let mut next_due: Option<f64> = None;
     for (set, name) in sets.chunks(4).zip(["schedule", "retry"]) {
         let [due, future, due_sample, future_sample] = set else { continue };
         if let Some(refused) = set.iter().find(|v| matches!(v, Value::ServerError(_))) {
@@ -107,14 +108,18 @@ pub(crate) fn build(
                 None => bad += 1,
             }
         }
-        for m in items(future_sample) {
-            match if let Value::BulkString(b) = m { sorted_set_queue(b) } else { None } {
+        for pair in items(future_sample).chunks(2) {
+            if let Some(due) = pair.get(1).and_then(as_f64).filter(|s| *s > now) {
+                next_due = Some(next_due.map_or(due, |n: f64| n.min(due)));
+            }
+            match pair.first().and_then(|m| if let Value::BulkString(b) = m { sorted_set_queue(b) } else { None }) {
                 Some(q) => per.entry(q).or_default().1 += 1,
                 None => bad += 1,
             }
         }
     }
     snap.skipped += bad;
+    snap.next_due = next_due.and_then(|d| std::time::Duration::try_from_secs_f64(d - now).ok());
     let sampled_due: u64 = per.values().map(|e| e.0).sum();
     let sampled_future: u64 = per.values().map(|e| e.1).sum();
     for (q, (due, future, oldest)) in per {

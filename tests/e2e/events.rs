@@ -218,3 +218,39 @@ async fn check_says_when_client_tracking_is_refused_and_what_it_falls_back_to() 
     let out = run(&["check"], &env_sidekiq(&fake, &limited)).await;
     assert!(out.stdout.contains("events: keyspace notifications"), "{}", out.all());
 }
+
+#[tokio::test]
+async fn a_job_for_later_scales_up_when_it_falls_due_not_at_the_next_poll() {
+    // DelayedJob: the insert wakes the loop, the snapshot says when the job is due, the loop wakes then.
+    let fake = fake().await;
+    let (pool, table) = dj_table(&db_url()).await;
+    let env = env_dj(&fake, &db_url(), &table);
+    assert_eq!(run(&["install-trigger"], &env).await.code, 0);
+    let daemon = Daemon::start(&env);
+    daemon.logged("mode=listen", 1).await;
+    let sql = format!(
+        "INSERT INTO {table} (priority, attempts, handler, run_at, queue, created_at, updated_at) \
+         VALUES (0, 0, '--- !ruby/object:Delayed::PerformableMethod', now() AT TIME ZONE 'UTC' + interval '2 seconds', \
+                 'default', now() AT TIME ZONE 'UTC', now() AT TIME ZONE 'UTC')"
+    );
+    sqlx::raw_sql(AssertSqlSafe(sql)).execute(&pool).await.unwrap();
+    let took = scaled_within(&fake, "worker", 1, Duration::from_secs(10)).await;
+    assert!(took >= Duration::from_millis(1900) && took < Duration::from_secs(3), "{took:?}");
+    daemon.stop().await;
+
+    // Sidekiq: `perform_in` writes the schedule set; with no Sidekiq running, nothing moves it, and the scaler
+    // counts it as ready once due.
+    let fake = self::fake().await;
+    let (_redis, url, mut c) = own_redis().await;
+    let daemon = Daemon::start(&with(env_sidekiq(&fake, &url), &[SLOW_POLL]));
+    daemon.logged("mode=client tracking", 1).await;
+    let at = now() + 2.0;
+    let job = format!(
+        r#"{{"retry":true,"queue":"default","class":"HardWorker","args":[1],"jid":"0123456789abcdef01234567","created_at":{:.7}}}"#,
+        now()
+    );
+    let _: () = redis::cmd("ZADD").arg("schedule").arg(format!("{at:.6}")).arg(job).query_async(&mut c).await.unwrap();
+    let took = scaled_within(&fake, "worker", 1, Duration::from_secs(10)).await;
+    assert!(took >= Duration::from_millis(1900) && took < Duration::from_secs(3), "{took:?}");
+    daemon.stop().await;
+}

@@ -249,6 +249,8 @@ impl QueueSource for InMemoryQueue {
                     oldest = Some(oldest.map_or(*due, |o| o.min(*due)));
                 } else {
                     stats.scheduled += 1;
+                    let wait = due.duration_since(now).unwrap_or_default();
+                    snap.next_due = Some(snap.next_due.map_or(wait, |n| n.min(wait)));
                 }
             }
             stats.oldest_ready_age = oldest.map(|t| now.duration_since(t).unwrap_or_default());
