@@ -82,6 +82,18 @@ def quarter_hour_cron(rng):
             yield q * 900 + rng.uniform(0, 5), "cron", rng.uniform(500, 3000)
 
 
+def pareto_arrivals(rng):
+    # A day of heavy-tailed inter-arrival times (Pareto, alpha 1.5, mean 5 s: long silences between clumps) with
+    # log-normal durations (median 1 s, sigma 1), the shape on which the seed's in-app reaction once beat the
+    # daemon's poll.
+    t = 0.0
+    while True:
+        t += (5.0 / 3.0) * rng.paretovariate(1.5)
+        if t >= DAY:
+            return
+        yield t, "default", min(1000 * rng.lognormvariate(0.0, 1.0), 600_000)
+
+
 SHAPES = {
     "hourly-bursts": hourly_bursts,
     "email-campaign": email_campaign,
@@ -89,6 +101,7 @@ SHAPES = {
     "sparse-long": sparse_long,
     "diurnal-week": diurnal_week,
     "quarter-hour-cron": quarter_hour_cron,
+    "pareto-arrivals": pareto_arrivals,
 }
 
 

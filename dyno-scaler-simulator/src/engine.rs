@@ -62,6 +62,9 @@ pub struct Strategy {
     pub check_interval: Option<Duration>,
     /// Also decide right after every enqueue and every job end (the `job_enqueued`/`job_finished` hooks).
     pub event_driven: bool,
+    /// Also decide right after every enqueue, from outside the app: the daemon's event path (Redis client
+    /// tracking hears each push; it is not told of job ends, which write no queue key).
+    pub wakes_on_enqueue: bool,
     /// The queue reading names the dyno of each busy worker (Sidekiq on Cedar).
     pub sees_dynos: bool,
     /// Quantity at the start (default: `min_workers`).
@@ -201,7 +204,7 @@ pub fn simulate(trace: &Trace, strategy: &Strategy, cfg: &SimConfig) -> Result<S
                 Kind::Arrival(i) => {
                     let j = &trace.jobs[i];
                     w.waiting.push_back(Waiting { job: i, arrived: j.arrived_at, duration: j.duration });
-                    hook = strategy.event_driven;
+                    hook = strategy.event_driven || strategy.wakes_on_enqueue;
                 }
                 Kind::Complete { dyno, token } => {
                     w.complete(dyno, token);

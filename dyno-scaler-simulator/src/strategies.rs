@@ -12,6 +12,7 @@ pub fn always_on(max: u32) -> Strategy {
         policy: PolicyConfig { min_workers: max, max_workers: max, ..PolicyConfig::classic() },
         check_interval: None,
         event_driven: false,
+        wakes_on_enqueue: false,
         sees_dynos: false,
         initial: Some(max),
         unguarded: false,
@@ -32,6 +33,7 @@ pub fn hirefire(max: u32, ratio: u64) -> Strategy {
         },
         check_interval: Some(Duration::from_secs(60)),
         event_driven: false,
+        wakes_on_enqueue: false,
         sees_dynos: false,
         initial: None,
         unguarded: false,
@@ -53,6 +55,7 @@ pub fn seed_gem(max: u32) -> Strategy {
         },
         check_interval: None,
         event_driven: true,
+        wakes_on_enqueue: false,
         sees_dynos: false,
         initial: None,
         unguarded: false,
@@ -73,6 +76,7 @@ pub fn keda(max: u32) -> Strategy {
         },
         check_interval: Some(Duration::from_secs(30)),
         event_driven: false,
+        wakes_on_enqueue: false,
         sees_dynos: false,
         initial: None,
         unguarded: false,
@@ -80,13 +84,15 @@ pub fn keda(max: u32) -> Strategy {
 }
 
 /// dyno-scaler's defaults (`dyno-scaler run` with only `max_workers` raised): the adaptive policy, the
-/// daemon's default poll, busy-safe scale-down with Sidekiq's dyno names.
+/// daemon's default poll and its event path (Sidekiq's pushes heard through Redis client tracking, no setting
+/// needed), busy-safe scale-down with Sidekiq's dyno names.
 pub fn dyno_scaler_defaults(max: u32) -> Strategy {
     Strategy {
         name: "dyno-scaler defaults".into(),
         policy: PolicyConfig { max_workers: max, ..PolicyConfig::default() },
         check_interval: Some(DAEMON_POLL),
         event_driven: false,
+        wakes_on_enqueue: true,
         sees_dynos: true,
         initial: None,
         unguarded: false,
@@ -97,13 +103,14 @@ pub fn dyno_scaler_defaults(max: u32) -> Strategy {
 pub const DAEMON_POLL: Duration = Duration::from_secs(1);
 
 /// dyno-scaler's classic policy (`policy = "classic"`): the seed's threshold table, the fixed `down_delay`, the
-/// daemon's default poll, busy-safe.
+/// daemon's default poll and event path, busy-safe.
 pub fn dyno_scaler_classic(max: u32, down_delay: Duration) -> Strategy {
     Strategy {
         name: "dyno-scaler classic".into(),
         policy: PolicyConfig { max_workers: max, down_delay, ..PolicyConfig::classic() },
         check_interval: Some(DAEMON_POLL),
         event_driven: false,
+        wakes_on_enqueue: true,
         sees_dynos: true,
         initial: None,
         unguarded: false,

@@ -112,9 +112,34 @@ fn event_driven_reacts_faster_than_hirefire_polling() {
     assert!(seed.wait_p95 < hf.wait_p95, "{seed:?} vs {hf:?}");
     // The classic policy (the adaptive one keeps a worker through steady load, so its p95 is 0 either way).
     let classic = strategies::dyno_scaler_classic(10, Duration::from_secs(30));
-    let slow = Strategy { check_interval: Some(Duration::from_secs(60)), ..classic.clone() };
-    let ours = simulator::simulate(&t, &classic, &cfg()).unwrap();
+    let slow = Strategy { check_interval: Some(Duration::from_secs(60)), wakes_on_enqueue: false, ..classic.clone() };
+    let ours = Strategy { wakes_on_enqueue: false, ..classic };
+    let ours = simulator::simulate(&t, &ours, &cfg()).unwrap();
     assert!(ours.wait_p95 < simulator::simulate(&t, &slow, &cfg()).unwrap().wait_p95);
+}
+
+#[test]
+fn the_event_path_starts_a_dyno_at_the_enqueue_not_at_the_next_poll() {
+    // One 2 s job at 100.5 s, nothing else: with events the wait is the boot alone, without them the boot plus
+    // the time to the next 60 s check.
+    let t = trace::Trace {
+        name: "one job".into(),
+        span: 400.0,
+        jobs: vec![trace::Job { arrived_at: 100.5, queue: "default".into(), duration: 2.0 }],
+    };
+    let polled = Strategy {
+        check_interval: Some(Duration::from_secs(60)),
+        wakes_on_enqueue: false,
+        ..strategies::dyno_scaler_defaults(3)
+    };
+    let evented = Strategy { wakes_on_enqueue: true, ..polled.clone() };
+    let boot = cfg().boot_time.as_secs_f64();
+    let with = simulator::simulate(&t, &evented, &cfg()).unwrap();
+    let without = simulator::simulate(&t, &polled, &cfg()).unwrap();
+    assert!((with.wait_max - boot).abs() < 0.01, "{with:?}");
+    assert!(without.wait_max > boot + 10.0, "{without:?}");
+    // The defaults hear Sidekiq's pushes; the peers modelled as pollers do not.
+    assert!(strategies::dyno_scaler_defaults(3).wakes_on_enqueue && !strategies::keda(3).wakes_on_enqueue);
 }
 
 #[test]
