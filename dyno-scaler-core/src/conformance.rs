@@ -82,11 +82,9 @@ async fn events(b: &dyn ConformanceBackend) {
     let (hints, mut status) = Hints::new();
     let (_stop, stop) = tokio::sync::watch::channel(false);
     let task = tokio::spawn(watch_events(source, hints.clone(), stop));
-    let settled = tokio::time::timeout(Duration::from_secs(10), status.wait_for(|s| s.mode != EventMode::Starting));
-    let mode = match settled.await {
-        Ok(Ok(s)) => s.clone(),
-        _ => panic!("the event path never said its mode"),
-    };
+    let mode = crate::events::wait_status(&mut status, Duration::from_secs(10), |s| s.mode != EventMode::Starting)
+        .await
+        .unwrap_or_else(|s| panic!("the event path never said its mode: {s}"));
     if mode.mode == EventMode::Polling {
         assert!(!mode.detail.is_empty(), "a source that polls says why");
         task.abort();
@@ -94,15 +92,7 @@ async fn events(b: &dyn ConformanceBackend) {
     }
     let heard = |n: u64| {
         let hints = hints.clone();
-        async move {
-            for _ in 0..500 {
-                if hints.events() >= n {
-                    return true;
-                }
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-            false
-        }
+        async move { hints.seen(n, Duration::from_secs(5)).await }
     };
     b.push_ready("alpha", Duration::ZERO).await;
     assert!(heard(1).await, "{mode}: a push was not heard");

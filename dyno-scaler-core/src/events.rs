@@ -102,6 +102,18 @@ impl Hints {
         self.events.load(Ordering::Relaxed)
     }
 
+    /// Waits until at least `n` events were seen, for up to `within`; whether they were (for tests and probes).
+    pub async fn seen(&self, n: u64, within: Duration) -> bool {
+        let start = tokio::time::Instant::now();
+        while self.events() < n {
+            if start.elapsed() >= within {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        true
+    }
+
     /// The path is listening in `mode`. Also wakes the scaler once: whatever was written while the path was down
     /// or starting is read now, not at the next poll.
     pub fn active(&self, mode: EventMode, detail: impl Into<String>) {
@@ -166,6 +178,19 @@ pub async fn watch_events(source: Arc<dyn QueueSource>, hints: Hints, mut stop: 
             _ = stop.changed() => return,
         }
     }
+}
+
+/// Waits for up to `within` until the status satisfies `want`: the status then, or `Err` with the last one.
+pub async fn wait_status(
+    status: &mut watch::Receiver<EventStatus>,
+    within: Duration,
+    want: impl Fn(&EventStatus) -> bool,
+) -> Result<EventStatus, EventStatus> {
+    let found = match tokio::time::timeout(within, status.wait_for(|s| want(s))).await {
+        Ok(Ok(s)) => Some(s.clone()),
+        _ => None,
+    };
+    found.ok_or_else(|| status.borrow().clone())
 }
 
 /// Sets up `source`'s event path once, to say which mode it would run in (for `check` and `status`), and tears it

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use dyno_scaler_core::QueueSource;
-use dyno_scaler_core::events::{EventMode, EventStatus, Hints, watch_events};
+use dyno_scaler_core::events::{EventMode, EventStatus, Hints, wait_status, watch_events};
 use dyno_scaler_delayed_job::{DelayedJobConfig, DelayedJobSource};
 use dyno_scaler_test_support::{OwnPostgres, db_url, delayed_jobs_ddl, unique};
 use sqlx::{AssertSqlSafe, PgPool};
@@ -54,21 +54,13 @@ fn watching(source: Arc<DelayedJobSource>) -> (Hints, Receiver<EventStatus>, Sen
 }
 
 async fn settled(status: &mut Receiver<EventStatus>, want: impl Fn(&EventStatus) -> bool) -> EventStatus {
-    let found = match tokio::time::timeout(Duration::from_secs(15), status.wait_for(|s| want(s))).await {
-        Ok(Ok(s)) => Some(s.clone()),
-        _ => None,
-    };
-    found.unwrap_or_else(|| panic!("the event path never reached the expected status; last: {}", *status.borrow()))
+    wait_status(status, Duration::from_secs(15), want)
+        .await
+        .unwrap_or_else(|last| panic!("the event path never reached the expected status; last: {last}"))
 }
 
 async fn events_reach(hints: &Hints, n: u64) {
-    for _ in 0..300 {
-        if hints.events() >= n {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("expected {n} events, saw {}", hints.events());
+    assert!(hints.seen(n, Duration::from_secs(3)).await, "expected {n} events, saw {}", hints.events());
 }
 
 #[tokio::test]

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use dyno_scaler_core::events::{EventMode, EventStatus, Hints, watch_events};
+use dyno_scaler_core::events::{EventMode, EventStatus, Hints, wait_status, watch_events};
 use dyno_scaler_core::{Capabilities, QueueSource, Secret, Snapshot, SourceError};
 use dyno_scaler_redis::TlsVerify;
 use dyno_scaler_redis::events::{Watch, watch};
@@ -53,21 +53,13 @@ fn start(url: &str, prefixes: &[&str]) -> (Hints, Receiver<EventStatus>, tokio::
 }
 
 async fn settled(status: &mut Receiver<EventStatus>, want: impl Fn(&EventStatus) -> bool) -> EventStatus {
-    let found = match tokio::time::timeout(Duration::from_secs(10), status.wait_for(|s| want(s))).await {
-        Ok(Ok(s)) => Some(s.clone()),
-        _ => None,
-    };
-    found.unwrap_or_else(|| panic!("the event path never reached the expected status; last: {}", *status.borrow()))
+    wait_status(status, Duration::from_secs(15), want)
+        .await
+        .unwrap_or_else(|last| panic!("the event path never reached the expected status; last: {last}"))
 }
 
 async fn events_reach(hints: &Hints, n: u64) {
-    for _ in 0..200 {
-        if hints.events() >= n {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("expected {n} events, saw {}", hints.events());
+    assert!(hints.seen(n, Duration::from_secs(3)).await, "expected {n} events, saw {}", hints.events());
 }
 
 async fn conn(url: &str) -> redis::aio::MultiplexedConnection {
