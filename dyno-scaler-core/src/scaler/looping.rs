@@ -52,7 +52,10 @@ impl Scaler {
         while !*stop.borrow() {
             let result = self.reconcile().await;
             let due = result.as_ref().ok().and_then(|r| r.snapshot.next_due).map(|d| d + DUE_SLACK);
-            if results.send(result).await.is_err() {
+            // A platform that refuses the configuration (key, app, process type) is not asked again: the
+            // controller stops on it, and an event arriving meanwhile must not cost another refused call.
+            let fatal = matches!(&result, Err(ScalerError::Platform { source, .. }) if source.is_fatal());
+            if results.send(result).await.is_err() || fatal {
                 break;
             }
             let wait = jittered(interval, jitter, &mut rng);
