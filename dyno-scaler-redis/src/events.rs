@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use dyno_scaler_core::events::{EventMode, Hints};
 use dyno_scaler_core::{Secret, SourceError};
-use redis::{AsyncConnectionConfig, ProtocolVersion, PushKind, Value};
+use redis::aio::MultiplexedConnection;
+use redis::{AsyncConnectionConfig, ProtocolVersion, PushInfo, PushKind, Value};
+use tokio::sync::mpsc::UnboundedReceiver;
 
 use crate::{TlsVerify, as_str, client_url, map_redis_error, scrub_url};
 
@@ -69,29 +71,13 @@ pub async fn watch(w: Watch<'_>, hints: &Hints) -> Result<(), SourceError> {
         Err(e) if !refused(&e) => return Err(err(e)),
         Err(e) => {
             let why = format!("CLIENT TRACKING refused: {}", reason(w, &e));
-            let flags = match redis::cmd("CONFIG").arg("GET").arg("notify-keyspace-events").query_async(&mut conn).await
-            {
-                Ok(v) => config_value(v),
-                Err(e) if refused(&e) => {
-                    hints.polling(format!(
-                        "{why}; notify-keyspace-events unreadable (CONFIG GET refused: {})",
-                        reason(w, &e)
-                    ));
+            match keyspace(w, db, &mut conn, &mut pushes).await? {
+                Ok(how) => hints.active(EventMode::KeyspaceNotifications, format!("{why}; {how}")),
+                Err(not) => {
+                    hints.polling(format!("{why}; {not}"));
                     return Ok(());
                 }
-                Err(e) => return Err(err(e)),
-            };
-            if !keyspace_on(&flags) {
-                hints.polling(format!("{why}; notify-keyspace-events is {flags:?} (events need K and l, or A)"));
-                return Ok(());
             }
-            for p in w.prefixes {
-                conn.psubscribe(format!("__keyspace@{db}__:{}*", glob_escape(p))).await.map_err(err)?;
-            }
-            hints.active(
-                EventMode::KeyspaceNotifications,
-                format!("{why}; keyspace notifications ({flags:?}) on {}", list(w.prefixes)),
-            );
         }
     }
     let mut ping = tokio::time::interval(PING_EVERY);
@@ -111,6 +97,62 @@ pub async fn watch(w: Watch<'_>, hints: &Hints) -> Result<(), SourceError> {
             }
         }
     }
+}
+
+/// The keyspace-notification fallback: subscribes to the prefixes' keyspace channels when the server publishes
+/// list events, and says how it knows (`Ok(Ok(how))`) or why not (`Ok(Err(why))`). Where `CONFIG` is refused
+/// (Heroku's Redis, which sets the flags through `heroku redis:keyspace-notifications`), a probe finds out: an
+/// `LPUSH` and `DEL` of a key of our own under the first prefix, which no job system reads (it is in no queue set).
+async fn keyspace(
+    w: Watch<'_>,
+    db: i64,
+    conn: &mut MultiplexedConnection,
+    pushes: &mut UnboundedReceiver<PushInfo>,
+) -> Result<Result<String, String>, SourceError> {
+    let err = |e| map_redis_error(w.name, w.url, e);
+    let flags = match redis::cmd("CONFIG").arg("GET").arg("notify-keyspace-events").query_async(&mut *conn).await {
+        Ok(v) => Some(config_value(v)),
+        Err(e) if refused(&e) => None,
+        Err(e) => return Err(err(e)),
+    };
+    if let Some(flags) = &flags
+        && !keyspace_on(flags)
+    {
+        return Ok(Err(format!("notify-keyspace-events is {flags:?} (events need K and l, or A)")));
+    }
+    for p in w.prefixes {
+        conn.psubscribe(format!("__keyspace@{db}__:{}*", glob_escape(p))).await.map_err(err)?;
+    }
+    let on = list(w.prefixes);
+    if let Some(flags) = flags {
+        return Ok(Ok(format!("keyspace notifications ({flags:?}) on {on}")));
+    }
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    let probe =
+        format!("{}dyno-scaler-probe:{}:{nanos}", w.prefixes.first().map_or("", String::as_str), std::process::id());
+    let written =
+        redis::pipe().lpush(&probe, "probe").ignore().del(&probe).ignore().query_async::<()>(&mut *conn).await;
+    match written {
+        Ok(()) => {}
+        Err(e) if refused(&e) => {
+            return Ok(Err(format!("CONFIG GET refused, and so was a probe write ({})", reason(w, &e))));
+        }
+        Err(e) => return Err(err(e)),
+    }
+    let heard = tokio::time::timeout(Duration::from_secs(1), async {
+        while let Some(p) = pushes.recv().await {
+            if p.kind == PushKind::PMessage && p.data.iter().any(|v| as_str(v).is_some_and(|c| c.ends_with(&probe))) {
+                return true;
+            }
+        }
+        false
+    });
+    Ok(match heard.await {
+        Ok(true) => Ok(format!("keyspace notifications on {on} (CONFIG GET refused; a probe write was heard)")),
+        _ => Err("CONFIG GET refused, and a probe write raised no keyspace notification: turn them on (Heroku: \
+                  `heroku redis:keyspace-notifications -c Kl`)"
+            .into()),
+    })
 }
 
 /// The value of a one-key `CONFIG GET` reply (an array `[name, value]` in RESP2, a map in RESP3).

@@ -127,14 +127,30 @@ async fn refused_client_tracking_without_keyspace_events_polls_and_says_why() {
     let s = settled(&mut status, |s| s.mode != EventMode::Starting).await;
     assert_eq!(s.mode, EventMode::Polling, "{s}");
     assert!(s.detail.contains("CLIENT TRACKING refused") && s.detail.contains("notify-keyspace-events"), "{s}");
+}
 
-    // Without CONFIG either, the flags cannot be read: said so.
+#[tokio::test]
+async fn without_config_a_probe_write_tells_whether_keyspace_notifications_are_on() {
+    // As on Heroku's Redis: CONFIG is refused, the flags are set from outside.
     let server = OwnRedis::start();
     let url = limited(&server, false, "Kl").await;
+    let (hints, mut status, _stop) = start(&url, &["app:queue:"]);
+    let s = settled(&mut status, |s| s.mode != EventMode::Starting).await;
+    assert_eq!(s.mode, EventMode::KeyspaceNotifications, "{s}");
+    assert!(s.detail.contains("CONFIG GET refused; a probe write was heard"), "{s}");
+    let mut c = conn(&server.url()).await;
+    let before = hints.events();
+    cmd(&mut c, &["LPUSH", "app:queue:default", "{}"]).await;
+    events_reach(&hints, before + 1).await;
+    // The probe left nothing behind.
+    assert_eq!(cmd(&mut c, &["KEYS", "app:queue:dyno-scaler-probe*"]).await, redis::Value::Array(vec![]));
+
+    let server = OwnRedis::start();
+    let url = limited(&server, false, "").await;
     let (_hints, mut status, _stop) = start(&url, &["queue:"]);
     let s = settled(&mut status, |s| s.mode != EventMode::Starting).await;
     assert_eq!(s.mode, EventMode::Polling, "{s}");
-    assert!(s.detail.contains("CONFIG GET refused"), "{s}");
+    assert!(s.detail.contains("CONFIG GET refused") && s.detail.contains("heroku redis:keyspace-notifications"), "{s}");
 }
 
 #[tokio::test]
