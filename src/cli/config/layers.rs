@@ -14,6 +14,7 @@ use crate::cli::config::file::hide_values;
 const GLOBAL: &[&str] = &[
     "DYNO_SCALER_CONFIG",
     "DYNO_SCALER_POLL_INTERVAL",
+    "DYNO_SCALER_EVENTS",
     // Applies to every Redis process type (an env default of those sources).
     "DYNO_SCALER_REDIS_TLS_VERIFY",
     // Reserved by the design for the Kubernetes platform and the metrics listener: not per-process settings

@@ -60,6 +60,18 @@ fn flags_beat_env_beat_file() {
 }
 
 #[test]
+fn events_are_on_by_default_and_env_beats_file() {
+    let mut e = env(&base());
+    assert!(load(&Flags::default(), &e, None).unwrap().events);
+    let file = "events = false\n";
+    assert!(!load(&Flags::default(), &e, Some(("f.toml", file))).unwrap().events);
+    e.insert("DYNO_SCALER_EVENTS".into(), "on".into());
+    assert!(load(&Flags::default(), &e, Some(("f.toml", file))).unwrap().events);
+    e.insert("DYNO_SCALER_EVENTS".into(), "0".into());
+    assert!(!load(&Flags::default(), &e, None).unwrap().events);
+}
+
+#[test]
 fn errors_name_the_setting() {
     let cases: Vec<(Vec<(&str, &str)>, &str)> = vec![
         (vec![("DYNO_SCALER_SOURCE", "kafka")], "DYNO_SCALER_SOURCE"),
@@ -69,6 +81,7 @@ fn errors_name_the_setting() {
         ),
         (vec![("DYNO_SCALER_POLL_INTERVAL", "0s")], "DYNO_SCALER_POLL_INTERVAL"),
         (vec![("DYNO_SCALER_POLL_INTERVAL", "-5s")], "DYNO_SCALER_POLL_INTERVAL"),
+        (vec![("DYNO_SCALER_EVENTS", "maybe")], "DYNO_SCALER_EVENTS"),
         (vec![("REDIS_URL", "localhost:6379")], "REDIS_URL"),
         (vec![("DYNO_SCALER_THRESHOLDS", "25:2,1:1")], "DYNO_SCALER_THRESHOLDS"),
         (vec![("DYNO_SCALER_MAX_WORKERS", "-1")], "DYNO_SCALER_MAX_WORKERS"),
