@@ -2,7 +2,8 @@
 //! cannot explain the figures. Per source: ROUNDS rounds of PER_ROUND enqueues, each wanting one more worker
 //! (classic policy, one job per worker), so each enqueue is answered by exactly one PATCH. Prints p50/p99/max.
 //!
-//! `cargo bench --bench events` (needs Redis, Postgres and Debian's ruby-sidekiq; EVENTS_ROUNDS, default 5)
+//! `cargo bench --bench events` (needs Redis, Postgres and Debian's ruby-sidekiq; EVENTS_ROUNDS, default 5;
+//! EVENTS_SPACING_MS, default 20)
 //!
 //! Sidekiq jobs are pushed by the real Sidekiq 6.4 client (benches/ruby/sidekiq_push.rb, its clock read just
 //! before the push); Resque jobs as `Resque.push` writes them (SADD + RPUSH); DelayedJob rows with the INSERT
@@ -21,6 +22,12 @@ use tokio::io::AsyncBufReadExt;
 const APP: &str = "bench-app";
 const KEY: &str = "bench-key";
 const PER_ROUND: u32 = 50;
+
+/// The pause between one PATCH and the next enqueue (`EVENTS_SPACING_MS`, default 20 ms: inside the scaler's
+/// 25 ms wake-up gap, so an enqueue may wait for the rest of it).
+fn spacing() -> Duration {
+    Duration::from_millis(std::env::var("EVENTS_SPACING_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(20))
+}
 
 fn epoch(t: SystemTime) -> f64 {
     t.duration_since(UNIX_EPOCH).unwrap().as_secs_f64()
@@ -69,6 +76,8 @@ impl Daemon {
         }
         let log = me.log.lock().unwrap().clone();
         assert!(!log.contains("mode=polling"), "the event path is not active:\n{log}");
+        // The path coming up wakes one reconcile; the first enqueue comes after it, as work does in production.
+        tokio::time::sleep(Duration::from_millis(100)).await;
         me
     }
 
@@ -143,7 +152,7 @@ async fn sidekiq(rounds: u32) -> Vec<f64> {
             stdout.read_line(&mut line).unwrap();
             let t0: f64 = line.trim().parse().expect("a time from the pusher");
             out.push((epoch(patched(&fake, q).await) - t0) * 1000.0);
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            tokio::time::sleep(spacing()).await;
         }
         drop(stdin);
         let _ = ruby.wait();
@@ -171,7 +180,7 @@ async fn resque(rounds: u32) -> Vec<f64> {
                 .unwrap();
             let at = patched(&fake, q).await;
             out.push(at.duration_since(t0).unwrap_or_default().as_secs_f64() * 1000.0);
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            tokio::time::sleep(spacing()).await;
         }
         daemon.stop().await;
     }
@@ -226,7 +235,7 @@ async fn delayed_job(rounds: u32) -> Vec<f64> {
                 eprintln!("{}", daemon.log.lock().unwrap());
             }
             out.push(at.duration_since(t0).unwrap_or_default().as_secs_f64() * 1000.0);
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            tokio::time::sleep(spacing()).await;
         }
         daemon.stop().await;
         sqlx::raw_sql(AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE"))).execute(&pool).await.unwrap();
@@ -237,7 +246,10 @@ async fn delayed_job(rounds: u32) -> Vec<f64> {
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let rounds: u32 = std::env::var("EVENTS_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(5);
-    println!("enqueue -> PATCH received, poll interval 60 s, {rounds} x {PER_ROUND} enqueues per source");
+    println!(
+        "enqueue -> PATCH received, poll interval 60 s, {rounds} x {PER_ROUND} enqueues per source, {:?} apart",
+        spacing()
+    );
     let only = std::env::var("EVENTS_SOURCES").unwrap_or_else(|_| "sidekiq,resque,delayed_job".into());
     if only.contains("sidekiq") {
         summary("sidekiq", sidekiq(rounds).await);

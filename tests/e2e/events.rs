@@ -136,12 +136,16 @@ async fn a_burst_of_10000_enqueues_patches_each_quantity_at_most_once() {
     let fake = fake().await;
     let (_redis, url, mut c) = own_redis().await;
     let env = with(env_sidekiq(&fake, &url), &[SLOW_POLL, ("DYNO_SCALER_MAX_WORKERS", "10")]);
-    let daemon = Daemon::start(&env);
+    // Every reconcile logs its decision (a repeated hold at debug).
+    let daemon = Daemon::start(&with(env.clone(), &[("RUST_LOG", "info,dyno_scaler::cli=debug")]));
     daemon.logged("mode=client tracking", 1).await;
+    let before = daemon.log.lock().unwrap().matches(" decision ").count();
     // 10,000 separate LPUSHes (each its own write, so each its own invalidation), 100 to a round trip.
+    let start = Instant::now();
     for _ in 0..100 {
         sidekiq_push(&mut c, "default", 100).await;
     }
+    let burst = start.elapsed();
     let status = run(&["status", "--json"], &env).await;
     let json: serde_json::Value = serde_json::from_str(status.stdout.trim()).unwrap();
     let desired = json["processes"][0]["desired"].as_u64().expect("a desired quantity") as u32;
@@ -154,6 +158,11 @@ async fn a_burst_of_10000_enqueues_patches_each_quantity_at_most_once() {
     distinct.dedup();
     assert!(!bodies.is_empty());
     assert_eq!(bodies.len(), distinct.len(), "a quantity was asked for twice: {bodies:?}");
+    // The events coalesce: at most one reconcile per wake-up gap while they stream in, not one per push.
+    let reconciles = daemon.log.lock().unwrap().matches(" decision ").count() - before;
+    let bound = 2 + (burst.as_secs_f64() / dyno_scaler::core::scaler::WAKE_GAP.as_secs_f64()).ceil() as usize;
+    eprintln!("10,000 pushes in {burst:?}: {reconciles} reconciles, {} PATCHes", bodies.len());
+    assert!(reconciles >= 1 && reconciles <= bound, "{reconciles} reconciles for a burst of {burst:?}");
     daemon.stop().await;
 }
 

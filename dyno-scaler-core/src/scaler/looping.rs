@@ -9,6 +9,11 @@ use crate::controller::jittered;
 use crate::error::ScalerError;
 use crate::events::{EventStatus, watch_events};
 
+/// The least time between the starts of two reconciles woken by events or job hooks: the first wake-up after a
+/// quiet spell reconciles at once, and a stream of them (a burst of enqueues, every push and pop of a busy queue)
+/// costs at most one reconcile per gap (40 a second), not one per event.
+pub const WAKE_GAP: Duration = Duration::from_millis(25);
+
 /// Slack after a scheduled job's due time, so the snapshot taken then counts it as ready.
 const DUE_SLACK: Duration = Duration::from_millis(20);
 
@@ -50,6 +55,7 @@ impl Scaler {
         });
         let mut rng = fastrand::Rng::new();
         while !*stop.borrow() {
+            let started = tokio::time::Instant::now();
             let result = self.reconcile().await;
             let due = result.as_ref().ok().and_then(|r| r.snapshot.next_due).map(|d| d + DUE_SLACK);
             // A platform that refuses the configuration (key, app, process type) is not asked again: the
@@ -59,10 +65,18 @@ impl Scaler {
                 break;
             }
             let wait = jittered(interval, jitter, &mut rng);
-            tokio::select! {
-                _ = stop.changed() => {}
-                _ = tokio::time::sleep(due.map_or(wait, |d| d.min(wait))) => {}
-                _ = self.inner.wake.notified() => {}
+            let woken = tokio::select! {
+                _ = stop.changed() => false,
+                _ = tokio::time::sleep(due.map_or(wait, |d| d.min(wait))) => false,
+                _ = self.inner.wake.notified() => true,
+            };
+            // A wake-up right after a reconcile waits out the gap: events during it fold into the next one.
+            let since = started.elapsed();
+            if woken && since < WAKE_GAP {
+                tokio::select! {
+                    _ = stop.changed() => {}
+                    _ = tokio::time::sleep(WAKE_GAP - since) => {}
+                }
             }
         }
         if let Some(w) = watcher {

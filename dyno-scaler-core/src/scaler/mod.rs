@@ -39,6 +39,7 @@ mod looping;
 mod shrink;
 
 pub use learned::KEEP_EVERY;
+pub use looping::WAKE_GAP;
 
 #[derive(Debug, Default)]
 struct State {
