@@ -8,11 +8,10 @@
 //! at that time.
 
 use dyno_scaler_core::SourceError;
-use dyno_scaler_core::events::{EventMode, Hints};
+use dyno_scaler_core::events::Hints;
 use sqlx::AssertSqlSafe;
-use sqlx::postgres::PgListener;
 
-use crate::{DelayedJobSource, NAME};
+use crate::DelayedJobSource;
 
 /// The channel the trigger notifies and the source listens to.
 pub const CHANNEL: &str = "dyno_scaler";
@@ -69,7 +68,7 @@ impl DelayedJobSource {
     }
 
     async fn run_ddl(&self, sql: String) -> Result<(), SourceError> {
-        let mut tx = self.pool.begin().await.map_err(|e| self.map_err(e))?;
+        let mut tx = self.db.pool.begin().await.map_err(|e| self.map_err(e))?;
         // "does not exist, skipping" notices of the idempotent drops are not news.
         sqlx::raw_sql("SET LOCAL client_min_messages = warning")
             .execute(&mut *tx)
@@ -86,7 +85,7 @@ impl DelayedJobSource {
         )
         .bind(&self.config.table)
         .bind(TRIGGER)
-        .fetch_one(&self.pool)
+        .fetch_one(&self.db.pool)
         .await
         .map_err(|e| self.map_err(e))
     }
@@ -100,27 +99,12 @@ impl DelayedJobSource {
             ));
             return Ok(());
         }
-        let mut listener = PgListener::connect_with(&self.listen_pool).await.map_err(|e| self.map_err(e))?;
-        listener.listen(CHANNEL).await.map_err(|e| self.map_err(e))?;
         // The payload names the table as `schema.table`; an unqualified setting matches the table in any schema.
         let wanted = self.config.table.clone();
         let ours = |payload: &str| {
             payload == wanted || (!wanted.contains('.') && payload.rsplit_once('.').is_some_and(|(_, t)| t == wanted))
         };
-        hints
-            .active(EventMode::Listen, format!("LISTEN {CHANNEL}, fed by the insert trigger on {}", self.config.table));
-        loop {
-            match listener.try_recv().await.map_err(|e| self.map_err(e))? {
-                Some(n) if ours(n.payload()) => hints.wake(),
-                Some(_) => {}
-                None => {
-                    return Err(SourceError::Unavailable {
-                        source_name: NAME.into(),
-                        message: "event path: the LISTEN connection was lost".into(),
-                        cause: None,
-                    });
-                }
-            }
-        }
+        let what = format!("fed by the insert trigger on {}", self.config.table);
+        self.db.listen(CHANNEL, &what, hints, ours).await
     }
 }

@@ -18,14 +18,13 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use dyno_scaler_core::error::Cause;
-use dyno_scaler_core::secret::{redact_url, scrub_url, url_password};
-use dyno_scaler_core::{Capabilities, QueueSource, QueueStats, Secret, SettingError, Snapshot, SourceError};
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use dyno_scaler_core::secret::redact_url;
+use dyno_scaler_core::{Capabilities, QueueSource, QueueStats, SettingError, Snapshot, SourceError};
+use dyno_scaler_postgres::{Db, now_for, quote_table};
 
 mod config;
 pub mod events;
-pub mod learned;
+pub use dyno_scaler_postgres::learned;
 
 pub use config::DelayedJobConfig;
 use sqlx::{AssertSqlSafe, Row};
@@ -43,8 +42,7 @@ CREATE INDEX CONCURRENTLY IF NOT EXISTS delayed_jobs_dyno_scaler_locked_at
 /// Reads the `delayed_jobs` table.
 pub struct DelayedJobSource {
     config: DelayedJobConfig,
-    pool: PgPool,
-    listen_pool: PgPool,
+    db: Db,
     table: String,
     sql: OnceCell<String>,
     /// The quoted learned table, if one is set.
@@ -61,76 +59,22 @@ impl std::fmt::Debug for DelayedJobSource {
     }
 }
 
-fn quote_table(name: &str) -> Option<String> {
-    let parts: Vec<&str> = name.split('.').collect();
-    if parts.is_empty() || parts.len() > 2 {
-        return None;
-    }
-    let ok = |p: &str| {
-        !p.is_empty()
-            && p.len() <= 63
-            && p.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-            && !p.starts_with(|c: char| c.is_ascii_digit())
-    };
-    if !parts.iter().all(|p| ok(p)) {
-        return None;
-    }
-    Some(parts.iter().map(|p| format!("\"{p}\"")).collect::<Vec<_>>().join("."))
-}
-
 impl DelayedJobSource {
     /// A source for `config`. Connects lazily: Postgres may be down now and come up later.
     pub fn new(config: DelayedJobConfig) -> Result<Self, SettingError> {
         config.validate()?;
         let table = quote_table(&config.table).unwrap_or_default();
-        let opts: PgConnectOptions = config.url.expose().parse().map_err(|e: sqlx::Error| {
-            let message =
-                format!("invalid database URL {}: {}", redact_url(config.url.expose()), scrub_err(&e, &config.url));
-            SettingError::new("url", message)
-        })?;
-        let opts = opts.application_name("dyno-scaler").options([
-            ("statement_timeout", format!("{}", config.timeout.as_millis().max(1))),
-            // The query reads a few thousand index entries: starting parallel workers costs more than it saves.
-            ("max_parallel_workers_per_gather", "0".to_string()),
-        ]);
-        let pool = PgPoolOptions::new()
-            .max_connections(2)
-            .min_connections(0)
-            .acquire_timeout(config.timeout)
-            .idle_timeout(Some(Duration::from_secs(300)))
-            .test_before_acquire(false)
-            .connect_lazy_with(opts.clone());
-        // The event path's LISTEN holds a session of its own, so the snapshots keep their warm connection (a new
-        // one costs a TLS handshake on the hot path).
-        let listen_pool = PgPoolOptions::new()
-            .max_connections(1)
-            .min_connections(0)
-            .acquire_timeout(config.timeout)
-            .test_before_acquire(false)
-            .connect_lazy_with(opts);
+        let db = Db::new(NAME, &config.url, config.timeout)?;
         let learned = config.learned_table.as_deref().and_then(quote_table);
-        Ok(Self { config, pool, listen_pool, table, sql: OnceCell::new(), learned })
+        Ok(Self { config, db, table, sql: OnceCell::new(), learned })
     }
 
     /// The query one snapshot runs (built once the column type is known).
     pub async fn query_sql(&self) -> Result<&str, SourceError> {
         self.sql
             .get_or_try_init(|| async {
-                let ty: Option<String> = sqlx::query_scalar(
-                    "SELECT format_type(atttypid, atttypmod) FROM pg_attribute \
-                     WHERE attrelid = to_regclass($1) AND attname = 'run_at' AND NOT attisdropped",
-                )
-                .bind(&self.config.table)
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(|e| self.map_err(e))?;
-                let ty = ty.ok_or_else(|| SourceError::Protocol {
-                    source_name: NAME.into(),
-                    cause: None,
-                    message: format!("table {} with a run_at column not found", self.config.table),
-                })?;
-                let now = if ty.contains("with time zone") { "now()" } else { "(now() AT TIME ZONE 'UTC')" };
-                Ok(build_sql(&self.table, now, &self.config))
+                let ty = self.db.column_type(&self.config.table, "run_at").await?;
+                Ok(build_sql(&self.table, now_for(&ty), &self.config))
             })
             .await
             .map(String::as_str)
@@ -159,52 +103,8 @@ impl DelayedJobSource {
     }
 
     fn map_err(&self, e: sqlx::Error) -> SourceError {
-        let message = scrub_err(&e, &self.config.url);
-        let url = self.config.url.expose();
-        let cause = Some(Cause::scrubbed(&e, &[url, url_password(url).unwrap_or_default()]));
-        match &e {
-            sqlx::Error::PoolTimedOut => {
-                SourceError::Timeout { source_name: NAME.into(), timeout: self.config.timeout }
-            }
-            sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::PoolClosed => {
-                SourceError::Unavailable { source_name: NAME.into(), message, cause }
-            }
-            sqlx::Error::Database(db) if db.code().as_deref() == Some("57014") => {
-                SourceError::Timeout { source_name: NAME.into(), timeout: self.config.timeout }
-            }
-            _ => SourceError::Protocol { source_name: NAME.into(), message, cause },
-        }
+        self.db.map_err(e)
     }
-}
-
-/// The error as one line (a Postgres message may quote the statement over many lines), at most 300 characters,
-/// without the URL or its password.
-impl DelayedJobSource {
-    /// `Some` when the database's port refuses connections (checked with one TCP connect).
-    async fn refused(&self) -> Option<SourceError> {
-        let url = url::Url::parse(self.config.url.expose()).ok()?;
-        let (host, port) = (url.host_str()?.to_owned(), url.port().unwrap_or(5432));
-        let connect = tokio::net::TcpStream::connect((host.as_str(), port));
-        match tokio::time::timeout(Duration::from_millis(500), connect).await {
-            Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => Some(SourceError::Unavailable {
-                source_name: NAME.into(),
-                cause: Some(Cause::scrubbed(&e, &[])),
-                message: format!("connection refused by {host}:{port}"),
-            }),
-            _ => None,
-        }
-    }
-}
-
-fn scrub_err(e: &sqlx::Error, url: &Secret) -> String {
-    let text = scrub_url(&e.to_string(), url.expose());
-    let mut line = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    if line.len() > 300 {
-        let cut = (0..=300).rev().find(|i| line.is_char_boundary(*i)).unwrap_or(0);
-        line.truncate(cut);
-        line.push('…');
-    }
-    line
 }
 
 /// The snapshot query: index-friendly parts in one statement (the last one finds when the next job falls due).
@@ -289,7 +189,7 @@ impl QueueSource for DelayedJobSource {
     async fn remember(&self, process_type: &str, summary: &str) -> Result<(), SourceError> {
         match &self.learned {
             Some(table) => {
-                learned::remember(&self.pool, table, process_type, summary).await.map_err(|e| self.map_err(e))
+                learned::remember(&self.db.pool, table, process_type, summary).await.map_err(|e| self.map_err(e))
             }
             None => Ok(()),
         }
@@ -297,7 +197,7 @@ impl QueueSource for DelayedJobSource {
 
     async fn recall(&self, process_type: &str) -> Result<Option<String>, SourceError> {
         match &self.learned {
-            Some(table) => learned::recall(&self.pool, table, process_type).await.map_err(|e| self.map_err(e)),
+            Some(table) => learned::recall(&self.db.pool, table, process_type).await.map_err(|e| self.map_err(e)),
             None => Ok(None),
         }
     }
@@ -310,18 +210,10 @@ impl QueueSource for DelayedJobSource {
     async fn snapshot(&self) -> Result<Snapshot, SourceError> {
         let work = async {
             let sql = self.query_sql().await?;
-            self.bound(sql.to_owned()).fetch_all(&self.pool).await.map_err(|e| self.map_err(e))
+            self.bound(sql.to_owned()).fetch_all(&self.db.pool).await.map_err(|e| self.map_err(e))
         };
         // The statement timeout bounds the query; this bounds connecting too.
-        let rows = match tokio::time::timeout(self.config.timeout + Duration::from_millis(500), work).await {
-            Ok(Ok(rows)) => rows,
-            // A pool that cannot connect times out like a slow query: say "connection refused" when that is why.
-            Ok(Err(SourceError::Timeout { .. })) | Err(_) => {
-                let timeout = self.config.timeout;
-                return Err(self.refused().await.unwrap_or(SourceError::Timeout { source_name: NAME.into(), timeout }));
-            }
-            Ok(Err(e)) => return Err(e),
-        };
+        let rows = self.db.bounded(work).await?;
         let mut snap = Snapshot::default();
         for row in rows {
             let kind: String = row.get("kind");
@@ -354,19 +246,5 @@ impl QueueSource for DelayedJobSource {
             snap.add(&q, stats);
         }
         Ok(snap)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn table_names_are_validated_and_quoted() {
-        assert_eq!(quote_table("delayed_jobs").as_deref(), Some("\"delayed_jobs\""));
-        assert_eq!(quote_table("app.jobs").as_deref(), Some("\"app\".\"jobs\""));
-        for bad in ["", "a.b.c", "jobs; drop table x", "1jobs", "a b", "\"x\""] {
-            assert_eq!(quote_table(bad), None, "{bad}");
-        }
     }
 }

@@ -1,5 +1,5 @@
-//! Where the adaptive policy keeps what it learned, for a DelayedJob app: a small table of the app's database that
-//! the operator creates (the scaler never changes the schema) and names in `learned_table`.
+//! Where the adaptive policy keeps what it learned, for a Postgres source: a small table of the app's database
+//! that the operator creates (the scaler never changes the schema) and names in `learned_table`.
 
 use sqlx::postgres::PgPool;
 
@@ -12,7 +12,7 @@ CREATE TABLE dyno_scaler_learned (
 );";
 
 /// Writes the summary of `process_type` (one row per process type).
-pub(crate) async fn remember(pool: &PgPool, table: &str, process_type: &str, summary: &str) -> Result<(), sqlx::Error> {
+pub async fn remember(pool: &PgPool, table: &str, process_type: &str, summary: &str) -> Result<(), sqlx::Error> {
     let sql = format!(
         "INSERT INTO {table} (process_type, summary, updated_at) VALUES ($1, $2, now()) \
          ON CONFLICT (process_type) DO UPDATE SET summary = EXCLUDED.summary, updated_at = now()"
@@ -21,7 +21,7 @@ pub(crate) async fn remember(pool: &PgPool, table: &str, process_type: &str, sum
 }
 
 /// The summary of `process_type`, unless older than a week (a scaler stopped that long starts afresh).
-pub(crate) async fn recall(pool: &PgPool, table: &str, process_type: &str) -> Result<Option<String>, sqlx::Error> {
+pub async fn recall(pool: &PgPool, table: &str, process_type: &str) -> Result<Option<String>, sqlx::Error> {
     let sql = format!("SELECT summary FROM {table} WHERE process_type = $1 AND updated_at > now() - interval '7 days'");
     sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).bind(process_type).fetch_optional(pool).await
 }
