@@ -39,6 +39,10 @@ pub use dyno_scaler_resque as resque;
 #[cfg(feature = "delayed-job")]
 pub use dyno_scaler_delayed_job as delayed_job;
 
+/// GoodJob queue source (feature `good-job`).
+#[cfg(feature = "good-job")]
+pub use dyno_scaler_good_job as good_job;
+
 /// Heroku platform (feature `heroku`).
 #[cfg(feature = "heroku")]
 pub use dyno_scaler_heroku as heroku;

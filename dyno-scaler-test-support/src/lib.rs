@@ -282,3 +282,43 @@ pub fn delayed_jobs_ddl(table: &str, timestamptz: bool) -> String {
          CREATE INDEX IF NOT EXISTS delayed_jobs_priority ON {table} USING btree (priority, run_at);"
     )
 }
+
+/// What GoodJob v4's install generator creates (`create_good_jobs.rb.erb`, with the columns and indexes later v4
+/// migrations add: `labels`, `locked_by_id`, `locked_at`, `lock_type`), in `schema`. `datetime` columns are Rails
+/// 7's `timestamp(6)`.
+pub fn good_jobs_ddl(schema: &str) -> String {
+    format!(
+        "CREATE TABLE {schema}.good_jobs (
+           id uuid DEFAULT gen_random_uuid() PRIMARY KEY,
+           queue_name text, priority integer, serialized_params jsonb,
+           scheduled_at timestamp(6), performed_at timestamp(6), finished_at timestamp(6), error text,
+           created_at timestamp(6) NOT NULL, updated_at timestamp(6) NOT NULL,
+           active_job_id uuid, concurrency_key text, cron_key text, retried_good_job_id uuid, cron_at timestamp(6),
+           batch_id uuid, batch_callback_id uuid, is_discrete boolean, executions_count integer, job_class text,
+           error_event smallint, labels text[], locked_by_id uuid, locked_at timestamp(6), lock_type smallint);
+         CREATE TABLE {schema}.good_job_processes (
+           id uuid DEFAULT gen_random_uuid() PRIMARY KEY,
+           created_at timestamp(6) NOT NULL, updated_at timestamp(6) NOT NULL, state jsonb, lock_type smallint);
+         CREATE INDEX index_good_jobs_on_scheduled_at ON {schema}.good_jobs (scheduled_at) WHERE (finished_at IS NULL);
+         CREATE INDEX index_good_jobs_on_queue_name_and_scheduled_at ON {schema}.good_jobs (queue_name, scheduled_at)
+           WHERE (finished_at IS NULL);
+         CREATE INDEX index_good_jobs_on_active_job_id_and_created_at ON {schema}.good_jobs (active_job_id, created_at);
+         CREATE INDEX index_good_jobs_on_concurrency_key_when_unfinished ON {schema}.good_jobs (concurrency_key)
+           WHERE (finished_at IS NULL);
+         CREATE INDEX index_good_jobs_on_cron_key_and_created_at_cond ON {schema}.good_jobs (cron_key, created_at)
+           WHERE (cron_key IS NOT NULL);
+         CREATE UNIQUE INDEX index_good_jobs_on_cron_key_and_cron_at_cond ON {schema}.good_jobs (cron_key, cron_at)
+           WHERE (cron_key IS NOT NULL);
+         CREATE INDEX index_good_jobs_on_active_job_id ON {schema}.good_jobs (active_job_id);
+         CREATE INDEX index_good_jobs_jobs_on_finished_at ON {schema}.good_jobs (finished_at)
+           WHERE retried_good_job_id IS NULL AND finished_at IS NOT NULL;
+         CREATE INDEX index_good_jobs_jobs_on_priority_created_at_when_unfinished
+           ON {schema}.good_jobs (priority DESC NULLS LAST, created_at) WHERE finished_at IS NULL;
+         CREATE INDEX index_good_jobs_on_batch_id ON {schema}.good_jobs (batch_id) WHERE batch_id IS NOT NULL;
+         CREATE INDEX index_good_jobs_on_batch_callback_id ON {schema}.good_jobs (batch_callback_id)
+           WHERE batch_callback_id IS NOT NULL;
+         CREATE INDEX index_good_jobs_on_priority_scheduled_at_unfinished_unlocked
+           ON {schema}.good_jobs (priority, scheduled_at, id) WHERE finished_at IS NULL AND locked_by_id IS NULL;
+         CREATE INDEX index_good_jobs_on_locked_by_id ON {schema}.good_jobs (locked_by_id) WHERE locked_by_id IS NOT NULL;"
+    )
+}

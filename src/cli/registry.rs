@@ -97,6 +97,13 @@ pub fn sources() -> Vec<SourceEntry> {
             env_defaults: &[("url", "DATABASE_URL")],
             parse: parse_as::<dyno_scaler::delayed_job::DelayedJobConfig>,
         },
+        #[cfg(feature = "good-job")]
+        SourceEntry {
+            name: "good_job",
+            aliases: &["goodjob"],
+            env_defaults: &[("url", "DATABASE_URL")],
+            parse: parse_as::<dyno_scaler::good_job::GoodJobConfig>,
+        },
     ]
 }
 
@@ -134,6 +141,9 @@ source_spec!(dyno_scaler::resque::ResqueConfig, dyno_scaler::resque::ResqueSourc
 source_spec!(dyno_scaler::delayed_job::DelayedJobConfig, dyno_scaler::delayed_job::DelayedJobSource, trigger: |c: &dyno_scaler::delayed_job::DelayedJobConfig| {
     Some(dyno_scaler::delayed_job::DelayedJobSource::new(c.clone()).map(|s| Arc::new(s) as Arc<dyn Trigger>))
 });
+
+#[cfg(feature = "good-job")]
+source_spec!(dyno_scaler::good_job::GoodJobConfig, dyno_scaler::good_job::GoodJobSource);
 
 #[cfg(feature = "delayed-job")]
 #[async_trait::async_trait]

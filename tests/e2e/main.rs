@@ -6,6 +6,7 @@ mod common;
 mod config_errors;
 mod events;
 mod faults;
+mod good_job;
 mod node_resque;
 mod run;
 mod sidekiq_real;

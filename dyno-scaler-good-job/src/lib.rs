@@ -1,0 +1,216 @@
+//! dyno-scaler [`QueueSource`] for [GoodJob](https://github.com/bensheldon/good_job) (Postgres, v4).
+//!
+//! Figures follow GoodJob's own job states (`GoodJob::Job` scopes), with the database's clock:
+//!
+//! * **ready** (GoodJob's "queued"): `finished_at IS NULL AND performed_at IS NULL AND scheduled_at <= now` (a
+//!   `NULL` `scheduled_at`, written before v4.8.2, counts as now);
+//! * **running**: `performed_at IS NOT NULL AND finished_at IS NULL`, and only while a live process holds the job:
+//!   in GoodJob's default advisory-lock mode, while the job's advisory lock is held (GoodJob's key:
+//!   the first 64 bits of `md5('good_jobs-' || id)`, seen in `pg_locks`); under the skip-locked and hybrid
+//!   strategies, while the process in `locked_by_id` has updated its record within `process_expiry`. A row left by
+//!   a killed process is not running: its session ended, and its lock with it;
+//! * **scheduled**: `scheduled_at > now`, not demand (counted up to `scheduled_cap` rows, soonest first);
+//! * **latency**: `now - min(scheduled_at, or created_at)` over ready rows; a time before 2001 is bad data (still
+//!   ready, no latency, counted as skipped).
+//!
+//! Every figure comes from one statement. The source only reads (`SELECT` on the tables; `pg_locks` is visible to
+//! every role). Its event path is GoodJob's own `NOTIFY good_job` on every enqueue: no trigger, no setting.
+#![deny(missing_docs)]
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use dyno_scaler_core::events::Hints;
+use dyno_scaler_core::secret::redact_url;
+use dyno_scaler_core::{Capabilities, QueueSource, QueueStats, SettingError, Snapshot, SourceError};
+use dyno_scaler_postgres::{Db, learned, now_for, quote_table, schema_prefix};
+use sqlx::{AssertSqlSafe, Row};
+use tokio::sync::OnceCell;
+
+mod config;
+
+pub use config::GoodJobConfig;
+
+const NAME: &str = "good_job";
+
+/// The channel GoodJob notifies on every enqueue (`GoodJob::Notifier`).
+pub const CHANNEL: &str = "good_job";
+
+/// Reads GoodJob's `good_jobs` table.
+pub struct GoodJobSource {
+    config: GoodJobConfig,
+    db: Db,
+    jobs: String,
+    processes: String,
+    /// The table name in GoodJob's advisory-lock keys (the model's `table_name`, unqualified).
+    key_table: String,
+    sql: OnceCell<String>,
+    learned: Option<String>,
+}
+
+impl std::fmt::Debug for GoodJobSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GoodJobSource")
+            .field("url", &redact_url(self.config.url.expose()))
+            .field("table", &self.jobs)
+            .field("queues", &self.config.queues)
+            .finish()
+    }
+}
+
+impl GoodJobSource {
+    /// A source for `config`, checked first. Connects lazily: Postgres may be down now and come up later.
+    pub fn new(config: GoodJobConfig) -> Result<Self, SettingError> {
+        config.validate()?;
+        let db = Db::new(NAME, &config.url, config.timeout)?;
+        let jobs = quote_table(&config.table).unwrap_or_default();
+        let processes = format!("{}\"good_job_processes\"", schema_prefix(&config.table));
+        let key_table = config.table.rsplit('.').next().unwrap_or("good_jobs").to_owned();
+        let learned = config.learned_table.as_deref().and_then(quote_table);
+        Ok(Self { config, db, jobs, processes, key_table, sql: OnceCell::new(), learned })
+    }
+
+    /// The statement one snapshot runs (built once the column type is known).
+    pub async fn query_sql(&self) -> Result<&str, SourceError> {
+        self.sql
+            .get_or_try_init(|| async {
+                let ty = self.db.column_type(&self.config.table, "scheduled_at").await?;
+                Ok(build_sql(self, now_for(&ty)))
+            })
+            .await
+            .map(String::as_str)
+    }
+
+    fn bound(&self, sql: String) -> sqlx::query::Query<'_, sqlx::Postgres, sqlx::postgres::PgArguments> {
+        let c = &self.config;
+        sqlx::query(AssertSqlSafe(sql))
+            .bind(c.queues.clone())
+            .bind(i64::try_from(c.scheduled_cap).unwrap_or(i64::MAX))
+            .bind(c.process_expiry.as_secs_f64())
+    }
+
+    /// The plan of the snapshot statement on `conn` (`EXPLAIN (options)`), for benchmarks and `check`.
+    pub async fn explain(&self, conn: &mut sqlx::PgConnection, options: &str) -> Result<String, SourceError> {
+        let sql = format!("EXPLAIN ({options}) {}", self.query_sql().await?);
+        let rows = self.bound(sql).fetch_all(conn).await.map_err(|e| self.db.map_err(e))?;
+        Ok(rows.iter().map(|r| r.get::<String, _>(0)).collect::<Vec<_>>().join("\n"))
+    }
+}
+
+/// The snapshot statement. Parameters: $1 queues (text[] or NULL), $2 the scheduled-rows cap, $3 the process
+/// expiry in seconds.
+fn build_sql(s: &GoodJobSource, now: &str) -> String {
+    let (jobs, processes) = (&s.jobs, &s.processes);
+    let filter = if s.config.queues.is_some() { "COALESCE(queue_name, 'default') = ANY($1)" } else { "true" };
+    let q = "COALESCE(queue_name, 'default')";
+    let queued = "finished_at IS NULL AND performed_at IS NULL";
+    let floor = "'2001-09-09'";
+    let since = "COALESCE(scheduled_at, created_at)";
+    // GoodJob's advisory-lock key of a job, split as pg_locks shows it (classid: the high 32 bits, objid: the low).
+    let key = |column: &str| {
+        let bits = format!("('x' || substr(md5('{}-' || j.{column}::text), 1, 16))::bit(64)", s.key_table);
+        format!(
+            "(l.classid = substring({bits} from 1 for 32)::bit(32)::int AND l.objid = substring({bits} from 33 for 32)::bit(32)::int)"
+        )
+    };
+    let held = format!(
+        "(EXISTS (SELECT 1 FROM pg_locks l WHERE l.locktype = 'advisory' AND l.objsubid = 1 AND l.granted \
+           AND ({} OR {})) \
+          OR (j.locked_by_id IS NOT NULL AND EXISTS (SELECT 1 FROM {processes} p \
+           WHERE p.id = j.locked_by_id AND p.updated_at > {now} - make_interval(secs => $3))))",
+        key("id"),
+        key("active_job_id")
+    );
+    let running = format!("j.finished_at IS NULL AND j.performed_at IS NOT NULL AND {held}");
+    format!(
+        "SELECT 'ready'::text AS kind, {q} AS q, count(*)::int8 AS c, \
+                EXTRACT(EPOCH FROM ({now} - min({since}) FILTER (WHERE {since} >= {floor})))::float8 AS age, \
+                count(*) FILTER (WHERE {since} IS NULL OR {since} < {floor})::int8 AS bad \
+           FROM {jobs} WHERE {queued} AND (scheduled_at <= {now} OR scheduled_at IS NULL) AND {filter} GROUP BY 2 \
+         UNION ALL \
+         SELECT 'running', {q}, count(*)::int8, NULL, 0 FROM {jobs} j WHERE {running} AND {filter} GROUP BY 2 \
+         UNION ALL \
+         SELECT 'elsewhere', NULL, count(*)::int8, NULL, 0 FROM {jobs} j WHERE {running} AND NOT ({filter}) \
+         UNION ALL \
+         SELECT 'scheduled', s.q, count(*)::int8, NULL, 0 FROM ( \
+           SELECT {q} AS q FROM {jobs} WHERE {queued} AND scheduled_at > {now} AND {filter} \
+           ORDER BY scheduled_at LIMIT $2) s GROUP BY s.q \
+         UNION ALL \
+         (SELECT 'due', NULL, 0::int8, EXTRACT(EPOCH FROM (scheduled_at - {now}))::float8, 0 FROM {jobs} \
+           WHERE {queued} AND scheduled_at > {now} AND scheduled_at < 'infinity' AND {filter} \
+           ORDER BY scheduled_at LIMIT 1)"
+    )
+}
+
+#[async_trait]
+impl QueueSource for GoodJobSource {
+    fn name(&self) -> &str {
+        NAME
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        // GoodJob's process records name a hostname (`Socket.gethostname`), not a dyno.
+        Capabilities {
+            names_hosts: false,
+            latency: true,
+            worker_registry: false,
+            quiet: false,
+            remembers: self.learned.is_some(),
+        }
+    }
+
+    async fn remember(&self, process_type: &str, summary: &str) -> Result<(), SourceError> {
+        match &self.learned {
+            Some(t) => learned::remember(&self.db.pool, t, process_type, summary).await.map_err(|e| self.db.map_err(e)),
+            None => Ok(()),
+        }
+    }
+
+    async fn recall(&self, process_type: &str) -> Result<Option<String>, SourceError> {
+        match &self.learned {
+            Some(t) => learned::recall(&self.db.pool, t, process_type).await.map_err(|e| self.db.map_err(e)),
+            None => Ok(None),
+        }
+    }
+
+    /// `LISTEN good_job`: GoodJob notifies it on every enqueue (unless `enable_listen_notify` is off).
+    async fn watch(&self, hints: &Hints) -> Result<(), SourceError> {
+        self.db.listen(CHANNEL, "notified by GoodJob on every enqueue", hints, |_| true).await
+    }
+
+    async fn snapshot(&self) -> Result<Snapshot, SourceError> {
+        let work = async {
+            let sql = self.query_sql().await?;
+            self.bound(sql.to_owned()).fetch_all(&self.db.pool).await.map_err(|e| self.db.map_err(e))
+        };
+        let rows = self.db.bounded(work).await?;
+        let mut snap = Snapshot::default();
+        for row in rows {
+            let kind: String = row.get("kind");
+            let count = row.get::<i64, _>("c").max(0) as u64;
+            match kind.as_str() {
+                "elsewhere" => snap.running_elsewhere += count,
+                "due" => {
+                    let due: Option<f64> = row.get("age");
+                    snap.next_due = due.and_then(|d| Duration::try_from_secs_f64(d.max(0.0)).ok());
+                }
+                _ => {
+                    let q: String = row.get("q");
+                    let mut stats = QueueStats::default();
+                    match kind.as_str() {
+                        "ready" => {
+                            stats.ready = count;
+                            let age: Option<f64> = row.get("age");
+                            stats.oldest_ready_age = age.and_then(|a| Duration::try_from_secs_f64(a.max(0.0)).ok());
+                            snap.skipped += row.get::<i64, _>("bad").max(0) as u64;
+                        }
+                        "running" => stats.running = count,
+                        _ => stats.scheduled = count,
+                    }
+                    snap.add(&q, stats);
+                }
+            }
+        }
+        Ok(snap)
+    }
+}

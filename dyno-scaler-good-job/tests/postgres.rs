@@ -1,0 +1,172 @@
+//! GoodJob source against the real Postgres, tables as GoodJob v4's install generator makes them, rows as GoodJob
+//! writes them. Each test creates its own schema, so tests run in parallel.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use dyno_scaler_core::conformance::{ConformanceBackend, run_conformance};
+use dyno_scaler_core::events::{EventMode, Hints, wait_status, watch_events};
+use dyno_scaler_core::{QueueSource, Snapshot};
+use dyno_scaler_good_job::{GoodJobConfig, GoodJobSource};
+use dyno_scaler_test_support::{db_url, good_jobs_ddl, unique};
+use sqlx::{AssertSqlSafe, Connection, PgConnection, PgPool};
+use tokio::sync::Mutex;
+
+const NOW: &str = "(now() AT TIME ZONE 'UTC')";
+
+struct Backend {
+    pool: PgPool,
+    schema: String,
+    /// A worker's session: the advisory locks of the jobs it runs live as long as it does.
+    worker: Mutex<PgConnection>,
+}
+
+impl Backend {
+    async fn new(tag: &str) -> Self {
+        let pool =
+            PgPool::connect(&db_url()).await.unwrap_or_else(|e| panic!("Postgres at {} is required: {e}", db_url()));
+        let schema = unique(tag);
+        let ddl = format!("CREATE SCHEMA {schema}; {}", good_jobs_ddl(&schema));
+        sqlx::raw_sql(AssertSqlSafe(ddl)).execute(&pool).await.unwrap();
+        let worker = Mutex::new(PgConnection::connect(&db_url()).await.unwrap());
+        Self { pool, schema, worker }
+    }
+
+    fn config(&self, queues: Option<Vec<String>>) -> GoodJobConfig {
+        let mut c = GoodJobConfig::new(db_url());
+        c.table = format!("{}.good_jobs", self.schema);
+        c.queues = queues;
+        c
+    }
+
+    /// `GoodJob::Adapter#enqueue`: one INSERT (the id is the Active Job id), `scheduled_at` `offset` seconds from now.
+    async fn insert(&self, queue: &str, offset: &str, performed: bool, locked_by: Option<&str>) -> String {
+        let sql = format!(
+            "INSERT INTO {}.good_jobs (id, active_job_id, queue_name, priority, serialized_params, scheduled_at, \
+               performed_at, created_at, updated_at, job_class, locked_by_id, locked_at, lock_type) \
+             SELECT u, u, $1, 0, jsonb_build_object('job_class', 'SyncJob', 'job_id', u::text, 'queue_name', $1, \
+               'arguments', '[]'::jsonb, 'executions', 0), {offset}, {}, {NOW}, {NOW}, 'SyncJob', $2::uuid, \
+               CASE WHEN $2 IS NULL THEN NULL ELSE {NOW} END, CASE WHEN $2 IS NULL THEN NULL ELSE 1 END \
+             FROM (SELECT gen_random_uuid() AS u) g RETURNING id::text",
+            self.schema,
+            if performed { NOW } else { "NULL" }
+        );
+        sqlx::query_scalar(AssertSqlSafe(sql)).bind(queue).bind(locked_by).fetch_one(&self.pool).await.unwrap()
+    }
+
+    /// A process record (`GoodJob::Process`), updated `age` seconds ago.
+    async fn process(&self, age: f64) -> String {
+        let sql = format!(
+            "INSERT INTO {}.good_job_processes (created_at, updated_at, state, lock_type) \
+             VALUES ({NOW}, {NOW} - make_interval(secs => $1), '{{\"hostname\":\"web-1\",\"pid\":4}}', 1) RETURNING id::text",
+            self.schema
+        );
+        sqlx::query_scalar(AssertSqlSafe(sql)).bind(age).fetch_one(&self.pool).await.unwrap()
+    }
+
+    /// Enqueues as `GoodJob::Adapter` does: the INSERT, then `NOTIFY good_job` with the queue (and the schedule).
+    async fn enqueue(&self, queue: &str, offset_secs: i64) {
+        self.insert(queue, &at(offset_secs), false, None).await;
+        let payload = format!(r#"{{"queue_name":"{queue}","scheduled_at":"in {offset_secs}s"}}"#);
+        sqlx::query("SELECT pg_notify('good_job', $1)").bind(payload).execute(&self.pool).await.unwrap();
+    }
+
+    async fn snap(&self) -> Snapshot {
+        GoodJobSource::new(self.config(None)).unwrap().snapshot().await.unwrap()
+    }
+}
+
+fn at(secs: i64) -> String {
+    format!("{NOW} + make_interval(secs => {secs})")
+}
+
+#[async_trait]
+impl ConformanceBackend for Backend {
+    async fn reset(&self) {
+        let sql = format!("TRUNCATE {0}.good_jobs, {0}.good_job_processes", self.schema);
+        sqlx::raw_sql(AssertSqlSafe(sql)).execute(&self.pool).await.unwrap();
+        let _ = sqlx::query("SELECT pg_advisory_unlock_all()").execute(&mut *self.worker.lock().await).await;
+    }
+    async fn push_ready(&self, queue: &str, age: Duration) {
+        self.enqueue(queue, -(age.as_secs() as i64)).await;
+    }
+    async fn push_scheduled(&self, queue: &str, delay: Duration) {
+        self.enqueue(queue, delay.as_secs() as i64).await;
+    }
+    async fn push_due(&self, queue: &str, overdue: Duration) {
+        self.enqueue(queue, -(overdue.as_secs() as i64)).await;
+    }
+    async fn push_running(&self, queue: &str, _host: &str) {
+        // The advisory-lock mode (the default): the worker's session holds the job's lock while it runs.
+        let id = self.insert(queue, &at(-1), true, None).await;
+        sqlx::query("SELECT pg_advisory_lock(('x' || substr(md5('good_jobs-' || $1), 1, 16))::bit(64)::bigint)")
+            .bind(id)
+            .execute(&mut *self.worker.lock().await)
+            .await
+            .unwrap();
+    }
+    async fn push_dead_running(&self, queue: &str, _host: &str) {
+        // Its process was killed: the row says performed, but no session holds its lock.
+        self.insert(queue, &at(-60), true, None).await;
+    }
+    async fn push_malformed(&self, queue: &str) {
+        self.insert(queue, "'-infinity'", false, None).await;
+    }
+    async fn source(&self, queues: Option<Vec<String>>) -> Box<dyn QueueSource> {
+        Box::new(GoodJobSource::new(self.config(queues)).unwrap())
+    }
+}
+
+#[tokio::test]
+async fn conformance() {
+    run_conformance(&Backend::new("gj_conf").await).await;
+}
+
+#[tokio::test]
+async fn skip_locked_jobs_run_while_their_process_is_fresh() {
+    let b = Backend::new("gj_skip").await;
+    let live = b.process(10.0).await;
+    let dead = b.process(600.0).await;
+    b.insert("default", &at(-5), true, Some(&live)).await;
+    b.insert("default", &at(-5), true, Some(&dead)).await;
+    let s = b.snap().await;
+    assert_eq!(s.totals().running, 1, "only the live process's job runs: {s:?}");
+    // A job finished is nothing at all.
+    let sql = format!("UPDATE {}.good_jobs SET finished_at = {NOW}", b.schema);
+    sqlx::raw_sql(AssertSqlSafe(sql)).execute(&b.pool).await.unwrap();
+    assert_eq!(b.snap().await.totals(), Default::default());
+}
+
+#[tokio::test]
+async fn a_lock_keyed_by_the_active_job_id_counts_too() {
+    // GoodJob versions that key the lock by `active_job_id` (a different uuid than `id` for rows written so).
+    let b = Backend::new("gj_ajid").await;
+    let sql = format!(
+        "INSERT INTO {}.good_jobs (id, active_job_id, queue_name, scheduled_at, performed_at, created_at, updated_at) \
+         VALUES (gen_random_uuid(), gen_random_uuid(), 'default', {NOW}, {NOW}, {NOW}, {NOW}) RETURNING active_job_id::text",
+        b.schema
+    );
+    let ajid: String = sqlx::query_scalar(AssertSqlSafe(sql)).fetch_one(&b.pool).await.unwrap();
+    assert_eq!(b.snap().await.totals().running, 0, "no lock held yet");
+    sqlx::query("SELECT pg_advisory_lock(('x' || substr(md5('good_jobs-' || $1), 1, 16))::bit(64)::bigint)")
+        .bind(ajid)
+        .execute(&mut *b.worker.lock().await)
+        .await
+        .unwrap();
+    assert_eq!(b.snap().await.totals().running, 1);
+}
+
+#[tokio::test]
+async fn goodjobs_own_notify_wakes_the_scaler_with_no_trigger() {
+    let b = Backend::new("gj_listen").await;
+    let source: Arc<dyn QueueSource> = Arc::new(GoodJobSource::new(b.config(None)).unwrap());
+    let (hints, mut status) = Hints::new();
+    let (_stop_tx, stop) = tokio::sync::watch::channel(false);
+    tokio::spawn(watch_events(source, hints.clone(), stop));
+    let s = wait_status(&mut status, Duration::from_secs(10), |s| s.mode != EventMode::Starting).await.unwrap();
+    assert_eq!(s.mode, EventMode::Listen, "{s}");
+    // What GoodJob::Notifier sends on an enqueue.
+    sqlx::query("SELECT pg_notify('good_job', '{\"queue_name\":\"default\"}')").execute(&b.pool).await.unwrap();
+    assert!(hints.seen(1, Duration::from_secs(5)).await);
+}
