@@ -43,6 +43,10 @@ pub use dyno_scaler_delayed_job as delayed_job;
 #[cfg(feature = "good-job")]
 pub use dyno_scaler_good_job as good_job;
 
+/// Solid Queue queue source (feature `solid-queue`).
+#[cfg(feature = "solid-queue")]
+pub use dyno_scaler_solid_queue as solid_queue;
+
 /// Heroku platform (feature `heroku`).
 #[cfg(feature = "heroku")]
 pub use dyno_scaler_heroku as heroku;

@@ -17,13 +17,11 @@
 //! every role). Its event path is GoodJob's own `NOTIFY good_job` on every enqueue: no trigger, no setting.
 #![deny(missing_docs)]
 
-use std::time::Duration;
-
 use async_trait::async_trait;
 use dyno_scaler_core::events::Hints;
 use dyno_scaler_core::secret::redact_url;
-use dyno_scaler_core::{Capabilities, QueueSource, QueueStats, SettingError, Snapshot, SourceError};
-use dyno_scaler_postgres::{Db, learned, now_for, quote_table, schema_prefix};
+use dyno_scaler_core::{Capabilities, QueueSource, SettingError, Snapshot, SourceError};
+use dyno_scaler_postgres::{Db, fold, learned, now_for, quote_table, schema_prefix};
 use sqlx::{AssertSqlSafe, Row};
 use tokio::sync::OnceCell;
 
@@ -184,33 +182,6 @@ impl QueueSource for GoodJobSource {
             self.bound(sql.to_owned()).fetch_all(&self.db.pool).await.map_err(|e| self.db.map_err(e))
         };
         let rows = self.db.bounded(work).await?;
-        let mut snap = Snapshot::default();
-        for row in rows {
-            let kind: String = row.get("kind");
-            let count = row.get::<i64, _>("c").max(0) as u64;
-            match kind.as_str() {
-                "elsewhere" => snap.running_elsewhere += count,
-                "due" => {
-                    let due: Option<f64> = row.get("age");
-                    snap.next_due = due.and_then(|d| Duration::try_from_secs_f64(d.max(0.0)).ok());
-                }
-                _ => {
-                    let q: String = row.get("q");
-                    let mut stats = QueueStats::default();
-                    match kind.as_str() {
-                        "ready" => {
-                            stats.ready = count;
-                            let age: Option<f64> = row.get("age");
-                            stats.oldest_ready_age = age.and_then(|a| Duration::try_from_secs_f64(a.max(0.0)).ok());
-                            snap.skipped += row.get::<i64, _>("bad").max(0) as u64;
-                        }
-                        "running" => stats.running = count,
-                        _ => stats.scheduled = count,
-                    }
-                    snap.add(&q, stats);
-                }
-            }
-        }
-        Ok(snap)
+        Ok(fold(rows))
     }
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use dyno_scaler_core::error::Cause;
 use dyno_scaler_core::events::{EventMode, Hints};
 use dyno_scaler_core::secret::{redact_url, scrub_url, url_password};
-use dyno_scaler_core::{Secret, SettingError, SourceError};
+use dyno_scaler_core::{QueueStats, Secret, SettingError, Snapshot, SourceError};
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
 
 pub mod learned;
@@ -153,6 +153,39 @@ impl Db {
             }
         }
     }
+}
+
+/// Folds the rows of a snapshot statement into a [`Snapshot`]. Each row has `kind`, `q` (the queue), `c` (a
+/// count), `age` (seconds) and `bad`: `ready` rows (several per queue add up; `age` the latency, `bad` the rows whose
+/// time cannot be meant, counted as skipped), `running`, `scheduled`, `elsewhere` (running outside the filter) and
+/// one `due` row (`age`: seconds until the next scheduled job).
+pub fn fold(rows: Vec<sqlx::postgres::PgRow>) -> Snapshot {
+    use sqlx::Row;
+    let secs = |v: Option<f64>| v.and_then(|a| Duration::try_from_secs_f64(a.max(0.0)).ok());
+    let mut snap = Snapshot::default();
+    for row in rows {
+        let kind: String = row.get("kind");
+        let count = row.get::<i64, _>("c").max(0) as u64;
+        match kind.as_str() {
+            "elsewhere" => snap.running_elsewhere += count,
+            "due" => snap.next_due = secs(row.get("age")),
+            _ => {
+                let q: String = row.get("q");
+                let mut stats = QueueStats::default();
+                match kind.as_str() {
+                    "ready" => {
+                        stats.ready = count;
+                        stats.oldest_ready_age = secs(row.get("age"));
+                        snap.skipped += row.get::<i64, _>("bad").max(0) as u64;
+                    }
+                    "running" => stats.running = count,
+                    _ => stats.scheduled = count,
+                }
+                snap.add(&q, stats);
+            }
+        }
+    }
+    snap
 }
 
 /// The current time as a column of `column_type` holds it: `now()` for `timestamp with time zone`, the UTC wall

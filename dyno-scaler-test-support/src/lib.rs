@@ -322,3 +322,78 @@ pub fn good_jobs_ddl(schema: &str) -> String {
          CREATE INDEX index_good_jobs_on_locked_by_id ON {schema}.good_jobs (locked_by_id) WHERE locked_by_id IS NOT NULL;"
     )
 }
+
+/// What Solid Queue v1.5's install generator creates (`db/queue_schema.rb`; `datetime` is Rails 7's
+/// `timestamp(6)`), in `schema`: the tables the source reads, with their indexes and foreign keys, and the others.
+pub fn solid_queue_ddl(schema: &str) -> String {
+    let t = |name: &str| format!("{schema}.solid_queue_{name}");
+    let exec = |name: &str, extra: &str| {
+        format!(
+            "CREATE TABLE {} (id bigserial PRIMARY KEY, job_id bigint NOT NULL{extra}, created_at timestamp(6) NOT NULL);
+             CREATE UNIQUE INDEX index_solid_queue_{name}_on_job_id ON {} (job_id);
+             ALTER TABLE {} ADD FOREIGN KEY (job_id) REFERENCES {} (id) ON DELETE CASCADE;",
+            t(name),
+            t(name),
+            t(name),
+            t("jobs")
+        )
+    };
+    format!(
+        "CREATE TABLE {jobs} (id bigserial PRIMARY KEY, queue_name varchar NOT NULL, class_name varchar NOT NULL,
+           arguments text, priority integer DEFAULT 0 NOT NULL, active_job_id varchar, scheduled_at timestamp(6),
+           finished_at timestamp(6), concurrency_key varchar, created_at timestamp(6) NOT NULL,
+           updated_at timestamp(6) NOT NULL);
+         CREATE INDEX index_solid_queue_jobs_on_active_job_id ON {jobs} (active_job_id);
+         CREATE INDEX index_solid_queue_jobs_on_class_name ON {jobs} (class_name);
+         CREATE INDEX index_solid_queue_jobs_on_finished_at ON {jobs} (finished_at);
+         CREATE INDEX index_solid_queue_jobs_for_filtering ON {jobs} (queue_name, finished_at);
+         CREATE INDEX index_solid_queue_jobs_for_alerting ON {jobs} (scheduled_at, finished_at);
+         {ready}
+         CREATE INDEX index_solid_queue_poll_all ON {ready_t} (priority, job_id);
+         CREATE INDEX index_solid_queue_poll_by_queue ON {ready_t} (queue_name, priority, job_id);
+         {scheduled}
+         CREATE INDEX index_solid_queue_dispatch_all ON {scheduled_t} (scheduled_at, priority, job_id);
+         {claimed}
+         CREATE INDEX index_solid_queue_claimed_executions_on_process_id_and_job_id ON {claimed_t} (process_id, job_id);
+         {blocked}
+         CREATE INDEX index_solid_queue_blocked_executions_for_release ON {blocked_t} (concurrency_key, priority, job_id);
+         CREATE INDEX index_solid_queue_blocked_executions_for_maintenance ON {blocked_t} (expires_at, concurrency_key);
+         {failed}
+         {recurring}
+         CREATE UNIQUE INDEX index_solid_queue_recurring_executions_on_task_key_and_run_at
+           ON {recurring_t} (task_key, run_at);
+         CREATE TABLE {processes} (id bigserial PRIMARY KEY, kind varchar NOT NULL, last_heartbeat_at timestamp(6) NOT NULL,
+           supervisor_id bigint, pid integer NOT NULL, hostname varchar, metadata text, created_at timestamp(6) NOT NULL,
+           name varchar NOT NULL);
+         CREATE INDEX index_solid_queue_processes_on_last_heartbeat_at ON {processes} (last_heartbeat_at);
+         CREATE UNIQUE INDEX index_solid_queue_processes_on_name_and_supervisor_id ON {processes} (name, supervisor_id);
+         CREATE INDEX index_solid_queue_processes_on_supervisor_id ON {processes} (supervisor_id);
+         CREATE TABLE {pauses} (id bigserial PRIMARY KEY, queue_name varchar NOT NULL, created_at timestamp(6) NOT NULL);
+         CREATE UNIQUE INDEX index_solid_queue_pauses_on_queue_name ON {pauses} (queue_name);
+         CREATE TABLE {semaphores} (id bigserial PRIMARY KEY, key varchar NOT NULL, value integer DEFAULT 1 NOT NULL,
+           expires_at timestamp(6) NOT NULL, created_at timestamp(6) NOT NULL, updated_at timestamp(6) NOT NULL);
+         CREATE UNIQUE INDEX index_solid_queue_semaphores_on_key ON {semaphores} (key);",
+        jobs = t("jobs"),
+        ready = exec("ready_executions", ", queue_name varchar NOT NULL, priority integer DEFAULT 0 NOT NULL"),
+        ready_t = t("ready_executions"),
+        scheduled = exec(
+            "scheduled_executions",
+            ", queue_name varchar NOT NULL, priority integer DEFAULT 0 NOT NULL, scheduled_at timestamp(6) NOT NULL"
+        ),
+        scheduled_t = t("scheduled_executions"),
+        claimed = exec("claimed_executions", ", process_id bigint"),
+        claimed_t = t("claimed_executions"),
+        blocked = exec(
+            "blocked_executions",
+            ", queue_name varchar NOT NULL, priority integer DEFAULT 0 NOT NULL, concurrency_key varchar NOT NULL, \
+               expires_at timestamp(6) NOT NULL"
+        ),
+        blocked_t = t("blocked_executions"),
+        failed = exec("failed_executions", ", error text"),
+        recurring = exec("recurring_executions", ", task_key varchar NOT NULL, run_at timestamp(6) NOT NULL"),
+        recurring_t = t("recurring_executions"),
+        processes = t("processes"),
+        pauses = t("pauses"),
+        semaphores = t("semaphores"),
+    )
+}

@@ -104,6 +104,13 @@ pub fn sources() -> Vec<SourceEntry> {
             env_defaults: &[("url", "DATABASE_URL")],
             parse: parse_as::<dyno_scaler::good_job::GoodJobConfig>,
         },
+        #[cfg(feature = "solid-queue")]
+        SourceEntry {
+            name: "solid_queue",
+            aliases: &["solidqueue"],
+            env_defaults: &[("url", "DATABASE_URL")],
+            parse: parse_as::<dyno_scaler::solid_queue::SolidQueueConfig>,
+        },
     ]
 }
 
@@ -144,6 +151,8 @@ source_spec!(dyno_scaler::delayed_job::DelayedJobConfig, dyno_scaler::delayed_jo
 
 #[cfg(feature = "good-job")]
 source_spec!(dyno_scaler::good_job::GoodJobConfig, dyno_scaler::good_job::GoodJobSource);
+#[cfg(feature = "solid-queue")]
+source_spec!(dyno_scaler::solid_queue::SolidQueueConfig, dyno_scaler::solid_queue::SolidQueueSource);
 
 #[cfg(feature = "delayed-job")]
 #[async_trait::async_trait]

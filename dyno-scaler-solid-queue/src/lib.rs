@@ -1,0 +1,196 @@
+//! dyno-scaler [`QueueSource`] for [Solid Queue](https://github.com/rails/solid_queue) (Postgres, v1), the default
+//! job backend of Rails 8.
+//!
+//! Figures follow Solid Queue's execution tables, with the database's clock:
+//!
+//! * **ready**: ready executions of queues that are not paused (`solid_queue_pauses`), plus scheduled executions
+//!   already due (the dispatcher moves them only every second, and not at all while no dispatcher runs), plus
+//!   blocked executions whose `expires_at` has passed (the concurrency limit no longer holds them);
+//! * **running**: claimed executions of a process whose heartbeat is fresh (`process_alive_threshold`, 5 minutes
+//!   as in Solid Queue): a claim left by a dead process is not a running job;
+//! * **scheduled**: future scheduled executions, not demand (counted up to `scheduled_cap`, soonest first);
+//! * **latency**: the oldest of a ready execution's `created_at`, a due one's `scheduled_at` and an expired
+//!   block's `expires_at`; a time before 2001 is bad data (still ready, no latency, counted as skipped).
+//!
+//! Every figure comes from one statement over the executions tables (never a scan of `solid_queue_jobs`, which
+//! keeps a day of finished jobs; it is read only for the queues of claimed executions). The source only reads.
+//! Solid Queue has no `NOTIFY`: without a trigger the source polls.
+#![deny(missing_docs)]
+
+use async_trait::async_trait;
+use dyno_scaler_core::secret::redact_url;
+use dyno_scaler_core::{Capabilities, QueueSource, SettingError, Snapshot, SourceError};
+use dyno_scaler_postgres::{Db, fold, learned, now_for, quote_table};
+use sqlx::{AssertSqlSafe, Row};
+use tokio::sync::OnceCell;
+
+mod config;
+
+pub use config::SolidQueueConfig;
+
+const NAME: &str = "solid_queue";
+
+/// Reads Solid Queue's `solid_queue_*` tables.
+pub struct SolidQueueSource {
+    config: SolidQueueConfig,
+    db: Db,
+    /// `"schema".` or empty.
+    prefix: String,
+    sql: OnceCell<String>,
+    learned: Option<String>,
+}
+
+impl std::fmt::Debug for SolidQueueSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SolidQueueSource")
+            .field("url", &redact_url(self.config.url.expose()))
+            .field("schema", &self.config.schema)
+            .field("queues", &self.config.queues)
+            .finish()
+    }
+}
+
+impl SolidQueueSource {
+    /// A source for `config`, checked first. Connects lazily: Postgres may be down now and come up later.
+    pub fn new(config: SolidQueueConfig) -> Result<Self, SettingError> {
+        config.validate()?;
+        let db = Db::new(NAME, &config.url, config.timeout)?;
+        let prefix = config.schema.as_deref().and_then(quote_table).map(|s| format!("{s}.")).unwrap_or_default();
+        let learned = config.learned_table.as_deref().and_then(quote_table);
+        Ok(Self { config, db, prefix, sql: OnceCell::new(), learned })
+    }
+
+    fn table(&self, name: &str) -> String {
+        format!("{}\"solid_queue_{name}\"", self.prefix)
+    }
+
+    /// The statement one snapshot runs (built once the column type is known).
+    pub async fn query_sql(&self) -> Result<&str, SourceError> {
+        self.sql
+            .get_or_try_init(|| async {
+                let name = match &self.config.schema {
+                    Some(s) => format!("{s}.solid_queue_scheduled_executions"),
+                    None => "solid_queue_scheduled_executions".into(),
+                };
+                let ty = self.db.column_type(&name, "scheduled_at").await?;
+                Ok(build_sql(self, now_for(&ty)))
+            })
+            .await
+            .map(String::as_str)
+    }
+
+    fn bound(&self, sql: String) -> sqlx::query::Query<'_, sqlx::Postgres, sqlx::postgres::PgArguments> {
+        let c = &self.config;
+        sqlx::query(AssertSqlSafe(sql))
+            .bind(c.queues.clone())
+            .bind(i64::try_from(c.scheduled_cap).unwrap_or(i64::MAX))
+            .bind(c.process_alive_threshold.as_secs_f64())
+    }
+
+    /// The plan of the snapshot statement on `conn` (`EXPLAIN (options)`), for benchmarks.
+    pub async fn explain(&self, conn: &mut sqlx::PgConnection, options: &str) -> Result<String, SourceError> {
+        let sql = format!("EXPLAIN ({options}) {}", self.query_sql().await?);
+        let rows = self.bound(sql).fetch_all(conn).await.map_err(|e| self.db.map_err(e))?;
+        Ok(rows.iter().map(|r| r.get::<String, _>(0)).collect::<Vec<_>>().join("\n"))
+    }
+}
+
+/// The snapshot statement. Parameters: $1 queues (text[] or NULL), $2 the scheduled cap, $3 the alive threshold
+/// in seconds.
+fn build_sql(s: &SolidQueueSource, now: &str) -> String {
+    let [ready, scheduled, blocked, claimed, jobs, processes, pauses] = [
+        "ready_executions",
+        "scheduled_executions",
+        "blocked_executions",
+        "claimed_executions",
+        "jobs",
+        "processes",
+        "pauses",
+    ]
+    .map(|t| s.table(t));
+    let only = |alias: &str| {
+        if s.config.queues.is_some() { format!("{alias}.queue_name = ANY($1)") } else { "true".to_owned() }
+    };
+    let unpaused =
+        |alias: &str| format!("NOT EXISTS (SELECT 1 FROM {pauses} z WHERE z.queue_name = {alias}.queue_name)");
+    let floor = "'2001-09-09'";
+    // One ready part per table: the count, the latency from `at`, and the rows whose `at` cannot be meant.
+    let part = |table: &str, at: &str, cond: &str| {
+        format!(
+            "SELECT 'ready'::text AS kind, x.queue_name::text AS q, count(*)::int8 AS c, \
+                    EXTRACT(EPOCH FROM ({now} - min(x.{at}) FILTER (WHERE x.{at} >= {floor})))::float8 AS age, \
+                    count(*) FILTER (WHERE x.{at} < {floor})::int8 AS bad \
+               FROM {table} x WHERE {cond} AND {} AND {} GROUP BY 2",
+            only("x"),
+            unpaused("x")
+        )
+    };
+    let live = format!(
+        "EXISTS (SELECT 1 FROM {processes} p WHERE p.id = c.process_id \
+           AND p.last_heartbeat_at > {now} - make_interval(secs => $3))"
+    );
+    format!(
+        "{} UNION ALL {} UNION ALL {} \
+         UNION ALL \
+         SELECT 'running', j.queue_name::text, count(*)::int8, NULL, 0 FROM {claimed} c JOIN {jobs} j ON j.id = c.job_id \
+           WHERE {live} AND {} GROUP BY 2 \
+         UNION ALL \
+         SELECT 'elsewhere', NULL, count(*)::int8, NULL, 0 FROM {claimed} c JOIN {jobs} j ON j.id = c.job_id \
+           WHERE {live} AND NOT ({}) \
+         UNION ALL \
+         SELECT 'scheduled', f.q, count(*)::int8, NULL, 0 FROM ( \
+           SELECT x.queue_name::text AS q FROM {scheduled} x WHERE x.scheduled_at > {now} AND {} \
+           ORDER BY x.scheduled_at LIMIT $2) f GROUP BY f.q \
+         UNION ALL \
+         (SELECT 'due', NULL, 0::int8, EXTRACT(EPOCH FROM (x.scheduled_at - {now}))::float8, 0 FROM {scheduled} x \
+           WHERE x.scheduled_at > {now} AND x.scheduled_at < 'infinity' AND {} ORDER BY x.scheduled_at LIMIT 1)",
+        part(&ready, "created_at", "true"),
+        part(&scheduled, "scheduled_at", &format!("x.scheduled_at <= {now}")),
+        part(&blocked, "expires_at", &format!("x.expires_at < {now}")),
+        only("j"),
+        only("j"),
+        only("x"),
+        only("x"),
+    )
+}
+
+#[async_trait]
+impl QueueSource for SolidQueueSource {
+    fn name(&self) -> &str {
+        NAME
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        // Solid Queue's processes record `Socket.gethostname`, not a dyno.
+        Capabilities {
+            names_hosts: false,
+            latency: true,
+            worker_registry: false,
+            quiet: false,
+            remembers: self.learned.is_some(),
+        }
+    }
+
+    async fn remember(&self, process_type: &str, summary: &str) -> Result<(), SourceError> {
+        match &self.learned {
+            Some(t) => learned::remember(&self.db.pool, t, process_type, summary).await.map_err(|e| self.db.map_err(e)),
+            None => Ok(()),
+        }
+    }
+
+    async fn recall(&self, process_type: &str) -> Result<Option<String>, SourceError> {
+        match &self.learned {
+            Some(t) => learned::recall(&self.db.pool, t, process_type).await.map_err(|e| self.db.map_err(e)),
+            None => Ok(None),
+        }
+    }
+
+    async fn snapshot(&self) -> Result<Snapshot, SourceError> {
+        let work = async {
+            let sql = self.query_sql().await?;
+            self.bound(sql.to_owned()).fetch_all(&self.db.pool).await.map_err(|e| self.db.map_err(e))
+        };
+        let rows = self.db.bounded(work).await?;
+        Ok(fold(rows))
+    }
+}

@@ -1,0 +1,191 @@
+//! Solid Queue source against the real Postgres, tables as Solid Queue v1.5's generator makes them, rows as Solid
+//! Queue writes them. Each test creates its own schema, so tests run in parallel.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use dyno_scaler_core::conformance::{ConformanceBackend, run_conformance};
+use dyno_scaler_core::{QueueSource, Snapshot};
+use dyno_scaler_solid_queue::{SolidQueueConfig, SolidQueueSource};
+use dyno_scaler_test_support::{db_url, solid_queue_ddl, unique};
+use sqlx::{AssertSqlSafe, PgPool};
+
+const NOW: &str = "(now() AT TIME ZONE 'UTC')";
+
+struct Backend {
+    pool: PgPool,
+    schema: String,
+}
+
+fn at(secs: i64) -> String {
+    format!("{NOW} + make_interval(secs => {secs})")
+}
+
+impl Backend {
+    async fn new(tag: &str) -> Self {
+        let pool =
+            PgPool::connect(&db_url()).await.unwrap_or_else(|e| panic!("Postgres at {} is required: {e}", db_url()));
+        let schema = unique(tag);
+        let ddl = format!("CREATE SCHEMA {schema}; {}", solid_queue_ddl(&schema));
+        sqlx::raw_sql(AssertSqlSafe(ddl)).execute(&pool).await.unwrap();
+        Self { pool, schema }
+    }
+
+    fn config(&self, queues: Option<Vec<String>>) -> SolidQueueConfig {
+        let mut c = SolidQueueConfig::new(db_url());
+        c.schema = Some(self.schema.clone());
+        c.queues = queues;
+        c
+    }
+
+    async fn exec(&self, sql: String) -> Option<i64> {
+        sqlx::query_scalar(AssertSqlSafe(sql.replace("{s}", &self.schema))).fetch_optional(&self.pool).await.unwrap()
+    }
+
+    /// `SolidQueue::Job.enqueue`: the job row (`scheduled_at` as given, now by default), returning its id.
+    async fn job(&self, queue: &str, scheduled_at: &str) -> i64 {
+        self.exec(format!(
+            "INSERT INTO {{s}}.solid_queue_jobs (queue_name, class_name, arguments, priority, active_job_id, \
+               scheduled_at, created_at, updated_at) \
+             VALUES ('{queue}', 'SyncJob', '{{\"job_class\":\"SyncJob\",\"arguments\":[]}}', 0, gen_random_uuid()::text, \
+               {scheduled_at}, {NOW}, {NOW}) RETURNING id"
+        ))
+        .await
+        .unwrap()
+    }
+
+    /// A process (`SolidQueue::Process.register`) whose last heartbeat was `age` seconds ago.
+    async fn process(&self, age: i64) -> i64 {
+        self.exec(format!(
+            "INSERT INTO {{s}}.solid_queue_processes (kind, last_heartbeat_at, pid, hostname, metadata, created_at, name) \
+             VALUES ('Worker', {}, 4, 'web-1', '{{\"polling_interval\":0.1,\"queues\":\"*\",\"thread_pool_size\":3}}', \
+               {NOW}, 'worker-' || substr(md5(random()::text), 1, 20)) RETURNING id",
+            at(-age)
+        ))
+        .await
+        .unwrap()
+    }
+
+    async fn claimed(&self, queue: &str, heartbeat_age: i64) {
+        let process = self.process(heartbeat_age).await;
+        let job = self.job(queue, NOW).await;
+        self.exec(format!(
+            "INSERT INTO {{s}}.solid_queue_claimed_executions (job_id, process_id, created_at) VALUES ({job}, {process}, {NOW})"
+        ))
+        .await;
+    }
+
+    /// Several statements, no result.
+    async fn script(&self, sql: String) {
+        sqlx::raw_sql(AssertSqlSafe(sql.replace("{s}", &self.schema))).execute(&self.pool).await.unwrap();
+    }
+
+    async fn snap(&self, queues: Option<Vec<String>>) -> Snapshot {
+        SolidQueueSource::new(self.config(queues)).unwrap().snapshot().await.unwrap()
+    }
+}
+
+#[async_trait]
+impl ConformanceBackend for Backend {
+    async fn reset(&self) {
+        self.script("TRUNCATE {s}.solid_queue_jobs, {s}.solid_queue_processes, {s}.solid_queue_pauses CASCADE".into())
+            .await;
+    }
+    async fn push_ready(&self, queue: &str, age: Duration) {
+        // A job enqueued `age` ago and not yet claimed: the job row and its ready execution.
+        let job = self.job(queue, &at(-(age.as_secs() as i64))).await;
+        self.exec(format!(
+            "INSERT INTO {{s}}.solid_queue_ready_executions (job_id, queue_name, priority, created_at) \
+             VALUES ({job}, '{queue}', 0, {})",
+            at(-(age.as_secs() as i64))
+        ))
+        .await;
+    }
+    async fn push_scheduled(&self, queue: &str, delay: Duration) {
+        let when = at(delay.as_secs() as i64);
+        let job = self.job(queue, &when).await;
+        self.exec(format!(
+            "INSERT INTO {{s}}.solid_queue_scheduled_executions (job_id, queue_name, priority, scheduled_at, created_at) \
+             VALUES ({job}, '{queue}', 0, {when}, {NOW})"
+        ))
+        .await;
+    }
+    async fn push_due(&self, queue: &str, overdue: Duration) {
+        // Due, but the dispatcher has not moved it to ready yet.
+        let when = at(-(overdue.as_secs() as i64));
+        let job = self.job(queue, &when).await;
+        self.exec(format!(
+            "INSERT INTO {{s}}.solid_queue_scheduled_executions (job_id, queue_name, priority, scheduled_at, created_at) \
+             VALUES ({job}, '{queue}', 0, {when}, {when})"
+        ))
+        .await;
+    }
+    async fn push_running(&self, queue: &str, _host: &str) {
+        self.claimed(queue, 10).await;
+    }
+    async fn push_dead_running(&self, queue: &str, _host: &str) {
+        // Its process stopped heartbeating 10 minutes ago (Solid Queue prunes it after 5).
+        self.claimed(queue, 600).await;
+    }
+    async fn push_malformed(&self, queue: &str) {
+        let job = self.job(queue, NOW).await;
+        self.exec(format!(
+            "INSERT INTO {{s}}.solid_queue_ready_executions (job_id, queue_name, priority, created_at) \
+             VALUES ({job}, '{queue}', 0, '-infinity')"
+        ))
+        .await;
+    }
+    async fn source(&self, queues: Option<Vec<String>>) -> Box<dyn QueueSource> {
+        Box::new(SolidQueueSource::new(self.config(queues)).unwrap())
+    }
+}
+
+#[tokio::test]
+async fn conformance() {
+    run_conformance(&Backend::new("sq_conf").await).await;
+}
+
+#[tokio::test]
+async fn paused_queues_are_not_demand_and_expired_blocks_are() {
+    let b = Backend::new("sq_pause").await;
+    b.push_ready("mailers", Duration::from_secs(5)).await;
+    b.push_ready("default", Duration::from_secs(5)).await;
+    assert_eq!(b.snap(None).await.totals().ready, 2);
+    b.exec(format!("INSERT INTO {{s}}.solid_queue_pauses (queue_name, created_at) VALUES ('mailers', {NOW})")).await;
+    let s = b.snap(None).await;
+    assert_eq!(s.totals().ready, 1, "a paused queue's jobs wait for the resume, not for a worker: {s:?}");
+    // Blocked by a concurrency limit: demand only once the block has expired.
+    for (key, expires) in [("k1", at(600)), ("k2", at(-90))] {
+        let job = b.job("default", NOW).await;
+        b.exec(format!(
+            "INSERT INTO {{s}}.solid_queue_blocked_executions (job_id, queue_name, priority, concurrency_key, expires_at, \
+               created_at) VALUES ({job}, 'default', 0, '{key}', {expires}, {NOW})"
+        ))
+        .await;
+    }
+    let s = b.snap(None).await;
+    assert_eq!(s.queues["default"].ready, 2, "the expired block is ready, the other is not: {s:?}");
+    let age = s.queues["default"].oldest_ready_age.unwrap().as_secs();
+    assert!((88..=92).contains(&age), "latency from the expired block's expires_at: {age}");
+}
+
+#[tokio::test]
+async fn a_select_only_role_in_another_time_zone_reads_the_same() {
+    let b = Backend::new("sq_role").await;
+    b.push_ready("default", Duration::from_secs(300)).await;
+    b.push_running("default", "w").await;
+    let role = unique("ro");
+    b.script(format!(
+        "CREATE ROLE {role} LOGIN; ALTER ROLE {role} SET timezone = 'Asia/Tokyo'; \
+         GRANT USAGE ON SCHEMA {{s}} TO {role}; GRANT SELECT ON ALL TABLES IN SCHEMA {{s}} TO {role}"
+    ))
+    .await;
+    let url = db_url().replacen("postgres@", &format!("{role}@"), 1);
+    let mut c = b.config(None);
+    c.url = dyno_scaler_core::Secret::new(url);
+    let s = SolidQueueSource::new(c).unwrap().snapshot().await.unwrap();
+    assert_eq!((s.totals().ready, s.totals().running), (1, 1), "{s:?}");
+    let age = s.totals().oldest_ready_age.unwrap().as_secs();
+    assert!((298..=305).contains(&age), "UTC timestamps read in Tokyo: {age} s, not 9 hours off");
+    b.script(format!("DROP OWNED BY {role}; DROP ROLE {role}")).await;
+}
