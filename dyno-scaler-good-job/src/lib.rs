@@ -104,16 +104,15 @@ fn build_sql(s: &GoodJobSource, now: &str) -> String {
     let queued = "finished_at IS NULL AND performed_at IS NULL";
     let floor = "'2001-09-09'";
     let since = "COALESCE(scheduled_at, created_at)";
-    // GoodJob's advisory-lock key of a job, split as pg_locks shows it (classid: the high 32 bits, objid: the low).
-    let key = |column: &str| {
-        let bits = format!("('x' || substr(md5('{}-' || j.{column}::text), 1, 16))::bit(64)", s.key_table);
-        format!(
-            "(l.classid = substring({bits} from 1 for 32)::bit(32)::int AND l.objid = substring({bits} from 33 for 32)::bit(32)::int)"
-        )
-    };
+    // GoodJob's advisory-lock key of a job (the first 64 bits of an md5), matched against the keys held now, read
+    // once from pg_locks (a bigint key shows there as classid: the high 32 bits, objid: the low): a hashed set, not
+    // a scan of pg_locks per running row.
+    let key =
+        |column: &str| format!("('x' || substr(md5('{}-' || j.{column}::text), 1, 16))::bit(64)::bigint", s.key_table);
+    let locks = "SELECT (l.classid::int8 << 32) | l.objid::int8 FROM pg_locks l \
+                 WHERE l.locktype = 'advisory' AND l.objsubid = 1 AND l.granted";
     let held = format!(
-        "(EXISTS (SELECT 1 FROM pg_locks l WHERE l.locktype = 'advisory' AND l.objsubid = 1 AND l.granted \
-           AND ({} OR {})) \
+        "({} IN ({locks}) OR {} IN ({locks}) \
           OR (j.locked_by_id IS NOT NULL AND EXISTS (SELECT 1 FROM {processes} p \
            WHERE p.id = j.locked_by_id AND p.updated_at > {now} - make_interval(secs => $3))))",
         key("id"),

@@ -2,7 +2,9 @@ use std::process::Stdio;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use dyno_scaler_heroku::fake::{FakeConfig, FakeHeroku};
-pub use dyno_scaler_test_support::{OwnRedis, TestCerts, db_url, delayed_jobs_ddl, unique};
+pub use dyno_scaler_test_support::{
+    OwnRedis, TestCerts, db_url, delayed_jobs_ddl, good_jobs_ddl, solid_queue_ddl, unique,
+};
 
 pub const KEY: &str = "e2e0c0de-89ab-cdef-0123-456789abcdef";
 pub const ACCOUNT: &str = "ops@example.com";

@@ -76,9 +76,28 @@ async fn the_example_config_passes_check() {
     // The example's DelayedJob process reads `delayed_jobs` in the default schema: create it as the generator does.
     let pool = sqlx::PgPool::connect(&db_url()).await.expect("Postgres is required (run scripts/test)");
     sqlx::raw_sql(AssertSqlSafe(delayed_jobs_ddl("public.delayed_jobs", false))).execute(&pool).await.unwrap();
+    // And Solid Queue's and GoodJob's tables, as their generators make them (once: the database outlives runs).
+    for (table, ddl) in
+        [("public.solid_queue_jobs", solid_queue_ddl("public")), ("public.good_jobs", good_jobs_ddl("public"))]
+    {
+        let exists: bool =
+            sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL").bind(table).fetch_one(&pool).await.unwrap();
+        if !exists {
+            sqlx::raw_sql(AssertSqlSafe(ddl)).execute(&pool).await.unwrap();
+        }
+    }
+    for t in ["sq_worker", "gj_worker"] {
+        fake.add_formation(APP, t, "bundle exec work", "Standard-1X", 0);
+    }
     let out = run(&["--config", path, "check"], &env).await;
     assert_eq!(out.code, 0, "{}", out.all());
-    assert!(out.stdout.starts_with("configuration: ok (3 process type(s)"), "{}", out.all());
+    assert!(out.stdout.starts_with("configuration: ok (5 process type(s)"), "{}", out.all());
+    assert!(
+        out.stdout.contains("gj_worker (good_job") && out.stdout.contains("events: listen (LISTEN good_job"),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("sq_worker (solid_queue"), "{}", out.stdout);
     assert!(out.stdout.contains("platform: ok") && out.stdout.contains("check passed"), "{}", out.stdout);
     assert!(
         out.stdout.contains("dj_worker (delayed_job") && out.stdout.contains("no worker registry"),

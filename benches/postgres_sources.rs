@@ -1,0 +1,230 @@
+//! Solid Queue and GoodJob snapshots on tables as a busy app has them: 1,000,000 finished jobs kept, 100,000
+//! scheduled, 5,000 ready and 5,000 running, with only the indexes the gems' generators create; beside the queries
+//! HireFire and Judoscale run on the same tables (from their published agents). Prints timings and plans.
+//!
+//! `cargo bench --bench postgres_sources` (needs Postgres; DYNO_SCALER_TEST_DATABASE_URL)
+
+use std::time::{Duration, Instant};
+
+use dyno_scaler::core::QueueSource;
+use dyno_scaler::good_job::{GoodJobConfig, GoodJobSource};
+use dyno_scaler::solid_queue::{SolidQueueConfig, SolidQueueSource};
+use dyno_scaler_test_support::{good_jobs_ddl, solid_queue_ddl};
+use sqlx::{AssertSqlSafe, Connection, PgConnection, PgPool};
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+async fn time_snapshot(source: &dyn QueueSource) -> (Duration, String) {
+    let s = source.snapshot().await.unwrap();
+    let mut times = Vec::new();
+    for _ in 0..30 {
+        let t = Instant::now();
+        std::hint::black_box(source.snapshot().await.unwrap());
+        times.push(t.elapsed());
+    }
+    let t = s.totals();
+    (median(times), format!("ready {} running {} scheduled {}", t.ready, t.running, t.scheduled))
+}
+
+async fn peer(pool: &PgPool, label: &str, sql: &str) {
+    let mut times = Vec::new();
+    for _ in 0..7 {
+        let t = Instant::now();
+        sqlx::raw_sql(AssertSqlSafe(sql.to_owned())).execute(pool).await.unwrap();
+        times.push(t.elapsed());
+    }
+    println!("  {label:<58} {:>10.2?}", median(times));
+}
+
+async fn load(pool: &PgPool, sql: String) {
+    sqlx::raw_sql(AssertSqlSafe(sql)).execute(pool).await.unwrap();
+}
+
+const NOW: &str = "(now() AT TIME ZONE 'UTC')";
+
+async fn good_job(pool: &PgPool, url: &str) {
+    let s = format!("dst_bench_gj_{}", std::process::id());
+    let t = Instant::now();
+    load(pool, format!("CREATE SCHEMA {s}; {}", good_jobs_ddl(&s))).await;
+    let row = |scheduled: &str, performed: &str, finished: &str, n: u32| {
+        format!(
+            "INSERT INTO {s}.good_jobs (id, active_job_id, queue_name, priority, serialized_params, scheduled_at, \
+               performed_at, finished_at, created_at, updated_at, job_class, executions_count) \
+             SELECT u, u, CASE WHEN g % 3 = 0 THEN 'mailers' ELSE 'default' END, 0, '{{\"job_class\":\"SyncJob\"}}', \
+               {scheduled}, {performed}, {finished}, {NOW} - interval '1 day', {NOW}, 'SyncJob', 1 \
+             FROM (SELECT gen_random_uuid() AS u, g FROM generate_series(1, {n}) g) x;"
+        )
+    };
+    let past = format!("{NOW} - make_interval(secs => g % 86400)");
+    let future = format!("{NOW} + make_interval(secs => g)");
+    load(pool, row(&past, &past, &past, 1_000_000)).await;
+    load(pool, row(&future, "NULL", "NULL", 100_000)).await;
+    load(pool, row(&format!("{NOW} - make_interval(secs => g)"), "NULL", "NULL", 5_000)).await;
+    load(pool, row(&past, NOW, "NULL", 5_000)).await;
+    load(pool, format!("VACUUM ANALYZE {s}.good_jobs")).await;
+    // A worker session holding the running jobs' advisory locks, as GoodJob's default mode does.
+    let mut worker = PgConnection::connect(url).await.unwrap();
+    let held = format!(
+        "SELECT count(pg_advisory_lock(('x' || substr(md5('good_jobs-' || id::text), 1, 16))::bit(64)::bigint)) \
+         FROM {s}.good_jobs WHERE performed_at IS NOT NULL AND finished_at IS NULL"
+    );
+    let locks: i64 = sqlx::query_scalar(AssertSqlSafe(held)).fetch_one(&mut worker).await.unwrap();
+    println!("\nGoodJob: {s}.good_jobs, 1,110,000 rows loaded in {:.1?}; {locks} advisory locks held", t.elapsed());
+    let mut cfg = GoodJobConfig::new(url);
+    cfg.table = format!("{s}.good_jobs");
+    cfg.timeout = Duration::from_secs(30);
+    let source = GoodJobSource::new(cfg).unwrap();
+    let (took, figures) = time_snapshot(&source).await;
+    println!("  dyno-scaler snapshot (one statement)                       {took:>10.2?}  ({figures})");
+    let hf = format!(
+        "performed_at IS NULL AND (error_event IS NULL OR error_event <> 5) AND (scheduled_at <= {NOW} OR scheduled_at IS NULL)"
+    );
+    peer(
+        pool,
+        "HireFire job_queue_size (queued, not running)",
+        &format!("SELECT count(*) FROM {s}.good_jobs WHERE {hf}"),
+    )
+    .await;
+    peer(
+        pool,
+        "HireFire job_queue_latency",
+        &format!(
+            "SELECT scheduled_at, created_at FROM {s}.good_jobs WHERE {hf} ORDER BY scheduled_at, created_at LIMIT 1"
+        ),
+    )
+    .await;
+    peer(
+        pool,
+        "Judoscale queue time per queue",
+        &format!(
+            "SELECT queue_name, min(coalesce(scheduled_at, created_at)) FROM {s}.good_jobs \
+             WHERE performed_at IS NULL AND finished_at IS NULL GROUP BY queue_name"
+        ),
+    )
+    .await;
+    peer(
+        pool,
+        "Judoscale busy per queue",
+        &format!(
+            "SELECT queue_name, count(*) FROM {s}.good_jobs WHERE performed_at IS NOT NULL AND finished_at IS NULL \
+             GROUP BY queue_name"
+        ),
+    )
+    .await;
+    let mut conn = pool.acquire().await.unwrap();
+    println!("{}", source.explain(&mut conn, "ANALYZE, COSTS OFF, TIMING OFF, SUMMARY ON").await.unwrap());
+    if std::env::var_os("BENCH_KEEP").is_some() {
+        println!("kept {s}; the statement:\n{}", source.query_sql().await.unwrap());
+        return;
+    }
+    drop(worker);
+    load(pool, format!("DROP SCHEMA {s} CASCADE")).await;
+}
+
+async fn solid_queue(pool: &PgPool, url: &str) {
+    let s = format!("dst_bench_sq_{}", std::process::id());
+    let t = Instant::now();
+    load(pool, format!("CREATE SCHEMA {s}; {}", solid_queue_ddl(&s))).await;
+    let jobs = |scheduled: &str, finished: &str, n: u32| {
+        format!(
+            "INSERT INTO {s}.solid_queue_jobs (queue_name, class_name, arguments, priority, active_job_id, scheduled_at, \
+               finished_at, created_at, updated_at) \
+             SELECT CASE WHEN g % 3 = 0 THEN 'mailers' ELSE 'default' END, 'SyncJob', '{{}}', 0, gen_random_uuid()::text, \
+               {scheduled}, {finished}, {NOW} - interval '1 day', {NOW} FROM generate_series(1, {n}) g;"
+        )
+    };
+    let past = format!("{NOW} - make_interval(secs => g % 86400)");
+    load(pool, jobs(&past, &past, 1_000_000)).await;
+    load(pool, jobs(&format!("{NOW} + make_interval(secs => g)"), "NULL", 100_000)).await;
+    load(
+        pool,
+        format!(
+            "INSERT INTO {s}.solid_queue_scheduled_executions (job_id, queue_name, priority, scheduled_at, created_at) \
+             SELECT id, queue_name, 0, scheduled_at, created_at FROM {s}.solid_queue_jobs WHERE finished_at IS NULL;"
+        ),
+    )
+    .await;
+    load(pool, jobs(NOW, "NULL", 10_000)).await;
+    load(
+        pool,
+        format!(
+            "INSERT INTO {s}.solid_queue_processes (kind, last_heartbeat_at, pid, hostname, metadata, created_at, name) \
+               VALUES ('Worker', {NOW}, 4, 'web-1', '{{}}', {NOW}, 'worker-1');
+             INSERT INTO {s}.solid_queue_ready_executions (job_id, queue_name, priority, created_at) \
+               SELECT id, queue_name, 0, {NOW} - make_interval(secs => id % 100) FROM {s}.solid_queue_jobs \
+               WHERE finished_at IS NULL AND scheduled_at <= {NOW} AND id % 2 = 0;
+             INSERT INTO {s}.solid_queue_claimed_executions (job_id, process_id, created_at) \
+               SELECT j.id, p.id, {NOW} FROM {s}.solid_queue_jobs j, {s}.solid_queue_processes p \
+               WHERE j.finished_at IS NULL AND j.scheduled_at <= {NOW} AND j.id % 2 = 1;
+"
+        ),
+    )
+    .await;
+    for t in ["jobs", "ready_executions", "scheduled_executions", "claimed_executions", "processes"] {
+        load(pool, format!("VACUUM ANALYZE {s}.solid_queue_{t}")).await;
+    }
+    println!("\nSolid Queue: {s}, 1,110,000 jobs loaded in {:.1?}", t.elapsed());
+    let mut cfg = SolidQueueConfig::new(url);
+    cfg.schema = Some(s.clone());
+    cfg.timeout = Duration::from_secs(30);
+    let source = SolidQueueSource::new(cfg).unwrap();
+    let (took, figures) = time_snapshot(&source).await;
+    println!("  dyno-scaler snapshot (one statement)                       {took:>10.2?}  ({figures})");
+    peer(
+        pool,
+        "HireFire queues (SolidQueue::Queue.all: distinct over jobs)",
+        &format!("SELECT DISTINCT queue_name FROM {s}.solid_queue_jobs"),
+    )
+    .await;
+    peer(
+        pool,
+        "HireFire job_queue_size (ready + due + claimed + expired blocked)",
+        &format!(
+            "SELECT (SELECT count(*) FROM {s}.solid_queue_ready_executions) \
+               + (SELECT count(*) FROM {s}.solid_queue_scheduled_executions WHERE scheduled_at <= {NOW}) \
+               + (SELECT count(*) FROM {s}.solid_queue_jobs j JOIN {s}.solid_queue_claimed_executions c ON c.job_id = j.id) \
+               + (SELECT count(*) FROM {s}.solid_queue_blocked_executions WHERE expires_at < {NOW})"
+        ),
+    )
+    .await;
+    peer(
+        pool,
+        "HireFire job_queue_latency",
+        &format!(
+            "SELECT (SELECT min(created_at) FROM {s}.solid_queue_ready_executions), \
+               (SELECT min(scheduled_at) FROM {s}.solid_queue_scheduled_executions WHERE scheduled_at <= {NOW}), \
+               (SELECT min(expires_at) FROM {s}.solid_queue_blocked_executions WHERE expires_at < {NOW})"
+        ),
+    )
+    .await;
+    peer(
+        pool,
+        "Judoscale queue time + busy per queue",
+        &format!(
+            "SELECT queue_name, min(created_at) FROM {s}.solid_queue_ready_executions GROUP BY 1; \
+             SELECT j.queue_name, count(*) FROM {s}.solid_queue_jobs j \
+               JOIN {s}.solid_queue_claimed_executions c ON c.job_id = j.id GROUP BY 1"
+        ),
+    )
+    .await;
+    let mut conn = pool.acquire().await.unwrap();
+    println!("{}", source.explain(&mut conn, "ANALYZE, COSTS OFF, TIMING OFF, SUMMARY ON").await.unwrap());
+    load(pool, format!("DROP SCHEMA {s} CASCADE")).await;
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() {
+    let url = std::env::var("DYNO_SCALER_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let pool = PgPool::connect(&url).await.expect("Postgres is required");
+    let only = std::env::var("BENCH_SOURCES").unwrap_or_else(|_| "good_job,solid_queue".into());
+    if only.contains("good_job") {
+        good_job(&pool, &url).await;
+    }
+    if only.contains("solid_queue") {
+        solid_queue(&pool, &url).await;
+    }
+}
