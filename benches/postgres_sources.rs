@@ -114,7 +114,13 @@ async fn good_job(pool: &PgPool, url: &str) {
         ),
     )
     .await;
+    let ddl = dyno_scaler::good_job::RECOMMENDED_INDEXES.replace("CONCURRENTLY ", "").replace(" good_jobs ", &format!(" {s}.good_jobs "));
+    load(pool, ddl).await;
+    load(pool, format!("VACUUM ANALYZE {s}.good_jobs")).await;
+    let (took, figures) = time_snapshot(&source).await;
+    println!("  dyno-scaler snapshot, with the two recommended indexes     {took:>10.2?}  ({figures})");
     let mut conn = pool.acquire().await.unwrap();
+    sqlx::query("SET jit = off").execute(&mut *conn).await.unwrap();
     println!("{}", source.explain(&mut conn, "ANALYZE, COSTS OFF, TIMING OFF, SUMMARY ON").await.unwrap());
     if std::env::var_os("BENCH_KEEP").is_some() {
         println!("kept {s}; the statement:\n{}", source.query_sql().await.unwrap());
@@ -211,6 +217,7 @@ async fn solid_queue(pool: &PgPool, url: &str) {
     )
     .await;
     let mut conn = pool.acquire().await.unwrap();
+    sqlx::query("SET jit = off").execute(&mut *conn).await.unwrap();
     println!("{}", source.explain(&mut conn, "ANALYZE, COSTS OFF, TIMING OFF, SUMMARY ON").await.unwrap());
     load(pool, format!("DROP SCHEMA {s} CASCADE")).await;
 }
