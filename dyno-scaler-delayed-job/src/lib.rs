@@ -24,6 +24,7 @@ use dyno_scaler_postgres::{Db, now_for, quote_table};
 
 mod config;
 pub mod events;
+mod sql;
 pub use dyno_scaler_postgres::learned;
 
 pub use config::DelayedJobConfig;
@@ -74,10 +75,31 @@ impl DelayedJobSource {
         self.sql
             .get_or_try_init(|| async {
                 let ty = self.db.column_type(&self.config.table, "run_at").await?;
-                Ok(build_sql(&self.table, now_for(&ty), &self.config))
+                let now = now_for(&ty);
+                Ok(if self.indexed().await? {
+                    sql::by_index(&self.table, now, &self.config)
+                } else {
+                    sql::single_pass(&self.table, now, &self.config)
+                })
             })
             .await
             .map(String::as_str)
+    }
+
+    /// Whether the recommended partial indexes ([`RECOMMENDED_INDEXES`]) are on the table: the snapshot then reads
+    /// only live rows through them, part by part; without them it reads the table once, in one pass (every part
+    /// through the stock `(priority, run_at)` index would be a scan of the whole table each).
+    pub async fn indexed(&self) -> Result<bool, SourceError> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid \
+             WHERE i.indrelid = to_regclass($1) AND i.indpred IS NOT NULL \
+               AND (c.relname LIKE '%dyno_scaler_run_at' OR c.relname LIKE '%dyno_scaler_locked_at')",
+        )
+        .bind(&self.config.table)
+        .fetch_one(&self.db.pool)
+        .await
+        .map_err(|e| self.map_err(e))?;
+        Ok(n >= 2)
     }
 
     /// The snapshot statement `sql` with this source's parameters bound.
@@ -105,68 +127,6 @@ impl DelayedJobSource {
     fn map_err(&self, e: sqlx::Error) -> SourceError {
         self.db.map_err(e)
     }
-}
-
-/// The snapshot query: index-friendly parts in one statement (the last one finds when the next job falls due).
-/// Parameters: $1 max_run_time seconds, $2 default queue, $3 queues (text[] or NULL), $4/$5 priority bounds,
-/// $6 the scheduled-rows cap, $7 the stale-lock age in seconds, $8 the queue of NULL-queue rows under a filter.
-fn build_sql(table: &str, now: &str, c: &DelayedJobConfig) -> String {
-    // DelayedJob reserves with `queue IN (...)` when its workers are given queues: a row without a queue is
-    // never theirs, unless the user says which queue such rows belong to ($8, `null_queue`).
-    let mut only: Vec<&str> = Vec::new();
-    if c.queues.is_some() {
-        only.push("(queue = ANY($3) OR (queue IS NULL AND $8::text = ANY($3)))");
-    }
-    if c.min_priority.is_some() {
-        only.push("priority >= $4");
-    }
-    if c.max_priority.is_some() {
-        only.push("priority <= $5");
-    }
-    let filters = std::iter::once("failed_at IS NULL").chain(only.iter().copied()).collect::<Vec<_>>().join(" AND ");
-    // `now()` is stable within a statement: every part sees the same instant, and the planner can use it in
-    // index conditions (a CTE here would hide it from them). Unlocked rows and locked rows are read apart, so
-    // each part is a range of one partial index: the ready part never walks the rows that workers hold.
-    let fresh = format!("({now} - make_interval(secs => $1))");
-    // A lock younger than the stale-lock age ($7, at most max_run_time) is a running job; an older one belongs to
-    // a worker that was killed (Heroku kills 30 s after SIGTERM): not running, and not ready either until
-    // DelayedJob's max_run_time lets another worker take it.
-    let live = format!("({now} - make_interval(secs => least($7, $1)))");
-    let q = "COALESCE(queue, $2)::text";
-    // A run_at before this ('-infinity', 0001-01-01, the epoch) cannot be meant: the row is still ready (DelayedJob
-    // will run it), but it says nothing of latency and is counted as skipped.
-    let floor = "'2001-09-09'";
-    // Jobs running outside the filter: not demand, but their workers are busy.
-    let elsewhere = if only.is_empty() { "true".to_owned() } else { only.join(" AND ") };
-    let unlocked = format!("{filters} AND locked_at IS NULL");
-    let stale = format!("{filters} AND locked_at < {fresh}");
-    format!(
-        "SELECT 'ready'::text AS kind, r.q AS q, count(*)::int8 AS c, \
-                EXTRACT(EPOCH FROM ({now} - min(r.run_at) FILTER (WHERE r.run_at >= {floor})))::float8 AS age FROM ( \
-           SELECT {q} AS q, run_at FROM {table} WHERE {unlocked} AND run_at <= {now} \
-           UNION ALL \
-           SELECT {q}, run_at FROM {table} WHERE {stale} AND run_at <= {now}) r \
-           GROUP BY r.q \
-         UNION ALL \
-         SELECT 'running', {q}, count(*)::int8, NULL FROM {table} WHERE {filters} AND locked_at >= {live} GROUP BY 2 \
-         UNION ALL \
-         SELECT 'elsewhere', NULL, count(*)::int8, NULL FROM {table} \
-           WHERE failed_at IS NULL AND locked_at >= {live} AND NOT ({elsewhere}) \
-         UNION ALL \
-         SELECT 'scheduled', s.q, count(*)::int8, NULL FROM ( \
-           (SELECT {q} AS q FROM {table} WHERE {unlocked} AND run_at > {now} ORDER BY run_at LIMIT $6) \
-           UNION ALL \
-           (SELECT {q} FROM {table} WHERE {stale} AND run_at > {now} ORDER BY locked_at LIMIT $6)) s \
-           GROUP BY s.q \
-         UNION ALL \
-         SELECT 'bad', NULL, count(*)::int8, NULL FROM ( \
-           SELECT 1 FROM {table} WHERE {unlocked} AND (run_at IS NULL OR run_at < {floor}) \
-           UNION ALL \
-           SELECT 1 FROM {table} WHERE {stale} AND (run_at IS NULL OR run_at < {floor})) b \
-         UNION ALL \
-         (SELECT 'due', NULL, 0::int8, EXTRACT(EPOCH FROM (run_at - {now}))::float8 FROM {table} \
-           WHERE {unlocked} AND run_at > {now} AND run_at < 'infinity' ORDER BY run_at LIMIT 1)"
-    )
 }
 
 #[async_trait]

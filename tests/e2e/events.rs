@@ -110,6 +110,7 @@ async fn delayed_job_polls_until_the_trigger_is_installed_then_scales_up_on_the_
     let env = env_dj(&fake, &db_url(), &table);
     let out = run(&["check"], &env).await;
     assert!(out.stdout.contains("events: polling every 1m: no insert trigger"), "{}", out.all());
+    assert!(out.stdout.contains("note: the recommended partial indexes are missing"), "{}", out.all());
     let printed = run(&["install-trigger", "--print"], &env).await;
     assert_eq!(printed.code, 0, "{}", printed.all());
     assert!(printed.stdout.contains("CREATE TRIGGER dyno_scaler_notify AFTER INSERT"), "{}", printed.stdout);

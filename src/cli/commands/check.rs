@@ -69,8 +69,10 @@ async fn source(s: &Settings, p: &ProcessSettings) -> u32 {
             return 1;
         }
     };
+    let started = std::time::Instant::now();
     match src.snapshot().await {
         Ok(snap) => {
+            let took = started.elapsed();
             let queues: Vec<String> = snap
                 .queues
                 .iter()
@@ -84,6 +86,11 @@ async fn source(s: &Settings, p: &ProcessSettings) -> u32 {
             println!("{label}: ok, {queues}; {workers}; {} unreadable entries", snap.skipped);
             for q in p.spec.queues().unwrap_or_default().iter().filter(|q| !snap.queues.contains_key(*q)) {
                 println!("{label}: note: queue {q:?} has never been seen (a typo?)");
+            }
+            if let Some(advisor) = p.spec.advisor()
+                && let Some(note) = advisor.advice(took).await
+            {
+                println!("{label}: note: {note}");
             }
             let events = super::event_status(s, &src).await;
             println!("{label}: events: {}", super::describe_events(&events, s.poll_interval));
