@@ -124,6 +124,23 @@ async fn conformance() {
 }
 
 #[tokio::test]
+async fn conformance_timestamptz_columns() {
+    // An app whose migrations made `timestamptz` columns (Rails' `datetime_type = :timestamptz`).
+    let b = Backend::new("gj_tz").await;
+    let cols = ["scheduled_at", "performed_at", "finished_at", "created_at", "updated_at", "cron_at", "locked_at"];
+    let alter: Vec<String> =
+        cols.iter().map(|c| format!("ALTER COLUMN {c} TYPE timestamptz USING {c} AT TIME ZONE 'UTC'")).collect();
+    let sql = format!(
+        "ALTER TABLE {0}.good_jobs {1}; ALTER TABLE {0}.good_job_processes ALTER COLUMN updated_at TYPE timestamptz, \
+         ALTER COLUMN created_at TYPE timestamptz",
+        b.schema,
+        alter.join(", ")
+    );
+    sqlx::raw_sql(AssertSqlSafe(sql)).execute(&b.pool).await.unwrap();
+    run_conformance(&b).await;
+}
+
+#[tokio::test]
 async fn skip_locked_jobs_run_while_their_process_is_fresh() {
     let b = Backend::new("gj_skip").await;
     let live = b.process(10.0).await;

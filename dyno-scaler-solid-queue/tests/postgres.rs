@@ -146,6 +146,27 @@ async fn conformance() {
 }
 
 #[tokio::test]
+async fn conformance_timestamptz_columns() {
+    let b = Backend::new("sq_tz").await;
+    let mut sql = String::new();
+    for (table, cols) in [
+        ("jobs", &["scheduled_at", "finished_at", "created_at", "updated_at"][..]),
+        ("ready_executions", &["created_at"][..]),
+        ("scheduled_executions", &["scheduled_at", "created_at"][..]),
+        ("claimed_executions", &["created_at"][..]),
+        ("blocked_executions", &["expires_at", "created_at"][..]),
+        ("processes", &["last_heartbeat_at", "created_at"][..]),
+        ("pauses", &["created_at"][..]),
+    ] {
+        let alter: Vec<String> =
+            cols.iter().map(|c| format!("ALTER COLUMN {c} TYPE timestamptz USING {c} AT TIME ZONE 'UTC'")).collect();
+        sql.push_str(&format!("ALTER TABLE {{s}}.solid_queue_{table} {};", alter.join(", ")));
+    }
+    b.script(sql).await;
+    run_conformance(&b).await;
+}
+
+#[tokio::test]
 async fn paused_queues_are_not_demand_and_expired_blocks_are() {
     let b = Backend::new("sq_pause").await;
     b.push_ready("mailers", Duration::from_secs(5)).await;
