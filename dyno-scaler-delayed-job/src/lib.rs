@@ -147,19 +147,11 @@ impl QueueSource for DelayedJobSource {
     }
 
     async fn remember(&self, process_type: &str, summary: &str) -> Result<(), SourceError> {
-        match &self.learned {
-            Some(table) => {
-                learned::remember(&self.db.pool, table, process_type, summary).await.map_err(|e| self.map_err(e))
-            }
-            None => Ok(()),
-        }
+        self.db.remember(self.learned.as_deref(), process_type, summary).await
     }
 
     async fn recall(&self, process_type: &str) -> Result<Option<String>, SourceError> {
-        match &self.learned {
-            Some(table) => learned::recall(&self.db.pool, table, process_type).await.map_err(|e| self.map_err(e)),
-            None => Ok(None),
-        }
+        self.db.recall(self.learned.as_deref(), process_type).await
     }
 
     /// `LISTEN` on [`events::CHANNEL`] where the insert trigger is installed ([`DelayedJobSource::install_trigger`]).

@@ -21,7 +21,7 @@ use async_trait::async_trait;
 use dyno_scaler_core::events::Hints;
 use dyno_scaler_core::secret::redact_url;
 use dyno_scaler_core::{Capabilities, QueueSource, SettingError, Snapshot, SourceError};
-use dyno_scaler_postgres::{Db, fold, learned, now_for, quote_table, schema_prefix};
+use dyno_scaler_postgres::{Db, fold, now_for, quote_table, schema_prefix};
 use sqlx::{AssertSqlSafe, Row};
 use tokio::sync::OnceCell;
 
@@ -169,17 +169,11 @@ impl QueueSource for GoodJobSource {
     }
 
     async fn remember(&self, process_type: &str, summary: &str) -> Result<(), SourceError> {
-        match &self.learned {
-            Some(t) => learned::remember(&self.db.pool, t, process_type, summary).await.map_err(|e| self.db.map_err(e)),
-            None => Ok(()),
-        }
+        self.db.remember(self.learned.as_deref(), process_type, summary).await
     }
 
     async fn recall(&self, process_type: &str) -> Result<Option<String>, SourceError> {
-        match &self.learned {
-            Some(t) => learned::recall(&self.db.pool, t, process_type).await.map_err(|e| self.db.map_err(e)),
-            None => Ok(None),
-        }
+        self.db.recall(self.learned.as_deref(), process_type).await
     }
 
     /// `LISTEN good_job`: GoodJob notifies it on every enqueue (unless `enable_listen_notify` is off).

@@ -112,6 +112,22 @@ impl Db {
         }
     }
 
+    /// Keeps `summary` for `process_type` in the learned table `table` (quoted), when one is set ([`learned`]).
+    pub async fn remember(&self, table: Option<&str>, process_type: &str, summary: &str) -> Result<(), SourceError> {
+        match table {
+            Some(t) => learned::remember(&self.pool, t, process_type, summary).await.map_err(|e| self.map_err(e)),
+            None => Ok(()),
+        }
+    }
+
+    /// The summary last kept for `process_type` in the learned table `table`, when one is set.
+    pub async fn recall(&self, table: Option<&str>, process_type: &str) -> Result<Option<String>, SourceError> {
+        match table {
+            Some(t) => learned::recall(&self.pool, t, process_type).await.map_err(|e| self.map_err(e)),
+            None => Ok(None),
+        }
+    }
+
     /// The SQL type of `table.column` (`format_type`), or a clear error when the table or column is missing.
     pub async fn column_type(&self, table: &str, column: &str) -> Result<String, SourceError> {
         let ty: Option<String> = sqlx::query_scalar(
