@@ -114,7 +114,9 @@ async fn good_job(pool: &PgPool, url: &str) {
         ),
     )
     .await;
-    let ddl = dyno_scaler::good_job::RECOMMENDED_INDEXES.replace("CONCURRENTLY ", "").replace(" good_jobs ", &format!(" {s}.good_jobs "));
+    let ddl = dyno_scaler::good_job::RECOMMENDED_INDEXES
+        .replace("CONCURRENTLY ", "")
+        .replace(" good_jobs ", &format!(" {s}.good_jobs "));
     load(pool, ddl).await;
     load(pool, format!("VACUUM ANALYZE {s}.good_jobs")).await;
     let (took, figures) = time_snapshot(&source).await;
