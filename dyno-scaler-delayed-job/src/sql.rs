@@ -27,7 +27,10 @@ fn filters(c: &DelayedJobConfig) -> (String, Vec<&'static str>, String) {
 /// a scan of its own), every figure an aggregate of it, unpivoted into the rows [`by_index`] returns. Scheduled
 /// rows are counted up to the cap per queue. Parameters as [`by_index`].
 pub(crate) fn single_pass(table: &str, now: &str, c: &DelayedJobConfig) -> String {
-    let (filters, _, elsewhere) = filters(c);
+    let (_, only, elsewhere) = filters(c);
+    // `failed_at IS NULL` is the WHERE clause; inside the aggregates only the queue and priority conditions remain
+    // (none at all without filters: every condition evaluated per row costs, there being no JIT).
+    let filters = if only.is_empty() { "true".to_owned() } else { format!("({})", only.join(" AND ")) };
     // The clock and the lock ages once per statement (`t`), not once per row and expression.
     let floor = "'2001-09-09'";
     let waiting = format!("({filters} AND (locked_at IS NULL OR locked_at < t.fresh))");
