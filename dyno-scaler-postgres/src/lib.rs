@@ -12,6 +12,7 @@ use dyno_scaler_core::{QueueStats, Secret, SettingError, Snapshot, SourceError};
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
 
 pub mod learned;
+pub mod trigger;
 
 /// A source's connection to its database: the snapshot pool and the `LISTEN` session's own.
 #[derive(Clone)]

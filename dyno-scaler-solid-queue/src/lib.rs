@@ -14,12 +14,14 @@
 //!
 //! Every figure comes from one statement over the executions tables (never a scan of `solid_queue_jobs`, which
 //! keeps a day of finished jobs; it is read only for the queues of claimed executions). The source only reads.
-//! Solid Queue has no `NOTIFY`: without a trigger the source polls.
+//! Solid Queue has no `NOTIFY`: `dyno-scaler install-trigger` adds insert triggers on the ready and scheduled
+//! executions for the event path; without them the source polls.
 #![deny(missing_docs)]
 
 use async_trait::async_trait;
 use dyno_scaler_core::secret::redact_url;
 use dyno_scaler_core::{Capabilities, QueueSource, SettingError, Snapshot, SourceError};
+use dyno_scaler_postgres::trigger::InsertTrigger;
 use dyno_scaler_postgres::{Db, fold, now_for, quote_table};
 use sqlx::{AssertSqlSafe, Row};
 use tokio::sync::OnceCell;
@@ -85,6 +87,36 @@ impl SolidQueueSource {
             .bind(c.queues.clone())
             .bind(i64::try_from(c.scheduled_cap).unwrap_or(i64::MAX))
             .bind(c.process_alive_threshold.as_secs_f64())
+    }
+
+    /// The insert trigger of the event path: on the ready and the scheduled executions (a job enqueued now, or for
+    /// later: its snapshot then says when it falls due).
+    fn trigger(&self) -> InsertTrigger {
+        let name = |t: &str| match &self.config.schema {
+            Some(s) => format!("{s}.solid_queue_{t}"),
+            None => format!("solid_queue_{t}"),
+        };
+        InsertTrigger::new(vec![name("ready_executions"), name("scheduled_executions")])
+    }
+
+    /// The SQL that `install-trigger` runs (idempotent).
+    pub fn install_trigger_sql(&self) -> String {
+        self.trigger().install_sql()
+    }
+
+    /// The SQL that `uninstall-trigger` runs (idempotent).
+    pub fn uninstall_trigger_sql(&self) -> String {
+        self.trigger().uninstall_sql()
+    }
+
+    /// Creates (or replaces) the insert triggers, in one transaction. Needs DDL rights on the tables' schema.
+    pub async fn install_trigger(&self) -> Result<(), SourceError> {
+        self.trigger().run(&self.db, self.install_trigger_sql()).await
+    }
+
+    /// Removes the insert triggers and their function, in one transaction.
+    pub async fn uninstall_trigger(&self) -> Result<(), SourceError> {
+        self.trigger().run(&self.db, self.uninstall_trigger_sql()).await
     }
 
     /// The plan of the snapshot statement on `conn` (`EXPLAIN (options)`), for benchmarks.
@@ -177,6 +209,11 @@ impl QueueSource for SolidQueueSource {
 
     async fn recall(&self, process_type: &str) -> Result<Option<String>, SourceError> {
         self.db.recall(self.learned.as_deref(), process_type).await
+    }
+
+    /// `LISTEN dyno_scaler` where the insert triggers are installed (Solid Queue itself sends no `NOTIFY`).
+    async fn watch(&self, hints: &dyno_scaler_core::events::Hints) -> Result<(), SourceError> {
+        self.trigger().listen(&self.db, hints).await
     }
 
     async fn snapshot(&self) -> Result<Snapshot, SourceError> {

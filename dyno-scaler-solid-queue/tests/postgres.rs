@@ -142,7 +142,22 @@ impl ConformanceBackend for Backend {
 
 #[tokio::test]
 async fn conformance() {
-    run_conformance(&Backend::new("sq_conf").await).await;
+    // With the insert triggers: the suite's event case runs the LISTEN path (the timestamptz run polls).
+    let b = Backend::new("sq_conf").await;
+    let source = SolidQueueSource::new(b.config(None)).unwrap();
+    source.install_trigger().await.unwrap();
+    source.install_trigger().await.unwrap();
+    run_conformance(&b).await;
+    source.uninstall_trigger().await.unwrap();
+    source.uninstall_trigger().await.unwrap();
+    let left = b
+        .exec(
+            "SELECT count(*) FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid \
+        JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = '{s}' AND t.tgname = 'dyno_scaler_notify'"
+                .into(),
+        )
+        .await;
+    assert_eq!(left, Some(0), "uninstall-trigger leaves no trigger");
 }
 
 #[tokio::test]

@@ -137,8 +137,8 @@ fn run_inner(args: &SimulateArgs, config_path: Option<&str>) -> Result<u8, Simul
                 policy: p.policy.config().clone(),
                 check_interval: Some(s.poll_interval.max(Duration::from_millis(100))),
                 event_driven: false,
-                // Sidekiq, Resque and GoodJob hear enqueues with no setting; DelayedJob only once its trigger is
-                // installed; Solid Queue polls.
+                // Sidekiq, Resque and GoodJob hear enqueues with no setting; DelayedJob and Solid Queue only once
+                // their trigger is installed, which the simulation cannot know: they are modelled polling.
                 wakes_on_enqueue: s.events && !matches!(p.source, "delayed_job" | "solid_queue"),
                 sees_dynos: source.capabilities().names_hosts,
                 initial: None,

@@ -53,7 +53,9 @@ pub async fn trigger(s: &Settings, args: &TriggerArgs, install: bool) -> u8 {
         }
     }
     if done == 0 {
-        eprintln!("error: {verb}-trigger: no configured process type uses a source that needs a trigger (delayed_job)");
+        eprintln!(
+            "error: {verb}-trigger: no configured process type uses a source that needs a trigger (delayed_job, solid_queue)"
+        );
         return 2;
     }
     code
