@@ -15,12 +15,10 @@
 //! on tables with millions of failed rows.
 #![deny(missing_docs)]
 
-use std::time::Duration;
-
 use async_trait::async_trait;
 use dyno_scaler_core::secret::redact_url;
-use dyno_scaler_core::{Capabilities, QueueSource, QueueStats, SettingError, Snapshot, SourceError};
-use dyno_scaler_postgres::{Db, now_for, quote_table};
+use dyno_scaler_core::{Capabilities, QueueSource, SettingError, Snapshot, SourceError};
+use dyno_scaler_postgres::{Db, fold, now_for, quote_table};
 
 mod config;
 pub mod events;
@@ -46,8 +44,6 @@ pub struct DelayedJobSource {
     db: Db,
     table: String,
     sql: OnceCell<String>,
-    /// The quoted learned table, if one is set.
-    learned: Option<String>,
 }
 
 impl std::fmt::Debug for DelayedJobSource {
@@ -65,9 +61,8 @@ impl DelayedJobSource {
     pub fn new(config: DelayedJobConfig) -> Result<Self, SettingError> {
         config.validate()?;
         let table = quote_table(&config.table).unwrap_or_default();
-        let db = Db::new(NAME, &config.url, config.timeout)?;
-        let learned = config.learned_table.as_deref().and_then(quote_table);
-        Ok(Self { config, db, table, sql: OnceCell::new(), learned })
+        let db = Db::new(NAME, &config.url, config.timeout, config.learned_table.as_deref())?;
+        Ok(Self { config, db, table, sql: OnceCell::new() })
     }
 
     /// The query one snapshot runs (built once the column type is known).
@@ -142,16 +137,16 @@ impl QueueSource for DelayedJobSource {
             latency: true,
             worker_registry: false,
             quiet: false,
-            remembers: self.learned.is_some(),
+            remembers: self.db.remembers(),
         }
     }
 
     async fn remember(&self, process_type: &str, summary: &str) -> Result<(), SourceError> {
-        self.db.remember(self.learned.as_deref(), process_type, summary).await
+        self.db.remember(process_type, summary).await
     }
 
     async fn recall(&self, process_type: &str) -> Result<Option<String>, SourceError> {
-        self.db.recall(self.learned.as_deref(), process_type).await
+        self.db.recall(process_type).await
     }
 
     /// `LISTEN` on [`events::CHANNEL`] where the insert trigger is installed ([`DelayedJobSource::install_trigger`]).
@@ -166,37 +161,6 @@ impl QueueSource for DelayedJobSource {
         };
         // The statement timeout bounds the query; this bounds connecting too.
         let rows = self.db.bounded(work).await?;
-        let mut snap = Snapshot::default();
-        for row in rows {
-            let kind: String = row.get("kind");
-            let count: i64 = row.get("c");
-            let count = count.max(0) as u64;
-            if kind == "bad" {
-                snap.skipped += count;
-                continue;
-            }
-            if kind == "elsewhere" {
-                snap.running_elsewhere += count;
-                continue;
-            }
-            if kind == "due" {
-                let due: Option<f64> = row.get("age");
-                snap.next_due = due.and_then(|d| Duration::try_from_secs_f64(d.max(0.0)).ok());
-                continue;
-            }
-            let q: String = row.get("q");
-            let mut stats = QueueStats::default();
-            match kind.as_str() {
-                "ready" => {
-                    stats.ready = count;
-                    let age: Option<f64> = row.get("age");
-                    stats.oldest_ready_age = age.and_then(|a| Duration::try_from_secs_f64(a.max(0.0)).ok());
-                }
-                "running" => stats.running = count,
-                _ => stats.scheduled = count,
-            }
-            snap.add(&q, stats);
-        }
-        Ok(snap)
+        Ok(fold(rows))
     }
 }

@@ -52,7 +52,6 @@ pub struct GoodJobSource {
     /// The table name in GoodJob's advisory-lock keys (the model's `table_name`, unqualified).
     key_table: String,
     sql: OnceCell<String>,
-    learned: Option<String>,
 }
 
 impl std::fmt::Debug for GoodJobSource {
@@ -69,12 +68,11 @@ impl GoodJobSource {
     /// A source for `config`, checked first. Connects lazily: Postgres may be down now and come up later.
     pub fn new(config: GoodJobConfig) -> Result<Self, SettingError> {
         config.validate()?;
-        let db = Db::new(NAME, &config.url, config.timeout)?;
+        let db = Db::new(NAME, &config.url, config.timeout, config.learned_table.as_deref())?;
         let jobs = quote_table(&config.table).unwrap_or_default();
         let processes = format!("{}\"good_job_processes\"", schema_prefix(&config.table));
         let key_table = config.table.rsplit('.').next().unwrap_or("good_jobs").to_owned();
-        let learned = config.learned_table.as_deref().and_then(quote_table);
-        Ok(Self { config, db, jobs, processes, key_table, sql: OnceCell::new(), learned })
+        Ok(Self { config, db, jobs, processes, key_table, sql: OnceCell::new() })
     }
 
     /// The statement one snapshot runs (built once the column type is known).
@@ -164,16 +162,16 @@ impl QueueSource for GoodJobSource {
             latency: true,
             worker_registry: false,
             quiet: false,
-            remembers: self.learned.is_some(),
+            remembers: self.db.remembers(),
         }
     }
 
     async fn remember(&self, process_type: &str, summary: &str) -> Result<(), SourceError> {
-        self.db.remember(self.learned.as_deref(), process_type, summary).await
+        self.db.remember(process_type, summary).await
     }
 
     async fn recall(&self, process_type: &str) -> Result<Option<String>, SourceError> {
-        self.db.recall(self.learned.as_deref(), process_type).await
+        self.db.recall(process_type).await
     }
 
     /// `LISTEN good_job`: GoodJob notifies it on every enqueue (unless `enable_listen_notify` is off).

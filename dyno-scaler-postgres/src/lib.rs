@@ -25,6 +25,8 @@ pub struct Db {
     /// The event path's `LISTEN` session, apart so the snapshots keep their warm connection (a new one costs a
     /// TLS handshake on the hot path: 80 ms measured on Debian's Postgres).
     pub listen_pool: PgPool,
+    /// The learned table (quoted), where one is set ([`learned`]).
+    learned: Option<String>,
 }
 
 impl std::fmt::Debug for Db {
@@ -34,9 +36,14 @@ impl std::fmt::Debug for Db {
 }
 
 impl Db {
-    /// Lazy pools for `url` (no I/O here): every statement bounded by `timeout`, no parallel workers (the
+    /// Lazy pools for `url`, keeping what the policy learned in `learned_table` when one is set (no I/O here): every statement bounded by `timeout`, no parallel workers (the
     /// snapshots read a few thousand index entries: starting workers costs more than it saves), no JIT.
-    pub fn new(name: &'static str, url: &Secret, timeout: Duration) -> Result<Self, SettingError> {
+    pub fn new(
+        name: &'static str,
+        url: &Secret,
+        timeout: Duration,
+        learned_table: Option<&str>,
+    ) -> Result<Self, SettingError> {
         let opts: PgConnectOptions = url.expose().parse().map_err(|e: sqlx::Error| {
             let message = format!("invalid database URL {}: {}", redact_url(url.expose()), scrub(&e, url));
             SettingError::new("url", message)
@@ -61,7 +68,8 @@ impl Db {
             .acquire_timeout(timeout)
             .test_before_acquire(false)
             .connect_lazy_with(opts);
-        Ok(Self { name, url: url.clone(), timeout, pool, listen_pool })
+        let learned = learned_table.and_then(quote_table);
+        Ok(Self { name, url: url.clone(), timeout, pool, listen_pool, learned })
     }
 
     /// A database error as a typed [`SourceError`], the URL and its password removed, the cause kept (scrubbed).
@@ -113,17 +121,22 @@ impl Db {
         }
     }
 
-    /// Keeps `summary` for `process_type` in the learned table `table` (quoted), when one is set ([`learned`]).
-    pub async fn remember(&self, table: Option<&str>, process_type: &str, summary: &str) -> Result<(), SourceError> {
-        match table {
+    /// Whether a learned table is set (the source's `Capabilities::remembers`).
+    pub fn remembers(&self) -> bool {
+        self.learned.is_some()
+    }
+
+    /// Keeps `summary` for `process_type` in the learned table, when one is set.
+    pub async fn remember(&self, process_type: &str, summary: &str) -> Result<(), SourceError> {
+        match &self.learned {
             Some(t) => learned::remember(&self.pool, t, process_type, summary).await.map_err(|e| self.map_err(e)),
             None => Ok(()),
         }
     }
 
-    /// The summary last kept for `process_type` in the learned table `table`, when one is set.
-    pub async fn recall(&self, table: Option<&str>, process_type: &str) -> Result<Option<String>, SourceError> {
-        match table {
+    /// The summary last kept for `process_type` in the learned table, when one is set.
+    pub async fn recall(&self, process_type: &str) -> Result<Option<String>, SourceError> {
+        match &self.learned {
             Some(t) => learned::recall(&self.pool, t, process_type).await.map_err(|e| self.map_err(e)),
             None => Ok(None),
         }
@@ -176,9 +189,10 @@ impl Db {
 }
 
 /// Folds the rows of a snapshot statement into a [`Snapshot`]. Each row has `kind`, `q` (the queue), `c` (a
-/// count), `age` (seconds) and `bad`: `ready` rows (several per queue add up; `age` the latency, `bad` the rows whose
-/// time cannot be meant, counted as skipped), `running`, `scheduled`, `elsewhere` (running outside the filter) and
-/// one `due` row (`age`: seconds until the next scheduled job).
+/// count), `age` (seconds) and, optionally, `bad`: `ready` rows (several per queue add up; `age` the latency, `bad`
+/// the rows whose time cannot be meant, counted as skipped), `running`, `scheduled`, `elsewhere` (running outside
+/// the filter), `bad` rows (skipped entries, counted apart) and one `due` row (`age`: seconds until the next
+/// scheduled job).
 pub fn fold(rows: Vec<sqlx::postgres::PgRow>) -> Snapshot {
     use sqlx::Row;
     let secs = |v: Option<f64>| v.and_then(|a| Duration::try_from_secs_f64(a.max(0.0)).ok());
@@ -188,6 +202,7 @@ pub fn fold(rows: Vec<sqlx::postgres::PgRow>) -> Snapshot {
         let count = row.get::<i64, _>("c").max(0) as u64;
         match kind.as_str() {
             "elsewhere" => snap.running_elsewhere += count,
+            "bad" => snap.skipped += count,
             "due" => snap.next_due = secs(row.get("age")),
             _ => {
                 let q: String = row.get("q");
@@ -196,7 +211,7 @@ pub fn fold(rows: Vec<sqlx::postgres::PgRow>) -> Snapshot {
                     "ready" => {
                         stats.ready = count;
                         stats.oldest_ready_age = secs(row.get("age"));
-                        snap.skipped += row.get::<i64, _>("bad").max(0) as u64;
+                        snap.skipped += row.try_get::<i64, _>("bad").unwrap_or(0).max(0) as u64;
                     }
                     "running" => stats.running = count,
                     _ => stats.scheduled = count,

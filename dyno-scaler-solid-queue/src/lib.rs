@@ -39,7 +39,6 @@ pub struct SolidQueueSource {
     /// `"schema".` or empty.
     prefix: String,
     sql: OnceCell<String>,
-    learned: Option<String>,
 }
 
 impl std::fmt::Debug for SolidQueueSource {
@@ -56,10 +55,9 @@ impl SolidQueueSource {
     /// A source for `config`, checked first. Connects lazily: Postgres may be down now and come up later.
     pub fn new(config: SolidQueueConfig) -> Result<Self, SettingError> {
         config.validate()?;
-        let db = Db::new(NAME, &config.url, config.timeout)?;
+        let db = Db::new(NAME, &config.url, config.timeout, config.learned_table.as_deref())?;
         let prefix = config.schema.as_deref().and_then(quote_table).map(|s| format!("{s}.")).unwrap_or_default();
-        let learned = config.learned_table.as_deref().and_then(quote_table);
-        Ok(Self { config, db, prefix, sql: OnceCell::new(), learned })
+        Ok(Self { config, db, prefix, sql: OnceCell::new() })
     }
 
     fn table(&self, name: &str) -> String {
@@ -199,16 +197,16 @@ impl QueueSource for SolidQueueSource {
             latency: true,
             worker_registry: false,
             quiet: false,
-            remembers: self.learned.is_some(),
+            remembers: self.db.remembers(),
         }
     }
 
     async fn remember(&self, process_type: &str, summary: &str) -> Result<(), SourceError> {
-        self.db.remember(self.learned.as_deref(), process_type, summary).await
+        self.db.remember(process_type, summary).await
     }
 
     async fn recall(&self, process_type: &str) -> Result<Option<String>, SourceError> {
-        self.db.recall(self.learned.as_deref(), process_type).await
+        self.db.recall(process_type).await
     }
 
     /// `LISTEN dyno_scaler` where the insert triggers are installed (Solid Queue itself sends no `NOTIFY`).
