@@ -197,7 +197,7 @@ async fn delayed_job(rounds: u32) -> Vec<f64> {
         sqlx::raw_sql(AssertSqlSafe(format!("CREATE SCHEMA {schema}; {ddl}"))).execute(&pool).await.unwrap();
         let mut config = dyno_scaler_delayed_job::DelayedJobConfig::new(db_url());
         config.table = table.clone();
-        dyno_scaler_delayed_job::DelayedJobSource::new(config).unwrap().install_trigger().await.unwrap();
+        dyno_scaler_delayed_job::DelayedJobSource::new(config).unwrap().trigger().install().await.unwrap();
         let fake = round_fake().await;
         let env = [
             ("DYNO_SCALER_SOURCE", "delayed_job".to_owned()),

@@ -149,9 +149,9 @@ impl QueueSource for DelayedJobSource {
         self.db.recall(process_type).await
     }
 
-    /// `LISTEN` on [`events::CHANNEL`] where the insert trigger is installed ([`DelayedJobSource::install_trigger`]).
+    /// `LISTEN` on [`events::CHANNEL`] where the insert trigger is installed ([`DelayedJobSource::trigger`]).
     async fn watch(&self, hints: &dyno_scaler_core::events::Hints) -> Result<(), SourceError> {
-        self.listen(hints).await
+        self.trigger().listen(hints).await
     }
 
     async fn snapshot(&self) -> Result<Snapshot, SourceError> {

@@ -68,19 +68,19 @@ async fn trigger_install_is_idempotent_and_uninstall_leaves_the_table_as_it_was(
     let (pool, schema) = schema(&db_url(), "ev_trig").await;
     let source = source(&db_url(), &schema);
     let before = catalog(&pool, &schema).await;
-    assert!(!source.trigger_installed().await.unwrap());
-    source.install_trigger().await.unwrap();
-    source.install_trigger().await.unwrap();
-    assert!(source.trigger_installed().await.unwrap());
+    assert!(!source.trigger().installed().await.unwrap());
+    source.trigger().install().await.unwrap();
+    source.trigger().install().await.unwrap();
+    assert!(source.trigger().installed().await.unwrap());
     let installed = catalog(&pool, &schema).await;
     assert!(installed.contains(&"trigger dyno_scaler_notify".to_owned()), "{installed:?}");
     assert_eq!(installed.len(), before.len() + 2, "one trigger and one function added: {installed:?}");
-    source.uninstall_trigger().await.unwrap();
-    source.uninstall_trigger().await.unwrap();
-    assert!(!source.trigger_installed().await.unwrap());
+    source.trigger().uninstall().await.unwrap();
+    source.trigger().uninstall().await.unwrap();
+    assert!(!source.trigger().installed().await.unwrap());
     assert_eq!(catalog(&pool, &schema).await, before);
     // The printed SQL is what runs, and names the table.
-    assert!(source.install_trigger_sql().contains(&format!("ON \"{schema}\".\"delayed_jobs\"")));
+    assert!(source.trigger().install_sql().contains(&format!("ON \"{schema}\".\"delayed_jobs\"")));
 }
 
 #[tokio::test]
@@ -97,8 +97,8 @@ async fn inserts_wake_the_listener_and_a_job_for_later_reports_when_it_falls_due
     let (pool, schema) = schema(&db_url(), "ev_listen").await;
     let (_, other) = self::schema(&db_url(), "ev_other").await;
     let src = source(&db_url(), &schema);
-    src.install_trigger().await.unwrap();
-    source(&db_url(), &other).install_trigger().await.unwrap();
+    src.trigger().install().await.unwrap();
+    source(&db_url(), &other).trigger().install().await.unwrap();
     let (hints, mut status, _stop) = watching(src.clone());
     assert_eq!(settled(&mut status, |s| s.mode != EventMode::Starting).await.mode, EventMode::Listen);
     enqueue(&pool, &schema, 0.0).await;
@@ -120,7 +120,7 @@ async fn a_restarted_postgres_is_listened_to_again() {
     let server = OwnPostgres::start();
     let (pool, schema) = schema(&server.url(), "ev_restart").await;
     let src = source(&server.url(), &schema);
-    src.install_trigger().await.unwrap();
+    src.trigger().install().await.unwrap();
     let (hints, mut status, _stop) = watching(src);
     assert_eq!(settled(&mut status, |s| s.mode != EventMode::Starting).await.mode, EventMode::Listen);
     server.stop();

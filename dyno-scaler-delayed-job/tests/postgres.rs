@@ -128,7 +128,7 @@ async fn conformance_timestamptz_columns() {
     // With the insert trigger: the suite's event case runs the LISTEN path (the other run checks it polls).
     let b = Backend::new("conftz", true).await;
     assert!(!DelayedJobSource::new(b.config(None)).unwrap().indexed().await.unwrap(), "the stock index only");
-    DelayedJobSource::new(b.config(None)).unwrap().install_trigger().await.unwrap();
+    DelayedJobSource::new(b.config(None)).unwrap().trigger().install().await.unwrap();
     run_conformance(&b).await;
 }
 

@@ -13,17 +13,18 @@ pub const CHANNEL: &str = "dyno_scaler";
 /// The trigger's name on each watched table.
 pub const TRIGGER: &str = "dyno_scaler_notify";
 
-/// A trigger on `tables` (as the settings name them: `table` or `schema.table`) running one function, named after
-/// the first table, in its schema.
+/// A trigger on `tables` (as the settings name them: `table` or `schema.table`) of the database `db`, running one
+/// function, named after the first table, in its schema.
 #[derive(Debug, Clone)]
 pub struct InsertTrigger {
+    db: Db,
     tables: Vec<String>,
 }
 
 impl InsertTrigger {
-    /// The trigger for `tables` (checked names: letters, digits, `_`, optionally `schema.`).
-    pub fn new(tables: Vec<String>) -> Self {
-        Self { tables }
+    /// The trigger for `tables` (checked names: letters, digits, `_`, optionally `schema.`) of `db`.
+    pub fn new(db: Db, tables: Vec<String>) -> Self {
+        Self { db, tables }
     }
 
     fn function(&self) -> String {
@@ -69,8 +70,19 @@ impl InsertTrigger {
         sql
     }
 
+    /// Creates (or replaces) the function and the triggers, in one transaction. Needs DDL rights on the tables.
+    pub async fn install(&self) -> Result<(), SourceError> {
+        self.run(self.install_sql()).await
+    }
+
+    /// Removes the triggers and their function, in one transaction; nothing else of the tables changes.
+    pub async fn uninstall(&self) -> Result<(), SourceError> {
+        self.run(self.uninstall_sql()).await
+    }
+
     /// Whether the trigger is on every watched table.
-    pub async fn installed(&self, db: &Db) -> Result<bool, SourceError> {
+    pub async fn installed(&self) -> Result<bool, SourceError> {
+        let db = &self.db;
         let n: i64 = sqlx::query_scalar(
             "SELECT count(*) FROM pg_trigger WHERE tgrelid = ANY(SELECT to_regclass(t) FROM unnest($1::text[]) t) \
              AND tgname = $2 AND NOT tgisinternal",
@@ -92,7 +104,8 @@ impl InsertTrigger {
     }
 
     /// Runs `sql` in one transaction, without the "does not exist, skipping" notices of the idempotent drops.
-    pub async fn run(&self, db: &Db, sql: String) -> Result<(), SourceError> {
+    async fn run(&self, sql: String) -> Result<(), SourceError> {
+        let db = &self.db;
         let mut tx = db.pool.begin().await.map_err(|e| db.map_err(e))?;
         sqlx::raw_sql("SET LOCAL client_min_messages = warning").execute(&mut *tx).await.map_err(|e| db.map_err(e))?;
         sqlx::raw_sql(AssertSqlSafe(sql)).execute(&mut *tx).await.map_err(|e| db.map_err(e))?;
@@ -100,14 +113,14 @@ impl InsertTrigger {
     }
 
     /// The event path: `LISTEN` when the trigger is installed, else polling with how to add it.
-    pub async fn listen(&self, db: &Db, hints: &dyno_scaler_core::events::Hints) -> Result<(), SourceError> {
+    pub async fn listen(&self, hints: &dyno_scaler_core::events::Hints) -> Result<(), SourceError> {
         let on = self.tables.join(", ");
-        if !self.installed(db).await? {
+        if !self.installed().await? {
             hints.polling(format!(
                 "no insert trigger on {on}: `dyno-scaler install-trigger` adds one (it needs DDL rights)"
             ));
             return Ok(());
         }
-        db.listen(CHANNEL, &format!("fed by the insert trigger on {on}"), hints, |p| self.ours(p)).await
+        self.db.listen(CHANNEL, &format!("fed by the insert trigger on {on}"), hints, |p| self.ours(p)).await
     }
 }

@@ -87,34 +87,14 @@ impl SolidQueueSource {
             .bind(c.process_alive_threshold.as_secs_f64())
     }
 
-    /// The insert trigger of the event path: on the ready and the scheduled executions (a job enqueued now, or for
-    /// later: its snapshot then says when it falls due).
-    fn trigger(&self) -> InsertTrigger {
+    /// The insert trigger of the event path, on the ready and the scheduled executions (a job enqueued now, or
+    /// for later: its snapshot then says when it falls due): what `dyno-scaler install-trigger` installs.
+    pub fn trigger(&self) -> InsertTrigger {
         let name = |t: &str| match &self.config.schema {
             Some(s) => format!("{s}.solid_queue_{t}"),
             None => format!("solid_queue_{t}"),
         };
-        InsertTrigger::new(vec![name("ready_executions"), name("scheduled_executions")])
-    }
-
-    /// The SQL that `install-trigger` runs (idempotent).
-    pub fn install_trigger_sql(&self) -> String {
-        self.trigger().install_sql()
-    }
-
-    /// The SQL that `uninstall-trigger` runs (idempotent).
-    pub fn uninstall_trigger_sql(&self) -> String {
-        self.trigger().uninstall_sql()
-    }
-
-    /// Creates (or replaces) the insert triggers, in one transaction. Needs DDL rights on the tables' schema.
-    pub async fn install_trigger(&self) -> Result<(), SourceError> {
-        self.trigger().run(&self.db, self.install_trigger_sql()).await
-    }
-
-    /// Removes the insert triggers and their function, in one transaction.
-    pub async fn uninstall_trigger(&self) -> Result<(), SourceError> {
-        self.trigger().run(&self.db, self.uninstall_trigger_sql()).await
+        InsertTrigger::new(self.db.clone(), vec![name("ready_executions"), name("scheduled_executions")])
     }
 
     /// The plan of the snapshot statement on `conn` (`EXPLAIN (options)`), for benchmarks.
@@ -211,7 +191,7 @@ impl QueueSource for SolidQueueSource {
 
     /// `LISTEN dyno_scaler` where the insert triggers are installed (Solid Queue itself sends no `NOTIFY`).
     async fn watch(&self, hints: &dyno_scaler_core::events::Hints) -> Result<(), SourceError> {
-        self.trigger().listen(&self.db, hints).await
+        self.trigger().listen(hints).await
     }
 
     async fn snapshot(&self) -> Result<Snapshot, SourceError> {

@@ -145,11 +145,11 @@ async fn conformance() {
     // With the insert triggers: the suite's event case runs the LISTEN path (the timestamptz run polls).
     let b = Backend::new("sq_conf").await;
     let source = SolidQueueSource::new(b.config(None)).unwrap();
-    source.install_trigger().await.unwrap();
-    source.install_trigger().await.unwrap();
+    source.trigger().install().await.unwrap();
+    source.trigger().install().await.unwrap();
     run_conformance(&b).await;
-    source.uninstall_trigger().await.unwrap();
-    source.uninstall_trigger().await.unwrap();
+    source.trigger().uninstall().await.unwrap();
+    source.trigger().uninstall().await.unwrap();
     let left = b
         .exec(
             "SELECT count(*) FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid \

@@ -160,14 +160,14 @@ source_spec!(dyno_scaler::sidekiq::SidekiqConfig, dyno_scaler::sidekiq::SidekiqS
 source_spec!(dyno_scaler::resque::ResqueConfig, dyno_scaler::resque::ResqueSource);
 #[cfg(feature = "delayed-job")]
 source_spec!(dyno_scaler::delayed_job::DelayedJobConfig, dyno_scaler::delayed_job::DelayedJobSource, trigger: |c: &dyno_scaler::delayed_job::DelayedJobConfig| {
-    Some(dyno_scaler::delayed_job::DelayedJobSource::new(c.clone()).map(|s| Arc::new(s) as Arc<dyn Trigger>))
+    Some(dyno_scaler::delayed_job::DelayedJobSource::new(c.clone()).map(|s| Arc::new(s.trigger()) as Arc<dyn Trigger>))
 });
 
 #[cfg(feature = "good-job")]
 source_spec!(dyno_scaler::good_job::GoodJobConfig, dyno_scaler::good_job::GoodJobSource);
 #[cfg(feature = "solid-queue")]
 source_spec!(dyno_scaler::solid_queue::SolidQueueConfig, dyno_scaler::solid_queue::SolidQueueSource, trigger: |c: &dyno_scaler::solid_queue::SolidQueueConfig| {
-    Some(dyno_scaler::solid_queue::SolidQueueSource::new(c.clone()).map(|s| Arc::new(s) as Arc<dyn Trigger>))
+    Some(dyno_scaler::solid_queue::SolidQueueSource::new(c.clone()).map(|s| Arc::new(s.trigger()) as Arc<dyn Trigger>))
 });
 
 /// The advisor of a source's settings: DelayedJob's says when its recommended indexes are missing.
@@ -198,28 +198,19 @@ impl Advisor for dyno_scaler::delayed_job::DelayedJobSource {
     }
 }
 
-/// `impl Trigger` for a source with `install_trigger_sql`, `install_trigger` and their `uninstall_` twins.
-macro_rules! trigger {
-    ($source:ty) => {
-        #[async_trait::async_trait]
-        impl Trigger for $source {
-            fn install_sql(&self) -> String {
-                self.install_trigger_sql()
-            }
-            fn uninstall_sql(&self) -> String {
-                self.uninstall_trigger_sql()
-            }
-            async fn install(&self) -> Result<(), SourceError> {
-                self.install_trigger().await
-            }
-            async fn uninstall(&self) -> Result<(), SourceError> {
-                self.uninstall_trigger().await
-            }
-        }
-    };
+#[cfg(any(feature = "delayed-job", feature = "solid-queue"))]
+#[async_trait::async_trait]
+impl Trigger for dyno_scaler_postgres::trigger::InsertTrigger {
+    fn install_sql(&self) -> String {
+        self.install_sql()
+    }
+    fn uninstall_sql(&self) -> String {
+        self.uninstall_sql()
+    }
+    async fn install(&self) -> Result<(), SourceError> {
+        self.install().await
+    }
+    async fn uninstall(&self) -> Result<(), SourceError> {
+        self.uninstall().await
+    }
 }
-
-#[cfg(feature = "delayed-job")]
-trigger!(dyno_scaler::delayed_job::DelayedJobSource);
-#[cfg(feature = "solid-queue")]
-trigger!(dyno_scaler::solid_queue::SolidQueueSource);
