@@ -73,6 +73,12 @@ pub trait QueueSource: Send + Sync + std::fmt::Debug {
         Ok(None)
     }
 
+    /// What would make this source cheaper to read, given that a snapshot just took `snapshot_took` (an index
+    /// its store lacks, ...), for `check`. The default has nothing to say.
+    async fn advice(&self, _snapshot_took: std::time::Duration) -> Option<String> {
+        None
+    }
+
     /// Listens to the store for signs of new work and calls [`Hints::wake`] for each, after saying through
     /// [`Hints::active`] what it listens to; runs until dropped. Returns `Ok(())` after [`Hints::polling`] when the
     /// store offers no event path, and an error when a running path breaks (the caller backs off and calls again:

@@ -22,17 +22,6 @@ pub trait SourceSpec: std::fmt::Debug + Send + Sync {
     fn trigger(&self) -> Option<Result<Arc<dyn Trigger>, SettingError>> {
         None
     }
-    /// What `check` can advise about the source's database (missing indexes), where it knows.
-    fn advisor(&self) -> Option<Arc<dyn Advisor>> {
-        None
-    }
-}
-
-/// Advice about a source's store, for `check`.
-#[async_trait::async_trait]
-pub trait Advisor: Send + Sync {
-    /// A note when something would make the source cheaper, given how long a snapshot just took.
-    async fn advice(&self, snapshot_took: std::time::Duration) -> Option<String>;
 }
 
 /// A database trigger that feeds a source's event path: a schema change, made only on request.
@@ -147,9 +136,6 @@ macro_rules! source_spec {
             fn trigger(&self) -> Option<Result<Arc<dyn Trigger>, SettingError>> {
                 ($trigger)(self)
             }
-            fn advisor(&self) -> Option<Arc<dyn Advisor>> {
-                advisor_of(self)
-            }
         }
     };
 }
@@ -169,34 +155,6 @@ source_spec!(dyno_scaler::good_job::GoodJobConfig, dyno_scaler::good_job::GoodJo
 source_spec!(dyno_scaler::solid_queue::SolidQueueConfig, dyno_scaler::solid_queue::SolidQueueSource, trigger: |c: &dyno_scaler::solid_queue::SolidQueueConfig| {
     Some(dyno_scaler::solid_queue::SolidQueueSource::new(c.clone()).map(|s| Arc::new(s.trigger()) as Arc<dyn Trigger>))
 });
-
-/// The advisor of a source's settings: DelayedJob's says when its recommended indexes are missing.
-fn advisor_of(spec: &dyn std::any::Any) -> Option<Arc<dyn Advisor>> {
-    #[cfg(feature = "delayed-job")]
-    if let Some(c) = spec.downcast_ref::<dyno_scaler::delayed_job::DelayedJobConfig>() {
-        return dyno_scaler::delayed_job::DelayedJobSource::new(c.clone())
-            .ok()
-            .map(|s| Arc::new(s) as Arc<dyn Advisor>);
-    }
-    let _ = spec;
-    None
-}
-
-#[cfg(feature = "delayed-job")]
-#[async_trait::async_trait]
-impl Advisor for dyno_scaler::delayed_job::DelayedJobSource {
-    async fn advice(&self, took: std::time::Duration) -> Option<String> {
-        match self.indexed().await {
-            Ok(false) => Some(format!(
-                "the recommended partial indexes are missing: each snapshot reads the whole table in one pass (this \
-                 one took {} ms); with them it reads only live rows (1.1 million rows: about 100 ms -> 2 ms, \
-                 BENCHMARKS.md). Their SQL is in the README (\"Optional migration for big tables\")",
-                took.as_millis()
-            )),
-            _ => None,
-        }
-    }
-}
 
 #[cfg(any(feature = "delayed-job", feature = "solid-queue"))]
 #[async_trait::async_trait]

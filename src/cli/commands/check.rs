@@ -87,9 +87,7 @@ async fn source(s: &Settings, p: &ProcessSettings) -> u32 {
             for q in p.spec.queues().unwrap_or_default().iter().filter(|q| !snap.queues.contains_key(*q)) {
                 println!("{label}: note: queue {q:?} has never been seen (a typo?)");
             }
-            if let Some(advisor) = p.spec.advisor()
-                && let Some(note) = advisor.advice(took).await
-            {
+            if let Some(note) = src.advice(took).await {
                 println!("{label}: note: {note}");
             }
             let events = super::event_status(s, &src).await;
