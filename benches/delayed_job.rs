@@ -4,29 +4,15 @@
 //!
 //! `cargo bench --bench delayed_job` (needs Postgres; DYNO_SCALER_TEST_DATABASE_URL)
 
+mod support;
+
+use support::{median, time_snapshot};
+
 use std::time::{Duration, Instant};
 
-use dyno_scaler::core::QueueSource;
 use dyno_scaler::delayed_job::{DelayedJobConfig, DelayedJobSource, RECOMMENDED_INDEXES};
 use dyno_scaler_test_support::delayed_jobs_ddl;
 use sqlx::{AssertSqlSafe, PgPool};
-
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
-}
-
-async fn time_snapshot(source: &DelayedJobSource) -> (Duration, String) {
-    let s = source.snapshot().await.unwrap();
-    let mut times = Vec::new();
-    for _ in 0..30 {
-        let t = Instant::now();
-        std::hint::black_box(source.snapshot().await.unwrap());
-        times.push(t.elapsed());
-    }
-    let t = s.totals();
-    (median(times), format!("ready {} running {} scheduled {}", t.ready, t.running, t.scheduled))
-}
 
 async fn plan(pool: &PgPool, source: &DelayedJobSource) -> String {
     let mut conn = pool.acquire().await.unwrap();

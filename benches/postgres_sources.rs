@@ -4,30 +4,16 @@
 //!
 //! `cargo bench --bench postgres_sources` (needs Postgres; DYNO_SCALER_TEST_DATABASE_URL)
 
+mod support;
+
+use support::{median, time_snapshot};
+
 use std::time::{Duration, Instant};
 
-use dyno_scaler::core::QueueSource;
 use dyno_scaler::good_job::{GoodJobConfig, GoodJobSource};
 use dyno_scaler::solid_queue::{SolidQueueConfig, SolidQueueSource};
 use dyno_scaler_test_support::{good_jobs_ddl, solid_queue_ddl};
 use sqlx::{AssertSqlSafe, Connection, PgConnection, PgPool};
-
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
-}
-
-async fn time_snapshot(source: &dyn QueueSource) -> (Duration, String) {
-    let s = source.snapshot().await.unwrap();
-    let mut times = Vec::new();
-    for _ in 0..30 {
-        let t = Instant::now();
-        std::hint::black_box(source.snapshot().await.unwrap());
-        times.push(t.elapsed());
-    }
-    let t = s.totals();
-    (median(times), format!("ready {} running {} scheduled {}", t.ready, t.running, t.scheduled))
-}
 
 async fn peer(pool: &PgPool, label: &str, sql: &str) {
     let mut times = Vec::new();
