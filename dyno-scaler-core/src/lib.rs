@@ -30,6 +30,7 @@ pub mod cycle_log;
 pub mod drain;
 pub mod error;
 pub mod events;
+pub mod lease;
 pub mod memory;
 pub mod platform;
 pub mod policy;
@@ -43,7 +44,8 @@ pub mod timefmt;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use controller::Controller;
 pub use error::{PlatformError, ScalerError, SettingError, SourceError};
-pub use memory::{InMemoryPlatform, InMemoryQueue, PlatformCall};
+pub use lease::{Lease, LeaseOptions, LeaseState, Pause};
+pub use memory::{InMemoryLease, InMemoryPlatform, InMemoryQueue, PlatformCall};
 pub use platform::{Placement, Platform, ProcessInfo};
 pub use policy::{
     Adaptive, Decision, DemandRule, Direction, DownMode, Learned, MaxMode, Policy, PolicyConfig, PolicyError,

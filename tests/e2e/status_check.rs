@@ -8,7 +8,8 @@ use super::common::*;
 async fn status_json_prints_the_documented_document() {
     let fake = fake().await;
     let (_redis, url, mut c) = own_redis().await;
-    sidekiq_push(&mut c, "default", 30).await;
+    sidekiq_push(&mut c, "default", 27).await;
+    sidekiq_push(&mut c, "mailers", 3).await;
     let env = with(env_sidekiq(&fake, &url), &[("DYNO_SCALER_MAX_WORKERS", "4")]);
     let out = run(&["status", "--json"], &env).await;
     assert_eq!(out.code, 0, "{}", out.all());
@@ -25,12 +26,27 @@ async fn status_json_prints_the_documented_document() {
         "current",
         "desired",
         "reason",
+        "queues",
     ] {
         assert!(p.get(key).is_some(), "missing {key}: {v}");
     }
     assert_eq!((p["process_type"].as_str(), p["source"].as_str()), (Some("worker"), Some("sidekiq")));
     assert_eq!((p["ready"].as_u64(), p["current"].as_u64(), p["desired"].as_u64()), (Some(30), Some(0), Some(2)));
     assert!(p["latency_seconds"].as_f64().unwrap() < 60.0);
+    // Per queue: each queue's own figures, which add up to the totals.
+    let queues: Vec<(&str, u64)> = p["queues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|q| (q["name"].as_str().unwrap(), q["ready"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(queues, vec![("default", 27), ("mailers", 3)], "{v}");
+    for q in p["queues"].as_array().unwrap() {
+        for key in ["running", "scheduled"] {
+            assert!(q[key].is_u64(), "{key}: {v}");
+        }
+        assert!(q["latency_seconds"].as_f64().unwrap() < 60.0, "{v}");
+    }
     assert!(fake.requests_with("PATCH").is_empty(), "status never acts");
     // Entries that cannot be read are counted: zero first, then two.
     assert_eq!(p["skipped"].as_u64(), Some(0));

@@ -12,7 +12,9 @@ use crate::error::SourceError;
 use crate::snapshot::{QueueStats, Snapshot, WorkerInfo};
 use crate::source::{Capabilities, QueueSource};
 
+mod lease;
 mod platform;
+pub use lease::InMemoryLease;
 pub use platform::{InMemoryPlatform, PlatformCall};
 
 #[derive(Debug, Default)]

@@ -64,7 +64,11 @@ impl Scaler {
             if results.send(result).await.is_err() || fatal {
                 break;
             }
-            let wait = jittered(interval, jitter, &mut rng);
+            let mut wait = jittered(interval, jitter, &mut rng);
+            if let Some((_, o)) = self.lease() {
+                // The lease is renewed (and a free one taken) every ttl / 3, whatever the interval.
+                wait = wait.min(o.ttl / 3);
+            }
             let woken = tokio::select! {
                 _ = stop.changed() => false,
                 _ = tokio::time::sleep(due.map_or(wait, |d| d.min(wait))) => false,
@@ -82,6 +86,7 @@ impl Scaler {
         if let Some(w) = watcher {
             w.abort();
         }
+        self.release_lease().await;
         self.inner.looping.store(false, Ordering::Release);
     }
 

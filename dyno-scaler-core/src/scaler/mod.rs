@@ -32,8 +32,15 @@ pub struct Report {
     pub dry_run: bool,
     /// The victims of a scale-down waiting until their quieted processes are idle.
     pub draining: Vec<String>,
+    /// Whether this instance acted on the decision: it held the lease (or has none) and no pause held.
+    pub acting: bool,
+    /// Who holds the process type's lease, where it has an exclusive one.
+    pub leader: Option<String>,
+    /// The pause in force, if any.
+    pub paused: Option<crate::lease::Pause>,
 }
 
+mod lead;
 mod learned;
 mod looping;
 mod shrink;
@@ -55,6 +62,8 @@ struct State {
     recalled: bool,
     /// When the learned summary was last written there.
     kept_at: Option<std::time::SystemTime>,
+    /// What the lease's store last said.
+    lead: crate::lease::Leadership,
 }
 
 struct Inner {
@@ -125,9 +134,17 @@ pub struct ScalerBuilder {
     dry_run: bool,
     interval: Option<Duration>,
     events: bool,
+    lease: Option<(Arc<dyn crate::lease::Lease>, crate::lease::LeaseOptions)>,
 }
 
 impl ScalerBuilder {
+    /// Acts only while holding `lease` (when `options.exclusive`; other instances follow) and never while a pause
+    /// kept there holds (see [`lease`](crate::lease)). Default: no lease, always acting.
+    pub fn lease(mut self, lease: Arc<dyn crate::lease::Lease>, options: crate::lease::LeaseOptions) -> Self {
+        self.lease = Some((lease, options));
+        self
+    }
+
     /// The clock (default: the system clock).
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
@@ -190,6 +207,7 @@ impl Scaler {
             dry_run: false,
             interval: None,
             events: false,
+            lease: None,
         }
     }
 
@@ -231,7 +249,10 @@ impl Scaler {
         self.recall(&mut state).await;
         let (snapshot, current) = self.observe().await?;
         let (decision, _) = self.decide(&snapshot, current, &state);
-        Ok(self.report(snapshot, decision, false))
+        let mut report = self.report(snapshot, decision, false);
+        report.acting = false;
+        self.describe_lease(&mut report).await;
+        Ok(report)
     }
 
     async fn observe(&self) -> Result<(Snapshot, u32), ScalerError> {
@@ -276,6 +297,9 @@ impl Scaler {
             applied,
             dry_run: self.inner.cfg.dry_run,
             draining: Vec::new(),
+            acting: true,
+            leader: None,
+            paused: None,
         }
     }
 
@@ -291,6 +315,9 @@ impl Scaler {
         self.recall(&mut state).await;
         let (snapshot, current) = self.observe().await?;
         let (mut decision, next) = self.decide(&snapshot, current, &state);
+        let gate = self.gate(&mut state).await;
+        let acting = gate == lead::Gate::Act;
+        Self::hold_for(&mut decision, &gate);
         if snapshot.skipped > 0 {
             tracing::debug!(process_type = %inner.cfg.process_type, skipped = snapshot.skipped, "skipped unreadable queue entries");
         }
@@ -305,8 +332,15 @@ impl Scaler {
             );
             decision.to = decision.from;
         }
-        let draining =
-            if inner.cfg.dry_run { Vec::new() } else { self.gate_shrink(&mut state, &snapshot, &mut decision).await };
+        let draining = if inner.cfg.dry_run || !acting {
+            Vec::new()
+        } else {
+            self.gate_shrink(&mut state, &snapshot, &mut decision).await
+        };
+        if decision.direction() != Direction::Hold && !self.still_holds(&state) {
+            decision.reason = format!("{}; not acting: the lease ran out during the cycle", decision.reason);
+            decision.to = decision.from;
+        }
         if decision.direction() != Direction::Hold {
             if inner.cfg.dry_run {
                 tracing::info!(process_type = %inner.cfg.process_type, from = decision.from, to = decision.to, reason = %decision.reason, "dry run: would scale");
@@ -333,9 +367,17 @@ impl Scaler {
             tracing::debug!(process_type = %inner.cfg.process_type, quantity = decision.to, reason = %decision.reason, "hold");
         }
         state.policy = next;
-        self.keep(&mut state, inner.cfg.clock.now()).await;
+        if acting {
+            self.keep(&mut state, inner.cfg.clock.now()).await;
+        }
         let mut report = self.report(snapshot, decision, applied);
         report.draining = draining;
+        report.acting = acting;
+        report.leader = self.lease().filter(|(_, o)| o.exclusive).and_then(|_| state.lead.state.holder.clone());
+        report.paused = match &gate {
+            lead::Gate::Paused(p) => Some(p.clone()),
+            _ => None,
+        };
         *inner.last.lock().expect("report lock") = Some(report.clone());
         Ok(report)
     }

@@ -56,3 +56,10 @@ async fn in_memory_queue_keeps_the_contract() {
     let queue = InMemoryQueue::new(clock.clone());
     run_conformance(&Memory { clock, queue }).await;
 }
+
+#[tokio::test]
+async fn the_in_memory_lease_keeps_the_lease_contract() {
+    let store = InMemoryLease::new(Arc::new(SystemClock), "alpha");
+    let make = |pt: &str| Arc::new(store.other(pt)) as Arc<dyn Lease>;
+    dyno_scaler_core::conformance::run_lease_conformance(&make, Duration::from_millis(300), true).await;
+}

@@ -2,6 +2,7 @@
 mod conformance_memory;
 mod drain;
 mod hooks;
+mod lease;
 mod loops;
 mod policy_adaptive;
 mod policy_props;

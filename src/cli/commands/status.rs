@@ -5,6 +5,11 @@ use serde_json::{Value, json};
 use super::super::build;
 use super::super::config::Settings;
 
+/// Seconds, to the millisecond.
+fn seconds(d: std::time::Duration) -> f64 {
+    (d.as_secs_f64() * 1000.0).round() / 1000.0
+}
+
 /// `status`: one reading per process type and the decision it would take, without acting.
 pub async fn status(s: &Settings, as_json: bool) -> u8 {
     let scalers = match build::scalers(s, true) {
@@ -23,13 +28,22 @@ pub async fn status(s: &Settings, as_json: bool) -> u8 {
         match sc.preview().await {
             Ok(rep) => {
                 let t = rep.snapshot.totals();
+                let queues: Vec<Value> = rep
+                    .snapshot
+                    .queues
+                    .iter()
+                    .map(|(name, q)| {
+                        json!({ "name": name, "ready": q.ready, "running": q.running, "scheduled": q.scheduled,
+                            "latency_seconds": q.oldest_ready_age.map(seconds) })
+                    })
+                    .collect();
                 rows.push(json!({
                     "process_type": rep.process_type,
                     "source": rep.source,
                     "ready": t.ready,
                     "running": t.running,
                     "scheduled": t.scheduled,
-                    "latency_seconds": t.oldest_ready_age.map(|d| (d.as_secs_f64() * 1000.0).round() / 1000.0),
+                    "latency_seconds": t.oldest_ready_age.map(seconds),
                     "skipped": rep.snapshot.skipped,
                     // Dynos whose processes are quiet: the victims of a scale-down being drained.
                     "draining": rep.snapshot.quiet_dynos(),
@@ -37,6 +51,7 @@ pub async fn status(s: &Settings, as_json: bool) -> u8 {
                     "desired": rep.decision.to,
                     "reason": rep.decision.reason,
                     "events": events,
+                    "queues": queues,
                 }));
             }
             Err(e) => {
@@ -50,6 +65,7 @@ pub async fn status(s: &Settings, as_json: bool) -> u8 {
                     "reason": "quantity held: the scaler could not read",
                     "error": e.to_string(),
                     "events": events,
+                    "queues": null,
                 }));
             }
         }

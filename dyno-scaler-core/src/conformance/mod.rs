@@ -6,6 +6,9 @@
 
 use std::time::Duration;
 
+mod lease;
+pub use lease::run_lease_conformance;
+
 use async_trait::async_trait;
 
 use crate::snapshot::{QueueStats, Snapshot};
