@@ -73,6 +73,12 @@ pub trait QueueSource: Send + Sync + std::fmt::Debug {
         Ok(None)
     }
 
+    /// The lease (and pause) of `process_type` in this source's own store, so that one scaler instance acts
+    /// ([`lease`](crate::lease)). The default has none: every instance acts, and nothing can pause it.
+    fn lease(&self, _process_type: &str) -> Option<std::sync::Arc<dyn crate::lease::Lease>> {
+        None
+    }
+
     /// What would make this source cheaper to read, given that a snapshot just took `snapshot_took` (an index
     /// its store lacks, ...), for `check`. The default has nothing to say.
     async fn advice(&self, _snapshot_took: std::time::Duration) -> Option<String> {

@@ -149,6 +149,11 @@ impl QueueSource for DelayedJobSource {
         self.db.recall(process_type).await
     }
 
+    /// An advisory lock on a session of its own; the pause in the learned table ([`dyno_scaler_postgres::lease`]).
+    fn lease(&self, process_type: &str) -> Option<std::sync::Arc<dyn dyno_scaler_core::Lease>> {
+        Some(std::sync::Arc::new(self.db.lease(process_type)))
+    }
+
     /// `LISTEN` on [`events::CHANNEL`] where the insert trigger is installed ([`DelayedJobSource::trigger`]).
     async fn watch(&self, hints: &dyno_scaler_core::events::Hints) -> Result<(), SourceError> {
         self.trigger().listen(hints).await

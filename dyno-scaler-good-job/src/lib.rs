@@ -174,6 +174,11 @@ impl QueueSource for GoodJobSource {
         self.db.recall(process_type).await
     }
 
+    /// An advisory lock on a session of its own; the pause in the learned table ([`dyno_scaler_postgres::lease`]).
+    fn lease(&self, process_type: &str) -> Option<std::sync::Arc<dyn dyno_scaler_core::Lease>> {
+        Some(std::sync::Arc::new(self.db.lease(process_type)))
+    }
+
     /// `LISTEN good_job`: GoodJob notifies it on every enqueue (unless `enable_listen_notify` is off).
     async fn watch(&self, hints: &Hints) -> Result<(), SourceError> {
         self.db.listen(CHANNEL, "notified by GoodJob on every enqueue", hints, |_| true).await

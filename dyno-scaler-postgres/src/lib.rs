@@ -12,6 +12,7 @@ use dyno_scaler_core::{QueueStats, Secret, SettingError, Snapshot, SourceError};
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
 
 pub mod learned;
+pub mod lease;
 pub mod trigger;
 
 /// A source's connection to its database: the snapshot pool and the `LISTEN` session's own.
@@ -27,6 +28,8 @@ pub struct Db {
     pub listen_pool: PgPool,
     /// The learned table (quoted), where one is set ([`learned`]).
     learned: Option<String>,
+    /// How the pools connect (for a lease's own session).
+    opts: PgConnectOptions,
 }
 
 impl std::fmt::Debug for Db {
@@ -67,9 +70,9 @@ impl Db {
             .min_connections(0)
             .acquire_timeout(timeout)
             .test_before_acquire(false)
-            .connect_lazy_with(opts);
+            .connect_lazy_with(opts.clone());
         let learned = learned_table.and_then(quote_table);
-        Ok(Self { name, url: url.clone(), timeout, pool, listen_pool, learned })
+        Ok(Self { name, url: url.clone(), timeout, pool, listen_pool, learned, opts })
     }
 
     /// A database error as a typed [`SourceError`], the URL and its password removed, the cause kept (scrubbed).
@@ -130,6 +133,27 @@ impl Db {
     pub async fn remember(&self, process_type: &str, summary: &str) -> Result<(), SourceError> {
         match &self.learned {
             Some(t) => learned::remember(&self.pool, t, process_type, summary).await.map_err(|e| self.map_err(e)),
+            None => Ok(()),
+        }
+    }
+
+    /// The lease of `process_type`: an advisory lock on a session of its own ([`lease`]).
+    pub fn lease(&self, process_type: &str) -> lease::PgLease {
+        lease::PgLease::new(self.clone(), self.opts.clone(), process_type)
+    }
+
+    /// The learned table's row `key` whatever its age, when a table is set.
+    pub async fn recall_row(&self, key: &str) -> Result<Option<String>, SourceError> {
+        match &self.learned {
+            Some(t) => learned::read(&self.pool, t, key).await.map_err(|e| self.map_err(e)),
+            None => Ok(None),
+        }
+    }
+
+    /// Deletes the learned table's row `key`, when a table is set.
+    pub async fn forget(&self, key: &str) -> Result<(), SourceError> {
+        match &self.learned {
+            Some(t) => learned::forget(&self.pool, t, key).await.map_err(|e| self.map_err(e)),
             None => Ok(()),
         }
     }

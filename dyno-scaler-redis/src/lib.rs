@@ -10,6 +10,7 @@ use redis::Value;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 pub mod events;
+pub mod lease;
 
 /// Whether a `rediss://` connection checks the server's certificate.
 ///

@@ -149,6 +149,17 @@ impl QueueSource for ResqueSource {
         dyno_scaler_redis::recall(self.conn.clone(), (NAME, &self.config.url), (&self.prefix, process_type)).await
     }
 
+    /// A key with NX and a TTL beside the queue's keys ([`dyno_scaler_redis::lease`]).
+    fn lease(&self, process_type: &str) -> Option<std::sync::Arc<dyn dyno_scaler_core::Lease>> {
+        let lease = dyno_scaler_redis::lease::RedisLease::new(
+            self.conn.clone(),
+            (NAME, &self.config.url),
+            &self.prefix,
+            process_type,
+        );
+        Some(std::sync::Arc::new(lease))
+    }
+
     /// Client tracking on the queue lists and the resque-scheduler delayed keys, else keyspace notifications, else
     /// none ([`dyno_scaler_redis::events`]).
     async fn watch(&self, hints: &Hints) -> Result<(), SourceError> {

@@ -189,6 +189,11 @@ impl QueueSource for SolidQueueSource {
         self.db.recall(process_type).await
     }
 
+    /// An advisory lock on a session of its own; the pause in the learned table ([`dyno_scaler_postgres::lease`]).
+    fn lease(&self, process_type: &str) -> Option<std::sync::Arc<dyn dyno_scaler_core::Lease>> {
+        Some(std::sync::Arc::new(self.db.lease(process_type)))
+    }
+
     /// `LISTEN dyno_scaler` where the insert triggers are installed (Solid Queue itself sends no `NOTIFY`).
     async fn watch(&self, hints: &dyno_scaler_core::events::Hints) -> Result<(), SourceError> {
         self.trigger().listen(hints).await

@@ -1,0 +1,170 @@
+//! A process type's [`Lease`] in Postgres: an advisory lock held on a session of its own (closing the session lets
+//! it go), and the pause in the learned table beside what the policy learned.
+//!
+//! The session is opened with `idle_session_timeout` set to the lease's TTL (Postgres 14 and later), and each
+//! campaign is a statement on it: a holder cut from the database (a network partition) has its session ended by the
+//! server a TTL after its last campaign, so the lock never outlives the lease the holder believes it has.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use dyno_scaler_core::SourceError;
+use dyno_scaler_core::lease::{Lease, LeaseState, Pause};
+use sqlx::Connection;
+use sqlx::postgres::{PgConnectOptions, PgConnection};
+use tokio::sync::Mutex;
+
+use crate::Db;
+
+/// Takes the lock unless this session has it (so its count stays one), then names the holder (its session's
+/// `application_name`) and reads the pause. `$1`: the lock's name, `$2`: the pause row's key.
+const CAMPAIGN: &str = "\
+WITH k AS (SELECT ('x' || substr(md5($1), 1, 16))::bit(64)::bigint AS k),
+l AS (SELECT l.pid FROM pg_locks l, k
+      WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
+        AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+        AND ((l.classid::bigint << 32) | l.objid::bigint) = k.k),
+t AS (SELECT CASE WHEN EXISTS (SELECT 1 FROM l WHERE l.pid = pg_backend_pid()) THEN true
+                  ELSE pg_try_advisory_lock(k.k) END AS held FROM k)
+SELECT t.held,
+  (SELECT a.application_name FROM pg_locks x JOIN pg_stat_activity a ON a.pid = x.pid, k
+   WHERE x.locktype = 'advisory' AND x.granted AND x.objsubid = 1
+     AND x.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+     AND ((x.classid::bigint << 32) | x.objid::bigint) = k.k LIMIT 1) AS holder
+FROM t";
+
+/// Who holds the lock, without taking it.
+const READ: &str = "\
+WITH k AS (SELECT ('x' || substr(md5($1), 1, 16))::bit(64)::bigint AS k)
+SELECT false AS held, (SELECT a.application_name FROM pg_locks x JOIN pg_stat_activity a ON a.pid = x.pid, k
+   WHERE x.locktype = 'advisory' AND x.granted AND x.objsubid = 1
+     AND x.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+     AND ((x.classid::bigint << 32) | x.objid::bigint) = k.k LIMIT 1) AS holder";
+
+/// The prefix of the session's `application_name`; the rest is the holder's identity.
+const APP: &str = "dyno-scaler ";
+
+/// The lease of one process type (lock name `dyno-scaler:lease:<process type>`).
+pub struct PgLease {
+    db: Db,
+    opts: PgConnectOptions,
+    lock: String,
+    pause_key: String,
+    session: Mutex<Option<PgConnection>>,
+}
+
+impl std::fmt::Debug for PgLease {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgLease").field("lock", &self.lock).finish()
+    }
+}
+
+impl PgLease {
+    pub(crate) fn new(db: Db, opts: PgConnectOptions, process_type: &str) -> Self {
+        Self {
+            db,
+            opts,
+            lock: format!("dyno-scaler:lease:{process_type}"),
+            pause_key: format!("{process_type}#pause"),
+            session: Mutex::new(None),
+        }
+    }
+
+    fn holder(name: Option<String>) -> Option<String> {
+        name.map(|n| n.strip_prefix(APP).map(str::to_owned).unwrap_or(n))
+    }
+
+    async fn pause(&self) -> Result<Option<Pause>, SourceError> {
+        let Some(json) = self.db.recall_row(&self.pause_key).await? else { return Ok(None) };
+        Ok(Some(serde_json::from_str(&json).unwrap_or_else(|_| Pause { until: None, by: "unreadable".into() })))
+    }
+
+    async fn campaign_on(&self, me: &str, ttl: Duration) -> Result<(bool, Option<String>), SourceError> {
+        let mut session = self.session.lock().await;
+        // A session kept from before may have been ended by the server (idle past the TTL while this scaler was
+        // stuck): then one new session is tried at once.
+        for kept in [session.is_some(), false] {
+            if session.is_none() {
+                let opts = self
+                    .opts
+                    .clone()
+                    .application_name(&format!("{APP}{me}"))
+                    .options([("idle_session_timeout", format!("{}", ttl.as_millis().max(1)))]);
+                let conn =
+                    self.db.bounded(async { PgConnection::connect_with(&opts).await.map_err(|e| self.db.map_err(e)) });
+                *session = Some(conn.await?);
+            }
+            let conn = session.as_mut().expect("connected above");
+            let row = self.db.bounded(async {
+                sqlx::query_as::<_, (bool, Option<String>)>(CAMPAIGN)
+                    .bind(&self.lock)
+                    .fetch_one(&mut *conn)
+                    .await
+                    .map_err(|e| self.db.map_err(e))
+            });
+            match row.await {
+                Ok(row) => return Ok(row),
+                // A session that failed may still hold the lock on the server's side: it is dropped (the server
+                // ends it anyway after the TTL).
+                Err(_) if kept => *session = None,
+                Err(e) => {
+                    *session = None;
+                    return Err(e);
+                }
+            }
+        }
+        unreachable!("the second pass returns")
+    }
+}
+
+#[async_trait]
+impl Lease for PgLease {
+    fn store(&self) -> &str {
+        "postgres"
+    }
+
+    async fn campaign(&self, me: &str, ttl: Duration) -> Result<LeaseState, SourceError> {
+        let (held, holder) = self.campaign_on(me, ttl).await?;
+        Ok(LeaseState { held, holder: Self::holder(holder), pause: self.pause().await? })
+    }
+
+    async fn read(&self) -> Result<LeaseState, SourceError> {
+        let (_, holder) = self
+            .db
+            .bounded(async {
+                sqlx::query_as::<_, (bool, Option<String>)>(READ)
+                    .bind(&self.lock)
+                    .fetch_one(&self.db.pool)
+                    .await
+                    .map_err(|e| self.db.map_err(e))
+            })
+            .await?;
+        Ok(LeaseState { held: false, holder: Self::holder(holder), pause: self.pause().await? })
+    }
+
+    async fn release(&self, me: &str) -> Result<(), SourceError> {
+        let _ = me;
+        // Ending the session lets the lock go; a session the server already ended has let it go too.
+        if let Some(conn) = self.session.lock().await.take()
+            && let Err(e) = conn.close().await
+        {
+            tracing::debug!(error = %self.db.map_err(e), "the lease's session was already gone");
+        }
+        Ok(())
+    }
+
+    async fn set_pause(&self, pause: Option<&Pause>) -> Result<(), SourceError> {
+        if !self.db.remembers() {
+            return Err(SourceError::Other {
+                source_name: self.store().into(),
+                message: "a Postgres process type keeps its pause in the learned table: create it and name it in \
+                          learned_table (see the README)"
+                    .into(),
+            });
+        }
+        match pause {
+            Some(p) => self.db.remember(&self.pause_key, &serde_json::to_string(p).expect("a pause encodes")).await,
+            None => self.db.forget(&self.pause_key).await,
+        }
+    }
+}
