@@ -66,7 +66,12 @@ impl Controller {
         let mut set = tokio::task::JoinSet::new();
         for (i, s) in self.scalers.iter().enumerate() {
             let s = s.clone();
-            set.spawn(async move { (i, s.reconcile().await) });
+            set.spawn(async move {
+                let r = s.reconcile().await;
+                // One cycle and out: a lease taken for it is given back, so the next run need not wait out its TTL.
+                s.release_lease().await;
+                (i, r)
+            });
         }
         let mut out: Vec<Option<Result<Report, ScalerError>>> = (0..self.scalers.len()).map(|_| None).collect();
         while let Some(joined) = set.join_next().await {

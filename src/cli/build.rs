@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use dyno_scaler::core::lease::{self, LeaseOptions};
 use dyno_scaler::core::{Platform, QueueSource, Scaler};
 #[cfg(feature = "heroku")]
 use dyno_scaler::heroku::HerokuPlatform;
@@ -32,16 +33,24 @@ pub fn source(p: &ProcessSettings) -> Result<Arc<dyn QueueSource>, ConfigError> 
     p.spec.build().map_err(|e| ConfigError(format!("process type {}: {e}", p.process_type)))
 }
 
-/// Every process type's scaler over the shared platform.
+/// Every process type's scaler over the shared platform, each with its source's lease (one identity for this
+/// process).
 pub fn scalers(s: &Settings, dry_run: bool) -> Result<Vec<Scaler>, ConfigError> {
     let platform = shared_platform(s)?;
+    let identity = lease::identity();
     s.processes
         .iter()
         .map(|p| {
-            Ok(Scaler::builder(p.process_type.clone(), source(p)?, platform.clone(), p.policy.clone())
+            let source = source(p)?;
+            let lease = source.lease(&p.process_type);
+            let mut b = Scaler::builder(p.process_type.clone(), source, platform.clone(), p.policy.clone())
                 .dry_run(dry_run)
-                .events(s.events)
-                .build())
+                .events(s.events);
+            if let Some(l) = lease {
+                let options = LeaseOptions { exclusive: s.lease, ttl: s.lease_ttl, identity: identity.clone() };
+                b = b.lease(l, options);
+            }
+            Ok(b.build())
         })
         .collect()
 }

@@ -53,6 +53,9 @@ pub enum Command {
         /// Poll interval, e.g. 5s or 500ms (overrides DYNO_SCALER_POLL_INTERVAL).
         #[arg(long, value_name = "DURATION")]
         poll_interval: Option<String>,
+        /// Serve /metrics (Prometheus) and /healthz on this address, e.g. 0.0.0.0:9090 (also DYNO_SCALER_LISTEN).
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<String>,
     },
     /// Read every queue and show the decision each process type would take, without acting.
     #[command(after_help = "Examples:\n  dyno-scaler status\n  dyno-scaler status --json | jq '.processes[].desired'")]
@@ -60,6 +63,22 @@ pub enum Command {
         /// One JSON document instead of a table.
         #[arg(long)]
         json: bool,
+    },
+    /// Stop scaling a process type (every one by default) on every instance, until resumed or for a while; kept in
+    /// the store of the process type's queue.
+    #[command(after_help = "Examples:\n  dyno-scaler pause worker --for 30m\n  dyno-scaler pause")]
+    Pause {
+        /// Only this process type (default: every one configured).
+        process_type: Option<String>,
+        /// How long, e.g. 30m or 2h (default: until `dyno-scaler resume`).
+        #[arg(long = "for", value_name = "DURATION")]
+        duration: Option<String>,
+    },
+    /// Scale a paused process type (every one by default) again.
+    #[command(after_help = "Examples:\n  dyno-scaler resume worker\n  dyno-scaler resume")]
+    Resume {
+        /// Only this process type (default: every one configured).
+        process_type: Option<String>,
     },
     /// Validate the configuration and reach every source and the platform.
     #[command(after_help = "Examples:\n  dyno-scaler check\n  dyno-scaler --config dyno-scaler.example.toml check")]

@@ -1,10 +1,12 @@
 use std::process::Stdio;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use dyno_scaler_heroku::fake::{FakeConfig, FakeHeroku};
 pub use dyno_scaler_test_support::{
     OwnRedis, TestCerts, db_url, delayed_jobs_ddl, good_jobs_ddl, solid_queue_ddl, unique,
 };
+use tokio::io::AsyncBufReadExt;
 
 pub const KEY: &str = "e2e0c0de-89ab-cdef-0123-456789abcdef";
 pub const ACCOUNT: &str = "ops@example.com";
@@ -41,16 +43,20 @@ pub async fn own_redis() -> (OwnRedis, String, redis::aio::MultiplexedConnection
 pub async fn sidekiq_push(c: &mut redis::aio::MultiplexedConnection, queue: &str, n: usize) {
     let mut p = redis::pipe();
     for i in 0..n {
-        let t = now();
-        let job = format!(
-            r#"{{"retry":true,"queue":"{queue}","class":"HardWorker","args":[{i},"a"],"jid":"{:024x}","created_at":{:.7},"enqueued_at":{:.7}}}"#,
-            i + 1,
-            t - 0.0002,
-            t
-        );
-        p.sadd("queues", queue).ignore().lpush(format!("queue:{queue}"), job).ignore();
+        p.sadd("queues", queue).ignore().lpush(format!("queue:{queue}"), sidekiq_job(queue, i)).ignore();
     }
     let _: () = p.query_async(c).await.unwrap();
+}
+
+/// The `i`th job of `queue` as Sidekiq 6.4's client writes it, enqueued now.
+pub fn sidekiq_job(queue: &str, i: usize) -> String {
+    let t = now();
+    format!(
+        r#"{{"retry":true,"queue":"{queue}","class":"HardWorker","args":[{i},"a"],"jid":"{:024x}","created_at":{:.7},"enqueued_at":{:.7}}}"#,
+        i + 1,
+        t - 0.0002,
+        t
+    )
 }
 
 /// Pushes `n` jobs exactly as `Resque.push` does (SADD resque:queues + RPUSH resque:queue:<q>).
@@ -171,5 +177,113 @@ impl Drop for KillOnDrop {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
+    }
+}
+
+/// A running daemon whose log is collected as it is written.
+pub struct Daemon {
+    pub child: tokio::process::Child,
+    pub log: Arc<Mutex<String>>,
+}
+
+impl Daemon {
+    pub fn start(env: &[(&str, String)]) -> Self {
+        Self::start_with(&["run"], env)
+    }
+
+    /// `dyno-scaler <args>` with `env`.
+    pub fn start_with(args: &[&str], env: &[(&str, String)]) -> Self {
+        let mut child = command(args, env).spawn().unwrap();
+        let log = Arc::new(Mutex::new(String::new()));
+        let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+        let sink = log.clone();
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = lines.next_line().await {
+                let mut log = sink.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        Self { child, log }
+    }
+
+    /// Waits until the log holds `text` `times` times.
+    pub async fn logged(&self, text: &str, times: usize) {
+        let ok = eventually(Duration::from_secs(20), || self.log.lock().unwrap().matches(text).count() >= times).await;
+        assert!(ok, "the daemon never logged {text:?} ({times}x):\n{}", self.log.lock().unwrap());
+    }
+
+    pub async fn stop(self) -> String {
+        signal(&self.child, "-TERM");
+        let status = tokio::time::timeout(Duration::from_secs(10), self.child.wait_with_output()).await;
+        let status = status.expect("exited").unwrap().status;
+        let log = self.log.lock().unwrap().clone();
+        assert_eq!(status.code(), Some(0), "{log}");
+        assert!(!log.contains(KEY), "the API key was logged");
+        log
+    }
+}
+
+/// A TCP proxy to `127.0.0.1:<target>` that can be frozen: connections stay open but no byte passes either way, as
+/// in a network partition (the daemon behind it sees timeouts, not resets).
+pub struct Proxy {
+    pub port: u16,
+    frozen: Arc<std::sync::atomic::AtomicBool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Proxy {
+    pub async fn start(target: u16) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let frozen = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let f = frozen.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((inbound, _)) = listener.accept().await {
+                let Ok(outbound) = tokio::net::TcpStream::connect(("127.0.0.1", target)).await else { continue };
+                let (ri, wi) = inbound.into_split();
+                let (ro, wo) = outbound.into_split();
+                tokio::spawn(pump(ri, wo, f.clone()));
+                tokio::spawn(pump(ro, wi, f.clone()));
+            }
+        });
+        Self { port, frozen, task }
+    }
+
+    /// `redis://127.0.0.1:<port>`.
+    pub fn redis_url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Stops every byte from passing (until dropped).
+    pub fn freeze(&self) {
+        self.frozen.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn pump(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    frozen: Arc<std::sync::atomic::AtomicBool>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        while frozen.load(std::sync::atomic::Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        if to.write_all(&buf[..n]).await.is_err() {
+            return;
+        }
     }
 }

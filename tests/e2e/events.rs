@@ -1,54 +1,13 @@
 //! The event path end to end: with the poll at 60 s, new work still scales up within a second (only an event can
 //! explain it); a burst coalesces; restarts of Redis and Postgres mid-run reconnect it; `check` says the mode.
 
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use dyno_scaler_heroku::fake::FakeHeroku;
 use dyno_scaler_test_support::OwnPostgres;
 use sqlx::{AssertSqlSafe, PgPool};
-use tokio::io::AsyncBufReadExt;
 
 use super::common::*;
-
-/// A running daemon whose log is collected as it is written.
-struct Daemon {
-    child: tokio::process::Child,
-    log: Arc<Mutex<String>>,
-}
-
-impl Daemon {
-    fn start(env: &[(&str, String)]) -> Self {
-        let mut child = command(&["run"], env).spawn().unwrap();
-        let log = Arc::new(Mutex::new(String::new()));
-        let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
-        let sink = log.clone();
-        tokio::spawn(async move {
-            while let Ok(Some(line)) = lines.next_line().await {
-                let mut log = sink.lock().unwrap();
-                log.push_str(&line);
-                log.push('\n');
-            }
-        });
-        Self { child, log }
-    }
-
-    /// Waits until the log holds `text` `times` times.
-    async fn logged(&self, text: &str, times: usize) {
-        let ok = eventually(Duration::from_secs(20), || self.log.lock().unwrap().matches(text).count() >= times).await;
-        assert!(ok, "the daemon never logged {text:?} ({times}x):\n{}", self.log.lock().unwrap());
-    }
-
-    async fn stop(self) -> String {
-        signal(&self.child, "-TERM");
-        let status = tokio::time::timeout(Duration::from_secs(10), self.child.wait_with_output()).await;
-        let status = status.expect("exited").unwrap().status;
-        let log = self.log.lock().unwrap().clone();
-        assert_eq!(status.code(), Some(0), "{log}");
-        assert!(!log.contains(KEY), "the API key was logged");
-        log
-    }
-}
 
 /// The time from now until the fake Heroku's `worker` quantity reaches `q`.
 async fn scaled_within(fake: &FakeHeroku, process_type: &str, q: u32, limit: Duration) -> Duration {

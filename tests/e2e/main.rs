@@ -7,6 +7,7 @@ mod config_errors;
 mod events;
 mod faults;
 mod good_job;
+mod lease;
 mod node_resque;
 mod run;
 mod sidekiq_real;

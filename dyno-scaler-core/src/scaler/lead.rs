@@ -1,8 +1,11 @@
 //! Whether this scaler may act: it holds its process type's lease (when the lease is exclusive) and no pause holds.
+//! Under a loop a keeper task renews the lease every `ttl / 3`, so a slow cycle (a snapshot timing out, a platform
+//! call retrying) never lets it lapse unnoticed; without one, each cycle renews it when due.
 
 use std::sync::Arc;
 
-use super::{Report, Scaler, State};
+use super::{Report, Scaler};
+use crate::error::SourceError;
 use crate::lease::{Lease, LeaseOptions, Pause};
 use crate::policy::{Decision, Direction};
 
@@ -22,53 +25,115 @@ impl Scaler {
         self.inner.cfg.lease.as_ref()
     }
 
-    /// Asks the lease's store when due (every `ttl / 3`) and says whether this cycle may act.
-    pub(super) async fn gate(&self, state: &mut State) -> Gate {
-        let Some((lease, opts)) = self.lease() else { return Gate::Act };
-        if state.lead.due(opts.ttl) {
-            let started = tokio::time::Instant::now();
-            // A dry run never takes the lease: it would keep the real scaler from acting.
-            let answer = if opts.exclusive && !self.inner.cfg.dry_run {
+    /// Asks the lease's store when due (every `ttl / 3`); says whether this scaler just took the lease.
+    pub(super) async fn campaign_if_due(&self) -> bool {
+        let Some((lease, opts)) = self.lease() else { return false };
+        let mut lead = self.inner.lead.lock().await;
+        if !lead.due(opts.ttl) {
+            return false;
+        }
+        let started = tokio::time::Instant::now();
+        // A dry run never takes the lease: it would keep the real scaler from acting.
+        let ask = async {
+            if opts.exclusive && !self.inner.cfg.dry_run {
                 lease.campaign(&opts.identity, opts.ttl).await
             } else {
                 lease.read().await.map(|mut s| {
                     s.held = true;
                     s
                 })
-            };
-            let was = state.lead.holds();
-            state.lead.record(started, opts.ttl, answer);
-            let pt = &self.inner.cfg.process_type;
-            match (&state.lead.error, was, state.lead.holds()) {
-                (Some(e), _, _) => {
-                    tracing::warn!(process_type = %pt, error = %e, "cannot reach the lease's store; not acting")
-                }
-                (None, false, true) if opts.exclusive => {
-                    tracing::info!(process_type = %pt, identity = %opts.identity, "took the lease: acting")
-                }
-                (None, true, false) => {
-                    tracing::info!(process_type = %pt, leader = ?state.lead.state.holder, "lost the lease: following")
-                }
-                _ => {}
+            }
+        };
+        // A holder's renewal must answer before its lease would lapse: a store that answers later (a partition)
+        // means stopping then, and saying so, not when the answer finally fails.
+        let limit = match lead.held_until {
+            Some(t) if t > started => t - started,
+            _ => opts.ttl / 2,
+        };
+        let answer = match tokio::time::timeout(limit, ask).await {
+            Ok(a) => a,
+            Err(_) => Err(SourceError::Timeout { source_name: lease.store().into(), timeout: limit }),
+        };
+        let was = lead.holds();
+        lead.record(started, opts.ttl, answer);
+        let pt = &self.inner.cfg.process_type;
+        match (&lead.error, was, lead.holds()) {
+            (Some(e), _, _) => {
+                tracing::warn!(process_type = %pt, error = %e, "cannot reach the lease's store; not acting")
+            }
+            (None, false, true) if opts.exclusive => {
+                tracing::info!(process_type = %pt, identity = %opts.identity, "took the lease: acting");
+                return true;
+            }
+            (None, true, false) => {
+                tracing::info!(process_type = %pt, leader = ?lead.state.holder, "lost the lease: following")
+            }
+            _ => {}
+        }
+        false
+    }
+
+    /// Renews the lease every `ttl / 3` until `stop`, waking the loop when this scaler takes it.
+    pub(super) async fn keep_lease(self, mut stop: tokio::sync::watch::Receiver<bool>) {
+        let Some((_, opts)) = self.lease() else { return };
+        let period = opts.ttl / 3;
+        while !*stop.borrow() {
+            if self.campaign_if_due().await {
+                self.inner.wake.notify_one();
+            }
+            tokio::select! {
+                _ = stop.changed() => {}
+                _ = tokio::time::sleep(period) => {}
             }
         }
+    }
+
+    /// Renews the lease if due and says whether this cycle may act.
+    pub(super) async fn gate(&self) -> Gate {
+        let Some((lease, _)) = self.lease() else { return Gate::Act };
+        self.campaign_if_due().await;
+        let lead = self.inner.lead.lock().await;
         let now = self.inner.cfg.clock.now();
-        if let Some(p) = state.lead.state.pause.as_ref().filter(|p| p.holds_at(now)) {
+        if let Some(p) = lead.state.pause.as_ref().filter(|p| p.holds_at(now)) {
             return Gate::Paused(p.clone());
         }
-        if let Some(e) = &state.lead.error {
+        if let Some(e) = &lead.error {
             return Gate::Follow(format!("the lease's store ({}) cannot be reached: {e}", lease.store()));
         }
-        if !state.lead.holds() {
-            let holder = state.lead.state.holder.as_deref().unwrap_or("nobody yet");
+        if !lead.holds() {
+            let holder = lead.state.holder.as_deref().unwrap_or("nobody yet");
             return Gate::Follow(format!("following: the lease is held by {holder}"));
         }
         Gate::Act
     }
 
+    /// [`Gate::Paused`] when the lease's store says a pause holds now (read just before acting, so a pause set
+    /// since the last renewal is never missed), else [`Gate::Act`]; a store that cannot be read holds too.
+    pub(super) async fn pause_now(&self) -> Gate {
+        let Some((lease, _)) = self.lease() else { return Gate::Act };
+        match lease.read().await {
+            Ok(s) => match s.pause.filter(|p| p.holds_at(self.inner.cfg.clock.now())) {
+                Some(p) => Gate::Paused(p),
+                None => Gate::Act,
+            },
+            Err(e) => Gate::Follow(format!("the lease's store ({}) cannot be reached: {e}", lease.store())),
+        }
+    }
+
     /// Whether the lease still holds right before a platform call (a slow cycle may outlive it).
-    pub(super) fn still_holds(&self, state: &State) -> bool {
-        self.lease().is_none_or(|(_, o)| !o.exclusive || state.lead.holds())
+    pub(super) async fn still_holds(&self) -> bool {
+        match self.lease() {
+            Some((_, o)) if o.exclusive => self.inner.lead.lock().await.holds(),
+            _ => true,
+        }
+    }
+
+    /// The holder last seen, where the lease is exclusive.
+    pub(super) async fn leader(&self) -> Option<String> {
+        match self.lease() {
+            Some((_, o)) if o.exclusive => self.inner.lead.lock().await.state.holder.clone(),
+            _ => None,
+        }
     }
 
     /// Turns `decision` into a hold that says why and what it would have done.
@@ -98,11 +163,13 @@ impl Scaler {
         }
     }
 
-    /// Gives the lease up if held (when the loop stops), so a follower takes over at its next campaign.
-    pub(super) async fn release_lease(&self) {
+    /// Gives the lease up if held (the loop does it when it stops), so a follower takes over at its next
+    /// campaign.
+    pub async fn release_lease(&self) {
         let Some((lease, opts)) = self.lease() else { return };
-        let held = self.inner.state.lock().await.lead.holds();
-        if opts.exclusive && held {
+        let mut lead = self.inner.lead.lock().await;
+        if opts.exclusive && lead.holds() {
+            lead.held_until = None;
             match lease.release(&opts.identity).await {
                 Ok(()) => tracing::info!(process_type = %self.inner.cfg.process_type, "released the lease"),
                 Err(e) => {

@@ -53,6 +53,9 @@ impl Scaler {
             let hints = self.inner.hints.clone();
             tokio::spawn(watch_events(self.inner.cfg.source.clone(), hints, stop.clone()))
         });
+        // The lease is renewed (and a free one taken) every ttl / 3 on a task of its own, whatever the interval
+        // and however slow a cycle is.
+        let keeper = self.lease().is_some().then(|| tokio::spawn(self.clone().keep_lease(stop.clone())));
         let mut rng = fastrand::Rng::new();
         while !*stop.borrow() {
             let started = tokio::time::Instant::now();
@@ -64,11 +67,7 @@ impl Scaler {
             if results.send(result).await.is_err() || fatal {
                 break;
             }
-            let mut wait = jittered(interval, jitter, &mut rng);
-            if let Some((_, o)) = self.lease() {
-                // The lease is renewed (and a free one taken) every ttl / 3, whatever the interval.
-                wait = wait.min(o.ttl / 3);
-            }
+            let wait = jittered(interval, jitter, &mut rng);
             let woken = tokio::select! {
                 _ = stop.changed() => false,
                 _ = tokio::time::sleep(due.map_or(wait, |d| d.min(wait))) => false,
@@ -85,6 +84,9 @@ impl Scaler {
         }
         if let Some(w) = watcher {
             w.abort();
+        }
+        if let Some(k) = keeper {
+            k.abort();
         }
         self.release_lease().await;
         self.inner.looping.store(false, Ordering::Release);

@@ -62,8 +62,6 @@ struct State {
     recalled: bool,
     /// When the learned summary was last written there.
     kept_at: Option<std::time::SystemTime>,
-    /// What the lease's store last said.
-    lead: crate::lease::Leadership,
 }
 
 struct Inner {
@@ -75,6 +73,8 @@ struct Inner {
     closed: Arc<AtomicBool>,
     hooks_started: AtomicBool,
     last: Mutex<Option<Report>>,
+    /// What the lease's store last said (apart from the state, so renewals never wait for a slow cycle).
+    lead: tokio::sync::Mutex<crate::lease::Leadership>,
 }
 
 impl Drop for Inner {
@@ -185,6 +185,7 @@ impl ScalerBuilder {
                 closed: Arc::new(AtomicBool::new(false)),
                 hooks_started: AtomicBool::new(false),
                 last: Mutex::new(None),
+                lead: tokio::sync::Mutex::default(),
             }),
         }
     }
@@ -313,9 +314,14 @@ impl Scaler {
         let inner = &self.inner;
         let mut state = inner.state.lock().await;
         self.recall(&mut state).await;
+        // The lease first: a holder cut from its store stops acting even when the snapshot fails too.
+        let mut gate = self.gate().await;
         let (snapshot, current) = self.observe().await?;
         let (mut decision, next) = self.decide(&snapshot, current, &state);
-        let gate = self.gate(&mut state).await;
+        if decision.direction() != Direction::Hold && gate == lead::Gate::Act && !inner.cfg.dry_run {
+            // About to act: a pause set since the last renewal is read now, so none is ever missed.
+            gate = self.pause_now().await;
+        }
         let acting = gate == lead::Gate::Act;
         Self::hold_for(&mut decision, &gate);
         if snapshot.skipped > 0 {
@@ -337,7 +343,7 @@ impl Scaler {
         } else {
             self.gate_shrink(&mut state, &snapshot, &mut decision).await
         };
-        if decision.direction() != Direction::Hold && !self.still_holds(&state) {
+        if decision.direction() != Direction::Hold && !self.still_holds().await {
             decision.reason = format!("{}; not acting: the lease ran out during the cycle", decision.reason);
             decision.to = decision.from;
         }
@@ -373,7 +379,7 @@ impl Scaler {
         let mut report = self.report(snapshot, decision, applied);
         report.draining = draining;
         report.acting = acting;
-        report.leader = self.lease().filter(|(_, o)| o.exclusive).and_then(|_| state.lead.state.holder.clone());
+        report.leader = self.leader().await;
         report.paused = match &gate {
             lead::Gate::Paused(p) => Some(p.clone()),
             _ => None,

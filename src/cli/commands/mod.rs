@@ -13,12 +13,13 @@ use super::config::{self, ConfigError, Env, Flags, Settings};
 use super::{Cli, Command, build, logging};
 
 mod check;
+mod pause;
 mod status;
 mod trigger;
 
-fn load(cli: &Cli, poll_interval: Option<String>) -> Result<Settings, ConfigError> {
+fn load(cli: &Cli, poll_interval: Option<String>, listen: Option<String>) -> Result<Settings, ConfigError> {
     let env: Env = std::env::vars().collect();
-    let flags = Flags { config: cli.config.clone(), log_format: cli.log_format.clone(), poll_interval };
+    let flags = Flags { config: cli.config.clone(), log_format: cli.log_format.clone(), poll_interval, listen };
     let text = match &flags.config {
         Some(path) => Some(
             std::fs::read_to_string(path)
@@ -30,12 +31,12 @@ fn load(cli: &Cli, poll_interval: Option<String>) -> Result<Settings, ConfigErro
 }
 
 pub async fn dispatch(cli: Cli) -> u8 {
-    let poll = match &cli.command {
-        Command::Run { poll_interval, .. } => poll_interval.clone(),
+    let (poll, listen) = match &cli.command {
+        Command::Run { poll_interval, listen, .. } => (poll_interval.clone(), listen.clone()),
         Command::Simulate(args) => return super::simulate::run(args, cli.config.as_deref()),
-        _ => None,
+        _ => (None, None),
     };
-    let settings = match load(&cli, poll) {
+    let settings = match load(&cli, poll, listen) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("error: {e}");
@@ -47,6 +48,10 @@ pub async fn dispatch(cli: Cli) -> u8 {
         Command::Run { once, dry_run, .. } => run(&settings, *once, *dry_run).await,
         Command::Status { json } => status::status(&settings, *json).await,
         Command::Check => check::check(&settings).await,
+        Command::Pause { process_type, duration } => {
+            pause::pause(&settings, process_type.as_deref(), duration.as_deref()).await
+        }
+        Command::Resume { process_type } => pause::resume(&settings, process_type.as_deref()).await,
         Command::InstallTrigger(args) => trigger::trigger(&settings, args, true).await,
         Command::UninstallTrigger(args) => trigger::trigger(&settings, args, false).await,
         Command::Simulate(_) => unreachable!("handled above"),

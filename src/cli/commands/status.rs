@@ -52,6 +52,8 @@ pub async fn status(s: &Settings, as_json: bool) -> u8 {
                     "reason": rep.decision.reason,
                     "events": events,
                     "queues": queues,
+                    "leader": rep.leader,
+                    "paused": rep.paused.as_ref().map(|p| json!({ "until": p.until_time().map(dyno_scaler::core::timefmt::format_rfc3339), "by": p.by })),
                 }));
             }
             Err(e) => {
@@ -66,6 +68,8 @@ pub async fn status(s: &Settings, as_json: bool) -> u8 {
                     "error": e.to_string(),
                     "events": events,
                     "queues": null,
+                    "leader": null,
+                    "paused": null,
                 }));
             }
         }
@@ -98,6 +102,13 @@ pub async fn status(s: &Settings, as_json: bool) -> u8 {
         }
         for r in &rows {
             println!("events of {}: {}", cell(&r["process_type"]), cell(&r["events"]["summary"]));
+            if let Some(l) = r["leader"].as_str() {
+                println!("leader of {}: {l}", cell(&r["process_type"]));
+            }
+            if let Some(p) = r["paused"].as_object() {
+                let until = p["until"].as_str().map_or("until resumed".to_owned(), |u| format!("until {u}"));
+                println!("{} is paused {until} by {}", cell(&r["process_type"]), cell(&p["by"]));
+            }
         }
     }
     code

@@ -13,6 +13,10 @@ pub struct FileConfig {
     pub heroku: Option<FileHeroku>,
     pub poll_interval: Option<String>,
     pub events: Option<bool>,
+    pub lease: Option<bool>,
+    pub lease_ttl: Option<String>,
+    pub listen: Option<String>,
+    pub log_metrics: Option<String>,
     pub log_format: Option<String>,
     /// One table per process type, typed later by the policy's and the source's own settings.
     #[serde(default, rename = "process")]

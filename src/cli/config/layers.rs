@@ -15,6 +15,9 @@ const GLOBAL: &[&str] = &[
     "DYNO_SCALER_CONFIG",
     "DYNO_SCALER_POLL_INTERVAL",
     "DYNO_SCALER_EVENTS",
+    "DYNO_SCALER_LEASE",
+    "DYNO_SCALER_LEASE_TTL",
+    "DYNO_SCALER_LOG_METRICS",
     // Applies to every Redis process type (an env default of those sources).
     "DYNO_SCALER_REDIS_TLS_VERIFY",
     // Reserved by the design for the Kubernetes platform and the metrics listener: not per-process settings

@@ -62,6 +62,15 @@ pub struct Settings {
     pub poll_interval: Duration,
     /// Whether each source's event path runs beside the poll (`DYNO_SCALER_EVENTS`, `events`; default on).
     pub events: bool,
+    /// Whether only one instance acts per process type, holding its lease (`DYNO_SCALER_LEASE`, `lease`; default
+    /// on), and how long a lease lasts unrenewed (`DYNO_SCALER_LEASE_TTL`, `lease_ttl`; default 15s).
+    pub lease: bool,
+    pub lease_ttl: Duration,
+    /// Where `run` serves `/metrics` and `/healthz` (`--listen`, `DYNO_SCALER_LISTEN`, `listen`).
+    pub listen: Option<std::net::SocketAddr>,
+    /// How often `run` logs its figures as l2met lines (`DYNO_SCALER_LOG_METRICS`, `log_metrics`: a duration or
+    /// off; default every 60s on Heroku, where `DYNO` is set, else off).
+    pub log_metrics: Option<Duration>,
     pub log_format: LogFormat,
     pub processes: Vec<ProcessSettings>,
 }
@@ -72,6 +81,7 @@ pub struct Flags {
     pub config: Option<String>,
     pub log_format: Option<String>,
     pub poll_interval: Option<String>,
+    pub listen: Option<String>,
 }
 
 /// Reads the environment (a map, so tests can pass their own).
@@ -94,14 +104,23 @@ pub fn load(flags: &Flags, env: &Env, file: Option<(&str, &str)>) -> Result<Sett
             _ => ("1s".into(), "DYNO_SCALER_POLL_INTERVAL"),
         };
     let poll_interval = duration_in(&interval_str, interval_setting, POLL_INTERVAL)?;
-    let events = match (get("DYNO_SCALER_EVENTS"), file_cfg.events) {
-        (Some(v), _) => match v.trim().to_ascii_lowercase().as_str() {
-            "1" | "true" | "on" | "yes" => true,
-            "0" | "false" | "off" | "no" => false,
-            _ => return err(format!("DYNO_SCALER_EVENTS: {v:?} is not on or off; use true or false")),
-        },
-        (None, Some(f)) => f,
-        (None, None) => true,
+    let events = on_off(get("DYNO_SCALER_EVENTS"), "DYNO_SCALER_EVENTS", file_cfg.events)?.unwrap_or(true);
+    let lease = on_off(get("DYNO_SCALER_LEASE"), "DYNO_SCALER_LEASE", file_cfg.lease)?.unwrap_or(true);
+    let lease_ttl = match (get("DYNO_SCALER_LEASE_TTL"), &file_cfg.lease_ttl) {
+        (Some(v), _) => duration_in(&v, "DYNO_SCALER_LEASE_TTL", LEASE_TTL)?,
+        (None, Some(v)) => duration_in(v, "lease_ttl", LEASE_TTL)?,
+        (None, None) => dyno_scaler::core::lease::DEFAULT_TTL,
+    };
+    let listen = match (&flags.listen, get("DYNO_SCALER_LISTEN"), &file_cfg.listen) {
+        (Some(v), _, _) => Some(socket_addr(v, "--listen")?),
+        (None, Some(v), _) => Some(socket_addr(&v, "DYNO_SCALER_LISTEN")?),
+        (None, None, Some(v)) => Some(socket_addr(v, "listen")?),
+        _ => None,
+    };
+    let log_metrics = match (get("DYNO_SCALER_LOG_METRICS"), &file_cfg.log_metrics) {
+        (Some(v), _) => every_or_off(&v, "DYNO_SCALER_LOG_METRICS")?,
+        (None, Some(v)) => every_or_off(v, "log_metrics")?,
+        (None, None) => get("DYNO").map(|_| Duration::from_secs(60)),
     };
     let log_format = match flags.log_format.clone().or(file_cfg.log_format) {
         None => LogFormat::Text,
@@ -141,10 +160,48 @@ pub fn load(flags: &Flags, env: &Env, file: Option<(&str, &str)>) -> Result<Sett
         heroku,
         poll_interval,
         events,
+        lease,
+        lease_ttl,
+        listen,
+        log_metrics,
         log_format,
         processes,
     })
 }
+
+/// An on/off setting from the environment (`name`) over the file's.
+fn on_off(env: Option<String>, name: &str, file: Option<bool>) -> Result<Option<bool>, ConfigError> {
+    match env {
+        Some(v) => match v.trim().to_ascii_lowercase().as_str() {
+            "1" | "true" | "on" | "yes" => Ok(Some(true)),
+            "0" | "false" | "off" | "no" => Ok(Some(false)),
+            _ => err(format!("{name}: {v:?} is not on or off; use true or false")),
+        },
+        None => Ok(file),
+    }
+}
+
+/// An address to listen on: `HOST:PORT`, or a bare `PORT` for every interface (`$PORT` on Heroku).
+fn socket_addr(v: &str, setting: &str) -> Result<std::net::SocketAddr, ConfigError> {
+    let v = v.trim();
+    let full = if v.bytes().all(|b| b.is_ascii_digit()) { format!("0.0.0.0:{v}") } else { v.to_owned() };
+    full.parse().map_err(|_| {
+        ConfigError(format!(
+            "{setting}: {v:?} is not an address to listen on; write HOST:PORT such as 0.0.0.0:9090, or a port"
+        ))
+    })
+}
+
+/// A period such as `60s`, or `off`.
+fn every_or_off(v: &str, setting: &str) -> Result<Option<Duration>, ConfigError> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "off" | "false" | "0" | "no" => Ok(None),
+        _ => duration_in(v, setting, (Duration::from_secs(1), Duration::from_secs(3600))).map(Some),
+    }
+}
+
+/// The accepted lease TTLs.
+const LEASE_TTL: (Duration, Duration) = (Duration::from_secs(1), Duration::from_secs(600));
 
 /// One process type: the common settings, the policy's (checked by `Policy::new`), then the source's own.
 fn process(l: &mut Layers, env: &Env) -> Result<ProcessSettings, ConfigError> {

@@ -1,0 +1,69 @@
+//! `dyno-scaler pause` and `resume`: kept in the store of each process type's queue, beside its lease, so every
+//! instance sees it at its next lease renewal (a third of the lease TTL at most).
+
+use std::time::SystemTime;
+
+use dyno_scaler::core::lease::{self, Pause};
+
+use super::super::build;
+use super::super::config::{Settings, parse_duration};
+
+/// Pauses the chosen process types (all by default) for `duration` or until resumed. Exit 2 on an unknown process
+/// type or a bad duration, 1 when a store refuses.
+pub async fn pause(s: &Settings, only: Option<&str>, duration: Option<&str>) -> u8 {
+    let duration = match duration.map(|d| parse_duration(d, "--for")).transpose() {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
+    };
+    let by = format!("dyno-scaler pause on {}", lease::identity());
+    let pause = Pause::new(by, SystemTime::now(), duration);
+    each(s, only, "pause", Some(&pause)).await
+}
+
+/// Clears the pause of the chosen process types (all by default).
+pub async fn resume(s: &Settings, only: Option<&str>) -> u8 {
+    each(s, only, "resume", None).await
+}
+
+async fn each(s: &Settings, only: Option<&str>, verb: &str, pause: Option<&Pause>) -> u8 {
+    if let Some(pt) = only
+        && !s.processes.iter().any(|p| p.process_type == pt)
+    {
+        let known: Vec<&str> = s.processes.iter().map(|p| p.process_type.as_str()).collect();
+        eprintln!("error: {verb}: unknown process type {pt:?}; configured: {}", known.join(", "));
+        return 2;
+    }
+    let mut code = 0;
+    for p in s.processes.iter().filter(|p| only.is_none_or(|pt| p.process_type == pt)) {
+        let source = match build::source(p) {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return 2;
+            }
+        };
+        let Some(lease) = source.lease(&p.process_type) else {
+            eprintln!("error: {verb} {}: the {} source has no store to keep a pause in", p.process_type, p.source);
+            code = 1;
+            continue;
+        };
+        match lease.set_pause(pause).await {
+            Ok(()) => match pause {
+                Some(ps) => println!(
+                    "{}: paused {} (every instance within a third of the lease TTL)",
+                    p.process_type,
+                    ps.describe()
+                ),
+                None => println!("{}: resumed", p.process_type),
+            },
+            Err(e) => {
+                eprintln!("error: {verb} {}: {e}", p.process_type);
+                code = 1;
+            }
+        }
+    }
+    code
+}
