@@ -74,6 +74,13 @@ ensure_sidekiq() {
   apt_install ruby-sidekiq
 }
 
+# The Prometheus project's Python client, whose OpenMetrics parser reads /metrics in the end-to-end tests.
+ensure_prometheus_parser() {
+  if /usr/bin/python3 -c 'import prometheus_client.openmetrics.parser' 2>/dev/null; then return 0; fi
+  log "installing python3-prometheus-client"
+  apt_install python3-prometheus-client
+}
+
 # Node.js and the npm package node-resque (pinned in tests/e2e/node/package-lock.json) for the end-to-end tests.
 ensure_node_resque() {
   command -v node >/dev/null && command -v npm >/dev/null || apt_install nodejs npm

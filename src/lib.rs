@@ -50,3 +50,7 @@ pub use dyno_scaler_solid_queue as solid_queue;
 /// Heroku platform (feature `heroku`).
 #[cfg(feature = "heroku")]
 pub use dyno_scaler_heroku as heroku;
+
+/// Prometheus metrics and l2met lines of what the scalers did.
+#[cfg(feature = "metrics")]
+pub mod metrics;

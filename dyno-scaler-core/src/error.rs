@@ -100,6 +100,18 @@ pub enum SourceError {
     },
 }
 
+impl SourceError {
+    /// The source that failed.
+    pub fn source_name(&self) -> &str {
+        match self {
+            SourceError::Unavailable { source_name, .. }
+            | SourceError::Timeout { source_name, .. }
+            | SourceError::Protocol { source_name, .. }
+            | SourceError::Other { source_name, .. } => source_name,
+        }
+    }
+}
+
 /// Why a [`Platform`](crate::Platform) call failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]

@@ -46,7 +46,7 @@ pub use controller::Controller;
 pub use error::{PlatformError, ScalerError, SettingError, SourceError};
 pub use lease::{Lease, LeaseOptions, LeaseState, Pause};
 pub use memory::{InMemoryLease, InMemoryPlatform, InMemoryQueue, PlatformCall};
-pub use platform::{Placement, Platform, ProcessInfo};
+pub use platform::{Placement, Platform, PlatformTelemetry, ProcessInfo};
 pub use policy::{
     Adaptive, Decision, DemandRule, Direction, DownMode, Learned, MaxMode, Policy, PolicyConfig, PolicyError,
     PolicyInput, PolicyKind, PolicySettings, PolicyState,

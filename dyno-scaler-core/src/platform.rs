@@ -46,6 +46,15 @@ pub fn placements(
         .collect()
 }
 
+/// What a platform's client has seen of its API, for metrics: requests by answer, and the rate-limit budget left.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct PlatformTelemetry {
+    /// Requests sent, by HTTP status (`"200"`, `"429"`, ...) or `"error"` when no answer came; every attempt counts.
+    pub requests: BTreeMap<String, u64>,
+    /// The last rate-limit budget the API reported (Heroku's `RateLimit-Remaining`), if any.
+    pub rate_limit_remaining: Option<u64>,
+}
+
 /// A runtime that runs a number of identical worker processes per process type.
 ///
 /// Quantities are always absolute, so retries and several scaler instances are safe.
@@ -70,6 +79,11 @@ pub trait Platform: Send + Sync + std::fmt::Debug {
     /// `process_type` from `current`: which of its processes stops when, or another type's, or unknown.
     fn place(&self, _process_type: &str, _current: u32, _host: &str) -> Placement {
         Placement::Unknown
+    }
+
+    /// What the client has seen of the platform's API so far (for metrics); the default has seen nothing.
+    fn telemetry(&self) -> PlatformTelemetry {
+        PlatformTelemetry::default()
     }
 
     /// The live processes of `process_type`, where the platform can list them (`Ok(None)` otherwise).

@@ -32,6 +32,12 @@ fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
 }
 
 impl HerokuPlatform {
+    /// Counts one request by its answer (`"error"`: none came).
+    fn count(&self, status: Option<StatusCode>) {
+        let key = status.map_or_else(|| "error".to_owned(), |s| s.as_u16().to_string());
+        *self.requests.lock().expect("requests lock").entry(key).or_default() += 1;
+    }
+
     /// Before a call: the error to return instead when the outage backoff forbids a request now, else how many
     /// attempts the call may make (one while an outage lasts).
     fn gate(&self) -> Result<u32, PlatformError> {
@@ -131,7 +137,10 @@ impl HerokuPlatform {
                     let request_id = headers.get("request-id").and_then(|v| v.to_str().ok()).unwrap_or("-").to_owned();
                     let next_range = headers.get("next-range").and_then(|v| v.to_str().ok()).map(str::to_owned);
                     match resp.bytes().await {
-                        Ok(b) if status.is_success() => return Ok(Answer { body: b.to_vec(), next_range }),
+                        Ok(b) if status.is_success() => {
+                            self.count(Some(status));
+                            return Ok(Answer { body: b.to_vec(), next_range });
+                        }
                         Ok(b) => (Some(status), b.to_vec(), request_id),
                         Err(e) => (None, format!("reading the response: {e}").into_bytes(), request_id),
                     }
@@ -141,6 +150,7 @@ impl HerokuPlatform {
                     (None, describe(&e).into_bytes(), "-".into())
                 }
             };
+            self.count(status);
             let rate_limited = status == Some(StatusCode::TOO_MANY_REQUESTS);
             let retryable = match status {
                 None => true,

@@ -37,6 +37,8 @@ pub struct HerokuPlatform {
     pub(crate) client: reqwest::Client,
     cache: Mutex<HashMap<String, Cached>>,
     pub(crate) remaining: AtomicU64,
+    /// Requests sent, by status (`"error"`: no answer).
+    pub(crate) requests: Mutex<std::collections::BTreeMap<String, u64>>,
     pub(crate) outage: Mutex<Outage>,
 }
 
@@ -79,6 +81,7 @@ impl HerokuPlatform {
             client,
             cache: Mutex::new(HashMap::new()),
             remaining: AtomicU64::new(u64::MAX),
+            requests: Mutex::default(),
             outage: Mutex::new(outage),
         })
     }
@@ -186,6 +189,13 @@ impl HerokuPlatform {
 impl Platform for HerokuPlatform {
     fn name(&self) -> &str {
         "heroku"
+    }
+
+    fn telemetry(&self) -> dyno_scaler_core::PlatformTelemetry {
+        dyno_scaler_core::PlatformTelemetry {
+            requests: self.requests.lock().expect("requests lock").clone(),
+            rate_limit_remaining: self.rate_limit_remaining(),
+        }
     }
 
     async fn current_quantity(&self, process_type: &str) -> Result<u32, PlatformError> {

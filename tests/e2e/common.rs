@@ -183,7 +183,25 @@ impl Drop for KillOnDrop {
 /// A running daemon whose log is collected as it is written.
 pub struct Daemon {
     pub child: tokio::process::Child,
+    /// What it wrote to stderr (its log).
     pub log: Arc<Mutex<String>>,
+    /// What it wrote to stdout (l2met lines).
+    pub stdout: Arc<Mutex<String>>,
+}
+
+/// Collects the lines of `from` into a string as they are written.
+fn collect(from: impl tokio::io::AsyncRead + Unpin + Send + 'static) -> Arc<Mutex<String>> {
+    let text = Arc::new(Mutex::new(String::new()));
+    let sink = text.clone();
+    let mut lines = tokio::io::BufReader::new(from).lines();
+    tokio::spawn(async move {
+        while let Ok(Some(line)) = lines.next_line().await {
+            let mut t = sink.lock().unwrap();
+            t.push_str(&line);
+            t.push('\n');
+        }
+    });
+    text
 }
 
 impl Daemon {
@@ -194,17 +212,9 @@ impl Daemon {
     /// `dyno-scaler <args>` with `env`.
     pub fn start_with(args: &[&str], env: &[(&str, String)]) -> Self {
         let mut child = command(args, env).spawn().unwrap();
-        let log = Arc::new(Mutex::new(String::new()));
-        let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
-        let sink = log.clone();
-        tokio::spawn(async move {
-            while let Ok(Some(line)) = lines.next_line().await {
-                let mut log = sink.lock().unwrap();
-                log.push_str(&line);
-                log.push('\n');
-            }
-        });
-        Self { child, log }
+        let log = collect(child.stderr.take().unwrap());
+        let stdout = collect(child.stdout.take().unwrap());
+        Self { child, log, stdout }
     }
 
     /// Waits until the log holds `text` `times` times.
@@ -286,4 +296,17 @@ async fn pump(
             return;
         }
     }
+}
+
+/// `GET path` on `127.0.0.1:port` (HTTP/1.1, one request): the status and the body.
+pub async fn http_get(port: u16, path: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let req = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).await.unwrap();
+    let (head, body) = raw.split_once("\r\n\r\n").expect("a full response");
+    let status = head.split(' ').nth(1).and_then(|c| c.parse().ok()).expect("a status line");
+    (status, body.to_owned())
 }

@@ -8,6 +8,7 @@ mod events;
 mod faults;
 mod good_job;
 mod lease;
+mod metrics;
 mod node_resque;
 mod run;
 mod sidekiq_real;

@@ -38,6 +38,9 @@ pub struct Report {
     pub leader: Option<String>,
     /// The pause in force, if any.
     pub paused: Option<crate::lease::Pause>,
+    /// How long the cycle took, lease and platform call included.
+    #[serde(skip)]
+    pub took: Duration,
 }
 
 mod lead;
@@ -301,6 +304,7 @@ impl Scaler {
             acting: true,
             leader: None,
             paused: None,
+            took: Duration::ZERO,
         }
     }
 
@@ -312,6 +316,7 @@ impl Scaler {
     /// returned, not logged: the caller (the [`Controller`](crate::Controller), the program) logs them once.
     pub async fn reconcile(&self) -> Result<Report, ScalerError> {
         let inner = &self.inner;
+        let started = std::time::Instant::now();
         let mut state = inner.state.lock().await;
         self.recall(&mut state).await;
         // The lease first: a holder cut from its store stops acting even when the snapshot fails too.
@@ -380,6 +385,7 @@ impl Scaler {
         report.draining = draining;
         report.acting = acting;
         report.leader = self.leader().await;
+        report.took = started.elapsed();
         report.paused = match &gate {
             lead::Gate::Paused(p) => Some(p.clone()),
             _ => None,

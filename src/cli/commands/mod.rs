@@ -119,6 +119,39 @@ async fn shutdown_signal() {
     tracing::info!("shutdown requested; finishing the cycle in flight");
 }
 
+/// The platform of the first process type (every one shares it).
+fn controller_platform(c: &Controller) -> Option<Arc<dyn dyno_scaler::core::Platform>> {
+    c.scalers().first().map(|s| s.platform().clone())
+}
+
+/// Starts what lets people watch `run`: `/metrics` and `/healthz` on the listen address, and the l2met lines.
+async fn watch(s: &Settings, metrics: &Arc<dyno_scaler::metrics::Metrics>) -> Result<(), String> {
+    if let Some(addr) = s.listen {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| format!("--listen / DYNO_SCALER_LISTEN {addr}: cannot listen: {e}"))?;
+        let bound = listener.local_addr().map_or(addr.to_string(), |a| a.to_string());
+        tracing::info!(address = %bound, "serving /metrics and /healthz");
+        let pts = s.processes.iter().map(|p| p.process_type.clone()).collect();
+        // Healthy while every process type had a successful cycle within three intervals (30 s at least).
+        let stale = (s.poll_interval * 3).max(Duration::from_secs(30));
+        tokio::spawn(dyno_scaler::metrics::serve(listener, metrics.clone(), pts, stale));
+    }
+    if let Some(every) = s.log_metrics {
+        let metrics = metrics.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+            loop {
+                tick.tick().await;
+                for line in metrics.l2met() {
+                    println!("{line}");
+                }
+            }
+        });
+    }
+    Ok(())
+}
+
 /// Logs cycles: a decision when it changes (or always, with `--once`), a failure once with its repeats summarised.
 struct CycleLogger {
     last: HashMap<String, (u32, u32, u64, u64)>,
@@ -178,7 +211,20 @@ async fn run(s: &Settings, once: bool, dry_run: bool) -> u8 {
         }
         return code;
     }
-    match controller.run_observed(shutdown_signal(), |r| logger.log(r, false)).await {
+    let metrics = Arc::new(dyno_scaler::metrics::Metrics::new());
+    if let Err(e) = watch(s, &metrics).await {
+        eprintln!("error: {e}");
+        return 1;
+    }
+    let platform = controller_platform(&controller);
+    let observe = |r: &Result<Report, ScalerError>| {
+        logger.log(r, false);
+        metrics.observe(r);
+        if let Some(p) = &platform {
+            metrics.observe_platform(p.name(), &p.telemetry());
+        }
+    };
+    match controller.run_observed(shutdown_signal(), observe).await {
         Ok(()) => {
             tracing::info!("stopped");
             0
