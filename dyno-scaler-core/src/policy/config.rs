@@ -58,6 +58,8 @@ pub struct PolicyConfig {
     /// The longest a scale-down waits for its quieted victims; past it the shrink is given up (and logged).
     #[serde(serialize_with = "crate::serde_secs::duration")]
     pub max_drain: Duration,
+    /// Time windows with their own bounds; the first that holds sets them ([`schedule`](super::schedule)).
+    pub schedule: Vec<super::schedule::Window>,
 }
 
 impl Default for PolicyConfig {
@@ -81,6 +83,7 @@ impl PolicyConfig {
             max_mode: MaxMode::Clamp,
             quiet_victims: true,
             max_drain: Duration::from_secs(600),
+            schedule: Vec::new(),
         }
     }
 }
@@ -117,6 +120,9 @@ pub enum PolicyError {
     /// `worker_threads` is zero.
     #[error("worker_threads must be at least 1")]
     ZeroWorkerThreads,
+    /// A schedule window is invalid, or its bounds are (`min_workers` above `max_workers`, `max_workers` 0).
+    #[error("{0}")]
+    Schedule(String),
     /// `max_workers` is zero: the process type could never run.
     #[error("max_workers is 0: the process type could never run a worker; set 1 or more")]
     ZeroMax,
@@ -145,6 +151,7 @@ impl PolicyError {
             PolicyError::ZeroJobsPerWorker => &["jobs_per_worker"],
             PolicyError::ZeroLatencyTarget => &["latency_target"],
             PolicyError::ZeroMax => &["max_workers"],
+            PolicyError::Schedule(_) => &["schedule"],
             PolicyError::ZeroWorkerThreads => &["worker_threads"],
             PolicyError::AdaptiveOnly(name) => {
                 ADAPTIVE_ONLY.iter().position(|k| k == name).map_or(&[], |i| &ADAPTIVE_ONLY[i..=i])

@@ -19,6 +19,7 @@ pub mod lag;
 pub mod learn;
 pub mod recur;
 mod rules;
+pub mod schedule;
 mod settings;
 
 pub use adaptive::Adaptive;
@@ -158,6 +159,15 @@ impl Policy {
             }
         }
         in_range("down_delay", config.down_delay, config::DOWN_DELAY_RANGE)?;
+        for w in &config.schedule {
+            let (min, max) = (w.min_workers.unwrap_or(config.min_workers), w.max_workers.unwrap_or(config.max_workers));
+            if max == 0 || min > max {
+                return Err(PolicyError::Schedule(format!(
+                    "schedule window {:?}: its bounds [{min}, {max}] are empty (min_workers above max_workers, or max_workers 0)",
+                    w.name
+                )));
+            }
+        }
         Ok(Self { config })
     }
 
@@ -196,7 +206,20 @@ impl Policy {
         learned: &mut Learned,
         ready_gone: Option<SystemTime>,
     ) -> (Decision, PolicyState) {
-        let c = &self.config;
+        // A schedule window that holds now sets the bounds, and the decision names it.
+        let window = schedule::current(&self.config.schedule, input.now);
+        let bounded;
+        let c = match window {
+            Some(w) => {
+                bounded = PolicyConfig {
+                    min_workers: w.min_workers.unwrap_or(self.config.min_workers),
+                    max_workers: w.max_workers.unwrap_or(self.config.max_workers),
+                    ..self.config.clone()
+                };
+                &bounded
+            }
+            None => &self.config,
+        };
         let now = secs(input.now);
         let totals = input.snapshot.totals();
         let current = input.current;
@@ -208,6 +231,9 @@ impl Policy {
         let mut reason = format!("{} ready, {} running", totals.ready, totals.running);
         if let Some(age) = totals.oldest_ready_age {
             let _ = write!(reason, ", oldest {:.1}s", age.as_secs_f64());
+        }
+        if let Some(w) = window {
+            let _ = write!(reason, "; schedule {:?} applies: [{}, {}]", w.name, c.min_workers, c.max_workers);
         }
         let mut demand = 0u32;
         let mut parts = Vec::with_capacity(c.rules.len());

@@ -66,6 +66,8 @@ pub struct PolicySettings {
     /// The longest wait for quieted victims (default 10 min), e.g. `"10m"`.
     #[serde(default, with = "humantime_serde")]
     pub max_drain: Option<Duration>,
+    /// Time windows with their own bounds ([`schedule`](super::schedule)).
+    pub schedule: Option<super::schedule::ScheduleSetting>,
 }
 
 impl PolicySettings {
@@ -86,6 +88,7 @@ impl PolicySettings {
         "allow_interrupting",
         "quiet_victims",
         "max_drain",
+        "schedule",
     ];
 
     /// The policy, with defaults for what is not set, validated by [`Policy::new`].
@@ -139,6 +142,10 @@ impl PolicySettings {
             max_mode: d.max_mode,
             quiet_victims: self.quiet_victims.unwrap_or(d.quiet_victims),
             max_drain: self.max_drain.unwrap_or(d.max_drain),
+            schedule: match &self.schedule {
+                Some(s) => s.windows().map_err(PolicyError::Schedule)?,
+                None => Vec::new(),
+            },
         })
     }
 }
@@ -166,6 +173,7 @@ mod tests {
             ("allow_interrupting", "true"),
             ("quiet_victims", "false"),
             ("max_drain", "\"5m\""),
+            ("schedule", "\"mon-fri 08:00-18:00 UTC min=1\""),
         ];
         assert_eq!(samples.len(), PolicySettings::KEYS.len());
         for (key, value) in samples {
@@ -178,7 +186,12 @@ mod tests {
 
     #[test]
     fn policy_new_is_the_one_validator() {
-        let cases: [(&str, &[&str]); 9] = [
+        let cases: [(&str, &[&str]); 11] = [
+            (r#"{"schedule": "mon-fri 08:00-18:00 Mars/Olympus min=1"}"#, &["schedule"]),
+            (
+                r#"{"max_workers": 2, "schedule": [{"days": "sat", "hours": "00:00-24:00", "time_zone": "UTC", "min_workers": 3}]}"#,
+                &["schedule"],
+            ),
             (r#"{"policy": "classic", "prewarm": true}"#, &["prewarm"]),
             (r#"{"drain_target": "0s"}"#, &["drain_target"]),
             (r#"{"worker_threads": 0}"#, &["worker_threads"]),

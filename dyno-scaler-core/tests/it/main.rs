@@ -9,3 +9,4 @@ mod policy_props;
 mod policy_rules;
 mod remember;
 mod scaler;
+mod schedule;

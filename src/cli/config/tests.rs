@@ -259,3 +259,49 @@ fn reserved_and_unknown_environment_variables() {
     // The test harness's own variables are not settings.
     assert!(load_with(&[("DYNO_SCALER_TEST_REDIS_URL", "redis://x")], None).is_ok());
 }
+
+#[test]
+fn schedules_from_the_file_or_the_environment_and_the_operating_settings() {
+    let file = r#"
+lease_ttl = "5s"
+listen = "9100"
+[[process]]
+type = "worker"
+source = "sidekiq"
+url = "redis://127.0.0.1:6379"
+max_workers = 6
+[[process.schedule]]
+name = "office"
+days = "mon-fri"
+hours = "08:00-18:00"
+time_zone = "Europe/Berlin"
+min_workers = 2
+"#;
+    let e = env(&[("HEROKU_API_KEY", "k"), ("HEROKU_APP_NAME", "a")]);
+    let s = load(&Flags::default(), &e, Some(("f.toml", file))).unwrap();
+    let w = &s.processes[0].policy.config().schedule;
+    assert_eq!((w.len(), w[0].name.as_str(), w[0].min_workers), (1, "office", Some(2)));
+    assert_eq!((s.lease, s.lease_ttl), (true, Duration::from_secs(5)));
+    assert_eq!(s.listen, Some("0.0.0.0:9100".parse().unwrap()));
+    assert_eq!(s.log_metrics, None, "off away from Heroku");
+    let mut e = env(&base());
+    e.insert("DYNO_SCALER_SCHEDULE".into(), "sat-sun 00:00-24:00 UTC max=1".into());
+    e.insert("DYNO_SCALER_LEASE".into(), "off".into());
+    e.insert("DYNO".into(), "scaler.1".into());
+    let s = load(&Flags::default(), &e, None).unwrap();
+    assert_eq!(s.processes[0].policy.config().schedule[0].max_workers, Some(1));
+    assert!(!s.lease);
+    assert_eq!(s.log_metrics, Some(Duration::from_secs(60)), "on Heroku, l2met lines by default");
+    for (var, value, says) in [
+        ("DYNO_SCALER_SCHEDULE", "sat 00:00-24:00 Nowhere/City max=1", "DYNO_SCALER_SCHEDULE"),
+        ("DYNO_SCALER_LEASE_TTL", "10ms", "DYNO_SCALER_LEASE_TTL"),
+        ("DYNO_SCALER_LISTEN", "here", "DYNO_SCALER_LISTEN"),
+        ("DYNO_SCALER_LOG_METRICS", "sometimes", "DYNO_SCALER_LOG_METRICS"),
+        ("DYNO_SCALER_LEASE", "maybe", "DYNO_SCALER_LEASE"),
+    ] {
+        let mut e = env(&base());
+        e.insert(var.into(), value.into());
+        let err = load(&Flags::default(), &e, None).unwrap_err().to_string();
+        assert!(err.contains(says), "{var}={value}: {err}");
+    }
+}
