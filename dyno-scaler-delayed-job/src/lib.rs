@@ -151,7 +151,7 @@ impl QueueSource for DelayedJobSource {
 
     /// An advisory lock on a session of its own; the pause in the learned table ([`dyno_scaler_postgres::lease`]).
     fn lease(&self, process_type: &str) -> Option<std::sync::Arc<dyn dyno_scaler_core::Lease>> {
-        Some(std::sync::Arc::new(self.db.lease(process_type)))
+        Some(std::sync::Arc::new(self.db.lease(&self.table, process_type)))
     }
 
     /// `LISTEN` on [`events::CHANNEL`] where the insert trigger is installed ([`DelayedJobSource::trigger`]).

@@ -176,7 +176,7 @@ impl QueueSource for GoodJobSource {
 
     /// An advisory lock on a session of its own; the pause in the learned table ([`dyno_scaler_postgres::lease`]).
     fn lease(&self, process_type: &str) -> Option<std::sync::Arc<dyn dyno_scaler_core::Lease>> {
-        Some(std::sync::Arc::new(self.db.lease(process_type)))
+        Some(std::sync::Arc::new(self.db.lease(&self.jobs, process_type)))
     }
 
     /// `LISTEN good_job`: GoodJob notifies it on every enqueue (unless `enable_listen_notify` is off).

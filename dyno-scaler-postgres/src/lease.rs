@@ -44,7 +44,8 @@ SELECT false AS held, (SELECT a.application_name FROM pg_locks x JOIN pg_stat_ac
 /// The prefix of the session's `application_name`; the rest is the holder's identity.
 const APP: &str = "dyno-scaler ";
 
-/// The lease of one process type (lock name `dyno-scaler:lease:<process type>`).
+/// The lease of one process type (lock name `dyno-scaler:lease:<scope>:<process type>`, the scope being the queue's
+/// table or schema).
 pub struct PgLease {
     db: Db,
     opts: PgConnectOptions,
@@ -60,11 +61,11 @@ impl std::fmt::Debug for PgLease {
 }
 
 impl PgLease {
-    pub(crate) fn new(db: Db, opts: PgConnectOptions, process_type: &str) -> Self {
+    pub(crate) fn new(db: Db, opts: PgConnectOptions, scope: &str, process_type: &str) -> Self {
         Self {
             db,
             opts,
-            lock: format!("dyno-scaler:lease:{process_type}"),
+            lock: format!("dyno-scaler:lease:{scope}:{process_type}"),
             pause_key: format!("{process_type}#pause"),
             session: Mutex::new(None),
         }

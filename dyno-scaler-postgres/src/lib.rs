@@ -137,9 +137,10 @@ impl Db {
         }
     }
 
-    /// The lease of `process_type`: an advisory lock on a session of its own ([`lease`]).
-    pub fn lease(&self, process_type: &str) -> lease::PgLease {
-        lease::PgLease::new(self.clone(), self.opts.clone(), process_type)
+    /// The lease of `process_type` for the queue in `scope` (its table or schema, so two apps sharing a database
+    /// have their own): an advisory lock on a session of its own ([`lease`]).
+    pub fn lease(&self, scope: &str, process_type: &str) -> lease::PgLease {
+        lease::PgLease::new(self.clone(), self.opts.clone(), scope, process_type)
     }
 
     /// The learned table's row `key` whatever its age, when a table is set.

@@ -27,10 +27,10 @@ async fn the_postgres_lease_keeps_the_lease_contract() {
     let schema = schema().await;
     let table = format!("{schema}.learned");
     let url = Secret::new(db_url());
-    // Every lease of one test locks names of its own: the lock names carry the schema.
+    // The lock names carry the scope (here the test's schema), so tests sharing the database never meet.
     let make = |pt: &str| {
         let db = Db::new("test", &url, Duration::from_secs(2), Some(&table)).unwrap();
-        Arc::new(db.lease(&format!("{schema}-{pt}"))) as Arc<dyn Lease>
+        Arc::new(db.lease(&schema, pt)) as Arc<dyn Lease>
     };
     run_lease_conformance(&make, Duration::from_millis(600), true).await;
 }
@@ -39,7 +39,7 @@ async fn the_postgres_lease_keeps_the_lease_contract() {
 async fn without_a_learned_table_the_lease_works_and_a_pause_is_refused_clearly() {
     let url = Secret::new(db_url());
     let db = Db::new("test", &url, Duration::from_secs(2), None).unwrap();
-    let lease = db.lease(&unique("nolearn"));
+    let lease = db.lease(&unique("nolearn"), "worker");
     assert!(lease.campaign("one", Duration::from_secs(5)).await.unwrap().held);
     assert_eq!(lease.read().await.unwrap().pause, None);
     let err = lease.set_pause(Some(&Pause::new("ops", std::time::SystemTime::now(), None))).await.unwrap_err();

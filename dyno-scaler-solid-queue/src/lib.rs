@@ -191,7 +191,7 @@ impl QueueSource for SolidQueueSource {
 
     /// An advisory lock on a session of its own; the pause in the learned table ([`dyno_scaler_postgres::lease`]).
     fn lease(&self, process_type: &str) -> Option<std::sync::Arc<dyn dyno_scaler_core::Lease>> {
-        Some(std::sync::Arc::new(self.db.lease(process_type)))
+        Some(std::sync::Arc::new(self.db.lease(&self.prefix, process_type)))
     }
 
     /// `LISTEN dyno_scaler` where the insert triggers are installed (Solid Queue itself sends no `NOTIFY`).

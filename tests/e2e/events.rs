@@ -38,7 +38,7 @@ async fn sidekiq_and_resque_work_scales_up_on_the_event_not_the_poll() {
     }
 }
 
-async fn dj_table(url: &str) -> (PgPool, String) {
+pub(crate) async fn dj_table(url: &str) -> (PgPool, String) {
     let pool = PgPool::connect(url).await.expect("Postgres is required (run scripts/test)");
     let schema = unique("e2e_ev");
     let ddl = delayed_jobs_ddl(&format!("{schema}.delayed_jobs"), false);
@@ -46,7 +46,7 @@ async fn dj_table(url: &str) -> (PgPool, String) {
     (pool, format!("{schema}.delayed_jobs"))
 }
 
-async fn dj_enqueue(pool: &PgPool, table: &str, n: usize) {
+pub(crate) async fn dj_enqueue(pool: &PgPool, table: &str, n: usize) {
     let sql = format!(
         "INSERT INTO {table} (priority, attempts, handler, run_at, queue, created_at, updated_at) \
          SELECT 0, 0, '--- !ruby/object:Delayed::PerformableMethod', now() AT TIME ZONE 'UTC', 'default', \

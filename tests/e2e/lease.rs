@@ -179,3 +179,49 @@ async fn pause_and_resume_reach_every_instance() {
         d.stop().await;
     }
 }
+
+#[tokio::test]
+async fn on_postgres_two_delayed_job_instances_share_an_advisory_lock_and_a_pause() {
+    use super::events::{dj_enqueue, dj_table};
+    let fake = fake().await;
+    let (pool, table) = dj_table(&db_url()).await;
+    let schema = table.split('.').next().unwrap();
+    let learned = format!("{schema}.dyno_scaler_learned");
+    let ddl = dyno_scaler_postgres::learned::CREATE.replace("dyno_scaler_learned", &learned);
+    sqlx::raw_sql(sqlx::AssertSqlSafe(ddl)).execute(&pool).await.unwrap();
+    let env = with(
+        env_heroku(&fake, &[("DYNO_SCALER_SOURCE", "delayed_job"), ("DATABASE_URL", &db_url())]),
+        &[
+            ("DYNO_SCALER_TABLE", &table),
+            ("DYNO_SCALER_LEARNED_TABLE", &learned),
+            ("DYNO_SCALER_MAX_WORKERS", "10"),
+            ("DYNO_SCALER_DOWN_DELAY", "0s"),
+            ("DYNO_SCALER_POLL_INTERVAL", POLL),
+            ("DYNO_SCALER_LEASE_TTL", TTL),
+        ],
+    );
+    let daemons: Vec<Daemon> = (0..2).map(|_| Daemon::start(&env)).collect();
+    dj_enqueue(&pool, &table, 3).await;
+    assert!(eventually(Duration::from_secs(10), || fake.quantity(APP, "worker") == Some(1)).await);
+    dj_enqueue(&pool, &table, 27).await;
+    assert!(eventually(Duration::from_secs(10), || fake.quantity(APP, "worker") == Some(2)).await);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(patched(&fake), vec![1, 2], "one of the two acted, once per change");
+    let out = run(&["status", "--json"], &env).await;
+    let v: Value = serde_json::from_str(out.stdout.trim()).unwrap();
+    let leader = v["processes"][0]["leader"].as_str().unwrap_or_else(|| panic!("no leader: {v}")).to_owned();
+    let pids: Vec<String> = daemons.iter().map(|d| d.child.id().unwrap().to_string()).collect();
+    assert!(pids.iter().any(|p| leader.split(':').nth(1) == Some(p)), "leader {leader} is not one of {pids:?}");
+    // The pause lives in the learned table; nobody scales while it holds.
+    let out = run(&["pause"], &env).await;
+    assert_eq!(out.code, 0, "{}", out.all());
+    dj_enqueue(&pool, &table, 30).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(patched(&fake), vec![1, 2]);
+    assert_eq!(run(&["resume"], &env).await.code, 0);
+    assert!(eventually(Duration::from_secs(10), || fake.quantity(APP, "worker") == Some(3)).await);
+    assert_eq!(patched(&fake), vec![1, 2, 3]);
+    for d in daemons {
+        d.stop().await;
+    }
+}
