@@ -64,8 +64,16 @@ max_workers = 2
     let path = std::env::temp_dir().join(format!("{ns}.toml"));
     std::fs::write(&path, config).unwrap();
     let exe = env!("CARGO_BIN_EXE_dyno-scaler");
+    // FOOTPRINT_SCRAPE=1: also serve /metrics and scrape it every second (Prometheus scrapes every 15 s or so).
+    let scrape = std::env::var("FOOTPRINT_SCRAPE").is_ok_and(|v| v == "1");
+    let metrics_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let listen = format!("127.0.0.1:{metrics_port}");
+    let mut args = vec!["--config", path.to_str().unwrap(), "run"];
+    if scrape {
+        args.extend(["--listen", &listen]);
+    }
     let mut child = tokio::process::Command::new(exe)
-        .args(["--config", path.to_str().unwrap(), "run"])
+        .args(&args)
         .env_clear()
         .env("HEROKU_API_KEY", "footprint-key")
         .env("HEROKU_APP_NAME", "foot-app")
@@ -83,6 +91,7 @@ max_workers = 2
     let ticks0 = cpu_ticks(pid);
     // Work comes and goes: a burst every 10 s on each queue.
     let mut i = 0u64;
+    let mut scraped = 0usize;
     while start.elapsed() < Duration::from_secs(secs) {
         if i.is_multiple_of(10) {
             let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64();
@@ -104,6 +113,9 @@ max_workers = 2
         }
         i += 1;
         tokio::time::sleep(Duration::from_secs(1)).await;
+        if scrape && i > 1 {
+            scraped += scrape_once(metrics_port).await;
+        }
     }
     let elapsed = start.elapsed();
     let hwm = proc_field(pid, "status", "VmHWM:").unwrap_or(0);
@@ -117,8 +129,21 @@ max_workers = 2
     println!("peak RSS (VmHWM):   {:.1} MiB  (RSS at the end {:.1} MiB)", hwm as f64 / 1024.0, rss as f64 / 1024.0);
     println!("CPU time:           {cpu_ms:.0} ms in all, {:.2} ms per cycle of 3 process types", cpu_ms / cycles);
     println!("platform calls:     {} (PATCH {})", fake.requests().len(), fake.requests_with("PATCH").len());
+    if scrape {
+        println!("/metrics scraped:   {} times, {scraped} bytes in all", i - 1);
+    }
     let size = std::fs::metadata(exe).unwrap().len();
     println!("binary size:        {:.1} MiB ({exe})", size as f64 / 1024.0 / 1024.0);
     let _: () = redis::pipe().del(format!("{ns}:queues")).query_async(&mut redis).await.unwrap();
     sqlx::raw_sql(AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE"))).execute(&pool).await.unwrap();
+}
+
+/// One `GET /metrics`: the bytes of the answer.
+async fn scrape_once(port: u16) -> usize {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await.unwrap();
+    let mut body = Vec::new();
+    s.read_to_end(&mut body).await.unwrap();
+    body.len()
 }
