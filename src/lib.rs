@@ -51,6 +51,10 @@ pub use dyno_scaler_solid_queue as solid_queue;
 #[cfg(feature = "heroku")]
 pub use dyno_scaler_heroku as heroku;
 
+/// KEDA's external scaler (gRPC).
+#[cfg(feature = "keda")]
+pub use dyno_scaler_keda as keda;
+
 /// Prometheus metrics and l2met lines of what the scalers did.
 #[cfg(feature = "metrics")]
 pub mod metrics;

@@ -12,7 +12,11 @@ use super::config::{ConfigError, ProcessSettings, Settings};
 /// The platform (Heroku).
 #[cfg(feature = "heroku")]
 pub fn platform(s: &Settings) -> Result<Arc<HerokuPlatform>, ConfigError> {
-    HerokuPlatform::new(s.heroku.clone()).map(Arc::new).map_err(|e| ConfigError(format!("HEROKU_API_URL: {e}")))
+    let config = s
+        .heroku
+        .clone()
+        .ok_or_else(|| ConfigError("HEROKU_API_KEY is not set: this command needs the Heroku platform".into()))?;
+    HerokuPlatform::new(config).map(Arc::new).map_err(|e| ConfigError(format!("HEROKU_API_URL: {e}")))
 }
 
 /// The platform every process type uses, as the trait.
@@ -36,7 +40,17 @@ pub fn source(p: &ProcessSettings) -> Result<Arc<dyn QueueSource>, ConfigError> 
 /// Every process type's scaler over the shared platform, each with its source's lease (one identity for this
 /// process).
 pub fn scalers(s: &Settings, dry_run: bool) -> Result<Vec<Scaler>, ConfigError> {
-    let platform = shared_platform(s)?;
+    scalers_on(s, shared_platform(s)?, dry_run, s.lease)
+}
+
+/// Every process type's scaler over `platform`; only the lease's holder acts when `exclusive` (else the lease's
+/// store serves the pause alone).
+pub fn scalers_on(
+    s: &Settings,
+    platform: Arc<dyn Platform>,
+    dry_run: bool,
+    exclusive: bool,
+) -> Result<Vec<Scaler>, ConfigError> {
     let identity = lease::identity();
     s.processes
         .iter()
@@ -47,7 +61,7 @@ pub fn scalers(s: &Settings, dry_run: bool) -> Result<Vec<Scaler>, ConfigError> 
                 .dry_run(dry_run)
                 .events(s.events);
             if let Some(l) = lease {
-                let options = LeaseOptions { exclusive: s.lease, ttl: s.lease_ttl, identity: identity.clone() };
+                let options = LeaseOptions { exclusive, ttl: s.lease_ttl, identity: identity.clone() };
                 b = b.lease(l, options);
             }
             Ok(b.build())

@@ -80,6 +80,16 @@ pub enum Command {
         /// Only this process type (default: every one configured).
         process_type: Option<String>,
     },
+    /// Serve KEDA's external scaler interface (gRPC): KEDA asks, dyno-scaler answers with the policy's desired
+    /// count, and KEDA and the HPA scale (and choose the pods to remove). No platform settings needed.
+    #[command(
+        after_help = "Examples:\n  dyno-scaler keda-scaler --listen 0.0.0.0:9090\n\nIn the ScaledObject: a trigger of type external-push with metadata scalerAddress (this address) and\nprocessType (one of the configured process types)."
+    )]
+    KedaScaler {
+        /// Where to serve gRPC, e.g. 0.0.0.0:9090.
+        #[arg(long, value_name = "ADDR")]
+        listen: String,
+    },
     /// Validate the configuration and reach every source and the platform.
     #[command(after_help = "Examples:\n  dyno-scaler check\n  dyno-scaler --config dyno-scaler.example.toml check")]
     Check,

@@ -7,6 +7,7 @@ mod config_errors;
 mod events;
 mod faults;
 mod good_job;
+mod keda;
 mod lease;
 mod metrics;
 mod node_resque;

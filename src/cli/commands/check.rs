@@ -29,7 +29,9 @@ async fn platform(_: &Settings) -> u32 {
 
 #[cfg(feature = "heroku")]
 async fn platform(s: &Settings) -> u32 {
-    println!("platform: Heroku app {} at {}", s.heroku.app, redact_url(&s.heroku.base_url));
+    if let Some(h) = &s.heroku {
+        println!("platform: Heroku app {} at {}", h.app, redact_url(&h.base_url));
+    }
     let platform = match build::platform(s) {
         Ok(p) => p,
         Err(e) => {

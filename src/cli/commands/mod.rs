@@ -13,13 +13,19 @@ use super::config::{self, ConfigError, Env, Flags, Settings};
 use super::{Cli, Command, build, logging};
 
 mod check;
+#[cfg(feature = "keda")]
+mod keda;
 mod pause;
 mod status;
 mod trigger;
 
 fn load(cli: &Cli, poll_interval: Option<String>, listen: Option<String>) -> Result<Settings, ConfigError> {
     let env: Env = std::env::vars().collect();
-    let flags = Flags { config: cli.config.clone(), log_format: cli.log_format.clone(), poll_interval, listen };
+    // These commands never call the platform: Heroku's settings are not required for them.
+    let no_platform =
+        matches!(cli.command, Command::Pause { .. } | Command::Resume { .. } | Command::KedaScaler { .. });
+    let flags =
+        Flags { config: cli.config.clone(), log_format: cli.log_format.clone(), poll_interval, listen, no_platform };
     let text = match &flags.config {
         Some(path) => Some(
             std::fs::read_to_string(path)
@@ -33,6 +39,7 @@ fn load(cli: &Cli, poll_interval: Option<String>, listen: Option<String>) -> Res
 pub async fn dispatch(cli: Cli) -> u8 {
     let (poll, listen) = match &cli.command {
         Command::Run { poll_interval, listen, .. } => (poll_interval.clone(), listen.clone()),
+        Command::KedaScaler { listen } => (None, Some(listen.clone())),
         Command::Simulate(args) => return super::simulate::run(args, cli.config.as_deref()),
         _ => (None, None),
     };
@@ -52,6 +59,13 @@ pub async fn dispatch(cli: Cli) -> u8 {
             pause::pause(&settings, process_type.as_deref(), duration.as_deref()).await
         }
         Command::Resume { process_type } => pause::resume(&settings, process_type.as_deref()).await,
+        #[cfg(feature = "keda")]
+        Command::KedaScaler { .. } => keda::serve(&settings).await,
+        #[cfg(not(feature = "keda"))]
+        Command::KedaScaler { .. } => {
+            eprintln!("error: this binary was built without KEDA's external scaler: build it with the `keda` feature");
+            2
+        }
         Command::InstallTrigger(args) => trigger::trigger(&settings, args, true).await,
         Command::UninstallTrigger(args) => trigger::trigger(&settings, args, false).await,
         Command::Simulate(_) => unreachable!("handled above"),

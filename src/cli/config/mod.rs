@@ -57,8 +57,10 @@ pub struct ProcessSettings {
 /// Everything the program needs.
 #[derive(Debug, Clone)]
 pub struct Settings {
+    /// The Heroku platform's settings; `None` only for the commands that need no platform (`keda-scaler`, `pause`,
+    /// `resume`) when they are missing.
     #[cfg(feature = "heroku")]
-    pub heroku: HerokuConfig,
+    pub heroku: Option<HerokuConfig>,
     pub poll_interval: Duration,
     /// Whether each source's event path runs beside the poll (`DYNO_SCALER_EVENTS`, `events`; default on).
     pub events: bool,
@@ -82,6 +84,8 @@ pub struct Flags {
     pub log_format: Option<String>,
     pub poll_interval: Option<String>,
     pub listen: Option<String>,
+    /// The command needs no platform: Heroku's settings are optional.
+    pub no_platform: bool,
 }
 
 /// Reads the environment (a map, so tests can pass their own).
@@ -95,7 +99,11 @@ pub fn load(flags: &Flags, env: &Env, file: Option<(&str, &str)>) -> Result<Sett
         None => file::FileConfig::default(),
     };
     #[cfg(feature = "heroku")]
-    let heroku = heroku(env, file_cfg.heroku.clone().unwrap_or_default())?;
+    let heroku = match heroku(env, file_cfg.heroku.clone().unwrap_or_default()) {
+        Ok(h) => Some(h),
+        Err(_) if flags.no_platform => None,
+        Err(e) => return Err(e),
+    };
     let (interval_str, interval_setting) =
         match (&flags.poll_interval, get("DYNO_SCALER_POLL_INTERVAL"), &file_cfg.poll_interval) {
             (Some(f), _, _) => (f.clone(), "--poll-interval"),

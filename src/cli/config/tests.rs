@@ -44,7 +44,7 @@ fn seed_variable_names_are_accepted() {
         ("REDIS_URL", "redis://h"),
     ]);
     let s = load(&Flags::default(), &e, None).unwrap();
-    assert_eq!(s.heroku.app, "a");
+    assert_eq!(s.heroku.unwrap().app, "a");
 }
 
 #[test]

@@ -1,0 +1,65 @@
+//! `dyno-scaler keda-scaler --listen ADDR`: KEDA's external scaler (gRPC). The scalers run their loops as under
+//! `run` (the event paths wake them), against a platform that only records the desired count: KEDA and the HPA
+//! change the replicas.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use dyno_scaler::core::{Controller, InMemoryPlatform, Platform};
+use dyno_scaler::keda::KedaScaler;
+
+use super::super::build;
+use super::super::config::Settings;
+use super::{CycleLogger, shutdown_signal};
+
+pub async fn serve(s: &Settings) -> u8 {
+    let Some(addr) = s.listen else {
+        eprintln!("error: keda-scaler: --listen is required");
+        return 2;
+    };
+    // Every replica of the scaler service answers KEDA, so the lease is not exclusive; it still carries the pause.
+    let platform: Arc<dyn Platform> = Arc::new(InMemoryPlatform::new());
+    let scalers = match build::scalers_on(s, platform, false, false) {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
+    };
+    let listener = match tokio::net::TcpListener::bind(addr).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: --listen {addr}: cannot listen: {e}");
+            return 1;
+        }
+    };
+    let bound = listener.local_addr().map_or(addr.to_string(), |a| a.to_string());
+    let keda = KedaScaler::new(&scalers);
+    let observer = keda.clone();
+    let types: Vec<&str> = s.processes.iter().map(|p| p.process_type.as_str()).collect();
+    tracing::info!(address = %bound, process_types = %types.join(", "), "serving KEDA's external scaler (gRPC)");
+    let (stop_tx, mut stop_rx) = tokio::sync::watch::channel(false);
+    let server = tokio::spawn(dyno_scaler::keda::serve(keda, listener, async move {
+        let _ = stop_rx.wait_for(|s| *s).await;
+    }));
+    let controller = Controller::new(scalers, s.poll_interval).with_shutdown_grace(Duration::from_millis(800));
+    let mut logger = CycleLogger::new();
+    let result = controller
+        .run_observed(shutdown_signal(), |r| {
+            logger.log(r, false);
+            observer.observe(r);
+        })
+        .await;
+    let _ = stop_tx.send(true);
+    let _ = tokio::time::timeout(Duration::from_secs(2), server).await;
+    match result {
+        Ok(()) => {
+            tracing::info!("stopped");
+            0
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            1
+        }
+    }
+}
