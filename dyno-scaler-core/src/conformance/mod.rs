@@ -7,7 +7,9 @@
 use std::time::Duration;
 
 mod lease;
+mod platform;
 pub use lease::run_lease_conformance;
+pub use platform::{PlatformBackend, run_platform_conformance};
 
 use async_trait::async_trait;
 

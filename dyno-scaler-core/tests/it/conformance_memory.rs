@@ -63,3 +63,31 @@ async fn the_in_memory_lease_keeps_the_lease_contract() {
     let make = |pt: &str| Arc::new(store.other(pt)) as Arc<dyn Lease>;
     dyno_scaler_core::conformance::run_lease_conformance(&make, Duration::from_millis(300), true).await;
 }
+
+/// The in-memory platform as its own backend.
+struct MemoryPlatform(InMemoryPlatform);
+
+#[async_trait]
+impl dyno_scaler_core::conformance::PlatformBackend for MemoryPlatform {
+    async fn add(&self, process_type: &str, quantity: u32) {
+        self.0.set(process_type, quantity);
+    }
+    async fn quantity(&self, process_type: &str) -> Option<u32> {
+        Some(self.0.quantity(process_type))
+    }
+    async fn limit(&self, process_type: &str, limit: u32) -> bool {
+        self.0.set_limit(process_type, limit);
+        true
+    }
+    fn knows_types(&self) -> bool {
+        false
+    }
+    fn platform(&self) -> Arc<dyn Platform> {
+        Arc::new(self.0.clone())
+    }
+}
+
+#[tokio::test]
+async fn the_in_memory_platform_keeps_the_platform_contract() {
+    dyno_scaler_core::conformance::run_platform_conformance(&MemoryPlatform(InMemoryPlatform::new())).await;
+}
