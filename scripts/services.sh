@@ -81,6 +81,13 @@ ensure_prometheus_parser() {
   apt_install python3-prometheus-client
 }
 
+# Debian's PyYAML, which reads the deployment files under deploy/ in the end-to-end tests.
+ensure_yaml_parser() {
+  if /usr/bin/python3 -c 'import yaml' 2>/dev/null; then return 0; fi
+  log "installing python3-yaml"
+  apt_install python3-yaml
+}
+
 # Node.js and the npm package node-resque (pinned in tests/e2e/node/package-lock.json) for the end-to-end tests.
 ensure_node_resque() {
   command -v node >/dev/null && command -v npm >/dev/null || apt_install nodejs npm
