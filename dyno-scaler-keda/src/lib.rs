@@ -18,15 +18,33 @@ pub use service::{KedaScaler, PROCESS_TYPE_KEY};
 /// The gRPC crate the generated client and server use (to connect a client: `tonic::transport::Channel`).
 pub use tonic;
 
-/// Serves `scaler` on `listener` until `shutdown` completes.
+/// Serves `scaler` on `listener` (gRPC over HTTP/2 without TLS, as KEDA's `scalerAddress` reaches it by default)
+/// until `shutdown` completes; connections then open are dropped with the runtime.
 pub async fn serve(
     scaler: KedaScaler,
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send,
-) -> Result<(), tonic::transport::Error> {
-    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
-    tonic::transport::Server::builder()
-        .add_service(proto::external_scaler_server::ExternalScalerServer::new(scaler))
-        .serve_with_incoming_shutdown(incoming, shutdown)
-        .await
+) {
+    let service = proto::external_scaler_server::ExternalScalerServer::new(scaler);
+    tokio::pin!(shutdown);
+    loop {
+        let stream = tokio::select! {
+            _ = &mut shutdown => return,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot accept a gRPC connection");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let service = hyper_util::service::TowerToHyperService::new(service.clone());
+        tokio::spawn(async move {
+            let builder = hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new());
+            if let Err(e) = builder.serve_connection(hyper_util::rt::TokioIo::new(stream), service).await {
+                tracing::debug!(error = %e, "gRPC connection ended");
+            }
+        });
+    }
 }
