@@ -81,6 +81,10 @@ pub trait Platform: Send + Sync + std::fmt::Debug {
         Placement::Unknown
     }
 
+    /// Hears the queue's reading of `process_type` before a decision (which hosts are busy), for a platform that
+    /// chooses its victims (Kubernetes: idle pods first). The default does nothing.
+    fn hear(&self, _process_type: &str, _snapshot: &Snapshot) {}
+
     /// What the client has seen of the platform's API so far (for metrics); the default has seen nothing.
     fn telemetry(&self) -> PlatformTelemetry {
         PlatformTelemetry::default()

@@ -60,6 +60,8 @@ async fn process_types_apart(b: &dyn PlatformBackend, p: &dyn Platform) {
 
 async fn victims_and_placements_agree(b: &dyn PlatformBackend, p: &dyn Platform) {
     b.add("alpha", 4).await;
+    // As a scaler does before each decision: read the quantity (a platform may look at its processes then).
+    assert_eq!(p.current_quantity("alpha").await.expect("read"), 4);
     let Some(victims) = p.victims("alpha", 4, 1) else {
         // A platform that cannot name its victims places nobody.
         for i in 1..=4 {

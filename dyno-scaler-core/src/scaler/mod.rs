@@ -276,6 +276,7 @@ impl Scaler {
 
     fn decide(&self, snapshot: &Snapshot, current: u32, state: &State) -> (Decision, PolicyState) {
         let cfg = &self.inner.cfg;
+        cfg.platform.hear(&cfg.process_type, snapshot);
         let placements = crate::platform::placements(cfg.platform.as_ref(), &cfg.process_type, current, snapshot);
         let input = PolicyInput {
             process_type: &cfg.process_type,

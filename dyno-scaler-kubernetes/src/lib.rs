@@ -1,0 +1,278 @@
+//! dyno-scaler's [`Platform`] for Kubernetes: scales a Deployment or StatefulSet through its `/scale` subresource
+//! (with the read `resourceVersion`; a 409 is read again and retried) and, unlike Heroku, chooses the pods a
+//! scale-down stops: idle pods first (as the queue's worker records say, a Sidekiq process naming its pod), marked
+//! with a low `controller.kubernetes.io/pod-deletion-cost` just before the decrement, so the ReplicaSet deletes them.
+#![deny(missing_docs)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use dyno_scaler_core::{Placement, Platform, PlatformError, ProcessInfo, Snapshot};
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::autoscaling::v1::Scale;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{ListParams, Patch, PatchParams};
+use kube::{Api, Client};
+use serde_json::json;
+
+#[cfg(feature = "fake")]
+pub mod fake;
+
+/// The annotation the ReplicaSet controller ranks pods by on a scale-down (lower goes first).
+pub const DELETION_COST: &str = "controller.kubernetes.io/pod-deletion-cost";
+/// The cost given to the chosen victims.
+pub const VICTIM_COST: i32 = -1000;
+/// How many times a write refused with 409 Conflict is read again and retried.
+const CONFLICT_RETRIES: u32 = 5;
+
+/// What a process type scales: `deployment/NAME` or `statefulset/NAME`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// A Deployment.
+    Deployment(String),
+    /// A StatefulSet (which deletes its highest ordinal first: victims are named, not chosen).
+    StatefulSet(String),
+}
+
+impl std::str::FromStr for Target {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim().split_once('/') {
+            Some(("deployment" | "deployments" | "deploy", n)) if !n.is_empty() => Ok(Self::Deployment(n.into())),
+            Some(("statefulset" | "statefulsets" | "sts", n)) if !n.is_empty() => Ok(Self::StatefulSet(n.into())),
+            _ => Err(format!("{s:?} is not a target; write deployment/NAME or statefulset/NAME")),
+        }
+    }
+}
+
+impl Target {
+    /// The workload's name.
+    pub fn name(&self) -> &str {
+        match self {
+            Self::Deployment(n) | Self::StatefulSet(n) => n,
+        }
+    }
+}
+
+/// One process type's pods as last listed, and the hosts the queue says are busy.
+#[derive(Debug, Default, Clone)]
+struct Pods {
+    /// Pod names with their deletion cost and age rank (higher: newer).
+    listed: Vec<(String, i32, usize)>,
+    busy: BTreeSet<String>,
+}
+
+impl Pods {
+    /// The order the pods go in on a scale-down: idle before busy, then the lowest deletion cost, the newest first.
+    fn order(&self) -> Vec<String> {
+        let mut pods = self.listed.clone();
+        pods.sort_by_key(|(name, cost, age)| (self.busy.contains(name), *cost, std::cmp::Reverse(*age)));
+        pods.into_iter().map(|(n, _, _)| n).collect()
+    }
+}
+
+/// Scales Deployments and StatefulSets of one namespace.
+pub struct KubernetesPlatform {
+    client: Client,
+    namespace: String,
+    targets: BTreeMap<String, Target>,
+    pods: Mutex<BTreeMap<String, Pods>>,
+}
+
+impl std::fmt::Debug for KubernetesPlatform {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KubernetesPlatform")
+            .field("namespace", &self.namespace)
+            .field("targets", &self.targets)
+            .finish()
+    }
+}
+
+fn map_err(e: kube::Error) -> PlatformError {
+    match e {
+        kube::Error::Api(s) => {
+            let message = s.message.clone();
+            match s.code {
+                401 => PlatformError::Unauthorized { message },
+                403 => PlatformError::Forbidden {
+                    id: "forbidden".into(),
+                    message: format!("{message} (see the Role in deploy/kubernetes)"),
+                },
+                404 => PlatformError::NotFound { message },
+                429 => PlatformError::RateLimited { message },
+                409 => PlatformError::Rejected { status: 409, id: "conflict".into(), message },
+                c if c >= 500 => PlatformError::Unavailable { message, cause: None },
+                c => PlatformError::Rejected { status: c, id: s.reason.clone(), message },
+            }
+        }
+        other => PlatformError::Unavailable { message: other.to_string(), cause: None },
+    }
+}
+
+impl KubernetesPlatform {
+    /// The platform over `client` in `namespace`; a process type without a target scales `deployment/<type>`.
+    pub fn new(client: Client, namespace: impl Into<String>, targets: BTreeMap<String, Target>) -> Self {
+        Self { client, namespace: namespace.into(), targets, pods: Mutex::default() }
+    }
+
+    /// The platform configured as `kubectl` would be: in-cluster, else `KUBECONFIG` (or `~/.kube/config`);
+    /// the namespace is `namespace`, else the in-cluster one or the kubeconfig context's.
+    pub async fn infer(namespace: Option<String>, targets: BTreeMap<String, Target>) -> Result<Self, String> {
+        let config = kube::Config::infer().await.map_err(|e| format!("no Kubernetes configuration: {e}"))?;
+        let namespace = namespace.unwrap_or_else(|| config.default_namespace.clone());
+        let client = Client::try_from(config).map_err(|e| format!("cannot build the Kubernetes client: {e}"))?;
+        Ok(Self::new(client, namespace, targets))
+    }
+
+    /// The namespace.
+    pub fn namespace(&self) -> &str {
+        &self.namespace
+    }
+
+    /// What `process_type` scales.
+    pub fn target(&self, process_type: &str) -> Target {
+        self.targets.get(process_type).cloned().unwrap_or_else(|| Target::Deployment(process_type.to_owned()))
+    }
+
+    async fn get_scale(&self, t: &Target) -> Result<Scale, PlatformError> {
+        match t {
+            Target::Deployment(n) => {
+                Api::<Deployment>::namespaced(self.client.clone(), &self.namespace).get_scale(n).await
+            }
+            Target::StatefulSet(n) => {
+                Api::<StatefulSet>::namespaced(self.client.clone(), &self.namespace).get_scale(n).await
+            }
+        }
+        .map_err(map_err)
+    }
+
+    async fn patch_scale(&self, t: &Target, rv: Option<String>, replicas: u32) -> Result<Scale, kube::Error> {
+        let patch = Patch::Merge(json!({"metadata": {"resourceVersion": rv}, "spec": {"replicas": replicas}}));
+        let pp = PatchParams::default();
+        match t {
+            Target::Deployment(n) => {
+                Api::<Deployment>::namespaced(self.client.clone(), &self.namespace).patch_scale(n, &pp, &patch).await
+            }
+            Target::StatefulSet(n) => {
+                Api::<StatefulSet>::namespaced(self.client.clone(), &self.namespace).patch_scale(n, &pp, &patch).await
+            }
+        }
+    }
+
+    /// Lists the pods of `process_type` (by the scale's selector) into the cache.
+    async fn list_pods(&self, process_type: &str, scale: &Scale) -> Result<Vec<String>, PlatformError> {
+        let selector = scale.status.as_ref().and_then(|s| s.selector.clone()).unwrap_or_default();
+        let pods = Api::<Pod>::namespaced(self.client.clone(), &self.namespace)
+            .list(&ListParams::default().labels(&selector))
+            .await
+            .map_err(map_err)?;
+        let mut listed: Vec<(String, i32, usize, String)> = pods
+            .items
+            .iter()
+            .filter(|p| p.metadata.deletion_timestamp.is_none())
+            .map(|p| {
+                let name = p.metadata.name.clone().unwrap_or_default();
+                let cost = p
+                    .metadata
+                    .annotations
+                    .as_ref()
+                    .and_then(|a| a.get(DELETION_COST))
+                    .and_then(|c| c.parse().ok())
+                    .unwrap_or(0);
+                let created = p.metadata.creation_timestamp.as_ref().map(|t| format!("{:?}", t.0)).unwrap_or_default();
+                let rv = p.metadata.resource_version.clone().unwrap_or_default();
+                (name, cost, 0, format!("{created}{rv:0>20}"))
+            })
+            .collect();
+        // Age rank: by creation time (then resource version), oldest 0.
+        listed.sort_by(|a, b| a.3.cmp(&b.3));
+        let names = listed.iter().map(|p| p.0.clone()).collect();
+        let mut cache = self.pods.lock().expect("pods lock");
+        let entry = cache.entry(process_type.to_owned()).or_default();
+        entry.listed = listed.into_iter().enumerate().map(|(i, (n, c, _, _))| (n, c, i)).collect();
+        Ok(names)
+    }
+
+    fn order(&self, process_type: &str) -> Vec<String> {
+        self.pods.lock().expect("pods lock").get(process_type).map(Pods::order).unwrap_or_default()
+    }
+
+    async fn mark_victims(&self, victims: &[String]) -> Result<(), PlatformError> {
+        let api = Api::<Pod>::namespaced(self.client.clone(), &self.namespace);
+        let patch = Patch::Merge(json!({"metadata": {"annotations": {DELETION_COST: VICTIM_COST.to_string()}}}));
+        for v in victims {
+            api.patch(v, &PatchParams::default(), &patch).await.map_err(map_err)?;
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Platform for KubernetesPlatform {
+    fn name(&self) -> &str {
+        "kubernetes"
+    }
+
+    async fn current_quantity(&self, process_type: &str) -> Result<u32, PlatformError> {
+        let scale = self.get_scale(&self.target(process_type)).await?;
+        self.list_pods(process_type, &scale).await?;
+        Ok(scale.spec.and_then(|s| s.replicas).unwrap_or(0).max(0) as u32)
+    }
+
+    async fn set_quantity(&self, process_type: &str, quantity: u32) -> Result<(), PlatformError> {
+        let target = self.target(process_type);
+        for attempt in 0..=CONFLICT_RETRIES {
+            let scale = self.get_scale(&target).await?;
+            let current = scale.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0).max(0) as u32;
+            if quantity < current && matches!(target, Target::Deployment(_)) {
+                // Choose the victims now, from a fresh listing, and mark them before the decrement.
+                self.list_pods(process_type, &scale).await?;
+                let victims: Vec<String> =
+                    self.order(process_type).into_iter().take((current - quantity) as usize).collect();
+                self.mark_victims(&victims).await?;
+                tracing::info!(process_type, victims = ?victims, "marked the scale-down's victims");
+            }
+            match self.patch_scale(&target, scale.metadata.resource_version.clone(), quantity).await {
+                Ok(_) => return Ok(()),
+                Err(kube::Error::Api(s)) if s.code == 409 && attempt < CONFLICT_RETRIES => {
+                    tracing::debug!(process_type, attempt, "409 Conflict on /scale: reading again");
+                }
+                Err(e) => return Err(map_err(e)),
+            }
+        }
+        unreachable!("the last attempt returns")
+    }
+
+    /// Hears which pods the queue's workers keep busy, so idle ones go first.
+    fn hear(&self, process_type: &str, snapshot: &Snapshot) {
+        let busy = snapshot.workers.iter().flatten().filter(|w| w.busy > 0).filter_map(|w| w.dyno.clone()).collect();
+        self.pods.lock().expect("pods lock").entry(process_type.to_owned()).or_default().busy = busy;
+    }
+
+    fn victims(&self, process_type: &str, from: u32, to: u32) -> Option<Vec<String>> {
+        if let Target::StatefulSet(n) = self.target(process_type) {
+            return Some((to..from).rev().map(|i| format!("{n}-{i}")).collect());
+        }
+        Some(self.order(process_type).into_iter().take(from.saturating_sub(to) as usize).collect())
+    }
+
+    fn place(&self, process_type: &str, current: u32, host: &str) -> Placement {
+        if let Target::StatefulSet(n) = self.target(process_type) {
+            return match host.strip_prefix(&format!("{n}-")).and_then(|i| i.parse::<u32>().ok()) {
+                Some(i) if i < current => Placement::Stops(current - 1 - i),
+                _ => Placement::Elsewhere,
+            };
+        }
+        match self.order(process_type).iter().position(|p| p == host) {
+            Some(k) => Placement::Stops(k as u32),
+            None => Placement::Elsewhere,
+        }
+    }
+
+    async fn list_processes(&self, process_type: &str) -> Result<Option<Vec<ProcessInfo>>, PlatformError> {
+        let scale = self.get_scale(&self.target(process_type)).await?;
+        let names = self.list_pods(process_type, &scale).await?;
+        Ok(Some(names.into_iter().map(|name| ProcessInfo { name, state: "up".into() }).collect()))
+    }
+}

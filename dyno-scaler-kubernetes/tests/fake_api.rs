@@ -1,0 +1,132 @@
+//! The Kubernetes platform with the real kube client against the fake API server.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use dyno_scaler_core::conformance::{PlatformBackend, run_platform_conformance};
+use dyno_scaler_core::*;
+use dyno_scaler_kubernetes::fake::{DELETION_COST, FakeKubernetes};
+use dyno_scaler_kubernetes::{KubernetesPlatform, Target};
+
+/// A kube client for the fake, built from the kubeconfig it writes (plain http://, as `kubectl proxy` serves).
+async fn platform(fake: &FakeKubernetes, targets: BTreeMap<String, Target>) -> KubernetesPlatform {
+    let kubeconfig = kube::config::Kubeconfig::from_yaml(&fake.kubeconfig()).unwrap();
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await.unwrap();
+    assert_eq!(config.default_namespace, "app", "the namespace comes from the context");
+    let namespace = config.default_namespace.clone();
+    KubernetesPlatform::new(kube::Client::try_from(config).unwrap(), namespace, targets)
+}
+
+struct Backend {
+    fake: FakeKubernetes,
+    platform: Arc<KubernetesPlatform>,
+}
+
+#[async_trait]
+impl PlatformBackend for Backend {
+    async fn add(&self, process_type: &str, quantity: u32) {
+        self.fake.add_deployment(process_type, quantity);
+    }
+    async fn quantity(&self, process_type: &str) -> Option<u32> {
+        self.fake.replicas(process_type)
+    }
+    async fn limit(&self, _: &str, _: u32) -> bool {
+        false
+    }
+    fn knows_types(&self) -> bool {
+        true
+    }
+    fn platform(&self) -> Arc<dyn Platform> {
+        self.platform.clone()
+    }
+}
+
+#[tokio::test]
+async fn the_kubernetes_platform_keeps_the_platform_contract() {
+    let fake = FakeKubernetes::start("app").await;
+    let platform = Arc::new(platform(&fake, BTreeMap::new()).await);
+    run_platform_conformance(&Backend { fake, platform }).await;
+}
+
+#[tokio::test]
+async fn a_conflict_is_read_again_and_retried() {
+    let fake = FakeKubernetes::start("app").await;
+    fake.add_deployment("worker", 1);
+    let p = platform(&fake, BTreeMap::new()).await;
+    fake.conflict_next(2);
+    p.set_quantity("worker", 3).await.unwrap();
+    assert_eq!(fake.replicas("worker"), Some(3));
+    let writes: Vec<u16> =
+        fake.requests().iter().filter(|(m, path, _)| m == "PATCH" && path.contains("/scale")).map(|r| r.2).collect();
+    assert_eq!(writes, vec![409, 409, 200], "each conflict read again, then written");
+}
+
+#[tokio::test]
+async fn rbac_refusals_and_unknown_targets_are_clear_and_fatal() {
+    let fake = FakeKubernetes::start("app").await;
+    fake.add_deployment("worker", 1);
+    let p = platform(&fake, BTreeMap::new()).await;
+    fake.forbid("patch", "deployments/scale");
+    let e = p.set_quantity("worker", 2).await.unwrap_err();
+    assert!(matches!(e, PlatformError::Forbidden { .. }) && e.is_fatal(), "{e:?}");
+    assert!(e.to_string().contains("cannot patch resource \"deployments/scale\""), "{e}");
+    assert_eq!(fake.replicas("worker"), Some(1), "nothing changed");
+    let e = p.current_quantity("nosuch").await.unwrap_err();
+    assert!(
+        matches!(e, PlatformError::NotFound { .. }) && e.to_string().contains("deployments.apps \"nosuch\" not found"),
+        "{e}"
+    );
+}
+
+#[tokio::test]
+async fn a_busy_pod_is_never_the_victim_idle_ones_are_marked_before_the_decrement() {
+    let fake = FakeKubernetes::start("app").await;
+    fake.add_deployment("worker", 3);
+    let p = Arc::new(platform(&fake, BTreeMap::new()).await);
+    let pods = fake.pods("worker");
+    // The newest pod is the ReplicaSet's own first choice; make it the busy one.
+    let busy = pods[2].clone();
+    let clock = Arc::new(ManualClock::at_secs(1_700_000_000));
+    let queue = InMemoryQueue::new(clock.clone());
+    let workers: Vec<WorkerInfo> = pods
+        .iter()
+        .map(|pod| WorkerInfo {
+            identity: format!("{pod}:1:abc"),
+            dyno: Some(pod.clone()),
+            busy: u32::from(*pod == busy),
+            quiet: false,
+            beat: Some(clock.now()),
+        })
+        .collect();
+    queue.set_workers(Some(workers));
+    queue.add_running("default", 1);
+    let policy = Policy::new(PolicyConfig {
+        max_workers: 5,
+        down_delay: std::time::Duration::ZERO,
+        quiet_victims: false,
+        ..PolicyConfig::classic()
+    })
+    .unwrap();
+    let scaler = Scaler::builder("worker", Arc::new(queue.clone()), p.clone(), policy).clock(clock.clone()).build();
+    // The policy trusts an idle worker once seen idle on two heartbeats.
+    let mut r = scaler.reconcile().await.unwrap();
+    for _ in 0..3 {
+        if r.decision.to < r.decision.from {
+            break;
+        }
+        clock.advance(std::time::Duration::from_secs(5));
+        queue.heartbeat();
+        r = scaler.reconcile().await.unwrap();
+    }
+    assert_eq!((r.decision.from, r.decision.to), (3, 1), "{}", r.decision.reason);
+    assert_eq!(fake.replicas("worker"), Some(1));
+    assert_eq!(fake.pods("worker"), vec![busy.clone()], "the busy pod is the one left");
+    assert_eq!(fake.annotation(&busy, DELETION_COST), None, "the busy pod was never marked");
+    let patches: Vec<String> = fake.requests().into_iter().filter(|(m, _, _)| m == "PATCH").map(|r| r.1).collect();
+    assert_eq!(patches.len(), 3, "two victims marked, then the decrement: {patches:?}");
+    assert!(
+        patches[0].contains("/pods/") && patches[1].contains("/pods/") && patches[2].contains("/scale"),
+        "{patches:?}"
+    );
+}
