@@ -222,6 +222,7 @@ fn route(s: &mut State, method: &Method, path: &str, query: &str, body: &Value) 
         Method::GET => "get",
         Method::PATCH => "patch",
         Method::PUT => "update",
+        Method::POST => "create",
         _ => return status(405, "MethodNotAllowed", format!("{method} is not supported here")),
     };
     match parts.as_slice() {
@@ -296,6 +297,18 @@ fn route(s: &mut State, method: &Method, path: &str, query: &str, body: &Value) 
                 }
             }
             status(404, "NotFound", format!("pods \"{name}\" not found"))
+        }
+        ["apis", "authorization.k8s.io", "v1", "selfsubjectaccessreviews"] if verb == "create" => {
+            // What `kubectl auth can-i` asks: is this verb on this resource (and subresource) allowed?
+            let a = &body["spec"]["resourceAttributes"];
+            let (resource, sub) = (a["resource"].as_str().unwrap_or(""), a["subresource"].as_str().unwrap_or(""));
+            let r = if sub.is_empty() { resource.to_owned() } else { format!("{resource}/{sub}") };
+            let v = a["verb"].as_str().unwrap_or("");
+            let allowed = !s.forbidden.contains(&(v.to_owned(), r));
+            let mut review = body.clone();
+            review["status"] =
+                json!({"allowed": allowed, "reason": if allowed { "RBAC: allowed by the fake" } else { "" }});
+            (201, review)
         }
         _ => status(404, "NotFound", format!("the server could not find the requested resource ({path})")),
     }

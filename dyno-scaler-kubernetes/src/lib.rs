@@ -198,6 +198,49 @@ impl KubernetesPlatform {
         self.pods.lock().expect("pods lock").get(process_type).map(Pods::order).unwrap_or_default()
     }
 
+    /// What `check` verifies: the target of `process_type` exists, and this identity may get and patch its scale and
+    /// list and patch its pods (asked as `kubectl auth can-i` asks: SelfSubjectAccessReviews). The missing rights,
+    /// as `verb resource` (empty: all there).
+    pub async fn check_access(&self, process_type: &str) -> Result<Vec<String>, PlatformError> {
+        use k8s_openapi::api::authorization::v1::{
+            ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec,
+        };
+        let target = self.target(process_type);
+        self.get_scale(&target).await?;
+        let resource = match target {
+            Target::Deployment(_) => "deployments",
+            Target::StatefulSet(_) => "statefulsets",
+        };
+        let api = Api::<SelfSubjectAccessReview>::all(self.client.clone());
+        let mut missing = Vec::new();
+        for (verb, group, res, sub) in [
+            ("get", "apps", resource, "scale"),
+            ("patch", "apps", resource, "scale"),
+            ("list", "", "pods", ""),
+            ("patch", "", "pods", ""),
+        ] {
+            let review = SelfSubjectAccessReview {
+                spec: SelfSubjectAccessReviewSpec {
+                    resource_attributes: Some(ResourceAttributes {
+                        namespace: Some(self.namespace.clone()),
+                        verb: Some(verb.into()),
+                        group: Some(group.into()),
+                        resource: Some(res.into()),
+                        subresource: (!sub.is_empty()).then(|| sub.to_owned()),
+                        ..ResourceAttributes::default()
+                    }),
+                    ..SelfSubjectAccessReviewSpec::default()
+                },
+                ..SelfSubjectAccessReview::default()
+            };
+            let answer = api.create(&kube::api::PostParams::default(), &review).await.map_err(map_err)?;
+            if !answer.status.is_some_and(|s| s.allowed) {
+                missing.push(if sub.is_empty() { format!("{verb} {res}") } else { format!("{verb} {res}/{sub}") });
+            }
+        }
+        Ok(missing)
+    }
+
     async fn mark_victims(&self, victims: &[String]) -> Result<(), PlatformError> {
         let api = Api::<Pod>::namespaced(self.client.clone(), &self.namespace);
         let patch = Patch::Merge(json!({"metadata": {"annotations": {DELETION_COST: VICTIM_COST.to_string()}}}));

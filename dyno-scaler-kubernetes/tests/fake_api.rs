@@ -130,3 +130,24 @@ async fn a_busy_pod_is_never_the_victim_idle_ones_are_marked_before_the_decremen
         "{patches:?}"
     );
 }
+
+#[tokio::test]
+async fn check_access_names_the_missing_rights() {
+    let fake = FakeKubernetes::start("app").await;
+    fake.add_deployment("worker", 1);
+    let p = platform(&fake, BTreeMap::new()).await;
+    assert_eq!(p.check_access("worker").await.unwrap(), Vec::<String>::new(), "all granted");
+    fake.forbid("patch", "pods");
+    fake.forbid("patch", "deployments/scale");
+    assert_eq!(p.check_access("worker").await.unwrap(), vec!["patch deployments/scale", "patch pods"]);
+    let e = p.check_access("nosuch").await.unwrap_err();
+    assert!(matches!(e, PlatformError::NotFound { .. }), "an unknown target: {e:?}");
+}
+
+#[test]
+fn targets_parse_and_bad_ones_say_how_to_write_them() {
+    assert_eq!("deployment/sidekiq".parse::<Target>(), Ok(Target::Deployment("sidekiq".into())));
+    assert_eq!("statefulset/jobs".parse::<Target>(), Ok(Target::StatefulSet("jobs".into())));
+    let e = "pod/x".parse::<Target>().unwrap_err();
+    assert!(e.contains("deployment/NAME or statefulset/NAME"), "{e}");
+}
