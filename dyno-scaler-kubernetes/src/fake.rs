@@ -116,6 +116,17 @@ impl FakeKubernetes {
         });
     }
 
+    /// Scales `name` as `kubectl scale` would, around the platform (not recorded as a request).
+    pub fn scale(&self, name: &str, replicas: u32) {
+        self.with(|s| {
+            let State { workloads, seq, .. } = s;
+            if let Some(((resource, n), w)) = workloads.iter_mut().find(|((_, n), _)| n == name) {
+                reconcile(seq, resource, n, w, replicas);
+                w.rv += 1;
+            }
+        });
+    }
+
     /// The replicas of a Deployment (or StatefulSet) `name`.
     pub fn replicas(&self, name: &str) -> Option<u32> {
         self.with(|s| s.workloads.iter().find(|((_, n), _)| n == name).map(|(_, w)| w.replicas))

@@ -167,26 +167,19 @@ impl KubernetesPlatform {
             .list(&ListParams::default().labels(&selector))
             .await
             .map_err(map_err)?;
-        let mut listed: Vec<(String, i32, usize, String)> = pods
+        // (name, deletion cost, creation time, resource version), sorted oldest first for the age rank.
+        let mut listed: Vec<_> = pods
             .items
             .iter()
             .filter(|p| p.metadata.deletion_timestamp.is_none())
             .map(|p| {
-                let name = p.metadata.name.clone().unwrap_or_default();
-                let cost = p
-                    .metadata
-                    .annotations
-                    .as_ref()
-                    .and_then(|a| a.get(DELETION_COST))
-                    .and_then(|c| c.parse().ok())
-                    .unwrap_or(0);
-                let created = p.metadata.creation_timestamp.as_ref().map(|t| format!("{:?}", t.0)).unwrap_or_default();
-                let rv = p.metadata.resource_version.clone().unwrap_or_default();
-                (name, cost, 0, format!("{created}{rv:0>20}"))
+                let m = &p.metadata;
+                let cost = m.annotations.as_ref().and_then(|a| a.get(DELETION_COST)).and_then(|c| c.parse().ok());
+                let rv = m.resource_version.as_deref().and_then(|v| v.parse::<u64>().ok());
+                (m.name.clone().unwrap_or_default(), cost.unwrap_or(0), m.creation_timestamp.clone(), rv)
             })
             .collect();
-        // Age rank: by creation time (then resource version), oldest 0.
-        listed.sort_by(|a, b| a.3.cmp(&b.3));
+        listed.sort_by(|a, b| (&a.2, a.3).cmp(&(&b.2, b.3)));
         let names = listed.iter().map(|p| p.0.clone()).collect();
         let mut cache = self.pods.lock().expect("pods lock");
         let entry = cache.entry(process_type.to_owned()).or_default();

@@ -82,10 +82,14 @@ async fn rbac_refusals_and_unknown_targets_are_clear_and_fatal() {
 #[tokio::test]
 async fn a_busy_pod_is_never_the_victim_idle_ones_are_marked_before_the_decrement() {
     let fake = FakeKubernetes::start("app").await;
+    // Unmarked, the ReplicaSet removes the newest pod first: the one this test makes busy would be stopped.
+    fake.add_deployment("unmarked", 3);
+    let newest = fake.pods("unmarked")[2].clone();
+    fake.scale("unmarked", 2);
+    assert!(!fake.pods("unmarked").contains(&newest), "the newest pod goes first without marks");
     fake.add_deployment("worker", 3);
     let p = Arc::new(platform(&fake, BTreeMap::new()).await);
     let pods = fake.pods("worker");
-    // The newest pod is the ReplicaSet's own first choice; make it the busy one.
     let busy = pods[2].clone();
     let clock = Arc::new(ManualClock::at_secs(1_700_000_000));
     let queue = InMemoryQueue::new(clock.clone());
