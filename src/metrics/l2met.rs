@@ -15,7 +15,7 @@ impl Metrics {
             if let Some(rep) = &last.report {
                 let t = rep.snapshot.totals();
                 let d = &rep.decision;
-                let current = if rep.applied { d.to } else { d.from };
+                let current = rep.quantity_after();
                 let latency = t.oldest_ready_age.map_or(0.0, |a| a.as_secs_f64());
                 line.push_str(&format!(
                     " sample#dyno_scaler.ready={} sample#dyno_scaler.running={} sample#dyno_scaler.scheduled={} \

@@ -12,7 +12,7 @@
 //! assert!(text.contains("dyno_scaler_build_info") && text.ends_with("# EOF\n"));
 //! ```
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::sync::atomic::AtomicU64;
 use std::time::Instant;
@@ -81,15 +81,14 @@ fn cycle_histogram() -> Histogram {
     Histogram::new(exponential_buckets(0.001, 2.0, 15))
 }
 
-/// Per process type, what the last report left behind (to integrate worker-seconds and to drop vanished queues).
+/// Per process type, what the last report left behind (to integrate worker-seconds, to drop vanished queues, for
+/// the l2met lines and the health check).
 #[derive(Debug, Default)]
 struct Last {
+    /// When the last successful cycle was observed.
     at: Option<Instant>,
-    quantity: u32,
-    queues: BTreeSet<String>,
-    ok_at: Option<Instant>,
     error: Option<String>,
-    /// The last report, for the l2met lines.
+    /// The last successful cycle's report.
     report: Option<Report>,
     /// Since the last l2met line: scale events, worker-seconds, failed readings.
     since: (u64, f64, u64),
@@ -227,20 +226,16 @@ impl Metrics {
         let pt = &rep.process_type;
         let p = ProcessLabels { process_type: pt.clone() };
         let d = &rep.decision;
-        let now_quantity = if rep.applied { d.to } else { d.from };
         let mut all = self.last.lock().expect("metrics lock");
         let last = all.entry(pt.clone()).or_default();
         let now = Instant::now();
-        if let Some(at) = last.at {
-            let ws = f64::from(last.quantity) * (now - at).as_secs_f64();
+        if let (Some(at), Some(before)) = (last.at, &last.report) {
+            let ws = f64::from(before.quantity_after()) * (now - at).as_secs_f64();
             self.worker_seconds.get_or_create(&p).inc_by(ws);
             last.since.1 += ws;
         }
         last.at = Some(now);
-        last.quantity = now_quantity;
-        last.ok_at = Some(now);
         last.error = None;
-        let mut queues = BTreeSet::new();
         for (name, q) in &rep.snapshot.queues {
             let ql = QueueLabels { process_type: pt.clone(), source: rep.source.clone(), queue: name.clone() };
             for (state, n) in [("ready", q.ready), ("running", q.running), ("scheduled", q.scheduled)] {
@@ -248,9 +243,10 @@ impl Metrics {
                 self.queue_jobs.get_or_create(&jl).set(n as i64);
             }
             self.queue_latency.get_or_create(&ql).set(q.oldest_ready_age.map_or(0.0, |a| a.as_secs_f64()));
-            queues.insert(name.clone());
         }
-        for gone in last.queues.difference(&queues) {
+        // A queue the previous reading had and this one lacks leaves no stale series.
+        let before = last.report.iter().flat_map(|r| r.snapshot.queues.keys());
+        for gone in before.filter(|q| !rep.snapshot.queues.contains_key(*q)) {
             let ql = QueueLabels { process_type: pt.clone(), source: rep.source.clone(), queue: gone.clone() };
             self.queue_latency.remove(&ql);
             for state in ["ready", "running", "scheduled"] {
@@ -258,9 +254,8 @@ impl Metrics {
                 self.queue_jobs.remove(&jl);
             }
         }
-        last.queues = queues;
         self.desired.get_or_create(&p).set(i64::from(d.to));
-        self.current.get_or_create(&p).set(i64::from(now_quantity));
+        self.current.get_or_create(&p).set(i64::from(rep.quantity_after()));
         self.draining.get_or_create(&p).set(rep.draining.len() as i64);
         self.acting.get_or_create(&p).set(i64::from(rep.acting));
         self.paused.get_or_create(&p).set(i64::from(rep.paused.is_some()));
@@ -307,7 +302,7 @@ impl Metrics {
         let mut problems = Vec::new();
         for pt in process_types {
             let last = all.get(pt);
-            let since = last.and_then(|l| l.ok_at).map_or(self.started.elapsed(), |t| t.elapsed());
+            let since = last.and_then(|l| l.at).map_or(self.started.elapsed(), |t| t.elapsed());
             if since > stale {
                 let why = last.and_then(|l| l.error.clone()).unwrap_or_else(|| "no cycle finished".into());
                 problems.push(format!("{pt}: no successful cycle for {:.0}s: {why}", since.as_secs_f64()));

@@ -43,6 +43,13 @@ pub struct Report {
     pub took: Duration,
 }
 
+impl Report {
+    /// The quantity the platform runs after this cycle: the decision's when it was applied, else the one read.
+    pub fn quantity_after(&self) -> u32 {
+        if self.applied { self.decision.to } else { self.decision.from }
+    }
+}
+
 mod lead;
 mod learned;
 mod looping;
