@@ -160,7 +160,7 @@ impl Policy {
         }
         in_range("down_delay", config.down_delay, config::DOWN_DELAY_RANGE)?;
         for w in &config.schedule {
-            let (min, max) = (w.min_workers.unwrap_or(config.min_workers), w.max_workers.unwrap_or(config.max_workers));
+            let (min, max) = w.bounds((config.min_workers, config.max_workers));
             if max == 0 || min > max {
                 return Err(PolicyError::Schedule(format!(
                     "schedule window {:?}: its bounds [{min}, {max}] are empty (min_workers above max_workers, or max_workers 0)",
@@ -206,26 +206,17 @@ impl Policy {
         learned: &mut Learned,
         ready_gone: Option<SystemTime>,
     ) -> (Decision, PolicyState) {
+        let c = &self.config;
         // A schedule window that holds now sets the bounds, and the decision names it.
-        let window = schedule::current(&self.config.schedule, input.now);
-        let bounded;
-        let c = match window {
-            Some(w) => {
-                bounded = PolicyConfig {
-                    min_workers: w.min_workers.unwrap_or(self.config.min_workers),
-                    max_workers: w.max_workers.unwrap_or(self.config.max_workers),
-                    ..self.config.clone()
-                };
-                &bounded
-            }
-            None => &self.config,
-        };
+        let window = schedule::current(&c.schedule, input.now);
+        let own = (c.min_workers, c.max_workers);
+        let (min_workers, max_workers) = window.map_or(own, |w| w.bounds(own));
         let now = secs(input.now);
         let totals = input.snapshot.totals();
         let current = input.current;
         let max = match input.platform_limit {
-            Some(l) => c.max_workers.min(l).max(c.min_workers),
-            None => c.max_workers,
+            Some(l) => max_workers.min(l).max(min_workers),
+            None => max_workers,
         };
 
         let mut reason = format!("{} ready, {} running", totals.ready, totals.running);
@@ -233,7 +224,7 @@ impl Policy {
             let _ = write!(reason, ", oldest {:.1}s", age.as_secs_f64());
         }
         if let Some(w) = window {
-            let _ = write!(reason, "; schedule {:?} applies: [{}, {}]", w.name, c.min_workers, c.max_workers);
+            let _ = write!(reason, "; schedule {:?} applies: [{}, {}]", w.name, min_workers, max_workers);
         }
         let mut demand = 0u32;
         let mut parts = Vec::with_capacity(c.rules.len());
@@ -263,13 +254,13 @@ impl Policy {
         }
         let _ = write!(reason, "; want {demand} ({})", parts.join(", "));
 
-        let mut desired = demand.clamp(c.min_workers, max);
+        let mut desired = demand.clamp(min_workers, max);
         if desired != demand {
-            let _ = write!(reason, ", clamped to [{}, {}] = {desired}", c.min_workers, max);
+            let _ = write!(reason, ", clamped to [{}, {}] = {desired}", min_workers, max);
         }
         if c.max_mode == MaxMode::LegacyVeto && demand > max && desired > current {
             let _ = write!(reason, "; seed veto: demand above max blocks scale-up");
-            desired = current.max(c.min_workers);
+            desired = current.max(min_workers);
         }
 
         let hold = |reason: String, next: PolicyState| (Decision { from: current, to: current, desired, reason }, next);
@@ -308,7 +299,7 @@ impl Policy {
                     write!(reason, "; hold at {current}: idle mode scales down only when nothing is ready or running");
                 return hold(reason, PolicyState::default());
             }
-            DownMode::Idle => c.min_workers,
+            DownMode::Idle => min_workers,
             DownMode::Gradual => desired,
         };
         let (since, peak) = match state.lower_since {

@@ -177,6 +177,11 @@ impl Window {
         Self::new(None, d, h, z, (min, max))
     }
 
+    /// The bounds while it holds, given the process type's own `(min_workers, max_workers)`.
+    pub fn bounds(&self, (min, max): (u32, u32)) -> (u32, u32) {
+        (self.min_workers.unwrap_or(min), self.max_workers.unwrap_or(max))
+    }
+
     /// Whether it holds at `now`.
     pub fn holds_at(&self, now: SystemTime) -> bool {
         let Ok(ts) = jiff::Timestamp::try_from(now) else { return false };
