@@ -16,30 +16,47 @@ use tokio::sync::Mutex;
 
 use crate::Db;
 
-/// Takes the lock unless this session has it (so its count stays one), then names the holder (its session's
-/// `application_name`) and reads the pause. `$1`: the lock's name, `$2`: the pause row's key.
-const CAMPAIGN: &str = "\
-WITH k AS (SELECT ('x' || substr(md5($1), 1, 16))::bit(64)::bigint AS k),
-l AS (SELECT l.pid FROM pg_locks l, k
-      WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
-        AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
-        AND ((l.classid::bigint << 32) | l.objid::bigint) = k.k),
-t AS (SELECT CASE WHEN EXISTS (SELECT 1 FROM l WHERE l.pid = pg_backend_pid()) THEN true
-                  ELSE pg_try_advisory_lock(k.k) END AS held FROM k)
-SELECT t.held,
-  (SELECT a.application_name FROM pg_locks x JOIN pg_stat_activity a ON a.pid = x.pid, k
-   WHERE x.locktype = 'advisory' AND x.granted AND x.objsubid = 1
-     AND x.database = (SELECT oid FROM pg_database WHERE datname = current_database())
-     AND ((x.classid::bigint << 32) | x.objid::bigint) = k.k LIMIT 1) AS holder
-FROM t";
+/// The lock's 64-bit key, from its name (`$1`).
+macro_rules! key {
+    () => {
+        "WITH k AS (SELECT ('x' || substr(md5($1), 1, 16))::bit(64)::bigint AS k)"
+    };
+}
+
+/// The sessions holding the lock of `k` in this database (an int8 advisory lock shows its high half as `classid`,
+/// its low half as `objid`, and `objsubid` 1).
+macro_rules! holders {
+    () => {
+        "SELECT x.pid FROM pg_locks x, k WHERE x.locktype = 'advisory' AND x.granted AND x.objsubid = 1 \
+         AND x.database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
+         AND ((x.classid::bigint << 32) | x.objid::bigint) = k.k"
+    };
+}
+
+/// The holder's `application_name`, as the column `holder`.
+macro_rules! holder {
+    () => {
+        concat!(
+            "(SELECT a.application_name FROM pg_stat_activity a WHERE a.pid IN (",
+            holders!(),
+            ") LIMIT 1) AS holder"
+        )
+    };
+}
+
+/// Takes the lock unless this session has it (so its count stays one), then names the holder (read after the
+/// taking). `$1`: the lock's name.
+const CAMPAIGN: &str = concat!(
+    key!(),
+    ", t AS (SELECT CASE WHEN EXISTS (SELECT 1 FROM (",
+    holders!(),
+    ") l WHERE l.pid = pg_backend_pid()) THEN true ELSE pg_try_advisory_lock(k.k) END AS held FROM k) SELECT t.held, ",
+    holder!(),
+    " FROM t"
+);
 
 /// Who holds the lock, without taking it.
-const READ: &str = "\
-WITH k AS (SELECT ('x' || substr(md5($1), 1, 16))::bit(64)::bigint AS k)
-SELECT false AS held, (SELECT a.application_name FROM pg_locks x JOIN pg_stat_activity a ON a.pid = x.pid, k
-   WHERE x.locktype = 'advisory' AND x.granted AND x.objsubid = 1
-     AND x.database = (SELECT oid FROM pg_database WHERE datname = current_database())
-     AND ((x.classid::bigint << 32) | x.objid::bigint) = k.k LIMIT 1) AS holder";
+const READ: &str = concat!(key!(), " SELECT false AS held, ", holder!());
 
 /// The prefix of the session's `application_name`; the rest is the holder's identity.
 const APP: &str = "dyno-scaler ";
