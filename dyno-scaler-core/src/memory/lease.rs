@@ -72,7 +72,7 @@ impl InMemoryLease {
         f(&mut self.shared.lock().expect("lease lock"))
     }
 
-    fn reach(&self, _: &Shared) -> Result<(), SourceError> {
+    fn reach(&self) -> Result<(), SourceError> {
         match &*self.cut.lock().expect("lease lock") {
             Some(m) => Err(SourceError::Unavailable { source_name: "memory".into(), message: m.clone(), cause: None }),
             None => Ok(()),
@@ -96,7 +96,7 @@ impl Lease for InMemoryLease {
     async fn campaign(&self, me: &str, ttl: Duration) -> Result<LeaseState, SourceError> {
         let now = self.clock.now();
         self.with(|s| {
-            self.reach(s)?;
+            self.reach()?;
             s.campaigns += 1;
             let free = self.state(s, None).holder.is_none_or(|h| h == me);
             if free {
@@ -108,14 +108,14 @@ impl Lease for InMemoryLease {
 
     async fn read(&self) -> Result<LeaseState, SourceError> {
         self.with(|s| {
-            self.reach(s)?;
+            self.reach()?;
             Ok(self.state(s, None))
         })
     }
 
     async fn release(&self, me: &str) -> Result<(), SourceError> {
         self.with(|s| {
-            self.reach(s)?;
+            self.reach()?;
             if s.leases.get(&self.process_type).is_some_and(|(h, _)| h == me) {
                 s.leases.remove(&self.process_type);
             }
@@ -125,7 +125,7 @@ impl Lease for InMemoryLease {
 
     async fn set_pause(&self, pause: Option<&Pause>) -> Result<(), SourceError> {
         self.with(|s| {
-            self.reach(s)?;
+            self.reach()?;
             match pause {
                 Some(p) => s.pauses.insert(self.process_type.clone(), p.clone()),
                 None => s.pauses.remove(&self.process_type),

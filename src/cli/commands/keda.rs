@@ -26,14 +26,13 @@ pub async fn serve(s: &Settings) -> u8 {
             return 2;
         }
     };
-    let listener = match tokio::net::TcpListener::bind(addr).await {
+    let (listener, bound) = match super::listen(addr).await {
         Ok(l) => l,
         Err(e) => {
-            eprintln!("error: --listen {addr}: cannot listen: {e}");
+            eprintln!("error: {e}");
             return 1;
         }
     };
-    let bound = listener.local_addr().map_or(addr.to_string(), |a| a.to_string());
     let keda = KedaScaler::new(&scalers);
     let observer = keda.clone();
     let types: Vec<&str> = s.processes.iter().map(|p| p.process_type.as_str()).collect();

@@ -138,13 +138,19 @@ fn controller_platform(c: &Controller) -> Option<Arc<dyn dyno_scaler::core::Plat
     c.scalers().first().map(|s| s.platform().clone())
 }
 
+/// Binds `--listen` (or `DYNO_SCALER_LISTEN`): the listener and the address it got.
+async fn listen(addr: std::net::SocketAddr) -> Result<(tokio::net::TcpListener, String), String> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("--listen / DYNO_SCALER_LISTEN {addr}: cannot listen: {e}"))?;
+    let bound = listener.local_addr().map_or(addr.to_string(), |a| a.to_string());
+    Ok((listener, bound))
+}
+
 /// Starts what lets people watch `run`: `/metrics` and `/healthz` on the listen address, and the l2met lines.
 async fn watch(s: &Settings, metrics: &Arc<dyno_scaler::metrics::Metrics>) -> Result<(), String> {
     if let Some(addr) = s.listen {
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .map_err(|e| format!("--listen / DYNO_SCALER_LISTEN {addr}: cannot listen: {e}"))?;
-        let bound = listener.local_addr().map_or(addr.to_string(), |a| a.to_string());
+        let (listener, bound) = listen(addr).await?;
         tracing::info!(address = %bound, "serving /metrics and /healthz");
         let pts = s.processes.iter().map(|p| p.process_type.clone()).collect();
         // Healthy while every process type had a successful cycle within three intervals (30 s at least).
