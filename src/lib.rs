@@ -51,6 +51,10 @@ pub use dyno_scaler_solid_queue as solid_queue;
 #[cfg(feature = "heroku")]
 pub use dyno_scaler_heroku as heroku;
 
+/// Kubernetes platform (feature `kubernetes`).
+#[cfg(feature = "kubernetes")]
+pub use dyno_scaler_kubernetes as kubernetes;
+
 /// KEDA's external scaler (gRPC).
 #[cfg(feature = "keda")]
 pub use dyno_scaler_keda as keda;

@@ -1,4 +1,4 @@
-//! Turns settings into the platform and scalers.
+//! Turns settings into the platforms and scalers.
 
 use std::sync::Arc;
 
@@ -6,12 +6,62 @@ use dyno_scaler::core::lease::{self, LeaseOptions};
 use dyno_scaler::core::{Platform, QueueSource, Scaler};
 #[cfg(feature = "heroku")]
 use dyno_scaler::heroku::HerokuPlatform;
+#[cfg(feature = "kubernetes")]
+use dyno_scaler::kubernetes::KubernetesPlatform;
 
-use super::config::{ConfigError, ProcessSettings, Settings};
+use super::config::{ConfigError, PlatformChoice, ProcessSettings, Settings};
 
-/// The platform (Heroku).
+/// The platforms the process types run on, each built once and shared by its process types.
+#[derive(Default)]
+pub struct Platforms {
+    #[cfg(feature = "heroku")]
+    pub heroku: Option<Arc<HerokuPlatform>>,
+    #[cfg(feature = "kubernetes")]
+    pub kubernetes: Option<Arc<KubernetesPlatform>>,
+}
+
+impl Platforms {
+    /// The platform `p` runs on.
+    pub fn of(&self, p: &ProcessSettings) -> Arc<dyn Platform> {
+        match &p.platform {
+            #[cfg(feature = "heroku")]
+            PlatformChoice::Heroku => self.heroku.clone().expect("built for every Heroku process type"),
+            #[cfg(feature = "kubernetes")]
+            PlatformChoice::Kubernetes { .. } => {
+                self.kubernetes.clone().expect("built for every Kubernetes process type")
+            }
+            #[allow(unreachable_patterns)]
+            other => unreachable!("the configuration refuses platform {} in this build", other.name()),
+        }
+    }
+}
+
+/// Builds the platforms the process types use: Heroku's from its settings, Kubernetes' from the in-cluster
+/// configuration or `KUBECONFIG` (as `kubectl` finds it).
+pub async fn platforms(s: &Settings) -> Result<Platforms, ConfigError> {
+    #[cfg_attr(not(any(feature = "heroku", feature = "kubernetes")), allow(unused_mut))]
+    let mut out = Platforms::default();
+    let uses = |name: &str| s.processes.iter().any(|p| p.platform.name() == name);
+    if uses("heroku") {
+        #[cfg(feature = "heroku")]
+        {
+            out.heroku = Some(heroku(s)?);
+        }
+        #[cfg(not(feature = "heroku"))]
+        return Err(ConfigError(
+            "this binary was built without the Heroku platform: build it with the `heroku` feature".into(),
+        ));
+    }
+    #[cfg(feature = "kubernetes")]
+    if uses("kubernetes") {
+        out.kubernetes = Some(kubernetes(s).await?);
+    }
+    Ok(out)
+}
+
+/// The Heroku platform.
 #[cfg(feature = "heroku")]
-pub fn platform(s: &Settings) -> Result<Arc<HerokuPlatform>, ConfigError> {
+pub fn heroku(s: &Settings) -> Result<Arc<HerokuPlatform>, ConfigError> {
     let config = s
         .heroku
         .clone()
@@ -19,17 +69,22 @@ pub fn platform(s: &Settings) -> Result<Arc<HerokuPlatform>, ConfigError> {
     HerokuPlatform::new(config).map(Arc::new).map_err(|e| ConfigError(format!("HEROKU_API_URL: {e}")))
 }
 
-/// The platform every process type uses, as the trait.
-pub fn shared_platform(s: &Settings) -> Result<Arc<dyn Platform>, ConfigError> {
-    #[cfg(feature = "heroku")]
-    {
-        Ok(platform(s)?)
-    }
-    #[cfg(not(feature = "heroku"))]
-    {
-        let _ = s;
-        Err(ConfigError("this binary was built without a platform: build it with the `heroku` feature".into()))
-    }
+/// The Kubernetes platform, with the target of every process type that runs there.
+#[cfg(feature = "kubernetes")]
+async fn kubernetes(s: &Settings) -> Result<Arc<KubernetesPlatform>, ConfigError> {
+    let targets = s
+        .processes
+        .iter()
+        .filter_map(|p| match &p.platform {
+            PlatformChoice::Kubernetes { target } => Some((p.process_type.clone(), target.parse().ok()?)),
+            PlatformChoice::Heroku => None,
+        })
+        .collect();
+    KubernetesPlatform::infer(s.kubernetes_namespace.clone(), targets).await.map(Arc::new).map_err(|e| {
+        ConfigError(format!(
+            "the Kubernetes platform: {e}; run in a pod with a service account, or set KUBECONFIG to a kubeconfig file"
+        ))
+    })
 }
 
 /// One process type's source.
@@ -37,14 +92,16 @@ pub fn source(p: &ProcessSettings) -> Result<Arc<dyn QueueSource>, ConfigError> 
     p.spec.build().map_err(|e| ConfigError(format!("process type {}: {e}", p.process_type)))
 }
 
-/// Every process type's scaler over the shared platform, each with its source's lease (one identity for this
-/// process).
-pub fn scalers(s: &Settings, dry_run: bool) -> Result<Vec<Scaler>, ConfigError> {
-    scalers_on(s, shared_platform(s)?, dry_run, s.lease)
+/// Every process type's scaler on its platform, each with its source's lease (one identity for this process).
+pub async fn scalers(s: &Settings, dry_run: bool) -> Result<Vec<Scaler>, ConfigError> {
+    let platforms = platforms(s).await?;
+    let identity = lease::identity();
+    s.processes.iter().map(|p| scaler(s, p, platforms.of(p), dry_run, s.lease, &identity)).collect()
 }
 
 /// Every process type's scaler over `platform`; only the lease's holder acts when `exclusive` (else the lease's
 /// store serves the pause alone).
+#[cfg(feature = "keda")]
 pub fn scalers_on(
     s: &Settings,
     platform: Arc<dyn Platform>,
@@ -52,19 +109,25 @@ pub fn scalers_on(
     exclusive: bool,
 ) -> Result<Vec<Scaler>, ConfigError> {
     let identity = lease::identity();
-    s.processes
-        .iter()
-        .map(|p| {
-            let source = source(p)?;
-            let lease = source.lease(&p.process_type);
-            let mut b = Scaler::builder(p.process_type.clone(), source, platform.clone(), p.policy.clone())
-                .dry_run(dry_run)
-                .events(s.events);
-            if let Some(l) = lease {
-                let options = LeaseOptions { exclusive, ttl: s.lease_ttl, identity: identity.clone() };
-                b = b.lease(l, options);
-            }
-            Ok(b.build())
-        })
-        .collect()
+    s.processes.iter().map(|p| scaler(s, p, platform.clone(), dry_run, exclusive, &identity)).collect()
+}
+
+/// `p`'s scaler over `platform`; `identity` names this process in every lease.
+fn scaler(
+    s: &Settings,
+    p: &ProcessSettings,
+    platform: Arc<dyn Platform>,
+    dry_run: bool,
+    exclusive: bool,
+    identity: &str,
+) -> Result<Scaler, ConfigError> {
+    let source = source(p)?;
+    let lease = source.lease(&p.process_type);
+    let mut b =
+        Scaler::builder(p.process_type.clone(), source, platform, p.policy.clone()).dry_run(dry_run).events(s.events);
+    if let Some(l) = lease {
+        let options = LeaseOptions { exclusive, ttl: s.lease_ttl, identity: identity.to_owned() };
+        b = b.lease(l, options);
+    }
+    Ok(b.build())
 }

@@ -5,7 +5,7 @@ use serde_json::Value;
 use super::common::*;
 
 /// The documents of a YAML file (read by Debian's python3-yaml).
-fn documents(path: &str) -> Vec<Value> {
+pub fn documents(path: &str) -> Vec<Value> {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/e2e/parse_yaml.py");
     let out = std::process::Command::new("/usr/bin/python3")
         .args([script, path])

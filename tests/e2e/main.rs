@@ -9,6 +9,7 @@ mod events;
 mod faults;
 mod good_job;
 mod keda;
+mod kubernetes;
 mod lease;
 mod metrics;
 mod node_resque;

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use super::common::*;
 
 /// A `sidekiq` server of the test's own, killed on drop.
-fn start_sidekiq(dyno: &str, redis_url: &str, queue: &str) -> KillOnDrop {
+pub fn start_sidekiq(dyno: &str, redis_url: &str, queue: &str) -> KillOnDrop {
     let jobs = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/e2e/ruby/jobs.rb");
     let child = Command::new("sidekiq")
         .args(["-r", jobs, "-c", "1", "-t", "25", "-q", queue])
@@ -22,7 +22,7 @@ fn start_sidekiq(dyno: &str, redis_url: &str, queue: &str) -> KillOnDrop {
 }
 
 /// Enqueues `SleepJob.perform_async(seconds, marker)` exactly as Sidekiq 6.4's client writes it.
-async fn push_sleep(c: &mut redis::aio::MultiplexedConnection, queue: &str, seconds: u32, marker: &str) {
+pub async fn push_sleep(c: &mut redis::aio::MultiplexedConnection, queue: &str, seconds: u32, marker: &str) {
     let t = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs_f64();
     let job = format!(
         r#"{{"retry":true,"queue":"{queue}","class":"SleepJob","args":[{seconds},"{marker}"],"jid":"{:024x}","created_at":{t:.7},"enqueued_at":{t:.7}}}"#,
@@ -38,7 +38,7 @@ async fn push_sleep(c: &mut redis::aio::MultiplexedConnection, queue: &str, seco
         .unwrap();
 }
 
-async fn wait_for_processes(c: &mut redis::aio::MultiplexedConnection, n: usize) {
+pub async fn wait_for_processes(c: &mut redis::aio::MultiplexedConnection, n: usize) {
     let started = Instant::now();
     loop {
         let members: Vec<String> = redis::cmd("SMEMBERS").arg("processes").query_async(c).await.unwrap();
@@ -50,7 +50,7 @@ async fn wait_for_processes(c: &mut redis::aio::MultiplexedConnection, n: usize)
     }
 }
 
-fn marker(tag: &str) -> PathBuf {
+pub fn marker(tag: &str) -> PathBuf {
     std::env::temp_dir().join(unique(tag))
 }
 

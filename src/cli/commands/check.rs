@@ -3,7 +3,7 @@
 use dyno_scaler::core::secret::redact_url;
 
 use super::super::build;
-use super::super::config::{ProcessSettings, Settings};
+use super::super::config::{PlatformChoice, ProcessSettings, Settings};
 
 /// `check`: the configuration, then every source and the platform, each reached once.
 pub async fn check(s: &Settings) -> u8 {
@@ -21,30 +21,41 @@ pub async fn check(s: &Settings) -> u8 {
     }
 }
 
-#[cfg(not(feature = "heroku"))]
-async fn platform(_: &Settings) -> u32 {
-    println!("platform: PROBLEM this binary was built without a platform");
-    1
-}
-
-#[cfg(feature = "heroku")]
+/// Every platform a process type uses, reached once.
 async fn platform(s: &Settings) -> u32 {
-    if let Some(h) = &s.heroku {
-        println!("platform: Heroku app {} at {}", h.app, redact_url(&h.base_url));
-    }
-    let platform = match build::platform(s) {
+    let platforms = match build::platforms(s).await {
         Ok(p) => p,
         Err(e) => {
             println!("platform: PROBLEM {e}");
             return 1;
         }
     };
+    #[cfg_attr(not(any(feature = "heroku", feature = "kubernetes")), allow(unused_mut))]
     let mut problems = 0;
+    #[cfg(feature = "heroku")]
+    if let Some(h) = &platforms.heroku {
+        problems += heroku(s, h).await;
+    }
+    #[cfg(feature = "kubernetes")]
+    if let Some(k) = &platforms.kubernetes {
+        problems += kubernetes(s, k).await;
+    }
+    let _ = platforms;
+    problems
+}
+
+#[cfg(feature = "heroku")]
+async fn heroku(s: &Settings, platform: &dyno_scaler::heroku::HerokuPlatform) -> u32 {
+    if let Some(h) = &s.heroku {
+        println!("platform: Heroku app {} at {}", h.app, redact_url(&h.base_url));
+    }
+    let mut problems = 0;
+    let on_heroku = s.processes.iter().filter(|p| p.platform == PlatformChoice::Heroku);
     match platform.formations().await {
         Ok(list) => {
             let types: Vec<String> = list.iter().map(|f| format!("{}={}", f.process_type, f.quantity)).collect();
             println!("platform: ok, formation {}", types.join(", "));
-            for p in &s.processes {
+            for p in on_heroku {
                 if !list.iter().any(|f| f.process_type == p.process_type) {
                     problems += 1;
                     println!(
@@ -57,6 +68,50 @@ async fn platform(s: &Settings) -> u32 {
         Err(e) => {
             problems += 1;
             println!("platform: PROBLEM {e}");
+        }
+    }
+    problems
+}
+
+/// Each Kubernetes process type's target exists, and the service account holds the rights the platform uses.
+#[cfg(feature = "kubernetes")]
+async fn kubernetes(s: &Settings, platform: &dyno_scaler::kubernetes::KubernetesPlatform) -> u32 {
+    use dyno_scaler::core::Platform;
+    println!("platform: Kubernetes namespace {}", platform.namespace());
+    let mut problems = 0;
+    for p in &s.processes {
+        let PlatformChoice::Kubernetes { target } = &p.platform else { continue };
+        let label = format!("platform: {} ({target})", p.process_type);
+        let replicas = match platform.current_quantity(&p.process_type).await {
+            Ok(n) => n,
+            Err(e) => {
+                problems += 1;
+                println!("{label}: PROBLEM {e}");
+                if matches!(e, dyno_scaler::core::PlatformError::NotFound { .. }) {
+                    println!(
+                        "{label}: hint: set DYNO_SCALER_TARGET (TOML target) to the workload's deployment/NAME or \
+                         statefulset/NAME, and DYNO_SCALER_NAMESPACE to its namespace"
+                    );
+                }
+                continue;
+            }
+        };
+        match platform.check_access(&p.process_type).await {
+            Ok(missing) if missing.is_empty() => {
+                println!("{label}: ok, {replicas} replica(s); may get and patch its scale, list and patch its pods")
+            }
+            Ok(missing) => {
+                problems += 1;
+                println!(
+                    "{label}: PROBLEM the service account may not {}: grant them with the Role in \
+                     deploy/kubernetes/rbac.yaml",
+                    missing.join(", ")
+                );
+            }
+            Err(e) => {
+                problems += 1;
+                println!("{label}: PROBLEM {e}");
+            }
         }
     }
     problems

@@ -9,7 +9,7 @@ use dyno_scaler::core::events::{self, EventMode, EventStatus};
 use dyno_scaler::core::{Controller, Direction, QueueSource, Report, ScalerError};
 use std::sync::Arc;
 
-use super::config::{self, ConfigError, Env, Flags, Settings};
+use super::config::{self, ConfigError, Env, Flags, PlatformChoice, Settings};
 use super::{Cli, Command, build, logging};
 
 mod check;
@@ -89,10 +89,22 @@ fn describe_events(e: &EventStatus, poll: Duration) -> String {
     }
 }
 
-fn fatal_message(e: &ScalerError) -> String {
-    format!(
-        "{e}\nhint: check HEROKU_API_KEY (a token from `heroku authorizations:create`), HEROKU_APP_NAME and the process types in the Procfile"
-    )
+/// A failure the platform will repeat until the configuration changes, with what to check on that platform.
+fn fatal_message(s: &Settings, e: &ScalerError) -> String {
+    let process = match e {
+        ScalerError::Platform { process_type, .. } => s.processes.iter().find(|p| &p.process_type == process_type),
+        _ => None,
+    };
+    match process.map(|p| &p.platform) {
+        Some(PlatformChoice::Kubernetes { target }) => format!(
+            "{e}\nhint: check that {target} exists in the namespace (DYNO_SCALER_NAMESPACE, DYNO_SCALER_TARGET) and \
+             that the service account's Role grants get/patch on its scale and list/patch on pods \
+             (deploy/kubernetes/rbac.yaml); `dyno-scaler check` lists what is missing"
+        ),
+        _ => format!(
+            "{e}\nhint: check HEROKU_API_KEY (a token from `heroku authorizations:create`), HEROKU_APP_NAME and the process types in the Procfile"
+        ),
+    }
 }
 
 /// SIGHUP would kill the daemon by default (a terminal closing, a supervisor's "reload"): it is ignored instead,
@@ -133,9 +145,15 @@ async fn shutdown_signal() {
     tracing::info!("shutdown requested; finishing the cycle in flight");
 }
 
-/// The platform of the first process type (every one shares it).
-fn controller_platform(c: &Controller) -> Option<Arc<dyn dyno_scaler::core::Platform>> {
-    c.scalers().first().map(|s| s.platform().clone())
+/// The platforms the process types run on, each once.
+fn controller_platforms(c: &Controller) -> Vec<Arc<dyn dyno_scaler::core::Platform>> {
+    let mut out: Vec<Arc<dyn dyno_scaler::core::Platform>> = Vec::new();
+    for p in c.scalers().iter().map(|s| s.platform()) {
+        if !out.iter().any(|o| Arc::ptr_eq(o, p)) {
+            out.push(p.clone());
+        }
+    }
+    out
 }
 
 /// Binds `--listen` (or `DYNO_SCALER_LISTEN`): the listener and the address it got.
@@ -199,7 +217,7 @@ impl CycleLogger {
 }
 
 async fn run(s: &Settings, once: bool, dry_run: bool) -> u8 {
-    let scalers = match build::scalers(s, dry_run) {
+    let scalers = match build::scalers(s, dry_run).await {
         Ok(v) => v,
         Err(e) => {
             eprintln!("error: {e}");
@@ -207,7 +225,7 @@ async fn run(s: &Settings, once: bool, dry_run: bool) -> u8 {
         }
     };
     tracing::info!(
-        process_types = %s.processes.iter().map(|p| format!("{} ({})", p.process_type, p.source)).collect::<Vec<_>>().join(", "),
+        process_types = %s.processes.iter().map(|p| format!("{} ({} on {})", p.process_type, p.source, p.platform.name())).collect::<Vec<_>>().join(", "),
         poll_interval_ms = s.poll_interval.as_millis() as u64,
         dry_run,
         "dyno-scaler starting"
@@ -224,7 +242,7 @@ async fn run(s: &Settings, once: bool, dry_run: bool) -> u8 {
                 if let ScalerError::Platform { source, .. } = e
                     && source.is_fatal()
                 {
-                    eprintln!("error: {}", fatal_message(e));
+                    eprintln!("error: {}", fatal_message(s, e));
                 }
                 code = 1;
             }
@@ -236,11 +254,11 @@ async fn run(s: &Settings, once: bool, dry_run: bool) -> u8 {
         eprintln!("error: {e}");
         return 1;
     }
-    let platform = controller_platform(&controller);
+    let platforms = controller_platforms(&controller);
     let observe = |r: &Result<Report, ScalerError>| {
         logger.log(r, false);
         metrics.observe(r);
-        if let Some(p) = &platform {
+        for p in &platforms {
             metrics.observe_platform(p.name(), &p.telemetry());
         }
     };
@@ -251,7 +269,7 @@ async fn run(s: &Settings, once: bool, dry_run: bool) -> u8 {
         }
         Err(e) => {
             tracing::error!(error = %e, "stopping: the platform rejected the configuration");
-            eprintln!("error: {}", fatal_message(&e));
+            eprintln!("error: {}", fatal_message(s, &e));
             1
         }
     }

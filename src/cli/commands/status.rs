@@ -12,7 +12,7 @@ fn seconds(d: std::time::Duration) -> f64 {
 
 /// `status`: one reading per process type and the decision it would take, without acting.
 pub async fn status(s: &Settings, as_json: bool) -> u8 {
-    let scalers = match build::scalers(s, true) {
+    let scalers = match build::scalers(s, true).await {
         Ok(v) => v,
         Err(e) => {
             eprintln!("error: {e}");

@@ -11,6 +11,11 @@ pub struct FileConfig {
     #[serde(default)]
     #[cfg_attr(not(feature = "heroku"), allow(dead_code))]
     pub heroku: Option<FileHeroku>,
+    /// The `[kubernetes]` table.
+    #[serde(default)]
+    pub kubernetes: Option<FileKubernetes>,
+    /// The platform of the `[[process]]` tables that do not name one (`heroku` or `kubernetes`).
+    pub platform: Option<String>,
     pub poll_interval: Option<String>,
     pub events: Option<bool>,
     pub lease: Option<bool>,
@@ -29,6 +34,12 @@ pub struct FileConfig {
 pub struct FileHeroku {
     pub app: Option<String>,
     pub api_url: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileKubernetes {
+    pub namespace: Option<String>,
 }
 
 /// Parses the file. A type error from the TOML parser quotes the offending value, which may be a secret pasted in

@@ -20,10 +20,9 @@ const GLOBAL: &[&str] = &[
     "DYNO_SCALER_LOG_METRICS",
     // Applies to every Redis process type (an env default of those sources).
     "DYNO_SCALER_REDIS_TLS_VERIFY",
-    // Reserved by the design for the Kubernetes platform and the metrics listener: not per-process settings
-    // (a Redis namespace is set in the file's `namespace`).
+    // The Kubernetes namespace (a Redis namespace is set in the file's `namespace`), the platform of the process
+    // types that name none, and the metrics listener: not per-process settings.
     "DYNO_SCALER_NAMESPACE",
-    "DYNO_SCALER_TARGET",
     "DYNO_SCALER_PLATFORM",
     "DYNO_SCALER_LISTEN",
 ];

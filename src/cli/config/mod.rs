@@ -14,9 +14,11 @@ use super::registry::{self, SourceSpec};
 
 mod file;
 mod layers;
+mod platform;
 mod values;
 
 pub use layers::Layers;
+pub use platform::PlatformChoice;
 pub use values::parse_duration;
 use values::{POLL_INTERVAL, check_process_type, duration_in};
 
@@ -52,15 +54,21 @@ pub struct ProcessSettings {
     /// The source's own settings, checked.
     pub spec: Arc<dyn SourceSpec>,
     pub policy: Policy,
+    /// Where its workers run (`platform`, `DYNO_SCALER_PLATFORM`; default Heroku).
+    pub platform: PlatformChoice,
 }
 
 /// Everything the program needs.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    /// The Heroku platform's settings; `None` only for the commands that need no platform (`keda-scaler`, `pause`,
-    /// `resume`) when they are missing.
+    /// The Heroku platform's settings; `None` when no process type runs on Heroku, or for the commands that need
+    /// no platform (`keda-scaler`, `pause`, `resume`) when they are missing.
     #[cfg(feature = "heroku")]
     pub heroku: Option<HerokuConfig>,
+    /// The Kubernetes namespace (`DYNO_SCALER_NAMESPACE`, `[kubernetes] namespace`); `None`: the in-cluster one or
+    /// the kubeconfig context's.
+    #[cfg_attr(not(feature = "kubernetes"), allow(dead_code))]
+    pub kubernetes_namespace: Option<String>,
     pub poll_interval: Duration,
     /// Whether each source's event path runs beside the poll (`DYNO_SCALER_EVENTS`, `events`; default on).
     pub events: bool,
@@ -85,6 +93,7 @@ pub struct Flags {
     pub poll_interval: Option<String>,
     pub listen: Option<String>,
     /// The command needs no platform: Heroku's settings are optional.
+    #[cfg_attr(not(feature = "heroku"), allow(dead_code))]
     pub no_platform: bool,
 }
 
@@ -97,12 +106,6 @@ pub fn load(flags: &Flags, env: &Env, file: Option<(&str, &str)>) -> Result<Sett
     let file_cfg: file::FileConfig = match file {
         Some((path, text)) => file::parse(path, text)?,
         None => file::FileConfig::default(),
-    };
-    #[cfg(feature = "heroku")]
-    let heroku = match heroku(env, file_cfg.heroku.clone().unwrap_or_default()) {
-        Ok(h) => Some(h),
-        Err(_) if flags.no_platform => None,
-        Err(e) => return Err(e),
     };
     let (interval_str, interval_setting) =
         match (&flags.poll_interval, get("DYNO_SCALER_POLL_INTERVAL"), &file_cfg.poll_interval) {
@@ -139,6 +142,11 @@ pub fn load(flags: &Flags, env: &Env, file: Option<(&str, &str)>) -> Result<Sett
 
     // The environment's per-process variables apply to the one process type configured from the environment,
     // or to the file's `[[process]]` when it has exactly one.
+    let default_platform = platform::default_platform(get("DYNO_SCALER_PLATFORM"), file_cfg.platform.clone());
+    let kubernetes_namespace = platform::namespace(
+        get("DYNO_SCALER_NAMESPACE"),
+        file_cfg.kubernetes.as_ref().and_then(|k| k.namespace.clone()),
+    )?;
     let tables = file_cfg.processes;
     let single = tables.len() <= 1;
     let mut layers: Vec<Layers> = if tables.is_empty() {
@@ -152,7 +160,7 @@ pub fn load(flags: &Flags, env: &Env, file: Option<(&str, &str)>) -> Result<Sett
         if single {
             l.apply_env(env);
         }
-        processes.push(process(l, env)?);
+        processes.push(process(l, env, &default_platform)?);
     }
     let mut seen = std::collections::BTreeSet::new();
     for p in &processes {
@@ -163,9 +171,17 @@ pub fn load(flags: &Flags, env: &Env, file: Option<(&str, &str)>) -> Result<Sett
             ));
         }
     }
+    // Heroku's settings are required where a process type runs on Heroku.
+    #[cfg(feature = "heroku")]
+    let heroku = match heroku(env, file_cfg.heroku.clone().unwrap_or_default()) {
+        Ok(h) => Some(h),
+        Err(_) if flags.no_platform || !processes.iter().any(|p| p.platform == PlatformChoice::Heroku) => None,
+        Err(e) => return Err(e),
+    };
     Ok(Settings {
         #[cfg(feature = "heroku")]
         heroku,
+        kubernetes_namespace,
         poll_interval,
         events,
         lease,
@@ -212,9 +228,10 @@ fn every_or_off(v: &str, setting: &str) -> Result<Option<Duration>, ConfigError>
 const LEASE_TTL: (Duration, Duration) = (Duration::from_secs(1), Duration::from_secs(600));
 
 /// One process type: the common settings, the policy's (checked by `Policy::new`), then the source's own.
-fn process(l: &mut Layers, env: &Env) -> Result<ProcessSettings, ConfigError> {
+fn process(l: &mut Layers, env: &Env, default_platform: &platform::Named) -> Result<ProcessSettings, ConfigError> {
     let (process_type, pt_origin) = l.take_string("type")?.unwrap_or(("worker".into(), l.origin("type")));
     check_process_type(&process_type, &pt_origin)?;
+    let platform = platform::choose(l, default_platform, &process_type)?;
     let entries = registry::sources();
     let names = entries.iter().map(|e| e.name).collect::<Vec<_>>().join(", ");
     let (source_name, source_origin) = l.take_string("source")?.ok_or_else(|| {
@@ -235,7 +252,7 @@ fn process(l: &mut Layers, env: &Env) -> Result<ProcessSettings, ConfigError> {
     let policy_settings: PolicySettings = policy_layers.deserialize("the policy")?;
     let policy = policy_settings.into_policy().map_err(|e| policy_error(&policy_layers, &e))?;
     let spec = (entry.parse)(l, entry.name)?;
-    Ok(ProcessSettings { process_type, source: entry.name, spec, policy })
+    Ok(ProcessSettings { process_type, source: entry.name, spec, policy, platform })
 }
 
 /// A policy error with each setting it names replaced by where that setting came from.

@@ -305,3 +305,60 @@ min_workers = 2
         assert!(err.contains(says), "{var}={value}: {err}");
     }
 }
+
+#[test]
+fn each_process_type_names_its_platform_and_heroku_is_needed_only_where_used() {
+    let file = r#"
+platform = "kubernetes"
+[kubernetes]
+namespace = "jobs"
+[[process]]
+type = "worker"
+source = "sidekiq"
+[[process]]
+type = "dj_worker"
+source = "delayed_job"
+target = "statefulset/dj"
+[[process]]
+type = "web_jobs"
+source = "resque"
+platform = "heroku"
+"#;
+    let urls = [("REDIS_URL", "redis://h"), ("DATABASE_URL", "postgres://h/db")];
+    // A Heroku process type without Heroku's settings: the error names them.
+    let e = load(&Flags::default(), &env(&urls), Some(("f.toml", file))).unwrap_err().to_string();
+    assert!(e.contains("HEROKU_API_KEY"), "{e}");
+    let mut with_heroku = urls.to_vec();
+    with_heroku.extend([("HEROKU_API_KEY", "k"), ("HEROKU_APP_NAME", "a")]);
+    let s = load(&Flags::default(), &env(&with_heroku), Some(("f.toml", file))).unwrap();
+    let platforms: Vec<_> = s.processes.iter().map(|p| p.platform.clone()).collect();
+    assert_eq!(
+        platforms,
+        [
+            PlatformChoice::Kubernetes { target: "deployment/worker".into() },
+            PlatformChoice::Kubernetes { target: "statefulset/dj".into() },
+            PlatformChoice::Heroku,
+        ]
+    );
+    assert_eq!(s.kubernetes_namespace.as_deref(), Some("jobs"));
+    // Without the Heroku process type, no Heroku settings at all.
+    let kube_only = file.split("[[process]]\ntype = \"web_jobs\"").next().unwrap();
+    let s = load(&Flags::default(), &env(&urls), Some(("f.toml", kube_only))).unwrap();
+    assert!(s.heroku.is_none() && s.processes.len() == 2);
+    // The environment's default yields to a table's own platform; a process type that is no object name needs a
+    // target (dj_worker has one).
+    let mut e = urls.to_vec();
+    e.push(("DYNO_SCALER_PLATFORM", "heroku"));
+    let worker_only = kube_only.split("[[process]]\ntype = \"dj_worker\"").next().unwrap();
+    let err = load(&Flags::default(), &env(&e), Some(("f.toml", worker_only))).unwrap_err().to_string();
+    assert!(err.contains("HEROKU_API_KEY"), "DYNO_SCALER_PLATFORM beats the file's default: {err}");
+    let unnamed = kube_only.replace("target = \"statefulset/dj\"\n", "");
+    let err = load(&Flags::default(), &env(&urls), Some(("f.toml", &unnamed))).unwrap_err().to_string();
+    assert!(
+        err.contains("\"dj_worker\" is not a Kubernetes object name") && err.contains("DYNO_SCALER_TARGET"),
+        "{err}"
+    );
+    let bad = kube_only.replace("target = \"statefulset/dj\"", "target = \"pod/dj\"");
+    let err = load(&Flags::default(), &env(&urls), Some(("f.toml", &bad))).unwrap_err().to_string();
+    assert!(err.starts_with("f.toml [[process]] #2 target: \"pod/dj\" is not a target"), "{err}");
+}
