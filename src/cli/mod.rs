@@ -25,7 +25,7 @@ Examples:
 Exit codes: 0 success, 1 runtime failure, 2 bad configuration or usage.";
 
 #[derive(Debug, Parser)]
-#[command(name = "dyno-scaler", version, about = "Scales background-job workers (Sidekiq, Resque, DelayedJob) on Heroku to the work waiting for them.", after_help = EXAMPLES)]
+#[command(name = "dyno-scaler", version, about = "Scales background-job workers (Sidekiq, Resque, DelayedJob, Solid Queue, GoodJob) on Heroku or Kubernetes to the work waiting for them.", after_help = EXAMPLES)]
 pub struct Cli {
     /// TOML configuration file (several [[process]] tables); also DYNO_SCALER_CONFIG.
     #[arg(long, global = true, env = "DYNO_SCALER_CONFIG", value_name = "PATH")]

@@ -87,6 +87,11 @@ policy = "classic"
         writes.iter().any(|(p, _)| p.starts_with("/apis/apps/v1/namespaces/app/statefulsets/urgent-workers/scale"))
     );
     assert!(out.stderr.contains("worker (sidekiq on kubernetes)"), "{}", out.stderr);
+    let out = run(&["status", "--json"], &env).await;
+    let v: Value = serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", out.all()));
+    assert_eq!(v["processes"][1]["platform"], "kubernetes", "{v}");
+    assert_eq!(v["processes"][1]["target"], "statefulset/urgent-workers", "{v}");
+    assert_eq!(v["processes"][1]["current"], 3, "{v}");
 }
 
 #[tokio::test]
