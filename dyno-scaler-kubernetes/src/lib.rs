@@ -78,6 +78,8 @@ pub struct KubernetesPlatform {
     namespace: String,
     targets: BTreeMap<String, Target>,
     pods: Mutex<BTreeMap<String, Pods>>,
+    /// Requests sent, by HTTP status (`"error"`: no answer).
+    requests: Mutex<BTreeMap<String, u64>>,
 }
 
 impl std::fmt::Debug for KubernetesPlatform {
@@ -113,7 +115,7 @@ fn map_err(e: kube::Error) -> PlatformError {
 impl KubernetesPlatform {
     /// The platform over `client` in `namespace`; a process type without a target scales `deployment/<type>`.
     pub fn new(client: Client, namespace: impl Into<String>, targets: BTreeMap<String, Target>) -> Self {
-        Self { client, namespace: namespace.into(), targets, pods: Mutex::default() }
+        Self { client, namespace: namespace.into(), targets, pods: Mutex::default(), requests: Mutex::default() }
     }
 
     /// The platform configured as `kubectl` would be: in-cluster, else `KUBECONFIG` (or `~/.kube/config`);
@@ -123,6 +125,17 @@ impl KubernetesPlatform {
         let namespace = namespace.unwrap_or_else(|| config.default_namespace.clone());
         let client = Client::try_from(config).map_err(|e| format!("cannot build the Kubernetes client: {e}"))?;
         Ok(Self::new(client, namespace, targets))
+    }
+
+    /// Counts one request by the status it got (every API call this platform makes answers 200 on success).
+    fn counted<T>(&self, r: Result<T, kube::Error>) -> Result<T, kube::Error> {
+        let status = match &r {
+            Ok(_) => "200".to_owned(),
+            Err(kube::Error::Api(s)) => s.code.to_string(),
+            Err(_) => "error".to_owned(),
+        };
+        *self.requests.lock().expect("requests lock").entry(status).or_default() += 1;
+        r
     }
 
     /// The namespace.
@@ -136,37 +149,36 @@ impl KubernetesPlatform {
     }
 
     async fn get_scale(&self, t: &Target) -> Result<Scale, PlatformError> {
-        match t {
+        let r = match t {
             Target::Deployment(n) => {
                 Api::<Deployment>::namespaced(self.client.clone(), &self.namespace).get_scale(n).await
             }
             Target::StatefulSet(n) => {
                 Api::<StatefulSet>::namespaced(self.client.clone(), &self.namespace).get_scale(n).await
             }
-        }
-        .map_err(map_err)
+        };
+        self.counted(r).map_err(map_err)
     }
 
     async fn patch_scale(&self, t: &Target, rv: Option<String>, replicas: u32) -> Result<Scale, kube::Error> {
         let patch = Patch::Merge(json!({"metadata": {"resourceVersion": rv}, "spec": {"replicas": replicas}}));
         let pp = PatchParams::default();
-        match t {
+        let r = match t {
             Target::Deployment(n) => {
                 Api::<Deployment>::namespaced(self.client.clone(), &self.namespace).patch_scale(n, &pp, &patch).await
             }
             Target::StatefulSet(n) => {
                 Api::<StatefulSet>::namespaced(self.client.clone(), &self.namespace).patch_scale(n, &pp, &patch).await
             }
-        }
+        };
+        self.counted(r)
     }
 
     /// Lists the pods of `process_type` (by the scale's selector) into the cache.
     async fn list_pods(&self, process_type: &str, scale: &Scale) -> Result<Vec<String>, PlatformError> {
         let selector = scale.status.as_ref().and_then(|s| s.selector.clone()).unwrap_or_default();
-        let pods = Api::<Pod>::namespaced(self.client.clone(), &self.namespace)
-            .list(&ListParams::default().labels(&selector))
-            .await
-            .map_err(map_err)?;
+        let api = Api::<Pod>::namespaced(self.client.clone(), &self.namespace);
+        let pods = self.counted(api.list(&ListParams::default().labels(&selector)).await).map_err(map_err)?;
         // (name, deletion cost, creation time, resource version), sorted oldest first for the age rank.
         let mut listed: Vec<_> = pods
             .items
@@ -238,7 +250,7 @@ impl KubernetesPlatform {
         let api = Api::<Pod>::namespaced(self.client.clone(), &self.namespace);
         let patch = Patch::Merge(json!({"metadata": {"annotations": {DELETION_COST: VICTIM_COST.to_string()}}}));
         for v in victims {
-            api.patch(v, &PatchParams::default(), &patch).await.map_err(map_err)?;
+            self.counted(api.patch(v, &PatchParams::default(), &patch).await).map_err(map_err)?;
         }
         Ok(())
     }
@@ -248,6 +260,13 @@ impl KubernetesPlatform {
 impl Platform for KubernetesPlatform {
     fn name(&self) -> &str {
         "kubernetes"
+    }
+
+    fn telemetry(&self) -> dyno_scaler_core::PlatformTelemetry {
+        dyno_scaler_core::PlatformTelemetry {
+            requests: self.requests.lock().expect("requests lock").clone(),
+            rate_limit_remaining: None,
+        }
     }
 
     async fn current_quantity(&self, process_type: &str) -> Result<u32, PlatformError> {

@@ -60,6 +60,11 @@ async fn a_conflict_is_read_again_and_retried() {
     let writes: Vec<u16> =
         fake.requests().iter().filter(|(m, path, _)| m == "PATCH" && path.contains("/scale")).map(|r| r.2).collect();
     assert_eq!(writes, vec![409, 409, 200], "each conflict read again, then written");
+    // Every request is counted by its status, as the metrics show them: three reads, two refused writes, one write.
+    let counted = p.telemetry().requests;
+    assert_eq!((counted.get("409"), counted.get("200")), (Some(&2), Some(&4)), "{counted:?}");
+    let answered = fake.requests().len() as u64;
+    assert_eq!(counted.values().sum::<u64>(), answered, "{counted:?}");
 }
 
 #[tokio::test]
