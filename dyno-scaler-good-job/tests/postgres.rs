@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use dyno_scaler_core::conformance::{ConformanceBackend, run_conformance};
 use dyno_scaler_core::events::{EventMode, Hints, wait_status, watch_events};
 use dyno_scaler_core::{QueueSource, Snapshot};
-use dyno_scaler_good_job::{GoodJobConfig, GoodJobSource};
+use dyno_scaler_good_job::{GoodJobConfig, GoodJobSource, RECOMMENDED_INDEXES};
 use dyno_scaler_test_support::{db_url, good_jobs_ddl, unique};
 use sqlx::{AssertSqlSafe, Connection, PgConnection, PgPool};
 use tokio::sync::Mutex;
@@ -123,6 +123,31 @@ async fn conformance() {
     run_conformance(&Backend::new("gj_conf").await).await;
 }
 
+impl Backend {
+    /// The optional indexes of [`RECOMMENDED_INDEXES`] on this table.
+    async fn recommended_indexes(&self) {
+        let ddl = RECOMMENDED_INDEXES
+            .replace("CONCURRENTLY ", "")
+            .replace(" good_jobs ", &format!(" {}.good_jobs ", self.schema));
+        sqlx::raw_sql(AssertSqlSafe(ddl)).execute(&self.pool).await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn conformance_with_the_recommended_indexes() {
+    let b = Backend::new("gj_idx").await;
+    b.recommended_indexes().await;
+    let n: i64 = sqlx::query_scalar(AssertSqlSafe(format!(
+        "SELECT count(*) FROM pg_indexes WHERE schemaname = '{}' AND indexname LIKE '%dyno_scaler%'",
+        b.schema
+    )))
+    .fetch_one(&b.pool)
+    .await
+    .unwrap();
+    assert_eq!(n, 2, "both indexes made");
+    run_conformance(&b).await;
+}
+
 #[tokio::test]
 async fn conformance_timestamptz_columns() {
     // An app whose migrations made `timestamptz` columns (Rails' `datetime_type = :timestamptz`).
@@ -153,6 +178,34 @@ async fn skip_locked_jobs_run_while_their_process_is_fresh() {
     let sql = format!("UPDATE {}.good_jobs SET finished_at = {NOW}", b.schema);
     sqlx::raw_sql(AssertSqlSafe(sql)).execute(&b.pool).await.unwrap();
     assert_eq!(b.snap().await.totals(), Default::default());
+}
+
+#[tokio::test]
+async fn running_jobs_are_read_by_due_time_within_a_clock_apart() {
+    // The running part reads GoodJob's `scheduled_at` index up to five minutes past the database's clock: a job
+    // the app's clock (a minute ahead) found due, and one written without `scheduled_at`, run; a row performed
+    // with a time an hour ahead is no job GoodJob would have started.
+    for indexed in [false, true] {
+        let b = Backend::new("gj_skew").await;
+        if indexed {
+            b.recommended_indexes().await;
+        }
+        running_by_due_time(&b).await;
+    }
+}
+
+async fn running_by_due_time(b: &Backend) {
+    for offset in ["NULL".to_owned(), at(60), at(-3600), at(3600)] {
+        let id = b.insert("default", &offset, true, None).await;
+        sqlx::query("SELECT pg_advisory_lock(('x' || substr(md5('good_jobs-' || $1), 1, 16))::bit(64)::bigint)")
+            .bind(id)
+            .execute(&mut *b.worker.lock().await)
+            .await
+            .unwrap();
+    }
+    let s = b.snap().await;
+    assert_eq!(s.totals().running, 3, "{s:?}");
+    assert_eq!((s.totals().ready, s.totals().scheduled), (0, 0), "{s:?}");
 }
 
 #[tokio::test]
