@@ -31,24 +31,26 @@ pub(crate) fn single_pass(table: &str, now: &str, c: &DelayedJobConfig) -> Strin
     // `failed_at IS NULL` is the WHERE clause; inside the aggregates only the queue and priority conditions remain
     // (none at all without filters: every condition evaluated per row costs, there being no JIT).
     let filters = if only.is_empty() { "true".to_owned() } else { format!("({})", only.join(" AND ")) };
-    // The clock and the lock ages once per statement (`t`), not once per row and expression.
+    // The clock and the lock ages once per statement, each an InitPlan (a subquery in the FROM list would be
+    // pulled up, and `now() AT TIME ZONE 'UTC'` computed again for every row and expression).
     let floor = "'2001-09-09'";
-    let waiting = format!("({filters} AND (locked_at IS NULL OR locked_at < t.fresh))");
-    let ready = format!("{waiting} AND run_at <= t.n");
+    let n = format!("(SELECT {now})");
+    let fresh = format!("(SELECT {now} - make_interval(secs => $1))");
+    let live = format!("(SELECT {now} - make_interval(secs => least($7, $1)))");
+    let waiting = format!("({filters} AND (locked_at IS NULL OR locked_at < {fresh}))");
+    let ready = format!("{waiting} AND run_at <= {n}");
     format!(
         "SELECT k.kind, k.q, k.c, k.age FROM ( \
            SELECT COALESCE(queue, $2)::text AS q, \
              count(*) FILTER (WHERE {ready}) AS ready, \
-             EXTRACT(EPOCH FROM (min(t.n) - min(run_at) FILTER (WHERE {ready} AND run_at >= {floor})))::float8 AS age, \
-             count(*) FILTER (WHERE {filters} AND locked_at >= t.live) AS running, \
-             count(*) FILTER (WHERE locked_at >= t.live AND NOT ({elsewhere})) AS elsewhere, \
-             least(count(*) FILTER (WHERE {waiting} AND run_at > t.n), $6) AS scheduled, \
+             EXTRACT(EPOCH FROM ({n} - min(run_at) FILTER (WHERE {ready} AND run_at >= {floor})))::float8 AS age, \
+             count(*) FILTER (WHERE {filters} AND locked_at >= {live}) AS running, \
+             count(*) FILTER (WHERE locked_at >= {live} AND NOT ({elsewhere})) AS elsewhere, \
+             least(count(*) FILTER (WHERE {waiting} AND run_at > {n}), $6) AS scheduled, \
              count(*) FILTER (WHERE {waiting} AND (run_at IS NULL OR run_at < {floor})) AS bad, \
-             EXTRACT(EPOCH FROM (min(run_at) FILTER (WHERE {filters} AND locked_at IS NULL AND run_at > t.n \
-               AND run_at < 'infinity') - min(t.n)))::float8 AS due \
-           FROM {table}, (SELECT {now} AS n, {now} - make_interval(secs => $1) AS fresh, \
-             {now} - make_interval(secs => least($7, $1)) AS live) t \
-           WHERE failed_at IS NULL GROUP BY 1) g \
+             EXTRACT(EPOCH FROM (min(run_at) FILTER (WHERE {filters} AND locked_at IS NULL AND run_at > {n} \
+               AND run_at < 'infinity') - {n}))::float8 AS due \
+           FROM {table} WHERE failed_at IS NULL GROUP BY 1) g \
          CROSS JOIN LATERAL (VALUES ('ready'::text, g.q, g.ready::int8, g.age), ('running', g.q, g.running, NULL), \
            ('scheduled', g.q, g.scheduled, NULL), ('elsewhere', NULL, g.elsewhere, NULL), ('bad', NULL, g.bad, NULL), \
            ('due', NULL, 0, g.due)) k(kind, q, c, age) \
