@@ -1,7 +1,8 @@
 //! A faithful fake of the parts of the Kubernetes API the platform uses, for tests (yours too): the `/scale`
 //! subresource of Deployments and StatefulSets (GET, merge PATCH, PUT, with `resourceVersion` preconditions answered
 //! 409), pods listed by label selector and patched (annotations), a ReplicaSet that deletes the pods of lowest
-//! `controller.kubernetes.io/pod-deletion-cost` first (the newest first among equals), RBAC refusals (403) and
+//! `controller.kubernetes.io/pod-deletion-cost` first (the newest first among equals), metadata-only answers where
+//! the client asks for them (`as=PartialObjectMetadata[List]`), RBAC refusals (403) and
 //! unknown objects (404), all with the API's JSON shapes (`Scale`, `PodList`, `Status`).
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -172,15 +173,33 @@ impl FakeKubernetes {
         let method = req.method().clone();
         let path = req.uri().path().to_owned();
         let query = req.uri().query().unwrap_or("").to_owned();
+        let accept = req.headers().get("accept").and_then(|a| a.to_str().ok()).unwrap_or("").to_owned();
         let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
         let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
         let (status, json) = self.with(|s| route(s, &method, &path, &query, &body));
+        let json = if (200..300).contains(&status) { as_metadata(json, &accept) } else { json };
         self.with(|s| s.requests.push((method.to_string(), format!("{path}?{query}"), status)));
         Response::builder()
             .status(status)
             .header("Content-Type", "application/json")
             .body(Full::new(Bytes::from(json.to_string())))
             .expect("a response")
+    }
+}
+
+/// The answer as the API server gives it to a client asking for metadata only (`Accept:
+/// application/json;as=PartialObjectMetadata[List];g=meta.k8s.io;v=v1`, what `list_metadata` and `patch_metadata`
+/// send): each object reduced to its `metadata`.
+fn as_metadata(json: Value, accept: &str) -> Value {
+    let partial =
+        |o: &Value| json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": o["metadata"]});
+    if accept.contains("as=PartialObjectMetadataList") {
+        let items: Vec<Value> = json["items"].as_array().map(|i| i.iter().map(partial).collect()).unwrap_or_default();
+        json!({"kind": "PartialObjectMetadataList", "apiVersion": "meta.k8s.io/v1", "metadata": json["metadata"], "items": items})
+    } else if accept.contains("as=PartialObjectMetadata") {
+        partial(&json)
+    } else {
+        json
     }
 }
 
@@ -191,7 +210,8 @@ fn status(code: u16, reason: &str, message: String) -> (u16, Value) {
 }
 
 fn pod_json(ns: &str, name: &str, p: &Pod) -> Value {
-    json!({"metadata": {"name": p.name, "namespace": ns, "labels": {"app": name},
+    json!({"kind": "Pod", "apiVersion": "v1",
+           "metadata": {"name": p.name, "namespace": ns, "labels": {"app": name},
             "annotations": p.annotations, "resourceVersion": p.seq.to_string(), "uid": format!("uid-{}", p.seq)},
            "spec": {"containers": [{"name": "worker", "image": "app:latest"}]},
            "status": {"phase": "Running"}})

@@ -178,7 +178,9 @@ impl KubernetesPlatform {
     async fn list_pods(&self, process_type: &str, scale: &Scale) -> Result<Vec<String>, PlatformError> {
         let selector = scale.status.as_ref().and_then(|s| s.selector.clone()).unwrap_or_default();
         let api = Api::<Pod>::namespaced(self.client.clone(), &self.namespace);
-        let pods = self.counted(api.list(&ListParams::default().labels(&selector)).await).map_err(map_err)?;
+        // Metadata only (`as=PartialObjectMetadataList`): what ranks the pods, without their specs on the wire or
+        // the code to read them in the binary.
+        let pods = self.counted(api.list_metadata(&ListParams::default().labels(&selector)).await).map_err(map_err)?;
         // (name, deletion cost, creation time, resource version), sorted oldest first for the age rank.
         let mut listed: Vec<_> = pods
             .items
@@ -250,7 +252,7 @@ impl KubernetesPlatform {
         let api = Api::<Pod>::namespaced(self.client.clone(), &self.namespace);
         let patch = Patch::Merge(json!({"metadata": {"annotations": {DELETION_COST: VICTIM_COST.to_string()}}}));
         for v in victims {
-            self.counted(api.patch(v, &PatchParams::default(), &patch).await).map_err(map_err)?;
+            self.counted(api.patch_metadata(v, &PatchParams::default(), &patch).await).map_err(map_err)?;
         }
         Ok(())
     }

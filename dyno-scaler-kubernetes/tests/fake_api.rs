@@ -160,3 +160,26 @@ fn targets_parse_and_bad_ones_say_how_to_write_them() {
     let e = "pod/x".parse::<Target>().unwrap_err();
     assert!(e.contains("deployment/NAME or statefulset/NAME"), "{e}");
 }
+
+#[tokio::test]
+async fn the_fake_answers_metadata_only_where_asked_as_the_api_server_does() {
+    use k8s_openapi::api::core::v1::Pod;
+    use kube::api::{Api, ListParams};
+    let fake = FakeKubernetes::start("app").await;
+    fake.add_deployment("worker", 2);
+    let kubeconfig = kube::config::Kubeconfig::from_yaml(&fake.kubeconfig()).unwrap();
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await.unwrap();
+    let pods: Api<Pod> = Api::namespaced(kube::Client::try_from(config).unwrap(), "app");
+    let lp = ListParams::default().labels("app=worker");
+    let full = pods.list(&lp).await.unwrap();
+    assert_eq!(full.types.kind, "PodList");
+    assert!(full.items[0].spec.is_some(), "a full list carries the specs");
+    let meta = pods.list_metadata(&lp).await.unwrap();
+    assert_eq!(
+        (meta.types.kind.as_str(), meta.types.api_version.as_str()),
+        ("PartialObjectMetadataList", "meta.k8s.io/v1")
+    );
+    assert_eq!(meta.items.len(), 2);
+    assert_eq!(meta.items[0].types.as_ref().map(|t| t.kind.as_str()), Some("PartialObjectMetadata"));
+    assert_eq!(meta.items[0].metadata.name, full.items[0].metadata.name);
+}
