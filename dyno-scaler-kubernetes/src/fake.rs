@@ -259,7 +259,7 @@ fn route(s: &mut State, method: &Method, path: &str, query: &str, body: &Value) 
     match parts.as_slice() {
         ["apis", "apps", "v1", "namespaces", ns, resource, name, "scale"] => {
             let r = format!("{resource}/scale");
-            if s.forbidden.contains(&(verb.to_owned(), r.clone())) {
+            if s.refuses(verb, &r) {
                 return forbidden(verb, &r, ns, name);
             }
             let key = (resource.to_string(), name.to_string());
@@ -288,7 +288,7 @@ fn route(s: &mut State, method: &Method, path: &str, query: &str, body: &Value) 
             (200, scale_json(ns, name, w))
         }
         ["api", "v1", "namespaces", ns, "pods"] => {
-            if s.forbidden.contains(&("list".to_owned(), "pods".to_owned())) {
+            if s.refuses("list", "pods") {
                 return forbidden("list", "pods", ns, "");
             }
             let selector = query
@@ -309,7 +309,7 @@ fn route(s: &mut State, method: &Method, path: &str, query: &str, body: &Value) 
             )
         }
         ["api", "v1", "namespaces", ns, "pods", name] if verb == "patch" => {
-            if s.forbidden.contains(&("patch".to_owned(), "pods".to_owned())) {
+            if s.refuses("patch", "pods") {
                 return forbidden("patch", "pods", ns, name);
             }
             let namespace = s.namespace.clone();
@@ -335,13 +335,21 @@ fn route(s: &mut State, method: &Method, path: &str, query: &str, body: &Value) 
             let (resource, sub) = (a["resource"].as_str().unwrap_or(""), a["subresource"].as_str().unwrap_or(""));
             let r = if sub.is_empty() { resource.to_owned() } else { format!("{resource}/{sub}") };
             let v = a["verb"].as_str().unwrap_or("");
-            let allowed = !s.forbidden.contains(&(v.to_owned(), r));
+            let allowed = !s.refuses(v, &r);
             let mut review = body.clone();
             review["status"] =
                 json!({"allowed": allowed, "reason": if allowed { "RBAC: allowed by the fake" } else { "" }});
             (201, review)
         }
         _ => status(404, "NotFound", format!("the server could not find the requested resource ({path})")),
+    }
+}
+
+impl State {
+    /// Whether RBAC refuses `verb` on `resource` (`pods`, `deployments/scale`): the one rule both the requests and
+    /// the access reviews answer by.
+    fn refuses(&self, verb: &str, resource: &str) -> bool {
+        self.forbidden.contains(&(verb.to_owned(), resource.to_owned()))
     }
 }
 
