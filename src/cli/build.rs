@@ -76,7 +76,9 @@ async fn kubernetes(s: &Settings) -> Result<Arc<KubernetesPlatform>, ConfigError
         .processes
         .iter()
         .filter_map(|p| match &p.platform {
-            PlatformChoice::Kubernetes { target } => Some((p.process_type.clone(), target.parse().ok()?)),
+            PlatformChoice::Kubernetes { target } => {
+                Some((p.process_type.clone(), target.parse().expect("a target the configuration checked")))
+            }
             PlatformChoice::Heroku => None,
         })
         .collect();
