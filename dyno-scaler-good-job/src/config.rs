@@ -25,6 +25,10 @@ pub struct GoodJobConfig {
     /// and the jobs it locked are not running (GoodJob's own expiry: 5 minutes).
     #[serde(with = "humantime_serde")]
     pub process_expiry: Duration,
+    /// How often the advisory locks held are read (`pg_locks`) to tell a running job from one whose worker was
+    /// killed (`0s`: every snapshot). Between two reads a job keeps its last verdict and one started since runs.
+    #[serde(with = "humantime_serde")]
+    pub lock_check: Duration,
     /// A table the scaler may write to, where the adaptive policy keeps what it learned (see
     /// `dyno_scaler_postgres::learned::CREATE`). Unset, nothing is kept.
     pub learned_table: Option<String>,
@@ -46,6 +50,7 @@ impl GoodJobConfig {
             timeout: Duration::from_secs(2),
             scheduled_cap: 1000,
             process_expiry: Duration::from_secs(300),
+            lock_check: Duration::from_secs(5),
             learned_table: None,
         }
     }
@@ -63,6 +68,7 @@ impl GoodJobConfig {
         }
         check::queues("queues", &self.queues)?;
         check::duration("process_expiry", self.process_expiry, Duration::from_secs(30), Duration::from_secs(86_400))?;
+        check::duration("lock_check", self.lock_check, Duration::ZERO, Duration::from_secs(300))?;
         check::duration("timeout", self.timeout, Duration::from_millis(10), Duration::from_secs(60))
     }
 }

@@ -8,9 +8,10 @@
 //!   in GoodJob's default advisory-lock mode, while the job's advisory lock is held (GoodJob's key:
 //!   the first 64 bits of `md5('good_jobs-' || id)`, seen in `pg_locks`); under the skip-locked and hybrid
 //!   strategies, while the process in `locked_by_id` has updated its record within `process_expiry`. A row left by
-//!   a killed process is not running: its session ended, and its lock with it. Only rows due by five minutes past
-//!   the database's clock (or without `scheduled_at`) are read for it: GoodJob starts a job once due by the app's
-//!   clock;
+//!   a killed process is not running: its session ended, and its lock with it. The keys are computed here and the
+//!   held locks read at most once per `lock_check` (5 s), the verdicts standing in between ([`locks`](crate::locks)
+//!   says why and how). Only rows due by five minutes past the database's clock (or without `scheduled_at`) are
+//!   read for it: GoodJob starts a job once due by the app's clock;
 //! * **scheduled**: `scheduled_at > now`, not demand (counted up to `scheduled_cap` rows, soonest first);
 //! * **latency**: `now - min(scheduled_at, or created_at)` over ready rows; a time before 2001 is bad data (still
 //!   ready, no latency, counted as skipped).
@@ -22,12 +23,18 @@
 use async_trait::async_trait;
 use dyno_scaler_core::events::Hints;
 use dyno_scaler_core::secret::redact_url;
-use dyno_scaler_core::{Capabilities, QueueSource, SettingError, Snapshot, SourceError};
+use dyno_scaler_core::{Capabilities, QueueSource, QueueStats, SettingError, Snapshot, SourceError};
 use dyno_scaler_postgres::{Db, fold, now_for, quote_table, schema_prefix};
 use sqlx::{AssertSqlSafe, Row};
+use std::collections::HashSet;
+use std::sync::Mutex;
+use std::time::Instant;
 use tokio::sync::OnceCell;
 
 mod config;
+mod locks;
+
+use locks::{Liveness, Started};
 
 pub use config::GoodJobConfig;
 
@@ -54,6 +61,7 @@ pub struct GoodJobSource {
     /// The table name in GoodJob's advisory-lock keys (the model's `table_name`, unqualified).
     key_table: String,
     sql: OnceCell<String>,
+    liveness: Mutex<Liveness>,
 }
 
 impl std::fmt::Debug for GoodJobSource {
@@ -74,7 +82,7 @@ impl GoodJobSource {
         let jobs = quote_table(&config.table).unwrap_or_default();
         let processes = format!("{}\"good_job_processes\"", schema_prefix(&config.table));
         let key_table = config.table.rsplit('.').next().unwrap_or("good_jobs").to_owned();
-        Ok(Self { config, db, jobs, processes, key_table, sql: OnceCell::new() })
+        Ok(Self { config, db, jobs, processes, key_table, sql: OnceCell::new(), liveness: Mutex::default() })
     }
 
     /// The statement one snapshot runs (built once the column type is known).
@@ -82,31 +90,38 @@ impl GoodJobSource {
         self.sql
             .get_or_try_init(|| async {
                 let ty = self.db.column_type(&self.config.table, "scheduled_at").await?;
-                Ok(build_sql(self, now_for(&ty)))
+                Ok(build_sql(self, &ty))
             })
             .await
             .map(String::as_str)
     }
 
-    fn bound(&self, sql: String) -> sqlx::query::Query<'_, sqlx::Postgres, sqlx::postgres::PgArguments> {
+    fn bound(
+        &self,
+        sql: String,
+        read_locks: bool,
+    ) -> sqlx::query::Query<'_, sqlx::Postgres, sqlx::postgres::PgArguments> {
         let c = &self.config;
         sqlx::query(AssertSqlSafe(sql))
             .bind(c.queues.clone())
             .bind(i64::try_from(c.scheduled_cap).unwrap_or(i64::MAX))
             .bind(c.process_expiry.as_secs_f64())
+            .bind(read_locks)
     }
 
-    /// The plan of the snapshot statement on `conn` (`EXPLAIN (options)`), for benchmarks and `check`.
+    /// The plan of the snapshot statement on `conn` (`EXPLAIN (options)`, the locks read), for benchmarks and `check`.
     pub async fn explain(&self, conn: &mut sqlx::PgConnection, options: &str) -> Result<String, SourceError> {
         let sql = format!("EXPLAIN ({options}) {}", self.query_sql().await?);
-        let rows = self.bound(sql).fetch_all(conn).await.map_err(|e| self.db.map_err(e))?;
+        let rows = self.bound(sql, true).fetch_all(conn).await.map_err(|e| self.db.map_err(e))?;
         Ok(rows.iter().map(|r| r.get::<String, _>(0)).collect::<Vec<_>>().join("\n"))
     }
 }
 
 /// The snapshot statement. Parameters: $1 queues (text[] or NULL), $2 the scheduled-rows cap, $3 the process
-/// expiry in seconds.
-fn build_sql(s: &GoodJobSource, now: &str) -> String {
+/// expiry in seconds, $4 whether to read the advisory locks held ([`locks`]).
+fn build_sql(s: &GoodJobSource, column_type: &str) -> String {
+    let now = now_for(column_type);
+    let send = if column_type.contains("with time zone") { "timestamptz_send" } else { "timestamp_send" };
     let (jobs, processes) = (&s.jobs, &s.processes);
     let filter = if s.config.queues.is_some() { "COALESCE(queue_name, 'default') = ANY($1)" } else { "true" };
     let q = "COALESCE(queue_name, 'default')";
@@ -120,45 +135,81 @@ fn build_sql(s: &GoodJobSource, now: &str) -> String {
     // GoodJob's `scheduled_at` index that holds the due ones.
     let at = format!("(SELECT {now})");
     // A job runs only once due (GoodJob dequeues `scheduled_at <= now` by the app's clock; five minutes cover a
-    // clock apart from the database's), so the running rows are a range of that index too, not every unfinished
+    // clock apart from the database's), so the started rows are a range of that index too, not every unfinished
     // row (the recommended index of started rows carries `scheduled_at` for this, and stays index-only). A job that
     // calls `retry_job` moves its own `scheduled_at` ahead for the last moments of its run.
     let started = format!("(j.scheduled_at <= {at} + interval '5 minutes' OR j.scheduled_at IS NULL)");
-    // GoodJob's advisory-lock key of a job (the first 64 bits of an md5), matched against the keys held now, read
-    // once from pg_locks (a bigint key shows there as classid: the high 32 bits, objid: the low): a hashed set, not
-    // a scan of pg_locks per running row.
-    let key =
-        |column: &str| format!("('x' || substr(md5('{}-' || j.{column}::text), 1, 16))::bit(64)::bigint", s.key_table);
-    let locks = "SELECT (l.classid::int8 << 32) | l.objid::int8 FROM pg_locks l \
-                 WHERE l.locktype = 'advisory' AND l.objsubid = 1 AND l.granted";
-    let held = format!(
-        "({} IN ({locks}) OR {} IN ({locks}) \
-          OR (j.locked_by_id IS NOT NULL AND EXISTS (SELECT 1 FROM {processes} p \
-           WHERE p.id = j.locked_by_id AND p.updated_at > {now} - make_interval(secs => $3))))",
-        key("id"),
-        key("active_job_id")
+    // Under the skip-locked and hybrid strategies a fresh process record vouches for the jobs it locked; the others
+    // go out as their attempts (id and performed_at) and Active Job ids, checked against the held locks in `locks`.
+    let vouched = format!(
+        "(j.locked_by_id IS NOT NULL AND EXISTS (SELECT 1 FROM {processes} p \
+           WHERE p.id = j.locked_by_id AND p.updated_at > {now} - make_interval(secs => $3)))"
     );
-    let running = format!("j.finished_at IS NULL AND j.performed_at IS NOT NULL AND {started} AND {held}");
+    // The advisory locks held in this database (a bigint key shows as classid: the high 32 bits, objid: the low).
+    let locks = "SELECT 'locks', NULL, 0, NULL, 0, NULL, NULL, \
+                   COALESCE(array_agg((l.classid::int8 << 32) | l.objid::int8), '{}') FROM pg_locks l \
+                 WHERE l.locktype = 'advisory' AND l.objsubid = 1 AND l.granted \
+                   AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) HAVING $4";
     format!(
         "SELECT 'ready'::text AS kind, r.q AS q, count(*)::int8 AS c, \
                 EXTRACT(EPOCH FROM ({now} - min(r.since) FILTER (WHERE r.since >= {floor})))::float8 AS age, \
-                count(*) FILTER (WHERE r.since IS NULL OR r.since < {floor})::int8 AS bad FROM ( \
+                count(*) FILTER (WHERE r.since IS NULL OR r.since < {floor})::int8 AS bad, \
+                NULL::bytea[] AS attempts, NULL::bytea[] AS ajids, NULL::int8[] AS keys FROM ( \
            SELECT {q} AS q, {since} AS since FROM {jobs} WHERE {queued} AND scheduled_at <= {at} AND {filter} \
            UNION ALL \
            SELECT {q}, {since} FROM {jobs} WHERE {queued} AND scheduled_at IS NULL AND {filter}) r GROUP BY 2 \
          UNION ALL \
-         SELECT 'running', {q}, count(*)::int8, NULL, 0 FROM {jobs} j WHERE {running} AND {filter} GROUP BY 2 \
+         SELECT CASE WHEN v.ours THEN 'started' ELSE 'started_elsewhere' END, v.q, \
+                count(*) FILTER (WHERE v.vouched)::int8, NULL, 0, \
+                array_agg(v.attempt) FILTER (WHERE NOT v.vouched), array_agg(v.ajid) FILTER (WHERE NOT v.vouched), \
+                NULL FROM ( \
+           SELECT {q} AS q, {filter} AS ours, {vouched} AS vouched, uuid_send(j.id) || {send}(j.performed_at) AS attempt, \
+                  uuid_send(NULLIF(j.active_job_id, j.id)) AS ajid \
+             FROM {jobs} j WHERE j.finished_at IS NULL AND j.performed_at IS NOT NULL AND {started}) v GROUP BY 1, 2 \
+         UNION ALL {locks} \
          UNION ALL \
-         SELECT 'elsewhere', NULL, count(*)::int8, NULL, 0 FROM {jobs} j WHERE {running} AND NOT ({filter}) \
-         UNION ALL \
-         SELECT 'scheduled', s.q, count(*)::int8, NULL, 0 FROM ( \
+         SELECT 'scheduled', s.q, count(*)::int8, NULL, 0, NULL, NULL, NULL FROM ( \
            SELECT {q} AS q FROM {jobs} WHERE {queued} AND scheduled_at > {at} AND {filter} \
            ORDER BY scheduled_at LIMIT $2) s GROUP BY s.q \
          UNION ALL \
-         (SELECT 'due', NULL, 0::int8, EXTRACT(EPOCH FROM (scheduled_at - {now}))::float8, 0 FROM {jobs} \
-           WHERE {queued} AND scheduled_at > {at} AND scheduled_at < 'infinity' AND {filter} \
+         (SELECT 'due', NULL, 0::int8, EXTRACT(EPOCH FROM (scheduled_at - {now}))::float8, 0, NULL, NULL, NULL \
+           FROM {jobs} WHERE {queued} AND scheduled_at > {at} AND scheduled_at < 'infinity' AND {filter} \
            ORDER BY scheduled_at LIMIT 1)"
     )
+}
+
+/// The snapshot from the statement's rows: the started rows of each queue counted by [`Liveness`], the rest by
+/// [`fold`]. `held`: the snapshot read the locks (at `now`).
+fn assemble(s: &GoodJobSource, rows: Vec<sqlx::postgres::PgRow>, now: Instant) -> Snapshot {
+    let mut rest = Vec::new();
+    let mut started = Vec::new();
+    let mut held: Option<HashSet<i64>> = None;
+    for row in rows {
+        match row.get::<String, _>("kind").as_str() {
+            kind @ ("started" | "started_elsewhere") => {
+                let rows = Started {
+                    attempts: row.get::<Option<Vec<Vec<u8>>>, _>("attempts").unwrap_or_default(),
+                    active_job_ids: row.get::<Option<Vec<Option<Vec<u8>>>>, _>("ajids").unwrap_or_default(),
+                };
+                let vouched = row.get::<i64, _>("c").max(0) as u64;
+                started.push((kind == "started", row.get::<String, _>("q"), vouched, rows));
+            }
+            "locks" => held = Some(row.get::<Vec<i64>, _>("keys").into_iter().collect()),
+            _ => rest.push(row),
+        }
+    }
+    let mut snap = fold(rest);
+    let lists: Vec<&Started> = started.iter().map(|(.., rows)| rows).collect();
+    let alive = Liveness::running(&s.liveness, &s.key_table, &lists, held.as_ref(), now);
+    for ((ours, q, vouched, _), alive) in started.iter().zip(alive) {
+        let running = vouched + alive;
+        if !ours {
+            snap.running_elsewhere += running;
+        } else if running > 0 {
+            snap.add(q, QueueStats { running, ..QueueStats::default() });
+        }
+    }
+    snap
 }
 
 #[async_trait]
@@ -197,11 +248,13 @@ impl QueueSource for GoodJobSource {
     }
 
     async fn snapshot(&self) -> Result<Snapshot, SourceError> {
+        let now = Instant::now();
+        let read_locks = Liveness::due(&self.liveness, now, self.config.lock_check);
         let work = async {
             let sql = self.query_sql().await?;
-            self.bound(sql.to_owned()).fetch_all(&self.db.pool).await.map_err(|e| self.db.map_err(e))
+            self.bound(sql.to_owned(), read_locks).fetch_all(&self.db.pool).await.map_err(|e| self.db.map_err(e))
         };
         let rows = self.db.bounded(work).await?;
-        Ok(fold(rows))
+        Ok(assemble(self, rows, now))
     }
 }

@@ -240,3 +240,57 @@ async fn goodjobs_own_notify_wakes_the_scaler_with_no_trigger() {
     sqlx::query("SELECT pg_notify('good_job', '{\"queue_name\":\"default\"}')").execute(&b.pool).await.unwrap();
     assert!(hints.seen(1, Duration::from_secs(5)).await);
 }
+
+/// Takes GoodJob's advisory lock of the job `id` on `conn`, as a worker does while it runs the job.
+async fn lock(conn: &mut PgConnection, id: &str) {
+    sqlx::query("SELECT pg_advisory_lock(('x' || substr(md5('good_jobs-' || $1), 1, 16))::bit(64)::bigint)")
+        .bind(id)
+        .execute(conn)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn the_held_locks_are_read_once_per_lock_check_and_verdicts_stand_between() {
+    let b = Backend::new("gj_lockcheck").await;
+    let mut cfg = b.config(None);
+    cfg.lock_check = Duration::from_secs(300);
+    let source = GoodJobSource::new(cfg).unwrap();
+    let running = || async { source.snapshot().await.unwrap().totals().running };
+    let first = b.insert("default", &at(-5), true, None).await;
+    lock(&mut *b.worker.lock().await, &first).await;
+    assert_eq!(running().await, 1, "the first snapshot reads the locks");
+    // The worker is killed: its lock goes. Until the next read the verdict stands (the job still counts: never the
+    // other way round), while a fresh reading (lock_check 0s) sees it at once.
+    sqlx::query("SELECT pg_advisory_unlock_all()").execute(&mut *b.worker.lock().await).await.unwrap();
+    assert_eq!(running().await, 1, "the verdict of the last read stands");
+    let mut every = b.config(None);
+    every.lock_check = Duration::ZERO;
+    let fresh = GoodJobSource::new(every).unwrap();
+    assert_eq!(fresh.snapshot().await.unwrap().totals().running, 0, "read now: no lock held, nothing runs");
+    // A job started since the last read runs until the next one (a live worker just started it) ...
+    let second = b.insert("default", &at(-5), true, None).await;
+    assert_eq!(running().await, 2);
+    // ... and the dead attempt stays dead for the reader of every snapshot, until it is performed again.
+    assert_eq!(fresh.snapshot().await.unwrap().totals().running, 0);
+    lock(&mut *b.worker.lock().await, &second).await;
+    assert_eq!(fresh.snapshot().await.unwrap().totals().running, 1);
+    let sql =
+        format!("UPDATE {}.good_jobs SET performed_at = {NOW} + interval '1 second' WHERE id = $1::uuid", b.schema);
+    sqlx::query(AssertSqlSafe(sql)).bind(&first).execute(&b.pool).await.unwrap();
+    lock(&mut *b.worker.lock().await, &first).await;
+    assert_eq!(fresh.snapshot().await.unwrap().totals().running, 2, "performed again, under its lock");
+}
+
+#[tokio::test]
+async fn a_lock_with_the_same_key_in_another_database_is_not_this_jobs() {
+    let b = Backend::new("gj_otherdb").await;
+    let id = b.insert("default", &at(-5), true, None).await;
+    let url = db_url();
+    let other = format!("{}/postgres", url.rsplit_once('/').unwrap().0);
+    let mut elsewhere = PgConnection::connect(&other).await.unwrap();
+    lock(&mut elsewhere, &id).await;
+    assert_eq!(b.snap().await.totals().running, 0, "the key is held, but in database postgres");
+    lock(&mut *b.worker.lock().await, &id).await;
+    assert_eq!(b.snap().await.totals().running, 1, "held here: it runs");
+}
