@@ -29,6 +29,10 @@ pub struct GoodJobConfig {
     /// killed (`0s`: every snapshot). Between two reads a job keeps its last verdict and one started since runs.
     #[serde(with = "humantime_serde")]
     pub lock_check: Duration,
+    /// Whether the app runs GoodJob with `enable_pauses` (GoodJob's default: off), so that jobs of the queues, job
+    /// classes and labels paused in `good_job_settings` are not dequeued, and so are not demand. The program takes
+    /// it from `GOOD_JOB_ENABLE_PAUSES` when set there.
+    pub enable_pauses: bool,
     /// A table the scaler may write to, where the adaptive policy keeps what it learned (see
     /// `dyno_scaler_postgres::learned::CREATE`). Unset, nothing is kept.
     pub learned_table: Option<String>,
@@ -51,6 +55,7 @@ impl GoodJobConfig {
             scheduled_cap: 1000,
             process_expiry: Duration::from_secs(300),
             lock_check: Duration::from_secs(5),
+            enable_pauses: false,
             learned_table: None,
         }
     }

@@ -12,6 +12,8 @@
 //!   held locks read at most once per `lock_check` (5 s), the verdicts standing in between ([`locks`](crate::locks)
 //!   says why and how). Only rows due by five minutes past the database's clock (or without `scheduled_at`) are
 //!   read for it: GoodJob starts a job once due by the app's clock;
+//! * paused jobs (the queues, job classes and labels in `good_job_settings`' `pauses`) are not ready where the app
+//!   enables pauses (`enable_pauses`), as GoodJob's `exclude_paused` scope does not dequeue them;
 //! * **scheduled**: `scheduled_at > now`, not demand (counted up to `scheduled_cap` rows, soonest first);
 //! * **latency**: `now - min(scheduled_at, or created_at)` over ready rows; a time before 2001 is bad data (still
 //!   ready, no latency, counted as skipped).
@@ -58,6 +60,7 @@ pub struct GoodJobSource {
     db: Db,
     jobs: String,
     processes: String,
+    settings: String,
     /// The table name in GoodJob's advisory-lock keys (the model's `table_name`, unqualified).
     key_table: String,
     sql: OnceCell<String>,
@@ -81,8 +84,9 @@ impl GoodJobSource {
         let db = Db::new(NAME, &config.url, config.timeout, config.learned_table.as_deref())?;
         let jobs = quote_table(&config.table).unwrap_or_default();
         let processes = format!("{}\"good_job_processes\"", schema_prefix(&config.table));
+        let settings = format!("{}\"good_job_settings\"", schema_prefix(&config.table));
         let key_table = config.table.rsplit('.').next().unwrap_or("good_jobs").to_owned();
-        Ok(Self { config, db, jobs, processes, key_table, sql: OnceCell::new(), liveness: Mutex::default() })
+        Ok(Self { config, db, jobs, processes, settings, key_table, sql: OnceCell::new(), liveness: Mutex::default() })
     }
 
     /// The statement one snapshot runs (built once the column type is known).
@@ -127,6 +131,20 @@ fn build_sql(s: &GoodJobSource, column_type: &str) -> String {
     let q = "COALESCE(queue_name, 'default')";
     // Each part is a range of one index (an OR would read every unfinished row).
     let queued = "finished_at IS NULL AND performed_at IS NULL";
+    // GoodJob's `exclude_paused` scope, as it dequeues when the app enables pauses: not demand.
+    let paused = |kind: &str| {
+        format!("(SELECT jsonb_array_elements_text(value->'{kind}') FROM {} WHERE key = 'pauses')", s.settings)
+    };
+    let unpaused = if s.config.enable_pauses {
+        format!(
+            " AND queue_name NOT IN {} AND job_class NOT IN {} AND NOT COALESCE(labels && ARRAY{}, false)",
+            paused("queues"),
+            paused("job_classes"),
+            paused("labels")
+        )
+    } else {
+        String::new()
+    };
     let floor = "'2001-09-09'";
     let since = "COALESCE(scheduled_at, created_at)";
     // The clock in the index conditions, as a parameter the planner cannot see (an InitPlan, computed once): with
@@ -155,9 +173,10 @@ fn build_sql(s: &GoodJobSource, column_type: &str) -> String {
                 EXTRACT(EPOCH FROM ({now} - min(r.since) FILTER (WHERE r.since >= {floor})))::float8 AS age, \
                 count(*) FILTER (WHERE r.since IS NULL OR r.since < {floor})::int8 AS bad, \
                 NULL::bytea[] AS attempts, NULL::bytea[] AS ajids, NULL::int8[] AS keys FROM ( \
-           SELECT {q} AS q, {since} AS since FROM {jobs} WHERE {queued} AND scheduled_at <= {at} AND {filter} \
+           SELECT {q} AS q, {since} AS since FROM {jobs} \
+             WHERE {queued} AND scheduled_at <= {at} AND {filter}{unpaused} \
            UNION ALL \
-           SELECT {q}, {since} FROM {jobs} WHERE {queued} AND scheduled_at IS NULL AND {filter}) r GROUP BY 2 \
+           SELECT {q}, {since} FROM {jobs} WHERE {queued} AND scheduled_at IS NULL AND {filter}{unpaused}) r GROUP BY 2 \
          UNION ALL \
          SELECT CASE WHEN v.ours THEN 'started' ELSE 'started_elsewhere' END, v.q, \
                 count(*) FILTER (WHERE v.vouched)::int8, NULL, 0, \

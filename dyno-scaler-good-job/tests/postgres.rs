@@ -294,3 +294,45 @@ async fn a_lock_with_the_same_key_in_another_database_is_not_this_jobs() {
     lock(&mut *b.worker.lock().await, &id).await;
     assert_eq!(b.snap().await.totals().running, 1, "held here: it runs");
 }
+
+#[tokio::test]
+async fn paused_queues_job_classes_and_labels_are_not_demand_when_the_app_enables_pauses() {
+    let b = Backend::new("gj_pauses").await;
+    // Jobs as GoodJob writes them: queue, class, labels (`good_job_labels`), due a minute ago.
+    for (queue, class, labels) in [
+        ("default", "SyncJob", "NULL"),
+        ("default", "SyncJob", "ARRAY['bulk']"),
+        ("default", "SlowJob", "NULL"),
+        ("mailers", "SyncJob", "NULL"),
+        ("mailers", "SyncJob", "ARRAY['urgent']"),
+    ] {
+        let sql = format!(
+            "INSERT INTO {}.good_jobs (id, active_job_id, queue_name, scheduled_at, created_at, updated_at, job_class, \
+               labels) SELECT u, u, $1, {NOW} - interval '1 minute', {NOW}, {NOW}, $2, {labels} \
+             FROM (SELECT gen_random_uuid() AS u) g",
+            b.schema
+        );
+        sqlx::query(AssertSqlSafe(sql)).bind(queue).bind(class).execute(&b.pool).await.unwrap();
+    }
+    // A running job of a queue paused later: pauses stop dequeues, not jobs.
+    let id = b.insert("mailers", &at(-5), true, None).await;
+    lock(&mut *b.worker.lock().await, &id).await;
+    let mut cfg = b.config(None);
+    cfg.enable_pauses = true;
+    let ready = |s: &Snapshot, q: &str| s.queues.get(q).map_or(0, |x| x.ready);
+    let s = GoodJobSource::new(cfg.clone()).unwrap().snapshot().await.unwrap();
+    assert_eq!((ready(&s, "default"), ready(&s, "mailers")), (3, 2), "nothing paused yet: {s:?}");
+    // `GoodJob.pause(queue: "mailers")`, `pause(job_class: "SlowJob")`, `pause(label: "bulk")`: one settings row.
+    let sql = format!(
+        "INSERT INTO {}.good_job_settings (created_at, updated_at, key, value) VALUES ({NOW}, {NOW}, 'pauses', \
+           '{{\"queues\": [\"mailers\"], \"job_classes\": [\"SlowJob\"], \"labels\": [\"bulk\"]}}')",
+        b.schema
+    );
+    sqlx::raw_sql(AssertSqlSafe(sql)).execute(&b.pool).await.unwrap();
+    let s = GoodJobSource::new(cfg).unwrap().snapshot().await.unwrap();
+    assert_eq!((ready(&s, "default"), ready(&s, "mailers")), (1, 0), "only the unpaused default job: {s:?}");
+    assert_eq!(s.totals().running, 1, "the paused queue's running job still runs");
+    // Without `enable_pauses` GoodJob dequeues them all, so they are all demand.
+    let s = b.snap().await;
+    assert_eq!((ready(&s, "default"), ready(&s, "mailers")), (3, 2), "{s:?}");
+}

@@ -299,6 +299,10 @@ pub fn good_jobs_ddl(schema: &str) -> String {
          CREATE TABLE {schema}.good_job_processes (
            id uuid DEFAULT gen_random_uuid() PRIMARY KEY,
            created_at timestamp(6) NOT NULL, updated_at timestamp(6) NOT NULL, state jsonb, lock_type smallint);
+         CREATE TABLE {schema}.good_job_settings (
+           id uuid DEFAULT gen_random_uuid() PRIMARY KEY,
+           created_at timestamp(6) NOT NULL, updated_at timestamp(6) NOT NULL, key text, value jsonb);
+         CREATE UNIQUE INDEX index_good_job_settings_on_key ON {schema}.good_job_settings (key);
          CREATE INDEX index_good_jobs_on_scheduled_at ON {schema}.good_jobs (scheduled_at) WHERE (finished_at IS NULL);
          CREATE INDEX index_good_jobs_on_queue_name_and_scheduled_at ON {schema}.good_jobs (queue_name, scheduled_at)
            WHERE (finished_at IS NULL);

@@ -101,7 +101,7 @@ pub fn sources() -> Vec<SourceEntry> {
         SourceEntry {
             name: "good_job",
             aliases: &["goodjob"],
-            env_defaults: &[("url", "DATABASE_URL")],
+            env_defaults: &[("url", "DATABASE_URL"), ("enable_pauses", "GOOD_JOB_ENABLE_PAUSES")],
             parse: parse_as::<dyno_scaler::good_job::GoodJobConfig>,
         },
         #[cfg(feature = "solid-queue")]

@@ -362,3 +362,24 @@ platform = "heroku"
     let err = load(&Flags::default(), &env(&urls), Some(("f.toml", &bad))).unwrap_err().to_string();
     assert!(err.starts_with("f.toml [[process]] #2 target: \"pod/dj\" is not a target"), "{err}");
 }
+
+#[test]
+fn good_jobs_enable_pauses_comes_from_the_apps_own_variable_unless_set_here() {
+    let gj = |extra: &[(&'static str, &'static str)]| {
+        let mut e = vec![
+            ("HEROKU_API_KEY", "k"),
+            ("HEROKU_APP_NAME", "my-app"),
+            ("DYNO_SCALER_SOURCE", "good_job"),
+            ("DATABASE_URL", "postgres://127.0.0.1/app"),
+        ];
+        e.extend_from_slice(extra);
+        load(&Flags::default(), &env(&e), None)
+    };
+    let pauses = |s: &Settings| format!("{:?}", s.processes[0].spec).contains("enable_pauses: true");
+    assert!(!pauses(&gj(&[]).unwrap()), "GoodJob's default: off");
+    assert!(pauses(&gj(&[("GOOD_JOB_ENABLE_PAUSES", "true")]).unwrap()));
+    let ours = gj(&[("GOOD_JOB_ENABLE_PAUSES", "true"), ("DYNO_SCALER_ENABLE_PAUSES", "false")]).unwrap();
+    assert!(!pauses(&ours), "our variable wins");
+    let msg = gj(&[("GOOD_JOB_ENABLE_PAUSES", "maybe")]).unwrap_err().0;
+    assert!(msg.contains("GOOD_JOB_ENABLE_PAUSES"), "{msg}");
+}
