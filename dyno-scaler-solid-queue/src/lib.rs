@@ -8,6 +8,7 @@
 //!   blocked executions whose `expires_at` has passed (the concurrency limit no longer holds them);
 //! * **running**: claimed executions of a process whose heartbeat is fresh (`process_alive_threshold`, 5 minutes
 //!   as in Solid Queue): a claim left by a dead process is not a running job;
+//! * **workers**: the live Worker processes with their claims and host names (a pod's name on Kubernetes);
 //! * **scheduled**: future scheduled executions, not demand (counted up to `scheduled_cap`, soonest first);
 //! * **latency**: the oldest of a ready execution's `created_at`, a due one's `scheduled_at` and an expired
 //!   block's `expires_at`; a time before 2001 is bad data (still ready, no latency, counted as skipped).
@@ -20,7 +21,7 @@
 
 use async_trait::async_trait;
 use dyno_scaler_core::secret::redact_url;
-use dyno_scaler_core::{Capabilities, QueueSource, SettingError, Snapshot, SourceError};
+use dyno_scaler_core::{Capabilities, QueueSource, SettingError, Snapshot, SourceError, WorkerInfo};
 use dyno_scaler_postgres::trigger::InsertTrigger;
 use dyno_scaler_postgres::{Db, fold, now_for, quote_table};
 use sqlx::{AssertSqlSafe, Row};
@@ -129,7 +130,7 @@ fn build_sql(s: &SolidQueueSource, now: &str) -> String {
         format!(
             "SELECT 'ready'::text AS kind, x.queue_name::text AS q, count(*)::int8 AS c, \
                     EXTRACT(EPOCH FROM ({now} - min(x.{at}) FILTER (WHERE x.{at} >= {floor})))::float8 AS age, \
-                    count(*) FILTER (WHERE x.{at} < {floor})::int8 AS bad \
+                    count(*) FILTER (WHERE x.{at} < {floor})::int8 AS bad, NULL::text AS host \
                FROM {table} x WHERE {cond} AND {} AND {} GROUP BY 2",
             only("x"),
             unpaused("x")
@@ -142,17 +143,21 @@ fn build_sql(s: &SolidQueueSource, now: &str) -> String {
     format!(
         "{} UNION ALL {} UNION ALL {} \
          UNION ALL \
-         SELECT 'running', j.queue_name::text, count(*)::int8, NULL, 0 FROM {claimed} c JOIN {jobs} j ON j.id = c.job_id \
+         SELECT 'running', j.queue_name::text, count(*)::int8, NULL, 0, NULL FROM {claimed} c JOIN {jobs} j ON j.id = c.job_id \
            WHERE {live} AND {} GROUP BY 2 \
          UNION ALL \
-         SELECT 'elsewhere', NULL, count(*)::int8, NULL, 0 FROM {claimed} c JOIN {jobs} j ON j.id = c.job_id \
+         SELECT 'elsewhere', NULL, count(*)::int8, NULL, 0, NULL FROM {claimed} c JOIN {jobs} j ON j.id = c.job_id \
            WHERE {live} AND NOT ({}) \
          UNION ALL \
-         SELECT 'scheduled', f.q, count(*)::int8, NULL, 0 FROM ( \
+         SELECT 'worker', p.name::text, count(c.id)::int8, NULL, 0, p.hostname::text FROM {processes} p \
+           LEFT JOIN {claimed} c ON c.process_id = p.id \
+           WHERE p.kind = 'Worker' AND p.last_heartbeat_at > {now} - make_interval(secs => $3) GROUP BY p.id \
+         UNION ALL \
+         SELECT 'scheduled', f.q, count(*)::int8, NULL, 0, NULL FROM ( \
            SELECT x.queue_name::text AS q FROM {scheduled} x WHERE x.scheduled_at > {now} AND {} \
            ORDER BY x.scheduled_at LIMIT $2) f GROUP BY f.q \
          UNION ALL \
-         (SELECT 'due', NULL, 0::int8, EXTRACT(EPOCH FROM (x.scheduled_at - {now}))::float8, 0 FROM {scheduled} x \
+         (SELECT 'due', NULL, 0::int8, EXTRACT(EPOCH FROM (x.scheduled_at - {now}))::float8, 0, NULL FROM {scheduled} x \
            WHERE x.scheduled_at > {now} AND x.scheduled_at < 'infinity' AND {} ORDER BY x.scheduled_at LIMIT 1)",
         part(&ready, "created_at", "true"),
         part(&scheduled, "scheduled_at", &format!("x.scheduled_at <= {now}")),
@@ -164,6 +169,18 @@ fn build_sql(s: &SolidQueueSource, now: &str) -> String {
     )
 }
 
+/// A live Worker process (`solid_queue_processes`, `kind = 'Worker'`, heartbeat fresh) and its claims: busy is
+/// written as a job is claimed, so it needs no heartbeat to be current (`beat: None`).
+fn worker(row: &sqlx::postgres::PgRow) -> WorkerInfo {
+    WorkerInfo {
+        identity: row.get("q"),
+        dyno: row.get("host"),
+        busy: u32::try_from(row.get::<i64, _>("c")).unwrap_or(u32::MAX),
+        quiet: false,
+        beat: None,
+    }
+}
+
 #[async_trait]
 impl QueueSource for SolidQueueSource {
     fn name(&self) -> &str {
@@ -171,11 +188,12 @@ impl QueueSource for SolidQueueSource {
     }
 
     fn capabilities(&self) -> Capabilities {
-        // Solid Queue's processes record `Socket.gethostname`, not a dyno.
+        // Solid Queue's processes record `Socket.gethostname`: a pod's name on Kubernetes; on Heroku a UUID, which
+        // names no dyno (the busy floor then holds while any worker is busy, as without a registry).
         Capabilities {
-            names_hosts: false,
+            names_hosts: true,
             latency: true,
-            worker_registry: false,
+            worker_registry: true,
             quiet: false,
             remembers: self.db.remembers(),
         }
@@ -205,6 +223,9 @@ impl QueueSource for SolidQueueSource {
             self.bound(sql.to_owned()).fetch_all(&self.db.pool).await.map_err(|e| self.db.map_err(e))
         };
         let rows = self.db.bounded(work).await?;
-        Ok(fold(rows))
+        let (workers, rest): (Vec<_>, Vec<_>) = rows.into_iter().partition(|r| r.get::<String, _>("kind") == "worker");
+        let mut snap = fold(rest);
+        snap.workers = Some(workers.iter().map(worker).collect());
+        Ok(snap)
     }
 }

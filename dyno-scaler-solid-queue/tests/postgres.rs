@@ -54,11 +54,11 @@ impl Backend {
         .unwrap()
     }
 
-    /// A process (`SolidQueue::Process.register`) whose last heartbeat was `age` seconds ago.
-    async fn process(&self, age: i64) -> i64 {
+    /// A worker process (`SolidQueue::Process.register`) on `host` whose last heartbeat was `age` seconds ago.
+    async fn process(&self, host: &str, age: i64) -> i64 {
         self.exec(format!(
             "INSERT INTO {{s}}.solid_queue_processes (kind, last_heartbeat_at, pid, hostname, metadata, created_at, name) \
-             VALUES ('Worker', {}, 4, 'web-1', '{{\"polling_interval\":0.1,\"queues\":\"*\",\"thread_pool_size\":3}}', \
+             VALUES ('Worker', {}, 4, '{host}', '{{\"polling_interval\":0.1,\"queues\":\"*\",\"thread_pool_size\":3}}', \
                {NOW}, 'worker-' || substr(md5(random()::text), 1, 20)) RETURNING id",
             at(-age)
         ))
@@ -66,8 +66,8 @@ impl Backend {
         .unwrap()
     }
 
-    async fn claimed(&self, queue: &str, heartbeat_age: i64) {
-        let process = self.process(heartbeat_age).await;
+    async fn claimed(&self, queue: &str, host: &str, heartbeat_age: i64) {
+        let process = self.process(host, heartbeat_age).await;
         let job = self.job(queue, NOW).await;
         self.exec(format!(
             "INSERT INTO {{s}}.solid_queue_claimed_executions (job_id, process_id, created_at) VALUES ({job}, {process}, {NOW})"
@@ -120,12 +120,12 @@ impl ConformanceBackend for Backend {
         ))
         .await;
     }
-    async fn push_running(&self, queue: &str, _host: &str) {
-        self.claimed(queue, 10).await;
+    async fn push_running(&self, queue: &str, host: &str) {
+        self.claimed(queue, host, 10).await;
     }
-    async fn push_dead_running(&self, queue: &str, _host: &str) {
+    async fn push_dead_running(&self, queue: &str, host: &str) {
         // Its process stopped heartbeating 10 minutes ago (Solid Queue prunes it after 5).
-        self.claimed(queue, 600).await;
+        self.claimed(queue, host, 600).await;
     }
     async fn push_malformed(&self, queue: &str) {
         let job = self.job(queue, NOW).await;

@@ -270,3 +270,58 @@ async fn the_shipped_role_is_enough_and_the_shipped_configuration_runs() {
     assert_eq!(fake.replicas(target), Some(0), "{}", out.all());
     assert!(fake.requests().iter().all(|(_, _, s)| *s != 403), "{:?}", fake.requests());
 }
+
+#[tokio::test]
+async fn solid_queue_names_its_pods_so_an_idle_pod_goes_first() {
+    // Solid Queue's workers record `Socket.gethostname`, a pod's name: the registry places the one claimed job's
+    // worker on the newest pod, so the scale-down marks the two idle pods and leaves the busy one.
+    let (fake, kubeconfig) = cluster("k8s_sq").await;
+    fake.add_deployment("worker", 3);
+    let pods = fake.pods("worker");
+    let pool = sqlx::PgPool::connect(&db_url()).await.unwrap();
+    let s = unique("k8s_sq");
+    let ddl = format!("CREATE SCHEMA {s}; {}", solid_queue_ddl(&s));
+    sqlx::raw_sql(sqlx::AssertSqlSafe(ddl)).execute(&pool).await.unwrap();
+    let now = "(now() AT TIME ZONE 'UTC')";
+    // One Worker process per pod (`SolidQueue::Process.register`), heartbeating; a job claimed by the newest.
+    let mut script = String::new();
+    for (i, pod) in pods.iter().enumerate() {
+        script += &format!(
+            "INSERT INTO {s}.solid_queue_processes (kind, last_heartbeat_at, pid, hostname, metadata, created_at, name) \
+             VALUES ('Worker', {now}, {i}, '{pod}', '{{\"queues\":\"*\",\"thread_pool_size\":3}}', {now}, 'worker-{i}');"
+        );
+    }
+    script += &format!(
+        "INSERT INTO {s}.solid_queue_jobs (queue_name, class_name, arguments, priority, active_job_id, scheduled_at, \
+           created_at, updated_at) VALUES ('default', 'SlowJob', '{{}}', 0, gen_random_uuid()::text, {now}, {now}, {now});
+         INSERT INTO {s}.solid_queue_claimed_executions (job_id, process_id, created_at) \
+           SELECT j.id, p.id, {now} FROM {s}.solid_queue_jobs j, {s}.solid_queue_processes p WHERE p.name = 'worker-2';"
+    );
+    sqlx::raw_sql(sqlx::AssertSqlSafe(script)).execute(&pool).await.unwrap();
+    let env = vec![
+        ("DYNO_SCALER_PLATFORM", "kubernetes".to_owned()),
+        ("KUBECONFIG", kubeconfig.clone()),
+        ("DYNO_SCALER_SOURCE", "solid_queue".to_owned()),
+        ("DATABASE_URL", db_url()),
+        ("DYNO_SCALER_SCHEMA", s.clone()),
+        ("DYNO_SCALER_POLICY", "classic".to_owned()),
+        ("DYNO_SCALER_MIN_WORKERS", "1".to_owned()),
+        ("DYNO_SCALER_MAX_WORKERS", "3".to_owned()),
+        ("DYNO_SCALER_DOWN_DELAY", "0s".to_owned()),
+        ("DYNO_SCALER_POLL_INTERVAL", "500ms".to_owned()),
+    ];
+    let child = command(&["run"], &env).spawn().unwrap();
+    assert!(
+        eventually(Duration::from_secs(30), || fake.replicas("worker") == Some(1)).await,
+        "the Deployment shrank to 1: {:?}",
+        fake.requests()
+    );
+    assert_eq!(fake.pods("worker"), [pods[2].clone()], "the busy pod is the one left");
+    for victim in &pods[..2] {
+        assert!(fake.annotation(victim, DELETION_COST).is_some() || !fake.pods("worker").contains(victim));
+    }
+    let requests = fake.requests();
+    assert!(!requests.iter().any(|(m, p, _)| m == "PATCH" && p.contains(&format!("/pods/{}", pods[2]))));
+    stop_daemon(child).await;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP SCHEMA {s} CASCADE"))).execute(&pool).await.unwrap();
+}
