@@ -25,6 +25,7 @@ use dyno_scaler_core::{Capabilities, QueueSource, SettingError, Snapshot, Source
 use dyno_scaler_postgres::trigger::InsertTrigger;
 use dyno_scaler_postgres::{Db, fold, now_for, quote_table};
 use sqlx::{AssertSqlSafe, Row};
+use std::collections::HashMap;
 use tokio::sync::OnceCell;
 
 mod config;
@@ -130,12 +131,14 @@ fn build_sql(s: &SolidQueueSource, now: &str) -> String {
         format!(
             "SELECT 'ready'::text AS kind, x.queue_name::text AS q, count(*)::int8 AS c, \
                     EXTRACT(EPOCH FROM ({now} - min(x.{at}) FILTER (WHERE x.{at} >= {floor})))::float8 AS age, \
-                    count(*) FILTER (WHERE x.{at} < {floor})::int8 AS bad, NULL::text AS host \
+                    count(*) FILTER (WHERE x.{at} < {floor})::int8 AS bad, NULL::text AS host, NULL::int8 AS process \
                FROM {table} x WHERE {cond} AND {} AND {} GROUP BY 2",
             only("x"),
             unpaused("x")
         )
     };
+    // One pass over the live claims: each one's queue (a primary-key lookup), watched or not, and its process.
+    let ours = only("j");
     let live = format!(
         "EXISTS (SELECT 1 FROM {processes} p WHERE p.id = c.process_id \
            AND p.last_heartbeat_at > {now} - make_interval(secs => $3))"
@@ -143,39 +146,35 @@ fn build_sql(s: &SolidQueueSource, now: &str) -> String {
     format!(
         "{} UNION ALL {} UNION ALL {} \
          UNION ALL \
-         SELECT 'running', j.queue_name::text, count(*)::int8, NULL, 0, NULL FROM {claimed} c JOIN {jobs} j ON j.id = c.job_id \
-           WHERE {live} AND {} GROUP BY 2 \
+         SELECT CASE WHEN {ours} THEN 'running' ELSE 'elsewhere' END, CASE WHEN {ours} THEN j.queue_name::text END, \
+                count(*)::int8, NULL, 0, NULL, c.process_id FROM {claimed} c JOIN {jobs} j ON j.id = c.job_id \
+           WHERE {live} GROUP BY 1, 2, c.process_id \
          UNION ALL \
-         SELECT 'elsewhere', NULL, count(*)::int8, NULL, 0, NULL FROM {claimed} c JOIN {jobs} j ON j.id = c.job_id \
-           WHERE {live} AND NOT ({}) \
+         SELECT 'worker', p.name::text, 0, NULL, 0, p.hostname::text, p.id FROM {processes} p \
+           WHERE p.kind = 'Worker' AND p.last_heartbeat_at > {now} - make_interval(secs => $3) \
          UNION ALL \
-         SELECT 'worker', p.name::text, count(c.id)::int8, NULL, 0, p.hostname::text FROM {processes} p \
-           LEFT JOIN {claimed} c ON c.process_id = p.id \
-           WHERE p.kind = 'Worker' AND p.last_heartbeat_at > {now} - make_interval(secs => $3) GROUP BY p.id \
-         UNION ALL \
-         SELECT 'scheduled', f.q, count(*)::int8, NULL, 0, NULL FROM ( \
+         SELECT 'scheduled', f.q, count(*)::int8, NULL, 0, NULL, NULL FROM ( \
            SELECT x.queue_name::text AS q FROM {scheduled} x WHERE x.scheduled_at > {now} AND {} \
            ORDER BY x.scheduled_at LIMIT $2) f GROUP BY f.q \
          UNION ALL \
-         (SELECT 'due', NULL, 0::int8, EXTRACT(EPOCH FROM (x.scheduled_at - {now}))::float8, 0, NULL FROM {scheduled} x \
+         (SELECT 'due', NULL, 0::int8, EXTRACT(EPOCH FROM (x.scheduled_at - {now}))::float8, 0, NULL, NULL FROM {scheduled} x \
            WHERE x.scheduled_at > {now} AND x.scheduled_at < 'infinity' AND {} ORDER BY x.scheduled_at LIMIT 1)",
         part(&ready, "created_at", "true"),
         part(&scheduled, "scheduled_at", &format!("x.scheduled_at <= {now}")),
         part(&blocked, "expires_at", &format!("x.expires_at < {now}")),
-        only("j"),
-        only("j"),
         only("x"),
         only("x"),
     )
 }
 
-/// A live Worker process (`solid_queue_processes`, `kind = 'Worker'`, heartbeat fresh) and its claims: busy is
-/// written as a job is claimed, so it needs no heartbeat to be current (`beat: None`).
-fn worker(row: &sqlx::postgres::PgRow) -> WorkerInfo {
+/// A live Worker process (`solid_queue_processes`, `kind = 'Worker'`, heartbeat fresh) and its claims (`busy`, by
+/// process id): busy is written as a job is claimed, so it needs no heartbeat to be current (`beat: None`).
+fn worker(row: &sqlx::postgres::PgRow, busy: &HashMap<i64, i64>) -> WorkerInfo {
+    let claims = busy.get(&row.get::<i64, _>("process")).copied().unwrap_or(0);
     WorkerInfo {
         identity: row.get("q"),
         dyno: row.get("host"),
-        busy: u32::try_from(row.get::<i64, _>("c")).unwrap_or(u32::MAX),
+        busy: u32::try_from(claims).unwrap_or(u32::MAX),
         quiet: false,
         beat: None,
     }
@@ -224,8 +223,14 @@ impl QueueSource for SolidQueueSource {
         };
         let rows = self.db.bounded(work).await?;
         let (workers, rest): (Vec<_>, Vec<_>) = rows.into_iter().partition(|r| r.get::<String, _>("kind") == "worker");
+        let mut busy: HashMap<i64, i64> = HashMap::new();
+        for row in &rest {
+            if let Some(process) = row.get::<Option<i64>, _>("process") {
+                *busy.entry(process).or_default() += row.get::<i64, _>("c");
+            }
+        }
         let mut snap = fold(rest);
-        snap.workers = Some(workers.iter().map(worker).collect());
+        snap.workers = Some(workers.iter().map(|w| worker(w, &busy)).collect());
         Ok(snap)
     }
 }

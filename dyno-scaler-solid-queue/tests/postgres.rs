@@ -225,3 +225,25 @@ async fn a_select_only_role_in_another_time_zone_reads_the_same() {
     assert!((298..=305).contains(&age), "UTC timestamps read in Tokyo: {age} s, not 9 hours off");
     b.script(format!("DROP OWNED BY {role}; DROP ROLE {role}")).await;
 }
+
+#[tokio::test]
+async fn the_worker_registry_counts_each_live_workers_claims_whatever_their_queue() {
+    let b = Backend::new("sq_workers").await;
+    let busy = b.process("pod-a", 5).await;
+    b.process("pod-b", 5).await;
+    b.claimed("alpha", "pod-dead", 600).await;
+    for queue in ["alpha", "beta"] {
+        let job = b.job(queue, NOW).await;
+        b.exec(format!(
+            "INSERT INTO {{s}}.solid_queue_claimed_executions (job_id, process_id, created_at) VALUES ({job}, {busy}, {NOW})"
+        ))
+        .await;
+    }
+    // Watching alpha only: beta's claim runs elsewhere, and still makes its worker busy.
+    let s = b.snap(Some(vec!["alpha".into()])).await;
+    let mut workers: Vec<_> =
+        s.workers.clone().unwrap().into_iter().map(|w| (w.dyno.unwrap_or_default(), w.busy)).collect();
+    workers.sort();
+    assert_eq!(workers, [("pod-a".to_owned(), 2), ("pod-b".to_owned(), 0)], "the dead process is no worker: {s:?}");
+    assert_eq!((s.totals().running, s.running_elsewhere), (1, 1), "{s:?}");
+}
