@@ -139,10 +139,9 @@ fn build_sql(s: &SolidQueueSource, now: &str) -> String {
     };
     // One pass over the live claims: each one's queue (a primary-key lookup), watched or not, and its process.
     let ours = only("j");
-    let live = format!(
-        "EXISTS (SELECT 1 FROM {processes} p WHERE p.id = c.process_id \
-           AND p.last_heartbeat_at > {now} - make_interval(secs => $3))"
-    );
+    // A process is alive while its heartbeat is within the threshold: its claims run, and a Worker is listed.
+    let fresh = format!("p.last_heartbeat_at > {now} - make_interval(secs => $3)");
+    let live = format!("EXISTS (SELECT 1 FROM {processes} p WHERE p.id = c.process_id AND {fresh})");
     format!(
         "{} UNION ALL {} UNION ALL {} \
          UNION ALL \
@@ -151,7 +150,7 @@ fn build_sql(s: &SolidQueueSource, now: &str) -> String {
            WHERE {live} GROUP BY 1, 2, c.process_id \
          UNION ALL \
          SELECT 'worker', p.name::text, 0, NULL, 0, p.hostname::text, p.id FROM {processes} p \
-           WHERE p.kind = 'Worker' AND p.last_heartbeat_at > {now} - make_interval(secs => $3) \
+           WHERE p.kind = 'Worker' AND {fresh} \
          UNION ALL \
          SELECT 'scheduled', f.q, count(*)::int8, NULL, 0, NULL, NULL FROM ( \
            SELECT x.queue_name::text AS q FROM {scheduled} x WHERE x.scheduled_at > {now} AND {} \
