@@ -14,7 +14,8 @@
 //!   block's `expires_at`; a time before 2001 is bad data (still ready, no latency, counted as skipped).
 //!
 //! Every figure comes from one statement over the executions tables (never a scan of `solid_queue_jobs`, which
-//! keeps a day of finished jobs; it is read only for the queues of claimed executions). The source only reads.
+//! keeps a day of finished jobs; it is read only for the queue of a claim not seen at an earlier snapshot, by primary
+//! key: a job's queue never changes). The source only reads.
 //! Solid Queue has no `NOTIFY`: `dyno-scaler install-trigger` adds insert triggers on the ready and scheduled
 //! executions for the event path; without them the source polls.
 #![deny(missing_docs)]
@@ -26,9 +27,13 @@ use dyno_scaler_postgres::trigger::InsertTrigger;
 use dyno_scaler_postgres::{Db, fold, now_for, quote_table};
 use sqlx::{AssertSqlSafe, Row};
 use std::collections::HashMap;
+use std::sync::Mutex;
 use tokio::sync::OnceCell;
 
+mod claims;
 mod config;
+
+use claims::Claims;
 
 pub use config::SolidQueueConfig;
 
@@ -41,6 +46,7 @@ pub struct SolidQueueSource {
     /// `"schema".` or empty.
     prefix: String,
     sql: OnceCell<String>,
+    claims: Mutex<Claims>,
 }
 
 impl std::fmt::Debug for SolidQueueSource {
@@ -59,7 +65,7 @@ impl SolidQueueSource {
         config.validate()?;
         let db = Db::new(NAME, &config.url, config.timeout, config.learned_table.as_deref())?;
         let prefix = config.schema.as_deref().and_then(quote_table).map(|s| format!("{s}.")).unwrap_or_default();
-        Ok(Self { config, db, prefix, sql: OnceCell::new() })
+        Ok(Self { config, db, prefix, sql: OnceCell::new(), claims: Mutex::default() })
     }
 
     fn table(&self, name: &str) -> String {
@@ -83,10 +89,13 @@ impl SolidQueueSource {
 
     fn bound(&self, sql: String) -> sqlx::query::Query<'_, sqlx::Postgres, sqlx::postgres::PgArguments> {
         let c = &self.config;
+        let (top, unknown) = self.claims.lock().unwrap_or_else(|e| e.into_inner()).params();
         sqlx::query(AssertSqlSafe(sql))
             .bind(c.queues.clone())
             .bind(i64::try_from(c.scheduled_cap).unwrap_or(i64::MAX))
             .bind(c.process_alive_threshold.as_secs_f64())
+            .bind(top)
+            .bind(unknown)
     }
 
     /// The insert trigger of the event path, on the ready and the scheduled executions (a job enqueued now, or
@@ -108,7 +117,7 @@ impl SolidQueueSource {
 }
 
 /// The snapshot statement. Parameters: $1 queues (text[] or NULL), $2 the scheduled cap, $3 the alive threshold
-/// in seconds.
+/// in seconds, $4 and $5 the claims whose queues to look up ([`claims`]: above this claim id, of these jobs).
 fn build_sql(s: &SolidQueueSource, now: &str) -> String {
     let [ready, scheduled, blocked, claimed, jobs, processes, pauses] = [
         "ready_executions",
@@ -123,41 +132,46 @@ fn build_sql(s: &SolidQueueSource, now: &str) -> String {
     let only = |alias: &str| {
         if s.config.queues.is_some() { format!("{alias}.queue_name = ANY($1)") } else { "true".to_owned() }
     };
-    let unpaused =
-        |alias: &str| format!("NOT EXISTS (SELECT 1 FROM {pauses} z WHERE z.queue_name = {alias}.queue_name)");
     let floor = "'2001-09-09'";
-    // One ready part per table: the count, the latency from `at`, and the rows whose `at` cannot be meant.
+    // One ready part per table: the count, the latency from `at`, and the rows whose `at` cannot be meant. Paused
+    // queues are left out once counted (a check per queue, not per row).
     let part = |table: &str, at: &str, cond: &str| {
         format!(
             "SELECT 'ready'::text AS kind, x.queue_name::text AS q, count(*)::int8 AS c, \
                     EXTRACT(EPOCH FROM ({now} - min(x.{at}) FILTER (WHERE x.{at} >= {floor})))::float8 AS age, \
-                    count(*) FILTER (WHERE x.{at} < {floor})::int8 AS bad, NULL::text AS host, NULL::int8 AS process \
-               FROM {table} x WHERE {cond} AND {} AND {} GROUP BY 2",
+                    count(*) FILTER (WHERE x.{at} < {floor})::int8 AS bad, NULL::text AS host, NULL::int8 AS process, \
+                    NULL::int8[] AS ids \
+               FROM {table} x WHERE {cond} AND {} GROUP BY x.queue_name \
+               HAVING NOT EXISTS (SELECT 1 FROM {pauses} z WHERE z.queue_name = x.queue_name)",
             only("x"),
-            unpaused("x")
         )
     };
-    // One pass over the live claims: each one's queue (a primary-key lookup), watched or not, and its process.
-    let ours = only("j");
     // A process is alive while its heartbeat is within the threshold: its claims run, and a Worker is listed.
     let fresh = format!("p.last_heartbeat_at > {now} - make_interval(secs => $3)");
-    let live = format!("EXISTS (SELECT 1 FROM {processes} p WHERE p.id = c.process_id AND {fresh})");
+    // The claims, read once: each live process's job ids (grouped first, the process checked once), the highest
+    // claim id, and the queues of the claims not looked up before (a primary-key lookup each).
     format!(
-        "{} UNION ALL {} UNION ALL {} \
+        "WITH k AS MATERIALIZED (SELECT c.id, c.job_id, c.process_id FROM {claimed} c) \
+         {} UNION ALL {} UNION ALL {} \
          UNION ALL \
-         SELECT CASE WHEN {ours} THEN 'running' ELSE 'elsewhere' END, CASE WHEN {ours} THEN j.queue_name::text END, \
-                count(*)::int8, NULL, 0, NULL, c.process_id FROM {claimed} c JOIN {jobs} j ON j.id = c.job_id \
-           WHERE {live} GROUP BY 1, 2, c.process_id \
+         SELECT 'claims', NULL, count(*)::int8, NULL, 0, NULL, k.process_id, array_agg(k.job_id) FROM k \
+           GROUP BY k.process_id HAVING EXISTS (SELECT 1 FROM {processes} p WHERE p.id = k.process_id AND {fresh}) \
          UNION ALL \
-         SELECT 'worker', p.name::text, 0, NULL, 0, p.hostname::text, p.id FROM {processes} p \
+         SELECT 'claimed', j.queue_name::text, count(*)::int8, NULL, 0, NULL, NULL, array_agg(j.id) \
+           FROM k JOIN {jobs} j ON j.id = k.job_id WHERE k.id > $4 OR k.job_id = ANY($5) GROUP BY j.queue_name \
+         UNION ALL \
+         SELECT 'top', NULL, COALESCE(max(k.id), 0)::int8, NULL, 0, NULL, NULL, NULL FROM k \
+         UNION ALL \
+         SELECT 'worker', p.name::text, 0, NULL, 0, p.hostname::text, p.id, NULL FROM {processes} p \
            WHERE p.kind = 'Worker' AND {fresh} \
          UNION ALL \
-         SELECT 'scheduled', f.q, count(*)::int8, NULL, 0, NULL, NULL FROM ( \
+         SELECT 'scheduled', f.q, count(*)::int8, NULL, 0, NULL, NULL, NULL FROM ( \
            SELECT x.queue_name::text AS q FROM {scheduled} x WHERE x.scheduled_at > {now} AND {} \
            ORDER BY x.scheduled_at LIMIT $2) f GROUP BY f.q \
          UNION ALL \
-         (SELECT 'due', NULL, 0::int8, EXTRACT(EPOCH FROM (x.scheduled_at - {now}))::float8, 0, NULL, NULL FROM {scheduled} x \
-           WHERE x.scheduled_at > {now} AND x.scheduled_at < 'infinity' AND {} ORDER BY x.scheduled_at LIMIT 1)",
+         (SELECT 'due', NULL, 0::int8, EXTRACT(EPOCH FROM (x.scheduled_at - {now}))::float8, 0, NULL, NULL, NULL \
+           FROM {scheduled} x WHERE x.scheduled_at > {now} AND x.scheduled_at < 'infinity' AND {} \
+           ORDER BY x.scheduled_at LIMIT 1)",
         part(&ready, "created_at", "true"),
         part(&scheduled, "scheduled_at", &format!("x.scheduled_at <= {now}")),
         part(&blocked, "expires_at", &format!("x.expires_at < {now}")),
@@ -221,15 +235,28 @@ impl QueueSource for SolidQueueSource {
             self.bound(sql.to_owned()).fetch_all(&self.db.pool).await.map_err(|e| self.db.map_err(e))
         };
         let rows = self.db.bounded(work).await?;
-        let (workers, rest): (Vec<_>, Vec<_>) = rows.into_iter().partition(|r| r.get::<String, _>("kind") == "worker");
-        let mut busy: HashMap<i64, i64> = HashMap::new();
-        for row in &rest {
-            if let Some(process) = row.get::<Option<i64>, _>("process") {
-                *busy.entry(process).or_default() += row.get::<i64, _>("c");
+        let (mut workers, mut live, mut looked_up, mut top, mut rest) = (vec![], vec![], vec![], 0, vec![]);
+        for row in rows {
+            match row.get::<String, _>("kind").as_str() {
+                "worker" => workers.push(row),
+                "claims" => live.push((row.get::<i64, _>("process"), row.get::<Vec<i64>, _>("ids"))),
+                "claimed" => looked_up.push((row.get::<String, _>("q"), row.get::<Vec<i64>, _>("ids"))),
+                "top" => top = row.get::<i64, _>("c"),
+                _ => rest.push(row),
             }
         }
+        let tally = self.claims.lock().unwrap_or_else(|e| e.into_inner()).learn(
+            looked_up,
+            &live,
+            top,
+            self.config.queues.as_deref(),
+        );
         let mut snap = fold(rest);
-        snap.workers = Some(workers.iter().map(|w| worker(w, &busy)).collect());
+        for (queue, running) in tally.running {
+            snap.add(&queue, dyno_scaler_core::QueueStats { running, ..Default::default() });
+        }
+        snap.running_elsewhere += tally.elsewhere;
+        snap.workers = Some(workers.iter().map(|w| worker(w, &tally.busy)).collect());
         Ok(snap)
     }
 }

@@ -247,3 +247,39 @@ async fn the_worker_registry_counts_each_live_workers_claims_whatever_their_queu
     assert_eq!(workers, [("pod-a".to_owned(), 2), ("pod-b".to_owned(), 0)], "the dead process is no worker: {s:?}");
     assert_eq!((s.totals().running, s.running_elsewhere), (1, 1), "{s:?}");
 }
+
+#[tokio::test]
+async fn one_source_looks_up_each_claims_queue_once_and_a_late_claim_at_the_next_snapshot() {
+    let b = Backend::new("sq_claims").await;
+    let process = b.process("pod-a", 5).await;
+    let claim = |id: i64, job: i64| {
+        format!(
+            "INSERT INTO {{s}}.solid_queue_claimed_executions (id, job_id, process_id, created_at) \
+             VALUES ({id}, {job}, {process}, {NOW})"
+        )
+    };
+    let (j1, j2) = (b.job("alpha", NOW).await, b.job("alpha", NOW).await);
+    b.exec(claim(100, j1)).await;
+    b.exec(claim(200, j2)).await;
+    let source = SolidQueueSource::new(b.config(None)).unwrap();
+    let figures = |s: &Snapshot| {
+        let running = |q: &str| s.queues.get(q).map_or(0, |q| q.running);
+        let busy = s.workers.as_ref().unwrap().iter().map(|w| w.busy).sum::<u32>();
+        (running("alpha"), running("beta"), running("gamma"), s.running_elsewhere, busy)
+    };
+    assert_eq!(figures(&source.snapshot().await.unwrap()), (2, 0, 0, 0, 2));
+    // A job's queue never changes in Solid Queue: changed here, it shows that a claim seen before is not looked up.
+    b.exec(format!("UPDATE {{s}}.solid_queue_jobs SET queue_name = 'beta' WHERE id = {j1}")).await;
+    assert_eq!(figures(&source.snapshot().await.unwrap()), (2, 0, 0, 0, 2));
+    assert_eq!(figures(&b.snap(None).await), (1, 1, 0, 0, 2), "a new source looks every claim up");
+    // A claim committed late, below the highest id already seen: busy at once, its queue known one snapshot later.
+    let j3 = b.job("alpha", NOW).await;
+    b.exec(claim(150, j3)).await;
+    assert_eq!(figures(&source.snapshot().await.unwrap()), (2, 0, 0, 1, 3));
+    assert_eq!(figures(&source.snapshot().await.unwrap()), (3, 0, 0, 0, 3));
+    // A finished claim is forgotten; a new one (a higher id) is looked up at once.
+    b.exec(format!("DELETE FROM {{s}}.solid_queue_claimed_executions WHERE job_id = {j2}")).await;
+    let j4 = b.job("gamma", NOW).await;
+    b.exec(claim(300, j4)).await;
+    assert_eq!(figures(&source.snapshot().await.unwrap()), (2, 0, 1, 0, 3));
+}
