@@ -110,7 +110,7 @@ async fn good_job(pool: &PgPool, url: &str) {
     load(pool, ddl).await;
     load(pool, format!("VACUUM ANALYZE {s}.good_jobs")).await;
     let (took, figures) = time_snapshot(&source).await;
-    println!("  dyno-scaler snapshot, with the two recommended indexes     {took:>10.2?}  ({figures})");
+    println!("  dyno-scaler snapshot, with the recommended index           {took:>10.2?}  ({figures})");
     let (took, figures) = time_snapshot(&every).await;
     println!("    the same, reading the locks (lock_check 0s)              {took:>10.2?}  ({figures})");
     let mut conn = pool.acquire().await.unwrap();

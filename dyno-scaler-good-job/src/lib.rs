@@ -42,14 +42,14 @@ pub use config::GoodJobConfig;
 
 const NAME: &str = "good_job";
 
-/// Optional indexes for big tables (a migration of the app, never made by dyno-scaler): the queued rows by
-/// `scheduled_at` and the started rows by queue, so each part of the snapshot reads only the rows it counts
-/// (BENCHMARKS.md: 10 ms without them, 7 ms with, on 1.1 million rows with 5,000 running jobs, on the same machine).
+/// An optional index for big tables (a migration of the app, never made by dyno-scaler): the unfinished rows by
+/// `scheduled_at` with every column the snapshot reads, so that the due range and the scheduled rows are read from
+/// the index alone, without the table's rows (BENCHMARKS.md gives the figures with and without it). It replaces the
+/// two partial indexes recommended before (`index_good_jobs_dyno_scaler_queued` and `_started`), which the snapshot
+/// no longer uses.
 pub const RECOMMENDED_INDEXES: &str = "\
-CREATE INDEX CONCURRENTLY IF NOT EXISTS index_good_jobs_dyno_scaler_queued ON good_jobs (scheduled_at)
-  INCLUDE (queue_name, created_at) WHERE finished_at IS NULL AND performed_at IS NULL;
-CREATE INDEX CONCURRENTLY IF NOT EXISTS index_good_jobs_dyno_scaler_started ON good_jobs (queue_name)
-  INCLUDE (id, active_job_id, locked_by_id, scheduled_at) WHERE finished_at IS NULL AND performed_at IS NOT NULL;";
+CREATE INDEX CONCURRENTLY IF NOT EXISTS index_good_jobs_dyno_scaler_due ON good_jobs (scheduled_at)
+  INCLUDE (queue_name, performed_at, created_at, id, active_job_id, locked_by_id) WHERE finished_at IS NULL;";
 
 /// The channel GoodJob notifies on every enqueue (`GoodJob::Notifier`).
 pub const CHANNEL: &str = "good_job";
@@ -125,11 +125,12 @@ impl GoodJobSource {
 /// expiry in seconds, $4 whether to read the advisory locks held ([`locks`]).
 fn build_sql(s: &GoodJobSource, column_type: &str) -> String {
     let now = now_for(column_type);
-    let send = if column_type.contains("with time zone") { "timestamptz_send" } else { "timestamp_send" };
+    let tz = column_type.contains("with time zone");
+    let send = if tz { "timestamptz_send" } else { "timestamp_send" };
     let (jobs, processes) = (&s.jobs, &s.processes);
-    let filter = if s.config.queues.is_some() { "COALESCE(queue_name, 'default') = ANY($1)" } else { "true" };
-    let q = "COALESCE(queue_name, 'default')";
-    // Each part is a range of one index (an OR would read every unfinished row).
+    let filter = |q: &str| {
+        if s.config.queues.is_some() { format!("COALESCE({q}, 'default') = ANY($1)") } else { "true".into() }
+    };
     let queued = "finished_at IS NULL AND performed_at IS NULL";
     // GoodJob's `exclude_paused` scope, as it dequeues when the app enables pauses: not demand.
     let paused = |kind: &str| {
@@ -137,7 +138,7 @@ fn build_sql(s: &GoodJobSource, column_type: &str) -> String {
     };
     let unpaused = if s.config.enable_pauses {
         format!(
-            " AND queue_name NOT IN {} AND job_class NOT IN {} AND NOT COALESCE(labels && ARRAY{}, false)",
+            " AND j.queue_name NOT IN {} AND j.job_class NOT IN {} AND NOT COALESCE(j.labels && ARRAY{}, false)",
             paused("queues"),
             paused("job_classes"),
             paused("labels")
@@ -146,54 +147,64 @@ fn build_sql(s: &GoodJobSource, column_type: &str) -> String {
         String::new()
     };
     let floor = "'2001-09-09'";
-    let since = "COALESCE(scheduled_at, created_at)";
     // The clock in the index conditions, as a parameter the planner cannot see (an InitPlan, computed once): with
     // `now()` itself it estimates `scheduled_at <= now` from a histogram of every row ever kept, nearly all of
     // them finished in the past, and reads every unfinished row through another index instead of the range of
-    // GoodJob's `scheduled_at` index that holds the due ones.
+    // GoodJob's `scheduled_at` index that holds the due ones. The range's other end is unseen too (`-infinity`,
+    // which bounds nothing): a range between two unknowns is estimated narrow (0.5%), so that index is chosen
+    // whatever the statistics say; with one unknown end the estimate is a third of the unfinished rows, and with
+    // some samples the planner read all of them instead (40 ms on the benchmark's tables).
     let at = format!("(SELECT {now})");
-    // A job runs only once due (GoodJob dequeues `scheduled_at <= now` by the app's clock; five minutes cover a
-    // clock apart from the database's), so the started rows are a range of that index too, not every unfinished
-    // row (the recommended index of started rows carries `scheduled_at` for this, and stays index-only). A job that
-    // calls `retry_job` moves its own `scheduled_at` ahead for the last moments of its run.
-    let started = format!("(j.scheduled_at <= {at} + interval '5 minutes' OR j.scheduled_at IS NULL)");
-    // Under the skip-locked and hybrid strategies a fresh process record vouches for the jobs it locked (a join on
-    // its primary key, read once per row: the three aggregates below each ask); the others go out as their attempts
-    // (id and performed_at) and Active Job ids, checked against the held locks in `locks`.
-    let vouching = format!(
-        "LEFT JOIN {processes} p ON p.id = j.locked_by_id AND p.updated_at > {now} - make_interval(secs => $3)"
+    let origin = format!("(SELECT '-infinity'::{})", if tz { "timestamptz" } else { "timestamp" });
+    // One pass over the due rows: the ready ones (GoodJob's queued: not performed) and the started ones (performed,
+    // not finished). A job runs only once due (GoodJob dequeues `scheduled_at <= now` by the app's clock; five
+    // minutes cover a clock apart from the database's), so the started rows are in the range too (a job that calls
+    // `retry_job` moves its own `scheduled_at` ahead for the last moments of its run). Under the skip-locked and
+    // hybrid strategies a fresh process record vouches for the jobs it locked (a join on its primary key); the other
+    // started rows go out as their attempts (id and performed_at) and Active Job ids, checked against the held locks
+    // in `locks`. Grouped by the raw queue name (NULL is `default`, merged by the caller): the planner knows its few
+    // values and hashes them, where a computed name would be sorted.
+    // The columns read (all in `RECOMMENDED_INDEXES`, so that with it the range is read from the index alone), the
+    // range and the rows without `scheduled_at` apart: an OR of the two would need the table's rows.
+    let columns = format!(
+        "SELECT queue_name, id, active_job_id, performed_at, scheduled_at, created_at, locked_by_id{} FROM {jobs}",
+        if s.config.enable_pauses { ", job_class, labels" } else { "" }
+    );
+    let due = format!(
+        "SELECT CASE WHEN {ours} THEN 'ready' ELSE 'other' END AS kind, COALESCE(r.q, 'default') AS q, \
+                count(*) FILTER (WHERE r.ready)::int8 AS c, \
+                EXTRACT(EPOCH FROM ({now} - min(r.since) FILTER (WHERE r.ready AND r.since >= {floor})))::float8 AS age, \
+                count(*) FILTER (WHERE r.ready AND (r.since IS NULL OR r.since < {floor}))::int8 AS bad, \
+                count(*) FILTER (WHERE r.vouched)::int8 AS vouched, \
+                array_agg(uuid_send(r.id) || {send}(r.performed_at)) FILTER (WHERE r.started AND NOT r.vouched) AS attempts, \
+                array_agg(uuid_send(NULLIF(r.active_job_id, r.id))) FILTER (WHERE r.started AND NOT r.vouched) AS ajids, \
+                NULL::int8[] AS keys FROM ( \
+           SELECT j.queue_name AS q, j.id, j.active_job_id, j.performed_at, COALESCE(j.scheduled_at, j.created_at) AS since, \
+                  j.performed_at IS NULL AND (j.scheduled_at <= {at} OR j.scheduled_at IS NULL){unpaused} AS ready, \
+                  j.performed_at IS NOT NULL AS started, j.performed_at IS NOT NULL AND p.id IS NOT NULL AS vouched \
+             FROM ({columns} WHERE finished_at IS NULL AND scheduled_at <= {at} + interval '5 minutes' \
+                     AND scheduled_at >= {origin} \
+                   UNION ALL {columns} WHERE finished_at IS NULL AND scheduled_at IS NULL) j \
+             LEFT JOIN {processes} p ON p.id = j.locked_by_id AND p.updated_at > {now} - make_interval(secs => $3)) r \
+         GROUP BY r.q",
+        ours = filter("r.q"),
     );
     // The advisory locks held in this database (a bigint key shows as classid: the high 32 bits, objid: the low).
-    let locks = "SELECT 'locks', NULL, 0, NULL, 0, NULL, NULL, \
+    let locks = "SELECT 'locks', NULL, 0, NULL, 0, 0, NULL, NULL, \
                    COALESCE(array_agg((l.classid::int8 << 32) | l.objid::int8), '{}') FROM pg_locks l \
                  WHERE l.locktype = 'advisory' AND l.objsubid = 1 AND l.granted \
                    AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) HAVING $4";
+    let only = filter("queue_name");
     format!(
-        "SELECT 'ready'::text AS kind, r.q AS q, count(*)::int8 AS c, \
-                EXTRACT(EPOCH FROM ({now} - min(r.since) FILTER (WHERE r.since >= {floor})))::float8 AS age, \
-                count(*) FILTER (WHERE r.since IS NULL OR r.since < {floor})::int8 AS bad, \
-                NULL::bytea[] AS attempts, NULL::bytea[] AS ajids, NULL::int8[] AS keys FROM ( \
-           SELECT {q} AS q, {since} AS since FROM {jobs} \
-             WHERE {queued} AND scheduled_at <= {at} AND {filter}{unpaused} \
-           UNION ALL \
-           SELECT {q}, {since} FROM {jobs} WHERE {queued} AND scheduled_at IS NULL AND {filter}{unpaused}) r GROUP BY 2 \
-         UNION ALL \
-         SELECT CASE WHEN v.ours THEN 'started' ELSE 'started_elsewhere' END, v.q, \
-                count(*) FILTER (WHERE v.vouched)::int8, NULL, 0, \
-                array_agg(v.attempt) FILTER (WHERE NOT v.vouched), array_agg(v.ajid) FILTER (WHERE NOT v.vouched), \
-                NULL FROM ( \
-           SELECT {q} AS q, {filter} AS ours, p.id IS NOT NULL AS vouched, \
-                  uuid_send(j.id) || {send}(j.performed_at) AS attempt, uuid_send(NULLIF(j.active_job_id, j.id)) AS ajid \
-             FROM {jobs} j {vouching} \
-             WHERE j.finished_at IS NULL AND j.performed_at IS NOT NULL AND {started}) v GROUP BY 1, 2 \
+        "{due} \
          UNION ALL {locks} \
          UNION ALL \
-         SELECT 'scheduled', s.q, count(*)::int8, NULL, 0, NULL, NULL, NULL FROM ( \
-           SELECT {q} AS q FROM {jobs} WHERE {queued} AND scheduled_at > {at} AND {filter} \
+         SELECT 'scheduled', COALESCE(s.q, 'default'), count(*)::int8, NULL, 0, 0, NULL, NULL, NULL FROM ( \
+           SELECT queue_name AS q FROM {jobs} WHERE {queued} AND scheduled_at > {at} AND {only} \
            ORDER BY scheduled_at LIMIT $2) s GROUP BY s.q \
          UNION ALL \
-         (SELECT 'due', NULL, 0::int8, EXTRACT(EPOCH FROM (scheduled_at - {now}))::float8, 0, NULL, NULL, NULL \
-           FROM {jobs} WHERE {queued} AND scheduled_at > {at} AND scheduled_at < 'infinity' AND {filter} \
+         (SELECT 'due', NULL, 0::int8, EXTRACT(EPOCH FROM (scheduled_at - {now}))::float8, 0, 0, NULL, NULL, NULL \
+           FROM {jobs} WHERE {queued} AND scheduled_at > {at} AND scheduled_at < 'infinity' AND {only} \
            ORDER BY scheduled_at LIMIT 1)"
     )
 }
@@ -206,13 +217,18 @@ fn assemble(s: &GoodJobSource, rows: Vec<sqlx::postgres::PgRow>, now: Instant) -
     let mut held: Option<HashSet<i64>> = None;
     for row in rows {
         match row.get::<String, _>("kind").as_str() {
-            kind @ ("started" | "started_elsewhere") => {
+            kind @ ("ready" | "other") => {
                 let rows = Started {
                     attempts: row.get::<Option<Vec<Vec<u8>>>, _>("attempts").unwrap_or_default(),
                     active_job_ids: row.get::<Option<Vec<Option<Vec<u8>>>>, _>("ajids").unwrap_or_default(),
                 };
-                let vouched = row.get::<i64, _>("c").max(0) as u64;
-                started.push((kind == "started", row.get::<String, _>("q"), vouched, rows));
+                let vouched = row.get::<i64, _>("vouched").max(0) as u64;
+                let ours = kind == "ready";
+                started.push((ours, row.get::<String, _>("q"), vouched, rows));
+                // The ready figures of a watched queue (an unwatched one's are no demand of this source).
+                if ours && (row.get::<i64, _>("c") > 0 || row.get::<i64, _>("bad") > 0) {
+                    rest.push(row);
+                }
             }
             "locks" => held = Some(row.get::<Vec<i64>, _>("keys").into_iter().collect()),
             _ => rest.push(row),
