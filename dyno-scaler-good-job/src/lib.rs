@@ -81,7 +81,7 @@ impl GoodJobSource {
     /// A source for `config`, checked first. Connects lazily: Postgres may be down now and come up later.
     pub fn new(config: GoodJobConfig) -> Result<Self, SettingError> {
         config.validate()?;
-        let db = Db::new(NAME, &config.url, config.timeout, config.learned_table.as_deref())?;
+        let db = Db::new(NAME, &config.url, config.timeout, config.learned_table.as_deref())?.generic_plans();
         let jobs = quote_table(&config.table).unwrap_or_default();
         let processes = format!("{}\"good_job_processes\"", schema_prefix(&config.table));
         let settings = format!("{}\"good_job_settings\"", schema_prefix(&config.table));

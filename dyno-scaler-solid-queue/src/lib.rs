@@ -63,7 +63,7 @@ impl SolidQueueSource {
     /// A source for `config`, checked first. Connects lazily: Postgres may be down now and come up later.
     pub fn new(config: SolidQueueConfig) -> Result<Self, SettingError> {
         config.validate()?;
-        let db = Db::new(NAME, &config.url, config.timeout, config.learned_table.as_deref())?;
+        let db = Db::new(NAME, &config.url, config.timeout, config.learned_table.as_deref())?.generic_plans();
         let prefix = config.schema.as_deref().and_then(quote_table).map(|s| format!("{s}.")).unwrap_or_default();
         Ok(Self { config, db, prefix, sql: OnceCell::new(), claims: Mutex::default() })
     }
