@@ -173,6 +173,39 @@ async fn solid_queue(pool: &PgPool, url: &str) {
     let source = SolidQueueSource::new(cfg).unwrap();
     let (took, figures) = time_snapshot(&source).await;
     println!("  dyno-scaler snapshot (one statement)                       {took:>10.2?}  ({figures})");
+    // The statement alone through sqlx, planned per execution (Postgres's choice for it) and once (the source's
+    // sessions), 25 runs of each in turn, six times: what planning costs, and what the source adds around it.
+    let sql = source.query_sql().await.unwrap().to_owned();
+    let mut modes = Vec::new();
+    for mode in ["auto", "force_generic_plan"] {
+        let opts = url.parse::<sqlx::postgres::PgConnectOptions>().unwrap().options([
+            ("jit", "off"),
+            ("max_parallel_workers_per_gather", "0"),
+            ("plan_cache_mode", mode),
+        ]);
+        let conn = PgConnection::connect_with(&opts).await.unwrap();
+        modes.push((mode, conn, Vec::new()));
+    }
+    for _ in 0..6 {
+        for (_, conn, times) in modes.iter_mut() {
+            for _ in 0..25 {
+                let t = Instant::now();
+                sqlx::query(AssertSqlSafe(sql.clone()))
+                    .bind(None::<Vec<String>>)
+                    .bind(1000i64)
+                    .bind(300f64)
+                    .bind(i64::MAX)
+                    .bind(Vec::<i64>::new())
+                    .fetch_all(&mut *conn)
+                    .await
+                    .unwrap();
+                times.push(t.elapsed());
+            }
+        }
+    }
+    for (mode, _, times) in modes {
+        println!("    the statement alone, plan_cache_mode = {mode:<20} {:>10.2?}", median(times));
+    }
     peer(
         pool,
         "HireFire queues (SolidQueue::Queue.all: distinct over jobs)",

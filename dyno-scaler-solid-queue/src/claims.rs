@@ -12,13 +12,14 @@
 //! snapshot: it counts as running elsewhere (busy, so its worker is never stopped, but not demand of a watched
 //! queue), and is looked up by its job id at the next.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
+use std::sync::Arc;
 
 /// What the source remembers: claims up to `top` were looked up, and the queue of each live claim's job.
 #[derive(Debug, Default)]
 pub(crate) struct Claims {
     top: i64,
-    queues: HashMap<i64, String>,
+    queues: HashMap<i64, Arc<str>>,
     unknown: Vec<i64>,
 }
 
@@ -26,7 +27,7 @@ pub(crate) struct Claims {
 #[derive(Debug, Default, PartialEq)]
 pub(crate) struct Tally {
     /// Live claims per watched queue.
-    pub running: HashMap<String, u64>,
+    pub running: HashMap<Arc<str>, u64>,
     /// Live claims of other queues, or of a queue not known yet.
     pub elsewhere: u64,
     /// Live claims per process id.
@@ -49,31 +50,38 @@ impl Claims {
         filter: Option<&[String]>,
     ) -> Tally {
         for (queue, jobs) in looked_up {
+            let queue: Arc<str> = queue.into();
             for job in jobs {
                 self.queues.insert(job, queue.clone());
             }
         }
         let mut tally = Tally::default();
-        let mut seen = HashSet::new();
+        // Only live claims are kept (moved to the next map, no copy); a claim id sequence that went back (a restored
+        // database) is followed.
+        let mut kept = HashMap::with_capacity(self.queues.len());
         self.unknown.clear();
         for (process, jobs) in live {
             *tally.busy.entry(*process).or_default() += jobs.len() as i64;
             for job in jobs {
-                seen.insert(*job);
-                match self.queues.get(job) {
-                    Some(q) if filter.is_none_or(|f| f.contains(q)) => {
-                        *tally.running.entry(q.clone()).or_default() += 1;
+                let Some(q) = self.queues.remove(job) else {
+                    tally.elsewhere += 1;
+                    self.unknown.push(*job);
+                    continue;
+                };
+                if filter.is_none_or(|f| f.iter().any(|w| **w == *q)) {
+                    match tally.running.get_mut(&q) {
+                        Some(n) => *n += 1,
+                        None => {
+                            tally.running.insert(q.clone(), 1);
+                        }
                     }
-                    Some(_) => tally.elsewhere += 1,
-                    None => {
-                        tally.elsewhere += 1;
-                        self.unknown.push(*job);
-                    }
+                } else {
+                    tally.elsewhere += 1;
                 }
+                kept.insert(*job, q);
             }
         }
-        // Only live claims are kept; a claim id sequence that went back (a restored database) is followed.
-        self.queues.retain(|job, _| seen.contains(job));
+        self.queues = kept;
         self.top = top;
         tally
     }
