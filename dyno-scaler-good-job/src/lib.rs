@@ -156,6 +156,12 @@ fn build_sql(s: &GoodJobSource, column_type: &str) -> String {
     // some samples the planner read all of them instead (40 ms on the benchmark's tables).
     let at = format!("(SELECT {now})");
     let origin = format!("(SELECT '-infinity'::{})", if tz { "timestamptz" } else { "timestamp" });
+    // The columns read (all in `RECOMMENDED_INDEXES`, so that with it the range is read from the index alone), the
+    // range and the rows without `scheduled_at` apart: an OR of the two would need the table's rows.
+    let columns = format!(
+        "SELECT queue_name, id, active_job_id, performed_at, scheduled_at, created_at, locked_by_id{} FROM {jobs}",
+        if s.config.enable_pauses { ", job_class, labels" } else { "" }
+    );
     // One pass over the due rows: the ready ones (GoodJob's queued: not performed) and the started ones (performed,
     // not finished). A job runs only once due (GoodJob dequeues `scheduled_at <= now` by the app's clock; five
     // minutes cover a clock apart from the database's), so the started rows are in the range too (a job that calls
@@ -164,12 +170,6 @@ fn build_sql(s: &GoodJobSource, column_type: &str) -> String {
     // started rows go out as their attempts (id and performed_at) and Active Job ids, checked against the held locks
     // in `locks`. Grouped by the raw queue name (NULL is `default`, merged by the caller): the planner knows its few
     // values and hashes them, where a computed name would be sorted.
-    // The columns read (all in `RECOMMENDED_INDEXES`, so that with it the range is read from the index alone), the
-    // range and the rows without `scheduled_at` apart: an OR of the two would need the table's rows.
-    let columns = format!(
-        "SELECT queue_name, id, active_job_id, performed_at, scheduled_at, created_at, locked_by_id{} FROM {jobs}",
-        if s.config.enable_pauses { ", job_class, labels" } else { "" }
-    );
     let due = format!(
         "SELECT CASE WHEN {ours} THEN 'ready' ELSE 'other' END AS kind, COALESCE(r.q, 'default') AS q, \
                 count(*) FILTER (WHERE r.ready)::int8 AS c, \

@@ -83,11 +83,12 @@ impl Db {
 
     /// The same pools with `plan_cache_mode = force_generic_plan`: a statement is planned once per connection, not
     /// at each snapshot. For statements whose plans do not depend on their parameters' values (the clock hidden in
-    /// InitPlans, the parameters bounds and lists whose size the plan need not know): Postgres otherwise keeps
-    /// re-planning a statement whose generic estimate looks costlier than its custom plans (3–4 ms a snapshot
-    /// for Solid Queue's and GoodJob's, measured in BENCHMARKS.md).
+    /// InitPlans; parameters that are bounds or lists whose size the plan need not know): Postgres otherwise keeps
+    /// re-planning a statement whose generic estimate looks costlier than its custom plans, as it did Solid Queue's
+    /// at every snapshot (BENCHMARKS.md; GoodJob's it planned generically already). The pools are lazy: making
+    /// them again costs no connection.
     pub fn generic_plans(mut self) -> Self {
-        self.opts = self.opts.clone().options([("plan_cache_mode", "force_generic_plan")]);
+        self.opts = self.opts.options([("plan_cache_mode", "force_generic_plan")]);
         (self.pool, self.listen_pool) = pools(&self.opts, self.timeout);
         self
     }
