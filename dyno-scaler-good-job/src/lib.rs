@@ -35,8 +35,10 @@ use tokio::sync::OnceCell;
 
 mod config;
 mod locks;
+mod wire;
 
 use locks::{Liveness, Started};
+use wire::{Time, Uuid};
 
 pub use config::GoodJobConfig;
 
@@ -126,7 +128,6 @@ impl GoodJobSource {
 fn build_sql(s: &GoodJobSource, column_type: &str) -> String {
     let now = now_for(column_type);
     let tz = column_type.contains("with time zone");
-    let send = if tz { "timestamptz_send" } else { "timestamp_send" };
     let (jobs, processes) = (&s.jobs, &s.processes);
     let filter = |q: &str| {
         if s.config.queues.is_some() { format!("COALESCE({q}, 'default') = ANY($1)") } else { "true".into() }
@@ -138,7 +139,7 @@ fn build_sql(s: &GoodJobSource, column_type: &str) -> String {
     };
     let unpaused = if s.config.enable_pauses {
         format!(
-            " AND j.queue_name NOT IN {} AND j.job_class NOT IN {} AND NOT COALESCE(j.labels && ARRAY{}, false)",
+            " AND queue_name NOT IN {} AND job_class NOT IN {} AND NOT COALESCE(labels && ARRAY{}, false)",
             paused("queues"),
             paused("job_classes"),
             paused("labels")
@@ -147,91 +148,119 @@ fn build_sql(s: &GoodJobSource, column_type: &str) -> String {
         String::new()
     };
     let floor = "'2001-09-09'";
-    // The clock in the index conditions, as a parameter the planner cannot see (an InitPlan, computed once): with
-    // `now()` itself it estimates `scheduled_at <= now` from a histogram of every row ever kept, nearly all of
-    // them finished in the past, and reads every unfinished row through another index instead of the range of
-    // GoodJob's `scheduled_at` index that holds the due ones. The range's other end is unseen too (`-infinity`,
-    // which bounds nothing): a range between two unknowns is estimated narrow (0.5%), so that index is chosen
-    // whatever the statistics say; with one unknown end the estimate is a third of the unfinished rows, and with
-    // some samples the planner read all of them instead (40 ms on the benchmark's tables).
+    // The range's ends as parameters the planner cannot see (InitPlans, computed once): with `now()` itself it
+    // estimates `scheduled_at <= now` from a histogram of every row ever kept, nearly all of them finished in the
+    // past, and reads every unfinished row through another index instead of the range of GoodJob's `scheduled_at`
+    // index that holds the due ones. A range between two unknowns is estimated narrow (0.5%), so that index is
+    // chosen whatever the statistics say; with one unknown end the estimate is a third of the unfinished rows, and
+    // with some samples the planner read all of them instead (40 ms on the benchmark's tables).
     let at = format!("(SELECT {now})");
-    let origin = format!("(SELECT '-infinity'::{})", if tz { "timestamptz" } else { "timestamp" });
-    // The columns read (all in `RECOMMENDED_INDEXES`, so that with it the range is read from the index alone), the
-    // range and the rows without `scheduled_at` apart: an OR of the two would need the table's rows.
-    let columns = format!(
-        "SELECT queue_name, id, active_job_id, performed_at, scheduled_at, created_at, locked_by_id{} FROM {jobs}",
-        if s.config.enable_pauses { ", job_class, labels" } else { "" }
+    let origin = format!("(SELECT {floor}::{})", if tz { "timestamptz" } else { "timestamp" });
+    // Per queue (grouped by the raw name: the planner knows its few values and hashes them; NULL is `default`,
+    // merged by the caller), the started rows (performed, not finished) go out as arrays: each one's attempt (id and
+    // performed_at), Active Job id where it differs, and the process that locked it under the skip-locked and hybrid
+    // strategies. The caller checks them against the fresh processes and the held locks ([`locks`]).
+    let started = "FILTER (WHERE performed_at IS NOT NULL)";
+    let head = format!(
+        "SELECT CASE WHEN {} THEN 'ready' ELSE 'other' END AS kind, COALESCE(queue_name, 'default') AS q",
+        filter("queue_name")
     );
-    // One pass over the due rows: the ready ones (GoodJob's queued: not performed) and the started ones (performed,
-    // not finished). A job runs only once due (GoodJob dequeues `scheduled_at <= now` by the app's clock; five
-    // minutes cover a clock apart from the database's), so the started rows are in the range too (a job that calls
-    // `retry_job` moves its own `scheduled_at` ahead for the last moments of its run). Under the skip-locked and
-    // hybrid strategies a fresh process record vouches for the jobs it locked (a join on its primary key); the other
-    // started rows go out as their attempts (id and performed_at) and Active Job ids, checked against the held locks
-    // in `locks`. Grouped by the raw queue name (NULL is `default`, merged by the caller): the planner knows its few
-    // values and hashes them, where a computed name would be sorted.
+    let arrays = format!(
+        "array_agg(id) {started} AS ids, array_agg(performed_at) {started} AS ats, \
+         array_agg(NULLIF(active_job_id, id)) {started} AS ajids, array_agg(locked_by_id) {started} AS lockers"
+    );
+    // One pass over the due rows, from GoodJob's `scheduled_at` index: the ready ones (GoodJob's queued: not
+    // performed) and the started ones. A job runs only once due (GoodJob dequeues `scheduled_at <= now` by the app's
+    // clock; five minutes cover a clock apart from the database's), so the started rows are in the range too (a job
+    // that calls `retry_job` moves its own `scheduled_at` ahead for the last moments of its run). Each row is
+    // tested once per figure, no more: no join, no subquery, no computed column (each cost about 0.5 ms a pass on
+    // the benchmark's 10,000 due rows).
+    let ready = format!("performed_at IS NULL AND scheduled_at <= {at}{unpaused}");
     let due = format!(
-        "SELECT CASE WHEN {ours} THEN 'ready' ELSE 'other' END AS kind, COALESCE(r.q, 'default') AS q, \
-                count(*) FILTER (WHERE r.ready)::int8 AS c, \
-                EXTRACT(EPOCH FROM ({now} - min(r.since) FILTER (WHERE r.ready AND r.since >= {floor})))::float8 AS age, \
-                count(*) FILTER (WHERE r.ready AND (r.since IS NULL OR r.since < {floor}))::int8 AS bad, \
-                count(*) FILTER (WHERE r.vouched)::int8 AS vouched, \
-                array_agg(uuid_send(r.id) || {send}(r.performed_at)) FILTER (WHERE r.started AND NOT r.vouched) AS attempts, \
-                array_agg(uuid_send(NULLIF(r.active_job_id, r.id))) FILTER (WHERE r.started AND NOT r.vouched) AS ajids, \
-                NULL::int8[] AS keys FROM ( \
-           SELECT j.queue_name AS q, j.id, j.active_job_id, j.performed_at, COALESCE(j.scheduled_at, j.created_at) AS since, \
-                  j.performed_at IS NULL AND (j.scheduled_at <= {at} OR j.scheduled_at IS NULL){unpaused} AS ready, \
-                  j.performed_at IS NOT NULL AS started, j.performed_at IS NOT NULL AND p.id IS NOT NULL AS vouched \
-             FROM ({columns} WHERE finished_at IS NULL AND scheduled_at <= {at} + interval '5 minutes' \
-                     AND scheduled_at >= {origin} \
-                   UNION ALL {columns} WHERE finished_at IS NULL AND scheduled_at IS NULL) j \
-             LEFT JOIN {processes} p ON p.id = j.locked_by_id AND p.updated_at > {now} - make_interval(secs => $3)) r \
-         GROUP BY r.q",
-        ours = filter("r.q"),
+        "{head}, count(*) FILTER (WHERE {ready})::int8 AS c, \
+                EXTRACT(EPOCH FROM ({now} - min(scheduled_at) FILTER (WHERE {ready})))::float8 AS age, 0::int8 AS bad, \
+                {arrays}, NULL::int8[] AS keys \
+           FROM {jobs} WHERE finished_at IS NULL AND scheduled_at <= {at} + interval '5 minutes' \
+             AND scheduled_at >= {origin} GROUP BY queue_name"
+    );
+    // The rows outside that range: written without `scheduled_at` (before v4.8.2: due since `created_at`), or with a
+    // time before 2001 that cannot be meant (still ready, no latency, counted as bad). Two index conditions, nearly
+    // always no row at all.
+    let since = "COALESCE(scheduled_at, created_at)";
+    let queued_odd = format!("performed_at IS NULL{unpaused}");
+    let odd = format!(
+        "{head}, count(*) FILTER (WHERE {queued_odd})::int8, \
+                EXTRACT(EPOCH FROM ({now} - min({since}) FILTER (WHERE {queued_odd} AND {since} >= {floor})))::float8, \
+                count(*) FILTER (WHERE {queued_odd} AND NOT COALESCE({since} >= {floor}, false))::int8, {arrays}, NULL \
+           FROM {jobs} WHERE finished_at IS NULL AND (scheduled_at < {floor} OR scheduled_at IS NULL) GROUP BY queue_name"
+    );
+    // The processes whose record is fresh (`process_expiry`): they vouch for the jobs they locked.
+    let fresh = format!(
+        "SELECT 'fresh', NULL, 0, NULL, 0, NULL, NULL, NULL, COALESCE(array_agg(p.id), '{{}}'), NULL FROM {processes} p \
+         WHERE p.updated_at > {now} - make_interval(secs => $3)"
     );
     // The advisory locks held in this database (a bigint key shows as classid: the high 32 bits, objid: the low).
-    let locks = "SELECT 'locks', NULL, 0, NULL, 0, 0, NULL, NULL, \
+    let locks = "SELECT 'locks', NULL, 0, NULL, 0, NULL, NULL, NULL, NULL, \
                    COALESCE(array_agg((l.classid::int8 << 32) | l.objid::int8), '{}') FROM pg_locks l \
                  WHERE l.locktype = 'advisory' AND l.objsubid = 1 AND l.granted \
                    AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) HAVING $4";
     let only = filter("queue_name");
     format!(
-        "{due} \
-         UNION ALL {locks} \
+        "{due} UNION ALL {odd} UNION ALL {fresh} UNION ALL {locks} \
          UNION ALL \
-         SELECT 'scheduled', COALESCE(s.q, 'default'), count(*)::int8, NULL, 0, 0, NULL, NULL, NULL FROM ( \
+         SELECT 'scheduled', COALESCE(s.q, 'default'), count(*)::int8, NULL, 0, NULL, NULL, NULL, NULL, NULL FROM ( \
            SELECT queue_name AS q FROM {jobs} WHERE {queued} AND scheduled_at > {at} AND {only} \
            ORDER BY scheduled_at LIMIT $2) s GROUP BY s.q \
          UNION ALL \
-         (SELECT 'due', NULL, 0::int8, EXTRACT(EPOCH FROM (scheduled_at - {now}))::float8, 0, 0, NULL, NULL, NULL \
+         (SELECT 'due', NULL, 0::int8, EXTRACT(EPOCH FROM (scheduled_at - {now}))::float8, 0, NULL, NULL, NULL, NULL, NULL \
            FROM {jobs} WHERE {queued} AND scheduled_at > {at} AND scheduled_at < 'infinity' AND {only} \
            ORDER BY scheduled_at LIMIT 1)"
     )
+}
+
+/// The started rows of one queue row of the statement: those a fresh process vouches for (counted), and the rest
+/// for [`Liveness`].
+fn started(row: &sqlx::postgres::PgRow, fresh: &HashSet<Uuid>) -> (u64, Started) {
+    let ids: Vec<Uuid> = row.get::<Option<_>, _>("ids").unwrap_or_default();
+    let ats: Vec<Time> = row.get::<Option<_>, _>("ats").unwrap_or_default();
+    let ajids: Vec<Option<Uuid>> = row.get::<Option<_>, _>("ajids").unwrap_or_default();
+    let lockers: Vec<Option<Uuid>> = row.get::<Option<_>, _>("lockers").unwrap_or_default();
+    let mut vouched = 0;
+    let mut rest = Started::default();
+    for (((id, at), ajid), locker) in ids.into_iter().zip(ats).zip(ajids).zip(lockers) {
+        if locker.is_some_and(|p| fresh.contains(&p)) {
+            vouched += 1;
+        } else {
+            rest.attempts.push((id, at));
+            rest.active_job_ids.push(ajid);
+        }
+    }
+    (vouched, rest)
 }
 
 /// The snapshot from the statement's rows: the started rows of each queue counted by [`Liveness`], the rest by
 /// [`fold`]. `held`: the snapshot read the locks (at `now`).
 fn assemble(s: &GoodJobSource, rows: Vec<sqlx::postgres::PgRow>, now: Instant) -> Snapshot {
     let mut rest = Vec::new();
-    let mut started = Vec::new();
+    let mut queues = Vec::new();
+    let mut fresh = HashSet::new();
     let mut held: Option<HashSet<i64>> = None;
     for row in rows {
         match row.get::<String, _>("kind").as_str() {
-            kind @ ("ready" | "other") => {
-                let rows = Started {
-                    attempts: row.get::<Option<Vec<Vec<u8>>>, _>("attempts").unwrap_or_default(),
-                    active_job_ids: row.get::<Option<Vec<Option<Vec<u8>>>>, _>("ajids").unwrap_or_default(),
-                };
-                let vouched = row.get::<i64, _>("vouched").max(0) as u64;
-                let ours = kind == "ready";
-                started.push((ours, row.get::<String, _>("q"), vouched, rows));
-                // The ready figures of a watched queue (an unwatched one's are no demand of this source).
-                if ours && (row.get::<i64, _>("c") > 0 || row.get::<i64, _>("bad") > 0) {
-                    rest.push(row);
-                }
-            }
+            "ready" | "other" => queues.push(row),
+            "fresh" => fresh = row.get::<Vec<Uuid>, _>("lockers").into_iter().collect(),
             "locks" => held = Some(row.get::<Vec<i64>, _>("keys").into_iter().collect()),
             _ => rest.push(row),
+        }
+    }
+    let mut started = Vec::new();
+    for row in queues {
+        let (vouched, rows) = self::started(&row, &fresh);
+        let ours = row.get::<String, _>("kind") == "ready";
+        started.push((ours, row.get::<String, _>("q"), vouched, rows));
+        // The ready figures of a watched queue (an unwatched one's are no demand of this source).
+        if ours && (row.get::<i64, _>("c") > 0 || row.get::<i64, _>("bad") > 0) {
+            rest.push(row);
         }
     }
     let mut snap = fold(rest);

@@ -15,33 +15,40 @@ use std::time::{Duration, Instant};
 
 use md5::{Digest, Md5};
 
-/// The started rows of one queue that no fresh process record vouches for: each one's attempt (its 16-byte id,
-/// then its `performed_at` as Postgres sends it), and its Active Job id where that differs from the id.
+use crate::wire::{Time, Uuid};
+
+/// One run of a job: its id and `performed_at` (a job performed again is a new attempt).
+pub(crate) type Attempt = (Uuid, Time);
+
+/// The started rows of one queue that no fresh process record vouches for: each one's attempt, and its Active Job
+/// id where that differs from the id.
 #[derive(Debug, Default)]
 pub(crate) struct Started {
-    pub attempts: Vec<Vec<u8>>,
-    pub active_job_ids: Vec<Option<Vec<u8>>>,
+    pub attempts: Vec<Attempt>,
+    pub active_job_ids: Vec<Option<Uuid>>,
 }
 
 /// The verdicts of the last `pg_locks` read, by attempt.
 #[derive(Debug, Default)]
 pub(crate) struct Liveness {
     read_at: Option<Instant>,
-    verdicts: HashMap<Vec<u8>, bool>,
+    verdicts: HashMap<Attempt, bool>,
 }
 
-/// GoodJob's advisory-lock key of the row `id` (16 bytes) in `table` (`GoodJob::AdvisoryLockable`): the first 64
-/// bits of the md5 of `<table>-<id as text>`, as a signed big-endian integer, which `pg_locks` shows as `classid`
-/// (high 32 bits) and `objid` (low 32 bits).
-pub(crate) fn key(table: &str, id: &[u8]) -> Option<i64> {
-    let id: &[u8; 16] = id.try_into().ok()?;
+/// GoodJob's advisory-lock key of the row `id` in `table` (`GoodJob::AdvisoryLockable`): the first 64 bits of the
+/// md5 of `<table>-<id as text>`, as a signed big-endian integer, which `pg_locks` shows as `classid` (high 32
+/// bits) and `objid` (low 32 bits).
+pub(crate) fn key(table: &str, id: &Uuid) -> i64 {
     // Postgres's text of a uuid: lowercase hex, hyphens after the 4th, 6th, 8th and 10th byte.
+    let id = &id.0;
     let mut text = [b'-'; 36];
     for (bytes, at) in [(&id[..4], 0), (&id[4..6], 9), (&id[6..8], 14), (&id[8..10], 19), (&id[10..], 24)] {
-        hex::encode_to_slice(bytes, &mut text[at..at + 2 * bytes.len()]).ok()?;
+        hex::encode_to_slice(bytes, &mut text[at..at + 2 * bytes.len()]).expect("two hex digits a byte");
     }
     let digest = Md5::new().chain_update(table).chain_update("-").chain_update(text).finalize();
-    Some(i64::from_be_bytes(digest[..8].try_into().ok()?))
+    let mut high = [0; 8];
+    high.copy_from_slice(&digest[..8]);
+    i64::from_be_bytes(high)
 }
 
 impl Liveness {
@@ -67,16 +74,16 @@ impl Liveness {
                 .map(|s| s.attempts.iter().filter(|a| l.verdicts.get(*a).copied().unwrap_or(true)).count() as u64)
                 .collect();
         };
-        let locked = |id: &[u8]| key(table, id).is_some_and(|k| held.contains(&k));
+        let locked = |id: &Uuid| held.contains(&key(table, id));
         let mut verdicts = HashMap::new();
         let counts = started
             .iter()
             .map(|s| {
                 let mut n = 0;
                 for (attempt, ajid) in s.attempts.iter().zip(&s.active_job_ids) {
-                    let alive = locked(&attempt[..attempt.len().min(16)]) || ajid.as_deref().is_some_and(locked);
+                    let alive = locked(&attempt.0) || ajid.as_ref().is_some_and(locked);
                     n += u64::from(alive);
-                    verdicts.insert(attempt.clone(), alive);
+                    verdicts.insert(*attempt, alive);
                 }
                 n
             })
@@ -90,23 +97,20 @@ impl Liveness {
 mod tests {
     use super::*;
 
-    fn id(n: u8) -> Vec<u8> {
-        (0..16).map(|i| i ^ n).collect()
+    fn id(n: u8) -> Uuid {
+        Uuid(std::array::from_fn(|i| i as u8 ^ n))
     }
 
-    fn attempt(n: u8, at: u8) -> Vec<u8> {
-        let mut a = id(n);
-        a.extend([0, 0, 0, 0, 0, 0, 0, at]);
-        a
+    fn attempt(n: u8, at: i64) -> Attempt {
+        (id(n), Time(at))
     }
 
     #[test]
     fn the_key_is_goodjobs_md5_of_the_table_and_the_hyphenated_id() {
         // Postgres: ('x' || substr(md5('good_jobs-00010203-0405-0607-0809-0a0b0c0d0e0f'), 1, 16))::bit(64)::bigint
-        let k = key("good_jobs", &id(0)).unwrap();
+        let k = key("good_jobs", &id(0));
         assert_eq!(k, -8_226_637_354_255_450_843);
-        assert_ne!(key("other_jobs", &id(0)), Some(k), "the table is part of the key");
-        assert_eq!(key("good_jobs", &[1, 2, 3]), None, "not a uuid");
+        assert_ne!(key("other_jobs", &id(0)), k, "the table is part of the key");
     }
 
     #[test]
@@ -115,7 +119,7 @@ mod tests {
         let t0 = Instant::now();
         assert!(Liveness::due(&l, t0, Duration::from_secs(5)), "never read");
         let s = Started { attempts: vec![attempt(1, 1), attempt(2, 1)], active_job_ids: vec![None, None] };
-        let held: HashSet<i64> = [key("good_jobs", &id(1)).unwrap()].into();
+        let held: HashSet<i64> = [key("good_jobs", &id(1))].into();
         assert_eq!(Liveness::running(&l, "good_jobs", &[&s], Some(&held), t0), [1], "only the locked one runs");
         assert!(!Liveness::due(&l, t0 + Duration::from_secs(4), Duration::from_secs(5)));
         assert!(Liveness::due(&l, t0 + Duration::from_secs(5), Duration::from_secs(5)));
@@ -133,7 +137,7 @@ mod tests {
     fn a_lock_keyed_by_the_active_job_id_counts() {
         let l = Mutex::new(Liveness::default());
         let s = Started { attempts: vec![attempt(1, 1)], active_job_ids: vec![Some(id(9))] };
-        let held: HashSet<i64> = [key("good_jobs", &id(9)).unwrap()].into();
+        let held: HashSet<i64> = [key("good_jobs", &id(9))].into();
         assert_eq!(Liveness::running(&l, "good_jobs", &[&s], Some(&held), Instant::now()), [1]);
         let none = HashSet::new();
         assert_eq!(Liveness::running(&l, "good_jobs", &[&s], Some(&none), Instant::now()), [0]);

@@ -336,3 +336,27 @@ async fn paused_queues_job_classes_and_labels_are_not_demand_when_the_app_enable
     let s = b.snap().await;
     assert_eq!((ready(&s, "default"), ready(&s, "mailers")), (3, 2), "{s:?}");
 }
+
+#[tokio::test]
+async fn rows_without_a_due_time_are_ready_since_created_and_bad_times_are_skipped() {
+    // Rows written before GoodJob v4.8.2 have no `scheduled_at`: due since `created_at`. They and rows with a time
+    // before 2001 are read apart from the due range; their figures merge with the range's in the same queue.
+    let b = Backend::new("gj_odd").await;
+    b.insert("default", &at(-30), false, None).await;
+    let sql = format!(
+        "INSERT INTO {}.good_jobs (id, active_job_id, queue_name, scheduled_at, created_at, updated_at) \
+         SELECT u, u, 'default', NULL, {NOW} - interval '2 minutes', {NOW} FROM (SELECT gen_random_uuid() AS u) g",
+        b.schema
+    );
+    sqlx::raw_sql(AssertSqlSafe(sql)).execute(&b.pool).await.unwrap();
+    b.insert("default", "'1999-01-01'", false, None).await;
+    let id = b.insert("mailers", "'-infinity'", true, None).await;
+    lock(&mut *b.worker.lock().await, &id).await;
+    let s = b.snap().await;
+    let default = &s.queues["default"];
+    assert_eq!(default.ready, 3, "the range's row, the one without scheduled_at, the one of 1999: {s:?}");
+    let age = default.oldest_ready_age.unwrap().as_secs();
+    assert!((118..200).contains(&age), "latency from the created_at of the row without scheduled_at: {s:?}");
+    assert_eq!(s.skipped, 1, "the time of 1999 cannot be meant: {s:?}");
+    assert_eq!(s.queues["mailers"].running, 1, "a started row with a bad time still runs while locked: {s:?}");
+}
