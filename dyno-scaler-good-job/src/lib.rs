@@ -28,7 +28,7 @@ use dyno_scaler_core::secret::redact_url;
 use dyno_scaler_core::{Capabilities, QueueSource, QueueStats, SettingError, Snapshot, SourceError};
 use dyno_scaler_postgres::{Db, fold, now_for, quote_table, schema_prefix};
 use sqlx::{AssertSqlSafe, Row};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 use std::time::Instant;
 use tokio::sync::OnceCell;
@@ -113,18 +113,21 @@ impl GoodJobSource {
             .bind(i64::try_from(c.scheduled_cap).unwrap_or(i64::MAX))
             .bind(c.process_expiry.as_secs_f64())
             .bind(read_locks)
+            .bind(if read_locks { Vec::new() } else { Liveness::dead_ids(&self.liveness) })
     }
 
-    /// The plan of the snapshot statement on `conn` (`EXPLAIN (options)`, the locks read), for benchmarks and `check`.
+    /// The plan of the snapshot statement on `conn` (`EXPLAIN (options)`) between two reads of the locks (the
+    /// common case), for benchmarks.
     pub async fn explain(&self, conn: &mut sqlx::PgConnection, options: &str) -> Result<String, SourceError> {
         let sql = format!("EXPLAIN ({options}) {}", self.query_sql().await?);
-        let rows = self.bound(sql, true).fetch_all(conn).await.map_err(|e| self.db.map_err(e))?;
+        let rows = self.bound(sql, false).fetch_all(conn).await.map_err(|e| self.db.map_err(e))?;
         Ok(rows.iter().map(|r| r.get::<String, _>(0)).collect::<Vec<_>>().join("\n"))
     }
 }
 
 /// The snapshot statement. Parameters: $1 queues (text[] or NULL), $2 the scheduled-rows cap, $3 the process
-/// expiry in seconds, $4 whether to read the advisory locks held ([`locks`]).
+/// expiry in seconds, $4 whether to read the advisory locks held, $5 the ids of the jobs found dead at the last
+/// read (text[]; [`locks`]).
 fn build_sql(s: &GoodJobSource, column_type: &str) -> String {
     let now = now_for(column_type);
     let tz = column_type.contains("with time zone");
@@ -156,18 +159,26 @@ fn build_sql(s: &GoodJobSource, column_type: &str) -> String {
     // with some samples the planner read all of them instead (40 ms on the benchmark's tables).
     let at = format!("(SELECT {now})");
     let origin = format!("(SELECT {floor}::{})", if tz { "timestamptz" } else { "timestamp" });
+    // A process whose record is fresh (`process_expiry`) vouches for the jobs it locked (the skip-locked and hybrid
+    // strategies); the ids of those processes, computed once.
+    let vouched = format!(
+        "COALESCE(locked_by_id = ANY((SELECT COALESCE(array_agg(p.id), '{{}}') FROM {processes} p \
+           WHERE p.updated_at > {now} - make_interval(secs => $3))::uuid[]), false)"
+    );
     // Per queue (grouped by the raw name: the planner knows its few values and hashes them; NULL is `default`,
-    // merged by the caller), the started rows (performed, not finished) go out as arrays: each one's attempt (id and
-    // performed_at), Active Job id where it differs, and the process that locked it under the skip-locked and hybrid
-    // strategies. The caller checks them against the fresh processes and the held locks ([`locks`]).
-    let started = "FILTER (WHERE performed_at IS NOT NULL)";
+    // merged by the caller), the started rows (performed, not finished) are counted, and those vouched for. When
+    // the snapshot reads the locks ($4), the others go out as arrays, each one's attempt (id and performed_at) and
+    // Active Job id where it differs, for [`locks`] to check; between reads, they all run but the jobs found dead.
+    let started = "performed_at IS NOT NULL";
+    let checked = format!("FILTER (WHERE $4 AND {started} AND NOT {vouched})");
     let head = format!(
         "SELECT CASE WHEN {} THEN 'ready' ELSE 'other' END AS kind, COALESCE(queue_name, 'default') AS q",
         filter("queue_name")
     );
     let arrays = format!(
-        "array_agg(id) {started} AS ids, array_agg(performed_at) {started} AS ats, \
-         array_agg(NULLIF(active_job_id, id)) {started} AS ajids, array_agg(locked_by_id) {started} AS lockers"
+        "count(*) FILTER (WHERE {started})::int8 AS started, count(*) FILTER (WHERE {started} AND {vouched})::int8 \
+           AS vouched, array_agg(id) {checked} AS ids, array_agg(performed_at) {checked} AS ats, \
+         array_agg(NULLIF(active_job_id, id)) {checked} AS ajids"
     );
     // One pass over the due rows, from GoodJob's `scheduled_at` index: the ready ones (GoodJob's queued: not
     // performed) and the started ones. A job runs only once due (GoodJob dequeues `scheduled_at <= now` by the app's
@@ -194,84 +205,104 @@ fn build_sql(s: &GoodJobSource, column_type: &str) -> String {
                 count(*) FILTER (WHERE {queued_odd} AND NOT COALESCE({since} >= {floor}, false))::int8, {arrays}, NULL \
            FROM {jobs} WHERE finished_at IS NULL AND (scheduled_at < {floor} OR scheduled_at IS NULL) GROUP BY queue_name"
     );
-    // The processes whose record is fresh (`process_expiry`): they vouch for the jobs they locked.
-    let fresh = format!(
-        "SELECT 'fresh', NULL, 0, NULL, 0, NULL, NULL, NULL, COALESCE(array_agg(p.id), '{{}}'), NULL FROM {processes} p \
-         WHERE p.updated_at > {now} - make_interval(secs => $3)"
+    // Between reads, the jobs found dead that are still started, by primary key (nearly always none): each one's
+    // attempt, to tell the same attempt (still dead) from the job performed again (running).
+    let dead = format!(
+        "SELECT 'dead', COALESCE(queue_name, 'default'), 0, NULL, 0, 0, 0, array_agg(id), array_agg(performed_at), \
+           NULL, NULL FROM {jobs} WHERE id = ANY((SELECT $5::uuid[])::uuid[]) AND finished_at IS NULL AND {started} \
+           AND (scheduled_at <= {at} + interval '5 minutes' OR scheduled_at IS NULL) AND NOT {vouched} \
+         GROUP BY queue_name"
     );
     // The advisory locks held in this database (a bigint key shows as classid: the high 32 bits, objid: the low).
-    let locks = "SELECT 'locks', NULL, 0, NULL, 0, NULL, NULL, NULL, NULL, \
+    let locks = "SELECT 'locks', NULL, 0, NULL, 0, 0, 0, NULL, NULL, NULL, \
                    COALESCE(array_agg((l.classid::int8 << 32) | l.objid::int8), '{}') FROM pg_locks l \
                  WHERE l.locktype = 'advisory' AND l.objsubid = 1 AND l.granted \
                    AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) HAVING $4";
     let only = filter("queue_name");
     format!(
-        "{due} UNION ALL {odd} UNION ALL {fresh} UNION ALL {locks} \
+        "{due} UNION ALL {odd} UNION ALL {dead} UNION ALL {locks} \
          UNION ALL \
-         SELECT 'scheduled', COALESCE(s.q, 'default'), count(*)::int8, NULL, 0, NULL, NULL, NULL, NULL, NULL FROM ( \
+         SELECT 'scheduled', COALESCE(s.q, 'default'), count(*)::int8, NULL, 0, 0, 0, NULL, NULL, NULL, NULL FROM ( \
            SELECT queue_name AS q FROM {jobs} WHERE {queued} AND scheduled_at > {at} AND {only} \
            ORDER BY scheduled_at LIMIT $2) s GROUP BY s.q \
          UNION ALL \
-         (SELECT 'due', NULL, 0::int8, EXTRACT(EPOCH FROM (scheduled_at - {now}))::float8, 0, NULL, NULL, NULL, NULL, NULL \
+         (SELECT 'due', NULL, 0::int8, EXTRACT(EPOCH FROM (scheduled_at - {now}))::float8, 0, 0, 0, NULL, NULL, NULL, NULL \
            FROM {jobs} WHERE {queued} AND scheduled_at > {at} AND scheduled_at < 'infinity' AND {only} \
            ORDER BY scheduled_at LIMIT 1)"
     )
 }
 
-/// The started rows of one queue row of the statement: those a fresh process vouches for (counted), and the rest
-/// for [`Liveness`].
-fn started(row: &sqlx::postgres::PgRow, fresh: &HashSet<Uuid>) -> (u64, Started) {
-    let ids: Vec<Uuid> = row.get::<Option<_>, _>("ids").unwrap_or_default();
-    let ats: Vec<Time> = row.get::<Option<_>, _>("ats").unwrap_or_default();
-    let ajids: Vec<Option<Uuid>> = row.get::<Option<_>, _>("ajids").unwrap_or_default();
-    let lockers: Vec<Option<Uuid>> = row.get::<Option<_>, _>("lockers").unwrap_or_default();
-    let mut vouched = 0;
-    let mut rest = Started::default();
-    for (((id, at), ajid), locker) in ids.into_iter().zip(ats).zip(ajids).zip(lockers) {
-        if locker.is_some_and(|p| fresh.contains(&p)) {
-            vouched += 1;
-        } else {
-            rest.attempts.push((id, at));
-            rest.active_job_ids.push(ajid);
-        }
-    }
-    (vouched, rest)
+/// The started rows of one queue: how many, how many a fresh process vouches for, and (at a read of the locks) the
+/// others, for [`Liveness`].
+#[derive(Default)]
+struct Queue {
+    ours: bool,
+    started: u64,
+    vouched: u64,
+    unvouched: Started,
 }
 
-/// The snapshot from the statement's rows: the started rows of each queue counted by [`Liveness`], the rest by
-/// [`fold`]. `held`: the snapshot read the locks (at `now`).
+fn count(row: &sqlx::postgres::PgRow, column: &str) -> u64 {
+    row.get::<i64, _>(column).max(0) as u64
+}
+
+/// The attempts of a row's arrays (none between reads of the locks).
+fn attempts(row: &sqlx::postgres::PgRow) -> Vec<locks::Attempt> {
+    let ids: Vec<Uuid> = row.get::<Option<_>, _>("ids").unwrap_or_default();
+    let ats: Vec<Time> = row.get::<Option<_>, _>("ats").unwrap_or_default();
+    ids.into_iter().zip(ats).collect()
+}
+
+/// The snapshot from the statement's rows: the started rows of each queue counted with [`Liveness`], the rest by
+/// [`fold`]. `now`: when the snapshot started (and read the locks, if it did).
 fn assemble(s: &GoodJobSource, rows: Vec<sqlx::postgres::PgRow>, now: Instant) -> Snapshot {
     let mut rest = Vec::new();
-    let mut queues = Vec::new();
-    let mut fresh = HashSet::new();
+    let mut queues: HashMap<String, Queue> = HashMap::new();
+    let mut dead: HashMap<String, Vec<locks::Attempt>> = HashMap::new();
     let mut held: Option<HashSet<i64>> = None;
     for row in rows {
-        match row.get::<String, _>("kind").as_str() {
-            "ready" | "other" => queues.push(row),
-            "fresh" => fresh = row.get::<Vec<Uuid>, _>("lockers").into_iter().collect(),
+        let kind = row.get::<String, _>("kind");
+        match kind.as_str() {
+            "ready" | "other" => {
+                let queue = queues.entry(row.get("q")).or_default();
+                queue.ours = kind == "ready";
+                queue.started += count(&row, "started");
+                queue.vouched += count(&row, "vouched");
+                queue.unvouched.attempts.extend(attempts(&row));
+                queue
+                    .unvouched
+                    .active_job_ids
+                    .extend(row.get::<Option<Vec<Option<Uuid>>>, _>("ajids").unwrap_or_default());
+                // The ready figures of a watched queue (an unwatched one's are no demand of this source).
+                if queue.ours && (count(&row, "c") > 0 || count(&row, "bad") > 0) {
+                    rest.push(row);
+                }
+            }
+            "dead" => dead.entry(row.get("q")).or_default().extend(attempts(&row)),
             "locks" => held = Some(row.get::<Vec<i64>, _>("keys").into_iter().collect()),
             _ => rest.push(row),
         }
     }
-    let mut started = Vec::new();
-    for row in queues {
-        let (vouched, rows) = self::started(&row, &fresh);
-        let ours = row.get::<String, _>("kind") == "ready";
-        started.push((ours, row.get::<String, _>("q"), vouched, rows));
-        // The ready figures of a watched queue (an unwatched one's are no demand of this source).
-        if ours && (row.get::<i64, _>("c") > 0 || row.get::<i64, _>("bad") > 0) {
-            rest.push(row);
-        }
-    }
     let mut snap = fold(rest);
-    let lists: Vec<&Started> = started.iter().map(|(.., rows)| rows).collect();
-    let alive = Liveness::running(&s.liveness, &s.key_table, &lists, held.as_ref(), now);
-    for ((ours, q, vouched, _), alive) in started.iter().zip(alive) {
-        let running = vouched + alive;
-        if !ours {
+    let running: Vec<u64> = match &held {
+        Some(held) => {
+            let lists: Vec<&Started> = queues.values().map(|q| &q.unvouched).collect();
+            let alive = Liveness::read(&s.liveness, &s.key_table, &lists, held, now);
+            queues.values().zip(alive).map(|(q, alive)| q.vouched + alive).collect()
+        }
+        None => queues
+            .iter()
+            .map(|(name, q)| {
+                let gone = dead.get(name).map_or(0, |d| Liveness::still_dead(&s.liveness, d));
+                q.started.saturating_sub(gone)
+            })
+            .collect(),
+    };
+    for ((name, q), running) in queues.iter().zip(running) {
+        if !q.ours {
             snap.running_elsewhere += running;
         } else if running > 0 {
-            snap.add(q, QueueStats { running, ..QueueStats::default() });
+            snap.add(name, QueueStats { running, ..QueueStats::default() });
         }
     }
     snap

@@ -8,8 +8,13 @@
 //! lock). Between two reads a job keeps the verdict of the last read for the same attempt (its id and
 //! `performed_at`), and an attempt started since is running: a live worker just started it. So a job whose worker
 //! was killed stops counting within one `lock_check`, and a job never stops counting while its lock is held.
+//!
+//! Only a read needs every started job's id. Between reads the statement counts the started rows, and sends only
+//! the jobs the last read found dead that are still started (looked up by primary key; nearly always none, as a
+//! live worker soon performs an interrupted job again), each with its `performed_at`: running is the started rows
+//! less those still on the attempt found dead.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -28,24 +33,18 @@ pub(crate) struct Started {
     pub active_job_ids: Vec<Option<Uuid>>,
 }
 
-/// The verdicts of the last `pg_locks` read, by attempt.
+/// What the last `pg_locks` read found: when, and which attempts were dead (no lock held, no fresh process).
 #[derive(Debug, Default)]
 pub(crate) struct Liveness {
     read_at: Option<Instant>,
-    verdicts: HashMap<Attempt, bool>,
+    dead: HashSet<Attempt>,
 }
 
 /// GoodJob's advisory-lock key of the row `id` in `table` (`GoodJob::AdvisoryLockable`): the first 64 bits of the
 /// md5 of `<table>-<id as text>`, as a signed big-endian integer, which `pg_locks` shows as `classid` (high 32
 /// bits) and `objid` (low 32 bits).
 pub(crate) fn key(table: &str, id: &Uuid) -> i64 {
-    // Postgres's text of a uuid: lowercase hex, hyphens after the 4th, 6th, 8th and 10th byte.
-    let id = &id.0;
-    let mut text = [b'-'; 36];
-    for (bytes, at) in [(&id[..4], 0), (&id[4..6], 9), (&id[6..8], 14), (&id[8..10], 19), (&id[10..], 24)] {
-        hex::encode_to_slice(bytes, &mut text[at..at + 2 * bytes.len()]).expect("two hex digits a byte");
-    }
-    let digest = Md5::new().chain_update(table).chain_update("-").chain_update(text).finalize();
+    let digest = Md5::new().chain_update(table).chain_update("-").chain_update(id.hyphenated()).finalize();
     let mut high = [0; 8];
     high.copy_from_slice(&digest[..8]);
     i64::from_be_bytes(high)
@@ -58,38 +57,41 @@ impl Liveness {
         l.read_at.is_none_or(|at| now.saturating_duration_since(at) >= every)
     }
 
-    /// How many of `started` run. `held`: the keys `pg_locks` showed, when this snapshot read them (read at `now`);
-    /// `None`: the verdicts of the last read stand, and attempts started since then run.
-    pub fn running(
-        this: &Mutex<Self>,
-        table: &str,
-        started: &[&Started],
-        held: Option<&HashSet<i64>>,
-        now: Instant,
-    ) -> Vec<u64> {
-        let mut l = this.lock().unwrap_or_else(|e| e.into_inner());
-        let Some(held) = held else {
-            return started
-                .iter()
-                .map(|s| s.attempts.iter().filter(|a| l.verdicts.get(*a).copied().unwrap_or(true)).count() as u64)
-                .collect();
-        };
+    /// The ids of the attempts the last read found dead, as uuid text: between reads the statement returns those
+    /// jobs while they are still started, and only those ([`Liveness::still_dead`]).
+    pub fn dead_ids(this: &Mutex<Self>) -> Vec<String> {
+        let l = this.lock().unwrap_or_else(|e| e.into_inner());
+        l.dead.iter().map(|(id, _)| String::from_utf8_lossy(&id.hyphenated()).into_owned()).collect()
+    }
+
+    /// At a read of the held locks (`held`, at `now`): how many of `started` run (the lock of its id or Active Job
+    /// id held). The others are remembered dead until the next read.
+    pub fn read(this: &Mutex<Self>, table: &str, started: &[&Started], held: &HashSet<i64>, now: Instant) -> Vec<u64> {
         let locked = |id: &Uuid| held.contains(&key(table, id));
-        let mut verdicts = HashMap::new();
+        let mut dead = HashSet::new();
         let counts = started
             .iter()
             .map(|s| {
                 let mut n = 0;
                 for (attempt, ajid) in s.attempts.iter().zip(&s.active_job_ids) {
-                    let alive = locked(&attempt.0) || ajid.as_ref().is_some_and(locked);
-                    n += u64::from(alive);
-                    verdicts.insert(*attempt, alive);
+                    if locked(&attempt.0) || ajid.as_ref().is_some_and(locked) {
+                        n += 1;
+                    } else {
+                        dead.insert(*attempt);
+                    }
                 }
                 n
             })
             .collect();
-        *l = Liveness { read_at: Some(now), verdicts };
+        *this.lock().unwrap_or_else(|e| e.into_inner()) = Liveness { read_at: Some(now), dead };
         counts
+    }
+
+    /// Between reads: how many of `attempts` (started jobs the last read found dead) are the very attempts found
+    /// dead. A job performed again since (a new `performed_at`) runs: a live worker just started it.
+    pub fn still_dead(this: &Mutex<Self>, attempts: &[Attempt]) -> u64 {
+        let l = this.lock().unwrap_or_else(|e| e.into_inner());
+        attempts.iter().filter(|a| l.dead.contains(a)).count() as u64
     }
 }
 
@@ -114,23 +116,21 @@ mod tests {
     }
 
     #[test]
-    fn between_reads_a_verdict_stands_for_its_attempt_and_new_attempts_run() {
+    fn between_reads_only_the_attempts_found_dead_stay_dead() {
         let l = Mutex::new(Liveness::default());
         let t0 = Instant::now();
         assert!(Liveness::due(&l, t0, Duration::from_secs(5)), "never read");
         let s = Started { attempts: vec![attempt(1, 1), attempt(2, 1)], active_job_ids: vec![None, None] };
         let held: HashSet<i64> = [key("good_jobs", &id(1))].into();
-        assert_eq!(Liveness::running(&l, "good_jobs", &[&s], Some(&held), t0), [1], "only the locked one runs");
+        assert_eq!(Liveness::read(&l, "good_jobs", &[&s], &held, t0), [1], "only the locked one runs");
         assert!(!Liveness::due(&l, t0 + Duration::from_secs(4), Duration::from_secs(5)));
         assert!(Liveness::due(&l, t0 + Duration::from_secs(5), Duration::from_secs(5)));
-        // Job 2 performed again (a new performed_at), job 3 new: both run until the next read; job 1 still does.
-        let later = Started {
-            attempts: vec![attempt(1, 1), attempt(2, 2), attempt(3, 1)],
-            active_job_ids: vec![None, None, None],
-        };
-        assert_eq!(Liveness::running(&l, "good_jobs", &[&later], None, t0), [3]);
-        let same = Started { attempts: vec![attempt(1, 1), attempt(2, 1)], active_job_ids: vec![None, None] };
-        assert_eq!(Liveness::running(&l, "good_jobs", &[&same], None, t0), [1], "the dead attempt stays dead");
+        let dead = Liveness::dead_ids(&l);
+        assert_eq!(dead.len(), 1);
+        assert_eq!(dead[0].len(), 36, "uuid text: {dead:?}");
+        assert_eq!(Liveness::still_dead(&l, &[attempt(2, 1)]), 1, "the same attempt stays dead");
+        assert_eq!(Liveness::still_dead(&l, &[attempt(2, 2)]), 0, "performed again since: it runs");
+        assert_eq!(Liveness::still_dead(&l, &[attempt(1, 1), attempt(3, 1)]), 0, "alive or new");
     }
 
     #[test]
@@ -138,8 +138,8 @@ mod tests {
         let l = Mutex::new(Liveness::default());
         let s = Started { attempts: vec![attempt(1, 1)], active_job_ids: vec![Some(id(9))] };
         let held: HashSet<i64> = [key("good_jobs", &id(9))].into();
-        assert_eq!(Liveness::running(&l, "good_jobs", &[&s], Some(&held), Instant::now()), [1]);
+        assert_eq!(Liveness::read(&l, "good_jobs", &[&s], &held, Instant::now()), [1]);
         let none = HashSet::new();
-        assert_eq!(Liveness::running(&l, "good_jobs", &[&s], Some(&none), Instant::now()), [0]);
+        assert_eq!(Liveness::read(&l, "good_jobs", &[&s], &none, Instant::now()), [0]);
     }
 }

@@ -17,6 +17,18 @@ fn bytes<const N: usize>(value: PgValueRef<'_>, what: &str) -> Result<[u8; N], B
     value.as_bytes()?.try_into().map_err(|_| format!("a binary {what} is {N} bytes").into())
 }
 
+impl Uuid {
+    /// Postgres's text of the uuid: lowercase hex, hyphens after the 4th, 6th, 8th and 10th byte.
+    pub fn hyphenated(&self) -> [u8; 36] {
+        let id = &self.0;
+        let mut text = [b'-'; 36];
+        for (bytes, at) in [(&id[..4], 0), (&id[4..6], 9), (&id[6..8], 14), (&id[8..10], 19), (&id[10..], 24)] {
+            hex::encode_to_slice(bytes, &mut text[at..at + 2 * bytes.len()]).expect("two hex digits a byte");
+        }
+        text
+    }
+}
+
 impl Type<Postgres> for Uuid {
     fn type_info() -> PgTypeInfo {
         PgTypeInfo::with_name("uuid")

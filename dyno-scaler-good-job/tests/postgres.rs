@@ -283,6 +283,31 @@ async fn the_held_locks_are_read_once_per_lock_check_and_verdicts_stand_between(
 }
 
 #[tokio::test]
+async fn between_reads_the_jobs_found_dead_stay_dead_until_performed_again() {
+    // Between two reads of the locks the statement sends no attempts, only the jobs found dead still started.
+    let b = Backend::new("gj_between").await;
+    let mut cfg = b.config(None);
+    cfg.lock_check = Duration::from_secs(300);
+    let source = GoodJobSource::new(cfg).unwrap();
+    let running = || async { source.snapshot().await.unwrap().queues.get("default").map_or(0, |q| q.running) };
+    let alive = b.insert("default", &at(-5), true, None).await;
+    lock(&mut *b.worker.lock().await, &alive).await;
+    let dead = b.insert("default", &at(-5), true, None).await;
+    b.insert("mailers", &at(-5), true, None).await;
+    assert_eq!(running().await, 1, "the first snapshot reads the locks: one held");
+    assert_eq!(running().await, 1, "between reads the dead job stays dead");
+    let started = b.insert("default", &at(-5), true, None).await;
+    assert_eq!(running().await, 2, "a job started since runs");
+    let sql =
+        format!("UPDATE {}.good_jobs SET performed_at = {NOW} + interval '1 second' WHERE id = $1::uuid", b.schema);
+    sqlx::query(AssertSqlSafe(sql)).bind(&dead).execute(&b.pool).await.unwrap();
+    assert_eq!(running().await, 3, "the dead job performed again: a new attempt runs");
+    let sql = format!("UPDATE {}.good_jobs SET finished_at = {NOW} WHERE id IN ($1::uuid, $2::uuid)", b.schema);
+    sqlx::query(AssertSqlSafe(sql)).bind(&dead).bind(&started).execute(&b.pool).await.unwrap();
+    assert_eq!(running().await, 1, "finished jobs run no more");
+}
+
+#[tokio::test]
 async fn a_lock_with_the_same_key_in_another_database_is_not_this_jobs() {
     let b = Backend::new("gj_otherdb").await;
     let id = b.insert("default", &at(-5), true, None).await;
