@@ -148,19 +148,22 @@ fn build_sql(s: &SolidQueueSource, now: &str) -> String {
     };
     // A process is alive while its heartbeat is within the threshold: its claims run, and a Worker is listed.
     let fresh = format!("p.last_heartbeat_at > {now} - make_interval(secs => $3)");
-    // The claims, read once: each live process's job ids (grouped first, the process checked once), the highest
-    // claim id, and the queues of the claims not looked up before (a primary-key lookup each).
+    // The claims: each live process's job ids (grouped first, the process checked once), the queues of the claims
+    // not looked up before (a primary-key lookup each), and the highest claim id (the end of the primary key). All
+    // from the one snapshot of the statement. The claims to look up are a range of the primary key and a list of job
+    // ids: the range is given a second end (which bounds nothing) so that the planner, not seeing `$4`, estimates it
+    // narrow (0.5%) and reads both from their indexes, not every claim (a third, with one end unseen).
     format!(
-        "WITH k AS MATERIALIZED (SELECT c.id, c.job_id, c.process_id FROM {claimed} c) \
-         {} UNION ALL {} UNION ALL {} \
+        "{} UNION ALL {} UNION ALL {} \
          UNION ALL \
-         SELECT 'claims', NULL, count(*)::int8, NULL, 0, NULL, k.process_id, array_agg(k.job_id) FROM k \
+         SELECT 'claims', NULL, count(*)::int8, NULL, 0, NULL, k.process_id, array_agg(k.job_id) FROM {claimed} k \
            GROUP BY k.process_id HAVING EXISTS (SELECT 1 FROM {processes} p WHERE p.id = k.process_id AND {fresh}) \
          UNION ALL \
          SELECT 'claimed', j.queue_name::text, count(*)::int8, NULL, 0, NULL, NULL, array_agg(j.id) \
-           FROM k JOIN {jobs} j ON j.id = k.job_id WHERE k.id > $4 OR k.job_id = ANY($5) GROUP BY j.queue_name \
+           FROM {claimed} k JOIN {jobs} j ON j.id = k.job_id \
+           WHERE (k.id > $4 AND k.id <= 9223372036854775807) OR k.job_id = ANY($5) GROUP BY j.queue_name \
          UNION ALL \
-         SELECT 'top', NULL, COALESCE(max(k.id), 0)::int8, NULL, 0, NULL, NULL, NULL FROM k \
+         SELECT 'top', NULL, COALESCE(max(k.id), 0)::int8, NULL, 0, NULL, NULL, NULL FROM {claimed} k \
          UNION ALL \
          SELECT 'worker', p.name::text, 0, NULL, 0, p.hostname::text, p.id, NULL FROM {processes} p \
            WHERE p.kind = 'Worker' AND {fresh} \
