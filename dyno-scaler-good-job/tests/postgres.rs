@@ -72,6 +72,22 @@ impl Backend {
         sqlx::query("SELECT pg_notify('good_job', $1)").bind(payload).execute(&self.pool).await.unwrap();
     }
 
+    /// A source reading the held locks at most once per `every`.
+    fn checking_locks_every(&self, every: Duration) -> GoodJobSource {
+        let mut c = self.config(None);
+        c.lock_check = every;
+        GoodJobSource::new(c).unwrap()
+    }
+
+    /// The job `id` performed again (a new `performed_at`), as a worker that picks an interrupted job up does.
+    async fn perform_again(&self, id: &str) {
+        let sql = format!(
+            "UPDATE {}.good_jobs SET performed_at = {NOW} + interval '1 second' WHERE id = $1::uuid",
+            self.schema
+        );
+        sqlx::query(AssertSqlSafe(sql)).bind(id).execute(&self.pool).await.unwrap();
+    }
+
     async fn snap(&self) -> Snapshot {
         GoodJobSource::new(self.config(None)).unwrap().snapshot().await.unwrap()
     }
@@ -253,9 +269,7 @@ async fn lock(conn: &mut PgConnection, id: &str) {
 #[tokio::test]
 async fn the_held_locks_are_read_once_per_lock_check_and_verdicts_stand_between() {
     let b = Backend::new("gj_lockcheck").await;
-    let mut cfg = b.config(None);
-    cfg.lock_check = Duration::from_secs(300);
-    let source = GoodJobSource::new(cfg).unwrap();
+    let source = b.checking_locks_every(Duration::from_secs(300));
     let running = || async { source.snapshot().await.unwrap().totals().running };
     let first = b.insert("default", &at(-5), true, None).await;
     lock(&mut *b.worker.lock().await, &first).await;
@@ -264,9 +278,7 @@ async fn the_held_locks_are_read_once_per_lock_check_and_verdicts_stand_between(
     // other way round), while a fresh reading (lock_check 0s) sees it at once.
     sqlx::query("SELECT pg_advisory_unlock_all()").execute(&mut *b.worker.lock().await).await.unwrap();
     assert_eq!(running().await, 1, "the verdict of the last read stands");
-    let mut every = b.config(None);
-    every.lock_check = Duration::ZERO;
-    let fresh = GoodJobSource::new(every).unwrap();
+    let fresh = b.checking_locks_every(Duration::ZERO);
     assert_eq!(fresh.snapshot().await.unwrap().totals().running, 0, "read now: no lock held, nothing runs");
     // A job started since the last read runs until the next one (a live worker just started it) ...
     let second = b.insert("default", &at(-5), true, None).await;
@@ -275,9 +287,7 @@ async fn the_held_locks_are_read_once_per_lock_check_and_verdicts_stand_between(
     assert_eq!(fresh.snapshot().await.unwrap().totals().running, 0);
     lock(&mut *b.worker.lock().await, &second).await;
     assert_eq!(fresh.snapshot().await.unwrap().totals().running, 1);
-    let sql =
-        format!("UPDATE {}.good_jobs SET performed_at = {NOW} + interval '1 second' WHERE id = $1::uuid", b.schema);
-    sqlx::query(AssertSqlSafe(sql)).bind(&first).execute(&b.pool).await.unwrap();
+    b.perform_again(&first).await;
     lock(&mut *b.worker.lock().await, &first).await;
     assert_eq!(fresh.snapshot().await.unwrap().totals().running, 2, "performed again, under its lock");
 }
@@ -286,9 +296,7 @@ async fn the_held_locks_are_read_once_per_lock_check_and_verdicts_stand_between(
 async fn between_reads_the_jobs_found_dead_stay_dead_until_performed_again() {
     // Between two reads of the locks the statement sends no attempts, only the jobs found dead still started.
     let b = Backend::new("gj_between").await;
-    let mut cfg = b.config(None);
-    cfg.lock_check = Duration::from_secs(300);
-    let source = GoodJobSource::new(cfg).unwrap();
+    let source = b.checking_locks_every(Duration::from_secs(300));
     let running = || async { source.snapshot().await.unwrap().queues.get("default").map_or(0, |q| q.running) };
     let alive = b.insert("default", &at(-5), true, None).await;
     lock(&mut *b.worker.lock().await, &alive).await;
@@ -298,9 +306,7 @@ async fn between_reads_the_jobs_found_dead_stay_dead_until_performed_again() {
     assert_eq!(running().await, 1, "between reads the dead job stays dead");
     let started = b.insert("default", &at(-5), true, None).await;
     assert_eq!(running().await, 2, "a job started since runs");
-    let sql =
-        format!("UPDATE {}.good_jobs SET performed_at = {NOW} + interval '1 second' WHERE id = $1::uuid", b.schema);
-    sqlx::query(AssertSqlSafe(sql)).bind(&dead).execute(&b.pool).await.unwrap();
+    b.perform_again(&dead).await;
     assert_eq!(running().await, 3, "the dead job performed again: a new attempt runs");
     let sql = format!("UPDATE {}.good_jobs SET finished_at = {NOW} WHERE id IN ($1::uuid, $2::uuid)", b.schema);
     sqlx::query(AssertSqlSafe(sql)).bind(&dead).bind(&started).execute(&b.pool).await.unwrap();
