@@ -284,11 +284,13 @@ fn assemble(s: &GoodJobSource, rows: Vec<sqlx::postgres::PgRow>, now: Instant) -
         }
     }
     let mut snap = fold(rest);
+    // In one order: a read of the locks counts every queue's attempts at once.
+    let queues: Vec<(String, Queue)> = queues.into_iter().collect();
     let running: Vec<u64> = match &held {
         Some(held) => {
-            let lists: Vec<&Started> = queues.values().map(|q| &q.unvouched).collect();
+            let lists: Vec<&Started> = queues.iter().map(|(_, q)| &q.unvouched).collect();
             let alive = Liveness::read(&s.liveness, &s.key_table, &lists, held, now);
-            queues.values().zip(alive).map(|(q, alive)| q.vouched + alive).collect()
+            queues.iter().zip(alive).map(|((_, q), alive)| q.vouched + alive).collect()
         }
         None => queues
             .iter()
