@@ -286,7 +286,7 @@ impl SidekiqSource {
             }
         }
         for id in &processes {
-            two.cmd("HMGET").arg(format!("{p}{id}")).arg(&["info", "busy", "beat", "quiet"]);
+            two.cmd("HMGET").arg(format!("{p}{id}")).arg(&["info", "busy", "beat", "quiet", "concurrency"]);
             two.hgetall(format!("{p}{id}:work")).hgetall(format!("{p}{id}:workers"));
         }
         // The second trip is needed for the processes, and for the lists unless the first trip read them.

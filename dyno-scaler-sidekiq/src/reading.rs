@@ -146,7 +146,7 @@ pub(crate) fn build(
         let Some(fields) = readable(fields, &format!("{p}{identity}"), &mut unreadable).map(array) else { continue };
         let work7 = readable(work7, &format!("{p}{identity}:work"), &mut unreadable).unwrap_or(Value::Nil);
         let work6 = readable(work6, &format!("{p}{identity}:workers"), &mut unreadable).unwrap_or(Value::Nil);
-        let [info, busy, beat, quiet] = fields.as_slice() else {
+        let [info, busy, beat, quiet, concurrency] = fields.as_slice() else {
             snap.skipped += 1;
             continue;
         };
@@ -169,7 +169,11 @@ pub(crate) fn build(
             .as_ref()
             .and_then(|i| i.get("hostname").and_then(|h| h.as_str()).map(str::to_owned))
             .unwrap_or_else(|| identity_host(identity).to_owned());
-        if let Some(n) = info.as_ref().and_then(|i| i.get("concurrency")).and_then(serde_json::Value::as_u64) {
+        // Sidekiq 8.1.2+ writes the threads as a field of the hash (sidekiq #6943); older ones inside `info`.
+        let threads = as_i64(concurrency)
+            .and_then(|n| u64::try_from(n).ok())
+            .or_else(|| info.as_ref().and_then(|i| i.get("concurrency")).and_then(serde_json::Value::as_u64));
+        if let Some(n) = threads {
             *snap.threads.get_or_insert(0) += n;
         }
         let work = match array(work7) {

@@ -475,3 +475,32 @@ async fn keeps_what_the_policy_learned_beside_the_queues_for_a_week() {
     let _: () = c.rpush(&key, "x").await.unwrap();
     assert_eq!(source.recall("worker").await.unwrap(), None);
 }
+
+#[tokio::test]
+async fn reads_the_threads_of_sidekiq_8_1_2_from_the_hash_field_before_info() {
+    let b = Backend::new(Some(unique("threads81")), None, Version::V8).await;
+    b.reset().await;
+    let source = SidekiqSource::new(b.config(None)).unwrap();
+    // As Sidekiq 8.1.2+ writes a process (reference §1.7): `concurrency` is a field of the hash, not of `info`.
+    let identity = "worker.3:4:a1b2c3d4e5f6";
+    let info = r#"{"hostname":"worker.3","started_at":1718180000.12,"pid":4,"tag":"app","capsules":{"default":{"mode":"weighted","concurrency":10,"weights":{"default":1}}},"queues":["default"],"weights":[{"default":1}],"labels":[],"identity":"worker.3:4:a1b2c3d4e5f6","version":"8.1.7","embedded":false}"#;
+    let mut c = b.conn.clone();
+    let beat = format!("{:.4}", now());
+    let _: () = redis::pipe()
+        .sadd(b.k("processes"), identity)
+        .ignore()
+        .hset_multiple(
+            b.k(identity),
+            &[("info", info), ("concurrency", "10"), ("busy", "0"), ("beat", beat.as_str()), ("quiet", "false")],
+        )
+        .ignore()
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    let s = source.snapshot().await.unwrap();
+    assert_eq!(s.threads, Some(10), "{s:?}");
+    // A process of Sidekiq up to 8.1.1 beside it still counts by `info.concurrency` (5 threads).
+    b.process("worker.1", "default", 0, 1.0).await;
+    let s = source.snapshot().await.unwrap();
+    assert_eq!(s.threads, Some(15), "{s:?}");
+}
