@@ -159,6 +159,11 @@ impl FakeKubernetes {
         self.with(|s| s.forbidden.insert((verb.to_owned(), resource.to_owned())));
     }
 
+    /// Lifts a refusal set by [`forbid`](Self::forbid).
+    pub fn permit(&self, verb: &str, resource: &str) {
+        self.with(|s| s.forbidden.remove(&(verb.to_owned(), resource.to_owned())));
+    }
+
     /// Answers the next `n` scale writes with 409 Conflict, as when another writer changed the object.
     pub fn conflict_next(&self, n: u32) {
         self.with(|s| s.conflicts = n);

@@ -23,6 +23,9 @@ pub mod fake;
 pub const DELETION_COST: &str = "controller.kubernetes.io/pod-deletion-cost";
 /// The cost given to the chosen victims.
 pub const VICTIM_COST: i32 = -1000;
+/// The cost given to the pods the queue says are busy at a shrink, so the ReplicaSet takes them last whatever else
+/// it ranks by.
+pub const BUSY_COST: i32 = 1000;
 /// How many times a write refused with 409 Conflict is read again and retried.
 const CONFLICT_RETRIES: u32 = 5;
 
@@ -60,6 +63,8 @@ impl Target {
 struct Pods {
     /// Pod names with their deletion cost and age rank (higher: newer).
     listed: Vec<(String, i32, usize)>,
+    /// Each pod with the mark of ours it carries (`VICTIM_COST`, `BUSY_COST`), if any.
+    marks: Vec<(String, Option<i32>)>,
     busy: BTreeSet<String>,
 }
 
@@ -188,9 +193,21 @@ impl KubernetesPlatform {
             .filter(|p| p.metadata.deletion_timestamp.is_none())
             .map(|p| {
                 let m = &p.metadata;
+                // Our own marks say what an earlier shrink wanted, not what this one should: they rank as neutral.
                 let cost = m.annotations.as_ref().and_then(|a| a.get(DELETION_COST)).and_then(|c| c.parse().ok());
+                let cost = cost.filter(|c| *c != VICTIM_COST && *c != BUSY_COST);
                 let rv = m.resource_version.as_deref().and_then(|v| v.parse::<u64>().ok());
                 (m.name.clone().unwrap_or_default(), cost.unwrap_or(0), m.creation_timestamp.clone(), rv)
+            })
+            .collect();
+        let marks = pods
+            .items
+            .iter()
+            .filter(|p| p.metadata.deletion_timestamp.is_none())
+            .map(|p| {
+                let m = &p.metadata;
+                let cost = m.annotations.as_ref().and_then(|a| a.get(DELETION_COST)).and_then(|c| c.parse().ok());
+                (m.name.clone().unwrap_or_default(), cost.filter(|c| *c == VICTIM_COST || *c == BUSY_COST))
             })
             .collect();
         listed.sort_by(|a, b| (&a.2, a.3).cmp(&(&b.2, b.3)));
@@ -198,6 +215,7 @@ impl KubernetesPlatform {
         let mut cache = self.pods.lock().expect("pods lock");
         let entry = cache.entry(process_type.to_owned()).or_default();
         entry.listed = listed.into_iter().enumerate().map(|(i, (n, c, _, _))| (n, c, i)).collect();
+        entry.marks = marks;
         Ok(names)
     }
 
@@ -248,13 +266,56 @@ impl KubernetesPlatform {
         Ok(missing)
     }
 
-    async fn mark_victims(&self, victims: &[String]) -> Result<(), PlatformError> {
+    /// Writes this shrink's order onto the pods: the victims lowest, the busy pods highest, and every other pod
+    /// that still carries one of our marks back to neutral (the annotation removed), so no mark of an earlier
+    /// shrink (one whose decrement failed, or was overtaken) ranks a pod that is busy now among the first to go.
+    /// Only pods whose mark changes are patched.
+    async fn mark_order(&self, process_type: &str, victims: &[String]) -> Result<(), PlatformError> {
+        let (marks, busy) = {
+            let cache = self.pods.lock().expect("pods lock");
+            let pods = cache.get(process_type).cloned().unwrap_or_default();
+            (pods.marks, pods.busy)
+        };
         let api = Api::<Pod>::namespaced(self.client.clone(), &self.namespace);
-        let patch = Patch::Merge(json!({"metadata": {"annotations": {DELETION_COST: VICTIM_COST.to_string()}}}));
-        for v in victims {
-            self.counted(api.patch_metadata(v, &PatchParams::default(), &patch).await).map_err(map_err)?;
+        for (pod, now) in marks {
+            let want = if victims.contains(&pod) {
+                Some(VICTIM_COST)
+            } else if busy.contains(&pod) {
+                Some(BUSY_COST)
+            } else {
+                None
+            };
+            if want == now {
+                continue;
+            }
+            let value = want.map(|c| c.to_string());
+            let patch = Patch::Merge(json!({"metadata": {"annotations": {DELETION_COST: value}}}));
+            self.counted(api.patch_metadata(&pod, &PatchParams::default(), &patch).await).map_err(map_err)?;
+            self.set_mark(process_type, &pod, want);
         }
         Ok(())
+    }
+
+    /// After a decrement that did not happen: the victims back to neutral (best effort; the next shrink rewrites
+    /// every mark anyway), so a replica change by someone else does not take a pod marked for a shrink that failed.
+    async fn unmark_victims(&self, process_type: &str, victims: &[String]) {
+        let api = Api::<Pod>::namespaced(self.client.clone(), &self.namespace);
+        let patch = Patch::Merge(json!({"metadata": {"annotations": {DELETION_COST: null}}}));
+        for v in victims {
+            match self.counted(api.patch_metadata(v, &PatchParams::default(), &patch).await) {
+                Ok(_) => self.set_mark(process_type, v, None),
+                Err(e) => {
+                    tracing::warn!(process_type, pod = %v, error = %e, "cannot clear the mark of a victim whose shrink failed; the next shrink rewrites it")
+                }
+            }
+        }
+    }
+
+    fn set_mark(&self, process_type: &str, pod: &str, mark: Option<i32>) {
+        let mut cache = self.pods.lock().expect("pods lock");
+        if let Some(m) = cache.get_mut(process_type).and_then(|p| p.marks.iter_mut().find(|(n, _)| n == pod)) {
+            m.1 = mark;
+        }
     }
 }
 
@@ -282,12 +343,12 @@ impl Platform for KubernetesPlatform {
         for attempt in 0..=CONFLICT_RETRIES {
             let scale = self.get_scale(&target).await?;
             let current = scale.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0).max(0) as u32;
+            let mut victims = Vec::new();
             if quantity < current && matches!(target, Target::Deployment(_)) {
-                // Choose the victims now, from a fresh listing, and mark them before the decrement.
+                // Choose the victims now, from a fresh listing, and write this shrink's order before the decrement.
                 self.list_pods(process_type, &scale).await?;
-                let victims: Vec<String> =
-                    self.order(process_type).into_iter().take((current - quantity) as usize).collect();
-                self.mark_victims(&victims).await?;
+                victims = self.order(process_type).into_iter().take((current - quantity) as usize).collect();
+                self.mark_order(process_type, &victims).await?;
                 tracing::info!(process_type, victims = ?victims, "marked the scale-down's victims");
             }
             match self.patch_scale(&target, scale.metadata.resource_version.clone(), quantity).await {
@@ -295,7 +356,10 @@ impl Platform for KubernetesPlatform {
                 Err(kube::Error::Api(s)) if s.code == 409 && attempt < CONFLICT_RETRIES => {
                     tracing::debug!(process_type, attempt, "409 Conflict on /scale: reading again");
                 }
-                Err(e) => return Err(map_err(e)),
+                Err(e) => {
+                    self.unmark_victims(process_type, &victims).await;
+                    return Err(map_err(e));
+                }
             }
         }
         unreachable!("the last attempt returns")

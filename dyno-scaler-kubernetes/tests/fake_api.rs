@@ -131,13 +131,10 @@ async fn a_busy_pod_is_never_the_victim_idle_ones_are_marked_before_the_decremen
     assert_eq!((r.decision.from, r.decision.to), (3, 1), "{}", r.decision.reason);
     assert_eq!(fake.replicas("worker"), Some(1));
     assert_eq!(fake.pods("worker"), vec![busy.clone()], "the busy pod is the one left");
-    assert_eq!(fake.annotation(&busy, DELETION_COST), None, "the busy pod was never marked");
+    assert_eq!(fake.annotation(&busy, DELETION_COST).as_deref(), Some("1000"), "the busy pod is marked to go last");
     let patches: Vec<String> = fake.requests().into_iter().filter(|(m, _, _)| m == "PATCH").map(|r| r.1).collect();
-    assert_eq!(patches.len(), 3, "two victims marked, then the decrement: {patches:?}");
-    assert!(
-        patches[0].contains("/pods/") && patches[1].contains("/pods/") && patches[2].contains("/scale"),
-        "{patches:?}"
-    );
+    assert_eq!(patches.len(), 4, "two victims and the busy pod marked, then the decrement: {patches:?}");
+    assert!(patches[..3].iter().all(|p| p.contains("/pods/")) && patches[3].contains("/scale"), "{patches:?}");
 }
 
 #[tokio::test]
@@ -182,4 +179,52 @@ async fn the_fake_answers_metadata_only_where_asked_as_the_api_server_does() {
     assert_eq!(meta.items.len(), 2);
     assert_eq!(meta.items[0].types.as_ref().map(|t| t.kind.as_str()), Some("PartialObjectMetadata"));
     assert_eq!(meta.items[0].metadata.name, full.items[0].metadata.name);
+}
+
+/// What the queue says: `busy` pods run a job, the rest are idle.
+fn hear_busy(p: &KubernetesPlatform, pods: &[String], busy: &[&String]) {
+    let workers = pods
+        .iter()
+        .map(|pod| WorkerInfo {
+            identity: format!("{pod}:1:abc"),
+            dyno: Some(pod.clone()),
+            busy: u32::from(busy.contains(&pod)),
+            quiet: false,
+            beat: None,
+        })
+        .collect();
+    p.hear("worker", &Snapshot { workers: Some(workers), ..Snapshot::default() });
+}
+
+#[tokio::test]
+async fn a_failed_shrink_leaves_no_mark_that_gets_a_pod_busy_since_deleted() {
+    let fake = FakeKubernetes::start("app").await;
+    fake.add_deployment("worker", 3);
+    let p = platform(&fake, BTreeMap::new()).await;
+    let pods = fake.pods("worker");
+    let newest = pods[2].clone();
+    // A shrink 3 -> 2 marks the newest idle pod, then its decrement is refused.
+    hear_busy(&p, &pods, &[]);
+    p.current_quantity("worker").await.unwrap();
+    fake.forbid("patch", "deployments/scale");
+    assert!(p.set_quantity("worker", 2).await.is_err());
+    assert_eq!(fake.replicas("worker"), Some(3));
+    assert_eq!(fake.annotation(&newest, DELETION_COST), None, "the failed shrink's mark is cleared");
+    // Someone else leaves a victim's mark behind (or the clearing failed): it must not count either.
+    fake.permit("patch", "deployments/scale");
+    let patch = kube::api::Patch::Merge(serde_json::json!({"metadata": {"annotations": {DELETION_COST: "-1000"}}}));
+    let kubeconfig = kube::config::Kubeconfig::from_yaml(&fake.kubeconfig()).unwrap();
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default()).await.unwrap();
+    let pods_api =
+        kube::Api::<k8s_openapi::api::core::v1::Pod>::namespaced(kube::Client::try_from(config).unwrap(), "app");
+    pods_api.patch_metadata(&newest, &kube::api::PatchParams::default(), &patch).await.unwrap();
+    // The marked pod now runs a job; the next shrink must take an idle pod and leave it.
+    hear_busy(&p, &pods, &[&newest]);
+    p.current_quantity("worker").await.unwrap();
+    p.set_quantity("worker", 2).await.unwrap();
+    assert_eq!(fake.replicas("worker"), Some(2));
+    assert!(fake.pods("worker").contains(&newest), "the busy pod was deleted: {:?}", fake.pods("worker"));
+    assert_eq!(fake.annotation(&newest, DELETION_COST).as_deref(), Some("1000"), "busy: highest");
+    let kept_idle = fake.pods("worker").into_iter().find(|n| *n != newest).unwrap();
+    assert_eq!(fake.annotation(&kept_idle, DELETION_COST), None, "the rest neutral");
 }
