@@ -5,7 +5,8 @@
 //!
 //! * **ready**: ready executions of queues that are not paused (`solid_queue_pauses`), plus scheduled executions
 //!   already due (the dispatcher moves them only every second, and not at all while no dispatcher runs), plus
-//!   blocked executions whose `expires_at` has passed (the concurrency limit no longer holds them);
+//!   blocked executions whose `expires_at` has passed and whose concurrency key Solid Queue would release (no
+//!   semaphore, or one with room or itself expired: `BlockedExecution.releasable`);
 //! * **running**: claimed executions of a process whose heartbeat is fresh (`process_alive_threshold`, 5 minutes
 //!   as in Solid Queue): a claim left by a dead process is not a running job;
 //! * **workers**: the live Worker processes with their claims and host names (a pod's name on Kubernetes);
@@ -119,7 +120,7 @@ impl SolidQueueSource {
 /// The snapshot statement. Parameters: $1 queues (text[] or NULL), $2 the scheduled cap, $3 the alive threshold
 /// in seconds, $4 and $5 the claims whose queues to look up ([`claims`]: above this claim id, of these jobs).
 fn build_sql(s: &SolidQueueSource, now: &str) -> String {
-    let [ready, scheduled, blocked, claimed, jobs, processes, pauses] = [
+    let [ready, scheduled, blocked, claimed, jobs, processes, pauses, semaphores] = [
         "ready_executions",
         "scheduled_executions",
         "blocked_executions",
@@ -127,6 +128,7 @@ fn build_sql(s: &SolidQueueSource, now: &str) -> String {
         "jobs",
         "processes",
         "pauses",
+        "semaphores",
     ]
     .map(|t| s.table(t));
     let only = |alias: &str| {
@@ -177,7 +179,16 @@ fn build_sql(s: &SolidQueueSource, now: &str) -> String {
            ORDER BY x.scheduled_at LIMIT 1)",
         part(&ready, "created_at", "true"),
         part(&scheduled, "scheduled_at", &format!("x.scheduled_at <= {now}")),
-        part(&blocked, "expires_at", &format!("x.expires_at < {now}")),
+        // Solid Queue releases an expired block only where its key has no semaphore or one with room
+        // (`BlockedExecution.releasable`); a semaphore past its `expires_at` is dropped first (`expire_semaphores`).
+        part(
+            &blocked,
+            "expires_at",
+            &format!(
+                "x.expires_at < {now} AND NOT EXISTS (SELECT 1 FROM {semaphores} m WHERE m.key = x.concurrency_key \
+                 AND m.value <= 0 AND m.expires_at >= {now})"
+            )
+        ),
         only("x"),
         only("x"),
     )

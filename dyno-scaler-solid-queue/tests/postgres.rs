@@ -203,6 +203,24 @@ async fn paused_queues_are_not_demand_and_expired_blocks_are() {
     assert_eq!(s.queues["default"].ready, 2, "the expired block is ready, the other is not: {s:?}");
     let age = s.queues["default"].oldest_ready_age.unwrap().as_secs();
     assert!((88..=92).contains(&age), "latency from the expired block's expires_at: {age}");
+    // An expired block whose semaphore is still held (value 0, not expired) stays blocked: Solid Queue releases
+    // only keys without a semaphore or with room (`BlockedExecution.releasable`).
+    let job = b.job("default", NOW).await;
+    b.script(format!(
+        "INSERT INTO {{s}}.solid_queue_blocked_executions (job_id, queue_name, priority, concurrency_key, expires_at, \
+           created_at) VALUES ({job}, 'default', 0, 'k3', {}, {NOW}); \
+         INSERT INTO {{s}}.solid_queue_semaphores (key, value, expires_at, created_at, updated_at) \
+           VALUES ('k3', 0, {}, {NOW}, {NOW})",
+        at(-30),
+        at(300)
+    ))
+    .await;
+    assert_eq!(b.snap(None).await.queues["default"].ready, 2, "held by its semaphore");
+    // With room in the semaphore, or the semaphore itself expired, it is released at the next maintenance.
+    b.script("UPDATE {s}.solid_queue_semaphores SET value = 1".into()).await;
+    assert_eq!(b.snap(None).await.queues["default"].ready, 3, "room in the semaphore");
+    b.script(format!("UPDATE {{s}}.solid_queue_semaphores SET value = 0, expires_at = {}", at(-1))).await;
+    assert_eq!(b.snap(None).await.queues["default"].ready, 3, "an expired semaphore is dropped first");
 }
 
 #[tokio::test]
