@@ -83,7 +83,14 @@ pub fn map_redis_error(name: &str, url: &Secret, e: redis::RedisError) -> Source
     let password = dyno_scaler_core::secret::url_password(url.expose()).unwrap_or_default();
     let cause = Some(Cause::scrubbed(&e, &[url.expose(), password]));
     let source_name = name.to_owned();
-    if e.is_timeout() {
+    if e.is_timeout() && url.expose().starts_with("rediss://") {
+        // A Redis without TLS reads the handshake as a command that never ends, and answers nothing.
+        let message = format!(
+            "timed out: no answer over TLS ({message}); a Redis without TLS never answers a TLS handshake: if this \
+             server does not speak TLS, `redis://` is meant"
+        );
+        SourceError::Unavailable { source_name, message, cause }
+    } else if e.is_timeout() {
         SourceError::Unavailable { source_name, message: format!("timed out: {message}"), cause }
     } else if e.is_io_error() || e.is_connection_refusal() || e.is_connection_dropped() {
         SourceError::Unavailable { source_name, message, cause }

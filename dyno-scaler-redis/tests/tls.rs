@@ -43,3 +43,12 @@ fn tls_verify_parses_and_names_bad_values() {
     assert_eq!(" Full ".parse::<TlsVerify>(), Ok(TlsVerify::Full));
     assert!("off".parse::<TlsVerify>().unwrap_err().contains("full or none"));
 }
+
+#[tokio::test]
+async fn a_tls_url_at_a_plain_redis_says_the_handshake_got_no_answer_and_names_redis_url() {
+    let server = OwnRedis::start();
+    let err = ping(&format!("rediss://127.0.0.1:{}", server.port), TlsVerify::None).await.unwrap_err().to_string();
+    assert!(err.contains("no answer over TLS") && err.contains("`redis://` is meant"), "{err}");
+    // The same server over `redis://` answers: the message is about the scheme, not the server.
+    assert_eq!(ping(&server.url(), TlsVerify::None).await.unwrap(), "PONG");
+}

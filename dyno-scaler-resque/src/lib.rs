@@ -182,7 +182,11 @@ impl ResqueSource {
     async fn read(&self) -> Result<Snapshot, SourceError> {
         let p = &self.prefix;
         let c = &self.config;
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        // Ages are measured against the exact time; the due window of resque-scheduler's whole-second stamps
+        // against the second.
+        let exact_start =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
+        let now = exact_start as u64;
         let mut conn = self.conn.clone();
         let err = |e| map_redis_error(NAME, &c.url, e);
         let schedule = format!("{p}delayed_queue_schedule");
@@ -287,7 +291,7 @@ impl ResqueSource {
         let exact_now =
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
         let next_due = future_stamps.first().and_then(|t| t.parse::<f64>().ok()).filter(|t| *t > exact_now);
-        let mut snap = build(now as f64, server_now, c, &queues, lists, &workers, jobs, heartbeats, delayed);
+        let mut snap = build(exact_start, server_now, c, &queues, lists, &workers, jobs, heartbeats, delayed);
         snap.next_due = next_due.and_then(|t| Duration::try_from_secs_f64(t - exact_now).ok());
         // The completion counter (incremented as each job ends), and one thread per live worker.
         snap.processed = as_i64(&processed).and_then(|n| u64::try_from(n).ok());

@@ -61,3 +61,19 @@ async fn garbage_timestamps_give_no_latency() {
     assert_eq!(snap.totals().oldest_ready_age, None, "{:?}", snap.queues);
     assert_eq!(snap.skipped, 2);
 }
+
+#[tokio::test]
+async fn latency_is_measured_against_the_exact_clock_not_the_second() {
+    let b = Backend::new(unique("rexact"), None, false).await;
+    // Wait until the clock is past the middle of a second, so that an age measured against the second rounded down
+    // reads at least half a second low.
+    let frac = || SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs_f64().fract();
+    while !(0.55..0.75).contains(&frac()) {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let enqueued = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs_f64() - 2.0;
+    b.push_payload("images", &format!(r#"{{"class":"X","args":[],"timestamp":{enqueued:.3}}}"#)).await;
+    let snap = b.source(None).await.snapshot().await.unwrap();
+    let age = snap.queues["images"].oldest_ready_age.expect("the payload has a time").as_secs_f64();
+    assert!((1.99..2.5).contains(&age), "{age}");
+}
