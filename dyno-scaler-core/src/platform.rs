@@ -85,6 +85,13 @@ pub trait Platform: Send + Sync + std::fmt::Debug {
     /// chooses its victims (Kubernetes: idle pods first). The default does nothing.
     fn hear(&self, _process_type: &str, _snapshot: &Snapshot) {}
 
+    /// Forgets whatever the client keeps of `process_type`'s quantity, so the next [`current_quantity`] asks the
+    /// platform: a scaler calls it when it takes the lease, since what it read as a follower may be minutes old and
+    /// the last holder may have changed it since. The default keeps nothing to forget.
+    ///
+    /// [`current_quantity`]: Platform::current_quantity
+    fn refresh(&self, _process_type: &str) {}
+
     /// What the client has seen of the platform's API so far (for metrics); the default has seen nothing.
     fn telemetry(&self) -> PlatformTelemetry {
         PlatformTelemetry::default()

@@ -198,6 +198,10 @@ impl Platform for HerokuPlatform {
         }
     }
 
+    fn refresh(&self, process_type: &str) {
+        self.forget(process_type);
+    }
+
     async fn current_quantity(&self, process_type: &str) -> Result<u32, PlatformError> {
         if let Some(q) = self.cached(process_type) {
             return Ok(q);

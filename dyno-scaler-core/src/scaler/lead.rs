@@ -61,8 +61,10 @@ impl Scaler {
             (Some(e), _, _) => {
                 tracing::warn!(process_type = %pt, error = %e, "cannot reach the lease's store; not acting")
             }
-            (None, false, true) if opts.exclusive => {
+            (None, false, true) if opts.exclusive && !self.inner.cfg.dry_run => {
                 tracing::info!(process_type = %pt, identity = %opts.identity, "took the lease: acting");
+                // What was read as a follower may be stale: the last holder may have just changed it.
+                self.inner.cfg.platform.refresh(pt);
                 return true;
             }
             (None, true, false) => {

@@ -326,3 +326,49 @@ async fn the_scaler_drives_the_fake() {
     scaler.reconcile().await.unwrap();
     assert!(fake.requests().is_empty(), "{:?}", fake.requests());
 }
+
+#[tokio::test]
+async fn a_new_leader_reads_the_formation_afresh_before_acting() {
+    use dyno_scaler_core::{InMemoryLease, LeaseOptions};
+    let fake = fake().await;
+    fake.set_quantity("my-app", "worker", 3);
+    let clock = Arc::new(ManualClock::at_secs(1_700_000_000));
+    let queue = InMemoryQueue::new(clock.clone());
+    let store = InMemoryLease::new(clock.clone(), "worker");
+    // The lease's expiry follows the manual clock; its renewals are asked every ttl / 3 of real time.
+    let ttl = Duration::from_millis(300);
+    let policy = || {
+        Policy::new(PolicyConfig { max_workers: 5, down_delay: Duration::from_secs(3600), ..PolicyConfig::classic() })
+            .unwrap()
+    };
+    let instance = |name: &str| {
+        // Each instance has its own client and cache, as separate dynos do; the cache trusts a read for a minute.
+        let mut c = config(&fake);
+        c.refresh_interval = Duration::from_secs(60);
+        let opts = LeaseOptions { exclusive: true, ttl, identity: name.into() };
+        let p = Arc::new(HerokuPlatform::new(c).unwrap());
+        Scaler::builder("worker", Arc::new(queue.clone()), p, policy())
+            .clock(clock.clone())
+            .lease(Arc::new(store.other("worker")), opts)
+            .build()
+    };
+    let a = instance("a");
+    let b = instance("b");
+    // 60 jobs want 3: `a` leads and holds; `b` follows and reads the formation (3) into its cache.
+    queue.push_many("default", 60);
+    assert!(a.reconcile().await.unwrap().acting);
+    assert!(!b.reconcile().await.unwrap().acting);
+    // More work: the leader scales 3 -> 4, then dies without releasing.
+    queue.push_many("default", 20);
+    a.reconcile().await.unwrap();
+    assert_eq!(fake.quantity("my-app", "worker"), Some(4));
+    drop(a);
+    fake.clear_requests();
+    clock.advance(ttl);
+    tokio::time::sleep(ttl / 2).await;
+    // `b` takes over within its cache's minute: it must see 4, not its follower's 3, and so not PATCH at all.
+    let r = b.reconcile().await.unwrap();
+    assert!(r.acting, "{r:?}");
+    assert_eq!((r.decision.from, r.decision.to), (4, 4), "{}", r.decision.reason);
+    assert!(fake.requests_with("PATCH").is_empty(), "{:?}", fake.requests_with("PATCH"));
+}
