@@ -46,8 +46,12 @@ impl Scaler {
     }
 
     /// Writes the summary when [`KEEP_EVERY`] has passed since the last write.
+    /// A dry run writes nothing.
     pub(super) async fn keep(&self, state: &mut State, now: SystemTime) {
-        if !self.remembers() || state.kept_at.is_some_and(|t| now.duration_since(t).unwrap_or_default() < KEEP_EVERY) {
+        if self.inner.cfg.dry_run
+            || !self.remembers()
+            || state.kept_at.is_some_and(|t| now.duration_since(t).unwrap_or_default() < KEEP_EVERY)
+        {
             return;
         }
         state.kept_at = Some(now);

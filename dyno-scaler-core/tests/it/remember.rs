@@ -86,3 +86,33 @@ async fn a_preview_decides_with_what_was_learned_and_keeps_nothing() {
     assert_eq!(queue.recall("worker").await.unwrap(), kept);
     assert_eq!(platform.quantity("worker"), 1, "a preview never acts");
 }
+
+#[tokio::test]
+async fn a_dry_run_keeps_nothing_in_the_store_and_takes_no_lease() {
+    for dry_run in [false, true] {
+        let clock = Arc::new(ManualClock::at_secs(1_700_000_000));
+        let queue = InMemoryQueue::new(clock.clone());
+        let platform = InMemoryPlatform::new();
+        let lease = InMemoryLease::new(clock.clone(), "worker");
+        let adaptive = Adaptive { remember: true, prewarm: false, ..Adaptive::default() };
+        let policy = Policy::new(PolicyConfig { max_workers: 3, adaptive: Some(adaptive), ..PolicyConfig::default() });
+        let opts = LeaseOptions { exclusive: true, ttl: Duration::from_secs(12), identity: "dry".into() };
+        let s = Scaler::builder("worker", Arc::new(queue.clone()), Arc::new(platform.clone()), policy.unwrap())
+            .clock(clock.clone())
+            .lease(Arc::new(lease.clone()), opts)
+            .dry_run(dry_run)
+            .build();
+        queue.push("default");
+        let report = s.reconcile().await.unwrap();
+        assert_eq!(report.decision.to, 1, "{report:?}");
+        let holder = lease.read().await.unwrap().holder;
+        let kept = queue.recall("worker").await.unwrap();
+        if dry_run {
+            assert_eq!((holder, kept), (None, None), "a dry run writes nothing");
+            assert!(platform.set_calls().is_empty());
+        } else {
+            assert_eq!(holder.as_deref(), Some("dry"), "the real run took the lease");
+            assert!(kept.is_some(), "and kept what it learned");
+        }
+    }
+}
