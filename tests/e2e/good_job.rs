@@ -30,6 +30,12 @@ async fn good_job_work_scales_up_on_its_own_notify() {
     let out = run(&["check"], &env).await;
     assert_eq!(out.code, 0, "{}", out.all());
     assert!(out.stdout.contains("events: listen (LISTEN good_job"), "{}", out.all());
+    // GoodJob needs no trigger: installing one is a no-op that succeeds, so release-phase scripts stay idempotent.
+    for verb in ["install-trigger", "uninstall-trigger"] {
+        let out = run(&[verb], &env).await;
+        assert_eq!(out.code, 0, "{}", out.all());
+        assert!(out.stdout.contains("the good_job source needs no trigger"), "{}", out.all());
+    }
     let child = command(&["run"], &env).spawn().unwrap();
     tokio::time::sleep(Duration::from_millis(1500)).await;
     // GoodJob::Adapter#enqueue: the INSERT, then its NOTIFY.

@@ -200,3 +200,38 @@ async fn sigterm_exits_0_promptly() {
     assert!(stderr.contains("\"message\":\"stopped\""), "{stderr}");
     assert!(!stderr.contains(KEY));
 }
+
+#[tokio::test]
+async fn why_it_does_not_scale_down_is_logged_at_info_once_per_change() {
+    let fake = fake().await;
+    fake.set_quantity(APP, "worker", 2);
+    let (pool, table) = super::events::dj_table(&db_url()).await;
+    // One job running (locked by a live worker); DelayedJob cannot say on which dyno.
+    let sql = format!(
+        "INSERT INTO {table} (priority, attempts, handler, run_at, locked_at, locked_by, queue, created_at, updated_at) \
+         VALUES (0, 0, '--- !ruby/object:Delayed::PerformableMethod', now() AT TIME ZONE 'UTC', \
+                 now() AT TIME ZONE 'UTC', 'host:w1 pid:4', 'default', now() AT TIME ZONE 'UTC', now() AT TIME ZONE 'UTC')"
+    );
+    sqlx::raw_sql(AssertSqlSafe(sql)).execute(&pool).await.unwrap();
+    let env = env_heroku(
+        &fake,
+        &[
+            ("DYNO_SCALER_SOURCE", "delayed_job"),
+            ("DATABASE_URL", &db_url()),
+            ("DYNO_SCALER_TABLE", &table),
+            ("DYNO_SCALER_MAX_WORKERS", "3"),
+            ("DYNO_SCALER_DOWN_DELAY", "1s"),
+            ("DYNO_SCALER_POLL_INTERVAL", "100ms"),
+        ],
+    );
+    let daemon = Daemon::start(&env);
+    // First the down delay holds (the figures never change after), then the running job does.
+    daemon.logged("down delay", 1).await;
+    daemon.logged("cannot name their dynos", 1).await;
+    // Many more cycles, the same hold: no second info line (the default level is info).
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let log = daemon.stop().await;
+    assert_eq!(log.matches("cannot name their dynos").count(), 1, "{log}");
+    assert!(log.contains("INFO"), "{log}");
+    assert_eq!(fake.quantity(APP, "worker"), Some(2), "a running job holds the dynos");
+}

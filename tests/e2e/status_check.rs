@@ -154,3 +154,35 @@ async fn status_reports_an_unreadable_queue_and_exits_1() {
     assert!(!out.all().contains("pw4status"));
     assert!(fake.requests_with("PATCH").is_empty());
 }
+
+#[tokio::test]
+async fn one_reading_of_live_sidekiq_processes_says_only_the_daemon_scales_them_down() {
+    let fake = fake().await;
+    fake.set_quantity(APP, "worker", 2);
+    let (_redis, url, mut c) = own_redis().await;
+    // Two idle Sidekiq processes, one a dyno, as Sidekiq's heartbeat writes them.
+    for dyno in ["worker.1", "worker.2"] {
+        let id = format!("{dyno}:4:0123456789ab");
+        let info = format!(r#"{{"hostname":"{dyno}","concurrency":5,"queues":["default"],"identity":"{id}"}}"#);
+        let beat = format!("{:.3}", now());
+        let _: () = redis::pipe()
+            .sadd("processes", &id)
+            .ignore()
+            .hset_multiple(&id, &[("info", info.as_str()), ("busy", "0"), ("beat", beat.as_str()), ("quiet", "false")])
+            .ignore()
+            .query_async(&mut c)
+            .await
+            .unwrap();
+    }
+    let env = with(env_sidekiq(&fake, &url), &[("DYNO_SCALER_MAX_WORKERS", "2"), ("DYNO_SCALER_DOWN_DELAY", "0s")]);
+    let out = run(&["status", "--json"], &env).await;
+    assert_eq!(out.code, 0, "{}", out.all());
+    let v: Value = serde_json::from_str(out.stdout.trim()).unwrap();
+    let reason = v["processes"][0]["reason"].as_str().unwrap();
+    assert!(reason.contains("not yet seen idle on"), "{reason}");
+    assert!(reason.contains("only the daemon (`dyno-scaler run`) scales these dynos down"), "{reason}");
+    let out = run(&["run", "--once"], &env).await;
+    assert_eq!(out.code, 0, "{}", out.all());
+    assert!(out.stderr.contains("only the daemon"), "{}", out.all());
+    assert_eq!(fake.quantity(APP, "worker"), Some(2));
+}

@@ -109,6 +109,32 @@ impl Decision {
             std::cmp::Ordering::Equal => Direction::Hold,
         }
     }
+
+    /// What holds this decision, figures aside: the reason from its first hold clause on, without digits, so
+    /// "demand lower for 3.0s of the 30.0s keep-alive" is the same hold at every cycle and a log can say each new
+    /// one once. `None` when it changes the quantity or simply holds at what is wanted.
+    ///
+    /// ```
+    /// use dyno_scaler_core::Decision;
+    /// let d = |reason: &str| Decision { from: 2, to: 2, desired: 0, reason: reason.into() };
+    /// assert_eq!(d("0 ready, 1 running; want 0; hold at 2").held_by(), None);
+    /// let a = d("0 ready, 1 running; want 0; hold at 2: demand lower for 1.0s of the 30.0s down delay");
+    /// let b = d("0 ready, 1 running; want 0; hold at 2: demand lower for 2.0s of the 30.0s down delay");
+    /// assert!(a.held_by().is_some() && a.held_by() == b.held_by());
+    /// ```
+    pub fn held_by(&self) -> Option<String> {
+        if self.direction() != Direction::Hold {
+            return None;
+        }
+        let r = &self.reason;
+        let at = ["; hold at ", "; not acting", "; not asking again", "; paused", "; following", "; the lease's store"]
+            .iter()
+            .filter_map(|m| r.find(m))
+            .min()?;
+        let tail = &r[at..];
+        let plain = tail.strip_prefix("; hold at ").is_some_and(|t| t.bytes().all(|b| b.is_ascii_digit()));
+        (!plain).then(|| tail.chars().filter(|c| !c.is_ascii_digit()).collect())
+    }
 }
 
 /// A validated policy.
@@ -265,12 +291,8 @@ impl Policy {
 
         let hold = |reason: String, next: PolicyState| (Decision { from: current, to: current, desired, reason }, next);
 
-        if desired > current {
-            let _ = write!(reason, "; scale up {current} -> {desired}");
-            return (Decision { from: current, to: desired, desired, reason }, PolicyState::default());
-        }
         // A quiet process takes no new job: its dyno is no capacity. Work waiting that needs more than the dynos that
-        // still take jobs scales up past the quiet ones.
+        // still take jobs scales up past the quiet ones, whatever rule set the demand.
         let quiet = self.quiet_dynos(input).min(current);
         if quiet > 0 && totals.ready > 0 && desired > current - quiet {
             let to = desired.saturating_add(quiet).min(max).max(current);
@@ -278,6 +300,10 @@ impl Policy {
                 let _ = write!(reason, "; {quiet} quiet dyno(s) take no jobs: scale up {current} -> {to}");
                 return (Decision { from: current, to, desired, reason }, PolicyState::default());
             }
+        }
+        if desired > current {
+            let _ = write!(reason, "; scale up {current} -> {desired}");
+            return (Decision { from: current, to: desired, desired, reason }, PolicyState::default());
         }
         if desired == current {
             let _ = write!(reason, "; hold at {current}");

@@ -263,6 +263,10 @@ impl Scaler {
         let mut report = self.report(snapshot, decision, false);
         report.acting = false;
         self.describe_lease(&mut report).await;
+        // A pause holds the daemon, so the preview says what the daemon does: hold, and what it would have done.
+        if let Some(p) = report.paused.clone() {
+            Self::hold_for(&mut report.decision, &lead::Gate::Paused(p));
+        }
         Ok(report)
     }
 

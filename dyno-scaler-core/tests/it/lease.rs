@@ -162,3 +162,27 @@ async fn the_loop_renews_and_releases_the_lease_when_stopped() {
     p.advance(TTL / 3).await;
     assert!(b.reconcile().await.unwrap().acting, "released on stop: taken at once");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_preview_while_paused_holds_as_the_daemon_does_and_says_what_it_would_do() {
+    let p = Pair::new();
+    let (a, _) = p.instance("a", true);
+    p.platform.set("worker", 3);
+    p.queue.push_many("default", 80);
+    // Unpaused, the preview wants 4 (the seed's table: 75 => 4): the figure the pause must hold.
+    let r = a.preview().await.unwrap();
+    assert_eq!((r.decision.from, r.decision.to), (3, 4), "{r:?}");
+    p.store.set_pause(Some(&Pause::new("ops", p.clock.now(), Some(Duration::from_secs(60))))).await.unwrap();
+    let r = a.preview().await.unwrap();
+    assert_eq!((r.decision.from, r.decision.to), (3, 3), "paused: {r:?}");
+    assert!(r.paused.is_some(), "{r:?}");
+    assert!(
+        r.decision.reason.contains("paused until") && r.decision.reason.contains("would scale 3 -> 4"),
+        "{}",
+        r.decision.reason
+    );
+    // The daemon's cycle holds the same way.
+    let d = a.reconcile().await.unwrap();
+    assert_eq!((d.decision.from, d.decision.to), (r.decision.from, r.decision.to));
+    assert!(p.platform.set_calls().is_empty());
+}

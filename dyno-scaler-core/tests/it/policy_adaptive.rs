@@ -209,3 +209,26 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn quiet_capacity_is_replaced_on_the_way_up_too() {
+    // One dyno of 2 threads, quiet (Sidekiq's "Quiet" button); 5 jobs wait. The drain wants 3 dynos of 2 threads;
+    // the quiet one takes none of them, so 3 working dynos are 4.
+    let p = adaptive(10, |a| a.prewarm = false);
+    let mut s = reading(5, 0, 0);
+    s.threads = Some(2);
+    let w = |quiet| WorkerInfo {
+        identity: "worker.1:4:0123456789ab".into(),
+        dyno: Some("worker.1".into()),
+        busy: 0,
+        quiet,
+        beat: Some(at(0.0)),
+    };
+    s.workers = Some(vec![w(false)]);
+    let (d, _) = decide(&p, &s, 1, 0.0, &PolicyState::default());
+    assert_eq!(d.to, 3, "a working dyno counts: {}", d.reason);
+    s.workers = Some(vec![w(true)]);
+    let (d, _) = decide(&p, &s, 1, 0.0, &PolicyState::default());
+    assert_eq!(d.to, 4, "{}", d.reason);
+    assert!(d.reason.contains("1 quiet dyno(s) take no jobs: scale up 1 -> 4"), "{}", d.reason);
+}

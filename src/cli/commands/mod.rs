@@ -192,7 +192,7 @@ async fn watch(s: &Settings, metrics: &Arc<dyno_scaler::metrics::Metrics>) -> Re
 
 /// Logs cycles: a decision when it changes (or always, with `--once`), a failure once with its repeats summarised.
 struct CycleLogger {
-    last: HashMap<String, (u32, u32, u64, u64)>,
+    last: HashMap<String, (u32, u32, u64, u64, Option<String>)>,
     errors: CycleLog,
 }
 
@@ -206,8 +206,10 @@ impl CycleLogger {
         let Ok(rep) = r else { return };
         let d = &rep.decision;
         let t = rep.snapshot.totals();
-        let key = (d.from, d.to, t.ready, t.running);
-        let changed = self.last.insert(rep.process_type.clone(), key) != Some(key);
+        // A new figure, or a new reason to hold (the keep-alive gone and a busy dyno holding now), is news.
+        let key = (d.from, d.to, t.ready, t.running, d.held_by());
+        let changed = self.last.get(&rep.process_type) != Some(&key);
+        self.last.insert(rep.process_type.clone(), key);
         if always || changed || d.direction() != Direction::Hold {
             tracing::info!(process_type = %rep.process_type, from = d.from, to = d.to, applied = rep.applied, dry_run = rep.dry_run, skipped = rep.snapshot.skipped, draining = ?rep.draining, reason = %d.reason, "decision");
         } else {
@@ -234,8 +236,11 @@ async fn run(s: &Settings, once: bool, dry_run: bool) -> u8 {
     let controller = Controller::new(scalers, s.poll_interval).with_shutdown_grace(Duration::from_millis(800));
     let mut logger = CycleLogger::new();
     if once {
-        let results = controller.run_once().await;
+        let mut results = controller.run_once().await;
         let mut code = 0;
+        for r in results.iter_mut().flatten() {
+            one_reading(&mut r.decision.reason);
+        }
         for r in &results {
             logger.log(r, true);
             if let Err(e) = r {
@@ -272,5 +277,16 @@ async fn run(s: &Settings, once: bool, dry_run: bool) -> u8 {
             eprintln!("error: {}", fatal_message(s, &e));
             1
         }
+    }
+}
+
+/// A reason given from a single reading (`run --once`, `status`): where it waits for idle heartbeats, says that one
+/// reading can never see them, so only the daemon scales those dynos down.
+pub(crate) fn one_reading(reason: &mut String) {
+    if reason.contains("not yet seen idle on") {
+        reason.push_str(
+            "; one reading cannot see the idle heartbeats a scale-down needs: only the daemon (`dyno-scaler run`) \
+             scales these dynos down",
+        );
     }
 }

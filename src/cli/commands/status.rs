@@ -28,6 +28,8 @@ pub async fn status(s: &Settings, as_json: bool) -> u8 {
         match sc.preview().await {
             Ok(rep) => {
                 let t = rep.snapshot.totals();
+                let mut reason = rep.decision.reason.clone();
+                super::one_reading(&mut reason);
                 let queues: Vec<Value> = rep
                     .snapshot
                     .queues
@@ -49,7 +51,7 @@ pub async fn status(s: &Settings, as_json: bool) -> u8 {
                     "draining": rep.snapshot.quiet_dynos(),
                     "current": rep.decision.from,
                     "desired": rep.decision.to,
-                    "reason": rep.decision.reason,
+                    "reason": reason,
                     "events": events,
                     "queues": queues,
                     "leader": rep.leader,

@@ -143,9 +143,16 @@ impl Layers {
             }
             let first = error.lines().next().unwrap_or_default();
             return Err(match key {
-                Some(key) if first.starts_with("unknown field") => {
-                    ConfigError(format!("{}: does not apply to {what}; remove it", self.origin(&key)))
-                }
+                Some(key) if first.starts_with("unknown field") => match closest(&key, &expected_fields(first)) {
+                    Some(near) => {
+                        // Named as the user wrote it: the variable, or the file's key.
+                        let origin = self.origin(&key);
+                        let meant =
+                            origin.replace(&key, near).replace(&key.to_ascii_uppercase(), &near.to_ascii_uppercase());
+                        ConfigError(format!("unknown setting {origin}; did you mean {meant}?"))
+                    }
+                    None => ConfigError(format!("{}: does not apply to {what}; remove it", self.origin(&key))),
+                },
                 Some(key) => ConfigError(format!("{}: {}", self.origin(&key), hide_values(first))),
                 None => ConfigError(format!("{}: {}", self.label, hide_values(first))),
             });
@@ -156,6 +163,26 @@ impl Layers {
     fn is_from_env(&self, key: &str) -> bool {
         self.origins.get(key).is_some_and(|o| !o.contains("[[process]]"))
     }
+}
+
+/// The fields a `toml` "unknown field `x`, expected one of `a`, `b`" error lists, and every policy setting (read
+/// before the source's, so a misspelt one ends up among the source's).
+fn expected_fields(error: &str) -> Vec<&str> {
+    let listed = error.split_once("expected").map_or("", |(_, rest)| rest);
+    let mut fields: Vec<&str> = listed.split('`').skip(1).step_by(2).collect();
+    fields.extend(dyno_scaler::core::PolicySettings::KEYS);
+    fields
+}
+
+/// The setting `key` was most likely meant to be: one or two letters off (a swap counts as one), and not another
+/// setting of some other source that happens to look alike (those "do not apply").
+fn closest<'a>(key: &str, fields: &[&'a str]) -> Option<&'a str> {
+    fields
+        .iter()
+        .map(|f| (strsim::damerau_levenshtein(key, f), *f))
+        .filter(|(d, f)| *d > 0 && *d <= 2 && *d * 4 <= f.len())
+        .min()
+        .map(|(_, f)| f)
 }
 
 /// The key a `toml` error is about: "... in `key`" or "unknown field `key`".

@@ -255,7 +255,14 @@ fn reserved_and_unknown_environment_variables() {
     assert!(load_with(&[("DYNO_SCALER_NAMESPACE", "production")], None).is_ok());
     // A variable that is no setting of the source is an error naming it.
     let msg = load_with(&[("DYNO_SCALER_MAX_WROKERS", "3")], None).unwrap_err().0;
-    assert!(msg.starts_with("DYNO_SCALER_MAX_WROKERS: does not apply"), "{msg}");
+    assert_eq!(msg, "unknown setting DYNO_SCALER_MAX_WROKERS; did you mean DYNO_SCALER_MAX_WORKERS?");
+    // One letter off a source's own setting, from a file.
+    let msg = load_with(&[], Some("[[process]]\nsource = \"sidekiq\"\nurl = \"redis://x\"\nqeues = [\"a\"]\n"));
+    let msg = msg.unwrap_err().0;
+    assert_eq!(msg, "unknown setting f.toml [[process]] #1 qeues; did you mean f.toml [[process]] #1 queues?");
+    // Nothing near: it names the variable and says it does not apply.
+    let msg = load_with(&[("DYNO_SCALER_FLAVOUR", "3")], None).unwrap_err().0;
+    assert!(msg.starts_with("DYNO_SCALER_FLAVOUR: does not apply"), "{msg}");
     // The test harness's own variables are not settings.
     assert!(load_with(&[("DYNO_SCALER_TEST_REDIS_URL", "redis://x")], None).is_ok());
 }
