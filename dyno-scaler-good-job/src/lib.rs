@@ -7,8 +7,9 @@
 //! * **running**: `performed_at IS NOT NULL AND finished_at IS NULL`, and only while a live process holds the job:
 //!   in GoodJob's default advisory-lock mode, while the job's advisory lock is held (GoodJob's key:
 //!   the first 64 bits of `md5('good_jobs-' || id)`, seen in `pg_locks`); under the skip-locked and hybrid
-//!   strategies, while the process in `locked_by_id` has updated its record within `process_expiry`. A row left by
-//!   a killed process is not running: its session ended, and its lock with it. The keys are computed here and the
+//!   strategies (`lock_type` 1 or 2), while the process in `locked_by_id` has updated its record within
+//!   `process_expiry`. A row left by a killed process is not running: its session ended, and its lock with it. It
+//!   is **ready**: GoodJob hands it to the next worker at once, so it scales up, never down. The keys are computed here and the
 //!   held locks read at most once per `lock_check` (5 s), the verdicts standing in between ([`locks`](crate::locks)
 //!   says why and how). Only rows due by five minutes past the database's clock (or without `scheduled_at`) are
 //!   read for it: GoodJob starts a job once due by the app's clock;
@@ -161,9 +162,11 @@ fn build_sql(s: &GoodJobSource, column_type: &str) -> String {
     let origin = format!("(SELECT {floor}::{})", if tz { "timestamptz" } else { "timestamp" });
     // A process whose record is fresh (`process_expiry`) vouches for the jobs it locked (the skip-locked and hybrid
     // strategies); the ids of those processes, computed once.
+    // Only there: GoodJob records `locked_by_id` in the advisory-lock mode too (with no `lock_type`), and there
+    // the lock is the truth: a killed worker's lock is gone at once while its record stays fresh for minutes.
     let vouched = format!(
-        "COALESCE(locked_by_id = ANY((SELECT COALESCE(array_agg(p.id), '{{}}') FROM {processes} p \
-           WHERE p.updated_at > {now} - make_interval(secs => $3))::uuid[]), false)"
+        "COALESCE(lock_type IN (1, 2) AND locked_by_id = ANY((SELECT COALESCE(array_agg(p.id), '{{}}') \
+           FROM {processes} p WHERE p.updated_at > {now} - make_interval(secs => $3))::uuid[]), false)"
     );
     // Per queue (grouped by the raw name: the planner knows its few values and hashes them; NULL is `default`,
     // merged by the caller), the started rows (performed, not finished) are counted, and those vouched for. When
@@ -286,25 +289,31 @@ fn assemble(s: &GoodJobSource, rows: Vec<sqlx::postgres::PgRow>, now: Instant) -
     let mut snap = fold(rest);
     // In one order: a read of the locks counts every queue's attempts at once.
     let queues: Vec<(String, Queue)> = queues.into_iter().collect();
-    let running: Vec<u64> = match &held {
+    // Each queue's (running, dead): a started job that no live lock (or, under skip-locked, no fresh process)
+    // holds is work GoodJob hands the next worker at once, so it is ready, not nothing.
+    let figures: Vec<(u64, u64)> = match &held {
         Some(held) => {
             let lists: Vec<&Started> = queues.iter().map(|(_, q)| &q.unvouched).collect();
             let alive = Liveness::read(&s.liveness, &s.key_table, &lists, held, now);
-            queues.iter().zip(alive).map(|((_, q), alive)| q.vouched + alive).collect()
+            queues
+                .iter()
+                .zip(alive)
+                .map(|((_, q), alive)| (q.vouched + alive, (q.unvouched.attempts.len() as u64).saturating_sub(alive)))
+                .collect()
         }
         None => queues
             .iter()
             .map(|(name, q)| {
                 let gone = dead.get(name).map_or(0, |d| Liveness::still_dead(&s.liveness, d));
-                q.started.saturating_sub(gone)
+                (q.started.saturating_sub(gone), gone)
             })
             .collect(),
     };
-    for ((name, q), running) in queues.iter().zip(running) {
+    for ((name, q), (running, dead)) in queues.iter().zip(figures) {
         if !q.ours {
             snap.running_elsewhere += running;
-        } else if running > 0 {
-            snap.add(name, QueueStats { running, ..QueueStats::default() });
+        } else if running > 0 || dead > 0 {
+            snap.add(name, QueueStats { running, ready: dead, ..QueueStats::default() });
         }
     }
     snap

@@ -391,3 +391,32 @@ async fn rows_without_a_due_time_are_ready_since_created_and_bad_times_are_skipp
     assert_eq!(s.skipped, 1, "the time of 1999 cannot be meant: {s:?}");
     assert_eq!(s.queues["mailers"].running, 1, "a started row with a bad time still runs while locked: {s:?}");
 }
+
+#[tokio::test]
+async fn a_killed_advisory_workers_job_is_ready_at_once_whatever_its_fresh_record_says() {
+    // As GoodJob 4 leaves it in its default advisory-lock mode: the job performed, `locked_by_id` the process (its
+    // record fresh for minutes after a `kill -9`), no `lock_type`; the lock was the session's and went with it.
+    let b = Backend::new("gj_killed").await;
+    let source = b.checking_locks_every(Duration::ZERO);
+    let process = b.process(1.0).await;
+    let id = b.insert("default", &at(-5), true, None).await;
+    let sql = format!("UPDATE {}.good_jobs SET locked_by_id = $1::uuid, locked_at = {NOW} WHERE id = $2::uuid", b.schema);
+    sqlx::query(AssertSqlSafe(sql)).bind(&process).bind(&id).execute(&b.pool).await.unwrap();
+    lock(&mut *b.worker.lock().await, &id).await;
+    let s = source.snapshot().await.unwrap();
+    assert_eq!((s.totals().running, s.totals().ready), (1, 0), "running under its lock: {s:?}");
+    // kill -9: the session ends, its lock with it; the process record stays fresh.
+    sqlx::query("SELECT pg_advisory_unlock_all()").execute(&mut *b.worker.lock().await).await.unwrap();
+    let s = source.snapshot().await.unwrap();
+    assert_eq!((s.totals().running, s.totals().ready), (0, 1), "GoodJob hands it to the next worker: {s:?}");
+    // Between two reads of the locks too.
+    let slow = b.checking_locks_every(Duration::from_secs(300));
+    assert_eq!(slow.snapshot().await.unwrap().totals().ready, 1);
+    let s = slow.snapshot().await.unwrap();
+    assert_eq!((s.totals().running, s.totals().ready), (0, 1), "between reads: {s:?}");
+    // Under skip-locked, a job whose process record expired is ready work too.
+    let expired = b.process(600.0).await;
+    b.insert("default", &at(-5), true, Some(&expired)).await;
+    let s = source.snapshot().await.unwrap();
+    assert_eq!((s.totals().running, s.totals().ready), (0, 2), "{s:?}");
+}
