@@ -400,7 +400,8 @@ async fn a_killed_advisory_workers_job_is_ready_at_once_whatever_its_fresh_recor
     let source = b.checking_locks_every(Duration::ZERO);
     let process = b.process(1.0).await;
     let id = b.insert("default", &at(-5), true, None).await;
-    let sql = format!("UPDATE {}.good_jobs SET locked_by_id = $1::uuid, locked_at = {NOW} WHERE id = $2::uuid", b.schema);
+    let sql =
+        format!("UPDATE {}.good_jobs SET locked_by_id = $1::uuid, locked_at = {NOW} WHERE id = $2::uuid", b.schema);
     sqlx::query(AssertSqlSafe(sql)).bind(&process).bind(&id).execute(&b.pool).await.unwrap();
     lock(&mut *b.worker.lock().await, &id).await;
     let s = source.snapshot().await.unwrap();

@@ -193,28 +193,25 @@ impl KubernetesPlatform {
             .filter(|p| p.metadata.deletion_timestamp.is_none())
             .map(|p| {
                 let m = &p.metadata;
-                // Our own marks say what an earlier shrink wanted, not what this one should: they rank as neutral.
                 let cost = m.annotations.as_ref().and_then(|a| a.get(DELETION_COST)).and_then(|c| c.parse().ok());
-                let cost = cost.filter(|c| *c != VICTIM_COST && *c != BUSY_COST);
                 let rv = m.resource_version.as_deref().and_then(|v| v.parse::<u64>().ok());
-                (m.name.clone().unwrap_or_default(), cost.unwrap_or(0), m.creation_timestamp.clone(), rv)
+                (m.name.clone().unwrap_or_default(), cost, m.creation_timestamp.clone(), rv)
             })
             .collect();
-        let marks = pods
-            .items
-            .iter()
-            .filter(|p| p.metadata.deletion_timestamp.is_none())
-            .map(|p| {
-                let m = &p.metadata;
-                let cost = m.annotations.as_ref().and_then(|a| a.get(DELETION_COST)).and_then(|c| c.parse().ok());
-                (m.name.clone().unwrap_or_default(), cost.filter(|c| *c == VICTIM_COST || *c == BUSY_COST))
-            })
-            .collect();
+        // Our own marks say what an earlier shrink wanted, not what this one should: they rank as neutral, and the
+        // next shrink rewrites them.
+        let ours = |c: &Option<i32>| c.filter(|c| *c == VICTIM_COST || *c == BUSY_COST);
+        let marks = listed.iter().map(|(n, c, _, _)| (n.clone(), ours(c))).collect();
+        for pod in &mut listed {
+            if ours(&pod.1).is_some() {
+                pod.1 = None;
+            }
+        }
         listed.sort_by(|a, b| (&a.2, a.3).cmp(&(&b.2, b.3)));
         let names = listed.iter().map(|p| p.0.clone()).collect();
         let mut cache = self.pods.lock().expect("pods lock");
         let entry = cache.entry(process_type.to_owned()).or_default();
-        entry.listed = listed.into_iter().enumerate().map(|(i, (n, c, _, _))| (n, c, i)).collect();
+        entry.listed = listed.into_iter().enumerate().map(|(i, (n, c, _, _))| (n, c.unwrap_or(0), i)).collect();
         entry.marks = marks;
         Ok(names)
     }

@@ -139,8 +139,10 @@ async fn an_idle_pod_goes_first_and_a_busy_pod_keeps_running() {
         let marked = requests.iter().position(|(m, p, _)| m == "PATCH" && p.contains(&format!("/pods/{victim}")));
         assert!(marked.is_some_and(|i| i < decrement), "{victim} was marked before the decrement: {requests:?}");
     }
-    assert!(!requests.iter().any(|(m, p, _)| m == "PATCH" && p.contains(&format!("/pods/{}", pods[2]))));
-    assert_eq!(fake.annotation(&pods[2], DELETION_COST), None);
+    // The busy pod is marked to go last, also before the decrement.
+    let busy_mark = requests.iter().position(|(m, p, _)| m == "PATCH" && p.contains(&format!("/pods/{}", pods[2])));
+    assert!(busy_mark.is_some_and(|i| i < decrement), "{requests:?}");
+    assert_eq!(fake.annotation(&pods[2], DELETION_COST).as_deref(), Some("1000"));
     let stderr = stop_daemon(child).await;
     assert!(stderr.contains("marked the scale-down's victims"), "{stderr}");
     let _ = std::fs::remove_file(&done);
@@ -320,8 +322,7 @@ async fn solid_queue_names_its_pods_so_an_idle_pod_goes_first() {
     for victim in &pods[..2] {
         assert!(fake.annotation(victim, DELETION_COST).is_some() || !fake.pods("worker").contains(victim));
     }
-    let requests = fake.requests();
-    assert!(!requests.iter().any(|(m, p, _)| m == "PATCH" && p.contains(&format!("/pods/{}", pods[2]))));
+    assert_eq!(fake.annotation(&pods[2], DELETION_COST).as_deref(), Some("1000"), "the busy pod goes last");
     stop_daemon(child).await;
     sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP SCHEMA {s} CASCADE"))).execute(&pool).await.unwrap();
 }
