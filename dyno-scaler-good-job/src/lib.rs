@@ -9,9 +9,9 @@
 //!   the first 64 bits of `md5('good_jobs-' || id)`, seen in `pg_locks`); under the skip-locked and hybrid
 //!   strategies (`lock_type` 1 or 2), while the process in `locked_by_id` has updated its record within
 //!   `process_expiry`. A row left by a killed process is not running: its session ended, and its lock with it. It
-//!   is **ready**: GoodJob hands it to the next worker at once, so it scales up, never down. The keys are computed here and the
-//!   held locks read at most once per `lock_check` (5 s), the verdicts standing in between ([`locks`](crate::locks)
-//!   says why and how). Only rows due by five minutes past the database's clock (or without `scheduled_at`) are
+//!   is **ready**: GoodJob hands it to the next worker at once, so it scales up, never down. The keys are computed
+//!   here and the held locks read at most once per `lock_check` (5 s), the verdicts standing in between
+//!   ([`locks`](crate::locks) says why and how). Only rows due by five minutes past the database's clock (or without `scheduled_at`) are
 //!   read for it: GoodJob starts a job once due by the app's clock;
 //! * paused jobs (the queues, job classes and labels in `good_job_settings`' `pauses`) are not ready where the app
 //!   enables pauses (`enable_pauses`), as GoodJob's `exclude_paused` scope does not dequeue them;

@@ -270,10 +270,8 @@ impl KubernetesPlatform {
     async fn mark_order(&self, process_type: &str, victims: &[String]) -> Result<(), PlatformError> {
         let (marks, busy) = {
             let cache = self.pods.lock().expect("pods lock");
-            let pods = cache.get(process_type).cloned().unwrap_or_default();
-            (pods.marks, pods.busy)
+            cache.get(process_type).map(|p| (p.marks.clone(), p.busy.clone())).unwrap_or_default()
         };
-        let api = Api::<Pod>::namespaced(self.client.clone(), &self.namespace);
         for (pod, now) in marks {
             let want = if victims.contains(&pod) {
                 Some(VICTIM_COST)
@@ -282,13 +280,9 @@ impl KubernetesPlatform {
             } else {
                 None
             };
-            if want == now {
-                continue;
+            if want != now {
+                self.set_cost(process_type, &pod, want).await.map_err(map_err)?;
             }
-            let value = want.map(|c| c.to_string());
-            let patch = Patch::Merge(json!({"metadata": {"annotations": {DELETION_COST: value}}}));
-            self.counted(api.patch_metadata(&pod, &PatchParams::default(), &patch).await).map_err(map_err)?;
-            self.set_mark(process_type, &pod, want);
         }
         Ok(())
     }
@@ -296,23 +290,23 @@ impl KubernetesPlatform {
     /// After a decrement that did not happen: the victims back to neutral (best effort; the next shrink rewrites
     /// every mark anyway), so a replica change by someone else does not take a pod marked for a shrink that failed.
     async fn unmark_victims(&self, process_type: &str, victims: &[String]) {
-        let api = Api::<Pod>::namespaced(self.client.clone(), &self.namespace);
-        let patch = Patch::Merge(json!({"metadata": {"annotations": {DELETION_COST: null}}}));
         for v in victims {
-            match self.counted(api.patch_metadata(v, &PatchParams::default(), &patch).await) {
-                Ok(_) => self.set_mark(process_type, v, None),
-                Err(e) => {
-                    tracing::warn!(process_type, pod = %v, error = %e, "cannot clear the mark of a victim whose shrink failed; the next shrink rewrites it")
-                }
+            if let Err(e) = self.set_cost(process_type, v, None).await {
+                tracing::warn!(process_type, pod = %v, error = %e, "cannot clear the mark of a victim whose shrink failed; the next shrink rewrites it");
             }
         }
     }
 
-    fn set_mark(&self, process_type: &str, pod: &str, mark: Option<i32>) {
+    /// Writes `cost` as `pod`'s deletion cost (`None`: removes the annotation) and remembers it as the pod's mark.
+    async fn set_cost(&self, process_type: &str, pod: &str, cost: Option<i32>) -> Result<(), kube::Error> {
+        let api = Api::<Pod>::namespaced(self.client.clone(), &self.namespace);
+        let patch = Patch::Merge(json!({"metadata": {"annotations": {DELETION_COST: cost.map(|c| c.to_string())}}}));
+        self.counted(api.patch_metadata(pod, &PatchParams::default(), &patch).await)?;
         let mut cache = self.pods.lock().expect("pods lock");
         if let Some(m) = cache.get_mut(process_type).and_then(|p| p.marks.iter_mut().find(|(n, _)| n == pod)) {
-            m.1 = mark;
+            m.1 = cost;
         }
+        Ok(())
     }
 }
 

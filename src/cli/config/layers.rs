@@ -174,8 +174,8 @@ fn expected_fields(error: &str) -> Vec<&str> {
     fields
 }
 
-/// The setting `key` was most likely meant to be: one or two letters off (a swap counts as one), and not another
-/// setting of some other source that happens to look alike (those "do not apply").
+/// The setting `key` was most likely meant to be: one or two letters off (a swap counts as one), and no more than a
+/// quarter of the setting's length, so a short setting of another source is not taken for a typo.
 fn closest<'a>(key: &str, fields: &[&'a str]) -> Option<&'a str> {
     fields
         .iter()
