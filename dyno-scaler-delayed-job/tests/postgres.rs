@@ -105,8 +105,9 @@ impl ConformanceBackend for Backend {
         // Locked longer ago than max_run_time (4 h): its worker is gone, and DelayedJob runs it again.
         self.insert(Some(queue), 0, Some(-5.0 * 3600.0), Some(-5.0 * 3600.0), false).await;
     }
-    async fn push_malformed(&self, queue: &str) {
+    async fn push_malformed(&self, queue: &str) -> bool {
         self.insert(Some(queue), 0, None, None, false).await;
+        false // a NULL run_at never matches DelayedJob's `run_at <= now`: no worker takes it
     }
     async fn source(&self, queues: Option<Vec<String>>) -> Box<dyn QueueSource> {
         Box::new(DelayedJobSource::new(self.config(queues)).unwrap())

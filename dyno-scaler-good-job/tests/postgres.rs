@@ -126,8 +126,9 @@ impl ConformanceBackend for Backend {
         // Its process was killed: the row says performed, but no session holds its lock.
         self.insert(queue, &at(-60), true, None).await;
     }
-    async fn push_malformed(&self, queue: &str) {
+    async fn push_malformed(&self, queue: &str) -> bool {
         self.insert(queue, "'-infinity'", false, None).await;
+        true // due at -infinity: GoodJob's `scheduled_at <= now` takes it first
     }
     async fn source(&self, queues: Option<Vec<String>>) -> Box<dyn QueueSource> {
         Box::new(GoodJobSource::new(self.config(queues)).unwrap())

@@ -36,8 +36,11 @@ pub trait ConformanceBackend: Send + Sync {
     /// Leaves the record of a worker on `host` that died while running a job from `queue` (its heartbeat
     /// expired, its lock went stale): that job is not running.
     async fn push_dead_running(&self, queue: &str, host: &str);
-    /// Puts an unreadable entry into `queue` as its oldest entry (or the closest thing the backend has).
-    async fn push_malformed(&self, queue: &str);
+    /// Puts an unreadable entry into `queue` as its oldest entry (or the closest thing the backend has), and says
+    /// whether the job library would still take it off the queue (a worker pops it and fails on it, so it is ready
+    /// work: Sidekiq's and Resque's lists, a GoodJob row due at `-infinity`) or never would (DelayedJob's `NULL`
+    /// `run_at`, which its `run_at <= now` never matches).
+    async fn push_malformed(&self, queue: &str) -> bool;
     /// A source over the backend, watching `queues` only when given.
     async fn source(&self, queues: Option<Vec<String>>) -> Box<dyn QueueSource>;
 }
@@ -169,19 +172,26 @@ async fn due_scheduled_is_ready(b: &dyn ConformanceBackend) {
     assert_close("due job", a.oldest_ready_age, Duration::from_secs(120));
 }
 
+/// A source watching some queues reports only those, and counts the jobs live workers run from the others as
+/// `running_elsewhere`: not demand, but the workers running them are busy and must not be stopped.
 async fn filters(b: &dyn ConformanceBackend) {
     b.reset().await;
     b.push_ready("alpha", Duration::from_secs(1)).await;
     b.push_ready("alpha", Duration::from_secs(1)).await;
     b.push_running("alpha", "worker.1").await;
+    b.push_dead_running("alpha", "worker.2").await;
     b.push_due("alpha", Duration::from_secs(5)).await;
     b.push_ready("beta", Duration::from_secs(1)).await;
     b.push_due("beta", Duration::from_secs(5)).await;
+    let all = snap(b, None).await;
+    assert_eq!(q(&all, "alpha").running, 1, "the live worker's job runs (the dead one's does not): {all:?}");
+    assert_eq!(all.running_elsewhere, 0, "nothing runs outside a source that watches every queue: {all:?}");
     let s = snap(b, Some(vec!["beta".into()])).await;
     assert_eq!(q(&s, "alpha"), QueueStats::default(), "a filtered-out queue must not be reported: {s:?}");
     let beta = q(&s, "beta");
-    assert_eq!(beta.ready, 2, "only beta's ready and due jobs: {s:?}");
-    assert_eq!(s.totals().running, 0, "alpha's running job is filtered out: {s:?}");
+    assert_eq!((beta.ready, beta.running, beta.scheduled), (2, 0, 0), "only beta's ready and due jobs: {s:?}");
+    assert_eq!(s.totals().running, 0, "alpha's running job is filtered out of the demand: {s:?}");
+    assert_eq!(s.running_elsewhere, 1, "alpha's live running job is running elsewhere (the dead one is not): {s:?}");
 }
 
 async fn latency_of_oldest(b: &dyn ConformanceBackend) {
@@ -225,10 +235,16 @@ async fn worker_records(b: &dyn ConformanceBackend) {
 
 async fn malformed_skipped(b: &dyn ConformanceBackend) {
     b.reset().await;
-    b.push_malformed("alpha").await;
+    let taken = b.push_malformed("alpha").await;
     b.push_ready("alpha", Duration::from_secs(10)).await;
     b.push_ready("alpha", Duration::from_secs(10)).await;
     let s = snap(b, None).await;
-    assert!(s.skipped >= 1, "a malformed entry must be counted as skipped: {s:?}");
-    assert!(q(&s, "alpha").ready >= 2, "readable jobs still count: {s:?}");
+    assert_eq!(s.skipped, 1, "a malformed entry must be counted as skipped, once: {s:?}");
+    let want = 2 + u64::from(taken);
+    let says = if taken { "the job library still takes it" } else { "the job library never takes it" };
+    assert_eq!(
+        q(&s, "alpha").ready,
+        want,
+        "the readable jobs are ready, the malformed one as work only if {says}: {s:?}"
+    );
 }

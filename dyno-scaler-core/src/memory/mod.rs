@@ -117,7 +117,8 @@ impl InMemoryQueue {
         self.with(|s| s.queues.entry(queue.into()).or_default().ready.push_back(Some(enqueued_at)));
     }
 
-    /// Enqueues an entry that cannot be read (as the oldest of the queue).
+    /// Enqueues an entry that cannot be read (as the oldest of the queue): snapshots count it as skipped, not as
+    /// ready, and [`InMemoryQueue::start`] discards it.
     pub fn push_malformed(&self, queue: &str) {
         self.with(|s| s.queues.entry(queue.into()).or_default().ready.push_front(None));
     }
@@ -131,13 +132,14 @@ impl InMemoryQueue {
     pub fn start(&self, queue: &str) -> bool {
         self.with(|s| {
             let q = s.queues.entry(queue.into()).or_default();
-            match q.ready.pop_front() {
-                Some(_) => {
+            // An unreadable entry ahead of it is thrown away, as a job library drops what it cannot parse.
+            while let Some(entry) = q.ready.pop_front() {
+                if entry.is_some() {
                     q.running += 1;
-                    true
+                    return true;
                 }
-                None => false,
             }
+            false
         })
     }
 
@@ -233,16 +235,20 @@ impl QueueSource for InMemoryQueue {
             if let Some(filter) = &self.filter
                 && !filter.iter().any(|f| f == name)
             {
+                // Not demand, but the workers running these jobs are busy.
+                snap.running_elsewhere += q.running;
                 continue;
             }
             let mut stats = QueueStats { running: q.running, ..QueueStats::default() };
             let mut oldest: Option<SystemTime> = None;
             let mut bad = 0;
             for entry in &q.ready {
-                stats.ready += 1;
                 match entry {
-                    Some(t) => oldest = Some(oldest.map_or(*t, |o| o.min(*t))),
-                    None => bad += 1,
+                    Some(t) => {
+                        stats.ready += 1;
+                        oldest = Some(oldest.map_or(*t, |o| o.min(*t)));
+                    }
+                    None => bad += 1, // no job at all: skipped and counted, not work
                 }
             }
             for due in &q.scheduled {

@@ -39,8 +39,9 @@ impl ConformanceBackend for Memory {
     async fn push_dead_running(&self, _queue: &str, _host: &str) {
         // The in-memory queue has no heartbeats: a dead worker is simply not recorded.
     }
-    async fn push_malformed(&self, queue: &str) {
+    async fn push_malformed(&self, queue: &str) -> bool {
         self.queue.push_malformed(queue);
+        false // the in-memory queue's unreadable entry is no job at all
     }
     async fn source(&self, queues: Option<Vec<String>>) -> Box<dyn QueueSource> {
         match queues {

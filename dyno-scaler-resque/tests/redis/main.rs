@@ -167,10 +167,11 @@ impl ConformanceBackend for Backend {
         // Its heartbeat is older than Resque's 300 s pruning age.
         self.worker("*", Some(Duration::from_secs(1000)), Some(queue)).await;
     }
-    async fn push_malformed(&self, queue: &str) {
+    async fn push_malformed(&self, queue: &str) -> bool {
         let mut c = self.conn.clone();
         let _: () = c.sadd(self.k("queues"), queue).await.unwrap();
         let _: () = c.lpush(self.k(&format!("queue:{queue}")), "{not json").await.unwrap();
+        true // a worker pops it (and fails on it): the list's length counts it, as Resque.size does
     }
     async fn source(&self, queues: Option<Vec<String>>) -> Box<dyn QueueSource> {
         Box::new(ResqueSource::new(self.config(queues)).unwrap())

@@ -181,11 +181,12 @@ impl ConformanceBackend for Backend {
         // Its last beat is older than Sidekiq's 60 s expiry (the hash is still there, as after a SIGKILL).
         self.process(host, queue, 1, 120.0).await;
     }
-    async fn push_malformed(&self, queue: &str) {
+    async fn push_malformed(&self, queue: &str) -> bool {
         // Oldest position: RPUSH puts it at index -1.
         let mut c = self.conn.clone();
         let _: () = c.sadd(self.k("queues"), queue).await.unwrap();
         let _: () = c.rpush(self.k(&format!("queue:{queue}")), "{not json").await.unwrap();
+        true // a fetcher pops it (and sends it to the dead set): the list's length counts it, as Queue#size does
     }
     async fn source(&self, queues: Option<Vec<String>>) -> Box<dyn QueueSource> {
         Box::new(SidekiqSource::new(self.config(queues)).unwrap())
