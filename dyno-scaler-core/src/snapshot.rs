@@ -70,9 +70,12 @@ pub struct Snapshot {
     /// The backend's cumulative count of finished jobs (Sidekiq's and Resque's `stat:processed`), where it keeps
     /// one: the policy learns throughput and job duration from it.
     pub processed: Option<u64>,
-    /// Threads the live workers run at once in total (Sidekiq's `concurrency` summed; one per Resque worker),
-    /// where the backend says.
+    /// Threads the live workers run at once in total (Sidekiq's `concurrency` summed; one per Resque worker; Solid
+    /// Queue's `thread_pool_size`; GoodJob's schedulers' `max_threads`), where the backend says.
     pub threads: Option<u64>,
+    /// The hosts those threads run on, where the source counts them without a worker registry (GoodJob's process
+    /// records' hostnames); otherwise the hosts of `workers` are.
+    pub thread_hosts: Option<u64>,
     /// How long until the earliest job scheduled for later is due, where the source reads it: the scaler wakes
     /// then instead of at its next poll.
     #[serde(serialize_with = "crate::serde_secs::option")]
@@ -110,5 +113,29 @@ impl Snapshot {
     /// Adds `stats` to the queue `name`, creating it when absent.
     pub fn add(&mut self, name: &str, stats: QueueStats) {
         self.queues.entry(name.to_owned()).or_default().merge(&stats);
+    }
+
+    /// The hosts the workers of this reading run on (a worker that names none is a host of its own).
+    pub fn worker_hosts(&self) -> usize {
+        let workers = self.workers.iter().flatten();
+        workers
+            .map(|w| w.dyno.as_deref().unwrap_or(w.identity.as_str()))
+            .collect::<std::collections::BTreeSet<_>>()
+            .len()
+    }
+
+    /// Threads per worker host in this reading, where the backend says: `threads` over `thread_hosts`, or over
+    /// the hosts of `workers`.
+    ///
+    /// ```
+    /// use dyno_scaler_core::Snapshot;
+    /// let s = Snapshot { threads: Some(20), thread_hosts: Some(2), ..Snapshot::default() };
+    /// assert_eq!(s.threads_per_worker(), Some(10.0));
+    /// assert_eq!(Snapshot::default().threads_per_worker(), None);
+    /// ```
+    pub fn threads_per_worker(&self) -> Option<f64> {
+        let threads = self.threads? as f64;
+        let hosts = self.thread_hosts.map_or_else(|| self.worker_hosts(), |h| h as usize);
+        (threads > 0.0 && hosts > 0).then(|| threads / hosts as f64)
     }
 }

@@ -22,6 +22,10 @@ pub struct Capabilities {
     pub quiet: bool,
     /// It keeps what the adaptive policy learned across restarts ([`QueueSource::remember`]).
     pub remembers: bool,
+    /// How many jobs one worker runs at once by the job system's own default, for when no reading says
+    /// ([`Snapshot::threads`]): DelayedJob and Resque 1 (one job at a time per process), Solid Queue 3 (a worker's
+    /// `threads`), GoodJob 5 (`max_threads`), Sidekiq 5 (7.0+'s `concurrency`). `None`: the source cannot say.
+    pub worker_threads: Option<u32>,
 }
 
 /// A job backend that can report how much work is waiting and running.

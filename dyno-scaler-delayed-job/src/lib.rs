@@ -138,6 +138,8 @@ impl QueueSource for DelayedJobSource {
             worker_registry: false,
             quiet: false,
             remembers: self.db.remembers(),
+            // A DelayedJob worker process runs one job at a time, and nothing records how many run per dyno.
+            worker_threads: Some(1),
         }
     }
 

@@ -222,8 +222,19 @@ fn build_sql(s: &GoodJobSource, column_type: &str) -> String {
                  WHERE l.locktype = 'advisory' AND l.objsubid = 1 AND l.granted \
                    AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) HAVING $4";
     let only = filter("queue_name");
+    // The threads of the live processes (fresh records), summed over each one's schedulers' `max_threads`
+    // (`GoodJob::Scheduler#stats` in the record's `state`), and the hosts they run on; a record of another shape
+    // counts nothing rather than failing the statement.
+    let threads = format!(
+        "SELECT 'threads', NULL, COALESCE(sum(t.n), 0)::int8, NULL, 0, count(DISTINCT t.host)::int8, 0, NULL, NULL, \
+           NULL, NULL FROM (SELECT COALESCE(p.state->>'hostname', p.id::text) AS host, \
+             (SELECT sum((x->>'max_threads')::numeric) FROM jsonb_array_elements(CASE WHEN \
+               jsonb_typeof(p.state->'schedulers') = 'array' THEN p.state->'schedulers' ELSE '[]' END) x \
+              WHERE jsonb_typeof(x->'max_threads') = 'number') AS n \
+           FROM {processes} p WHERE p.updated_at > {now} - make_interval(secs => $3)) t WHERE t.n > 0"
+    );
     format!(
-        "{due} UNION ALL {odd} UNION ALL {dead} UNION ALL {locks} \
+        "{due} UNION ALL {odd} UNION ALL {dead} UNION ALL {locks} UNION ALL {threads} \
          UNION ALL \
          SELECT 'scheduled', COALESCE(s.q, 'default'), count(*)::int8, NULL, 0, 0, 0, NULL, NULL, NULL, NULL FROM ( \
            SELECT queue_name AS q FROM {jobs} WHERE {queued} AND scheduled_at > {at} AND {only} \
@@ -263,6 +274,7 @@ fn assemble(s: &GoodJobSource, rows: Vec<sqlx::postgres::PgRow>, now: Instant) -
     let mut queues: HashMap<String, Queue> = HashMap::new();
     let mut dead: HashMap<String, Vec<locks::Attempt>> = HashMap::new();
     let mut held: Option<HashSet<i64>> = None;
+    let mut threads = None;
     for row in rows {
         let kind = row.get::<String, _>("kind");
         match kind.as_str() {
@@ -283,10 +295,12 @@ fn assemble(s: &GoodJobSource, rows: Vec<sqlx::postgres::PgRow>, now: Instant) -
             }
             "dead" => dead.entry(row.get("q")).or_default().extend(attempts(&row)),
             "locks" => held = Some(row.get::<Vec<i64>, _>("keys").into_iter().collect()),
+            "threads" => threads = (count(&row, "c") > 0).then(|| (count(&row, "c"), count(&row, "started"))),
             _ => rest.push(row),
         }
     }
     let mut snap = fold(rest);
+    (snap.threads, snap.thread_hosts) = threads.unzip();
     // In one order: a read of the locks counts every queue's attempts at once.
     let queues: Vec<(String, Queue)> = queues.into_iter().collect();
     // Each queue's (running, dead): a started job that no live lock (or, under skip-locked, no fresh process)
@@ -333,6 +347,7 @@ impl QueueSource for GoodJobSource {
             worker_registry: false,
             quiet: false,
             remembers: self.db.remembers(),
+            worker_threads: Some(5), // GoodJob's default `max_threads`; its process records say their own
         }
     }
 

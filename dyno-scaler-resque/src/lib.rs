@@ -130,7 +130,14 @@ impl QueueSource for ResqueSource {
 
     fn capabilities(&self) -> Capabilities {
         // Worker ids carry the host name, not the dyno; stock payloads carry no time.
-        Capabilities { names_hosts: false, latency: false, worker_registry: true, quiet: false, remembers: true }
+        Capabilities {
+            names_hosts: false,
+            latency: false,
+            worker_registry: true,
+            quiet: false,
+            remembers: true,
+            worker_threads: Some(1), // a Resque worker process runs one job at a time
+        }
     }
 
     async fn snapshot(&self) -> Result<Snapshot, SourceError> {

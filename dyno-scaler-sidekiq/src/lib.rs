@@ -143,7 +143,14 @@ impl QueueSource for SidekiqSource {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities { names_hosts: true, latency: true, worker_registry: true, quiet: true, remembers: true }
+        Capabilities {
+            names_hosts: true,
+            latency: true,
+            worker_registry: true,
+            quiet: true,
+            remembers: true,
+            worker_threads: Some(5), // Sidekiq 7.0+'s default `concurrency` (6.x: 10); each process records its own
+        }
     }
 
     async fn remember(&self, process_type: &str, summary: &str) -> Result<(), SourceError> {

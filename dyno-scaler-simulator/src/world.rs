@@ -288,6 +288,9 @@ impl World {
             now: epoch() + Duration::from_secs_f64(self.now),
             platform_limit: None,
             placements: Some(&placements),
+            // What the Sidekiq source states (its 7.0+ default), not the simulated concurrency: before the first
+            // worker's record is read, the real source knows no more.
+            source_threads: Some(5),
         };
         let (mut decision, next) = policy.decide(&input, state);
         *state = next;

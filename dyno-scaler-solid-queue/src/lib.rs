@@ -148,6 +148,9 @@ fn build_sql(s: &SolidQueueSource, now: &str) -> String {
             only("x"),
         )
     };
+    // A Worker's threads: the `thread_pool_size` of its `metadata` (JSON text; matched, not parsed, so that a
+    // broken record cannot fail the statement), else Solid Queue's default of 3.
+    let pool = "COALESCE(substring(p.metadata FROM '\"thread_pool_size\"\\s*:\\s*([0-9]{1,6})')::int8, 3)";
     // A process is alive while its heartbeat is within the threshold: its claims run, and a Worker is listed.
     let fresh = format!("p.last_heartbeat_at > {now} - make_interval(secs => $3)");
     // The claims: each live process's job ids (grouped first, the process checked once), the queues of the claims
@@ -167,7 +170,7 @@ fn build_sql(s: &SolidQueueSource, now: &str) -> String {
          UNION ALL \
          SELECT 'top', NULL, COALESCE(max(k.id), 0)::int8, NULL, 0, NULL, NULL, NULL FROM {claimed} k \
          UNION ALL \
-         SELECT 'worker', p.name::text, 0, NULL, 0, p.hostname::text, p.id, NULL FROM {processes} p \
+         SELECT 'worker', p.name::text, {pool}, NULL, 0, p.hostname::text, p.id, NULL FROM {processes} p \
            WHERE p.kind = 'Worker' AND {fresh} \
          UNION ALL \
          SELECT 'scheduled', f.q, count(*)::int8, NULL, 0, NULL, NULL, NULL FROM ( \
@@ -222,6 +225,7 @@ impl QueueSource for SolidQueueSource {
             worker_registry: true,
             quiet: false,
             remembers: self.db.remembers(),
+            worker_threads: Some(3), // a Solid Queue worker's default `threads`; its `metadata` says its own
         }
     }
 
@@ -271,6 +275,7 @@ impl QueueSource for SolidQueueSource {
         }
         snap.running_elsewhere += tally.elsewhere;
         snap.workers = Some(workers.iter().map(|w| worker(w, &tally.busy)).collect());
+        snap.threads = (!workers.is_empty()).then(|| workers.iter().map(|w| w.get::<i64, _>("c").max(0) as u64).sum());
         Ok(snap)
     }
 }

@@ -56,10 +56,15 @@ impl Backend {
 
     /// A worker process (`SolidQueue::Process.register`) on `host` whose last heartbeat was `age` seconds ago.
     async fn process(&self, host: &str, age: i64) -> i64 {
+        self.process_with(host, age, r#"{"polling_interval":0.1,"queues":"*","thread_pool_size":3}"#).await
+    }
+
+    /// A worker process with the given `metadata` text (Solid Queue writes JSON).
+    async fn process_with(&self, host: &str, age: i64, metadata: &str) -> i64 {
         self.exec(format!(
             "INSERT INTO {{s}}.solid_queue_processes (kind, last_heartbeat_at, pid, hostname, metadata, created_at, name) \
-             VALUES ('Worker', {}, 4, '{host}', '{{\"polling_interval\":0.1,\"queues\":\"*\",\"thread_pool_size\":3}}', \
-               {NOW}, 'worker-' || substr(md5(random()::text), 1, 20)) RETURNING id",
+             VALUES ('Worker', {}, 4, '{host}', '{metadata}', {NOW}, 'worker-' || substr(md5(random()::text), 1, 20)) \
+             RETURNING id",
             at(-age)
         ))
         .await
@@ -265,6 +270,24 @@ async fn the_worker_registry_counts_each_live_workers_claims_whatever_their_queu
     workers.sort();
     assert_eq!(workers, [("pod-a".to_owned(), 2), ("pod-b".to_owned(), 0)], "the dead process is no worker: {s:?}");
     assert_eq!((s.totals().running, s.running_elsewhere), (1, 1), "{s:?}");
+}
+
+/// Each live Worker's `thread_pool_size` (Solid Queue's `metadata`, as `SolidQueue::Worker#metadata` writes it),
+/// Solid Queue's default of 3 where its record does not say, over the hosts they run on.
+#[tokio::test]
+async fn threads_per_worker_are_read_from_the_live_workers_metadata() {
+    let b = Backend::new("sq_threads").await;
+    assert_eq!(b.snap(None).await.threads, None, "no live worker, no figure");
+    let ten = r#"{"polling_interval":0.1,"queues":"*","thread_pool_size":10}"#;
+    b.process_with("pod-a", 5, ten).await;
+    b.process_with("pod-a", 5, ten).await;
+    b.process_with("pod-b", 5, "{not json").await;
+    b.process_with("pod-c", 600, r#"{"thread_pool_size":50}"#).await; // dead: its threads are gone
+    let s = b.snap(None).await;
+    assert_eq!(s.threads, Some(23), "10 + 10 + the default 3: {s:?}");
+    assert_eq!(s.threads_per_worker(), Some(11.5), "over two hosts: {s:?}");
+    let source = SolidQueueSource::new(b.config(None)).unwrap();
+    assert_eq!(source.capabilities().worker_threads, Some(3), "Solid Queue's default `threads`");
 }
 
 #[tokio::test]

@@ -35,3 +35,32 @@ async fn the_default_policy_drains_a_backlog_and_keeps_what_it_learned_for_the_n
     let kept: Option<String> = c.get("dyno-scaler:learned:worker").await.unwrap();
     assert_eq!(kept, None);
 }
+
+/// A DelayedJob worker runs one job at a time: the adaptive policy divides by 1 (DelayedJob's own default, as its
+/// source states it), not by 5, and `check` names the figure and where it came from; a setting overrides it.
+#[tokio::test]
+async fn delayed_job_workers_run_one_job_each_unless_the_setting_says_otherwise() {
+    use crate::events::{dj_enqueue, dj_table, env_dj};
+    let fake = fake().await;
+    let (pool, table) = dj_table(&db_url()).await;
+    dj_enqueue(&pool, &table, 3).await;
+    let env = with(
+        env_dj(&fake, &db_url(), &table),
+        &[("DYNO_SCALER_POLICY", "adaptive"), ("DYNO_SCALER_MAX_WORKERS", "10"), ("DYNO_SCALER_REMEMBER", "false")],
+    );
+    let out = run(&["check"], &env).await;
+    assert_eq!(out.code, 0, "{}", out.all());
+    assert!(out.stdout.contains("threads: 1 per worker: delayed_job's own default"), "{}", out.stdout);
+    let out = run(&["run", "--once"], &env).await;
+    assert_eq!(out.code, 0, "{}", out.all());
+    assert_eq!(fake.quantity(APP, "worker"), Some(3), "a dyno per job: {}", out.stderr);
+    assert!(out.stderr.contains("3.0 threads ÷ 1 per worker"), "{}", out.stderr);
+
+    fake.set_quantity(APP, "worker", 0);
+    let set = with(env, &[("DYNO_SCALER_WORKER_THREADS", "3")]);
+    let out = run(&["check"], &set).await;
+    assert!(out.stdout.contains("threads: 3 per worker, from the worker_threads setting"), "{}", out.stdout);
+    let out = run(&["run", "--once"], &set).await;
+    assert_eq!(out.code, 0, "{}", out.all());
+    assert_eq!(fake.quantity(APP, "worker"), Some(1), "three jobs on one three-process dyno: {}", out.stderr);
+}

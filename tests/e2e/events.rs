@@ -55,7 +55,7 @@ pub(crate) async fn dj_enqueue(pool: &PgPool, table: &str, n: usize) {
     sqlx::raw_sql(AssertSqlSafe(sql)).execute(pool).await.unwrap();
 }
 
-fn env_dj(fake: &FakeHeroku, url: &str, table: &str) -> Vec<(&'static str, String)> {
+pub(crate) fn env_dj(fake: &FakeHeroku, url: &str, table: &str) -> Vec<(&'static str, String)> {
     env_heroku(
         fake,
         &[("DYNO_SCALER_SOURCE", "delayed_job"), ("DATABASE_URL", url), ("DYNO_SCALER_TABLE", table), SLOW_POLL],

@@ -216,6 +216,7 @@ impl QueueSource for InMemoryQueue {
                 worker_registry: registry,
                 quiet: registry,
                 remembers: true,
+                worker_threads: None,
             }
         })
     }

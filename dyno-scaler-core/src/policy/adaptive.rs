@@ -25,15 +25,16 @@ pub struct Adaptive {
     pub drain_target: Duration,
     /// Start workers ahead of load that recurs (default on).
     pub prewarm: bool,
-    /// Threads one worker runs, where the source does not report it (default 5, Sidekiq's default concurrency).
-    pub worker_threads: u32,
+    /// Threads one worker runs, where no reading of the workers says ([`threads`](super::threads)); `None`: the
+    /// job system's default as the source states it, else 5.
+    pub worker_threads: Option<u32>,
     /// Keep what was learned in the source's own store across restarts (default on).
     pub remember: bool,
 }
 
 impl Default for Adaptive {
     fn default() -> Self {
-        Self { drain_target: Duration::from_secs(30), prewarm: true, worker_threads: 5, remember: true }
+        Self { drain_target: Duration::from_secs(30), prewarm: true, worker_threads: None, remember: true }
     }
 }
 
@@ -48,11 +49,12 @@ impl Adaptive {
     }
 
     /// Workers wanted for `ready` waiting and `running` jobs, and why.
-    pub(super) fn demand(&self, l: &Learned, ready: u64, running: u64) -> (u32, String) {
+    /// `source_threads`: the job system's default threads per worker, as the source states it.
+    pub(super) fn demand(&self, l: &Learned, source_threads: Option<u32>, ready: u64, running: u64) -> (u32, String) {
         if ready == 0 && running == 0 {
             return (0, "drain 0 (idle)".into());
         }
-        let per = l.threads.unwrap_or(f64::from(self.worker_threads)).max(1.0);
+        let per = super::threads::WorkerThreads::resolve(l.threads, self.worker_threads, source_threads).per_worker;
         let target = self.target();
         let (threads, why) = match l.job_secs() {
             Some(d) if ready > 0 => {

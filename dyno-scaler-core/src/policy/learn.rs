@@ -45,7 +45,7 @@ pub struct Learned {
     pub done_jobs: f64,
     /// Completions counted so far (capped), so the duration is trusted only on enough of them.
     pub completed: f64,
-    /// Threads per dyno, as the workers report them (Sidekiq's `concurrency`, Resque's workers per host).
+    /// Threads per dyno, as the workers report them ([`Snapshot::threads_per_worker`]).
     pub threads: Option<f64>,
     /// Since when nothing has been ready or running (as read; see `idle_seen`).
     pub idle_since: Option<f64>,
@@ -110,7 +110,7 @@ impl Learned {
         let totals = snap.totals();
         let running = totals.running + snap.running_elsewhere;
         let in_system = totals.ready + running;
-        if let Some(threads) = per_dyno_threads(snap) {
+        if let Some(threads) = snap.threads_per_worker() {
             self.threads = Some(threads);
         }
         let step = self.at.map(|at| now - at).filter(|dt| *dt > 0.0 && *dt <= MAX_STEP);
@@ -280,20 +280,7 @@ fn idle_confirmed(snap: &Snapshot, last_load: Option<f64>, current: u32) -> bool
         (Some(beat), Some(load)) => beat.duration_since(std::time::UNIX_EPOCH).is_ok_and(|b| b.as_secs_f64() > load),
         _ => true,
     };
-    worker_hosts(snap) >= current as usize && workers.iter().all(fresh)
-}
-
-/// Threads per dyno in this reading: the threads the workers report, over the hosts they run on.
-fn per_dyno_threads(snap: &Snapshot) -> Option<f64> {
-    let threads = snap.threads? as f64;
-    let hosts = worker_hosts(snap);
-    (threads > 0.0 && hosts > 0).then(|| threads / hosts as f64)
-}
-
-/// The hosts the workers of this reading run on (a worker that names none is a host of its own).
-fn worker_hosts(snap: &Snapshot) -> usize {
-    let workers = snap.workers.iter().flatten();
-    workers.map(|w| w.dyno.as_deref().unwrap_or(w.identity.as_str())).collect::<std::collections::BTreeSet<_>>().len()
+    snap.worker_hosts() >= current as usize && workers.iter().all(fresh)
 }
 
 #[cfg(test)]

@@ -21,6 +21,7 @@ pub mod recur;
 mod rules;
 pub mod schedule;
 mod settings;
+pub mod threads;
 
 pub use adaptive::Adaptive;
 pub use config::{DownMode, MaxMode, PolicyConfig, PolicyError};
@@ -65,13 +66,24 @@ pub struct PolicyInput<'a> {
     /// Where each worker host is for a scale-down, as the platform says ([`crate::platform::placements`]);
     /// `None`: nowhere known, so nothing scales down while anything runs.
     pub placements: Option<&'a std::collections::BTreeMap<String, Placement>>,
+    /// How many jobs one worker runs at once by the job system's default, as the source states it
+    /// ([`crate::Capabilities::worker_threads`]): the adaptive policy's figure when no reading or setting says.
+    pub source_threads: Option<u32>,
 }
 
 impl<'a> PolicyInput<'a> {
     /// An input for `process_type` now at `current`, with no platform limit and no placements (so nothing
     /// scales down while anything runs); set the fields for more.
     pub fn new(process_type: &'a str, snapshot: &'a Snapshot, current: u32) -> Self {
-        Self { process_type, snapshot, current, now: SystemTime::now(), platform_limit: None, placements: None }
+        Self {
+            process_type,
+            snapshot,
+            current,
+            now: SystemTime::now(),
+            platform_limit: None,
+            placements: None,
+            source_threads: None,
+        }
     }
 }
 
@@ -145,8 +157,7 @@ impl Decision {
 /// let policy = Policy::new(PolicyConfig { max_workers: 3, ..PolicyConfig::classic() }).unwrap();
 /// let mut snap = Snapshot::default();
 /// snap.add("default", QueueStats { ready: 60, ..QueueStats::default() });
-/// let input = PolicyInput { process_type: "worker", snapshot: &snap, current: 0,
-///                           now: UNIX_EPOCH + Duration::from_secs(100), platform_limit: None, placements: None };
+/// let input = PolicyInput { now: UNIX_EPOCH + Duration::from_secs(100), ..PolicyInput::new("worker", &snap, 0) };
 /// let (decision, _next) = policy.decide(&input, &PolicyState::default());
 /// assert_eq!(decision.to, 3); // the seed table wants 3 for 60 jobs
 /// ```
@@ -169,7 +180,7 @@ impl Policy {
         }
         if let Some(a) = &config.adaptive {
             in_range("drain_target", a.drain_target, config::DRAIN_TARGET_RANGE)?;
-            if a.worker_threads == 0 {
+            if a.worker_threads == Some(0) {
                 return Err(PolicyError::ZeroWorkerThreads);
             }
         }
@@ -262,7 +273,7 @@ impl Policy {
         let idle = totals.ready == 0 && totals.running == 0 && input.snapshot.running_elsewhere == 0;
         let mut down_delay = (c.down_delay, String::new());
         if let Some(a) = &c.adaptive {
-            let (d, why) = a.demand(learned, totals.ready, totals.running);
+            let (d, why) = a.demand(learned, input.source_threads, totals.ready, totals.running);
             parts.push(why);
             demand = demand.max(d);
             for memory in [&mut learned.hourly, &mut learned.daily] {

@@ -113,7 +113,7 @@ impl PolicySettings {
                 Some(Adaptive {
                     drain_target: self.drain_target.unwrap_or(a.drain_target),
                     prewarm: self.prewarm.unwrap_or(a.prewarm),
-                    worker_threads: self.worker_threads.unwrap_or(a.worker_threads),
+                    worker_threads: self.worker_threads.or(a.worker_threads),
                     remember: self.remember.unwrap_or(a.remember),
                 })
             }

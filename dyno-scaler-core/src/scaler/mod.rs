@@ -296,6 +296,7 @@ impl Scaler {
             now: cfg.clock.now(),
             platform_limit: state.limit,
             placements: Some(&placements),
+            source_threads: cfg.source.capabilities().worker_threads,
         };
         if cfg.policy.config().quiet_victims && !self.drains_victims() {
             // The policy trusts one idle heartbeat of a victim only because the drain proves it after the quiet.

@@ -35,6 +35,7 @@ fn decide(p: &Policy, s: &Snapshot, current: u32, now: f64, st: &PolicyState) ->
         now: at(now),
         platform_limit: None,
         placements: Some(&placements),
+        source_threads: None,
     };
     p.decide(&input, st)
 }

@@ -77,6 +77,7 @@ fn input<'a>(s: &'a Snapshot, current: u32) -> PolicyInput<'a> {
         now: UNIX_EPOCH + Duration::from_secs(10_000),
         platform_limit: None,
         placements: Some(placements),
+        source_threads: None,
     }
 }
 

@@ -28,6 +28,7 @@ fn decide(p: &Policy, s: &Snapshot, current: u32, now: SystemTime, st: &PolicySt
         now,
         platform_limit: None,
         placements: Some(&placements),
+        source_threads: None,
     };
     p.decide(&input, st)
 }
@@ -202,6 +203,7 @@ fn platform_limit_lowers_the_ceiling() {
                 now: t(0),
                 platform_limit: Some(2),
                 placements: None,
+                source_threads: None,
             },
             &PolicyState::default(),
         )

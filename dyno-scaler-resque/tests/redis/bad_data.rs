@@ -39,6 +39,7 @@ async fn wrong_types_are_skipped_and_the_rest_is_read() {
             now: SystemTime::now(),
             platform_limit: None,
             placements: None,
+            source_threads: None,
         };
         policy.decide(&input, &PolicyState::default()).0
     };

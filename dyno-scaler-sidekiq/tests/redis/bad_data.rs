@@ -20,6 +20,7 @@ fn decide(snap: &Snapshot, current: u32) -> dyno_scaler_core::Decision {
         now: std::time::SystemTime::now(),
         platform_limit: None,
         placements: None,
+        source_threads: None,
     };
     policy.decide(&input, &PolicyState::default()).0
 }

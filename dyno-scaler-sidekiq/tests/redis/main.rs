@@ -313,6 +313,7 @@ async fn busy_dynos_guide_the_policy() {
             now: SystemTime::now(),
             platform_limit: None,
             placements: Some(&placements),
+            source_threads: None,
         };
         policy.decide(&input, st)
     };

@@ -1,5 +1,6 @@
 //! `dyno-scaler check`.
 
+use dyno_scaler::core::policy::threads::WorkerThreads;
 use dyno_scaler::core::secret::redact_url;
 
 use super::super::build;
@@ -141,6 +142,14 @@ async fn source(s: &Settings, p: &ProcessSettings) -> u32 {
                 .as_ref()
                 .map_or("no worker registry".to_string(), |w| format!("{} live worker(s)", w.len()));
             println!("{label}: ok, {queues}; {workers}; {} unreadable entries", snap.skipped);
+            if let Some(a) = &p.policy.config().adaptive {
+                let threads = WorkerThreads::resolve(
+                    snap.threads_per_worker(),
+                    a.worker_threads,
+                    src.capabilities().worker_threads,
+                );
+                println!("{label}: threads: {}", threads.describe(src.name()));
+            }
             for q in p.spec.queues().unwrap_or_default().iter().filter(|q| !snap.queues.contains_key(*q)) {
                 println!("{label}: note: queue {q:?} has never been seen (a typo?)");
             }

@@ -13,6 +13,8 @@ use dyno_scaler_test_support::{db_url, good_jobs_ddl, unique};
 use sqlx::{AssertSqlSafe, Connection, PgConnection, PgPool};
 use tokio::sync::Mutex;
 
+mod threads;
+
 const NOW: &str = "(now() AT TIME ZONE 'UTC')";
 
 struct Backend {
