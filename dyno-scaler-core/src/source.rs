@@ -83,6 +83,14 @@ pub trait QueueSource: Send + Sync + std::fmt::Debug {
         None
     }
 
+    /// Every queue name the store has recorded (Sidekiq's `queues` set, Resque's `<ns>:queues`, the distinct queue
+    /// names of a Postgres table), sorted, so that a watched queue it has never seen can be named as a likely typo
+    /// ([`crate::check::unseen_queues`]). Read once at start and by `check` and `status`, never per cycle. The
+    /// default: `None`, the store keeps no such list.
+    async fn queues_seen(&self) -> Result<Option<Vec<String>>, SourceError> {
+        Ok(None)
+    }
+
     /// What would make this source cheaper to read, given that a snapshot just took `snapshot_took` (an index
     /// its store lacks, ...), for `check`. The default has nothing to say.
     async fn advice(&self, _snapshot_took: std::time::Duration) -> Option<String> {

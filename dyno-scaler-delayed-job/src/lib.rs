@@ -161,6 +161,16 @@ impl QueueSource for DelayedJobSource {
         self.trigger().listen(hints).await
     }
 
+    /// The queues of the rows in the table (DelayedJob deletes a job once done: the queues with work pending or
+    /// failed); rows without a queue belong to `null_queue` where it is set.
+    async fn queues_seen(&self) -> Result<Option<Vec<String>>, SourceError> {
+        let sql = format!(
+            "SELECT DISTINCT COALESCE(queue, $1)::text FROM {} WHERE queue IS NOT NULL OR $1::text IS NOT NULL",
+            self.table
+        );
+        self.db.names(sql, self.config.null_queue.clone()).await.map(Some)
+    }
+
     /// When the recommended partial indexes are missing: what a snapshot reads without them, and what they save.
     async fn advice(&self, took: std::time::Duration) -> Option<String> {
         match self.indexed().await {

@@ -359,6 +359,13 @@ impl QueueSource for GoodJobSource {
         self.db.recall(process_type).await
     }
 
+    /// The queues of every job row kept (finished ones too, while GoodJob preserves them).
+    async fn queues_seen(&self) -> Result<Option<Vec<String>>, SourceError> {
+        let sql =
+            format!("SELECT DISTINCT COALESCE(queue_name, 'default')::text FROM {} WHERE $1::text IS NULL", self.jobs);
+        self.db.names(sql, None).await.map(Some)
+    }
+
     /// An advisory lock on a session of its own; the pause in the learned table ([`dyno_scaler_postgres::lease`]).
     fn lease(&self, process_type: &str) -> Option<std::sync::Arc<dyn dyno_scaler_core::Lease>> {
         Some(std::sync::Arc::new(self.db.lease(&self.jobs, process_type)))

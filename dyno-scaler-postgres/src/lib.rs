@@ -127,6 +127,18 @@ impl Db {
         }
     }
 
+    /// The distinct names one statement returns (`sql`, with `arg` as `$1`), sorted, bounded like a snapshot: the
+    /// queue names a table has seen ([`dyno_scaler_core::QueueSource::queues_seen`]).
+    pub async fn names(&self, sql: String, arg: Option<String>) -> Result<Vec<String>, SourceError> {
+        let work = async {
+            let q = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(sql)).bind(arg);
+            q.fetch_all(&self.pool).await.map_err(|e| self.map_err(e))
+        };
+        let mut names = self.bounded(work).await?;
+        names.sort();
+        Ok(names)
+    }
+
     /// `Some` when the database's port refuses connections (checked with one TCP connect).
     async fn refused(&self) -> Option<SourceError> {
         let url = url::Url::parse(self.url.expose()).ok()?;

@@ -223,6 +223,19 @@ pub async fn remember(
         .map_err(|e| map_redis_error(name, url, e))
 }
 
+/// The members of the set `key` (a job library's list of the queues it has seen), sorted; a key of another type
+/// is an error naming it.
+pub async fn members(
+    mut conn: ConnectionManager,
+    (name, url): (&str, &Secret),
+    key: &str,
+) -> Result<Vec<String>, SourceError> {
+    let mut v: Vec<String> =
+        redis::cmd("SMEMBERS").arg(key).query_async(&mut conn).await.map_err(|e| map_redis_error(name, url, e))?;
+    v.sort();
+    Ok(v)
+}
+
 /// Reads the learned summary of `process_type` under [`learned_key`]; a key of another type is no summary.
 pub async fn recall(
     mut conn: ConnectionManager,

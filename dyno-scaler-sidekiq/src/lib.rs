@@ -162,6 +162,12 @@ impl QueueSource for SidekiqSource {
         dyno_scaler_redis::recall(self.conn.clone(), (NAME, &self.config.url), (&self.prefix, process_type)).await
     }
 
+    /// The library's own set of every queue pushed to (`SADD queues` on each push).
+    async fn queues_seen(&self) -> Result<Option<Vec<String>>, SourceError> {
+        let key = format!("{}queues", self.prefix);
+        dyno_scaler_redis::members(self.conn.clone(), (NAME, &self.config.url), &key).await.map(Some)
+    }
+
     /// A key with NX and a TTL beside the queue's keys ([`dyno_scaler_redis::lease`]).
     fn lease(&self, process_type: &str) -> Option<std::sync::Arc<dyn dyno_scaler_core::Lease>> {
         let lease = dyno_scaler_redis::lease::RedisLease::new(

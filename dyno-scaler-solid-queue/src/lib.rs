@@ -237,6 +237,12 @@ impl QueueSource for SolidQueueSource {
         self.db.recall(process_type).await
     }
 
+    /// `SolidQueue::Queue.all`'s list: the queues of every job row kept (finished ones for a day by default).
+    async fn queues_seen(&self) -> Result<Option<Vec<String>>, SourceError> {
+        let sql = format!("SELECT DISTINCT queue_name::text FROM {} WHERE $1::text IS NULL", self.table("jobs"));
+        self.db.names(sql, None).await.map(Some)
+    }
+
     /// An advisory lock on a session of its own; the pause in the learned table ([`dyno_scaler_postgres::lease`]).
     fn lease(&self, process_type: &str) -> Option<std::sync::Arc<dyn dyno_scaler_core::Lease>> {
         Some(std::sync::Arc::new(self.db.lease(&self.prefix, process_type)))

@@ -186,3 +186,50 @@ async fn one_reading_of_live_sidekiq_processes_says_only_the_daemon_scales_them_
     assert!(out.stderr.contains("only the daemon"), "{}", out.all());
     assert_eq!(fake.quantity(APP, "worker"), Some(2));
 }
+
+/// A typo in the queue filter scales nothing: `check`, `status` and the daemon's log name the watched queue the
+/// store does not know, and the queues it does.
+#[tokio::test]
+async fn a_watched_queue_the_store_does_not_know_is_named_in_check_status_and_the_log() {
+    let fake = fake().await;
+    let (_redis, url, mut c) = own_redis().await;
+    sidekiq_push(&mut c, "default", 2).await;
+    sidekiq_push(&mut c, "mailers", 1).await;
+    let typo = with(env_sidekiq(&fake, &url), &[("DYNO_SCALER_QUEUES", "defualt,mailers")]);
+    let warning = r#"watched queue "defualt" is unknown to the store (a typo?); it knows "default", "mailers""#;
+    let out = run(&["check"], &typo).await;
+    assert_eq!(out.code, 0, "a warning, not a failure: {}", out.all());
+    assert!(out.stdout.contains(&format!("warning: {warning}")), "{}", out.stdout);
+    let out = run(&["status", "--json"], &typo).await;
+    let v: Value = serde_json::from_str(out.stdout.trim()).unwrap();
+    assert_eq!(v["processes"][0]["unknown_queues"], serde_json::json!(["defualt"]), "{v}");
+    assert_eq!(v["processes"][0]["warnings"][0].as_str(), Some(warning), "{v}");
+    let out = run(&["status"], &typo).await;
+    assert!(out.stdout.contains(&format!("warning for worker: {warning}")), "{}", out.stdout);
+    let out = run(&["run", "--once", "--dry-run"], &typo).await;
+    assert!(out.stderr.contains("WARN") && out.stderr.contains(warning), "{}", out.stderr);
+
+    // Spelled right, nothing is said.
+    let right = with(env_sidekiq(&fake, &url), &[("DYNO_SCALER_QUEUES", "default,mailers")]);
+    let out = run(&["check"], &right).await;
+    assert!(!out.stdout.contains("unknown to the store"), "{}", out.stdout);
+    let out = run(&["status", "--json"], &right).await;
+    let v: Value = serde_json::from_str(out.stdout.trim()).unwrap();
+    assert_eq!(v["processes"][0]["unknown_queues"], Value::Null, "{v}");
+    let out = run(&["run", "--once", "--dry-run"], &right).await;
+    assert!(!out.stderr.contains("unknown to the store"), "{}", out.stderr);
+}
+
+/// The Postgres sources list the distinct queue names of their table.
+#[tokio::test]
+async fn a_delayed_job_queue_typo_is_named_from_the_tables_queues() {
+    use crate::events::{dj_enqueue, dj_table, env_dj};
+    let fake = fake().await;
+    let (pool, table) = dj_table(&db_url()).await;
+    dj_enqueue(&pool, &table, 1).await;
+    let env = with(env_dj(&fake, &db_url(), &table), &[("DYNO_SCALER_QUEUES", "defualt")]);
+    let out = run(&["check"], &env).await;
+    assert_eq!(out.code, 0, "{}", out.all());
+    let warning = r#"warning: watched queue "defualt" is unknown to the store (a typo?); it knows "default""#;
+    assert!(out.stdout.contains(warning), "{}", out.stdout);
+}

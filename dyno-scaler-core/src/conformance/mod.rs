@@ -59,6 +59,7 @@ fn assert_close(label: &str, got: Option<Duration>, want: Duration) {
 pub async fn run_conformance(b: &dyn ConformanceBackend) {
     empty_is_zero(b).await;
     counts_apart(b).await;
+    lists_queues(b).await;
     due_scheduled_is_ready(b).await;
     filters(b).await;
     latency_of_oldest(b).await;
@@ -159,6 +160,26 @@ async fn counts_apart(b: &dyn ConformanceBackend) {
     let beta = q(&s, "beta");
     assert_eq!((beta.ready, beta.running, beta.scheduled), (1, 0, 0), "beta: {s:?}");
     assert_eq!(s.totals().ready, 4, "total ready: {s:?}");
+}
+
+/// A source that lists the queues its store knows lists every queue a job was pushed to, watched or not. (Not a
+/// queue whose jobs are all scheduled for later: Sidekiq and Resque add a queue to their set when a job lands in
+/// it.)
+async fn lists_queues(b: &dyn ConformanceBackend) {
+    b.reset().await;
+    b.push_ready("alpha", Duration::from_secs(1)).await;
+    b.push_ready("beta", Duration::from_secs(1)).await;
+    let source = b.source(Some(vec!["alpha".into()])).await;
+    match source.queues_seen().await {
+        Ok(Some(seen)) => {
+            for q in ["alpha", "beta"] {
+                assert!(seen.iter().any(|s| s == q), "queue {q} was pushed to, the store's list misses it: {seen:?}");
+            }
+            assert!(seen.is_sorted(), "sorted: {seen:?}");
+        }
+        Ok(None) => {}
+        Err(e) => panic!("listing the queues failed: {e}"),
+    }
 }
 
 async fn due_scheduled_is_ready(b: &dyn ConformanceBackend) {

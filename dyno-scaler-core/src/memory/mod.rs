@@ -203,6 +203,11 @@ impl QueueSource for InMemoryQueue {
         Ok(())
     }
 
+    /// Every queue a job was pushed to, scheduled in or run from.
+    async fn queues_seen(&self) -> Result<Option<Vec<String>>, SourceError> {
+        Ok(Some(self.with(|s| s.queues.keys().cloned().collect())))
+    }
+
     async fn recall(&self, process_type: &str) -> Result<Option<String>, SourceError> {
         Ok(self.with(|s| s.learned.get(process_type).cloned()))
     }

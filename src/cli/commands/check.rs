@@ -150,8 +150,8 @@ async fn source(s: &Settings, p: &ProcessSettings) -> u32 {
                 );
                 println!("{label}: threads: {}", threads.describe(src.name()));
             }
-            for q in p.spec.queues().unwrap_or_default().iter().filter(|q| !snap.queues.contains_key(*q)) {
-                println!("{label}: note: queue {q:?} has never been seen (a typo?)");
+            if let Some((_, warning)) = super::unknown_queues(p, &src).await {
+                println!("{label}: warning: {warning}");
             }
             if let Some(note) = src.advice(took).await {
                 println!("{label}: note: {note}");

@@ -80,6 +80,31 @@ async fn event_status(s: &Settings, source: &Arc<dyn QueueSource>) -> EventStatu
     events::probe(source.clone(), Duration::from_secs(3)).await
 }
 
+/// Watched queues the store does not know (a typo scales nothing, silently), and the warning naming them and
+/// the queues it knows; nothing when every watched queue is known, nothing is filtered, or the store keeps no list
+/// (or could not be asked: the snapshot says why).
+async fn unknown_queues(p: &config::ProcessSettings, source: &Arc<dyn QueueSource>) -> Option<(Vec<String>, String)> {
+    let watched = p.spec.queues()?;
+    let seen = source.queues_seen().await.ok().flatten()?;
+    let warning = dyno_scaler::core::check::unseen_queues(&watched, &seen)?;
+    Some((watched.into_iter().filter(|q| !seen.contains(q)).collect(), warning))
+}
+
+/// Logs, once, a warning for each process type whose filter names queues its store does not know; in the
+/// background, so that a slow listing never delays the first cycle.
+fn warn_unknown_queues(s: &Settings, scalers: &[dyno_scaler::core::Scaler]) -> Vec<tokio::task::JoinHandle<()>> {
+    let mut tasks = Vec::new();
+    for (p, sc) in s.processes.iter().zip(scalers) {
+        let (p, source) = (p.clone(), sc.source().clone());
+        tasks.push(tokio::spawn(async move {
+            if let Some((_, warning)) = unknown_queues(&p, &source).await {
+                tracing::warn!(process_type = %p.process_type, "{warning}");
+            }
+        }));
+    }
+    tasks
+}
+
 /// How the event status reads in `check` and `status`: with the poll that backs it up.
 fn describe_events(e: &EventStatus, poll: Duration) -> String {
     let poll = humantime::format_duration(poll);
@@ -233,6 +258,12 @@ async fn run(s: &Settings, once: bool, dry_run: bool) -> u8 {
         "dyno-scaler starting"
     );
     ignore_sighup();
+    let warnings = warn_unknown_queues(s, &scalers);
+    if once {
+        for w in warnings {
+            let _ = w.await;
+        }
+    }
     let controller = Controller::new(scalers, s.poll_interval).with_shutdown_grace(Duration::from_millis(800));
     let mut logger = CycleLogger::new();
     if once {

@@ -21,7 +21,8 @@ pub async fn status(s: &Settings, as_json: bool) -> u8 {
     };
     let mut rows = Vec::new();
     let mut code = 0;
-    for sc in &scalers {
+    for (sc, p) in scalers.iter().zip(&s.processes) {
+        let unknown = super::unknown_queues(p, sc.source()).await;
         let ev = super::event_status(s, sc.source()).await;
         let events = json!({ "mode": ev.mode, "detail": ev.detail, "poll_interval_seconds": s.poll_interval.as_secs_f64(),
             "summary": super::describe_events(&ev, s.poll_interval) });
@@ -54,6 +55,8 @@ pub async fn status(s: &Settings, as_json: bool) -> u8 {
                     "reason": reason,
                     "events": events,
                     "queues": queues,
+                    "unknown_queues": unknown.as_ref().map(|u| &u.0),
+                    "warnings": unknown.as_ref().map(|u| vec![&u.1]).unwrap_or_default(),
                     "leader": rep.leader,
                     "paused": rep.paused.as_ref().map(|p| json!({ "until": p.until_time().map(dyno_scaler::core::timefmt::format_rfc3339), "by": p.by })),
                 }));
@@ -70,6 +73,8 @@ pub async fn status(s: &Settings, as_json: bool) -> u8 {
                     "error": e.to_string(),
                     "events": events,
                     "queues": null,
+                    "unknown_queues": null,
+                    "warnings": [],
                     "leader": null,
                     "paused": null,
                 }));
@@ -111,6 +116,9 @@ pub async fn status(s: &Settings, as_json: bool) -> u8 {
         }
         for r in &rows {
             println!("events of {}: {}", cell(&r["process_type"]), cell(&r["events"]["summary"]));
+            for w in r["warnings"].as_array().into_iter().flatten() {
+                println!("warning for {}: {}", cell(&r["process_type"]), cell(w));
+            }
             if let Some(l) = r["leader"].as_str() {
                 println!("leader of {}: {l}", cell(&r["process_type"]));
             }
