@@ -12,8 +12,10 @@ pub mod proto {
     include!("externalscaler.rs");
 }
 
+mod published;
 mod service;
 
+pub use published::Published;
 pub use service::{KedaScaler, PROCESS_TYPE_KEY};
 /// The gRPC crate the generated client and server use (to connect a client: `tonic::transport::Channel`).
 pub use tonic;

@@ -26,10 +26,12 @@ struct Entry {
 
 /// KEDA's external scaler over the scalers of the configured process types.
 ///
-/// Each process type's scaler should run against a platform that only records the quantity (KEDA and the HPA
-/// change the replicas): `GetMetrics` takes a fresh reading and returns the decision's quantity, `IsActive` says
-/// whether it is above zero, and `StreamIsActive` pushes `true` the moment a cycle (woken by the event path, or
-/// the poll) wants a worker. Feed it every cycle's result with [`KedaScaler::observe`].
+/// Each process type's scaler runs its loop against [`Published`](crate::Published) (KEDA and the HPA change the
+/// replicas; the loop's decisions are the counts published). `GetMetrics` takes a fresh reading and answers the
+/// decision the policy would take on it ([`Scaler::preview`]): it advances none of the policy's timers and learns
+/// nothing, so KEDA's polling never counts twice what the loop observes. `IsActive` says whether that count is above
+/// zero, and `StreamIsActive` pushes `true` the moment a cycle (woken by the event path, or the poll) wants a
+/// worker. Feed it every cycle's result with [`KedaScaler::observe`].
 #[derive(Clone)]
 pub struct KedaScaler {
     types: std::sync::Arc<BTreeMap<String, Entry>>,
@@ -84,9 +86,9 @@ impl KedaScaler {
         }
     }
 
-    /// A fresh decision for the process type.
+    /// The decision for the process type on a fresh reading, without acting or changing the policy's history.
     async fn desired(&self, e: &Entry) -> Result<u32, Status> {
-        let result = e.scaler.reconcile().await;
+        let result = e.scaler.preview().await;
         self.observe(&result);
         result.map(|r| r.decision.to).map_err(|err| Status::unavailable(err.to_string()))
     }

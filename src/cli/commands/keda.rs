@@ -1,12 +1,12 @@
 //! `dyno-scaler keda-scaler --listen ADDR`: KEDA's external scaler (gRPC). The scalers run their loops as under
-//! `run` (the event paths wake them), against a platform that only records the desired count: KEDA and the HPA
-//! change the replicas.
+//! `run` (the event paths wake them) and publish their decisions ([`Published`]): KEDA and the HPA change the
+//! replicas. `GetMetrics` answers a fresh reading without advancing the policy.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use dyno_scaler::core::{Controller, InMemoryPlatform, Platform};
-use dyno_scaler::keda::KedaScaler;
+use dyno_scaler::core::{Controller, Platform};
+use dyno_scaler::keda::{KedaScaler, Published};
 
 use super::super::build;
 use super::super::config::Settings;
@@ -18,7 +18,7 @@ pub async fn serve(s: &Settings) -> u8 {
         return 2;
     };
     // Every replica of the scaler service answers KEDA, so the lease is not exclusive; it still carries the pause.
-    let platform: Arc<dyn Platform> = Arc::new(InMemoryPlatform::new());
+    let platform: Arc<dyn Platform> = Arc::new(Published::new());
     let scalers = match build::scalers_on(s, platform, false, false) {
         Ok(v) => v,
         Err(e) => {

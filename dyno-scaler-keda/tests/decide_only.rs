@@ -1,0 +1,47 @@
+//! `GetMetrics` answers a fresh reading without acting: the loop alone publishes, advances the policy's timers
+//! and keeps what it learned.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use dyno_scaler_core::{InMemoryQueue, ManualClock, Policy, PolicyConfig, QueueSource, Scaler};
+use dyno_scaler_keda::proto::external_scaler_server::ExternalScaler;
+use dyno_scaler_keda::proto::{GetMetricsRequest, ScaledObjectRef};
+use dyno_scaler_keda::tonic::Request;
+use dyno_scaler_keda::{KedaScaler, Published};
+
+fn request() -> GetMetricsRequest {
+    let metadata = HashMap::from([("processType".to_owned(), "worker".to_owned())]);
+    let so = ScaledObjectRef { name: "worker".into(), namespace: "app".into(), scaler_metadata: metadata };
+    GetMetricsRequest { scaled_object_ref: Some(so), metric_name: "worker".into() }
+}
+
+#[tokio::test]
+async fn get_metrics_answers_a_fresh_reading_and_moves_nothing_the_loop_owns() {
+    let clock = Arc::new(ManualClock::at_secs(1_700_000_000));
+    let queue = InMemoryQueue::new(clock.clone());
+    let published = Arc::new(Published::new());
+    // The adaptive policy (the default), which keeps what it learned in the source's store.
+    let policy = Policy::new(PolicyConfig { max_workers: 10, ..PolicyConfig::default() }).unwrap();
+    let scaler =
+        Scaler::builder("worker", Arc::new(queue.clone()), published.clone(), policy).clock(clock.clone()).build();
+    let keda = KedaScaler::new(std::slice::from_ref(&scaler));
+    queue.push_many("default", 12);
+    for _ in 0..1_000 {
+        clock.advance(Duration::from_secs(1));
+        let values = keda.get_metrics(Request::new(request())).await.unwrap().into_inner().metric_values;
+        #[allow(deprecated)]
+        let value = values[0].metric_value;
+        assert_eq!(value, 3, "12 jobs, one thread each, 5 threads a worker");
+    }
+    assert_eq!(published.count("worker"), 0, "GetMetrics publishes nothing: only the loop's cycles do");
+    assert_eq!(queue.recall("worker").await.unwrap(), None, "nor does it keep what the policy learned");
+    assert!(scaler.last_report().is_none(), "no cycle ran");
+
+    // One cycle of the loop publishes the count and keeps the summary.
+    scaler.reconcile().await.unwrap();
+    assert_eq!(published.count("worker"), 3);
+    assert!(queue.recall("worker").await.unwrap().is_some(), "the cycle keeps what it learned");
+    assert_eq!(published.len(), 1, "one number per process type");
+}
