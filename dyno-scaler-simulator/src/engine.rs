@@ -60,13 +60,22 @@ pub struct Strategy {
     /// Decide every this often (`None`: only on events).
     #[serde(serialize_with = "dyno_scaler_core::serde_secs::option")]
     pub check_interval: Option<Duration>,
-    /// Also decide right after every enqueue and every job end (the `job_enqueued`/`job_finished` hooks).
+    /// Also decide right after every enqueue and every job end (the seed gem's hooks: the enqueue hook calls
+    /// `scale_up`, the job-end hook `scale_down`, so a decision of the job-end hook only ever scales down).
     pub event_driven: bool,
     /// Also decide right after every enqueue, from outside the app: the daemon's event path (Redis client
     /// tracking hears each push; it is not told of job ends, which write no queue key).
     pub wakes_on_enqueue: bool,
     /// The queue reading names the dyno of each busy worker (Sidekiq on Cedar).
     pub sees_dynos: bool,
+    /// Where heartbeats lag (Sidekiq), the job-end hook decides this long after the job ends, only to scale down,
+    /// and not at all when a job was enqueued within that time: the seed gem's Sidekiq server middleware sleeps
+    /// 5 s "to account for sidekiq's heartbeat", then calls `scale_down` unless the 5 s key its client middleware
+    /// sets on each push still exists (`dtmtec/dyno_scaler` `lib/dyno_scaler/workers/sidekiq.rb`). With exact
+    /// counts (no heartbeat: Resque's `after_perform` hook, which takes its own job off `working`) it decides at
+    /// the job's end. `None`: at the job's end in both cases.
+    #[serde(serialize_with = "dyno_scaler_core::serde_secs::option")]
+    pub end_hook_delay: Option<Duration>,
     /// Quantity at the start (default: `min_workers`).
     pub initial: Option<u32>,
     /// Trust each heartbeat as it comes: no two-beat rule and no quiet-then-drain (to show what the guard
@@ -141,6 +150,7 @@ pub fn simulate(trace: &Trace, strategy: &Strategy, cfg: &SimConfig) -> Result<S
         cedar: dyno_scaler_core::InMemoryPlatform::new(),
         unguarded: strategy.unguarded,
         processed: 0,
+        last_enqueue: None,
     };
 
     let mut heap = BinaryHeap::with_capacity(trace.jobs.len() + 64);
@@ -173,6 +183,10 @@ pub fn simulate(trace: &Trace, strategy: &Strategy, cfg: &SimConfig) -> Result<S
     let mut samples = Vec::new();
     // A decision due at this instant (a check or a hook), taken after every event of the instant.
     let mut due = false;
+    // Only a delayed end hook is due: its decision may only scale down.
+    let mut down_only_due = false;
+    // The delay of the job-end hook, where heartbeats lag (else the hook decides at the job's end).
+    let delayed_end_hook = strategy.end_hook_delay.filter(|_| cfg.heartbeat.is_some()).map(|d| d.as_secs_f64());
     let sample_every = cfg.sample_every.as_secs_f64().max(1.0);
 
     loop {
@@ -198,17 +212,27 @@ pub fn simulate(trace: &Trace, strategy: &Strategy, cfg: &SimConfig) -> Result<S
         }
         let mut hook = false;
         let mut check = false;
+        let mut end_hook = false;
         {
             w.now = at;
             match kind {
                 Kind::Arrival(i) => {
                     let j = &trace.jobs[i];
                     w.waiting.push_back(Waiting { job: i, arrived: j.arrived_at, duration: j.duration });
+                    w.last_enqueue = Some(at);
                     hook = strategy.event_driven || strategy.wakes_on_enqueue;
                 }
                 Kind::Complete { dyno, token } => {
                     w.complete(dyno, token);
-                    hook = strategy.event_driven;
+                    match delayed_end_hook {
+                        Some(delay) if strategy.event_driven => push(&mut heap, at + delay, Kind::EndHook),
+                        _ => end_hook = strategy.event_driven,
+                    }
+                }
+                Kind::EndHook => {
+                    // The hook's sleep is over: it scales down unless an enqueue came within the sleep.
+                    let delay = delayed_end_hook.unwrap_or(0.0);
+                    end_hook |= !w.last_enqueue.is_some_and(|e| at - e < delay);
                 }
                 Kind::DynoReady => {}
                 Kind::Check => check = true,
@@ -237,9 +261,11 @@ pub fn simulate(trace: &Trace, strategy: &Strategy, cfg: &SimConfig) -> Result<S
         let next_same_instant =
             trace.jobs.get(next_arrival).is_some_and(|j| j.arrived_at <= at) || heap.peek().is_some_and(|e| e.at <= at);
         due |= check || hook;
-        if due && !next_same_instant {
-            due = false;
-            w.decide(&policy, &mut state);
+        down_only_due |= end_hook;
+        if (due || down_only_due) && !next_same_instant {
+            // A decision due for any other reason applies whichever way it goes; the end hook's only downwards.
+            w.decide(&policy, &mut state, !due);
+            (due, down_only_due) = (false, false);
             w.dispatch();
         }
         for (t, k) in std::mem::take(&mut w.new_events) {

@@ -16,6 +16,7 @@ pub fn always_on(max: u32) -> Strategy {
         sees_dynos: false,
         initial: Some(max),
         unguarded: false,
+        end_hook_delay: None,
     }
 }
 
@@ -37,11 +38,17 @@ pub fn hirefire(max: u32, ratio: u64) -> Strategy {
         sees_dynos: false,
         initial: None,
         unguarded: false,
+        end_hook_delay: None,
     }
 }
 
+/// The seed gem's Sidekiq server middleware: `sleep 5` after each job before `scale_down`, skipped when an enqueue
+/// came within those 5 s (`dtmtec/dyno_scaler` `lib/dyno_scaler/workers/sidekiq.rb`).
+pub const SEED_END_HOOK_DELAY: Duration = Duration::from_secs(5);
+
 /// The seed gem exactly: event hooks only (no polling), its threshold table, `max_workers` as a veto, and
-/// scale-down straight to `min` only when nothing is pending or running.
+/// scale-down straight to `min` only when nothing is pending or running; under Sidekiq, read 5 s after each job
+/// ([`SEED_END_HOOK_DELAY`]), under Resque at its end with its own job taken off.
 pub fn seed_gem(max: u32) -> Strategy {
     Strategy {
         name: "seed gem".into(),
@@ -59,6 +66,7 @@ pub fn seed_gem(max: u32) -> Strategy {
         sees_dynos: false,
         initial: None,
         unguarded: false,
+        end_hook_delay: Some(SEED_END_HOOK_DELAY),
     }
 }
 
@@ -80,6 +88,7 @@ pub fn keda(max: u32) -> Strategy {
         sees_dynos: false,
         initial: None,
         unguarded: false,
+        end_hook_delay: None,
     }
 }
 
@@ -96,6 +105,7 @@ pub fn dyno_scaler_defaults(max: u32) -> Strategy {
         sees_dynos: true,
         initial: None,
         unguarded: false,
+        end_hook_delay: None,
     }
 }
 
@@ -114,6 +124,7 @@ pub fn dyno_scaler_classic(max: u32, down_delay: Duration) -> Strategy {
         sees_dynos: true,
         initial: None,
         unguarded: false,
+        end_hook_delay: None,
     }
 }
 

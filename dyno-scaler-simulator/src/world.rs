@@ -67,6 +67,8 @@ pub(crate) enum Kind {
     Sample,
     /// A process's heartbeat: it publishes `busy` and `quiet`, and reads a quiet signal.
     Beat(u64),
+    /// A delayed job-end hook wakes ([`crate::Strategy::end_hook_delay`]).
+    EndHook,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -120,6 +122,8 @@ pub(crate) struct World {
     pub(crate) unguarded: bool,
     /// The completion counter as the source reads it (`stat:processed`, flushed at heartbeats).
     pub(crate) processed: u64,
+    /// When the last job was enqueued.
+    pub(crate) last_enqueue: Option<f64>,
 }
 
 impl World {
@@ -277,7 +281,8 @@ impl World {
     }
 
     /// One decision of `policy`, carrying its history in `state`; the platform is called only on a change.
-    pub(crate) fn decide(&mut self, policy: &Policy, state: &mut PolicyState) {
+    /// `down_only`: a decision to scale up is not applied (a hook that can only call `scale_down`).
+    pub(crate) fn decide(&mut self, policy: &Policy, state: &mut PolicyState, down_only: bool) {
         let snapshot = self.snapshot();
         // The platform's rule, Heroku Cedar's as the in-memory platform fakes it: the highest number stops first.
         let placements = platform::placements(&self.cedar, "worker", self.quantity, &snapshot);
@@ -305,7 +310,7 @@ impl World {
                 decision.to = to;
             }
         }
-        if decision.to != decision.from {
+        if decision.to < decision.from || (decision.to > decision.from && !down_only) {
             self.set_quantity(decision.to);
         }
     }

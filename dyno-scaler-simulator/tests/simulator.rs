@@ -192,3 +192,31 @@ fn no_peer_dominates_the_default_on_the_built_in_traces_and_the_judge_can_tell()
     assert!(classic_dominated > 0);
     assert!(peers_interrupted > 0);
 }
+
+/// The seed gem reads Sidekiq's stats 5 s after each job ends (its server middleware sleeps first, "to account for
+/// sidekiq's heartbeat"): with heartbeats every 5 s the busy count is then true, and it scales down after each burst
+/// of an hourly cron. Deciding at the job's end on the last beat's count, it would see its own job still busy and
+/// keep the dynos all day. Under Resque (exact counts, no heartbeat) its hook decides at the job's end.
+#[test]
+fn the_seed_scales_down_five_seconds_after_the_last_job_of_each_burst() {
+    let jobs: Vec<trace::Job> = (0..24)
+        .flat_map(|h| (0..20).map(move |i| (h, i)))
+        .map(|(h, i)| trace::Job {
+            arrived_at: f64::from(h) * 3600.0 + f64::from(i),
+            queue: "default".into(),
+            duration: 21.3,
+        })
+        .collect();
+    let cron = trace::Trace { name: "hourly cron".into(), jobs, span: 86_400.0 };
+    let seed = strategies::seed_gem(3);
+    let sidekiq = simulator::simulate(&cron, &seed, &cfg()).unwrap();
+    assert_eq!(sidekiq.unfinished, 0);
+    // 24 bursts of 20 jobs of 21.3 s on one dyno of 5 threads: about 2 minutes billed each, with the boot.
+    assert!(sidekiq.dyno_hours < 2.0, "the seed scales down after each burst: {} dyno-hours", sidekiq.dyno_hours);
+    let at_once = Strategy { end_hook_delay: None, ..seed.clone() };
+    let lagged = simulator::simulate(&cron, &at_once, &cfg()).unwrap();
+    assert!(lagged.dyno_hours > 10.0, "deciding on the last beat's count keeps the dyno: {}", lagged.dyno_hours);
+    let resque = SimConfig { heartbeat: None, ..cfg() };
+    let exact = simulator::simulate(&cron, &seed, &resque).unwrap();
+    assert!(exact.dyno_hours < 2.0, "exact counts at the job's end: {}", exact.dyno_hours);
+}

@@ -143,6 +143,7 @@ fn run_inner(args: &SimulateArgs, config_path: Option<&str>) -> Result<u8, Simul
                 sees_dynos: source.capabilities().names_hosts,
                 initial: None,
                 unguarded: false,
+                end_hook_delay: None,
             });
         }
     }
