@@ -16,7 +16,7 @@ mod published;
 mod service;
 
 pub use published::Published;
-pub use service::{KedaScaler, PROCESS_TYPE_KEY};
+pub use service::{KedaScaler, PROCESS_TYPE_KEY, QUOTE_MAX};
 /// The gRPC crate the generated client and server use (to connect a client: `tonic::transport::Channel`).
 pub use tonic;
 

@@ -64,12 +64,12 @@ impl KedaScaler {
 
     fn entry(&self, r: &ScaledObjectRef) -> Result<(&str, &Entry), Status> {
         let known = || self.types.keys().cloned().collect::<Vec<_>>().join(", ");
+        let (namespace, name) = (quoted(&r.namespace), quoted(&r.name));
         match r.scaler_metadata.get(PROCESS_TYPE_KEY) {
             Some(pt) => self.types.get_key_value(pt).map(|(k, e)| (k.as_str(), e)).ok_or_else(|| {
                 Status::not_found(format!(
-                    "ScaledObject {}/{}: unknown processType {pt:?}; configured: {}",
-                    r.namespace,
-                    r.name,
+                    "ScaledObject {namespace}/{name}: unknown processType {}; configured: {}",
+                    quoted(pt),
                     known()
                 ))
             }),
@@ -78,9 +78,7 @@ impl KedaScaler {
                 Ok((k.as_str(), e))
             }
             None => Err(Status::invalid_argument(format!(
-                "ScaledObject {}/{}: set the trigger metadata key {PROCESS_TYPE_KEY} to one of {}",
-                r.namespace,
-                r.name,
+                "ScaledObject {namespace}/{name}: set the trigger metadata key {PROCESS_TYPE_KEY} to one of {}",
                 known()
             ))),
         }
@@ -91,6 +89,18 @@ impl KedaScaler {
         let result = e.scaler.preview().await;
         self.observe(&result);
         result.map(|r| r.decision.to).map_err(|err| Status::unavailable(err.to_string()))
+    }
+}
+
+/// The most characters of the caller's input an error quotes: a name of a ScaledObject or a process type is far
+/// shorter (Kubernetes names are at most 253), and an error must not echo megabytes back.
+pub const QUOTE_MAX: usize = 256;
+
+/// `s` quoted for an error, cut to [`QUOTE_MAX`] characters with the length of what was left out.
+fn quoted(s: &str) -> String {
+    match s.char_indices().nth(QUOTE_MAX) {
+        None => format!("{s:?}"),
+        Some((at, _)) => format!("{:?}... ({} more bytes)", &s[..at], s.len() - at),
     }
 }
 

@@ -45,3 +45,23 @@ async fn get_metrics_answers_a_fresh_reading_and_moves_nothing_the_loop_owns() {
     assert!(queue.recall("worker").await.unwrap().is_some(), "the cycle keeps what it learned");
     assert_eq!(published.len(), 1, "one number per process type");
 }
+
+/// An error quotes at most `QUOTE_MAX` characters of what the caller sent, whatever its size.
+#[tokio::test]
+async fn errors_quote_a_bounded_part_of_the_callers_input() {
+    let clock = Arc::new(ManualClock::at_secs(1_700_000_000));
+    let queue = InMemoryQueue::new(clock.clone());
+    let policy = Policy::new(PolicyConfig { max_workers: 2, ..PolicyConfig::classic() }).unwrap();
+    let scaler = Scaler::builder("worker", Arc::new(queue), Arc::new(Published::new()), policy).build();
+    let keda = KedaScaler::new(&[scaler]);
+    let huge = "x".repeat(2_000_000);
+    let metadata = HashMap::from([("processType".to_owned(), huge.clone())]);
+    let so = ScaledObjectRef { name: huge.clone(), namespace: huge, scaler_metadata: metadata };
+    let request = GetMetricsRequest { scaled_object_ref: Some(so), metric_name: "worker".into() };
+    let status = keda.get_metrics(Request::new(request)).await.unwrap_err();
+    assert_eq!(status.code(), dyno_scaler_keda::tonic::Code::NotFound);
+    let message = status.message();
+    assert!(message.len() < 4 * dyno_scaler_keda::QUOTE_MAX, "{} bytes", message.len());
+    assert!(message.contains("unknown processType") && message.contains("1999744 more bytes"), "{message}");
+    assert!(message.ends_with("configured: worker"), "{message}");
+}
