@@ -56,7 +56,11 @@ impl HerokuPlatform {
     /// A call failed for good with an outage-like error: no request until the backoff passes.
     fn trip(&self, error: &PlatformError, hint: Option<Duration>) {
         let mut o = self.outage.lock().expect("outage lock");
-        let wait = o.backoff.fail(hint);
+        let mut wait = o.backoff.fail(hint);
+        // `Retry-After` beyond the outage backoff's maximum is honoured too, up to its own bound.
+        if let Some(asked) = hint {
+            wait = wait.max(asked.min(self.config.retry.max_retry_after));
+        }
         o.until = Some(Instant::now() + wait);
         o.last = error.to_string();
         tracing::debug!(wait_ms = wait.as_millis() as u64, failures = o.backoff.failures(), "Heroku API: backing off");
@@ -157,7 +161,9 @@ impl HerokuPlatform {
                 Some(s) => rate_limited || s.is_server_error(),
             };
             let wait = if rate_limited { rate_backoff.fail(hint) } else { backoff.fail(hint) };
-            if !retryable || attempt >= max_attempts || started.elapsed() + wait > retry.max_total {
+            // A wait asked for beyond the longest within a call ends the call: the calls after it wait it out.
+            let asked_longer = hint.is_some_and(|h| h > retry.max_backoff);
+            if !retryable || asked_longer || attempt >= max_attempts || started.elapsed() + wait > retry.max_total {
                 let mut error = self.map_error(status, &body, &request_id, requested);
                 if let PlatformError::Unavailable { cause: c @ None, .. } = &mut error {
                     *c = cause;

@@ -24,6 +24,9 @@ pub struct RetryPolicy {
     pub outage_initial: Duration,
     /// The longest wait between calls during an outage.
     pub outage_max: Duration,
+    /// The longest `Retry-After` honoured. A call told to wait longer than `max_backoff` makes no more attempts,
+    /// and no call makes a request until the wait (at most this) has passed, across calls.
+    pub max_retry_after: Duration,
 }
 
 impl Default for RetryPolicy {
@@ -36,6 +39,7 @@ impl Default for RetryPolicy {
             max_total: Duration::from_secs(30),
             outage_initial: Duration::from_secs(1),
             outage_max: Duration::from_secs(60),
+            max_retry_after: Duration::from_secs(300),
         }
     }
 }

@@ -30,6 +30,7 @@ fn outage_config(fake: &FakeHeroku) -> HerokuConfig {
         max_total: Duration::from_secs(2),
         outage_initial: Duration::from_millis(50),
         outage_max: Duration::from_millis(200),
+        max_retry_after: Duration::from_secs(300),
     };
     c.refresh_interval = Duration::ZERO;
     c
@@ -98,6 +99,34 @@ async fn retry_after_is_honoured_between_attempts() {
     let gap = r[1].at.duration_since(r[0].at).unwrap();
     assert!(gap >= Duration::from_millis(990), "the retry waited {gap:?}, Retry-After said 1 s");
     assert_eq!(fake.quantity("my-app", "worker"), Some(2));
+}
+
+/// A `Retry-After` longer than a call's longest wait ends the call at once, and no request is made until it has
+/// passed (not 10 s later, the longest wait within a call), up to `max_retry_after`.
+#[tokio::test]
+async fn a_long_retry_after_is_honoured_across_calls() {
+    for (asked, expect) in [("40", 40), ("120", 120), ("3600", 300)] {
+        let fake = fake().await;
+        let mut c = outage_config(&fake);
+        c.retry.max_backoff = Duration::from_secs(10);
+        let p = HerokuPlatform::new(c).unwrap();
+        fake.inject(Fault::any(
+            1,
+            respond(429, r#"{"id":"rate_limit","message":"slow down"}"#, &[("Retry-After", asked)]),
+        ));
+        let started = Instant::now();
+        let err = p.set_quantity("worker", 2).await.unwrap_err();
+        assert!(matches!(err, PlatformError::RateLimited { .. }), "{err:?}");
+        assert!(started.elapsed() < Duration::from_secs(2), "no retry within the call: {:?}", started.elapsed());
+        match p.current_quantity("worker").await.unwrap_err() {
+            PlatformError::BackingOff { wait, .. } => {
+                let want = Duration::from_secs(expect);
+                assert!(wait > want - Duration::from_secs(2) && wait <= want, "Retry-After {asked}: waiting {wait:?}");
+            }
+            other => panic!("Retry-After {asked}: {other:?}"),
+        }
+        assert_eq!(fake.requests().len(), 1, "Retry-After {asked}: one request, none while it lasts");
+    }
 }
 
 #[tokio::test]
