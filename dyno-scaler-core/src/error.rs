@@ -163,6 +163,13 @@ pub enum PlatformError {
         /// The platform's message.
         message: String,
     },
+    /// Someone else wrote the object between the read and the write (Kubernetes: 409 Conflict, a stale
+    /// `resourceVersion`) on every attempt of the call. Not a refusal: the next cycle reads again and decides again.
+    #[error("the platform's object changed under every attempt (read again next cycle): {message}")]
+    Conflict {
+        /// The platform's message.
+        message: String,
+    },
     /// No request was made: earlier calls failed in a row and the client waits before trying again, so an outage
     /// does not drain the account's rate limit.
     #[error("not calling the platform for another {:.1}s after {failures} failed call(s) in a row; last: {last}", wait.as_secs_f64())]
@@ -250,6 +257,7 @@ impl ScalerError {
                     PlatformError::LimitExceeded { .. } => "limit",
                     PlatformError::Rejected { .. } => "rejected",
                     PlatformError::Locked { .. } => "locked",
+                    PlatformError::Conflict { .. } => "conflict",
                 };
                 format!("{process_type} platform {kind}")
             }

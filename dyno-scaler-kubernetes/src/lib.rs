@@ -108,7 +108,8 @@ fn map_err(e: kube::Error) -> PlatformError {
                 },
                 404 => PlatformError::NotFound { message },
                 429 => PlatformError::RateLimited { message },
-                409 => PlatformError::Rejected { status: 409, id: "conflict".into(), message },
+                // Another writer got there first: read again next cycle, never a refusal.
+                409 => PlatformError::Conflict { message },
                 c if c >= 500 => PlatformError::Unavailable { message, cause: None },
                 c => PlatformError::Rejected { status: c, id: s.reason.clone(), message },
             }

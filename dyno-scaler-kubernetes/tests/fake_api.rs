@@ -67,6 +67,35 @@ async fn a_conflict_is_read_again_and_retried() {
     assert_eq!(counted.values().sum::<u64>(), answered, "{counted:?}");
 }
 
+/// A call's worth of conflicts (1 + 5 retries) is someone else writing replicas, not a refusal: the scaler reads
+/// again and decides again next cycle, and never "does not ask again".
+#[tokio::test]
+async fn conflicts_that_outlast_a_call_are_read_again_next_cycle() {
+    let fake = FakeKubernetes::start("app").await;
+    fake.add_deployment("worker", 3);
+    let p = Arc::new(platform(&fake, BTreeMap::new()).await);
+    let e = {
+        fake.conflict_next(6);
+        p.set_quantity("worker", 4).await.unwrap_err()
+    };
+    assert!(matches!(e, PlatformError::Conflict { .. }) && !e.is_fatal(), "{e:?}");
+    let queue = InMemoryQueue::new(Arc::new(SystemClock));
+    queue.push_many("default", 20);
+    let policy = Policy::new(PolicyConfig {
+        max_workers: 10,
+        rules: vec![DemandRule::JobsPerWorker(5)],
+        ..PolicyConfig::classic()
+    })
+    .unwrap();
+    let scaler = Scaler::builder("worker", Arc::new(queue), p, policy).build();
+    fake.conflict_next(6);
+    let first = scaler.reconcile().await.unwrap_err();
+    assert!(matches!(&first, ScalerError::Platform { source: PlatformError::Conflict { .. }, .. }), "{first}");
+    let second = scaler.reconcile().await.unwrap();
+    assert!(!second.decision.reason.contains("not asking again"), "{}", second.decision.reason);
+    assert_eq!((second.decision.to, fake.replicas("worker")), (4, Some(4)), "scaled at the next cycle");
+}
+
 #[tokio::test]
 async fn rbac_refusals_and_unknown_targets_are_clear_and_fatal() {
     let fake = FakeKubernetes::start("app").await;
