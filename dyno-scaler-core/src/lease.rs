@@ -130,12 +130,22 @@ pub(crate) struct Leadership {
     pub state: LeaseState,
     /// Why the last campaign failed, if it did.
     pub error: Option<String>,
+    /// Since when the platform has failed every call this holder needed (none answered since).
+    pub platform_failing_since: Option<tokio::time::Instant>,
+    /// Until when this instance stands aside (takes no lease) after giving the lease up for a platform it could
+    /// not reach.
+    pub stand_aside_until: Option<tokio::time::Instant>,
 }
 
 impl Leadership {
     /// Whether the lease is held now.
     pub fn holds(&self) -> bool {
         self.held_until.is_some_and(|t| tokio::time::Instant::now() < t)
+    }
+
+    /// Whether this instance stands aside now (it campaigns for nothing, only reads).
+    pub fn standing_aside(&self) -> bool {
+        self.stand_aside_until.is_some_and(|t| tokio::time::Instant::now() < t)
     }
 
     /// Whether the store should be asked again (every `ttl / 3`).

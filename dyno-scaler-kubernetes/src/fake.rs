@@ -40,6 +40,8 @@ struct State {
     forbidden: BTreeSet<(String, String)>,
     /// Scale writes still to answer 409 (another writer got there first).
     conflicts: u32,
+    /// Every request waits this long before it is answered (a stalled API server or connection).
+    stall: std::time::Duration,
     seq: u64,
     requests: Vec<(String, String, u16)>,
 }
@@ -164,6 +166,12 @@ impl FakeKubernetes {
         self.with(|s| s.forbidden.remove(&(verb.to_owned(), resource.to_owned())));
     }
 
+    /// Makes every request wait `d` before it is answered (`Duration::ZERO`: answer at once again), as a stalled API
+    /// server or a frozen connection does.
+    pub fn stall(&self, d: std::time::Duration) {
+        self.with(|s| s.stall = d);
+    }
+
     /// Answers the next `n` scale writes with 409 Conflict, as when another writer changed the object.
     pub fn conflict_next(&self, n: u32) {
         self.with(|s| s.conflicts = n);
@@ -181,6 +189,10 @@ impl FakeKubernetes {
         let accept = req.headers().get("accept").and_then(|a| a.to_str().ok()).unwrap_or("").to_owned();
         let body = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
         let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        let stall = self.with(|s| s.stall);
+        if !stall.is_zero() {
+            tokio::time::sleep(stall).await;
+        }
         let (status, json) = self.with(|s| route(s, &method, &path, &query, &body));
         let json = if (200..300).contains(&status) { as_metadata(json, &accept) } else { json };
         self.with(|s| s.requests.push((method.to_string(), format!("{path}?{query}"), status)));

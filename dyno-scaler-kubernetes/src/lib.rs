@@ -4,20 +4,24 @@
 //! with a low `controller.kubernetes.io/pod-deletion-cost` just before the decrement, so the ReplicaSet deletes them.
 #![deny(missing_docs)]
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::Mutex;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use dyno_scaler_core::{Placement, Platform, PlatformError, ProcessInfo, Snapshot};
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::autoscaling::v1::Scale;
-use k8s_openapi::api::core::v1::Pod;
-use kube::api::{ListParams, Patch, PatchParams};
+
+use kube::api::{Patch, PatchParams};
 use kube::{Api, Client};
 use serde_json::json;
 
 #[cfg(feature = "fake")]
 pub mod fake;
+mod pods;
+
+use pods::Pods;
 
 /// The annotation the ReplicaSet controller ranks pods by on a scale-down (lower goes first).
 pub const DELETION_COST: &str = "controller.kubernetes.io/pod-deletion-cost";
@@ -28,6 +32,8 @@ pub const VICTIM_COST: i32 = -1000;
 pub const BUSY_COST: i32 = 1000;
 /// How many times a write refused with 409 Conflict is read again and retried.
 const CONFLICT_RETRIES: u32 = 5;
+/// The longest one API request may take by default ([`KubernetesPlatform::with_call_timeout`]).
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What a process type scales: `deployment/NAME` or `statefulset/NAME`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,25 +64,6 @@ impl Target {
     }
 }
 
-/// One process type's pods as last listed, and the hosts the queue says are busy.
-#[derive(Debug, Default, Clone)]
-struct Pods {
-    /// Pod names with their deletion cost and age rank (higher: newer).
-    listed: Vec<(String, i32, usize)>,
-    /// Each pod with the mark of ours it carries (`VICTIM_COST`, `BUSY_COST`), if any.
-    marks: Vec<(String, Option<i32>)>,
-    busy: BTreeSet<String>,
-}
-
-impl Pods {
-    /// The order the pods go in on a scale-down: idle before busy, then the lowest deletion cost, the newest first.
-    fn order(&self) -> Vec<String> {
-        let mut pods = self.listed.clone();
-        pods.sort_by_key(|(name, cost, age)| (self.busy.contains(name), *cost, std::cmp::Reverse(*age)));
-        pods.into_iter().map(|(n, _, _)| n).collect()
-    }
-}
-
 /// Scales Deployments and StatefulSets of one namespace.
 pub struct KubernetesPlatform {
     client: Client,
@@ -85,6 +72,8 @@ pub struct KubernetesPlatform {
     pods: Mutex<BTreeMap<String, Pods>>,
     /// Requests sent, by HTTP status (`"error"`: no answer).
     requests: Mutex<BTreeMap<String, u64>>,
+    /// The longest one request may take.
+    call_timeout: Duration,
 }
 
 impl std::fmt::Debug for KubernetesPlatform {
@@ -121,7 +110,41 @@ fn map_err(e: kube::Error) -> PlatformError {
 impl KubernetesPlatform {
     /// The platform over `client` in `namespace`; a process type without a target scales `deployment/<type>`.
     pub fn new(client: Client, namespace: impl Into<String>, targets: BTreeMap<String, Target>) -> Self {
-        Self { client, namespace: namespace.into(), targets, pods: Mutex::default(), requests: Mutex::default() }
+        Self {
+            client,
+            namespace: namespace.into(),
+            targets,
+            pods: Mutex::default(),
+            requests: Mutex::default(),
+            call_timeout: CALL_TIMEOUT,
+        }
+    }
+
+    /// The same platform with `timeout` as the longest one API request may take (default [`CALL_TIMEOUT`]): a
+    /// request that takes longer fails as unavailable, logged, and the cycle holds.
+    pub fn with_call_timeout(mut self, timeout: Duration) -> Self {
+        self.call_timeout = timeout;
+        self
+    }
+
+    /// One request, bounded by the call timeout and counted by the status it got.
+    async fn timed<T>(
+        &self,
+        what: &str,
+        call: impl std::future::Future<Output = Result<T, kube::Error>>,
+    ) -> Result<T, kube::Error> {
+        let r = match tokio::time::timeout(self.call_timeout, call).await {
+            Ok(r) => r,
+            Err(_) => {
+                tracing::warn!(
+                    call = what,
+                    timeout_ms = self.call_timeout.as_millis() as u64,
+                    "Kubernetes API call timed out"
+                );
+                Err(kube::Error::Service(format!("{what}: no answer within {:?}", self.call_timeout).into()))
+            }
+        };
+        self.counted(r)
     }
 
     /// The platform configured as `kubectl` would be: in-cluster, else `KUBECONFIG` (or `~/.kube/config`);
@@ -155,70 +178,28 @@ impl KubernetesPlatform {
     }
 
     async fn get_scale(&self, t: &Target) -> Result<Scale, PlatformError> {
+        let (deployments, sets) = (
+            Api::<Deployment>::namespaced(self.client.clone(), &self.namespace),
+            Api::<StatefulSet>::namespaced(self.client.clone(), &self.namespace),
+        );
         let r = match t {
-            Target::Deployment(n) => {
-                Api::<Deployment>::namespaced(self.client.clone(), &self.namespace).get_scale(n).await
-            }
-            Target::StatefulSet(n) => {
-                Api::<StatefulSet>::namespaced(self.client.clone(), &self.namespace).get_scale(n).await
-            }
+            Target::Deployment(n) => self.timed("get scale", deployments.get_scale(n)).await,
+            Target::StatefulSet(n) => self.timed("get scale", sets.get_scale(n)).await,
         };
-        self.counted(r).map_err(map_err)
+        r.map_err(map_err)
     }
 
     async fn patch_scale(&self, t: &Target, rv: Option<String>, replicas: u32) -> Result<Scale, kube::Error> {
         let patch = Patch::Merge(json!({"metadata": {"resourceVersion": rv}, "spec": {"replicas": replicas}}));
         let pp = PatchParams::default();
-        let r = match t {
-            Target::Deployment(n) => {
-                Api::<Deployment>::namespaced(self.client.clone(), &self.namespace).patch_scale(n, &pp, &patch).await
-            }
-            Target::StatefulSet(n) => {
-                Api::<StatefulSet>::namespaced(self.client.clone(), &self.namespace).patch_scale(n, &pp, &patch).await
-            }
-        };
-        self.counted(r)
-    }
-
-    /// Lists the pods of `process_type` (by the scale's selector) into the cache.
-    async fn list_pods(&self, process_type: &str, scale: &Scale) -> Result<Vec<String>, PlatformError> {
-        let selector = scale.status.as_ref().and_then(|s| s.selector.clone()).unwrap_or_default();
-        let api = Api::<Pod>::namespaced(self.client.clone(), &self.namespace);
-        // Metadata only (`as=PartialObjectMetadataList`): what ranks the pods, without their specs on the wire or
-        // the code to read them in the binary.
-        let pods = self.counted(api.list_metadata(&ListParams::default().labels(&selector)).await).map_err(map_err)?;
-        // (name, deletion cost, creation time, resource version), sorted oldest first for the age rank.
-        let mut listed: Vec<_> = pods
-            .items
-            .iter()
-            .filter(|p| p.metadata.deletion_timestamp.is_none())
-            .map(|p| {
-                let m = &p.metadata;
-                let cost = m.annotations.as_ref().and_then(|a| a.get(DELETION_COST)).and_then(|c| c.parse().ok());
-                let rv = m.resource_version.as_deref().and_then(|v| v.parse::<u64>().ok());
-                (m.name.clone().unwrap_or_default(), cost, m.creation_timestamp.clone(), rv)
-            })
-            .collect();
-        // Our own marks say what an earlier shrink wanted, not what this one should: they rank as neutral, and the
-        // next shrink rewrites them.
-        let ours = |c: &Option<i32>| c.filter(|c| *c == VICTIM_COST || *c == BUSY_COST);
-        let marks = listed.iter().map(|(n, c, _, _)| (n.clone(), ours(c))).collect();
-        for pod in &mut listed {
-            if ours(&pod.1).is_some() {
-                pod.1 = None;
-            }
+        let (deployments, sets) = (
+            Api::<Deployment>::namespaced(self.client.clone(), &self.namespace),
+            Api::<StatefulSet>::namespaced(self.client.clone(), &self.namespace),
+        );
+        match t {
+            Target::Deployment(n) => self.timed("patch scale", deployments.patch_scale(n, &pp, &patch)).await,
+            Target::StatefulSet(n) => self.timed("patch scale", sets.patch_scale(n, &pp, &patch)).await,
         }
-        listed.sort_by(|a, b| (&a.2, a.3).cmp(&(&b.2, b.3)));
-        let names = listed.iter().map(|p| p.0.clone()).collect();
-        let mut cache = self.pods.lock().expect("pods lock");
-        let entry = cache.entry(process_type.to_owned()).or_default();
-        entry.listed = listed.into_iter().enumerate().map(|(i, (n, c, _, _))| (n, c.unwrap_or(0), i)).collect();
-        entry.marks = marks;
-        Ok(names)
-    }
-
-    fn order(&self, process_type: &str) -> Vec<String> {
-        self.pods.lock().expect("pods lock").get(process_type).map(Pods::order).unwrap_or_default()
     }
 
     /// What `check` verifies: the target of `process_type` exists, and this identity may get and patch its scale and
@@ -256,58 +237,13 @@ impl KubernetesPlatform {
                 },
                 ..SelfSubjectAccessReview::default()
             };
-            let answer = api.create(&kube::api::PostParams::default(), &review).await.map_err(map_err)?;
+            let pp = kube::api::PostParams::default();
+            let answer = self.timed("access review", api.create(&pp, &review)).await.map_err(map_err)?;
             if !answer.status.is_some_and(|s| s.allowed) {
                 missing.push(if sub.is_empty() { format!("{verb} {res}") } else { format!("{verb} {res}/{sub}") });
             }
         }
         Ok(missing)
-    }
-
-    /// Writes this shrink's order onto the pods: the victims lowest, the busy pods highest, and every other pod
-    /// that still carries one of our marks back to neutral (the annotation removed), so no mark of an earlier
-    /// shrink (one whose decrement failed, or was overtaken) ranks a pod that is busy now among the first to go.
-    /// Only pods whose mark changes are patched.
-    async fn mark_order(&self, process_type: &str, victims: &[String]) -> Result<(), PlatformError> {
-        let (marks, busy) = {
-            let cache = self.pods.lock().expect("pods lock");
-            cache.get(process_type).map(|p| (p.marks.clone(), p.busy.clone())).unwrap_or_default()
-        };
-        for (pod, now) in marks {
-            let want = if victims.contains(&pod) {
-                Some(VICTIM_COST)
-            } else if busy.contains(&pod) {
-                Some(BUSY_COST)
-            } else {
-                None
-            };
-            if want != now {
-                self.set_cost(process_type, &pod, want).await.map_err(map_err)?;
-            }
-        }
-        Ok(())
-    }
-
-    /// After a decrement that did not happen: the victims back to neutral (best effort; the next shrink rewrites
-    /// every mark anyway), so a replica change by someone else does not take a pod marked for a shrink that failed.
-    async fn unmark_victims(&self, process_type: &str, victims: &[String]) {
-        for v in victims {
-            if let Err(e) = self.set_cost(process_type, v, None).await {
-                tracing::warn!(process_type, pod = %v, error = %e, "cannot clear the mark of a victim whose shrink failed; the next shrink rewrites it");
-            }
-        }
-    }
-
-    /// Writes `cost` as `pod`'s deletion cost (`None`: removes the annotation) and remembers it as the pod's mark.
-    async fn set_cost(&self, process_type: &str, pod: &str, cost: Option<i32>) -> Result<(), kube::Error> {
-        let api = Api::<Pod>::namespaced(self.client.clone(), &self.namespace);
-        let patch = Patch::Merge(json!({"metadata": {"annotations": {DELETION_COST: cost.map(|c| c.to_string())}}}));
-        self.counted(api.patch_metadata(pod, &PatchParams::default(), &patch).await)?;
-        let mut cache = self.pods.lock().expect("pods lock");
-        if let Some(m) = cache.get_mut(process_type).and_then(|p| p.marks.iter_mut().find(|(n, _)| n == pod)) {
-            m.1 = cost;
-        }
-        Ok(())
     }
 }
 

@@ -96,6 +96,26 @@ async fn conflicts_that_outlast_a_call_are_read_again_next_cycle() {
     assert_eq!((second.decision.to, fake.replicas("worker")), (4, Some(4)), "scaled at the next cycle");
 }
 
+/// A stalled API call fails at the call timeout (logged) instead of blocking the cycle; the next call after the
+/// stall answers.
+#[tokio::test]
+async fn a_stalled_call_times_out() {
+    let fake = FakeKubernetes::start("app").await;
+    fake.add_deployment("worker", 2);
+    let p = platform(&fake, BTreeMap::new()).await.with_call_timeout(std::time::Duration::from_millis(300));
+    fake.stall(std::time::Duration::from_secs(5));
+    let started = std::time::Instant::now();
+    let e = p.current_quantity("worker").await.unwrap_err();
+    assert!(started.elapsed() < std::time::Duration::from_secs(1), "bounded: {:?}", started.elapsed());
+    assert!(matches!(e, PlatformError::Unavailable { .. }) && !e.is_fatal(), "{e:?}");
+    assert!(e.to_string().contains("get scale: no answer within 300ms"), "{e}");
+    let e = p.set_quantity("worker", 3).await.unwrap_err();
+    assert!(e.to_string().contains("no answer within"), "{e}");
+    assert_eq!(p.telemetry().requests.get("error"), Some(&2), "counted as unanswered");
+    fake.stall(std::time::Duration::ZERO);
+    assert_eq!(p.current_quantity("worker").await.unwrap(), 2);
+}
+
 #[tokio::test]
 async fn rbac_refusals_and_unknown_targets_are_clear_and_fatal() {
     let fake = FakeKubernetes::start("app").await;

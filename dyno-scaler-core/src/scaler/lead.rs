@@ -34,8 +34,12 @@ impl Scaler {
         }
         let started = tokio::time::Instant::now();
         // A dry run never takes the lease: it would keep the real scaler from acting.
+        let aside = lead.standing_aside();
         let ask = async {
-            if opts.exclusive && !self.inner.cfg.dry_run {
+            if aside {
+                // Reads only: the instances that can reach the platform take the lease meanwhile.
+                lease.read().await
+            } else if opts.exclusive && !self.inner.cfg.dry_run {
                 lease.campaign(&opts.identity, opts.ttl).await
             } else {
                 lease.read().await.map(|mut s| {
@@ -163,6 +167,35 @@ impl Scaler {
             }
             Err(e) => tracing::warn!(process_type = %self.inner.cfg.process_type, error = %e, "cannot read the lease"),
         }
+    }
+
+    /// Notes whether the platform did what this cycle needed of it (`false`: a call failed, other than for the
+    /// configuration). A holder whose platform has failed for longer than the lease's TTL (a stalled API, a frozen
+    /// connection) gives the lease up and stands aside for two TTLs, so an instance that reaches the platform acts;
+    /// it campaigns again after that.
+    pub(super) async fn platform_answered(&self, ok: bool) {
+        let Some((_, opts)) = self.lease().filter(|(_, o)| o.exclusive) else { return };
+        let now = tokio::time::Instant::now();
+        let since = {
+            let mut lead = self.inner.lead.lock().await;
+            if ok {
+                lead.platform_failing_since = None;
+                return;
+            }
+            *lead.platform_failing_since.get_or_insert(now)
+        };
+        if now.duration_since(since) <= opts.ttl || !self.inner.lead.lock().await.holds() {
+            return;
+        }
+        tracing::warn!(
+            process_type = %self.inner.cfg.process_type,
+            failing_for_ms = now.duration_since(since).as_millis() as u64,
+            "the platform has not answered for longer than the lease's TTL: giving the lease up so an instance that reaches it acts"
+        );
+        self.release_lease().await;
+        let mut lead = self.inner.lead.lock().await;
+        lead.stand_aside_until = Some(now + opts.ttl * 2);
+        lead.platform_failing_since = None;
     }
 
     /// Gives the lease up if held (the loop does it when it stops), so a follower takes over at its next

@@ -334,7 +334,15 @@ impl Scaler {
         self.recall(&mut state).await;
         // The lease first: a holder cut from its store stops acting even when the snapshot fails too.
         let mut gate = self.gate().await;
-        let (snapshot, current) = self.observe().await?;
+        let (snapshot, current) = match self.observe().await {
+            Ok(o) => o,
+            Err(e) => {
+                if let ScalerError::Platform { source, .. } = &e {
+                    self.platform_answered(source.is_fatal()).await;
+                }
+                return Err(e);
+            }
+        };
         let (mut decision, next) = self.decide(&snapshot, current, &state);
         if decision.direction() != Direction::Hold && gate == lead::Gate::Act && !inner.cfg.dry_run {
             // About to act: a pause set since the last renewal is read now, so none is ever missed.
@@ -369,7 +377,9 @@ impl Scaler {
             if inner.cfg.dry_run {
                 tracing::info!(process_type = %inner.cfg.process_type, from = decision.from, to = decision.to, reason = %decision.reason, "dry run: would scale");
             } else {
-                match inner.cfg.platform.set_quantity(&inner.cfg.process_type, decision.to).await {
+                let set = inner.cfg.platform.set_quantity(&inner.cfg.process_type, decision.to).await;
+                self.platform_answered(set.as_ref().map_or_else(PlatformError::is_fatal, |_| true)).await;
+                match set {
                     Ok(()) => {
                         applied = true;
                         tracing::info!(process_type = %inner.cfg.process_type, from = decision.from, to = decision.to, reason = %decision.reason, "scaled");
@@ -388,6 +398,8 @@ impl Scaler {
                 }
             }
         } else {
+            // Nothing was needed of the platform but its reading, and that answered.
+            self.platform_answered(true).await;
             tracing::debug!(process_type = %inner.cfg.process_type, quantity = decision.to, reason = %decision.reason, "hold");
         }
         state.policy = next;

@@ -186,3 +186,48 @@ async fn a_preview_while_paused_holds_as_the_daemon_does_and_says_what_it_would_
     assert_eq!((d.decision.from, d.decision.to), (r.decision.from, r.decision.to));
     assert!(p.platform.set_calls().is_empty());
 }
+
+/// A holder that cannot reach its platform (a stalled API, a frozen connection) for longer than the lease's TTL
+/// gives the lease up, and an instance that reaches the platform acts.
+#[tokio::test(start_paused = true)]
+async fn a_holder_cut_from_its_platform_hands_the_lease_over() {
+    let p = Pair::new();
+    let healthy = InMemoryPlatform::new();
+    let cut = InMemoryPlatform::new();
+    for _ in 0..1_000 {
+        cut.fail_next(PlatformError::Unavailable { message: "no answer within 10s".into(), cause: None });
+    }
+    let instance = |name: &str, platform: &InMemoryPlatform| {
+        let policy =
+            Policy::new(PolicyConfig { max_workers: 5, down_delay: Duration::ZERO, ..PolicyConfig::classic() })
+                .unwrap();
+        let opts = LeaseOptions { exclusive: true, ttl: TTL, identity: name.into() };
+        Scaler::builder("worker", Arc::new(p.queue.clone()), Arc::new(platform.clone()), policy)
+            .clock(p.clock.clone())
+            .lease(Arc::new(p.store.other("worker")), opts)
+            .build()
+    };
+    let (a, b) = (instance("a", &cut), instance("b", &healthy));
+    p.queue.push_many("default", 30);
+    assert!(a.reconcile().await.is_err(), "a holds the lease and its platform fails");
+    assert!(!b.reconcile().await.unwrap().acting, "b follows");
+    // Within the TTL a keeps the lease (a blip is not a reason to hand over).
+    for _ in 0..3 {
+        p.advance(TTL / 4).await;
+        assert!(a.reconcile().await.is_err());
+        assert!(!b.reconcile().await.unwrap().acting, "still a's lease");
+    }
+    // Past the TTL it gives the lease up, and b takes it at its next campaign and scales.
+    p.advance(TTL / 2).await;
+    assert!(a.reconcile().await.is_err());
+    p.advance(TTL / 3).await;
+    let rb = b.reconcile().await.unwrap();
+    assert!(rb.acting && rb.applied && rb.leader.as_deref() == Some("b"), "{rb:?}");
+    assert_eq!(healthy.quantity("worker"), 2);
+    // a stands aside (it reads, it does not campaign): b keeps the lease.
+    for _ in 0..3 {
+        p.advance(TTL / 3).await;
+        assert!(a.reconcile().await.is_err(), "a's platform is still cut");
+        assert!(b.reconcile().await.unwrap().acting, "b still holds the lease");
+    }
+}
