@@ -143,10 +143,25 @@ impl Controller {
         if tokio::time::timeout(self.grace, finish).await.is_err() {
             tracing::warn!(grace_ms = self.grace.as_millis() as u64, "shutdown: abandoned the cycle in flight");
             loops.abort_all();
+            while loops.join_next().await.is_some() {}
+            // An abandoned loop never reached its own release: give every lease back here, so a successor acts
+            // within its next campaign, not after the lease's TTL.
+            let mut releases = tokio::task::JoinSet::new();
+            for s in &self.scalers {
+                let s = s.clone();
+                releases.spawn(async move { s.release_lease().await });
+            }
+            let released = async { while releases.join_next().await.is_some() {} };
+            if tokio::time::timeout(RELEASE_WAIT, released).await.is_err() {
+                tracing::warn!("shutdown: a lease's store did not answer; that lease ends with its TTL");
+            }
         }
         outcome
     }
 }
+
+/// How long a stop waits for the leases of abandoned cycles to be given back.
+const RELEASE_WAIT: Duration = Duration::from_secs(2);
 
 /// Logs a cycle's result through `log`: a failure once, its repeats summarised, the recovery said.
 pub fn log_cycle(log: &mut CycleLog, result: &Result<Report, ScalerError>) {

@@ -68,3 +68,30 @@ async fn the_job_hook_wakes_the_loop_without_a_task_of_its_own() {
     assert!(reacted < Duration::from_secs(1), "the hook woke the 60 s loop at once ({reacted:?})");
     assert_eq!(p.set_calls().len(), 1, "one reconcile, one platform call");
 }
+
+/// A stop that abandons a hung platform call still gives the lease back, so a successor acts at its next campaign
+/// instead of waiting out the TTL.
+#[tokio::test(start_paused = true)]
+async fn a_stop_during_a_hung_call_releases_the_lease() {
+    let clock = Arc::new(ManualClock::at_secs(1_700_000_000));
+    let q = InMemoryQueue::new(clock.clone());
+    let p = InMemoryPlatform::new();
+    p.set_delay(Duration::from_secs(3_600));
+    let store = InMemoryLease::new(clock.clone(), "worker");
+    let opts = LeaseOptions { exclusive: true, ttl: Duration::from_secs(15), identity: "leader".into() };
+    let policy = Policy::new(PolicyConfig { max_workers: 5, ..PolicyConfig::classic() }).unwrap();
+    let leader = Scaler::builder("worker", Arc::new(q.clone()), Arc::new(p.clone()), policy)
+        .clock(clock.clone())
+        .lease(Arc::new(store.other("worker")), opts)
+        .build();
+    let controller =
+        Controller::new(vec![leader], Duration::from_secs(1)).with_shutdown_grace(Duration::from_millis(800));
+    q.push_many("default", 30);
+    // SIGTERM two seconds in, while the platform call hangs.
+    controller.run(tokio::time::sleep(Duration::from_secs(2))).await.unwrap();
+    let state = store.read().await.unwrap();
+    assert_eq!(state.holder, None, "the abandoned cycle's lease was given back: {state:?}");
+    // A successor takes it at once.
+    let next = store.other("worker");
+    assert!(next.campaign("successor", Duration::from_secs(15)).await.unwrap().held);
+}
