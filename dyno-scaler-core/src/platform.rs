@@ -81,8 +81,9 @@ pub trait Platform: Send + Sync + std::fmt::Debug {
         Placement::Unknown
     }
 
-    /// Hears the queue's reading of `process_type` before a decision (which hosts are busy), for a platform that
-    /// chooses its victims (Kubernetes: idle pods first). The default does nothing.
+    /// Hears the queue's reading of `process_type` before it is asked its quantity and before a decision: which
+    /// hosts are busy, for a platform that chooses its victims (Kubernetes: idle pods first), and whether work waits
+    /// (Heroku probes an outage sooner then). The default does nothing.
     fn hear(&self, _process_type: &str, _snapshot: &Snapshot) {}
 
     /// Forgets whatever the client keeps of `process_type`'s quantity, so the next [`current_quantity`] asks the

@@ -39,11 +39,22 @@ impl HerokuPlatform {
     }
 
     /// Before a call: the error to return instead when the outage backoff forbids a request now, else how many
-    /// attempts the call may make (one while an outage lasts).
-    fn gate(&self) -> Result<u32, PlatformError> {
-        let o = self.outage.lock().expect("outage lock");
+    /// attempts the call may make (one while an outage lasts). A read while work waits goes through as a probe once
+    /// per `outage_probe`, unless the API asked for no request (`Retry-After`).
+    fn gate(&self, method: &Method) -> Result<u32, PlatformError> {
+        let mut o = self.outage.lock().expect("outage lock");
+        let now = Instant::now();
+        let probe = *method == Method::GET
+            && self.work_waiting.load(Ordering::Relaxed)
+            && o.asked_until.is_none_or(|t| now >= t)
+            && o.probed.is_none_or(|t| now.duration_since(t) >= self.config.retry.outage_probe);
         match o.until {
-            Some(until) if Instant::now() < until => Err(PlatformError::BackingOff {
+            Some(until) if now < until && probe => {
+                o.probed = Some(now);
+                tracing::debug!("Heroku API: probing during the backoff (work waits)");
+                Ok(1)
+            }
+            Some(until) if now < until => Err(PlatformError::BackingOff {
                 wait: until - Instant::now(),
                 failures: o.backoff.failures(),
                 last: o.last.clone(),
@@ -62,6 +73,7 @@ impl HerokuPlatform {
             wait = wait.max(asked.min(self.config.retry.max_retry_after));
         }
         o.until = Some(Instant::now() + wait);
+        o.asked_until = hint.map(|h| Instant::now() + h.min(self.config.retry.max_retry_after));
         o.last = error.to_string();
         tracing::debug!(wait_ms = wait.as_millis() as u64, failures = o.backoff.failures(), "Heroku API: backing off");
     }
@@ -73,6 +85,7 @@ impl HerokuPlatform {
         }
         o.backoff.succeed();
         o.until = None;
+        o.asked_until = None;
     }
 
     /// Decodes a successful answer; a body that is not the resource counts as a failure of the platform.
@@ -96,7 +109,7 @@ impl HerokuPlatform {
         range: Option<&str>,
         requested: Option<u32>,
     ) -> Result<Answer, PlatformError> {
-        let max_attempts = self.gate()?;
+        let max_attempts = self.gate(&method)?;
         let url = format!("{}{}", self.config.base_url.trim_end_matches('/'), path);
         let retry = &self.config.retry;
         let started = Instant::now();

@@ -29,6 +29,10 @@ pub(crate) struct Outage {
     pub(crate) backoff: Backoff,
     pub(crate) until: Option<Instant>,
     pub(crate) last: String,
+    /// When a read last went through as a probe during the backoff.
+    pub(crate) probed: Option<Instant>,
+    /// Until when the API asked for no request at all (`Retry-After`): no probe either.
+    pub(crate) asked_until: Option<Instant>,
 }
 
 /// The Heroku platform.
@@ -40,6 +44,8 @@ pub struct HerokuPlatform {
     /// Requests sent, by status (`"error"`: no answer).
     pub(crate) requests: Mutex<std::collections::BTreeMap<String, u64>>,
     pub(crate) outage: Mutex<Outage>,
+    /// The queue had work ready at the scaler's last reading ([`Platform::hear`]): worth probing during an outage.
+    pub(crate) work_waiting: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for HerokuPlatform {
@@ -75,6 +81,8 @@ impl HerokuPlatform {
             backoff: Backoff::new(config.retry.outage_initial, config.retry.outage_max),
             until: None,
             last: String::new(),
+            probed: None,
+            asked_until: None,
         };
         Ok(Self {
             config,
@@ -83,6 +91,7 @@ impl HerokuPlatform {
             remaining: AtomicU64::new(u64::MAX),
             requests: Mutex::default(),
             outage: Mutex::new(outage),
+            work_waiting: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -200,6 +209,11 @@ impl Platform for HerokuPlatform {
 
     fn refresh(&self, process_type: &str) {
         self.forget(process_type);
+    }
+
+    /// Notes whether work waits, so that an outage's backoff lets a probe through ([`crate::RetryPolicy::outage_probe`]).
+    fn hear(&self, _process_type: &str, snapshot: &dyno_scaler_core::Snapshot) {
+        self.work_waiting.store(snapshot.totals().ready > 0, Ordering::Relaxed);
     }
 
     async fn current_quantity(&self, process_type: &str) -> Result<u32, PlatformError> {

@@ -24,6 +24,10 @@ pub struct RetryPolicy {
     pub outage_initial: Duration,
     /// The longest wait between calls during an outage.
     pub outage_max: Duration,
+    /// While an outage's backoff lasts and the queue has work waiting (as the scaler last told the platform), a
+    /// read of the formation is still let through this often, one attempt, so the API's return is found within
+    /// this of it rather than at the end of a backoff that grew to `outage_max`. Never inside a `Retry-After`.
+    pub outage_probe: Duration,
     /// The longest `Retry-After` honoured. A call told to wait longer than `max_backoff` makes no more attempts,
     /// and no call makes a request until the wait (at most this) has passed, across calls.
     pub max_retry_after: Duration,
@@ -39,6 +43,7 @@ impl Default for RetryPolicy {
             max_total: Duration::from_secs(30),
             outage_initial: Duration::from_secs(1),
             outage_max: Duration::from_secs(60),
+            outage_probe: Duration::from_secs(5),
             max_retry_after: Duration::from_secs(300),
         }
     }

@@ -166,13 +166,28 @@ async fn a_60_second_heroku_outage_costs_a_bounded_number_of_requests() {
     let child = command(&["run"], &env).spawn().unwrap();
     tokio::time::sleep(Duration::from_secs(60)).await;
     let requests = fake.requests().len();
-    let stderr = stop_daemon(child).await;
-    eprintln!("60 s Heroku outage at a 100 ms poll: {requests} requests ({:.2}/s)", requests as f64 / 60.0);
-    // First cycle: 5 attempts; then one request per backoff wait (0.5-1 s, 1-2, 2-4, ... up to 60 s).
-    assert!(requests <= 16, "{requests} requests in 60 s");
-    assert!(requests >= 6, "the daemon kept probing: {requests}");
-    assert!(stderr.matches("cycle failed").count() <= 4, "one line per distinct failure:\n{stderr}");
     assert_eq!(fake.quantity(APP, "worker"), Some(0));
+    // Heroku comes back: with work waiting, a probe every 5 s finds it (not the end of a 60 s backoff).
+    fake.clear_faults();
+    let back = Instant::now();
+    let scaled = eventually(Duration::from_secs(30), || fake.quantity(APP, "worker") == Some(1)).await;
+    let took = back.elapsed();
+    let stderr = stop_daemon(child).await;
+    assert!(scaled, "not scaled after the outage: {}", &stderr[stderr.len().saturating_sub(8000)..]);
+    eprintln!(
+        "60 s Heroku outage at a 100 ms poll: {requests} requests ({:.2}/s); scaled {took:.1?} after it ended",
+        requests as f64 / 60.0
+    );
+    // First cycle: 5 attempts; then one request per backoff wait (0.5-1 s, 1-2, 2-4, ... up to 60 s), and with
+    // work waiting a probe every 5 s.
+    assert!(requests <= 16 + 12, "{requests} requests in 60 s");
+    assert!(requests >= 6, "the daemon kept probing: {requests}");
+    assert!(
+        took < Duration::from_secs(7),
+        "the outage's end found {took:?} after it: {}",
+        &stderr[stderr.len().saturating_sub(6000)..]
+    );
+    assert!(stderr.matches("cycle failed").count() <= 4, "one line per distinct failure:\n{stderr}");
 }
 
 #[tokio::test]

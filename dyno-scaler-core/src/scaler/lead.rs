@@ -172,7 +172,7 @@ impl Scaler {
     /// Notes whether the platform did what this cycle needed of it (`false`: a call failed, other than for the
     /// configuration). A holder whose platform has failed for longer than the lease's TTL (a stalled API, a frozen
     /// connection) gives the lease up and stands aside for two TTLs, so an instance that reaches the platform acts;
-    /// it campaigns again after that.
+    /// it campaigns again after that, or as soon as its platform answers (a lone instance after an outage).
     pub(super) async fn platform_answered(&self, ok: bool) {
         let Some((_, opts)) = self.lease().filter(|(_, o)| o.exclusive) else { return };
         let now = tokio::time::Instant::now();
@@ -180,6 +180,11 @@ impl Scaler {
             let mut lead = self.inner.lead.lock().await;
             if ok {
                 lead.platform_failing_since = None;
+                if lead.stand_aside_until.take().is_some() {
+                    // It reaches the platform again: no reason to stand aside; campaign at the next cycle.
+                    lead.asked = None;
+                    tracing::info!(process_type = %self.inner.cfg.process_type, "the platform answers again: campaigning for the lease again");
+                }
                 return;
             }
             *lead.platform_failing_since.get_or_insert(now)

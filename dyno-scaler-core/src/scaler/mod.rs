@@ -277,6 +277,9 @@ impl Scaler {
             .snapshot()
             .await
             .map_err(|source| ScalerError::Source { process_type: inner.process_type.clone(), source })?;
+        // The platform hears the reading first (which hosts are busy, whether work waits), even when it then
+        // cannot say its quantity.
+        inner.platform.hear(&inner.process_type, &snapshot);
         let current = inner
             .platform
             .current_quantity(&inner.process_type)
@@ -287,7 +290,6 @@ impl Scaler {
 
     fn decide(&self, snapshot: &Snapshot, current: u32, state: &State) -> (Decision, PolicyState) {
         let cfg = &self.inner.cfg;
-        cfg.platform.hear(&cfg.process_type, snapshot);
         let placements = crate::platform::placements(cfg.platform.as_ref(), &cfg.process_type, current, snapshot);
         let input = PolicyInput {
             process_type: &cfg.process_type,

@@ -42,6 +42,7 @@ fn config(fake: &FakeHeroku) -> HerokuConfig {
         max_total: Duration::from_secs(5),
         outage_initial: Duration::from_millis(1),
         outage_max: Duration::from_millis(1),
+        outage_probe: Duration::from_secs(3600),
         max_retry_after: Duration::from_secs(300),
     };
     c

@@ -5,7 +5,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use dyno_scaler_core::{
-    InMemoryQueue, Platform, PlatformError, Policy, PolicyConfig, Scaler, ScalerError, SystemClock,
+    InMemoryQueue, Platform, PlatformError, Policy, PolicyConfig, QueueStats, Scaler, ScalerError, Snapshot,
+    SystemClock,
 };
 use dyno_scaler_heroku::fake::{FakeHeroku, Fault, FaultAction};
 use dyno_scaler_heroku::{HerokuConfig, HerokuPlatform, RetryPolicy};
@@ -30,6 +31,7 @@ fn outage_config(fake: &FakeHeroku) -> HerokuConfig {
         max_total: Duration::from_secs(2),
         outage_initial: Duration::from_millis(50),
         outage_max: Duration::from_millis(200),
+        outage_probe: Duration::from_secs(3600),
         max_retry_after: Duration::from_secs(300),
     };
     c.refresh_interval = Duration::ZERO;
@@ -84,6 +86,39 @@ async fn an_outage_costs_a_handful_of_requests_then_recovers() {
         fake.inject(Fault::any(1, FaultAction::Status(500)));
         assert_eq!(p.current_quantity("worker").await.unwrap(), 0, "{action:?}: one 500 is retried again");
     }
+}
+
+/// While work waits, a read goes through as a probe every `outage_probe` however long the backoff has grown, so
+/// the API's return is found within about that; with no work waiting the backoff alone paces the requests.
+#[tokio::test]
+async fn while_work_waits_an_outage_is_probed_so_its_end_is_found_soon() {
+    let fake = fake().await;
+    let mut c = outage_config(&fake);
+    c.retry.outage_max = Duration::from_secs(60);
+    c.retry.outage_initial = Duration::from_secs(20);
+    c.retry.outage_probe = Duration::from_millis(300);
+    let p = HerokuPlatform::new(c).unwrap();
+    fake.inject(Fault::any(100_000, FaultAction::Status(503)));
+    // No work: after the first call's attempts, the 20 s backoff lets nothing through.
+    poll(&p, Duration::from_secs(1)).await;
+    let idle = fake.requests().len();
+    assert_eq!(idle, 4, "the first call's attempts only");
+    // Work waits: a probe every 300 ms.
+    let mut waiting = Snapshot::default();
+    waiting.add("default", QueueStats { ready: 3, ..QueueStats::default() });
+    p.hear("worker", &waiting);
+    poll(&p, Duration::from_secs(1)).await;
+    let probes = fake.requests().len() - idle;
+    assert!((3..=5).contains(&probes), "about one probe per 300 ms: {probes}");
+    // The API comes back: the next probe finds it, well before the 20 s backoff would have.
+    fake.clear_faults();
+    let back = Instant::now();
+    while p.current_quantity("worker").await.is_err() {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(back.elapsed() < Duration::from_millis(400), "found {:?} after its return", back.elapsed());
+    p.set_quantity("worker", 2).await.unwrap();
+    assert_eq!(fake.quantity("my-app", "worker"), Some(2));
 }
 
 #[tokio::test]
