@@ -85,15 +85,20 @@ impl DelayedJobSource {
     /// only live rows through them, part by part; without them it reads the table once, in one pass (every part
     /// through the stock `(priority, run_at)` index would be a scan of the whole table each).
     pub async fn indexed(&self) -> Result<bool, SourceError> {
-        let n: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid \
-             WHERE i.indrelid = to_regclass($1) AND i.indpred IS NOT NULL \
-               AND (c.relname LIKE '%dyno_scaler_run_at' OR c.relname LIKE '%dyno_scaler_locked_at')",
-        )
-        .bind(&self.config.table)
-        .fetch_one(&self.db.pool)
-        .await
-        .map_err(|e| self.map_err(e))?;
+        let n: i64 = self
+            .db
+            .bounded(async {
+                sqlx::query_scalar(
+                    "SELECT count(*) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid \
+                     WHERE i.indrelid = to_regclass($1) AND i.indpred IS NOT NULL \
+                       AND (c.relname LIKE '%dyno_scaler_run_at' OR c.relname LIKE '%dyno_scaler_locked_at')",
+                )
+                .bind(&self.config.table)
+                .fetch_one(&self.db.pool())
+                .await
+                .map_err(|e| self.map_err(e))
+            })
+            .await?;
         Ok(n >= 2)
     }
 
@@ -187,7 +192,7 @@ impl QueueSource for DelayedJobSource {
     async fn snapshot(&self) -> Result<Snapshot, SourceError> {
         let work = async {
             let sql = self.query_sql().await?;
-            self.bound(sql.to_owned()).fetch_all(&self.db.pool).await.map_err(|e| self.map_err(e))
+            self.bound(sql.to_owned()).fetch_all(&self.db.pool()).await.map_err(|e| self.map_err(e))
         };
         // The statement timeout bounds the query; this bounds connecting too.
         let rows = self.db.bounded(work).await?;

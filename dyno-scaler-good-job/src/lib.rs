@@ -381,7 +381,7 @@ impl QueueSource for GoodJobSource {
         let read_locks = Liveness::due(&self.liveness, now, self.config.lock_check);
         let work = async {
             let sql = self.query_sql().await?;
-            self.bound(sql.to_owned(), read_locks).fetch_all(&self.db.pool).await.map_err(|e| self.db.map_err(e))
+            self.bound(sql.to_owned(), read_locks).fetch_all(&self.db.pool()).await.map_err(|e| self.db.map_err(e))
         };
         let rows = self.db.bounded(work).await?;
         Ok(assemble(self, rows, now))

@@ -112,16 +112,21 @@ impl PgLease {
                     self.db.bounded(async { PgConnection::connect_with(&opts).await.map_err(|e| self.db.map_err(e)) });
                 *session = Some(conn.await?);
             }
-            let conn = session.as_mut().expect("connected above");
+            // Out of the slot while the statement runs: if the campaign is abandoned (its caller timed out), the
+            // session goes with it instead of staying behind in the middle of an answer.
+            let mut conn = session.take().expect("connected above");
             let row = self.db.bounded(async {
                 sqlx::query_as::<_, (bool, Option<String>)>(CAMPAIGN)
                     .bind(&self.lock)
-                    .fetch_one(&mut *conn)
+                    .fetch_one(&mut conn)
                     .await
                     .map_err(|e| self.db.map_err(e))
             });
             match row.await {
-                Ok(row) => return Ok(row),
+                Ok(row) => {
+                    *session = Some(conn);
+                    return Ok(row);
+                }
                 // A session that failed may still hold the lock on the server's side: it is dropped (the server
                 // ends it anyway after the TTL).
                 Err(_) if kept => *session = None,
@@ -152,7 +157,7 @@ impl Lease for PgLease {
             .bounded(async {
                 sqlx::query_as::<_, (bool, Option<String>)>(READ)
                     .bind(&self.lock)
-                    .fetch_one(&self.db.pool)
+                    .fetch_one(&self.db.pool())
                     .await
                     .map_err(|e| self.db.map_err(e))
             })

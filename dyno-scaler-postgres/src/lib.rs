@@ -21,15 +21,16 @@ pub struct Db {
     name: &'static str,
     url: Secret,
     timeout: Duration,
-    /// Snapshots and the learned summary (two connections at most).
-    pub pool: PgPool,
-    /// The event path's `LISTEN` session, apart so the snapshots keep their warm connection (a new one costs a
-    /// TLS handshake on the hot path: 80 ms measured on Debian's Postgres).
-    pub listen_pool: PgPool,
+    /// Snapshots and the learned summary (two connections at most; [`Db::pool`]), replaced when a statement gets no
+    /// answer in time. The event path's `LISTEN` session is apart ([`Db::listen`]), so the snapshots keep their warm
+    /// connection (a new one costs a TLS handshake on the hot path: 80 ms measured on Debian's Postgres).
+    pool: std::sync::Arc<std::sync::RwLock<PgPool>>,
     /// The learned table (quoted), where one is set ([`learned`]).
     learned: Option<String>,
     /// How the pools connect (for a lease's own session).
     opts: PgConnectOptions,
+    /// How often the `LISTEN` session is probed ([`LISTEN_PROBE`]).
+    listen_probe: Duration,
 }
 
 impl std::fmt::Debug for Db {
@@ -38,23 +39,19 @@ impl std::fmt::Debug for Db {
     }
 }
 
-/// The snapshot pool (two connections at most) and the `LISTEN` pool (one), connecting lazily with `opts`.
-fn pools(opts: &PgConnectOptions, timeout: Duration) -> (PgPool, PgPool) {
-    let pool = PgPoolOptions::new()
-        .max_connections(2)
+/// A pool of `max` connections, connecting lazily with `opts`.
+fn pool(opts: &PgConnectOptions, timeout: Duration, max: u32) -> PgPool {
+    PgPoolOptions::new()
+        .max_connections(max)
         .min_connections(0)
         .acquire_timeout(timeout)
         .idle_timeout(Some(Duration::from_secs(300)))
         .test_before_acquire(false)
-        .connect_lazy_with(opts.clone());
-    let listen_pool = PgPoolOptions::new()
-        .max_connections(1)
-        .min_connections(0)
-        .acquire_timeout(timeout)
-        .test_before_acquire(false)
-        .connect_lazy_with(opts.clone());
-    (pool, listen_pool)
+        .connect_lazy_with(opts.clone())
 }
+
+/// How often the `LISTEN` session is asked whether it still answers (as the Redis event path pings).
+pub const LISTEN_PROBE: Duration = Duration::from_secs(15);
 
 impl Db {
     /// Lazy pools for `url`, keeping what the policy learned in `learned_table` when one is set (no I/O here): every statement bounded by `timeout`, no parallel workers (the
@@ -76,9 +73,9 @@ impl Db {
             // compiles for half a second to save microseconds (measured: 640 ms against 25 ms on GoodJob's tables).
             ("jit", "off".to_string()),
         ]);
-        let (pool, listen_pool) = pools(&opts, timeout);
+        let pool = std::sync::Arc::new(std::sync::RwLock::new(pool(&opts, timeout, 2)));
         let learned = learned_table.and_then(quote_table);
-        Ok(Self { name, url: url.clone(), timeout, pool, listen_pool, learned, opts })
+        Ok(Self { name, url: url.clone(), timeout, pool, learned, opts, listen_probe: LISTEN_PROBE })
     }
 
     /// The same pools with `plan_cache_mode = force_generic_plan`: a statement is planned once per connection, not
@@ -89,7 +86,13 @@ impl Db {
     /// them again costs no connection.
     pub fn generic_plans(mut self) -> Self {
         self.opts = self.opts.options([("plan_cache_mode", "force_generic_plan")]);
-        (self.pool, self.listen_pool) = pools(&self.opts, self.timeout);
+        self.pool = std::sync::Arc::new(std::sync::RwLock::new(pool(&self.opts, self.timeout, 2)));
+        self
+    }
+
+    /// The same database with the `LISTEN` session probed every `every` (default [`LISTEN_PROBE`]).
+    pub fn with_listen_probe(mut self, every: Duration) -> Self {
+        self.listen_probe = every;
         self
     }
 
@@ -119,12 +122,29 @@ impl Db {
     ) -> Result<T, SourceError> {
         match tokio::time::timeout(self.timeout + Duration::from_millis(500), work).await {
             Ok(Ok(v)) => Ok(v),
-            Ok(Err(SourceError::Timeout { .. })) | Err(_) => Err(self
-                .refused()
-                .await
-                .unwrap_or(SourceError::Timeout { source_name: self.name.into(), timeout: self.timeout })),
+            Ok(Err(SourceError::Timeout { .. })) | Err(_) => {
+                if let Some(e) = self.refused().await {
+                    return Err(e);
+                }
+                self.renew_pool();
+                Err(SourceError::Timeout { source_name: self.name.into(), timeout: self.timeout })
+            }
             Ok(Err(e)) => Err(e),
         }
+    }
+
+    /// The pool the statements run on.
+    pub fn pool(&self) -> PgPool {
+        self.pool.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// After a statement got no answer in time: a new pool, so that no connection of the old one (held half-open
+    /// by the network, or stuck giving a cancelled statement's connection back) serves the next statement. The old
+    /// pool's connections close as their sockets fail.
+    fn renew_pool(&self) {
+        let fresh = pool(&self.opts, self.timeout, 2);
+        *self.pool.write().unwrap_or_else(|e| e.into_inner()) = fresh;
+        tracing::warn!(source = self.name, "Postgres did not answer in time: the connections are replaced");
     }
 
     /// The distinct names one statement returns (`sql`, with `arg` as `$1`), sorted, bounded like a snapshot: the
@@ -132,7 +152,7 @@ impl Db {
     pub async fn names(&self, sql: String, arg: Option<String>) -> Result<Vec<String>, SourceError> {
         let work = async {
             let q = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(sql)).bind(arg);
-            q.fetch_all(&self.pool).await.map_err(|e| self.map_err(e))
+            q.fetch_all(&self.pool()).await.map_err(|e| self.map_err(e))
         };
         let mut names = self.bounded(work).await?;
         names.sort();
@@ -162,7 +182,12 @@ impl Db {
     /// Keeps `summary` for `process_type` in the learned table, when one is set.
     pub async fn remember(&self, process_type: &str, summary: &str) -> Result<(), SourceError> {
         match &self.learned {
-            Some(t) => learned::remember(&self.pool, t, process_type, summary).await.map_err(|e| self.map_err(e)),
+            Some(t) => {
+                self.bounded(async {
+                    learned::remember(&self.pool(), t, process_type, summary).await.map_err(|e| self.map_err(e))
+                })
+                .await
+            }
             None => Ok(()),
         }
     }
@@ -176,7 +201,9 @@ impl Db {
     /// The learned table's row `key` whatever its age, when a table is set.
     pub async fn recall_row(&self, key: &str) -> Result<Option<String>, SourceError> {
         match &self.learned {
-            Some(t) => learned::read(&self.pool, t, key).await.map_err(|e| self.map_err(e)),
+            Some(t) => {
+                self.bounded(async { learned::read(&self.pool(), t, key).await.map_err(|e| self.map_err(e)) }).await
+            }
             None => Ok(None),
         }
     }
@@ -184,7 +211,9 @@ impl Db {
     /// Deletes the learned table's row `key`, when a table is set.
     pub async fn forget(&self, key: &str) -> Result<(), SourceError> {
         match &self.learned {
-            Some(t) => learned::forget(&self.pool, t, key).await.map_err(|e| self.map_err(e)),
+            Some(t) => {
+                self.bounded(async { learned::forget(&self.pool(), t, key).await.map_err(|e| self.map_err(e)) }).await
+            }
             None => Ok(()),
         }
     }
@@ -192,22 +221,31 @@ impl Db {
     /// The summary last kept for `process_type` in the learned table, when one is set.
     pub async fn recall(&self, process_type: &str) -> Result<Option<String>, SourceError> {
         match &self.learned {
-            Some(t) => learned::recall(&self.pool, t, process_type).await.map_err(|e| self.map_err(e)),
+            Some(t) => {
+                self.bounded(async {
+                    learned::recall(&self.pool(), t, process_type).await.map_err(|e| self.map_err(e))
+                })
+                .await
+            }
             None => Ok(None),
         }
     }
 
     /// The SQL type of `table.column` (`format_type`), or a clear error when the table or column is missing.
     pub async fn column_type(&self, table: &str, column: &str) -> Result<String, SourceError> {
-        let ty: Option<String> = sqlx::query_scalar(
-            "SELECT format_type(atttypid, atttypmod) FROM pg_attribute \
-             WHERE attrelid = to_regclass($1) AND attname = $2 AND NOT attisdropped",
-        )
-        .bind(table)
-        .bind(column)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(|e| self.map_err(e))?;
+        let ty: Option<String> = self
+            .bounded(async {
+                sqlx::query_scalar(
+                    "SELECT format_type(atttypid, atttypmod) FROM pg_attribute \
+                     WHERE attrelid = to_regclass($1) AND attname = $2 AND NOT attisdropped",
+                )
+                .bind(table)
+                .bind(column)
+                .fetch_optional(&self.pool())
+                .await
+                .map_err(|e| self.map_err(e))
+            })
+            .await?;
         ty.ok_or_else(|| SourceError::Protocol {
             source_name: self.name.into(),
             cause: None,
@@ -224,11 +262,33 @@ impl Db {
         hints: &Hints,
         ours: impl Fn(&str) -> bool,
     ) -> Result<(), SourceError> {
-        let mut listener = PgListener::connect_with(&self.listen_pool).await.map_err(|e| self.map_err(e))?;
+        // A session of its own each time: a session given up (it stopped answering) is left to sqlx's `UNLISTEN`,
+        // which waits on it until TCP gives up, and must not hold the slot the next session needs.
+        let sessions = pool(&self.opts, self.timeout, 1);
+        let mut listener = PgListener::connect_with(&sessions).await.map_err(|e| self.map_err(e))?;
         listener.listen(channel).await.map_err(|e| self.map_err(e))?;
         hints.active(EventMode::Listen, format!("LISTEN {channel}, {what}"));
+        let mut probe = tokio::time::interval_at(tokio::time::Instant::now() + self.listen_probe, self.listen_probe);
         loop {
-            match listener.try_recv().await.map_err(|e| self.map_err(e))? {
+            let received = tokio::select! {
+                r = listener.try_recv() => r.map_err(|e| self.map_err(e))?,
+                _ = probe.tick() => {
+                    // A session held half-open delivers nothing and says nothing: it must answer a statement.
+                    let ask = sqlx::query("SELECT 1").execute(&mut listener);
+                    match tokio::time::timeout(self.timeout, ask).await {
+                        Ok(answer) => {
+                            answer.map_err(|e| self.map_err(e))?;
+                            continue;
+                        }
+                        Err(_) => return Err(SourceError::Unavailable {
+                            source_name: self.name.into(),
+                            message: format!("event path: the LISTEN session did not answer within {:?}", self.timeout),
+                            cause: None,
+                        }),
+                    }
+                }
+            };
+            match received {
                 Some(n) if ours(n.payload()) => hints.wake(),
                 Some(_) => {}
                 None => {

@@ -83,15 +83,19 @@ impl InsertTrigger {
     /// Whether the trigger is on every watched table.
     pub async fn installed(&self) -> Result<bool, SourceError> {
         let db = &self.db;
-        let n: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM pg_trigger WHERE tgrelid = ANY(SELECT to_regclass(t) FROM unnest($1::text[]) t) \
-             AND tgname = $2 AND NOT tgisinternal",
-        )
-        .bind(&self.tables)
-        .bind(TRIGGER)
-        .fetch_one(&db.pool)
-        .await
-        .map_err(|e| db.map_err(e))?;
+        let n: i64 = db
+            .bounded(async {
+                sqlx::query_scalar(
+                    "SELECT count(*) FROM pg_trigger WHERE tgrelid = ANY(SELECT to_regclass(t) FROM unnest($1::text[]) t) \
+                     AND tgname = $2 AND NOT tgisinternal",
+                )
+                .bind(&self.tables)
+                .bind(TRIGGER)
+                .fetch_one(&db.pool())
+                .await
+                .map_err(|e| db.map_err(e))
+            })
+            .await?;
         Ok(n as usize == self.tables.len())
     }
 
@@ -106,7 +110,7 @@ impl InsertTrigger {
     /// Runs `sql` in one transaction, without the "does not exist, skipping" notices of the idempotent drops.
     async fn run(&self, sql: String) -> Result<(), SourceError> {
         let db = &self.db;
-        let mut tx = db.pool.begin().await.map_err(|e| db.map_err(e))?;
+        let mut tx = db.pool().begin().await.map_err(|e| db.map_err(e))?;
         sqlx::raw_sql("SET LOCAL client_min_messages = warning").execute(&mut *tx).await.map_err(|e| db.map_err(e))?;
         sqlx::raw_sql(AssertSqlSafe(sql)).execute(&mut *tx).await.map_err(|e| db.map_err(e))?;
         tx.commit().await.map_err(|e| db.map_err(e))

@@ -7,7 +7,7 @@ use dyno_scaler_postgres::Db;
 use dyno_scaler_test_support::db_url;
 
 async fn show(db: &Db, setting: &str) -> String {
-    sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SHOW {setting}"))).fetch_one(&db.pool).await.unwrap()
+    sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SHOW {setting}"))).fetch_one(&db.pool()).await.unwrap()
 }
 
 #[tokio::test]

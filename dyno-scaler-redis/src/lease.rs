@@ -7,7 +7,6 @@ use async_trait::async_trait;
 use dyno_scaler_core::lease::{Lease, LeaseState, Pause};
 use dyno_scaler_core::{Secret, SourceError};
 use redis::Value;
-use redis::aio::ConnectionManager;
 
 use crate::{as_str, items, map_redis_error};
 
@@ -33,7 +32,7 @@ return 0
 /// `<prefix>dyno-scaler:pause:<process type>`), beside the queue's own keys.
 #[derive(Clone)]
 pub struct RedisLease {
-    conn: ConnectionManager,
+    conn: crate::Conn,
     name: &'static str,
     url: Secret,
     key: String,
@@ -48,12 +47,7 @@ impl std::fmt::Debug for RedisLease {
 
 impl RedisLease {
     /// `process_type`'s lease over `conn` (the source's connection to `url`), under the namespace `prefix`.
-    pub fn new(
-        conn: ConnectionManager,
-        (name, url): (&'static str, &Secret),
-        prefix: &str,
-        process_type: &str,
-    ) -> Self {
+    pub fn new(conn: crate::Conn, (name, url): (&'static str, &Secret), prefix: &str, process_type: &str) -> Self {
         Self {
             conn,
             name,

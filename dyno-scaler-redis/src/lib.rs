@@ -7,10 +7,13 @@ use dyno_scaler_core::error::Cause;
 use dyno_scaler_core::secret::redact_url;
 use dyno_scaler_core::{QueueStats, Secret, SettingError, Snapshot, SourceError};
 use redis::Value;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::ConnectionManagerConfig;
 
+mod conn;
 pub mod events;
 pub mod lease;
+
+pub use conn::Conn;
 
 /// Whether a `rediss://` connection checks the server's certificate.
 ///
@@ -48,14 +51,10 @@ fn client_url(url: &str, verify: TlsVerify) -> String {
     }
 }
 
-/// A lazily connecting, self-reconnecting connection with bounded timeouts; `rediss://` URLs use TLS
-/// (rustls), with or without certificate verification as `verify` says (a `#insecure` fragment also turns it off).
-pub fn connect(
-    name: &str,
-    url: &Secret,
-    verify: TlsVerify,
-    timeout: Duration,
-) -> Result<ConnectionManager, SettingError> {
+/// A lazily connecting, self-reconnecting connection with bounded timeouts, replaced when a command times out
+/// ([`Conn`]); `rediss://` URLs use TLS (rustls), with or without certificate verification as `verify` says (a
+/// `#insecure` fragment also turns it off).
+pub fn connect(name: &'static str, url: &Secret, verify: TlsVerify, timeout: Duration) -> Result<Conn, SettingError> {
     // redis-rs builds its TLS configuration with the process's default provider; ring is the one we ship.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let client = redis::Client::open(client_url(url.expose(), verify)).map_err(|e| {
@@ -68,7 +67,7 @@ pub fn connect(
         .set_response_timeout(Some(timeout))
         .set_number_of_retries(1)
         .set_max_delay(Duration::from_millis(500));
-    ConnectionManager::new_lazy_with_config(client, config)
+    Conn::new(name, client, config)
         .map_err(|e| SettingError::new("url", format!("{name}: {}", scrub_url(&e.to_string(), url))))
 }
 
@@ -208,7 +207,7 @@ pub fn learned_key(prefix: &str, process_type: &str) -> String {
 /// Writes the learned summary of `process_type` under [`learned_key`] (`prefix` is the namespace) with
 /// [`LEARNED_TTL`].
 pub async fn remember(
-    mut conn: ConnectionManager,
+    mut conn: Conn,
     (name, url): (&str, &Secret),
     (prefix, process_type): (&str, &str),
     summary: &str,
@@ -225,11 +224,7 @@ pub async fn remember(
 
 /// The members of the set `key` (a job library's list of the queues it has seen), sorted; a key of another type
 /// is an error naming it.
-pub async fn members(
-    mut conn: ConnectionManager,
-    (name, url): (&str, &Secret),
-    key: &str,
-) -> Result<Vec<String>, SourceError> {
+pub async fn members(mut conn: Conn, (name, url): (&str, &Secret), key: &str) -> Result<Vec<String>, SourceError> {
     let mut v: Vec<String> =
         redis::cmd("SMEMBERS").arg(key).query_async(&mut conn).await.map_err(|e| map_redis_error(name, url, e))?;
     v.sort();
@@ -238,7 +233,7 @@ pub async fn members(
 
 /// Reads the learned summary of `process_type` under [`learned_key`]; a key of another type is no summary.
 pub async fn recall(
-    mut conn: ConnectionManager,
+    mut conn: Conn,
     (name, url): (&str, &Secret),
     (prefix, process_type): (&str, &str),
 ) -> Result<Option<String>, SourceError> {

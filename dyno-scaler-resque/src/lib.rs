@@ -25,7 +25,6 @@ use dyno_scaler_core::secret::redact_url;
 use dyno_scaler_core::{Capabilities, QueueSource, Secret, SettingError, Snapshot, SourceError, check};
 use dyno_scaler_redis::events::Watch;
 use redis::Value;
-use redis::aio::ConnectionManager;
 
 pub use dyno_scaler_redis::TlsVerify;
 use reading::{Delayed, build, readable};
@@ -97,7 +96,7 @@ impl ResqueConfig {
 #[derive(Clone)]
 pub struct ResqueSource {
     config: ResqueConfig,
-    conn: ConnectionManager,
+    conn: dyno_scaler_redis::Conn,
     prefix: String,
 }
 

@@ -31,7 +31,6 @@ use dyno_scaler_core::secret::redact_url;
 use dyno_scaler_core::{Capabilities, QueueSource, Secret, SettingError, Snapshot, SourceError, check};
 use dyno_scaler_redis::events::Watch;
 use redis::Value;
-use redis::aio::ConnectionManager;
 
 pub use dyno_scaler_redis::TlsVerify;
 pub use reading::job_timestamp;
@@ -104,7 +103,7 @@ impl SidekiqConfig {
 #[derive(Clone)]
 pub struct SidekiqSource {
     config: SidekiqConfig,
-    conn: ConnectionManager,
+    conn: dyno_scaler_redis::Conn,
     prefix: String,
 }
 

@@ -256,7 +256,7 @@ impl QueueSource for SolidQueueSource {
     async fn snapshot(&self) -> Result<Snapshot, SourceError> {
         let work = async {
             let sql = self.query_sql().await?;
-            self.bound(sql.to_owned()).fetch_all(&self.db.pool).await.map_err(|e| self.db.map_err(e))
+            self.bound(sql.to_owned()).fetch_all(&self.db.pool()).await.map_err(|e| self.db.map_err(e))
         };
         let rows = self.db.bounded(work).await?;
         let (mut workers, mut live, mut looked_up, mut top, mut rest) = (vec![], vec![], vec![], 0, vec![]);

@@ -239,6 +239,8 @@ impl Daemon {
 pub struct Proxy {
     pub port: u16,
     frozen: Arc<std::sync::atomic::AtomicBool>,
+    /// One flag per connection accepted so far: set, that connection passes no byte (new ones still do).
+    conns: Arc<std::sync::Mutex<Vec<Arc<std::sync::atomic::AtomicBool>>>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -247,17 +249,33 @@ impl Proxy {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let frozen = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let f = frozen.clone();
+        let conns: Arc<std::sync::Mutex<Vec<Arc<std::sync::atomic::AtomicBool>>>> = Arc::default();
+        let (f, c) = (frozen.clone(), conns.clone());
         let task = tokio::spawn(async move {
             while let Ok((inbound, _)) = listener.accept().await {
                 let Ok(outbound) = tokio::net::TcpStream::connect(("127.0.0.1", target)).await else { continue };
                 let (ri, wi) = inbound.into_split();
                 let (ro, wo) = outbound.into_split();
-                tokio::spawn(pump(ri, wo, f.clone()));
-                tokio::spawn(pump(ro, wi, f.clone()));
+                let mine = Arc::new(std::sync::atomic::AtomicBool::new(false));
+                c.lock().unwrap().push(mine.clone());
+                tokio::spawn(pump(ri, wo, [f.clone(), mine.clone()]));
+                tokio::spawn(pump(ro, wi, [f.clone(), mine]));
             }
         });
-        Self { port, frozen, task }
+        Self { port, frozen, conns, task }
+    }
+
+    /// Stops every byte of the connections open now, as a middlebox holding them half-open does; connections
+    /// opened later pass.
+    pub fn freeze_existing(&self) {
+        for c in self.conns.lock().unwrap().iter() {
+            c.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    /// How many connections it has accepted.
+    pub fn accepted(&self) -> usize {
+        self.conns.lock().unwrap().len()
     }
 
     /// `redis://127.0.0.1:<port>`.
@@ -280,7 +298,7 @@ impl Drop for Proxy {
 async fn pump(
     mut from: tokio::net::tcp::OwnedReadHalf,
     mut to: tokio::net::tcp::OwnedWriteHalf,
-    frozen: Arc<std::sync::atomic::AtomicBool>,
+    frozen: [Arc<std::sync::atomic::AtomicBool>; 2],
 ) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut buf = vec![0u8; 16 * 1024];
@@ -289,7 +307,7 @@ async fn pump(
             Ok(0) | Err(_) => return,
             Ok(n) => n,
         };
-        while frozen.load(std::sync::atomic::Ordering::SeqCst) {
+        while frozen.iter().any(|f| f.load(std::sync::atomic::Ordering::SeqCst)) {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         if to.write_all(&buf[..n]).await.is_err() {

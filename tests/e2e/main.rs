@@ -8,6 +8,7 @@ mod deploy;
 mod events;
 mod faults;
 mod good_job;
+mod half_open;
 mod keda;
 mod kubernetes;
 mod lease;
