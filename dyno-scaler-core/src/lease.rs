@@ -132,6 +132,8 @@ pub(crate) struct Leadership {
     pub error: Option<String>,
     /// Since when the platform has failed every call this holder needed (none answered since).
     pub platform_failing_since: Option<tokio::time::Instant>,
+    /// When this instance last took the lease (the last holder's write may still land: [`crate::scaler::settle`]).
+    pub took_at: Option<tokio::time::Instant>,
     /// Until when this instance stands aside (takes no lease) after giving the lease up for a platform it could
     /// not reach.
     pub stand_aside_until: Option<tokio::time::Instant>,

@@ -9,6 +9,11 @@ use async_trait::async_trait;
 use crate::error::PlatformError;
 use crate::platform::{Placement, Platform, ProcessInfo};
 
+enum CallKind {
+    Read,
+    Write,
+}
+
 /// One call an [`InMemoryPlatform`] received.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PlatformCall {
@@ -36,6 +41,8 @@ struct PlatformState {
 pub struct InMemoryPlatform {
     state: Arc<Mutex<PlatformState>>,
     delay: Arc<Mutex<Duration>>,
+    /// Extra time `set_quantity` takes (a write held in flight).
+    write_delay: Arc<Mutex<Duration>>,
 }
 
 impl InMemoryPlatform {
@@ -73,6 +80,12 @@ impl InMemoryPlatform {
         self.with(|s| s.failures.push_back(error));
     }
 
+    /// Makes every `set_quantity` take `delay` more before it answers (reads answer at once): a write held in
+    /// flight.
+    pub fn set_write_delay(&self, delay: Duration) {
+        *self.write_delay.lock().expect("delay lock") = delay;
+    }
+
     /// Makes every call take `delay` before it answers.
     pub fn set_delay(&self, delay: Duration) {
         *self.delay.lock().expect("delay lock") = delay;
@@ -102,11 +115,15 @@ impl InMemoryPlatform {
     }
 
     async fn enter(&self, call: PlatformCall) -> Result<(), PlatformError> {
+        let call_kind = if matches!(call, PlatformCall::Set(..)) { CallKind::Write } else { CallKind::Read };
         let failure = self.with(|s| {
             s.calls.push(call);
             s.failures.pop_front()
         });
-        let delay = *self.delay.lock().expect("delay lock");
+        let mut delay = *self.delay.lock().expect("delay lock");
+        if matches!(call_kind, CallKind::Write) {
+            delay += *self.write_delay.lock().expect("delay lock");
+        }
         if !delay.is_zero() {
             tokio::time::sleep(delay).await;
         }

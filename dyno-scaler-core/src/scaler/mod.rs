@@ -9,7 +9,7 @@ use tokio::sync::Notify;
 use std::time::Duration;
 
 use crate::clock::{Clock, SystemClock};
-use crate::error::{PlatformError, ScalerError};
+use crate::error::ScalerError;
 use crate::platform::Platform;
 use crate::policy::{Decision, Direction, Policy, PolicyInput, PolicyState};
 use crate::snapshot::Snapshot;
@@ -50,9 +50,11 @@ impl Report {
     }
 }
 
+mod apply;
 mod lead;
 mod learned;
 mod looping;
+pub mod settle;
 mod shrink;
 
 pub use learned::KEEP_EVERY;
@@ -72,6 +74,10 @@ struct State {
     recalled: bool,
     /// When the learned summary was last written there.
     kept_at: Option<std::time::SystemTime>,
+    /// Until when a platform call that failed or was abandoned may still land ([`settle`]).
+    doubt_until: Option<tokio::time::Instant>,
+    /// When the formation was last read afresh for a doubt.
+    reread_at: Option<tokio::time::Instant>,
 }
 
 struct Inner {
@@ -336,6 +342,7 @@ impl Scaler {
         self.recall(&mut state).await;
         // The lease first: a holder cut from its store stops acting even when the snapshot fails too.
         let mut gate = self.gate().await;
+        self.reread_if_in_doubt(&mut state).await;
         let (snapshot, current) = match self.observe().await {
             Ok(o) => o,
             Err(e) => {
@@ -376,29 +383,7 @@ impl Scaler {
             decision.to = decision.from;
         }
         if decision.direction() != Direction::Hold {
-            if inner.cfg.dry_run {
-                tracing::info!(process_type = %inner.cfg.process_type, from = decision.from, to = decision.to, reason = %decision.reason, "dry run: would scale");
-            } else {
-                let set = inner.cfg.platform.set_quantity(&inner.cfg.process_type, decision.to).await;
-                self.platform_answered(set.as_ref().map_or_else(PlatformError::is_fatal, |_| true)).await;
-                match set {
-                    Ok(()) => {
-                        applied = true;
-                        tracing::info!(process_type = %inner.cfg.process_type, from = decision.from, to = decision.to, reason = %decision.reason, "scaled");
-                    }
-                    Err(source) => {
-                        match &source {
-                            PlatformError::LimitExceeded { requested, limit, .. } => {
-                                let below = requested.saturating_sub(1);
-                                state.limit = Some(limit.map_or(below, |l| l.min(below)));
-                            }
-                            PlatformError::Rejected { .. } => state.refused = Some((decision.from, decision.to)),
-                            _ => {}
-                        }
-                        return Err(ScalerError::Platform { process_type: inner.cfg.process_type.clone(), source });
-                    }
-                }
-            }
+            applied = self.apply(&mut state, &mut decision).await?;
         } else {
             // Nothing was needed of the platform but its reading, and that answered.
             self.platform_answered(true).await;

@@ -231,3 +231,25 @@ async fn a_holder_cut_from_its_platform_hands_the_lease_over() {
         assert!(b.reconcile().await.unwrap().acting, "b still holds the lease");
     }
 }
+
+/// A holder whose lease runs out while its platform call hangs abandons the call (no retry of it goes out from a
+/// scaler that may no longer act) and says so.
+#[tokio::test(start_paused = true)]
+async fn a_platform_call_is_abandoned_when_the_lease_runs_out_under_it() {
+    let p = Pair::new();
+    let (a, _) = p.instance("a", true);
+    p.platform.set_write_delay(Duration::from_secs(3_600));
+    p.queue.push_many("default", 30);
+    let started = tokio::time::Instant::now();
+    let cycle = tokio::spawn(async move { a.reconcile().await });
+    // Nobody renews the lease (no loop runs): it ends a quarter TTL before the store would let it go.
+    let report = cycle.await.unwrap().unwrap();
+    assert!(
+        started.elapsed() < TTL,
+        "abandoned when the lease ran out, not when the call ended: {:?} {report:?}",
+        started.elapsed()
+    );
+    assert!(!report.applied && report.decision.to == report.decision.from, "{report:?}");
+    assert!(report.decision.reason.contains("lease ran out during the platform call"), "{}", report.decision.reason);
+    assert_eq!(p.platform.quantity("worker"), 0, "the abandoned call never completed");
+}

@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 mod fake;
 mod outage;
 mod platform_conformance;
+mod takeover;
 
 const KEY: &str = "01234567-89ab-cdef-0123-456789abcdef";
 const ALICE: &str = "alice@example.com";

@@ -1,0 +1,52 @@
+//! The platform call of a decision that changes the quantity, and what its failures teach the next cycles.
+
+use super::{Scaler, State};
+use crate::error::{PlatformError, ScalerError};
+use crate::policy::Decision;
+
+impl Scaler {
+    /// Sets the decision's quantity: `Ok(true)` when applied, `Ok(false)` when not (a dry run; or abandoned because
+    /// the lease ran out mid-call, which the decision then says), an error when the platform failed or refused
+    /// (a limit becomes the ceiling, an unexplained refusal is not asked again until something changes).
+    pub(super) async fn apply(&self, state: &mut State, decision: &mut Decision) -> Result<bool, ScalerError> {
+        let cfg = &self.inner.cfg;
+        let pt = &cfg.process_type;
+        if cfg.dry_run {
+            tracing::info!(process_type = %pt, from = decision.from, to = decision.to, reason = %decision.reason, "dry run: would scale");
+            return Ok(false);
+        }
+        let call = cfg.platform.set_quantity(pt, decision.to);
+        let outcome = tokio::select! { r = call => Some(r), () = self.lease_lost() => None };
+        let Some(set) = outcome else {
+            // Abandoned: no retry of it goes out, but a request already sent may still land.
+            Self::doubt(state);
+            tracing::warn!(process_type = %pt, to = decision.to, "the lease ran out during the platform call: abandoned it");
+            decision.reason = format!(
+                "{}; not acting: the lease ran out during the platform call (abandoned; the formation is read again)",
+                decision.reason
+            );
+            decision.to = decision.from;
+            return Ok(false);
+        };
+        self.platform_answered(set.as_ref().map_or_else(PlatformError::is_fatal, |_| true)).await;
+        match set {
+            Ok(()) => {
+                tracing::info!(process_type = %pt, from = decision.from, to = decision.to, reason = %decision.reason, "scaled");
+                Ok(true)
+            }
+            Err(source) => {
+                // The request may still land (a timeout): the formation is read again for a while.
+                Self::doubt(state);
+                match &source {
+                    PlatformError::LimitExceeded { requested, limit, .. } => {
+                        let below = requested.saturating_sub(1);
+                        state.limit = Some(limit.map_or(below, |l| l.min(below)));
+                    }
+                    PlatformError::Rejected { .. } => state.refused = Some((decision.from, decision.to)),
+                    _ => {}
+                }
+                Err(ScalerError::Platform { process_type: pt.clone(), source })
+            }
+        }
+    }
+}
