@@ -74,6 +74,13 @@ ensure_sidekiq() {
   apt_install ruby-sidekiq
 }
 
+# Ruby's `gem` (to build and install the gem that carries the binary) and binutils' objdump (to read the highest
+# GLIBC symbol version the binary needs).
+ensure_gem_tools() {
+  command -v gem >/dev/null || apt_install ruby
+  command -v objdump >/dev/null || apt_install binutils
+}
+
 # The Prometheus project's Python client, whose OpenMetrics parser reads /metrics in the end-to-end tests.
 ensure_prometheus_parser() {
   if /usr/bin/python3 -c 'import prometheus_client.openmetrics.parser' 2>/dev/null; then return 0; fi

@@ -7,6 +7,7 @@ mod config_errors;
 mod deploy;
 mod events;
 mod faults;
+mod gem;
 mod good_job;
 mod half_open;
 mod keda;
