@@ -81,6 +81,11 @@ ensure_gem_tools() {
   command -v objdump >/dev/null || apt_install binutils
 }
 
+# kubectl, whose `kubectl kustomize` renders deploy/kubernetes in the end-to-end tests.
+ensure_kubectl() {
+  command -v kubectl >/dev/null || apt_install kubernetes-client
+}
+
 # The Prometheus project's Python client, whose OpenMetrics parser reads /metrics in the end-to-end tests.
 ensure_prometheus_parser() {
   if /usr/bin/python3 -c 'import prometheus_client.openmetrics.parser' 2>/dev/null; then return 0; fi

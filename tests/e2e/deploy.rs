@@ -54,3 +54,43 @@ async fn the_keda_deployment_files_agree_and_their_configuration_runs() {
     daemon.logged(&format!("process_types={process_type}"), 1).await;
     daemon.stop().await;
 }
+
+/// `kubectl kustomize` of `dir` (a kustomization), as documents.
+fn kustomize(dir: &str) -> Vec<Value> {
+    let out = std::process::Command::new("kubectl")
+        .args(["kustomize", dir])
+        .output()
+        .expect("kubectl (scripts/test installs Debian's kubernetes-client when absent)");
+    assert!(out.status.success(), "kubectl kustomize {dir}: {}", String::from_utf8_lossy(&out.stderr));
+    let file = std::env::temp_dir().join(format!("{}.yaml", unique("kustomized")));
+    std::fs::write(&file, &out.stdout).unwrap();
+    let docs = documents(file.to_str().unwrap());
+    let _ = std::fs::remove_file(&file);
+    docs
+}
+
+/// The kustomize base renders in its namespace; an overlay moves every object (and the RoleBinding's subject) to
+/// another and sets the image; the rendered Role is exactly rbac.yaml's, whose rights the Kubernetes tests prove
+/// enough.
+#[test]
+fn the_kustomize_base_and_an_overlay_render_with_their_namespace_and_image() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let shipped = documents(&format!("{root}/deploy/kubernetes/rbac.yaml"));
+    for (dir, ns, image) in [
+        (format!("{root}/deploy/kubernetes"), "app", "ghcr.io/dyno-scaler/dyno-scaler:0.1.0"),
+        (format!("{root}/deploy/overlays/example"), "jobs", "registry.example.com/ops/dyno-scaler:0.1.0"),
+    ] {
+        let docs = kustomize(&dir);
+        let kinds: Vec<&str> = docs.iter().filter_map(|d| d["kind"].as_str()).collect();
+        for k in ["ServiceAccount", "Role", "RoleBinding", "ConfigMap", "Deployment"] {
+            assert!(kinds.contains(&k), "{dir}: no {k} in {kinds:?}");
+        }
+        for d in &docs {
+            assert_eq!(d["metadata"]["namespace"], ns, "{dir}: {} {}", d["kind"], d["metadata"]["name"]);
+        }
+        assert_eq!(kind(&docs, "RoleBinding")["subjects"][0]["namespace"], ns, "{dir}: the binding's subject");
+        let container = &kind(&docs, "Deployment")["spec"]["template"]["spec"]["containers"][0];
+        assert_eq!(container["image"], image, "{dir}");
+        assert_eq!(kind(&docs, "Role")["rules"], kind(&shipped, "Role")["rules"], "{dir}: the rights tested");
+    }
+}
