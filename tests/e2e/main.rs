@@ -16,6 +16,7 @@ mod kubernetes;
 mod lease;
 mod metrics;
 mod node_resque;
+mod readme;
 mod run;
 mod sidekiq_real;
 mod status_check;
