@@ -58,8 +58,10 @@ async fn a_busy_node_resque_worker_holds_the_quantity() {
     );
     let child = command(&["run"], &env).spawn().unwrap();
     // While the job runs, the worker is busy and Resque cannot say on which dyno: no scale-down.
-    assert!(eventually(Duration::from_secs(30), || marker.exists()).await, "the job finished");
-    let ended: f64 = std::fs::read_to_string(&marker).unwrap().trim().parse().unwrap();
+    // The job writes its end time into the marker: read it once written whole (the file exists a moment before).
+    let written = || std::fs::read_to_string(&marker).ok().and_then(|t| t.trim().parse::<f64>().ok());
+    assert!(eventually(Duration::from_secs(30), || written().is_some()).await, "the job finished");
+    let ended = written().expect("the end time");
     let held_until = UNIX_EPOCH + Duration::from_secs_f64(ended);
     assert!(
         fake.requests_with("PATCH").iter().all(|r| r.at >= held_until),
