@@ -9,11 +9,6 @@ use async_trait::async_trait;
 use crate::error::PlatformError;
 use crate::platform::{Placement, Platform, ProcessInfo};
 
-enum CallKind {
-    Read,
-    Write,
-}
-
 /// One call an [`InMemoryPlatform`] received.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PlatformCall {
@@ -115,13 +110,13 @@ impl InMemoryPlatform {
     }
 
     async fn enter(&self, call: PlatformCall) -> Result<(), PlatformError> {
-        let call_kind = if matches!(call, PlatformCall::Set(..)) { CallKind::Write } else { CallKind::Read };
+        let write = matches!(call, PlatformCall::Set(..));
         let failure = self.with(|s| {
             s.calls.push(call);
             s.failures.pop_front()
         });
         let mut delay = *self.delay.lock().expect("delay lock");
-        if matches!(call_kind, CallKind::Write) {
+        if write {
             delay += *self.write_delay.lock().expect("delay lock");
         }
         if !delay.is_zero() {
