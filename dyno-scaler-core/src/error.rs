@@ -206,6 +206,21 @@ impl PlatformError {
             PlatformError::Unauthorized { .. } | PlatformError::Forbidden { .. } | PlatformError::NotFound { .. }
         )
     }
+
+    /// Whether the platform could not be reached or would not answer (server errors, network failures, timeouts,
+    /// rate limits, the client's own backoff after them), as opposed to an answer that refuses.
+    ///
+    /// ```
+    /// use dyno_scaler_core::PlatformError;
+    /// assert!(PlatformError::Unavailable { message: "timed out".into(), cause: None }.is_outage());
+    /// assert!(!PlatformError::Locked { message: "preboot".into() }.is_outage());
+    /// ```
+    pub fn is_outage(&self) -> bool {
+        matches!(
+            self,
+            PlatformError::Unavailable { .. } | PlatformError::RateLimited { .. } | PlatformError::BackingOff { .. }
+        )
+    }
 }
 
 /// Why a reconcile did not complete.
@@ -248,6 +263,7 @@ impl ScalerError {
             }
             ScalerError::Platform { process_type, source } => {
                 let kind = match source {
+                    // The kinds `PlatformError::is_outage` names.
                     PlatformError::Unavailable { .. }
                     | PlatformError::RateLimited { .. }
                     | PlatformError::BackingOff { .. } => "outage",

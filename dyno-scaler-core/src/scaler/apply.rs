@@ -28,7 +28,7 @@ impl Scaler {
             decision.to = decision.from;
             return Ok(false);
         };
-        self.platform_answered(set.as_ref().map_or_else(PlatformError::is_fatal, |_| true)).await;
+        self.platform_answered(!set.as_ref().is_err_and(PlatformError::is_outage)).await;
         match set {
             Ok(()) => {
                 tracing::info!(process_type = %pt, from = decision.from, to = decision.to, reason = %decision.reason, "scaled");

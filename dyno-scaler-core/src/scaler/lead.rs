@@ -171,8 +171,8 @@ impl Scaler {
         }
     }
 
-    /// Notes whether the platform did what this cycle needed of it (`false`: a call failed, other than for the
-    /// configuration). A holder whose platform has failed for longer than the lease's TTL (a stalled API, a frozen
+    /// Notes whether the platform answered what this cycle asked of it (`false`: it could not be reached or would
+    /// not answer, [`PlatformError::is_outage`](crate::PlatformError::is_outage); a refusal is an answer). A holder whose platform has failed for longer than the lease's TTL (a stalled API, a frozen
     /// connection) gives the lease up and stands aside for two TTLs, so an instance that reaches the platform acts;
     /// it campaigns again after that, or as soon as its platform answers (a lone instance after an outage).
     pub(super) async fn platform_answered(&self, ok: bool) {

@@ -347,7 +347,7 @@ impl Scaler {
             Ok(o) => o,
             Err(e) => {
                 if let ScalerError::Platform { source, .. } = &e {
-                    self.platform_answered(source.is_fatal()).await;
+                    self.platform_answered(!source.is_outage()).await;
                 }
                 return Err(e);
             }

@@ -253,3 +253,27 @@ async fn a_platform_call_is_abandoned_when_the_lease_runs_out_under_it() {
     assert!(report.decision.reason.contains("lease ran out during the platform call"), "{}", report.decision.reason);
     assert_eq!(p.platform.quantity("worker"), 0, "the abandoned call never completed");
 }
+
+/// A platform that answers, if only to refuse (a preboot lock), is reachable: its holder keeps the lease however
+/// long the refusals last, since another instance would be refused the same.
+#[tokio::test(start_paused = true)]
+async fn a_holder_whose_platform_refuses_keeps_the_lease() {
+    let p = Pair::new();
+    let refusing = InMemoryPlatform::new();
+    for _ in 0..1_000 {
+        refusing.fail_next(PlatformError::Locked { message: "preboot".into() });
+    }
+    let policy = Policy::new(PolicyConfig { max_workers: 5, ..PolicyConfig::classic() }).unwrap();
+    let opts = LeaseOptions { exclusive: true, ttl: TTL, identity: "a".into() };
+    let a = Scaler::builder("worker", Arc::new(p.queue.clone()), Arc::new(refusing), policy)
+        .clock(p.clock.clone())
+        .lease(Arc::new(p.store.other("worker")), opts)
+        .build();
+    let (b, _) = p.instance("b", true);
+    p.queue.push_many("default", 30);
+    for _ in 0..8 {
+        assert!(a.reconcile().await.is_err(), "refused");
+        assert!(!b.reconcile().await.unwrap().acting, "b follows: a keeps the lease");
+        p.advance(TTL / 4).await;
+    }
+}
