@@ -45,7 +45,7 @@ impl HerokuPlatform {
         let mut o = self.outage.lock().expect("outage lock");
         let now = Instant::now();
         let probe = *method == Method::GET
-            && self.work_waiting.load(Ordering::Relaxed)
+            && !self.work_waiting.lock().expect("work lock").is_empty()
             && o.asked_until.is_none_or(|t| now >= t)
             && o.probed.is_none_or(|t| now.duration_since(t) >= self.config.retry.outage_probe);
         match o.until {
@@ -55,7 +55,7 @@ impl HerokuPlatform {
                 Ok(1)
             }
             Some(until) if now < until => Err(PlatformError::BackingOff {
-                wait: until - Instant::now(),
+                wait: until - now,
                 failures: o.backoff.failures(),
                 last: o.last.clone(),
             }),

@@ -44,8 +44,9 @@ pub struct HerokuPlatform {
     /// Requests sent, by status (`"error"`: no answer).
     pub(crate) requests: Mutex<std::collections::BTreeMap<String, u64>>,
     pub(crate) outage: Mutex<Outage>,
-    /// The queue had work ready at the scaler's last reading ([`Platform::hear`]): worth probing during an outage.
-    pub(crate) work_waiting: std::sync::atomic::AtomicBool,
+    /// The process types whose queue had work ready at their last reading ([`Platform::hear`]): while any has, an
+    /// outage is worth probing. One client serves every process type of the app.
+    pub(crate) work_waiting: Mutex<std::collections::BTreeSet<String>>,
 }
 
 impl std::fmt::Debug for HerokuPlatform {
@@ -91,7 +92,7 @@ impl HerokuPlatform {
             remaining: AtomicU64::new(u64::MAX),
             requests: Mutex::default(),
             outage: Mutex::new(outage),
-            work_waiting: std::sync::atomic::AtomicBool::new(false),
+            work_waiting: Mutex::default(),
         })
     }
 
@@ -212,8 +213,15 @@ impl Platform for HerokuPlatform {
     }
 
     /// Notes whether work waits, so that an outage's backoff lets a probe through ([`crate::RetryPolicy::outage_probe`]).
-    fn hear(&self, _process_type: &str, snapshot: &dyno_scaler_core::Snapshot) {
-        self.work_waiting.store(snapshot.totals().ready > 0, Ordering::Relaxed);
+    fn hear(&self, process_type: &str, snapshot: &dyno_scaler_core::Snapshot) {
+        let mut waiting = self.work_waiting.lock().expect("work lock");
+        if snapshot.totals().ready > 0 {
+            if !waiting.contains(process_type) {
+                waiting.insert(process_type.to_owned());
+            }
+        } else {
+            waiting.remove(process_type);
+        }
     }
 
     async fn current_quantity(&self, process_type: &str) -> Result<u32, PlatformError> {

@@ -107,6 +107,8 @@ async fn while_work_waits_an_outage_is_probed_so_its_end_is_found_soon() {
     let mut waiting = Snapshot::default();
     waiting.add("default", QueueStats { ready: 3, ..QueueStats::default() });
     p.hear("worker", &waiting);
+    // Another process type of the app, idle, does not stop the probes the worker's waiting work needs.
+    p.hear("urgent", &Snapshot::default());
     poll(&p, Duration::from_secs(1)).await;
     let probes = fake.requests().len() - idle;
     assert!((3..=5).contains(&probes), "about one probe per 300 ms: {probes}");
