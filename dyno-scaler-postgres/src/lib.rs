@@ -29,8 +29,6 @@ pub struct Db {
     learned: Option<String>,
     /// How the pools connect (for a lease's own session).
     opts: PgConnectOptions,
-    /// How often the `LISTEN` session is probed ([`LISTEN_PROBE`]).
-    listen_probe: Duration,
 }
 
 impl std::fmt::Debug for Db {
@@ -75,7 +73,7 @@ impl Db {
         ]);
         let pool = std::sync::Arc::new(std::sync::RwLock::new(pool(&opts, timeout, 2)));
         let learned = learned_table.and_then(quote_table);
-        Ok(Self { name, url: url.clone(), timeout, pool, learned, opts, listen_probe: LISTEN_PROBE })
+        Ok(Self { name, url: url.clone(), timeout, pool, learned, opts })
     }
 
     /// The same pools with `plan_cache_mode = force_generic_plan`: a statement is planned once per connection, not
@@ -87,12 +85,6 @@ impl Db {
     pub fn generic_plans(mut self) -> Self {
         self.opts = self.opts.options([("plan_cache_mode", "force_generic_plan")]);
         self.pool = std::sync::Arc::new(std::sync::RwLock::new(pool(&self.opts, self.timeout, 2)));
-        self
-    }
-
-    /// The same database with the `LISTEN` session probed every `every` (default [`LISTEN_PROBE`]).
-    pub fn with_listen_probe(mut self, every: Duration) -> Self {
-        self.listen_probe = every;
         self
     }
 
@@ -268,7 +260,7 @@ impl Db {
         let mut listener = PgListener::connect_with(&sessions).await.map_err(|e| self.map_err(e))?;
         listener.listen(channel).await.map_err(|e| self.map_err(e))?;
         hints.active(EventMode::Listen, format!("LISTEN {channel}, {what}"));
-        let mut probe = tokio::time::interval_at(tokio::time::Instant::now() + self.listen_probe, self.listen_probe);
+        let mut probe = tokio::time::interval_at(tokio::time::Instant::now() + LISTEN_PROBE, LISTEN_PROBE);
         loop {
             let received = tokio::select! {
                 r = listener.try_recv() => r.map_err(|e| self.map_err(e))?,
