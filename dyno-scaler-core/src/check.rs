@@ -60,29 +60,30 @@ pub fn duration(
 
 /// The watched queues the store has never seen (`seen`: [`crate::QueueSource::queues_seen`]), and a warning naming
 /// them and the queues it has: a typo in the filter scales nothing, silently. `None` when every watched queue was
-/// seen, or nothing is filtered.
+/// seen.
 ///
 /// ```
 /// use dyno_scaler_core::check::unseen_queues;
 /// let seen = vec!["default".to_owned(), "mailers".to_owned()];
-/// let w = unseen_queues(&["defualt".to_owned(), "mailers".to_owned()], &seen).unwrap();
+/// let (unseen, w) = unseen_queues(&["defualt".to_owned(), "mailers".to_owned()], &seen).unwrap();
+/// assert_eq!(unseen, ["defualt"]);
 /// assert_eq!(w, r#"watched queue "defualt" is unknown to the store (a typo?); it knows "default", "mailers""#);
 /// assert_eq!(unseen_queues(&["mailers".to_owned()], &seen), None);
 /// ```
-pub fn unseen_queues(watched: &[String], seen: &[String]) -> Option<String> {
-    let unseen: Vec<&String> = watched.iter().filter(|q| !seen.contains(q)).collect();
+pub fn unseen_queues(watched: &[String], seen: &[String]) -> Option<(Vec<String>, String)> {
+    let unseen: Vec<String> = watched.iter().filter(|q| !seen.contains(q)).cloned().collect();
     if unseen.is_empty() {
         return None;
     }
     let list = |v: &mut dyn Iterator<Item = &String>| v.map(|q| format!("{q:?}")).collect::<Vec<_>>().join(", ");
     let what = if unseen.len() == 1 { "queue" } else { "queues" };
     let is = if unseen.len() == 1 { "is" } else { "are" };
-    let names = list(&mut unseen.into_iter());
+    let names = list(&mut unseen.iter());
     const SHOWN: usize = 20;
     let known = match seen.len() {
         0 => "it knows no queue yet".to_owned(),
         n if n > SHOWN => format!("it knows {} and {} more", list(&mut seen.iter().take(SHOWN)), n - SHOWN),
         _ => format!("it knows {}", list(&mut seen.iter())),
     };
-    Some(format!("watched {what} {names} {is} unknown to the store (a typo?); {known}"))
+    Some((unseen, format!("watched {what} {names} {is} unknown to the store (a typo?); {known}")))
 }

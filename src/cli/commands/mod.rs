@@ -86,8 +86,7 @@ async fn event_status(s: &Settings, source: &Arc<dyn QueueSource>) -> EventStatu
 async fn unknown_queues(p: &config::ProcessSettings, source: &Arc<dyn QueueSource>) -> Option<(Vec<String>, String)> {
     let watched = p.spec.queues()?;
     let seen = source.queues_seen().await.ok().flatten()?;
-    let warning = dyno_scaler::core::check::unseen_queues(&watched, &seen)?;
-    Some((watched.into_iter().filter(|q| !seen.contains(q)).collect(), warning))
+    dyno_scaler::core::check::unseen_queues(&watched, &seen)
 }
 
 /// Logs, once, a warning for each process type whose filter names queues its store does not know; in the
