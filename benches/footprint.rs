@@ -9,10 +9,9 @@ use dyno_scaler_heroku::fake::{FakeConfig, FakeHeroku};
 use dyno_scaler_test_support::delayed_jobs_ddl;
 use sqlx::AssertSqlSafe;
 
-fn proc_field(pid: u32, file: &str, key: &str) -> Option<u64> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/{file}")).ok()?;
-    text.lines().find(|l| l.starts_with(key))?.split_whitespace().nth(1)?.parse().ok()
-}
+#[path = "support/proc.rs"]
+mod proc;
+use proc::proc_field;
 
 fn cpu_ticks(pid: u32) -> u64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();

@@ -9,10 +9,11 @@ use std::time::{Duration, Instant};
 use dyno_scaler::keda::proto::external_scaler_client::ExternalScalerClient;
 use dyno_scaler::keda::proto::{GetMetricsRequest, ScaledObjectRef};
 
+#[path = "support/proc.rs"]
+mod proc;
+
 fn rss_kib(pid: u32, key: &str) -> u64 {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let line = text.lines().find(|l| l.starts_with(key)).unwrap_or_default();
-    line.split_whitespace().nth(1).and_then(|v| v.parse().ok()).unwrap_or(0)
+    proc::proc_field(pid, "status", key).unwrap_or(0)
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
