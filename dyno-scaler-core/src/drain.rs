@@ -4,7 +4,6 @@
 
 use std::time::{Duration, SystemTime};
 
-use crate::policy::{Decision, Direction};
 use crate::snapshot::{Snapshot, WorkerInfo};
 
 /// Re-send the signal when a victim has not gone quiet this long after it (about three Sidekiq 7 beats; the
@@ -63,7 +62,7 @@ pub struct Outcome {
     pub note: Option<&'static str>,
 }
 
-/// One step of quiet-then-drain for `decision`, carrying the drain in `state`. `victims` are the processes the
+/// One step of quiet-then-drain for a decision from `from` to `to` workers, carrying the drain in `state`. `victims` are the processes the
 /// platform stops for the decision's shrink (`None`: unknown, nothing to drain). Pure: the caller quiets
 /// `Outcome::quiet` and applies `Outcome::set`.
 ///
@@ -73,18 +72,18 @@ pub struct Outcome {
 pub fn step(
     state: &mut Option<Drain>,
     snapshot: &Snapshot,
-    decision: &Decision,
+    (from, to): (u32, u32),
     victims: Option<Vec<String>>,
     now: SystemTime,
     max_drain: Duration,
 ) -> Outcome {
     let mut out = Outcome::default();
-    let shrinking = decision.direction() == Direction::Down;
+    let shrinking = to < from;
     let mut d = match (state.take(), shrinking) {
         // The same shrink, demand back while victims drain, or a smaller shrink (its quieted victims would be
         // left running quiet, taking no job, if it were dropped): finish what was started. A formation changed
         // under it (by hand, by another instance) ends it: finishing would stop dynos it never quieted.
-        (Some(d), _) if d.from == decision.from && (!shrinking || decision.to >= d.to) => d,
+        (Some(d), _) if d.from == from && (!shrinking || to >= d.to) => d,
         (_, false) => return out,
         (_, true) => {
             let Some(dynos) = victims else { return out };
@@ -94,17 +93,13 @@ pub fn step(
             }
             out.quiet = identities.clone();
             out.note = Some("quieting the victims of a scale-down");
-            Drain { from: decision.from, to: decision.to, dynos, identities, started: now, signalled: now }
+            Drain { from, to, dynos, identities, started: now, signalled: now }
         }
     };
     let pending_now = pending(snapshot, &d);
     let waiting: Vec<String> = pending_now.iter().map(|w| w.identity.clone()).collect();
     let waited = now.duration_since(d.started).unwrap_or_default();
-    if decision.direction() == Direction::Up
-        && waited >= HOLD_UP_FOR
-        && pending_now.iter().any(|w| w.busy > 0)
-        && out.quiet.is_empty()
-    {
+    if to > from && waited >= HOLD_UP_FOR && pending_now.iter().any(|w| w.busy > 0) && out.quiet.is_empty() {
         // Work waits and a victim is still busy after a boot's time (a long job): a fresh dyno comes sooner than
         // the victim. The quiet victims finish their jobs and take no more; they are no capacity until the
         // formation shrinks past them.
@@ -113,7 +108,7 @@ pub fn step(
     }
     if waiting.is_empty() && out.quiet.is_empty() {
         out.note = Some("victims drained");
-        if !shrinking || decision.to != d.to {
+        if !shrinking || to != d.to {
             out.set = Some((d.to, format!("finishing the shrink of the quieted {}", d.dynos.join(", "))));
         }
         return out;
@@ -121,7 +116,7 @@ pub fn step(
     if waited > max_drain {
         out.note = Some("gave up draining: the victims stayed busy past max_drain; not scaling down");
         let why = format!("gave up draining {} after {}s (max_drain)", d.dynos.join(", "), waited.as_secs());
-        out.set = Some((decision.from, why));
+        out.set = Some((from, why));
         return out;
     }
     if out.quiet.is_empty() && now.duration_since(d.signalled).unwrap_or_default() > RESIGNAL_AFTER {
@@ -135,7 +130,7 @@ pub fn step(
         d.dynos.join(", "),
         if waiting.is_empty() { d.identities.join(", ") } else { waiting.join(", ") }
     );
-    out.set = Some((decision.from, why));
+    out.set = Some((from, why));
     out.draining = d.dynos.clone();
     *state = Some(d);
     out
@@ -191,9 +186,8 @@ mod tests {
             started: t(100),
             signalled: t(100),
         });
-        let decision = Decision { from: 10, to: 3, desired: 3, reason: String::new() };
         let victims = Some((4..=10).rev().map(|n| format!("worker.{n}")).collect());
-        let out = step(&mut state, &snap, &decision, victims, t(101), Duration::from_secs(600));
+        let out = step(&mut state, &snap, (10, 3), victims, t(101), Duration::from_secs(600));
         assert_eq!(state.as_ref().map(|d| (d.from, d.to)), Some((10, 0)));
         assert!(out.quiet.is_empty(), "{out:?}");
         assert_eq!(out.set.map(|s| s.0), Some(10), "held while the quieted victims drain");
@@ -210,19 +204,19 @@ mod tests {
             started: t(100),
             signalled: t(100),
         };
-        let up = Decision { from: 2, to: 3, desired: 3, reason: String::new() };
+        let up = (2, 3);
         // The victim is quiet and busy on a fresh beat: the scale-up goes through, the drain is dropped.
         let snap = Snapshot { workers: Some(vec![w("worker.2", 1, true, 105)]), ..Snapshot::default() };
         let mut state = Some(drain());
-        let out = step(&mut state, &snap, &up, None, t(106), Duration::from_secs(600));
+        let out = step(&mut state, &snap, up, None, t(106), Duration::from_secs(600));
         assert_eq!(out.set.clone().map(|s| s.0), Some(2), "held for less than a boot: {out:?}");
         let mut state = Some(drain());
-        let out = step(&mut state, &snap, &up, None, t(131), Duration::from_secs(600));
+        let out = step(&mut state, &snap, up, None, t(131), Duration::from_secs(600));
         assert_eq!((out.set.clone(), state.is_none()), (None, true), "{out:?}");
         // Idle but not yet seen quiet after the signal: hold, finish the shrink first (it is moments away).
         let snap = Snapshot { workers: Some(vec![w("worker.2", 0, false, 99)]), ..Snapshot::default() };
         let mut state = Some(drain());
-        let out = step(&mut state, &snap, &up, None, t(131), Duration::from_secs(600));
+        let out = step(&mut state, &snap, up, None, t(131), Duration::from_secs(600));
         assert_eq!(out.set.clone().map(|s| s.0), Some(2), "{out:?}");
     }
 }

@@ -49,7 +49,7 @@ pub use memory::{InMemoryLease, InMemoryPlatform, InMemoryQueue, PlatformCall};
 pub use platform::{Placement, Platform, PlatformTelemetry, ProcessInfo};
 pub use policy::{
     Adaptive, Decision, DemandRule, Direction, DownMode, Learned, MaxMode, Policy, PolicyConfig, PolicyError,
-    PolicyInput, PolicyKind, PolicySettings, PolicyState,
+    PolicyInput, PolicyKind, PolicySettings, PolicyState, Verdict,
 };
 pub use scaler::{Report, Scaler, ScalerBuilder};
 pub use secret::Secret;

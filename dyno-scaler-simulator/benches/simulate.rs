@@ -1,6 +1,7 @@
 //! Simulator speed: a full day with 1,000,000 jobs (target: under 10 s). Prints figures.
 //!
-//! `cargo bench -p dyno-scaler-simulator --bench simulate`
+//! `cargo bench -p dyno-scaler-simulator --bench simulate` (`SIMULATE_ONLY=defaults`: only the strategies whose
+//! name contains it, for a profile)
 
 use std::time::Instant;
 
@@ -13,7 +14,8 @@ fn main() {
     let generated = t0.elapsed();
     println!("trace: {} jobs generated in {:.2?}", trace.jobs.len(), generated);
     let cfg = SimConfig::default();
-    for s in strategies::comparison(20, 5) {
+    let only = std::env::var("SIMULATE_ONLY").unwrap_or_default();
+    for s in strategies::comparison(20, 5).into_iter().filter(|s| s.name.contains(only.as_str())) {
         let start = Instant::now();
         let r = simulator::simulate(&trace, &s, &cfg).expect("valid strategy");
         let took = start.elapsed();

@@ -151,6 +151,7 @@ pub fn simulate(trace: &Trace, strategy: &Strategy, cfg: &SimConfig) -> Result<S
         unguarded: strategy.unguarded,
         processed: 0,
         last_enqueue: None,
+        reading: dyno_scaler_core::Snapshot::default(),
     };
 
     let mut heap = BinaryHeap::with_capacity(trace.jobs.len() + 64);

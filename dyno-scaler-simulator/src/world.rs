@@ -28,6 +28,8 @@ pub(crate) struct Dyno {
     pub(crate) created: f64,
     pub(crate) ready_at: f64,
     pub(crate) slots: Vec<Option<Running>>,
+    /// How many of `slots` run a job.
+    pub(crate) busy_slots: u32,
     /// Told to quiet: it takes no job after its next heartbeat.
     pub(crate) quiet_requested: bool,
     /// Takes no new job.
@@ -36,15 +38,22 @@ pub(crate) struct Dyno {
     pub(crate) published: Option<(f64, u32, bool)>,
     /// Jobs finished since its last heartbeat: Sidekiq adds them to `stat:processed` at the beat.
     pub(crate) unflushed: u64,
+    /// Its process's identity in the worker records, and its dyno's name (`worker.N`), made once.
+    identity: String,
+    name: String,
 }
 
 impl Dyno {
     fn busy(&self) -> u32 {
-        self.slots.iter().flatten().count() as u32
+        self.busy_slots
     }
 
-    fn identity(&self) -> String {
-        format!("worker.{}:4:000000000000", self.number)
+    fn free(&self) -> usize {
+        self.slots.len() - self.busy_slots as usize
+    }
+
+    fn identity(&self) -> &str {
+        &self.identity
     }
 }
 
@@ -124,12 +133,14 @@ pub(crate) struct World {
     pub(crate) processed: u64,
     /// When the last job was enqueued.
     pub(crate) last_enqueue: Option<f64>,
+    /// The last reading, kept for its allocations ([`World::read_into`]).
+    pub(crate) reading: Snapshot,
 }
 
 impl World {
     pub(crate) fn running(&self) -> u64 {
-        let on_dynos: usize = self.dynos.iter().map(|d| d.slots.iter().flatten().count()).sum();
-        on_dynos as u64 + self.draining.len() as u64
+        let on_dynos: u64 = self.dynos.iter().map(|d| u64::from(d.busy_slots)).sum();
+        on_dynos + self.draining.len() as u64
     }
 
     pub(crate) fn set_quantity(&mut self, q: u32) {
@@ -151,10 +162,13 @@ impl World {
                     created: now,
                     ready_at,
                     slots: vec![None; self.cfg.concurrency as usize],
+                    busy_slots: 0,
                     quiet_requested: false,
                     quiet: false,
                     published: None,
                     unflushed: 0,
+                    identity: format!("worker.{number}:4:000000000000"),
+                    name: format!("worker.{number}"),
                 });
                 if self.cfg.heartbeat.is_some() {
                     // The first beat comes as the process starts, before it fetches a job (Sidekiq 6.4's capture:
@@ -191,17 +205,24 @@ impl World {
     pub(crate) fn dispatch(&mut self) {
         let now = self.now;
         while !self.waiting.is_empty() {
-            let free: Vec<(usize, usize)> = self
-                .dynos
-                .iter()
-                .enumerate()
-                .filter(|(_, d)| d.ready_at <= now && !d.quiet)
-                .flat_map(|(i, d)| d.slots.iter().enumerate().filter(|(_, s)| s.is_none()).map(move |(j, _)| (i, j)))
-                .collect();
-            if free.is_empty() {
+            // A free slot picked at random among those of ready dynos that take jobs (in dyno order, then slot
+            // order), from the counts each dyno keeps, so a job costs a pass over the dynos and nothing allocated.
+            let takes = |d: &Dyno| d.ready_at <= now && !d.quiet;
+            let free: usize = self.dynos.iter().filter(|d| takes(d)).map(Dyno::free).sum();
+            if free == 0 {
                 return;
             }
-            let (i, j) = free[self.rng.usize(..free.len())];
+            let mut nth = self.rng.usize(..free);
+            let mut at = None;
+            for (i, d) in self.dynos.iter().enumerate().filter(|(_, d)| takes(d)) {
+                if nth < d.free() {
+                    let j = d.slots.iter().enumerate().filter(|(_, s)| s.is_none()).nth(nth).map(|(j, _)| j);
+                    at = j.map(|j| (i, j));
+                    break;
+                }
+                nth -= d.free();
+            }
+            let (i, j) = at.expect("a free slot was counted");
             let job = self.waiting.pop_front().expect("non-empty");
             // The wait of a job is from its arrival to the start of the run that completes it (a job
             // interrupted by a scale-down waits again, from its original arrival).
@@ -210,6 +231,7 @@ impl World {
             let end = now + job.duration;
             let run = Running { token: self.next_id, job: job.job, arrived: job.arrived, duration: job.duration, end };
             self.dynos[i].slots[j] = Some(run);
+            self.dynos[i].busy_slots += 1;
             self.new_events.push((end, Kind::Complete { dyno: self.dynos[i].id, token: run.token }));
         }
     }
@@ -235,55 +257,66 @@ impl World {
         published + self.draining.len() as u64
     }
 
-    /// What a real source would report now: the queue, and the dynos' workers when the strategy sees them.
-    pub(crate) fn snapshot(&self) -> Snapshot {
-        let mut snap = Snapshot::default();
+    /// What a real source would report now: the queue, and the dynos' workers when the strategy sees them. Read
+    /// into `snap`, the last reading, whose strings and lists are reused (a decision allocates nothing for it).
+    fn read_into(&self, snap: &mut Snapshot) {
         let oldest = self.waiting.iter().map(|j| j.arrived).fold(f64::INFINITY, f64::min);
-        snap.add(
-            "jobs",
-            QueueStats {
-                ready: self.waiting.len() as u64,
-                running: self.reported_running(),
-                scheduled: 0,
-                oldest_ready_age: oldest.is_finite().then(|| Duration::from_secs_f64((self.now - oldest).max(0.0))),
-            },
-        );
-        snap.processed = Some(self.processed);
-        if self.sees_dynos {
-            let epoch = epoch();
-            let workers: Vec<WorkerInfo> = self
-                .dynos
-                .iter()
-                .filter_map(|d| {
-                    let (busy, quiet, beat) = match (self.cfg.heartbeat, d.published) {
-                        (None, _) => (d.busy(), d.quiet, None),
-                        // A booting process has no record yet.
-                        (Some(_), None) => return None,
-                        (Some(_), Some((t, busy, quiet))) => {
-                            let beat = (!self.unguarded).then(|| epoch + Duration::from_secs_f64(t));
-                            (busy, quiet, beat)
-                        }
-                    };
-                    Some(WorkerInfo {
-                        identity: d.identity(),
-                        dyno: Some(format!("worker.{}", d.number)),
-                        busy,
-                        quiet,
-                        beat,
-                    })
-                })
-                .collect();
-            // Every process reports its concurrency (Sidekiq's `concurrency` in its record).
-            snap.threads = Some(workers.len() as u64 * u64::from(self.cfg.concurrency));
-            snap.workers = Some(workers);
+        let stats = QueueStats {
+            ready: self.waiting.len() as u64,
+            running: self.reported_running(),
+            scheduled: 0,
+            oldest_ready_age: oldest.is_finite().then(|| Duration::from_secs_f64((self.now - oldest).max(0.0))),
+        };
+        match snap.queues.get_mut("jobs") {
+            Some(q) => *q = stats,
+            None => snap.add("jobs", stats),
         }
-        snap
+        snap.processed = Some(self.processed);
+        if !self.sees_dynos {
+            return;
+        }
+        let epoch = epoch();
+        let workers = snap.workers.get_or_insert_with(Vec::new);
+        let mut n = 0;
+        for d in &self.dynos {
+            let (busy, quiet, beat) = match (self.cfg.heartbeat, d.published) {
+                (None, _) => (d.busy(), d.quiet, None),
+                // A booting process has no record yet.
+                (Some(_), None) => continue,
+                (Some(_), Some((t, busy, quiet))) => {
+                    let beat = (!self.unguarded).then(|| epoch + Duration::from_secs_f64(t));
+                    (busy, quiet, beat)
+                }
+            };
+            match workers.get_mut(n) {
+                Some(w) => {
+                    w.identity.clone_from(&d.identity);
+                    match &mut w.dyno {
+                        Some(name) => name.clone_from(&d.name),
+                        None => w.dyno = Some(d.name.clone()),
+                    }
+                    (w.busy, w.quiet, w.beat) = (busy, quiet, beat);
+                }
+                None => workers.push(WorkerInfo {
+                    identity: d.identity.clone(),
+                    dyno: Some(d.name.clone()),
+                    busy,
+                    quiet,
+                    beat,
+                }),
+            }
+            n += 1;
+        }
+        workers.truncate(n);
+        // Every process reports its concurrency (Sidekiq's `concurrency` in its record).
+        snap.threads = Some(n as u64 * u64::from(self.cfg.concurrency));
     }
 
     /// One decision of `policy`, carrying its history in `state`; the platform is called only on a change.
     /// `down_only`: a decision to scale up is not applied (a hook that can only call `scale_down`).
     pub(crate) fn decide(&mut self, policy: &Policy, state: &mut PolicyState, down_only: bool) {
-        let snapshot = self.snapshot();
+        let mut snapshot = std::mem::take(&mut self.reading);
+        self.read_into(&mut snapshot);
         // The platform's rule, Heroku Cedar's as the in-memory platform fakes it: the highest number stops first.
         let placements = platform::placements(&self.cedar, "worker", self.quantity, &snapshot);
         let input = PolicyInput {
@@ -297,21 +330,24 @@ impl World {
             // worker's record is read, the real source knows no more.
             source_threads: Some(5),
         };
-        let (mut decision, next) = policy.decide(&input, state);
-        *state = next;
+        // The reason stays in typed parts: nothing here shows it.
+        let verdict = policy.advance(&input, state);
+        let (from, mut to) = (verdict.from, verdict.to);
         // Quiet-then-drain, as the scaler does it, with Heroku Cedar's victims.
         if self.sees_dynos && policy.config().quiet_victims && !self.unguarded {
-            let victims = self.cedar.victims("worker", decision.from, decision.to);
-            let out = drain::step(&mut self.drain, &snapshot, &decision, victims, input.now, policy.config().max_drain);
-            for d in self.dynos.iter_mut().filter(|d| out.quiet.contains(&d.identity())) {
+            let victims = self.cedar.victims("worker", from, to);
+            let out =
+                drain::step(&mut self.drain, &snapshot, (from, to), victims, input.now, policy.config().max_drain);
+            for d in self.dynos.iter_mut().filter(|d| out.quiet.iter().any(|q| q == d.identity())) {
                 d.quiet_requested = true;
             }
-            if let Some((to, _)) = out.set {
-                decision.to = to;
+            if let Some((set, _)) = out.set {
+                to = set;
             }
         }
-        if decision.to < decision.from || (decision.to > decision.from && !down_only) {
-            self.set_quantity(decision.to);
+        self.reading = snapshot;
+        if to < from || (to > from && !down_only) {
+            self.set_quantity(to);
         }
     }
 
@@ -321,6 +357,7 @@ impl World {
             for s in &mut d.slots {
                 if s.is_some_and(|r| r.token == token) {
                     *s = None;
+                    d.busy_slots -= 1;
                     if counted_at_beat {
                         d.unflushed += 1;
                     } else {

@@ -9,12 +9,12 @@
 //! - **pre-warm**: where load rose at the same minute in three of the last four hours (or the same five minutes
 //!   of three of the last four days), start its workers one drain target (about a boot) before it is due.
 
-use std::fmt::Write as _;
 use std::time::Duration;
 
 use serde::Serialize;
 
 use super::learn::Learned;
+use super::why::{Drain, DrainBasis, KeepAlive, Prewarm};
 
 /// Settings of the adaptive policy.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -50,119 +50,83 @@ impl Adaptive {
 
     /// Workers wanted for `ready` waiting and `running` jobs, and why.
     /// `source_threads`: the job system's default threads per worker, as the source states it.
-    pub(super) fn demand(&self, l: &Learned, source_threads: Option<u32>, ready: u64, running: u64) -> (u32, String) {
+    pub(super) fn demand(&self, l: &Learned, source_threads: Option<u32>, ready: u64, running: u64) -> Drain {
         if ready == 0 && running == 0 {
-            return (0, "drain 0 (idle)".into());
+            return Drain { workers: 0, threads: 0.0, per_worker: 0.0, basis: DrainBasis::Idle };
         }
         let per = super::threads::WorkerThreads::resolve(l.threads, self.worker_threads, source_threads).per_worker;
         let target = self.target();
-        let (threads, why) = match l.job_secs() {
+        let (threads, basis) = match l.job_secs() {
             Some(d) if ready > 0 => {
                 // The flow of work (Little: arrivals × duration) plus the backlog cleared within the target. What
                 // runs now is not added: it is bounded by the capacity there is, not by what is needed.
                 let flow = l.arrivals * d;
                 let backlog = ready as f64 * (d / target).min(1.0);
-                (
-                    flow + backlog,
-                    format!(
-                        "{ready} ready × {d:.1}s per job / {target:.0}s drain target + flow {:.2}/s × {d:.1}s",
-                        l.arrivals
-                    ),
-                )
+                (flow + backlog, DrainBasis::Backlog { ready, job_secs: d, target, arrivals: l.arrivals })
             }
-            Some(_) => (running as f64, format!("{running} running")),
-            None => ((ready + running) as f64, format!("{ready} ready + {running} running (duration not learned yet)")),
+            Some(_) => (running as f64, DrainBasis::Running { running }),
+            None => ((ready + running) as f64, DrainBasis::Unlearned { ready, running }),
         };
         let workers = (threads / per).ceil().clamp(1.0, f64::from(u32::MAX)) as u32;
-        (workers, format!("drain {workers} = {why} = {threads:.1} threads ÷ {per:.0} per worker"))
+        Drain { workers, threads, per_worker: per, basis }
     }
 
     /// How long lower demand must last before scaling down, and why: for the whole queue going idle, from the
     /// idle gaps; for a partial decrease, from the dips (how long demand stayed below a level before it came
     /// back).
-    pub(super) fn keep_alive(&self, l: &Learned, configured: Duration, idle: bool) -> (Duration, String) {
+    pub(super) fn keep_alive(&self, l: &Learned, configured: Duration, idle: bool) -> (Duration, KeepAlive) {
         // A cold start from idle costs the billed boot and every job's wait through it; a worker added back to
         // others costs its boot, while the others keep taking the jobs.
         let cold = 2.0 * self.target();
+        let conf = configured.as_secs_f64();
         if !idle {
             let again = self.target();
             return match l.dip_keep_alive(again, KEEP_ALIVE_CAP, MIN_GAPS) {
-                Some(w) => (
-                    Duration::from_secs_f64(w),
-                    format!(
-                        "keep-alive {w:.0}s learned from {:.0} dips (a worker added back costs {again:.0}s)",
-                        l.dip_count()
-                    ),
-                ),
-                None => (
-                    configured,
-                    format!(
-                        "keep-alive {:.0}s (the configured one until {MIN_GAPS:.0} dips are seen)",
-                        configured.as_secs_f64()
-                    ),
-                ),
+                Some(w) => (Duration::from_secs_f64(w), KeepAlive::Dips { secs: w, dips: l.dip_count(), again }),
+                None => (configured, KeepAlive::DipsUnseen { secs: conf }),
             };
         }
         match l.keep_alive(cold, KEEP_ALIVE_CAP, MIN_GAPS) {
-            Some(w) if l.gap_count() >= MIN_GAPS => (
-                Duration::from_secs_f64(w),
-                format!(
-                    "keep-alive {w:.0}s learned from {:.0} idle gaps (a cold start costs {cold:.0}s)",
-                    l.gap_count()
-                ),
-            ),
+            Some(w) if l.gap_count() >= MIN_GAPS => {
+                (Duration::from_secs_f64(w), KeepAlive::Gaps { secs: w, gaps: l.gap_count(), cold })
+            }
             Some(w) => (
                 Duration::from_secs_f64(w),
-                format!(
-                    "keep-alive {w:.0}s from {:.0} idle gaps and the gaps of {:.3} arrivals/s (a cold start costs \
-                     {cold:.0}s)",
-                    l.gap_count(),
-                    l.arrivals
-                ),
+                KeepAlive::GapsAndArrivals { secs: w, gaps: l.gap_count(), arrivals: l.arrivals, cold },
             ),
-            None => (
-                configured,
-                format!(
-                    "keep-alive {:.0}s (the configured one until arrivals or {MIN_GAPS:.0} idle gaps are seen)",
-                    configured.as_secs_f64()
-                ),
-            ),
+            None => (configured, KeepAlive::GapsUnseen { secs: conf }),
         }
     }
 
     /// Workers to have ready now for load that recurs one drain target from `now`, and why.
-    pub(super) fn prewarm(&self, l: &Learned, now: f64, demand: u32) -> Option<(u32, String)> {
+    pub(super) fn prewarm(&self, l: &Learned, now: f64, demand: u32) -> Option<Prewarm> {
         if !self.prewarm {
             return None;
         }
         let due = (now + self.target()).max(0.0) as u64;
-        let mut out: Option<(u32, String)> = None;
-        for (memory, what) in [(&l.hourly, "minute of the hour"), (&l.daily, "five minutes of the day")] {
+        let mut out: Option<Prewarm> = None;
+        for (memory, slot) in [(&l.hourly, "minute of the hour"), (&l.daily, "five minutes of the day")] {
             // The load of that slot already came: the keep-alive looks after it now.
             if memory.served >= memory.slot_start(due) {
                 continue;
             }
             let r = memory.at(due);
-            if r.level <= r.before || r.level <= demand || out.as_ref().is_some_and(|o| r.level <= o.0) {
+            if r.level <= r.before || r.level <= demand || out.as_ref().is_some_and(|o| r.level <= o.level) {
                 continue;
             }
             // Counted only for a slot that would be pre-warmed: it reads every slot of four periods.
             let by_chance = memory.by_chance(due, r.level);
             if by_chance < 0.5 {
-                let mut why = format!(
-                    "pre-warm {} for load that rose at this {what} in {} of the last 4 periods (from {}; by chance in \
-                     {:.2} slots a period); at most {:.0} dyno-s if it does not come",
-                    r.level,
-                    r.seen,
-                    r.before,
+                out = Some(Prewarm {
+                    level: r.level,
+                    slot,
+                    seen: r.seen,
+                    before: r.before,
                     by_chance,
-                    f64::from(r.level) * (self.target() + memory.slot as f64)
-                );
-                if l.prewarm_misses > 0 {
-                    let _ =
-                        write!(why, "; {} pre-warm(s) missed so far, {:.0} dyno-s", l.prewarm_misses, l.prewarm_wasted);
-                }
-                out = Some((r.level, why));
+                    at_most: f64::from(r.level) * (self.target() + memory.slot as f64),
+                    misses: l.prewarm_misses,
+                    wasted: l.prewarm_wasted,
+                });
             }
         }
         out

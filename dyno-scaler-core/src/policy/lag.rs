@@ -23,20 +23,28 @@ pub struct IdleStreak {
 /// The streaks after `snapshot`: a new heartbeat extends an idle streak or breaks it; the same heartbeat again
 /// changes nothing; workers gone are forgotten.
 pub fn next(prev: &BTreeMap<String, IdleStreak>, snapshot: &Snapshot) -> BTreeMap<String, IdleStreak> {
-    let Some(workers) = &snapshot.workers else { return BTreeMap::new() };
-    workers
-        .iter()
-        .filter_map(|w| {
-            let beat = w.beat?;
-            let idle_now = u8::from(w.busy == 0);
-            let idle_beats = match prev.get(&w.identity) {
-                Some(p) if p.beat == beat => p.idle_beats,
-                Some(p) if w.busy == 0 => p.idle_beats.saturating_add(1).min(IDLE_BEATS),
-                _ => idle_now,
-            };
-            Some((w.identity.clone(), IdleStreak { beat, idle_beats }))
-        })
-        .collect()
+    let mut streaks = prev.clone();
+    advance(&mut streaks, snapshot);
+    streaks
+}
+
+/// [`next`] in place, keeping the identities already known (a reading costs no copy of them).
+pub fn advance(streaks: &mut BTreeMap<String, IdleStreak>, snapshot: &Snapshot) {
+    let mut prev = std::mem::take(streaks);
+    let Some(workers) = &snapshot.workers else { return };
+    for w in workers {
+        let Some(beat) = w.beat else { continue };
+        let (identity, p) = match prev.remove_entry(w.identity.as_str()) {
+            Some((identity, p)) => (identity, Some(p)),
+            None => (w.identity.clone(), None),
+        };
+        let idle_beats = match p {
+            Some(p) if p.beat == beat => p.idle_beats,
+            Some(p) if w.busy == 0 => p.idle_beats.saturating_add(1).min(IDLE_BEATS),
+            _ => u8::from(w.busy == 0),
+        };
+        streaks.insert(identity, IdleStreak { beat, idle_beats });
+    }
 }
 
 /// Whether a scale-down may stop `w`: idle, and (where it has heartbeats) idle on [`IDLE_BEATS`] in a row.

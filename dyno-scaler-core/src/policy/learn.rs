@@ -236,21 +236,19 @@ fn add_gap(hist: &mut [f32], secs: f64) {
 /// gaps plus `prior` gaps drawn from an exponential of rate `rate`.
 fn best_keep_alive(hist: &[f32], prior: f64, rate: f64, cold: f64, cap: f64) -> f64 {
     let seen: f64 = hist.iter().map(|g| f64::from(*g)).sum();
-    let mids: Vec<f64> = (0..hist.len())
-        .map(|i| {
-            let lo = if i == 0 { 0.0 } else { GAP_BOUNDS[i - 1] };
-            let hi = GAP_BOUNDS.get(i).copied().unwrap_or(lo * 2.0);
-            (lo + hi) / 2.0
-        })
-        .collect();
+    // The middle of each bucket (the last, open one: twice its lower bound).
+    let mid = |i: usize| {
+        let lo = if i == 0 { 0.0 } else { GAP_BOUNDS[i - 1] };
+        let hi = GAP_BOUNDS.get(i).copied().unwrap_or(lo * 2.0);
+        (lo + hi) / 2.0
+    };
     let cost = |w: f64| -> f64 {
         let observed: f64 = hist
             .iter()
-            .zip(&mids)
             .enumerate()
-            .map(|(i, (n, mid))| {
+            .map(|(i, n)| {
                 let hi = GAP_BOUNDS.get(i).copied().unwrap_or(f64::INFINITY);
-                f64::from(*n) * if hi <= w { *mid } else { w + cold }
+                f64::from(*n) * if hi <= w { mid(i) } else { w + cold }
             })
             .sum();
         // Exponential gaps of mean 1/rate: E[min(g, w)] + P(g > w) × cold.

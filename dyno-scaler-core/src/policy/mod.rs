@@ -3,7 +3,6 @@
 //! [`Policy::decide`] takes a snapshot, the current quantity, the time and the policy's own short history
 //! ([`PolicyState`]) and returns a [`Decision`] with a human-readable reason, plus the next history.
 
-use std::fmt::Write as _;
 use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
@@ -11,6 +10,7 @@ use serde::Serialize;
 use crate::platform::Placement;
 use crate::snapshot::Snapshot;
 use busy::BusyFloor;
+use why::Outcome;
 
 mod adaptive;
 mod busy;
@@ -22,6 +22,7 @@ mod rules;
 pub mod schedule;
 mod settings;
 pub mod threads;
+pub mod why;
 
 pub use adaptive::Adaptive;
 pub use config::{DownMode, MaxMode, PolicyConfig, PolicyError};
@@ -29,6 +30,7 @@ pub use learn::Learned;
 use rules::validate_thresholds;
 pub use rules::{DemandRule, SEED_THRESHOLDS, parse_thresholds};
 pub use settings::{PolicyKind, PolicySettings};
+pub use why::{Verdict, Why};
 
 /// The policy's short history, carried from one decision to the next.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -221,28 +223,39 @@ impl Policy {
 
     /// Decides the quantity to run. Pure: the same input and state give the same output.
     pub fn decide(&self, input: &PolicyInput<'_>, state: &PolicyState) -> (Decision, PolicyState) {
-        let streaks = lag::next(&state.idle_beats, input.snapshot);
-        let mut learned = state.learned.clone();
+        let mut next = state.clone();
+        let verdict = self.advance(input, &mut next);
+        (verdict.decision(), next)
+    }
+
+    /// [`decide`](Self::decide) in place: advances `state` to the next history and returns the decision with its
+    /// reason in typed parts, put in words only if shown ([`Verdict::decision`]). The same decisions as `decide`,
+    /// without copying what was learned or writing a sentence no one reads (the simulator's way).
+    pub fn advance(&self, input: &PolicyInput<'_>, state: &mut PolicyState) -> Verdict {
+        lag::advance(&mut state.idle_beats, input.snapshot);
         if self.config.adaptive.is_some() {
-            learned.observe(input.snapshot, secs(input.now), input.current);
+            state.learned.observe(input.snapshot, secs(input.now), input.current);
         }
         let ready_gone =
             (input.snapshot.totals().ready == 0).then(|| state.ready_gone.unwrap_or(input.now).min(input.now));
-        let (decision, mut next) = self.decide_with(input, state, &streaks, &mut learned, ready_gone);
-        next.idle_beats = streaks;
-        next.learned = learned;
-        next.ready_gone = ready_gone;
-        (decision, next)
+        let window = (state.lower_since, state.window_peak);
+        let (verdict, (lower_since, window_peak)) =
+            self.decide_with(input, window, &state.idle_beats, &mut state.learned, ready_gone);
+        state.lower_since = lower_since;
+        state.window_peak = window_peak;
+        state.ready_gone = ready_gone;
+        verdict
     }
 
+    /// The decision, and the lower-demand window after it (since when the demand is lower, and its peak).
     fn decide_with(
         &self,
         input: &PolicyInput<'_>,
-        state: &PolicyState,
+        (lower_since, window_peak): (Option<SystemTime>, u32),
         streaks: &std::collections::BTreeMap<String, lag::IdleStreak>,
         learned: &mut Learned,
         ready_gone: Option<SystemTime>,
-    ) -> (Decision, PolicyState) {
+    ) -> (Verdict, (Option<SystemTime>, u32)) {
         let c = &self.config;
         // A schedule window that holds now sets the bounds, and the decision names it.
         let window = schedule::current(&c.schedule, input.now);
@@ -256,51 +269,53 @@ impl Policy {
             None => max_workers,
         };
 
-        let mut reason = format!("{} ready, {} running", totals.ready, totals.running);
-        if let Some(age) = totals.oldest_ready_age {
-            let _ = write!(reason, ", oldest {:.1}s", age.as_secs_f64());
-        }
-        if let Some(w) = window {
-            let _ = write!(reason, "; schedule {:?} applies: [{}, {}]", w.name, min_workers, max_workers);
-        }
+        let mut why = Why {
+            ready: totals.ready,
+            running: totals.running,
+            oldest: totals.oldest_ready_age,
+            window: window.map(|w| (w.name.clone(), min_workers, max_workers)),
+            rules: Vec::with_capacity(c.rules.len()),
+            ..Why::default()
+        };
         let mut demand = 0u32;
-        let mut parts = Vec::with_capacity(c.rules.len());
         for rule in &c.rules {
             let d = rule.demand(totals.ready, totals.running, totals.oldest_ready_age, current);
-            parts.push(format!("{} {}", rule.label(), d));
+            why.rules.push((rule.label(), d));
             demand = demand.max(d);
         }
         let idle = totals.ready == 0 && totals.running == 0 && input.snapshot.running_elsewhere == 0;
-        let mut down_delay = (c.down_delay, String::new());
         if let Some(a) = &c.adaptive {
-            let (d, why) = a.demand(learned, input.source_threads, totals.ready, totals.running);
-            parts.push(why);
-            demand = demand.max(d);
+            let drain = a.demand(learned, input.source_threads, totals.ready, totals.running);
+            demand = demand.max(drain.workers);
+            why.drain = Some(drain);
             for memory in [&mut learned.hourly, &mut learned.daily] {
                 memory.record(now as u64, demand.min(max));
                 memory.serve(now as u64, demand.min(max));
             }
             let warming = a.prewarm(learned, now, demand);
-            adaptive::account(learned, now, warming.as_ref().map(|w| w.0), demand);
-            if let Some((w, why)) = warming {
-                parts.push(why);
-                demand = demand.max(w);
+            adaptive::account(learned, now, warming.as_ref().map(|w| w.level), demand);
+            if let Some(w) = warming {
+                demand = demand.max(w.level);
+                why.prewarm = Some(w);
             }
             learned.note_dip(demand.min(max), current, now);
-            down_delay = a.keep_alive(learned, c.down_delay, idle);
         }
-        let _ = write!(reason, "; want {demand} ({})", parts.join(", "));
+        why.want = demand;
 
         let mut desired = demand.clamp(min_workers, max);
         if desired != demand {
-            let _ = write!(reason, ", clamped to [{}, {}] = {desired}", min_workers, max);
+            why.clamped = Some((min_workers, max, desired));
         }
         if c.max_mode == MaxMode::LegacyVeto && demand > max && desired > current {
-            let _ = write!(reason, "; seed veto: demand above max blocks scale-up");
+            why.vetoed = true;
             desired = current.max(min_workers);
         }
 
-        let hold = |reason: String, next: PolicyState| (Decision { from: current, to: current, desired, reason }, next);
+        let verdict = |to: u32, outcome: Outcome, mut why: Why| {
+            why.outcome = outcome;
+            Verdict { from: current, to, desired, why }
+        };
+        let fresh = (None, 0);
 
         // A quiet process takes no new job: its dyno is no capacity. Work waiting that needs more than the dynos that
         // still take jobs scales up past the quiet ones, whatever rule set the demand.
@@ -308,60 +323,51 @@ impl Policy {
         if quiet > 0 && totals.ready > 0 && desired > current - quiet {
             let to = desired.saturating_add(quiet).min(max).max(current);
             if to > current {
-                let _ = write!(reason, "; {quiet} quiet dyno(s) take no jobs: scale up {current} -> {to}");
-                return (Decision { from: current, to, desired, reason }, PolicyState::default());
+                return (verdict(to, Outcome::UpPastQuiet { quiet }, why), fresh);
             }
         }
         if desired > current {
-            let _ = write!(reason, "; scale up {current} -> {desired}");
-            return (Decision { from: current, to: desired, desired, reason }, PolicyState::default());
+            return (verdict(desired, Outcome::Up, why), fresh);
         }
         if desired == current {
-            let _ = write!(reason, "; hold at {current}");
-            return hold(reason, PolicyState::default());
+            return (verdict(current, Outcome::Steady, why), fresh);
         }
 
         // desired < current: scaling down, subject to a complete reading, the mode, the delay and busy-safety.
         if !input.snapshot.unreadable.is_empty() {
-            let _ = write!(
-                reason,
-                "; hold at {current}: part of the queue could not be read ({})",
-                input.snapshot.unreadable.join("; ")
-            );
-            return hold(reason, state.clone());
+            let parts = input.snapshot.unreadable.clone();
+            return (verdict(current, Outcome::Unreadable(parts), why), (lower_since, window_peak));
         }
         let lowest = match c.down_mode {
-            DownMode::Idle if !idle => {
-                let _ =
-                    write!(reason, "; hold at {current}: idle mode scales down only when nothing is ready or running");
-                return hold(reason, PolicyState::default());
-            }
+            DownMode::Idle if !idle => return (verdict(current, Outcome::NotIdle, why), fresh),
             DownMode::Idle => min_workers,
             DownMode::Gradual => desired,
         };
-        let (since, peak) = match state.lower_since {
+        // The delay a lower demand must last: the adaptive keep-alive, reckoned only for a scale-down.
+        let down_delay = match &c.adaptive {
+            Some(a) => {
+                let (delay, keep) = a.keep_alive(learned, c.down_delay, idle);
+                why.keep_alive = Some(keep);
+                delay
+            }
+            None => c.down_delay,
+        };
+        let (since, peak) = match lower_since {
             // A window whose peak is not below the quantity began at a larger one (a shrink finished since): it
             // says nothing about this one.
-            Some(since) if state.window_peak < current => (since, state.window_peak.max(lowest)),
+            Some(since) if window_peak < current => (since, window_peak.max(lowest)),
             _ => (input.now, lowest),
         };
-        let next = PolicyState { lower_since: Some(since), window_peak: peak, ..PolicyState::default() };
+        let next = (Some(since), peak);
         let waited = input.now.duration_since(since).unwrap_or_default();
-        if waited < down_delay.0 {
-            let _ = write!(
-                reason,
-                "; hold at {current}: demand lower for {:.1}s of the {:.1}s {}",
-                waited.as_secs_f64(),
-                down_delay.0.as_secs_f64(),
-                if down_delay.1.is_empty() { "down delay".to_owned() } else { down_delay.1 }
-            );
-            return hold(reason, next);
+        if waited < down_delay {
+            return (verdict(current, Outcome::Delay { waited, delay: down_delay }, why), next);
         }
         // Quiet dynos take no job: keep the demand's worth of dynos that do (a drain in progress finishes on its
         // own, [`crate::drain`]).
         let target = self.keeping_capacity(input, peak);
         if target > peak {
-            let _ = write!(reason, "; quiet dynos are no capacity: keep {target}");
+            why.quiet_keep = Some(target);
         }
 
         // Any job of this process type protects its dyno, whatever queue it came from.
@@ -370,37 +376,22 @@ impl Policy {
             || input.snapshot.workers.as_ref().is_some_and(|w| w.iter().any(|w| !lag::confirmed_idle(w, streaks)));
         let to = match self.busy_floor(input, running, streaks, ready_gone) {
             BusyFloor::Known(floor, host) if floor > target => {
-                let _ =
-                    write!(reason, "; dyno {host} is busy (or not yet seen idle on {} heartbeats)", lag::IDLE_BEATS);
+                why.busy_host = Some(host);
                 floor
             }
             BusyFloor::Known(..) => target,
             BusyFloor::Unknown if busy_anywhere && !c.allow_interrupting => {
-                let _ = write!(
-                    reason,
-                    "; hold at {current}: {} jobs running and the source cannot name their dynos",
-                    running.max(1)
-                );
-                return hold(reason, next);
+                return (verdict(current, Outcome::Unplaced { running: running.max(1) }, why), next);
             }
             BusyFloor::Unknown => target,
         };
         if to >= current {
-            let _ = write!(reason, "; hold at {current}");
             // A window that is over while its peak (with the quiet dynos) keeps every dyno begins again, so a demand
             // that stays lower is heard.
-            let next = if peak > lowest {
-                PolicyState { lower_since: Some(input.now), window_peak: lowest, ..PolicyState::default() }
-            } else {
-                next
-            };
-            return hold(reason, next);
+            let next = if peak > lowest { (Some(input.now), lowest) } else { next };
+            return (verdict(current, Outcome::Kept, why), next);
         }
-        let _ = write!(reason, "; scale down {current} -> {to}");
-        if !down_delay.1.is_empty() {
-            let _ = write!(reason, " after the {}", down_delay.1);
-        }
-        (Decision { from: current, to, desired, reason }, PolicyState::default())
+        (verdict(to, Outcome::Down, why), fresh)
     }
 }
 

@@ -105,7 +105,14 @@ impl Recurrence {
     /// The level wanted at `slot` in at least three of the four periods before `period`, and how many of them
     /// wanted that much.
     fn recurring(&self, slot: u64, period: u64) -> (u32, usize) {
-        let mut seen: Vec<u16> = self.past(period).map(|q| self.levels[self.index(slot, q)]).collect();
+        // At most four levels: kept on the stack, sorted highest first.
+        let mut seen = [0u16; LOOK as usize];
+        let mut n = 0;
+        for q in self.past(period) {
+            seen[n] = self.levels[self.index(slot, q)];
+            n += 1;
+        }
+        let seen = &mut seen[..n];
         seen.sort_unstable_by(|a, b| b.cmp(a));
         let level = seen.get(NEED - 1).copied().map_or(0, u32::from);
         (level, seen.iter().filter(|v| u32::from(**v) >= level && level > 0).count())

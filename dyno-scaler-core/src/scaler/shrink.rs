@@ -34,7 +34,14 @@ impl Scaler {
         } else {
             None
         };
-        let out = drain::step(&mut state.drain, snapshot, decision, victims, cfg.clock.now(), policy.max_drain);
+        let out = drain::step(
+            &mut state.drain,
+            snapshot,
+            (decision.from, decision.to),
+            victims,
+            cfg.clock.now(),
+            policy.max_drain,
+        );
         if let Some(note) = out.note {
             tracing::info!(process_type = %pt, victims = ?out.draining, "{note}");
         }

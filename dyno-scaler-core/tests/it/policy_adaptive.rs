@@ -107,6 +107,49 @@ fn keep_alive_is_learned_from_the_idle_gaps() {
     assert!(d.reason.contains("the configured one until arrivals or 8 idle gaps"), "{}", d.reason);
 }
 
+#[test]
+fn the_reason_is_typed_parts_and_its_words_are_rendered_from_them() {
+    let p = adaptive(3, |a| a.prewarm = false);
+    let (st, now) = gaps(&p, 10, 20);
+    let s = reading(0, 0, 100);
+    let placements = platform::placements(&InMemoryPlatform::new(), "worker", 1, &s);
+    let input = PolicyInput { now: at(now), placements: Some(&placements), ..PolicyInput::new("worker", &s, 1) };
+    // In place: the state advances as `decide`'s does, and the hold is matched on its parts, not on prose.
+    let mut in_place = st.clone();
+    let verdict = p.advance(&input, &mut in_place);
+    let (decision, next) = p.decide(&input, &st);
+    assert_eq!(in_place, next);
+    assert_eq!((verdict.from, verdict.to), (1, 1));
+    assert!(
+        matches!(verdict.why.outcome, policy::why::Outcome::Delay { delay, .. } if delay == Duration::from_secs(15))
+    );
+    assert!(
+        matches!(verdict.why.keep_alive, Some(policy::why::KeepAlive::Gaps { secs, .. }) if secs == 15.0),
+        "{:?}",
+        verdict.why
+    );
+    assert_eq!(verdict.why.drain.map(|d| d.workers), Some(0));
+    // The words: rendered once, from those parts.
+    assert_eq!(verdict.decision(), decision);
+    assert!(
+        decision.reason.starts_with("0 ready, 0 running; want 0 (drain 0 (idle)); hold at 1: demand lower for "),
+        "{}",
+        decision.reason
+    );
+    let gaps = match verdict.why.keep_alive {
+        Some(policy::why::KeepAlive::Gaps { gaps, .. }) => gaps,
+        _ => unreachable!(),
+    };
+    let tail = format!("of the 15.0s keep-alive 15s learned from {gaps:.0} idle gaps (a cold start costs 60s)");
+    assert!(decision.reason.ends_with(&tail), "{}", decision.reason);
+    // Work arrives: a scale-up, typed as one, with the drain rule's figures.
+    let busy = reading(400, 0, 100);
+    let verdict = p.advance(&PolicyInput { now: at(now + 1.0), ..PolicyInput::new("worker", &busy, 1) }, &mut in_place);
+    assert!(matches!(verdict.why.outcome, policy::why::Outcome::Up), "{:?}", verdict.why);
+    assert_eq!((verdict.to, verdict.why.want, verdict.why.ready), (3, verdict.why.drain.unwrap().workers, 400));
+    assert!(verdict.to_string().ends_with("; scale up 1 -> 3"), "{verdict}");
+}
+
 /// Four hours of a trickle (one job running) with a burst of 400 ready jobs at minute 20, one reading every 5 s.
 fn hours_with_a_burst(p: &Policy) -> PolicyState {
     let mut st = PolicyState::default();
