@@ -94,7 +94,7 @@ impl DelayedJobSource {
                        AND (c.relname LIKE '%dyno_scaler_run_at' OR c.relname LIKE '%dyno_scaler_locked_at')",
                 )
                 .bind(&self.config.table)
-                .fetch_one(&self.db.pool())
+                .fetch_one(&self.db.side())
                 .await
                 .map_err(|e| self.map_err(e))
             })

@@ -4,6 +4,10 @@
 //! The session is opened with `idle_session_timeout` set to the lease's TTL (Postgres 14 and later), and each
 //! campaign is a statement on it: a holder cut from the database (a network partition) has its session ended by the
 //! server a TTL after its last campaign, so the lock never outlives the lease the holder believes it has.
+//!
+//! Each campaign and each read is one statement that also reads the pause, and a read runs on the lease's session
+//! when there is one: the check made just before acting (is a pause set?) needs no other connection, so it never
+//! opens one on the hot path (a connection costs a TLS handshake, 80 ms; issue 34).
 
 use std::time::Duration;
 
@@ -45,18 +49,29 @@ macro_rules! holder {
 }
 
 /// Takes the lock unless this session has it (so its count stays one), then names the holder (read after the
-/// taking). `$1`: the lock's name.
+/// taking). `$1`: the lock's name. The pause column follows ([`with_pause`]).
 const CAMPAIGN: &str = concat!(
     key!(),
     ", t AS (SELECT CASE WHEN EXISTS (SELECT 1 FROM (",
     holders!(),
     ") l WHERE l.pid = pg_backend_pid()) THEN true ELSE pg_try_advisory_lock(k.k) END AS held FROM k) SELECT t.held, ",
     holder!(),
-    " FROM t"
 );
 
-/// Who holds the lock, without taking it.
+/// Who holds the lock, without taking it. The pause column follows ([`with_pause`]).
 const READ: &str = concat!(key!(), " SELECT false AS held, ", holder!());
+
+/// `select` (a campaign or a read) with the pause as its last column: the learned table's row `$2`, or NULL
+/// without a table; `from` ends the statement.
+fn with_pause(select: &str, learned: Option<&str>, from: &str) -> String {
+    match learned {
+        Some(t) => format!("{select}, (SELECT summary FROM {t} WHERE process_type = $2) AS pause{from}"),
+        None => format!("{select}, NULL::text AS pause{from}"),
+    }
+}
+
+/// A campaign's or a read's row: held, holder, pause (JSON).
+type Row = (bool, Option<String>, Option<String>);
 
 /// The prefix of the session's `application_name`; the rest is the holder's identity.
 const APP: &str = "dyno-scaler ";
@@ -68,6 +83,8 @@ pub struct PgLease {
     opts: PgConnectOptions,
     lock: String,
     pause_key: String,
+    campaign: String,
+    read: String,
     session: Mutex<Option<PgConnection>>,
 }
 
@@ -79,7 +96,10 @@ impl std::fmt::Debug for PgLease {
 
 impl PgLease {
     pub(crate) fn new(db: Db, opts: PgConnectOptions, scope: &str, process_type: &str) -> Self {
+        let learned = db.learned_table().map(str::to_owned);
         Self {
+            campaign: with_pause(CAMPAIGN, learned.as_deref(), " FROM t"),
+            read: with_pause(READ, learned.as_deref(), ""),
             db,
             opts,
             lock: format!("dyno-scaler:lease:{scope}:{process_type}"),
@@ -92,12 +112,27 @@ impl PgLease {
         name.map(|n| n.strip_prefix(APP).map(str::to_owned).unwrap_or(n))
     }
 
-    async fn pause(&self) -> Result<Option<Pause>, SourceError> {
-        let Some(json) = self.db.recall_row(&self.pause_key).await? else { return Ok(None) };
-        Ok(Some(serde_json::from_str(&json).unwrap_or_else(|_| Pause { until: None, by: "unreadable".into() })))
+    fn state((held, holder, pause): Row) -> LeaseState {
+        let pause = pause
+            .map(|json| serde_json::from_str(&json).unwrap_or_else(|_| Pause { until: None, by: "unreadable".into() }));
+        LeaseState { held, holder: Self::holder(holder), pause }
     }
 
-    async fn campaign_on(&self, me: &str, ttl: Duration) -> Result<(bool, Option<String>), SourceError> {
+    /// Runs `sql` (a campaign or a read) on `conn`, bounded.
+    async fn row(&self, sql: &str, conn: &mut PgConnection) -> Result<Row, SourceError> {
+        self.db
+            .bounded(async {
+                sqlx::query_as::<_, Row>(sqlx::AssertSqlSafe(sql))
+                    .bind(&self.lock)
+                    .bind(&self.pause_key)
+                    .fetch_one(conn)
+                    .await
+                    .map_err(|e| self.db.map_err(e))
+            })
+            .await
+    }
+
+    async fn campaign_on(&self, me: &str, ttl: Duration) -> Result<Row, SourceError> {
         let mut session = self.session.lock().await;
         // A session kept from before may have been ended by the server (idle past the TTL while this scaler was
         // stuck): then one new session is tried at once.
@@ -110,19 +145,15 @@ impl PgLease {
                     .options([("idle_session_timeout", format!("{}", ttl.as_millis().max(1)))]);
                 let conn =
                     self.db.bounded(async { PgConnection::connect_with(&opts).await.map_err(|e| self.db.map_err(e)) });
-                *session = Some(conn.await?);
+                let mut conn = conn.await?;
+                // Prepared now, so the read made just before acting is never planned on the hot path.
+                self.row(&self.read, &mut conn).await?;
+                *session = Some(conn);
             }
             // Out of the slot while the statement runs: if the campaign is abandoned (its caller timed out), the
             // session goes with it instead of staying behind in the middle of an answer.
             let mut conn = session.take().expect("connected above");
-            let row = self.db.bounded(async {
-                sqlx::query_as::<_, (bool, Option<String>)>(CAMPAIGN)
-                    .bind(&self.lock)
-                    .fetch_one(&mut conn)
-                    .await
-                    .map_err(|e| self.db.map_err(e))
-            });
-            match row.await {
+            match self.row(&self.campaign, &mut conn).await {
                 Ok(row) => {
                     *session = Some(conn);
                     return Ok(row);
@@ -147,22 +178,23 @@ impl Lease for PgLease {
     }
 
     async fn campaign(&self, me: &str, ttl: Duration) -> Result<LeaseState, SourceError> {
-        let (held, holder) = self.campaign_on(me, ttl).await?;
-        Ok(LeaseState { held, holder: Self::holder(holder), pause: self.pause().await? })
+        Ok(Self::state(self.campaign_on(me, ttl).await?))
     }
 
+    /// On the lease's session where this scaler campaigns (open and warm), else on the side pool.
     async fn read(&self) -> Result<LeaseState, SourceError> {
-        let (_, holder) = self
-            .db
-            .bounded(async {
-                sqlx::query_as::<_, (bool, Option<String>)>(READ)
-                    .bind(&self.lock)
-                    .fetch_one(&self.db.pool())
-                    .await
-                    .map_err(|e| self.db.map_err(e))
-            })
-            .await?;
-        Ok(LeaseState { held: false, holder: Self::holder(holder), pause: self.pause().await? })
+        let mut session = self.session.lock().await;
+        if let Some(mut conn) = session.take() {
+            // Out of the slot while the statement runs, as in a campaign; a session that fails is dropped (the
+            // next campaign opens another).
+            let row = self.row(&self.read, &mut conn).await?;
+            *session = Some(conn);
+            return Ok(Self::state(row));
+        }
+        drop(session);
+        let mut conn =
+            self.db.bounded(async { self.db.side().acquire().await.map_err(|e| self.db.map_err(e)) }).await?;
+        Ok(Self::state(self.row(&self.read, &mut conn).await?))
     }
 
     async fn release(&self, me: &str) -> Result<(), SourceError> {

@@ -21,10 +21,17 @@ pub struct Db {
     name: &'static str,
     url: Secret,
     timeout: Duration,
-    /// Snapshots and the learned summary (two connections at most; [`Db::pool`]), replaced when a statement gets no
-    /// answer in time. The event path's `LISTEN` session is apart ([`Db::listen`]), so the snapshots keep their warm
-    /// connection (a new one costs a TLS handshake on the hot path: 80 ms measured on Debian's Postgres).
+    /// The snapshots' statements (one connection, so every snapshot finds it warm: with two, a snapshot asking
+    /// while the last statement's connection was still on its way back to the pool opened a second one, 90 ms;
+    /// [`Db::pool`]), replaced when a statement gets no answer in time. Nothing else runs on it: the event path's `LISTEN` session is apart ([`Db::listen`]), and so is
+    /// everything off the hot path ([`Db::side`]), so the snapshot an event wakes finds its connection warm and
+    /// free (a new one costs a TLS handshake on the hot path: 80 ms measured on Debian's Postgres).
     pool: std::sync::Arc<std::sync::RwLock<PgPool>>,
+    /// Everything off the hot path (one connection): the learned summary and the pause, the queue names seen, the
+    /// trigger's and the indexes' checks. A read of every job row's queue name (hundreds of milliseconds on a
+    /// big GoodJob table) at the start once held the snapshots' only connection, so the first event's snapshot
+    /// opened another: 85 ms instead of 5 (issue 34).
+    side: std::sync::Arc<std::sync::RwLock<PgPool>>,
     /// The learned table (quoted), where one is set ([`learned`]).
     learned: Option<String>,
     /// How the pools connect (for a lease's own session).
@@ -71,9 +78,10 @@ impl Db {
             // compiles for half a second to save microseconds (measured: 640 ms against 25 ms on GoodJob's tables).
             ("jit", "off".to_string()),
         ]);
-        let pool = std::sync::Arc::new(std::sync::RwLock::new(pool(&opts, timeout, 2)));
+        let side = std::sync::Arc::new(std::sync::RwLock::new(pool(&opts, timeout, 1)));
+        let pool = std::sync::Arc::new(std::sync::RwLock::new(pool(&opts, timeout, 1)));
         let learned = learned_table.and_then(quote_table);
-        Ok(Self { name, url: url.clone(), timeout, pool, learned, opts })
+        Ok(Self { name, url: url.clone(), timeout, pool, side, learned, opts })
     }
 
     /// The same pools with `plan_cache_mode = force_generic_plan`: a statement is planned once per connection, not
@@ -84,7 +92,8 @@ impl Db {
     /// them again costs no connection.
     pub fn generic_plans(mut self) -> Self {
         self.opts = self.opts.options([("plan_cache_mode", "force_generic_plan")]);
-        self.pool = std::sync::Arc::new(std::sync::RwLock::new(pool(&self.opts, self.timeout, 2)));
+        self.pool = std::sync::Arc::new(std::sync::RwLock::new(pool(&self.opts, self.timeout, 1)));
+        self.side = std::sync::Arc::new(std::sync::RwLock::new(pool(&self.opts, self.timeout, 1)));
         self
     }
 
@@ -125,17 +134,22 @@ impl Db {
         }
     }
 
-    /// The pool the statements run on.
+    /// The pool the snapshots' statements run on, and nothing else.
     pub fn pool(&self) -> PgPool {
         self.pool.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The pool of every statement off the hot path (not a snapshot's).
+    pub fn side(&self) -> PgPool {
+        self.side.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// After a statement got no answer in time: a new pool, so that no connection of the old one (held half-open
     /// by the network, or stuck giving a cancelled statement's connection back) serves the next statement. The old
     /// pool's connections close as their sockets fail.
     fn renew_pool(&self) {
-        let fresh = pool(&self.opts, self.timeout, 2);
-        *self.pool.write().unwrap_or_else(|e| e.into_inner()) = fresh;
+        *self.pool.write().unwrap_or_else(|e| e.into_inner()) = pool(&self.opts, self.timeout, 1);
+        *self.side.write().unwrap_or_else(|e| e.into_inner()) = pool(&self.opts, self.timeout, 1);
         tracing::warn!(source = self.name, "Postgres did not answer in time: the connections are replaced");
     }
 
@@ -144,7 +158,7 @@ impl Db {
     pub async fn names(&self, sql: String, arg: Option<String>) -> Result<Vec<String>, SourceError> {
         let work = async {
             let q = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(sql)).bind(arg);
-            q.fetch_all(&self.pool()).await.map_err(|e| self.map_err(e))
+            q.fetch_all(&self.side()).await.map_err(|e| self.map_err(e))
         };
         let mut names = self.bounded(work).await?;
         names.sort();
@@ -176,12 +190,17 @@ impl Db {
         match &self.learned {
             Some(t) => {
                 self.bounded(async {
-                    learned::remember(&self.pool(), t, process_type, summary).await.map_err(|e| self.map_err(e))
+                    learned::remember(&self.side(), t, process_type, summary).await.map_err(|e| self.map_err(e))
                 })
                 .await
             }
             None => Ok(()),
         }
+    }
+
+    /// The learned table (quoted), where one is set.
+    pub fn learned_table(&self) -> Option<&str> {
+        self.learned.as_deref()
     }
 
     /// The lease of `process_type` for the queue in `scope` (its table or schema, so two apps sharing a database
@@ -194,7 +213,7 @@ impl Db {
     pub async fn recall_row(&self, key: &str) -> Result<Option<String>, SourceError> {
         match &self.learned {
             Some(t) => {
-                self.bounded(async { learned::read(&self.pool(), t, key).await.map_err(|e| self.map_err(e)) }).await
+                self.bounded(async { learned::read(&self.side(), t, key).await.map_err(|e| self.map_err(e)) }).await
             }
             None => Ok(None),
         }
@@ -204,7 +223,7 @@ impl Db {
     pub async fn forget(&self, key: &str) -> Result<(), SourceError> {
         match &self.learned {
             Some(t) => {
-                self.bounded(async { learned::forget(&self.pool(), t, key).await.map_err(|e| self.map_err(e)) }).await
+                self.bounded(async { learned::forget(&self.side(), t, key).await.map_err(|e| self.map_err(e)) }).await
             }
             None => Ok(()),
         }
@@ -215,7 +234,7 @@ impl Db {
         match &self.learned {
             Some(t) => {
                 self.bounded(async {
-                    learned::recall(&self.pool(), t, process_type).await.map_err(|e| self.map_err(e))
+                    learned::recall(&self.side(), t, process_type).await.map_err(|e| self.map_err(e))
                 })
                 .await
             }
@@ -257,7 +276,15 @@ impl Db {
         // A session of its own each time: a session given up (it stopped answering) is left to sqlx's `UNLISTEN`,
         // which waits on it until TCP gives up, and must not hold the slot the next session needs.
         let sessions = pool(&self.opts, self.timeout, 1);
-        let mut listener = PgListener::connect_with(&sessions).await.map_err(|e| self.map_err(e))?;
+        // The snapshot an event wakes must find its connection open: it is opened now, beside the LISTEN session,
+        // not by the first event (a connection costs a TLS handshake: 80 ms on Debian's Postgres, issue 34). The
+        // pause read just before acting runs on the lease's session ([`lease`]), open already.
+        let snapshots = self.pool();
+        let warm = async {
+            let _ = snapshots.acquire().await;
+        };
+        let (listener, ()) = tokio::join!(PgListener::connect_with(&sessions), warm);
+        let mut listener = listener.map_err(|e| self.map_err(e))?;
         listener.listen(channel).await.map_err(|e| self.map_err(e))?;
         hints.active(EventMode::Listen, format!("LISTEN {channel}, {what}"));
         let mut probe = tokio::time::interval_at(tokio::time::Instant::now() + LISTEN_PROBE, LISTEN_PROBE);

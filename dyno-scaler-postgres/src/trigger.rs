@@ -91,7 +91,7 @@ impl InsertTrigger {
                 )
                 .bind(&self.tables)
                 .bind(TRIGGER)
-                .fetch_one(&db.pool())
+                .fetch_one(&db.side())
                 .await
                 .map_err(|e| db.map_err(e))
             })
@@ -110,7 +110,7 @@ impl InsertTrigger {
     /// Runs `sql` in one transaction, without the "does not exist, skipping" notices of the idempotent drops.
     async fn run(&self, sql: String) -> Result<(), SourceError> {
         let db = &self.db;
-        let mut tx = db.pool().begin().await.map_err(|e| db.map_err(e))?;
+        let mut tx = db.side().begin().await.map_err(|e| db.map_err(e))?;
         sqlx::raw_sql("SET LOCAL client_min_messages = warning").execute(&mut *tx).await.map_err(|e| db.map_err(e))?;
         sqlx::raw_sql(AssertSqlSafe(sql)).execute(&mut *tx).await.map_err(|e| db.map_err(e))?;
         tx.commit().await.map_err(|e| db.map_err(e))
