@@ -3,11 +3,12 @@
 //! (classic policy, one job per worker), so each enqueue is answered by exactly one PATCH. Prints p50/p99/max.
 //!
 //! `cargo bench --bench events` (needs Redis, Postgres and Debian's ruby-sidekiq; EVENTS_ROUNDS, default 5;
-//! EVENTS_SPACING_MS, default 20)
+//! EVENTS_SPACING_MS, default 20; EVENTS_SOURCES, default sidekiq,resque,delayed_job,good_job)
 //!
 //! Sidekiq jobs are pushed by the real Sidekiq 6.4 client (benches/ruby/sidekiq_push.rb, its clock read just
 //! before the push); Resque jobs as `Resque.push` writes them (SADD + RPUSH); DelayedJob rows with the INSERT
-//! `delayed_job_active_record` makes, into a table with the insert trigger installed.
+//! `delayed_job_active_record` makes, into a table with the insert trigger installed; GoodJob rows with the INSERT and
+//! the `NOTIFY good_job` GoodJob's adapter sends, beside 300,000 finished rows (EVENTS_FINISHED_ROWS).
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
@@ -243,6 +244,59 @@ async fn delayed_job(rounds: u32) -> Vec<f64> {
     out
 }
 
+/// GoodJob: its own `NOTIFY good_job` after the `INSERT` (GoodJob::Adapter#enqueue), into a table holding
+/// `EVENTS_FINISHED_ROWS` finished jobs (default 300,000: GoodJob keeps them), vacuumed as autovacuum leaves it.
+/// Each round starts a new daemon on the same table, its jobs deleted first.
+async fn good_job(rounds: u32) -> Vec<f64> {
+    let pool = sqlx::PgPool::connect(&db_url()).await.expect("Postgres");
+    let schema = unique("bench_gj");
+    let table = format!("{schema}.good_jobs");
+    let ddl = dyno_scaler_test_support::good_jobs_ddl(&schema);
+    sqlx::raw_sql(AssertSqlSafe(format!("CREATE SCHEMA {schema}; {ddl}"))).execute(&pool).await.unwrap();
+    let finished: u64 = std::env::var("EVENTS_FINISHED_ROWS").ok().and_then(|v| v.parse().ok()).unwrap_or(300_000);
+    let fill = format!(
+        "INSERT INTO {table} (queue_name, priority, serialized_params, scheduled_at, performed_at, finished_at, \
+           created_at, updated_at, job_class) SELECT 'q' || (g % 5), 0, '{{}}', now(), now(), now(), now(), now(), 'X' \
+         FROM generate_series(1, {finished}) g"
+    );
+    sqlx::raw_sql(AssertSqlSafe(fill)).execute(&pool).await.unwrap();
+    sqlx::raw_sql(AssertSqlSafe(format!("VACUUM ANALYZE {table}"))).execute(&pool).await.unwrap();
+    let insert = format!(
+        "INSERT INTO {table} (id, active_job_id, queue_name, priority, serialized_params, scheduled_at, created_at, \
+           updated_at, job_class) SELECT u, u, 'default', 0, '{{}}', now() AT TIME ZONE 'UTC', now() AT TIME ZONE 'UTC', \
+           now() AT TIME ZONE 'UTC', 'SyncJob' FROM (SELECT gen_random_uuid() AS u) g; \
+         NOTIFY good_job, '{{\"queue_name\":\"default\"}}';"
+    );
+    let mut out = Vec::new();
+    for _ in 0..rounds {
+        sqlx::raw_sql(AssertSqlSafe(format!("DELETE FROM {table} WHERE finished_at IS NULL")))
+            .execute(&pool)
+            .await
+            .unwrap();
+        let fake = round_fake().await;
+        let env = [
+            ("DYNO_SCALER_SOURCE", "good_job".to_owned()),
+            ("DATABASE_URL", db_url()),
+            ("DYNO_SCALER_TABLE", table.clone()),
+        ];
+        let daemon = Daemon::start(&fake, &env).await;
+        for q in 1..=PER_ROUND {
+            let t0 = SystemTime::now();
+            sqlx::raw_sql(AssertSqlSafe(insert.clone())).execute(&pool).await.unwrap();
+            let at = patched(&fake, q).await;
+            if q == 1 && std::env::var_os("EVENTS_TRACE").is_some() {
+                eprintln!("first enqueue at {:.4}, PATCH at {:.4}", epoch(t0), epoch(at));
+                eprintln!("{}", daemon.log.lock().unwrap());
+            }
+            out.push(at.duration_since(t0).unwrap_or_default().as_secs_f64() * 1000.0);
+            tokio::time::sleep(spacing()).await;
+        }
+        daemon.stop().await;
+    }
+    sqlx::raw_sql(AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE"))).execute(&pool).await.unwrap();
+    out
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let rounds: u32 = std::env::var("EVENTS_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(5);
@@ -250,7 +304,7 @@ async fn main() {
         "enqueue -> PATCH received, poll interval 60 s, {rounds} x {PER_ROUND} enqueues per source, {:?} apart",
         spacing()
     );
-    let only = std::env::var("EVENTS_SOURCES").unwrap_or_else(|_| "sidekiq,resque,delayed_job".into());
+    let only = std::env::var("EVENTS_SOURCES").unwrap_or_else(|_| "sidekiq,resque,delayed_job,good_job".into());
     if only.contains("sidekiq") {
         summary("sidekiq", sidekiq(rounds).await);
     }
@@ -259,5 +313,8 @@ async fn main() {
     }
     if only.contains("delayed_job") {
         summary("delayed_job", delayed_job(rounds).await);
+    }
+    if only.contains("good_job") {
+        summary("good_job", good_job(rounds).await);
     }
 }

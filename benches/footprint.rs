@@ -11,7 +11,7 @@ use sqlx::AssertSqlSafe;
 
 #[path = "support/proc.rs"]
 mod proc;
-use proc::proc_field;
+use proc::{proc_field, rss_by_mapping};
 
 fn cpu_ticks(pid: u32) -> u64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
@@ -120,12 +120,18 @@ max_workers = 2
     let hwm = proc_field(pid, "status", "VmHWM:").unwrap_or(0);
     let rss = proc_field(pid, "status", "VmRSS:").unwrap_or(0);
     let ticks = cpu_ticks(pid) - ticks0;
+    let by_mapping = rss_by_mapping(pid);
+    let threads = proc_field(pid, "status", "Threads:").unwrap_or(0);
     let _ = std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status();
     let status = child.wait().await.unwrap();
     let cycles = elapsed.as_secs_f64(); // one cycle per second
     let cpu_ms = ticks as f64 * 1000.0 / 100.0; // USER_HZ = 100
     println!("run for {elapsed:.1?}, 3 process types at 1 s; exit {status}");
     println!("peak RSS (VmHWM):   {:.1} MiB  (RSS at the end {:.1} MiB)", hwm as f64 / 1024.0, rss as f64 / 1024.0);
+    println!("RSS at the end, by mapping ({threads} threads):");
+    for (kind, kib) in &by_mapping {
+        println!("  {:>7.2} MiB  {kind}", *kib as f64 / 1024.0);
+    }
     println!("CPU time:           {cpu_ms:.0} ms in all, {:.2} ms per cycle of 3 process types", cpu_ms / cycles);
     println!("platform calls:     {} (PATCH {})", fake.requests().len(), fake.requests_with("PATCH").len());
     if scrape {
