@@ -39,6 +39,6 @@ pub fn rss_by_mapping(pid: u32) -> Vec<(String, u64)> {
         }
     }
     let mut out: Vec<(String, u64)> = sums.into_iter().collect();
-    out.sort_by(|a, b| b.1.cmp(&a.1));
+    out.sort_by_key(|k| std::cmp::Reverse(k.1));
     out
 }
