@@ -66,21 +66,22 @@ async fn main() {
     let (t_stock, figures) = time_snapshot(&source).await;
     println!("dyno-scaler snapshot, stock index only:      {t_stock:>10.2?}  ({figures})");
     println!("peers' queries on the same table (stock index):");
-    peer(
-        &pool,
-        &table,
-        "HireFire job_queue_size",
-        "SELECT count(*) FROM TABLE WHERE failed_at IS NULL AND run_at <= now()",
-    )
-    .await;
-    peer(
-        &pool,
-        &table,
-        "HireFire job_queue_latency",
-        "SELECT run_at FROM TABLE WHERE failed_at IS NULL AND run_at <= now() ORDER BY run_at LIMIT 1",
-    )
-    .await;
-    peer(&pool, &table, "Judoscale latency", "SELECT COALESCE(queue,'default'), min(run_at) FROM TABLE WHERE locked_at IS NULL AND failed_at IS NULL GROUP BY 1").await;
+    // HireFire's agent, hirefire-resource-ruby 1.0.8 (07a3aa7), lib/hirefire/macro/delayed_job.rb (ActiveRecord):
+    // not failed and due (l.30-35, l.63-68), no queue filter unless queues are named; the latency reads the
+    // first such job, whole (`query.first`, l.41).
+    let hf_size = "SELECT count(*) FROM TABLE WHERE failed_at IS NULL AND run_at <= (now() AT TIME ZONE 'UTC')";
+    let hf_latency =
+        "SELECT * FROM TABLE WHERE failed_at IS NULL AND run_at <= (now() AT TIME ZONE 'UTC') ORDER BY run_at LIMIT 1";
+    peer(&pool, &table, "HireFire job_queue_size", hf_size).await;
+    peer(&pool, &table, "HireFire job_queue_latency", hf_latency).await;
+    peer(&pool, &table, "HireFire size + latency", &format!("{hf_size}; {hf_latency}")).await;
+    // Judoscale's agent, judoscale-ruby 26d2486, judoscale-delayed_job/lib/judoscale/delayed_job/metrics_collector.rb:
+    // METRICS_SQL (l.12-18) every collection; BUSY_METRICS_SQL (l.20-27) only with JUDOSCALE_LONG_JOBS=true (l.44).
+    let js_latency = "SELECT COALESCE(queue, 'default'), min(run_at) FROM TABLE WHERE locked_at IS NULL AND failed_at IS NULL GROUP BY queue";
+    let js_busy = "SELECT COALESCE(queue, 'default'), count(*) FROM TABLE WHERE locked_at IS NOT NULL \
+                   AND locked_by IS NOT NULL AND failed_at IS NULL GROUP BY 1";
+    peer(&pool, &table, "Judoscale latency (its default)", js_latency).await;
+    peer(&pool, &table, "Judoscale latency + busy (JUDOSCALE_LONG_JOBS)", &format!("{js_latency}; {js_busy}")).await;
     let stock_plan = plan(&pool, &source).await;
 
     let ddl = RECOMMENDED_INDEXES.replace("CONCURRENTLY ", "").replace(" delayed_jobs ", &format!(" {table} "));

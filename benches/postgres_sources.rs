@@ -69,6 +69,10 @@ async fn good_job(pool: &PgPool, url: &str) {
     let every = GoodJobSource::new(cfg).unwrap();
     let (took, figures) = time_snapshot(&every).await;
     println!("  dyno-scaler snapshot reading the locks (lock_check 0s)     {took:>10.2?}  ({figures})");
+    // HireFire's agent, hirefire-resource-ruby 1.0.8 (07a3aa7), lib/hirefire/macro/good_job.rb: no queue filter
+    // unless queues are named (l.29, l.57); `performed_at IS NULL`, not discarded (`error_event` 5,
+    // helpers/good_job.rb l.21-29), due (l.30-32, l.58-60); the latency reads the first such job, whole
+    // (`query.first`, l.33-35).
     let hf = format!(
         "performed_at IS NULL AND (error_event IS NULL OR error_event <> 5) AND (scheduled_at <= {NOW} OR scheduled_at IS NULL)"
     );
@@ -81,14 +85,21 @@ async fn good_job(pool: &PgPool, url: &str) {
     peer(
         pool,
         "HireFire job_queue_latency",
-        &format!(
-            "SELECT scheduled_at, created_at FROM {s}.good_jobs WHERE {hf} ORDER BY scheduled_at, created_at LIMIT 1"
-        ),
+        &format!("SELECT * FROM {s}.good_jobs WHERE {hf} ORDER BY scheduled_at, created_at LIMIT 1"),
+    )
+    .await;
+    // Judoscale's agent, judoscale-ruby 26d2486, judoscale-good_job/lib/judoscale/good_job/metrics_collector.rb:
+    // the queue names once (l.37-39), then the oldest unperformed job per queue (l.42-48); the running jobs per
+    // queue (GoodJob's `running` scope) only with JUDOSCALE_LONG_JOBS=true (l.51-56).
+    peer(
+        pool,
+        "Judoscale queue names (its first collection only)",
+        &format!("SELECT DISTINCT queue_name FROM {s}.good_jobs"),
     )
     .await;
     peer(
         pool,
-        "Judoscale queue time per queue",
+        "Judoscale queue time per queue (its default)",
         &format!(
             "SELECT queue_name, min(coalesce(scheduled_at, created_at)) FROM {s}.good_jobs \
              WHERE performed_at IS NULL AND finished_at IS NULL GROUP BY queue_name"
@@ -97,7 +108,7 @@ async fn good_job(pool: &PgPool, url: &str) {
     .await;
     peer(
         pool,
-        "Judoscale busy per queue",
+        "Judoscale busy per queue (JUDOSCALE_LONG_JOBS)",
         &format!(
             "SELECT queue_name, count(*) FROM {s}.good_jobs WHERE performed_at IS NOT NULL AND finished_at IS NULL \
              GROUP BY queue_name"
@@ -206,43 +217,55 @@ async fn solid_queue(pool: &PgPool, url: &str) {
     for (mode, _, times) in modes {
         println!("    the statement alone, plan_cache_mode = {mode:<20} {:>10.2?}", median(times));
     }
+    // HireFire's agent, hirefire-resource-ruby 1.0.8 (07a3aa7), lib/hirefire/macro/solid_queue.rb: each call
+    // first resolves the queues (l.76-96: `SolidQueue::Queue.all` minus `SolidQueue::Pause.pluck(:queue_name)`),
+    // then filters every count or minimum by them (`where(queue_name: queues)`, l.112-162). `Queue.all` is Solid
+    // Queue 1.5's `Job.distinct_values_of(:queue_name)` (rails/solid_queue 29e818d,
+    // app/models/solid_queue/record/distinct_values.rb l.12-38: a loose index scan by recursive CTE on
+    // PostgreSQL); 1.4 ran `SELECT DISTINCT queue_name FROM solid_queue_jobs` (shown too).
+    let queues = format!(
+        "WITH RECURSIVE t AS ((SELECT queue_name FROM {s}.solid_queue_jobs WHERE queue_name IS NOT NULL \
+           ORDER BY queue_name LIMIT 1) UNION ALL SELECT (SELECT queue_name FROM {s}.solid_queue_jobs \
+           WHERE queue_name > t.queue_name ORDER BY queue_name LIMIT 1) FROM t WHERE t.queue_name IS NOT NULL) \
+         SELECT queue_name FROM t WHERE queue_name IS NOT NULL; SELECT queue_name FROM {s}.solid_queue_pauses;"
+    );
+    let names = "('default', 'mailers')";
+    peer(pool, "HireFire queues, Solid Queue 1.5 (recursive CTE) + pauses", &queues).await;
     peer(
         pool,
-        "HireFire queues (SolidQueue::Queue.all: distinct over jobs)",
+        "HireFire queues, Solid Queue 1.4 (DISTINCT over jobs)",
         &format!("SELECT DISTINCT queue_name FROM {s}.solid_queue_jobs"),
     )
     .await;
-    peer(
-        pool,
-        "HireFire job_queue_size (ready + due + claimed + expired blocked)",
-        &format!(
-            "SELECT (SELECT count(*) FROM {s}.solid_queue_ready_executions) \
-               + (SELECT count(*) FROM {s}.solid_queue_scheduled_executions WHERE scheduled_at <= {NOW}) \
-               + (SELECT count(*) FROM {s}.solid_queue_jobs j JOIN {s}.solid_queue_claimed_executions c ON c.job_id = j.id) \
-               + (SELECT count(*) FROM {s}.solid_queue_blocked_executions WHERE expires_at < {NOW})"
-        ),
-    )
-    .await;
-    peer(
-        pool,
-        "HireFire job_queue_latency",
-        &format!(
-            "SELECT (SELECT min(created_at) FROM {s}.solid_queue_ready_executions), \
-               (SELECT min(scheduled_at) FROM {s}.solid_queue_scheduled_executions WHERE scheduled_at <= {NOW}), \
-               (SELECT min(expires_at) FROM {s}.solid_queue_blocked_executions WHERE expires_at < {NOW})"
-        ),
-    )
-    .await;
-    peer(
-        pool,
-        "Judoscale queue time + busy per queue",
-        &format!(
-            "SELECT queue_name, min(created_at) FROM {s}.solid_queue_ready_executions GROUP BY 1; \
-             SELECT j.queue_name, count(*) FROM {s}.solid_queue_jobs j \
-               JOIN {s}.solid_queue_claimed_executions c ON c.job_id = j.id GROUP BY 1"
-        ),
-    )
-    .await;
+    let size = format!(
+        "SELECT count(*) FROM {s}.solid_queue_ready_executions WHERE queue_name IN {names}; \
+         SELECT count(*) FROM {s}.solid_queue_scheduled_executions WHERE scheduled_at <= {NOW} AND queue_name IN {names}; \
+         SELECT count(*) FROM {s}.solid_queue_jobs j JOIN {s}.solid_queue_claimed_executions c ON c.job_id = j.id \
+           WHERE j.queue_name IN {names}; \
+         SELECT count(*) FROM {s}.solid_queue_blocked_executions WHERE expires_at < {NOW} AND queue_name IN {names}"
+    );
+    peer(pool, "HireFire job_queue_size (4 counts, the queues filtered)", &size).await;
+    let latency = format!(
+        "SELECT min(created_at) FROM {s}.solid_queue_ready_executions WHERE queue_name IN {names}; \
+         SELECT min(scheduled_at) FROM {s}.solid_queue_scheduled_executions WHERE scheduled_at <= {NOW} \
+           AND queue_name IN {names}; \
+         SELECT min(expires_at) FROM {s}.solid_queue_blocked_executions WHERE expires_at < {NOW} AND queue_name IN {names}"
+    );
+    peer(pool, "HireFire job_queue_latency (3 minimums, filtered)", &latency).await;
+    peer(pool, "HireFire size + latency, each resolving the queues", &format!("{queues} {size}; {queues} {latency}"))
+        .await;
+    // Judoscale's agent, judoscale-ruby 26d2486, judoscale-solid_queue/lib/judoscale/solid_queue/metrics_collector.rb:
+    // the queue names once (l.24-26, `Job.distinct.pluck(:queue_name)`, kept after), then per collection the
+    // oldest ready execution per queue (l.28-30) and, only with JUDOSCALE_LONG_JOBS=true (`track_busy_jobs`,
+    // judoscale-ruby/lib/judoscale/config.rb l.29), the claimed jobs per queue (l.33-38).
+    let judoscale_qt =
+        format!("SELECT queue_name, min(created_at) FROM {s}.solid_queue_ready_executions GROUP BY queue_name");
+    let judoscale_busy = format!(
+        "SELECT j.queue_name, count(*) FROM {s}.solid_queue_jobs j \
+           JOIN {s}.solid_queue_claimed_executions c ON c.job_id = j.id GROUP BY j.queue_name"
+    );
+    peer(pool, "Judoscale queue time per queue (its default)", &judoscale_qt).await;
+    peer(pool, "Judoscale queue time + busy (JUDOSCALE_LONG_JOBS)", &format!("{judoscale_qt}; {judoscale_busy}")).await;
     let mut conn = pool.acquire().await.unwrap();
     sqlx::query("SET jit = off").execute(&mut *conn).await.unwrap();
     println!("{}", source.explain(&mut conn, "ANALYZE, COSTS OFF, TIMING OFF, SUMMARY ON").await.unwrap());
