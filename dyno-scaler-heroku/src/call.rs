@@ -186,7 +186,13 @@ impl HerokuPlatform {
                 }
                 return Err(error);
             }
-            tracing::debug!(status = ?status.map(|s| s.as_u16()), attempt, wait_ms = wait.as_millis() as u64, request_id, "Heroku API call failed; retrying");
+            tracing::debug!(
+                status = status.map(|s| s.as_u16()),
+                attempt,
+                wait_ms = wait.as_millis() as u64,
+                request_id,
+                "Heroku API call failed; retrying"
+            );
             tokio::time::sleep(wait).await;
         }
     }

@@ -164,6 +164,36 @@ async fn a_rejected_key_exits_1_with_a_clear_message() {
 }
 
 #[tokio::test]
+async fn json_logs_keep_their_types_to_the_last_line_an_error_included() {
+    let fake = fake().await;
+    let (_redis, url, mut c) = own_redis().await;
+    sidekiq_push(&mut c, "default", 3).await;
+    // A cycle that scales (a decision with its figures), then a run that the platform refuses (a fatal error).
+    let out = run(&["run", "--once", "--log-format", "json"], &env_sidekiq(&fake, &url)).await;
+    assert_eq!(out.code, 0, "{}", out.all());
+    let lines: Vec<serde_json::Value> = out
+        .stderr
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}")))
+        .collect();
+    let decision = lines.iter().find(|v| v["message"] == "decision").unwrap_or_else(|| panic!("{}", out.stderr));
+    assert_eq!((decision["from"].as_u64(), decision["to"].as_u64()), (Some(0), Some(1)), "{decision}");
+    assert_eq!(decision["applied"].as_bool(), Some(true), "{decision}");
+    assert!(decision["draining"].is_array(), "a list is an array: {decision}");
+    assert!(decision["reason"].as_str().is_some_and(|r| r.contains("3 ready")), "{decision}");
+    assert!(!out.stderr.contains("Some("), "no Rust Debug text: {}", out.stderr);
+    let env = with(env_sidekiq(&fake, &url), &[("HEROKU_API_KEY", "not-a-valid-token")]);
+    let out = run(&["run", "--log-format", "json"], &env).await;
+    assert_eq!(out.code, 1, "{}", out.all());
+    let last = out.stderr.lines().rfind(|l| !l.trim().is_empty()).unwrap_or_default();
+    let last: serde_json::Value = serde_json::from_str(last).unwrap_or_else(|e| panic!("not JSON: {last}: {e}"));
+    assert_eq!(last["level"], "ERROR", "{last}");
+    assert!(last["error"].as_str().is_some_and(|e| e.contains("rejected the API key")), "{last}");
+    assert!(!out.all().contains("not-a-valid-token"));
+}
+
+#[tokio::test]
 async fn an_unknown_process_type_exits_1_naming_it() {
     let fake = fake().await;
     let (_redis, url, _c) = own_redis().await;

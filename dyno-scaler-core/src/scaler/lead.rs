@@ -74,7 +74,7 @@ impl Scaler {
                 return true;
             }
             (None, true, false) => {
-                tracing::info!(process_type = %pt, leader = ?lead.state.holder, "lost the lease: following")
+                tracing::info!(process_type = %pt, leader = lead.state.holder.as_deref(), "lost the lease: following")
             }
             _ => {}
         }

@@ -14,7 +14,7 @@ use super::{CycleLogger, shutdown_signal};
 
 pub async fn serve(s: &Settings) -> u8 {
     let Some(addr) = s.listen else {
-        eprintln!("error: keda-scaler: --listen is required");
+        crate::cli::logging::error("keda-scaler: --listen is required");
         return 2;
     };
     // Every replica of the scaler service answers KEDA, so the lease is not exclusive; it still carries the pause.
@@ -22,14 +22,14 @@ pub async fn serve(s: &Settings) -> u8 {
     let scalers = match build::scalers_on(s, platform, false, false) {
         Ok(v) => v,
         Err(e) => {
-            eprintln!("error: {e}");
+            crate::cli::logging::error(&e.to_string());
             return 2;
         }
     };
     let (listener, bound) = match super::listen(addr).await {
         Ok(l) => l,
         Err(e) => {
-            eprintln!("error: {e}");
+            crate::cli::logging::error(&e.to_string());
             return 1;
         }
     };
@@ -57,7 +57,7 @@ pub async fn serve(s: &Settings) -> u8 {
             0
         }
         Err(e) => {
-            eprintln!("error: {e}");
+            crate::cli::logging::error(&e.to_string());
             1
         }
     }

@@ -12,7 +12,10 @@ pub async fn trigger(s: &Settings, args: &TriggerArgs, install: bool) -> u8 {
         && !s.processes.iter().any(|p| &p.process_type == pt)
     {
         let known: Vec<&str> = s.processes.iter().map(|p| p.process_type.as_str()).collect();
-        eprintln!("error: {verb}-trigger: unknown process type {pt:?}; configured: {}", known.join(", "));
+        crate::cli::logging::error(&format!(
+            "{verb}-trigger: unknown process type {pt:?}; configured: {}",
+            known.join(", ")
+        ));
         return 2;
     }
     let chosen = s.processes.iter().filter(|p| args.process_type.as_ref().is_none_or(|pt| &p.process_type == pt));
@@ -26,7 +29,7 @@ pub async fn trigger(s: &Settings, args: &TriggerArgs, install: bool) -> u8 {
                 continue;
             }
             Some(Err(e)) => {
-                eprintln!("error: process type {}: {e}", p.process_type);
+                crate::cli::logging::error(&format!("process type {}: {e}", p.process_type));
                 return 2;
             }
             Some(Ok(t)) => t,
@@ -44,7 +47,7 @@ pub async fn trigger(s: &Settings, args: &TriggerArgs, install: bool) -> u8 {
             }
             Ok(()) => println!("{}: removed the insert trigger; the table is as it was", p.process_type),
             Err(e) => {
-                eprintln!("error: {}: {verb}-trigger failed: {e}", p.process_type);
+                crate::cli::logging::error(&format!("{}: {verb}-trigger failed: {e}", p.process_type));
                 if e.to_string().contains("permission denied") || e.to_string().contains("must be owner") {
                     eprintln!("hint: a trigger is a schema change: run this with the table owner's DATABASE_URL");
                 }
