@@ -9,8 +9,6 @@ use serde::Serialize;
 
 use crate::platform::Placement;
 use crate::snapshot::Snapshot;
-use busy::BusyFloor;
-use why::Outcome;
 
 mod adaptive;
 mod busy;
@@ -21,6 +19,7 @@ pub mod recur;
 mod rules;
 pub mod schedule;
 mod settings;
+mod step;
 pub mod threads;
 pub mod why;
 
@@ -245,153 +244,6 @@ impl Policy {
         state.window_peak = window_peak;
         state.ready_gone = ready_gone;
         verdict
-    }
-
-    /// The decision, and the lower-demand window after it (since when the demand is lower, and its peak).
-    fn decide_with(
-        &self,
-        input: &PolicyInput<'_>,
-        (lower_since, window_peak): (Option<SystemTime>, u32),
-        streaks: &std::collections::BTreeMap<String, lag::IdleStreak>,
-        learned: &mut Learned,
-        ready_gone: Option<SystemTime>,
-    ) -> (Verdict, (Option<SystemTime>, u32)) {
-        let c = &self.config;
-        // A schedule window that holds now sets the bounds, and the decision names it.
-        let window = schedule::current(&c.schedule, input.now);
-        let own = (c.min_workers, c.max_workers);
-        let (min_workers, max_workers) = window.map_or(own, |w| w.bounds(own));
-        let now = secs(input.now);
-        let totals = input.snapshot.totals();
-        let current = input.current;
-        let max = match input.platform_limit {
-            Some(l) => max_workers.min(l).max(min_workers),
-            None => max_workers,
-        };
-
-        let mut why = Why {
-            ready: totals.ready,
-            running: totals.running,
-            oldest: totals.oldest_ready_age,
-            window: window.map(|w| (w.name.clone(), min_workers, max_workers)),
-            rules: Vec::with_capacity(c.rules.len()),
-            ..Why::default()
-        };
-        let mut demand = 0u32;
-        for rule in &c.rules {
-            let d = rule.demand(totals.ready, totals.running, totals.oldest_ready_age, current);
-            why.rules.push((rule.label(), d));
-            demand = demand.max(d);
-        }
-        let idle = totals.ready == 0 && totals.running == 0 && input.snapshot.running_elsewhere == 0;
-        if let Some(a) = &c.adaptive {
-            let drain = a.demand(learned, input.source_threads, totals.ready, totals.running);
-            demand = demand.max(drain.workers);
-            why.drain = Some(drain);
-            for memory in [&mut learned.hourly, &mut learned.daily] {
-                memory.record(now as u64, demand.min(max));
-                memory.serve(now as u64, demand.min(max));
-            }
-            let warming = a.prewarm(learned, now, demand);
-            adaptive::account(learned, now, warming.as_ref().map(|w| w.level), demand);
-            if let Some(w) = warming {
-                demand = demand.max(w.level);
-                why.prewarm = Some(w);
-            }
-            learned.note_dip(demand.min(max), current, now);
-        }
-        why.want = demand;
-
-        let mut desired = demand.clamp(min_workers, max);
-        if desired != demand {
-            why.clamped = Some((min_workers, max, desired));
-        }
-        if c.max_mode == MaxMode::LegacyVeto && demand > max && desired > current {
-            why.vetoed = true;
-            desired = current.max(min_workers);
-        }
-
-        let verdict = |to: u32, outcome: Outcome, mut why: Why| {
-            why.outcome = outcome;
-            Verdict { from: current, to, desired, why }
-        };
-        let fresh = (None, 0);
-
-        // A quiet process takes no new job: its dyno is no capacity. Work waiting that needs more than the dynos that
-        // still take jobs scales up past the quiet ones, whatever rule set the demand.
-        let quiet = self.quiet_dynos(input).min(current);
-        if quiet > 0 && totals.ready > 0 && desired > current - quiet {
-            let to = desired.saturating_add(quiet).min(max).max(current);
-            if to > current {
-                return (verdict(to, Outcome::UpPastQuiet { quiet }, why), fresh);
-            }
-        }
-        if desired > current {
-            return (verdict(desired, Outcome::Up, why), fresh);
-        }
-        if desired == current {
-            return (verdict(current, Outcome::Steady, why), fresh);
-        }
-
-        // desired < current: scaling down, subject to a complete reading, the mode, the delay and busy-safety.
-        if !input.snapshot.unreadable.is_empty() {
-            let parts = input.snapshot.unreadable.clone();
-            return (verdict(current, Outcome::Unreadable(parts), why), (lower_since, window_peak));
-        }
-        let lowest = match c.down_mode {
-            DownMode::Idle if !idle => return (verdict(current, Outcome::NotIdle, why), fresh),
-            DownMode::Idle => min_workers,
-            DownMode::Gradual => desired,
-        };
-        // The delay a lower demand must last: the adaptive keep-alive, reckoned only for a scale-down.
-        let down_delay = match &c.adaptive {
-            Some(a) => {
-                let (delay, keep) = a.keep_alive(learned, c.down_delay, idle);
-                why.keep_alive = Some(keep);
-                delay
-            }
-            None => c.down_delay,
-        };
-        let (since, peak) = match lower_since {
-            // A window whose peak is not below the quantity began at a larger one (a shrink finished since): it
-            // says nothing about this one.
-            Some(since) if window_peak < current => (since, window_peak.max(lowest)),
-            _ => (input.now, lowest),
-        };
-        let next = (Some(since), peak);
-        let waited = input.now.duration_since(since).unwrap_or_default();
-        if waited < down_delay {
-            return (verdict(current, Outcome::Delay { waited, delay: down_delay }, why), next);
-        }
-        // Quiet dynos take no job: keep the demand's worth of dynos that do (a drain in progress finishes on its
-        // own, [`crate::drain`]).
-        let target = self.keeping_capacity(input, peak);
-        if target > peak {
-            why.quiet_keep = Some(target);
-        }
-
-        // Any job of this process type protects its dyno, whatever queue it came from.
-        let running = totals.running + input.snapshot.running_elsewhere;
-        let busy_anywhere = running > 0
-            || input.snapshot.workers.as_ref().is_some_and(|w| w.iter().any(|w| !lag::confirmed_idle(w, streaks)));
-        let to = match self.busy_floor(input, running, streaks, ready_gone) {
-            BusyFloor::Known(floor, host) if floor > target => {
-                why.busy_host = Some(host);
-                floor
-            }
-            BusyFloor::Known(..) => target,
-            BusyFloor::Unknown if busy_anywhere && !c.allow_interrupting => {
-                return (verdict(current, Outcome::Unplaced { running: running.max(1) }, why), next);
-            }
-            BusyFloor::Unknown => target,
-        };
-        if to >= current {
-            // A window that is over while its peak (with the quiet dynos) keeps every dyno begins again, so a demand
-            // that stays lower is heard.
-            let next = if peak > lowest { (Some(input.now), lowest) } else { next };
-            return (verdict(current, Outcome::Kept, why), next);
-        }
-        (verdict(to, Outcome::Down, why), fresh)
     }
 }
 
