@@ -129,8 +129,36 @@ const EPOCH_OFFSET: u64 = 1_700_000_000;
 /// Runs `strategy` on `trace`.
 pub fn simulate(trace: &Trace, strategy: &Strategy, cfg: &SimConfig) -> Result<SimResult, PolicyError> {
     let policy = Policy::new(strategy.policy.clone())?;
-    let mut state = PolicyState::default();
-    let mut w = World {
+    let mut run = Run {
+        w: world(trace, strategy, cfg),
+        trace,
+        strategy,
+        policy,
+        state: PolicyState::default(),
+        heap: BinaryHeap::with_capacity(trace.jobs.len() + 64),
+        seq: 0,
+        next_arrival: 0,
+        samples: Vec::new(),
+        due: false,
+        down_only_due: false,
+        // The delay of the job-end hook, where heartbeats lag (else the hook decides at the job's end).
+        delayed_end_hook: strategy.end_hook_delay.filter(|_| cfg.heartbeat.is_some()).map(|d| d.as_secs_f64()),
+    };
+    run.start();
+    while let Some((at, kind)) = run.next_event() {
+        if at > trace.span + 6.0 * 3600.0 {
+            break;
+        }
+        if run.step(at, kind) {
+            break;
+        }
+    }
+    Ok(run.result(cfg))
+}
+
+/// The world at the start of the day: nothing waiting, no dyno.
+fn world(trace: &Trace, strategy: &Strategy, cfg: &SimConfig) -> World {
+    World {
         now: 0.0,
         cfg: cfg.clone(),
         sees_dynos: strategy.sees_dynos,
@@ -152,17 +180,39 @@ pub fn simulate(trace: &Trace, strategy: &Strategy, cfg: &SimConfig) -> Result<S
         processed: 0,
         last_enqueue: None,
         reading: dyno_scaler_core::Snapshot::default(),
-    };
+    }
+}
 
-    let mut heap = BinaryHeap::with_capacity(trace.jobs.len() + 64);
-    let mut seq = 0u64;
-    let mut push = |heap: &mut BinaryHeap<Event>, at: f64, kind: Kind| {
-        seq += 1;
-        heap.push(Event { at, seq, kind });
-    };
-    {
-        let initial = strategy.initial.unwrap_or(strategy.policy.min_workers);
+/// One simulation in progress: the world, the strategy's policy and history, and the events to come.
+struct Run<'t> {
+    w: World,
+    trace: &'t Trace,
+    strategy: &'t Strategy,
+    policy: Policy,
+    state: PolicyState,
+    heap: BinaryHeap<Event>,
+    seq: u64,
+    /// Arrivals are read from the trace in order rather than all pushed at once.
+    next_arrival: usize,
+    samples: Vec<(f64, u64, u32)>,
+    /// A decision due at this instant (a check or a hook), taken after every event of the instant.
+    due: bool,
+    /// Only a delayed end hook is due: its decision may only scale down.
+    down_only_due: bool,
+    delayed_end_hook: Option<f64>,
+}
+
+impl Run<'_> {
+    fn push(&mut self, at: f64, kind: Kind) {
+        self.seq += 1;
+        self.heap.push(Event { at, seq: self.seq, kind });
+    }
+
+    /// The initial quantity, already running, and the first check and sample.
+    fn start(&mut self) {
+        let initial = self.strategy.initial.unwrap_or(self.strategy.policy.min_workers);
         if initial > 0 {
+            let w = &mut self.w;
             w.set_quantity(initial);
             // Already running when the day starts.
             for d in &mut w.dynos {
@@ -172,141 +222,136 @@ pub fn simulate(trace: &Trace, strategy: &Strategy, cfg: &SimConfig) -> Result<S
             w.api_calls = 0;
             w.scale_events = 0;
         }
+        if let Some(interval) = self.strategy.check_interval {
+            self.push(interval.as_secs_f64().min(1.0), Kind::Check);
+        }
+        self.push(0.0, Kind::Sample);
     }
-    // Arrivals are read from the trace in order rather than all pushed at once.
-    let mut next_arrival = 0usize;
-    if let Some(interval) = strategy.check_interval {
-        push(&mut heap, interval.as_secs_f64().min(1.0), Kind::Check);
-    }
-    push(&mut heap, 0.0, Kind::Sample);
-    let end_of_day = trace.span;
-    let hard_stop = trace.span + 6.0 * 3600.0;
-    let mut samples = Vec::new();
-    // A decision due at this instant (a check or a hook), taken after every event of the instant.
-    let mut due = false;
-    // Only a delayed end hook is due: its decision may only scale down.
-    let mut down_only_due = false;
-    // The delay of the job-end hook, where heartbeats lag (else the hook decides at the job's end).
-    let delayed_end_hook = strategy.end_hook_delay.filter(|_| cfg.heartbeat.is_some()).map(|d| d.as_secs_f64());
-    let sample_every = cfg.sample_every.as_secs_f64().max(1.0);
 
-    loop {
-        let arrival_at = trace.jobs.get(next_arrival).map(|j| j.arrived_at);
-        let heap_at = heap.peek().map(|e| e.at);
-        let (at, kind) = match (arrival_at, heap_at) {
-            (Some(a), Some(h)) if a <= h => {
-                next_arrival += 1;
-                (a, Kind::Arrival(next_arrival - 1))
-            }
-            (Some(a), None) => {
-                next_arrival += 1;
-                (a, Kind::Arrival(next_arrival - 1))
-            }
-            (_, Some(_)) => {
-                let e = heap.pop().expect("peeked");
-                (e.at, e.kind)
-            }
-            (None, None) => break,
-        };
-        if at > hard_stop {
-            break;
+    /// The next event: the next arrival of the trace or the earliest scheduled event, whichever comes first.
+    fn next_event(&mut self) -> Option<(f64, Kind)> {
+        let arrival_at = self.trace.jobs.get(self.next_arrival).map(|j| j.arrived_at);
+        let heap_at = self.heap.peek().map(|e| e.at);
+        match (arrival_at, heap_at) {
+            (Some(a), Some(h)) if a <= h => self.arrival(a),
+            (Some(a), None) => self.arrival(a),
+            (_, Some(_)) => self.heap.pop().map(|e| (e.at, e.kind)),
+            (None, None) => None,
         }
-        let mut hook = false;
-        let mut check = false;
-        let mut end_hook = false;
-        {
-            w.now = at;
-            match kind {
-                Kind::Arrival(i) => {
-                    let j = &trace.jobs[i];
-                    w.waiting.push_back(Waiting { job: i, arrived: j.arrived_at, duration: j.duration });
-                    w.last_enqueue = Some(at);
-                    hook = strategy.event_driven || strategy.wakes_on_enqueue;
-                }
-                Kind::Complete { dyno, token } => {
-                    w.complete(dyno, token);
-                    match delayed_end_hook {
-                        Some(delay) if strategy.event_driven => push(&mut heap, at + delay, Kind::EndHook),
-                        _ => end_hook = strategy.event_driven,
-                    }
-                }
-                Kind::EndHook => {
-                    // The hook's sleep is over: it scales down unless an enqueue came within the sleep.
-                    let delay = delayed_end_hook.unwrap_or(0.0);
-                    end_hook |= !w.last_enqueue.is_some_and(|e| at - e < delay);
-                }
-                Kind::DynoReady => {}
-                Kind::Check => check = true,
-                Kind::Beat(id) => w.beat(id),
-                Kind::Sample => {
-                    let live = w.dynos.len() as u32;
-                    samples.push((at, w.waiting.len() as u64, live));
-                }
-            }
-            w.dispatch();
-        }
+    }
+
+    fn arrival(&mut self, at: f64) -> Option<(f64, Kind)> {
+        self.next_arrival += 1;
+        Some((at, Kind::Arrival(self.next_arrival - 1)))
+    }
+
+    /// Applies the event `kind` at `at`, decides once the instant's events are all in, and schedules what follows.
+    /// Returns whether the simulation is over.
+    fn step(&mut self, at: f64, kind: Kind) -> bool {
+        let (hook, check, end_hook) = self.apply(at, kind);
+        let (trace, strategy) = (self.trace, self.strategy);
+        let w = &self.w;
         let idle_after_day =
-            at >= end_of_day && next_arrival >= trace.jobs.len() && w.waiting.is_empty() && w.running() == 0;
+            at >= trace.span && self.next_arrival >= trace.jobs.len() && w.waiting.is_empty() && w.running() == 0;
         if let Kind::Sample = kind
             && !idle_after_day
         {
-            push(&mut heap, at + sample_every, Kind::Sample);
+            let every = w.cfg.sample_every.as_secs_f64().max(1.0);
+            self.push(at + every, Kind::Sample);
         }
         if check
             && let Some(interval) = strategy.check_interval
-            && !(idle_after_day && w.quantity <= strategy.policy.min_workers)
+            && !(idle_after_day && self.w.quantity <= strategy.policy.min_workers)
         {
-            push(&mut heap, at + interval.as_secs_f64(), Kind::Check);
+            self.push(at + interval.as_secs_f64(), Kind::Check);
         }
         // Coalesce: decide once per instant, after every event at that instant.
-        let next_same_instant =
-            trace.jobs.get(next_arrival).is_some_and(|j| j.arrived_at <= at) || heap.peek().is_some_and(|e| e.at <= at);
-        due |= check || hook;
-        down_only_due |= end_hook;
-        if (due || down_only_due) && !next_same_instant {
+        let next_same_instant = trace.jobs.get(self.next_arrival).is_some_and(|j| j.arrived_at <= at)
+            || self.heap.peek().is_some_and(|e| e.at <= at);
+        self.due |= check || hook;
+        self.down_only_due |= end_hook;
+        if (self.due || self.down_only_due) && !next_same_instant {
             // A decision due for any other reason applies whichever way it goes; the end hook's only downwards.
-            w.decide(&policy, &mut state, !due);
-            (due, down_only_due) = (false, false);
-            w.dispatch();
+            self.w.decide(&self.policy, &mut self.state, !self.due);
+            (self.due, self.down_only_due) = (false, false);
+            self.w.dispatch();
         }
-        for (t, k) in std::mem::take(&mut w.new_events) {
-            push(&mut heap, t, k);
+        for (t, k) in std::mem::take(&mut self.w.new_events) {
+            self.push(t, k);
         }
-        if idle_after_day && (strategy.check_interval.is_none() || w.quantity <= strategy.policy.min_workers) {
-            // Nothing left to do except dynos kept at min: bill them to the end of the day.
-            if heap.iter().all(|e| matches!(e.kind, Kind::Check | Kind::Sample | Kind::DynoReady | Kind::Beat(_))) {
-                break;
-            }
-        }
+        // Nothing left to do except dynos kept at min: they are billed to the end of the day.
+        idle_after_day
+            && (strategy.check_interval.is_none() || self.w.quantity <= strategy.policy.min_workers)
+            && self.heap.iter().all(|e| matches!(e.kind, Kind::Check | Kind::Sample | Kind::DynoReady | Kind::Beat(_)))
     }
 
-    let end = w.now.max(end_of_day);
-    let live: f64 = w.dynos.iter().map(|d| end - d.created).sum();
-    w.dyno_seconds += live;
-    let unfinished = w.waiting.len() as u64;
-    let mut waits = std::mem::take(&mut w.waits);
-    // Jobs that never started wait until the end.
-    for j in &w.waiting {
-        waits[j.job] = (end - j.arrived) as f32;
+    /// The event itself; says whether it calls for a decision: (an enqueue hook, a check, a job-end hook).
+    fn apply(&mut self, at: f64, kind: Kind) -> (bool, bool, bool) {
+        let strategy = self.strategy;
+        let (mut hook, mut check, mut end_hook) = (false, false, false);
+        self.w.now = at;
+        match kind {
+            Kind::Arrival(i) => {
+                let j = &self.trace.jobs[i];
+                self.w.waiting.push_back(Waiting { job: i, arrived: j.arrived_at, duration: j.duration });
+                self.w.last_enqueue = Some(at);
+                hook = strategy.event_driven || strategy.wakes_on_enqueue;
+            }
+            Kind::Complete { dyno, token } => {
+                self.w.complete(dyno, token);
+                match self.delayed_end_hook {
+                    Some(delay) if strategy.event_driven => self.push(at + delay, Kind::EndHook),
+                    _ => end_hook = strategy.event_driven,
+                }
+            }
+            Kind::EndHook => {
+                // The hook's sleep is over: it scales down unless an enqueue came within the sleep.
+                let delay = self.delayed_end_hook.unwrap_or(0.0);
+                end_hook = !self.w.last_enqueue.is_some_and(|e| at - e < delay);
+            }
+            Kind::DynoReady => {}
+            Kind::Check => check = true,
+            Kind::Beat(id) => self.w.beat(id),
+            Kind::Sample => {
+                let live = self.w.dynos.len() as u32;
+                self.samples.push((at, self.w.waiting.len() as u64, live));
+            }
+        }
+        self.w.dispatch();
+        (hook, check, end_hook)
     }
-    waits.retain(|v| !v.is_nan());
-    waits.sort_by(f32::total_cmp);
-    let dyno_hours = w.dyno_seconds / 3600.0;
-    Ok(SimResult {
-        strategy: strategy.name.clone(),
-        dyno_hours,
-        cost: dyno_hours * cfg.price_per_dyno_hour,
-        jobs: trace.jobs.len() as u64,
-        wait_p50: percentile(&waits, 0.50),
-        wait_p95: percentile(&waits, 0.95),
-        wait_p99: percentile(&waits, 0.99),
-        wait_max: waits.last().map_or(0.0, |v| f64::from(*v)),
-        interrupted: w.interrupted,
-        api_calls: w.api_calls,
-        scale_events: w.scale_events,
-        unfinished,
-        samples,
-    })
+
+    /// What it cost and how long jobs waited; dynos still up are billed to the end of the day.
+    fn result(mut self, cfg: &SimConfig) -> SimResult {
+        let w = &mut self.w;
+        let end = w.now.max(self.trace.span);
+        let live: f64 = w.dynos.iter().map(|d| end - d.created).sum();
+        w.dyno_seconds += live;
+        let unfinished = w.waiting.len() as u64;
+        let mut waits = std::mem::take(&mut w.waits);
+        // Jobs that never started wait until the end.
+        for j in &w.waiting {
+            waits[j.job] = (end - j.arrived) as f32;
+        }
+        waits.retain(|v| !v.is_nan());
+        waits.sort_by(f32::total_cmp);
+        let dyno_hours = w.dyno_seconds / 3600.0;
+        SimResult {
+            strategy: self.strategy.name.clone(),
+            dyno_hours,
+            cost: dyno_hours * cfg.price_per_dyno_hour,
+            jobs: self.trace.jobs.len() as u64,
+            wait_p50: percentile(&waits, 0.50),
+            wait_p95: percentile(&waits, 0.95),
+            wait_p99: percentile(&waits, 0.99),
+            wait_max: waits.last().map_or(0.0, |v| f64::from(*v)),
+            interrupted: w.interrupted,
+            api_calls: w.api_calls,
+            scale_events: w.scale_events,
+            unfinished,
+            samples: self.samples,
+        }
+    }
 }
 
 /// The simulated wall-clock start, for plots.
