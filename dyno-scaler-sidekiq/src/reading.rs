@@ -68,144 +68,172 @@ pub(crate) fn build(
     processes: &[String],
     procs: Vec<Value>,
 ) -> Snapshot {
-    let watched = |q: &str| config.queues.as_ref().is_none_or(|w| w.iter().any(|x| x == q));
     let p = match config.namespace.as_deref() {
         Some(ns) if !ns.is_empty() => format!("{ns}:"),
         _ => String::new(),
     };
-    let mut snap = Snapshot { workers: Some(Vec::new()), ..Snapshot::default() };
-    let mut unreadable = Vec::new();
-
+    let snap = Snapshot { workers: Some(Vec::new()), ..Snapshot::default() };
+    let mut r = Reading { now, config, p, snap, unreadable: Vec::new() };
     // Lists: length and the oldest job (index -1).
-    add_queue_lists(NAME, &p, queues, lists, &mut snap, &mut unreadable, |raw| job_age(raw, now).map(Some).ok_or(()));
+    add_queue_lists(NAME, &r.p, queues, lists, &mut r.snap, &mut r.unreadable, |raw| {
+        job_age(raw, now).map(Some).ok_or(())
+    });
+    r.sorted_sets(sets);
+    r.processes(processes, procs);
+    r.snap.skipped += r.unreadable.len() as u64;
+    r.snap.unreadable = r.unreadable;
+    r.snap
+}
 
-    // Sorted sets: exact totals by ZCOUNT, the per-queue split from bounded samples.
-    let mut due_total = 0u64;
-    let mut future_total = 0u64;
-    let mut per: BTreeMap<String, (u64, u64, Option<f64>)> = BTreeMap::new();
-    let mut bad = 0u64;
-    let mut next_due: Option<f64> = None;
-    for (set, name) in sets.chunks(4).zip(["schedule", "retry"]) {
-        let [due, future, due_sample, future_sample] = set else { continue };
-        if let Some(refused) = set.iter().find(|v| matches!(v, Value::ServerError(_))) {
-            readable(refused.clone(), &format!("{p}{name}"), &mut unreadable);
-            continue;
-        }
-        due_total += as_i64(due).unwrap_or(0).max(0) as u64;
-        future_total += as_i64(future).unwrap_or(0).max(0) as u64;
-        for pair in items(due_sample).chunks(2) {
-            // A score that cannot be a time (0, negative) is still due, but says nothing of latency.
-            let score = pair.get(1).and_then(as_f64).filter(|s| plausible_age(*s, now).is_some());
-            match pair.first().and_then(|m| if let Value::BulkString(b) = m { sorted_set_queue(b) } else { None }) {
-                Some(q) => {
-                    let e = per.entry(q).or_default();
-                    e.0 += 1;
-                    e.2 = match (e.2, score) {
-                        (Some(a), Some(b)) => Some(a.min(b)),
-                        (a, b) => a.or(b),
-                    };
+/// One snapshot being read: its time, the settings, the key prefix, and what is read so far.
+struct Reading<'a> {
+    now: f64,
+    config: &'a SidekiqConfig,
+    /// The namespace's key prefix (`ns:`), or empty.
+    p: String,
+    snap: Snapshot,
+    unreadable: Vec<String>,
+}
+
+impl Reading<'_> {
+    fn watched(&self, q: &str) -> bool {
+        self.config.queues.as_ref().is_none_or(|w| w.iter().any(|x| x == q))
+    }
+
+    /// The `schedule` and `retry` sets: exact totals by `ZCOUNT`, the per-queue split from bounded samples.
+    fn sorted_sets(&mut self, sets: &[Value]) {
+        let now = self.now;
+        let mut due_total = 0u64;
+        let mut future_total = 0u64;
+        let mut per: BTreeMap<String, (u64, u64, Option<f64>)> = BTreeMap::new();
+        let mut bad = 0u64;
+        let mut next_due: Option<f64> = None;
+        for (set, name) in sets.chunks(4).zip(["schedule", "retry"]) {
+            let [due, future, due_sample, future_sample] = set else { continue };
+            if let Some(refused) = set.iter().find(|v| matches!(v, Value::ServerError(_))) {
+                readable(refused.clone(), &format!("{}{name}", self.p), &mut self.unreadable);
+                continue;
+            }
+            due_total += as_i64(due).unwrap_or(0).max(0) as u64;
+            future_total += as_i64(future).unwrap_or(0).max(0) as u64;
+            for pair in items(due_sample).chunks(2) {
+                // A score that cannot be a time (0, negative) is still due, but says nothing of latency.
+                let score = pair.get(1).and_then(as_f64).filter(|s| plausible_age(*s, now).is_some());
+                match pair.first().and_then(|m| if let Value::BulkString(b) = m { sorted_set_queue(b) } else { None }) {
+                    Some(q) => {
+                        let e = per.entry(q).or_default();
+                        e.0 += 1;
+                        e.2 = match (e.2, score) {
+                            (Some(a), Some(b)) => Some(a.min(b)),
+                            (a, b) => a.or(b),
+                        };
+                    }
+                    None => bad += 1,
                 }
-                None => bad += 1,
+            }
+            for pair in items(future_sample).chunks(2) {
+                if let Some(due) = pair.get(1).and_then(as_f64).filter(|s| *s > now) {
+                    next_due = Some(next_due.map_or(due, |n: f64| n.min(due)));
+                }
+                match pair.first().and_then(|m| if let Value::BulkString(b) = m { sorted_set_queue(b) } else { None }) {
+                    Some(q) => per.entry(q).or_default().1 += 1,
+                    None => bad += 1,
+                }
             }
         }
-        for pair in items(future_sample).chunks(2) {
-            if let Some(due) = pair.get(1).and_then(as_f64).filter(|s| *s > now) {
-                next_due = Some(next_due.map_or(due, |n: f64| n.min(due)));
+        self.snap.skipped += bad;
+        self.snap.next_due = next_due.and_then(|d| std::time::Duration::try_from_secs_f64(d - now).ok());
+        let sampled_due: u64 = per.values().map(|e| e.0).sum();
+        let sampled_future: u64 = per.values().map(|e| e.1).sum();
+        for (q, (due, future, oldest)) in per {
+            if self.watched(&q) {
+                self.snap.add(
+                    &q,
+                    QueueStats {
+                        ready: scale(due, sampled_due, due_total.saturating_sub(bad)),
+                        scheduled: scale(future, sampled_future, future_total),
+                        oldest_ready_age: oldest.and_then(|ts| plausible_age(ts, now)),
+                        running: 0,
+                    },
+                );
             }
-            match pair.first().and_then(|m| if let Value::BulkString(b) = m { sorted_set_queue(b) } else { None }) {
-                Some(q) => per.entry(q).or_default().1 += 1,
-                None => bad += 1,
-            }
-        }
-    }
-    snap.skipped += bad;
-    snap.next_due = next_due.and_then(|d| std::time::Duration::try_from_secs_f64(d - now).ok());
-    let sampled_due: u64 = per.values().map(|e| e.0).sum();
-    let sampled_future: u64 = per.values().map(|e| e.1).sum();
-    for (q, (due, future, oldest)) in per {
-        if watched(&q) {
-            snap.add(
-                &q,
-                QueueStats {
-                    ready: scale(due, sampled_due, due_total.saturating_sub(bad)),
-                    scheduled: scale(future, sampled_future, future_total),
-                    oldest_ready_age: oldest.and_then(|ts| plausible_age(ts, now)),
-                    running: 0,
-                },
-            );
         }
     }
 
-    // Processes: live iff the hash has a beat younger than the heartbeat TTL.
-    let ttl = config.heartbeat_ttl.as_secs_f64();
-    let mut running: BTreeMap<String, u64> = BTreeMap::new();
-    let workers = snap.workers.as_mut().expect("set above");
-    let mut procs = procs.into_iter();
-    for identity in processes {
-        let (Some(fields), Some(work7), Some(work6)) = (procs.next(), procs.next(), procs.next()) else { break };
-        let Some(fields) = readable(fields, &format!("{p}{identity}"), &mut unreadable).map(array) else { continue };
-        let work7 = readable(work7, &format!("{p}{identity}:work"), &mut unreadable).unwrap_or(Value::Nil);
-        let work6 = readable(work6, &format!("{p}{identity}:workers"), &mut unreadable).unwrap_or(Value::Nil);
-        let [info, busy, beat, quiet, concurrency] = fields.as_slice() else {
-            snap.skipped += 1;
-            continue;
-        };
-        let Some(beat) = as_f64(beat) else {
-            // Hash expired (a dead process left in the set) or a record without a heartbeat.
-            if !matches!(info, Value::Nil) {
-                snap.skipped += 1;
+    /// The processes: live iff the hash has a beat younger than the heartbeat TTL; their work, per queue.
+    fn processes(&mut self, processes: &[String], procs: Vec<Value>) {
+        let now = self.now;
+        let ttl = self.config.heartbeat_ttl.as_secs_f64();
+        let mut running: BTreeMap<String, u64> = BTreeMap::new();
+        let mut procs = procs.into_iter();
+        for identity in processes {
+            let (Some(fields), Some(work7), Some(work6)) = (procs.next(), procs.next(), procs.next()) else { break };
+            let Some(fields) = readable(fields, &format!("{}{identity}", self.p), &mut self.unreadable).map(array)
+            else {
+                continue;
+            };
+            let work7 =
+                readable(work7, &format!("{}{identity}:work", self.p), &mut self.unreadable).unwrap_or(Value::Nil);
+            let work6 =
+                readable(work6, &format!("{}{identity}:workers", self.p), &mut self.unreadable).unwrap_or(Value::Nil);
+            let [info, busy, beat, quiet, concurrency] = fields.as_slice() else {
+                self.snap.skipped += 1;
+                continue;
+            };
+            let Some(beat) = as_f64(beat) else {
+                // Hash expired (a dead process left in the set) or a record without a heartbeat.
+                if !matches!(info, Value::Nil) {
+                    self.snap.skipped += 1;
+                }
+                continue;
+            };
+            if now - beat > ttl {
+                continue;
             }
-            continue;
-        };
-        if now - beat > ttl {
-            continue;
+            let Some(busy) = as_i64(busy).and_then(|b| u32::try_from(b).ok()) else {
+                self.snap.skipped += 1;
+                continue;
+            };
+            let info = as_str(info).and_then(|i| serde_json::from_str::<serde_json::Value>(i).ok());
+            let host = info
+                .as_ref()
+                .and_then(|i| i.get("hostname").and_then(|h| h.as_str()).map(str::to_owned))
+                .unwrap_or_else(|| identity_host(identity).to_owned());
+            // Sidekiq 8.1.2+ writes the threads as a field of the hash (sidekiq #6943); older ones inside `info`.
+            let threads = as_i64(concurrency)
+                .and_then(|n| u64::try_from(n).ok())
+                .or_else(|| info.as_ref().and_then(|i| i.get("concurrency")).and_then(serde_json::Value::as_u64));
+            if let Some(n) = threads {
+                *self.snap.threads.get_or_insert(0) += n;
+            }
+            let work = match array(work7) {
+                w if w.is_empty() => array(work6),
+                w => w,
+            };
+            for pair in work.chunks(2) {
+                let job = pair.get(1).and_then(as_str).and_then(|s| serde_json::from_str::<serde_json::Value>(s).ok());
+                match job.as_ref().and_then(|j| j.get("queue")).and_then(|q| q.as_str()) {
+                    Some(q) => *running.entry(q.to_owned()).or_default() += 1,
+                    None => self.snap.skipped += 1,
+                }
+            }
+            self.snap.workers.get_or_insert_with(Vec::new).push(WorkerInfo {
+                identity: identity.clone(),
+                dyno: Some(host),
+                busy,
+                quiet: as_str(quiet) == Some("true"),
+                beat: Duration::try_from_secs_f64(beat).ok().map(|d| std::time::UNIX_EPOCH + d),
+            });
         }
-        let Some(busy) = as_i64(busy).and_then(|b| u32::try_from(b).ok()) else {
-            snap.skipped += 1;
-            continue;
-        };
-        let info = as_str(info).and_then(|i| serde_json::from_str::<serde_json::Value>(i).ok());
-        let host = info
-            .as_ref()
-            .and_then(|i| i.get("hostname").and_then(|h| h.as_str()).map(str::to_owned))
-            .unwrap_or_else(|| identity_host(identity).to_owned());
-        // Sidekiq 8.1.2+ writes the threads as a field of the hash (sidekiq #6943); older ones inside `info`.
-        let threads = as_i64(concurrency)
-            .and_then(|n| u64::try_from(n).ok())
-            .or_else(|| info.as_ref().and_then(|i| i.get("concurrency")).and_then(serde_json::Value::as_u64));
-        if let Some(n) = threads {
-            *snap.threads.get_or_insert(0) += n;
-        }
-        let work = match array(work7) {
-            w if w.is_empty() => array(work6),
-            w => w,
-        };
-        for pair in work.chunks(2) {
-            let job = pair.get(1).and_then(as_str).and_then(|s| serde_json::from_str::<serde_json::Value>(s).ok());
-            match job.as_ref().and_then(|j| j.get("queue")).and_then(|q| q.as_str()) {
-                Some(q) => *running.entry(q.to_owned()).or_default() += 1,
-                None => snap.skipped += 1,
+        for (q, n) in running {
+            if self.watched(&q) {
+                self.snap.add(&q, QueueStats { running: n, ..QueueStats::default() });
+            } else {
+                // Not demand, but the process running it is busy (its `busy` count says so too).
+                self.snap.running_elsewhere += n;
             }
         }
-        workers.push(WorkerInfo {
-            identity: identity.clone(),
-            dyno: Some(host),
-            busy,
-            quiet: as_str(quiet) == Some("true"),
-            beat: Duration::try_from_secs_f64(beat).ok().map(|d| std::time::UNIX_EPOCH + d),
-        });
     }
-    for (q, n) in running {
-        if watched(&q) {
-            snap.add(&q, QueueStats { running: n, ..QueueStats::default() });
-        } else {
-            // Not demand, but the process running it is busy (its `busy` count says so too).
-            snap.running_elsewhere += n;
-        }
-    }
-    snap.skipped += unreadable.len() as u64;
-    snap.unreadable = unreadable;
-    snap
 }
 
 #[cfg(test)]
