@@ -303,7 +303,8 @@ impl ResqueSource {
         let exact_now =
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
         let next_due = future_stamps.first().and_then(|t| t.parse::<f64>().ok()).filter(|t| *t > exact_now);
-        let mut snap = build(exact_start, server_now, c, &queues, lists, &workers, jobs, heartbeats, delayed);
+        let workers = reading::Workers { ids: &workers, jobs, heartbeats, server_now };
+        let mut snap = build(exact_start, c, &queues, lists, workers, delayed);
         snap.next_due = next_due.and_then(|t| Duration::try_from_secs_f64(t - exact_now).ok());
         // The completion counter (incremented as each job ends), and one thread per live worker.
         snap.processed = as_i64(&processed).and_then(|n| u64::try_from(n).ok());

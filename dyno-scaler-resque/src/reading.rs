@@ -72,46 +72,94 @@ fn job_queue(raw: &Value) -> Option<String> {
     job.get("queue").and_then(|q| q.as_str()).map(str::to_owned)
 }
 
-#[allow(clippy::too_many_arguments)]
+/// The workers' part of a reading: their ids, then per id its job and its node-resque ping, the heartbeats hash,
+/// and the Redis server's time (in which the heartbeats are written).
+pub(crate) struct Workers<'a> {
+    pub(crate) ids: &'a [String],
+    pub(crate) jobs: Vec<Value>,
+    pub(crate) heartbeats: Value,
+    pub(crate) server_now: f64,
+}
+
 pub(crate) fn build(
     now: f64,
-    server_now: f64,
     config: &ResqueConfig,
     queues: &[String],
     lists: Vec<Value>,
-    workers: &[String],
-    jobs: Vec<Value>,
-    heartbeats: Value,
+    workers: Workers<'_>,
     delayed: Delayed<'_>,
 ) -> Snapshot {
-    let watched = |q: &str| config.queues.as_ref().is_none_or(|w| w.iter().any(|x| x == q));
-    let age_of = |ts: f64| plausible_age(ts, now);
     let p = format!("{}:", config.namespace);
-    let mut snap = Snapshot { workers: Some(Vec::new()), ..Snapshot::default() };
-    let mut unreadable = Vec::new();
-
+    let snap = Snapshot { workers: Some(Vec::new()), ..Snapshot::default() };
+    let mut r = Reading { now, config, p, snap, unreadable: Vec::new() };
     // Lists: length and the oldest job (index 0). A time that cannot be meant is skipped like a malformed job.
-    add_queue_lists(NAME, &p, queues, lists, &mut snap, &mut unreadable, |raw| match payload_enqueued_at(raw) {
+    add_queue_lists(NAME, &r.p, queues, lists, &mut r.snap, &mut r.unreadable, |raw| match payload_enqueued_at(raw) {
         Ok(None) => Ok(None),
-        Ok(Some(ts)) => age_of(ts).map(Some).ok_or(()),
+        Ok(Some(ts)) => plausible_age(ts, now).map(Some).ok_or(()),
         Err(MalformedPayload) => Err(()),
     });
+    r.delayed(delayed);
+    r.workers(workers);
+    r.snap.skipped += r.unreadable.len() as u64;
+    r.snap.unreadable = r.unreadable;
+    r.snap
+}
 
-    // Delayed jobs: per-queue counts from the sampled jobs of each timestamp, scaled to each list's length,
-    // then to the timestamps not walked.
-    let mut per: BTreeMap<String, (f64, f64, Option<f64>)> = BTreeMap::new();
-    let mut walk = |pairs: &[Value], stamps: Option<&[String]>, due: bool, snap: &mut Snapshot| {
+/// One snapshot being read: its time, the settings, the key prefix, and what is read so far.
+struct Reading<'a> {
+    now: f64,
+    config: &'a ResqueConfig,
+    /// The namespace's key prefix (`ns:`).
+    p: String,
+    snap: Snapshot,
+    unreadable: Vec<String>,
+}
+
+impl Reading<'_> {
+    fn watched(&self, q: &str) -> bool {
+        self.config.queues.as_ref().is_none_or(|w| w.iter().any(|x| x == q))
+    }
+
+    /// Delayed jobs: per-queue counts from the sampled jobs of each timestamp, scaled to each list's length, then
+    /// to the timestamps not walked.
+    fn delayed(&mut self, delayed: Delayed<'_>) {
+        let mut per: BTreeMap<String, (f64, f64, Option<f64>)> = BTreeMap::new();
+        self.walk(&mut per, &delayed.due, Some(delayed.due_stamps), true);
+        self.walk(&mut per, &delayed.future, None, false);
+        let due_scale = ratio(delayed.due_stamps.len() as u64, delayed.due_count);
+        let future_scale = ratio(delayed.future_stamps, delayed.future_count);
+        for (q, (due, future, oldest)) in per {
+            if self.watched(&q) {
+                let stats = QueueStats {
+                    ready: (due * due_scale).round() as u64,
+                    scheduled: (future * future_scale).round() as u64,
+                    oldest_ready_age: oldest.and_then(|ts| plausible_age(ts, self.now)),
+                    running: 0,
+                };
+                self.snap.add(&q, stats);
+            }
+        }
+    }
+
+    /// Adds the sampled jobs of `pairs` (LLEN and LRANGE per timestamp) to `per`: (due, future, oldest due time).
+    fn walk(
+        &mut self,
+        per: &mut BTreeMap<String, (f64, f64, Option<f64>)>,
+        pairs: &[Value],
+        stamps: Option<&[String]>,
+        due: bool,
+    ) {
         for (k, pair) in pairs.chunks(2).enumerate() {
             if pair.iter().any(|v| matches!(v, Value::ServerError(_))) {
                 let stamp = stamps.and_then(|s| s.get(k)).map_or("(future)", String::as_str);
                 let bad = pair.iter().find(|v| matches!(v, Value::ServerError(_))).cloned().unwrap_or(Value::Nil);
-                readable(bad, &format!("{p}delayed:{stamp}"), &mut unreadable);
+                readable(bad, &format!("{}delayed:{stamp}", self.p), &mut self.unreadable);
                 continue;
             }
             let len = pair.first().and_then(as_i64).unwrap_or(0).max(0) as u64;
             let sample = pair.get(1).map(items).unwrap_or_default();
             let good: Vec<String> = sample.iter().filter_map(job_queue).collect();
-            snap.skipped += (sample.len() - good.len()) as u64;
+            self.snap.skipped += (sample.len() - good.len()) as u64;
             let weight = if good.is_empty() { 0.0 } else { len as f64 / sample.len() as f64 };
             let ts = stamps.and_then(|s| s.get(k)).and_then(|t| t.parse::<f64>().ok());
             for q in good {
@@ -127,90 +175,72 @@ pub(crate) fn build(
                 }
             }
         }
-    };
-    walk(&delayed.due, Some(delayed.due_stamps), true, &mut snap);
-    walk(&delayed.future, None, false, &mut snap);
-    let due_scale = ratio(delayed.due_stamps.len() as u64, delayed.due_count);
-    let future_scale = ratio(delayed.future_stamps, delayed.future_count);
-    for (q, (due, future, oldest)) in per {
-        if watched(&q) {
-            snap.add(
-                &q,
-                QueueStats {
-                    ready: (due * due_scale).round() as u64,
-                    scheduled: (future * future_scale).round() as u64,
-                    oldest_ready_age: oldest.and_then(age_of),
-                    running: 0,
-                },
-            );
-        }
     }
 
-    // Workers: live iff their heartbeat (written in Redis server time) exists and is fresh.
-    let hb = array(heartbeats);
-    let beats: HashMap<&str, Option<f64>> = hb
-        .chunks(2)
-        .filter_map(|p| Some((as_str(p.first()?)?, p.get(1).and_then(as_str).and_then(parse_rfc3339))))
-        .collect();
-    let stale = config.stale_after.as_secs_f64();
-    let mut running: BTreeMap<String, u64> = BTreeMap::new();
-    let list = snap.workers.as_mut().expect("set above");
-    let mut skipped = 0;
-    let mut jobs = jobs.into_iter();
-    for id in workers {
-        let (Some(job), Some(ping)) = (jobs.next(), jobs.next()) else { break };
-        let Some(job) = readable(job, &format!("{p}worker:{id}"), &mut unreadable) else { continue };
-        // Liveness: Resque >= 1.26 keeps a heartbeat hash and prunes a worker whose heartbeat is stale; a worker
-        // that never sent one (node-resque, older Resque) is alive unless node-resque's ping says otherwise.
-        match beats.get(id.as_str()) {
-            Some(Some(beat)) if server_now - beat <= stale => {}
-            Some(None) => {
-                skipped += 1; // unreadable heartbeat
-                continue;
-            }
-            Some(Some(_)) => continue, // dead registration
-            None => match ping_time(&ping) {
-                Some(Some(at)) if server_now - at > stale => continue, // node-resque stopped pinging
-                Some(_) => {}
-                None => {
-                    skipped += 1; // unreadable ping
+    /// Workers: live iff their heartbeat (written in Redis server time) exists and is fresh; what each runs.
+    fn workers(&mut self, w: Workers<'_>) {
+        let hb = array(w.heartbeats);
+        let beats: HashMap<&str, Option<f64>> = hb
+            .chunks(2)
+            .filter_map(|p| Some((as_str(p.first()?)?, p.get(1).and_then(as_str).and_then(parse_rfc3339))))
+            .collect();
+        let stale = self.config.stale_after.as_secs_f64();
+        let mut running: BTreeMap<String, u64> = BTreeMap::new();
+        let mut skipped = 0;
+        let mut jobs = w.jobs.into_iter();
+        for id in w.ids {
+            let (Some(job), Some(ping)) = (jobs.next(), jobs.next()) else { break };
+            let Some(job) = readable(job, &format!("{}worker:{id}", self.p), &mut self.unreadable) else { continue };
+            // Liveness: Resque >= 1.26 keeps a heartbeat hash and prunes a worker whose heartbeat is stale; a
+            // worker that never sent one (node-resque, older Resque) is alive unless node-resque's ping says
+            // otherwise.
+            match beats.get(id.as_str()) {
+                Some(Some(beat)) if w.server_now - beat <= stale => {}
+                Some(None) => {
+                    skipped += 1; // unreadable heartbeat
                     continue;
                 }
-            },
-        }
-        let busy_queue = match &job {
-            Value::BulkString(_) => match job_queue(&job) {
-                Some(q) => Some(q),
-                None => {
-                    skipped += 1;
-                    continue;
-                }
-            },
-            _ => None,
-        };
-        if let Some(q) = &busy_queue {
-            // A job of an unwatched queue is not demand, but its worker is busy.
-            if watched(q) {
-                *running.entry(q.clone()).or_default() += 1;
-            } else {
-                snap.running_elsewhere += 1;
+                Some(Some(_)) => continue, // dead registration
+                None => match ping_time(&ping) {
+                    Some(Some(at)) if w.server_now - at > stale => continue, // node-resque stopped pinging
+                    Some(_) => {}
+                    None => {
+                        skipped += 1; // unreadable ping
+                        continue;
+                    }
+                },
             }
+            let busy_queue = match &job {
+                Value::BulkString(_) => match job_queue(&job) {
+                    Some(q) => Some(q),
+                    None => {
+                        skipped += 1;
+                        continue;
+                    }
+                },
+                _ => None,
+            };
+            if let Some(q) = &busy_queue {
+                // A job of an unwatched queue is not demand, but its worker is busy.
+                if self.watched(q) {
+                    *running.entry(q.clone()).or_default() += 1;
+                } else {
+                    self.snap.running_elsewhere += 1;
+                }
+            }
+            self.snap.workers.get_or_insert_with(Vec::new).push(WorkerInfo {
+                identity: id.clone(),
+                dyno: None,
+                busy: u32::from(busy_queue.is_some()),
+                quiet: false,
+                beat: None,
+            });
         }
-        list.push(WorkerInfo {
-            identity: id.clone(),
-            dyno: None,
-            busy: u32::from(busy_queue.is_some()),
-            quiet: false,
-            beat: None,
-        });
+        self.snap.skipped += skipped;
+        for (q, n) in running {
+            self.snap.add(&q, QueueStats { running: n, ..QueueStats::default() });
+        }
     }
-    snap.skipped += skipped;
-    for (q, n) in running {
-        snap.add(&q, QueueStats { running: n, ..QueueStats::default() });
-    }
-    snap.skipped += unreadable.len() as u64;
-    snap.unreadable = unreadable;
-    snap
 }
 
 pub(crate) fn readable(v: Value, key: &str, unreadable: &mut Vec<String>) -> Option<Value> {
