@@ -112,6 +112,40 @@ pub fn readable(source_name: &str, v: Value, key: &str, unreadable: &mut Vec<Str
     }
 }
 
+/// What a Redis source's reading collects: the snapshot so far (with a worker list) and the keys the server would
+/// not read.
+pub struct Collected {
+    /// The snapshot so far.
+    pub snap: Snapshot,
+    /// The keys refused, named.
+    pub unreadable: Vec<String>,
+}
+
+impl Collected {
+    /// Nothing yet, with an empty worker list (the source has a worker registry).
+    pub fn new() -> Self {
+        Self { snap: Snapshot { workers: Some(Vec::new()), ..Snapshot::default() }, unreadable: Vec::new() }
+    }
+
+    /// The snapshot, each key that could not be read named in it and counted as skipped.
+    pub fn finish(mut self) -> Snapshot {
+        self.snap.skipped += self.unreadable.len() as u64;
+        self.snap.unreadable = self.unreadable;
+        self.snap
+    }
+}
+
+impl Default for Collected {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Whether the queue `q` is watched (`queues`: the configured list, `None` for every queue).
+pub fn watched(queues: Option<&[String]>, q: &str) -> bool {
+    queues.is_none_or(|w| w.iter().any(|x| x == q))
+}
+
 /// Adds each queue's length and the age of its oldest job to `snap`, from `LLEN` + `LINDEX` reply pairs in
 /// `queues` order (keys `<prefix>queue:<q>`). A key the server refuses is named in `unreadable`; `age` reads the
 /// oldest job: `Ok(None)` when it carries no time, `Err(())` when it cannot be read (counted in `skipped`).

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use dyno_scaler_core::timefmt::{parse_rfc3339, plausible_age};
 use dyno_scaler_core::{QueueStats, Snapshot, WorkerInfo};
-use dyno_scaler_redis::{add_queue_lists, array, as_i64, as_str, items, ratio};
+use dyno_scaler_redis::{Collected, add_queue_lists, array, as_i64, as_str, items, ratio, watched};
 use redis::Value;
 
 use crate::{NAME, ResqueConfig};
@@ -90,19 +90,24 @@ pub(crate) fn build(
     delayed: Delayed<'_>,
 ) -> Snapshot {
     let p = format!("{}:", config.namespace);
-    let snap = Snapshot { workers: Some(Vec::new()), ..Snapshot::default() };
-    let mut r = Reading { now, config, p, snap, unreadable: Vec::new() };
+    let mut r = Reading { now, config, p, out: Collected::new() };
     // Lists: length and the oldest job (index 0). A time that cannot be meant is skipped like a malformed job.
-    add_queue_lists(NAME, &r.p, queues, lists, &mut r.snap, &mut r.unreadable, |raw| match payload_enqueued_at(raw) {
-        Ok(None) => Ok(None),
-        Ok(Some(ts)) => plausible_age(ts, now).map(Some).ok_or(()),
-        Err(MalformedPayload) => Err(()),
-    });
+    add_queue_lists(
+        NAME,
+        &r.p,
+        queues,
+        lists,
+        &mut r.out.snap,
+        &mut r.out.unreadable,
+        |raw| match payload_enqueued_at(raw) {
+            Ok(None) => Ok(None),
+            Ok(Some(ts)) => plausible_age(ts, now).map(Some).ok_or(()),
+            Err(MalformedPayload) => Err(()),
+        },
+    );
     r.delayed(delayed);
     r.workers(workers);
-    r.snap.skipped += r.unreadable.len() as u64;
-    r.snap.unreadable = r.unreadable;
-    r.snap
+    r.out.finish()
 }
 
 /// One snapshot being read: its time, the settings, the key prefix, and what is read so far.
@@ -111,13 +116,12 @@ struct Reading<'a> {
     config: &'a ResqueConfig,
     /// The namespace's key prefix (`ns:`).
     p: String,
-    snap: Snapshot,
-    unreadable: Vec<String>,
+    out: Collected,
 }
 
 impl Reading<'_> {
     fn watched(&self, q: &str) -> bool {
-        self.config.queues.as_ref().is_none_or(|w| w.iter().any(|x| x == q))
+        watched(self.config.queues.as_deref(), q)
     }
 
     /// Delayed jobs: per-queue counts from the sampled jobs of each timestamp, scaled to each list's length, then
@@ -136,7 +140,7 @@ impl Reading<'_> {
                     oldest_ready_age: oldest.and_then(|ts| plausible_age(ts, self.now)),
                     running: 0,
                 };
-                self.snap.add(&q, stats);
+                self.out.snap.add(&q, stats);
             }
         }
     }
@@ -153,13 +157,13 @@ impl Reading<'_> {
             if pair.iter().any(|v| matches!(v, Value::ServerError(_))) {
                 let stamp = stamps.and_then(|s| s.get(k)).map_or("(future)", String::as_str);
                 let bad = pair.iter().find(|v| matches!(v, Value::ServerError(_))).cloned().unwrap_or(Value::Nil);
-                readable(bad, &format!("{}delayed:{stamp}", self.p), &mut self.unreadable);
+                readable(bad, &format!("{}delayed:{stamp}", self.p), &mut self.out.unreadable);
                 continue;
             }
             let len = pair.first().and_then(as_i64).unwrap_or(0).max(0) as u64;
             let sample = pair.get(1).map(items).unwrap_or_default();
             let good: Vec<String> = sample.iter().filter_map(job_queue).collect();
-            self.snap.skipped += (sample.len() - good.len()) as u64;
+            self.out.snap.skipped += (sample.len() - good.len()) as u64;
             let weight = if good.is_empty() { 0.0 } else { len as f64 / sample.len() as f64 };
             let ts = stamps.and_then(|s| s.get(k)).and_then(|t| t.parse::<f64>().ok());
             for q in good {
@@ -190,7 +194,9 @@ impl Reading<'_> {
         let mut jobs = w.jobs.into_iter();
         for id in w.ids {
             let (Some(job), Some(ping)) = (jobs.next(), jobs.next()) else { break };
-            let Some(job) = readable(job, &format!("{}worker:{id}", self.p), &mut self.unreadable) else { continue };
+            let Some(job) = readable(job, &format!("{}worker:{id}", self.p), &mut self.out.unreadable) else {
+                continue;
+            };
             // Liveness: Resque >= 1.26 keeps a heartbeat hash and prunes a worker whose heartbeat is stale; a
             // worker that never sent one (node-resque, older Resque) is alive unless node-resque's ping says
             // otherwise.
@@ -225,10 +231,10 @@ impl Reading<'_> {
                 if self.watched(q) {
                     *running.entry(q.clone()).or_default() += 1;
                 } else {
-                    self.snap.running_elsewhere += 1;
+                    self.out.snap.running_elsewhere += 1;
                 }
             }
-            self.snap.workers.get_or_insert_with(Vec::new).push(WorkerInfo {
+            self.out.snap.workers.get_or_insert_with(Vec::new).push(WorkerInfo {
                 identity: id.clone(),
                 dyno: None,
                 busy: u32::from(busy_queue.is_some()),
@@ -236,9 +242,9 @@ impl Reading<'_> {
                 beat: None,
             });
         }
-        self.snap.skipped += skipped;
+        self.out.snap.skipped += skipped;
         for (q, n) in running {
-            self.snap.add(&q, QueueStats { running: n, ..QueueStats::default() });
+            self.out.snap.add(&q, QueueStats { running: n, ..QueueStats::default() });
         }
     }
 }

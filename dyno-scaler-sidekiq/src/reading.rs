@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use dyno_scaler_core::timefmt::plausible_age;
 use dyno_scaler_core::{QueueStats, Snapshot, WorkerInfo};
-use dyno_scaler_redis::{add_queue_lists, array, as_f64, as_i64, as_str, items, scale};
+use dyno_scaler_redis::{Collected, add_queue_lists, array, as_f64, as_i64, as_str, items, scale, watched};
 use redis::Value;
 
 use crate::{NAME, SidekiqConfig, readable};
@@ -72,17 +72,14 @@ pub(crate) fn build(
         Some(ns) if !ns.is_empty() => format!("{ns}:"),
         _ => String::new(),
     };
-    let snap = Snapshot { workers: Some(Vec::new()), ..Snapshot::default() };
-    let mut r = Reading { now, config, p, snap, unreadable: Vec::new() };
+    let mut r = Reading { now, config, p, out: Collected::new() };
     // Lists: length and the oldest job (index -1).
-    add_queue_lists(NAME, &r.p, queues, lists, &mut r.snap, &mut r.unreadable, |raw| {
+    add_queue_lists(NAME, &r.p, queues, lists, &mut r.out.snap, &mut r.out.unreadable, |raw| {
         job_age(raw, now).map(Some).ok_or(())
     });
     r.sorted_sets(sets);
     r.processes(processes, procs);
-    r.snap.skipped += r.unreadable.len() as u64;
-    r.snap.unreadable = r.unreadable;
-    r.snap
+    r.out.finish()
 }
 
 /// One snapshot being read: its time, the settings, the key prefix, and what is read so far.
@@ -91,13 +88,12 @@ struct Reading<'a> {
     config: &'a SidekiqConfig,
     /// The namespace's key prefix (`ns:`), or empty.
     p: String,
-    snap: Snapshot,
-    unreadable: Vec<String>,
+    out: Collected,
 }
 
 impl Reading<'_> {
     fn watched(&self, q: &str) -> bool {
-        self.config.queues.as_ref().is_none_or(|w| w.iter().any(|x| x == q))
+        watched(self.config.queues.as_deref(), q)
     }
 
     /// The `schedule` and `retry` sets: exact totals by `ZCOUNT`, the per-queue split from bounded samples.
@@ -111,7 +107,7 @@ impl Reading<'_> {
         for (set, name) in sets.chunks(4).zip(["schedule", "retry"]) {
             let [due, future, due_sample, future_sample] = set else { continue };
             if let Some(refused) = set.iter().find(|v| matches!(v, Value::ServerError(_))) {
-                readable(refused.clone(), &format!("{}{name}", self.p), &mut self.unreadable);
+                readable(refused.clone(), &format!("{}{name}", self.p), &mut self.out.unreadable);
                 continue;
             }
             due_total += as_i64(due).unwrap_or(0).max(0) as u64;
@@ -141,13 +137,13 @@ impl Reading<'_> {
                 }
             }
         }
-        self.snap.skipped += bad;
-        self.snap.next_due = next_due.and_then(|d| std::time::Duration::try_from_secs_f64(d - now).ok());
+        self.out.snap.skipped += bad;
+        self.out.snap.next_due = next_due.and_then(|d| std::time::Duration::try_from_secs_f64(d - now).ok());
         let sampled_due: u64 = per.values().map(|e| e.0).sum();
         let sampled_future: u64 = per.values().map(|e| e.1).sum();
         for (q, (due, future, oldest)) in per {
             if self.watched(&q) {
-                self.snap.add(
+                self.out.snap.add(
                     &q,
                     QueueStats {
                         ready: scale(due, sampled_due, due_total.saturating_sub(bad)),
@@ -168,22 +164,22 @@ impl Reading<'_> {
         let mut procs = procs.into_iter();
         for identity in processes {
             let (Some(fields), Some(work7), Some(work6)) = (procs.next(), procs.next(), procs.next()) else { break };
-            let Some(fields) = readable(fields, &format!("{}{identity}", self.p), &mut self.unreadable).map(array)
+            let Some(fields) = readable(fields, &format!("{}{identity}", self.p), &mut self.out.unreadable).map(array)
             else {
                 continue;
             };
             let work7 =
-                readable(work7, &format!("{}{identity}:work", self.p), &mut self.unreadable).unwrap_or(Value::Nil);
-            let work6 =
-                readable(work6, &format!("{}{identity}:workers", self.p), &mut self.unreadable).unwrap_or(Value::Nil);
+                readable(work7, &format!("{}{identity}:work", self.p), &mut self.out.unreadable).unwrap_or(Value::Nil);
+            let work6 = readable(work6, &format!("{}{identity}:workers", self.p), &mut self.out.unreadable)
+                .unwrap_or(Value::Nil);
             let [info, busy, beat, quiet, concurrency] = fields.as_slice() else {
-                self.snap.skipped += 1;
+                self.out.snap.skipped += 1;
                 continue;
             };
             let Some(beat) = as_f64(beat) else {
                 // Hash expired (a dead process left in the set) or a record without a heartbeat.
                 if !matches!(info, Value::Nil) {
-                    self.snap.skipped += 1;
+                    self.out.snap.skipped += 1;
                 }
                 continue;
             };
@@ -191,7 +187,7 @@ impl Reading<'_> {
                 continue;
             }
             let Some(busy) = as_i64(busy).and_then(|b| u32::try_from(b).ok()) else {
-                self.snap.skipped += 1;
+                self.out.snap.skipped += 1;
                 continue;
             };
             let info = as_str(info).and_then(|i| serde_json::from_str::<serde_json::Value>(i).ok());
@@ -204,7 +200,7 @@ impl Reading<'_> {
                 .and_then(|n| u64::try_from(n).ok())
                 .or_else(|| info.as_ref().and_then(|i| i.get("concurrency")).and_then(serde_json::Value::as_u64));
             if let Some(n) = threads {
-                *self.snap.threads.get_or_insert(0) += n;
+                *self.out.snap.threads.get_or_insert(0) += n;
             }
             let work = match array(work7) {
                 w if w.is_empty() => array(work6),
@@ -214,10 +210,10 @@ impl Reading<'_> {
                 let job = pair.get(1).and_then(as_str).and_then(|s| serde_json::from_str::<serde_json::Value>(s).ok());
                 match job.as_ref().and_then(|j| j.get("queue")).and_then(|q| q.as_str()) {
                     Some(q) => *running.entry(q.to_owned()).or_default() += 1,
-                    None => self.snap.skipped += 1,
+                    None => self.out.snap.skipped += 1,
                 }
             }
-            self.snap.workers.get_or_insert_with(Vec::new).push(WorkerInfo {
+            self.out.snap.workers.get_or_insert_with(Vec::new).push(WorkerInfo {
                 identity: identity.clone(),
                 dyno: Some(host),
                 busy,
@@ -227,10 +223,10 @@ impl Reading<'_> {
         }
         for (q, n) in running {
             if self.watched(&q) {
-                self.snap.add(&q, QueueStats { running: n, ..QueueStats::default() });
+                self.out.snap.add(&q, QueueStats { running: n, ..QueueStats::default() });
             } else {
                 // Not demand, but the process running it is busy (its `busy` count says so too).
-                self.snap.running_elsewhere += n;
+                self.out.snap.running_elsewhere += n;
             }
         }
     }
