@@ -62,9 +62,9 @@ pub struct Outcome {
     pub note: Option<&'static str>,
 }
 
-/// One step of quiet-then-drain for a decision from `from` to `to` workers, carrying the drain in `state`. `victims` are the processes the
-/// platform stops for the decision's shrink (`None`: unknown, nothing to drain). Pure: the caller quiets
-/// `Outcome::quiet` and applies `Outcome::set`.
+/// One step of quiet-then-drain for a decision from `from` to `to` workers, carrying the drain in `state`.
+/// `victims` are the processes the platform stops for the decision's shrink (`None`: unknown, nothing to drain).
+/// Pure: the caller quiets `Outcome::quiet` and applies `Outcome::set`.
 ///
 /// A quieted process never takes a job again until its dyno restarts, so once victims are quieted the shrink is
 /// finished even if demand returns meanwhile: they are stopped as soon as they are drained, and the next decision

@@ -26,12 +26,6 @@ pub async fn recall(pool: &PgPool, table: &str, process_type: &str) -> Result<Op
     sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).bind(process_type).fetch_optional(pool).await
 }
 
-/// The row `key` whatever its age (a pause kept beside the summaries: `<process type>#pause`).
-pub async fn read(pool: &PgPool, table: &str, key: &str) -> Result<Option<String>, sqlx::Error> {
-    let sql = format!("SELECT summary FROM {table} WHERE process_type = $1");
-    sqlx::query_scalar(sqlx::AssertSqlSafe(sql)).bind(key).fetch_optional(pool).await
-}
-
 /// Deletes the row `key`.
 pub async fn forget(pool: &PgPool, table: &str, key: &str) -> Result<(), sqlx::Error> {
     let sql = format!("DELETE FROM {table} WHERE process_type = $1");

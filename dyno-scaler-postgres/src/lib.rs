@@ -21,11 +21,11 @@ pub struct Db {
     name: &'static str,
     url: Secret,
     timeout: Duration,
-    /// The snapshots' statements (one connection, so every snapshot finds it warm: with two, a snapshot asking
-    /// while the last statement's connection was still on its way back to the pool opened a second one, 90 ms;
-    /// [`Db::pool`]), replaced when a statement gets no answer in time. Nothing else runs on it: the event path's `LISTEN` session is apart ([`Db::listen`]), and so is
-    /// everything off the hot path ([`Db::side`]), so the snapshot an event wakes finds its connection warm and
-    /// free (a new one costs a TLS handshake on the hot path: 80 ms measured on Debian's Postgres).
+    /// The snapshots' statements ([`Db::pool`]): one connection, so every snapshot finds it warm (with two, a
+    /// snapshot asking while the last statement's connection was still on its way back opened a second one, 90 ms),
+    /// replaced when a statement gets no answer in time. Nothing else runs on it: the event path's `LISTEN` session
+    /// is apart ([`Db::listen`]), and so is everything off the hot path ([`Db::side`]), so the snapshot an event
+    /// wakes finds its connection warm and free (a new one costs a TLS handshake: 80 ms on Debian's Postgres).
     pool: std::sync::Arc<std::sync::RwLock<PgPool>>,
     /// Everything off the hot path (one connection): the learned summary and the pause, the queue names seen, the
     /// trigger's and the indexes' checks. A read of every job row's queue name (hundreds of milliseconds on a
@@ -44,15 +44,20 @@ impl std::fmt::Debug for Db {
     }
 }
 
-/// A pool of `max` connections, connecting lazily with `opts`.
-fn pool(opts: &PgConnectOptions, timeout: Duration, max: u32) -> PgPool {
+/// A pool of one connection, connecting lazily with `opts` (every pool here serves one kind of statement in turn).
+fn pool(opts: &PgConnectOptions, timeout: Duration) -> PgPool {
     PgPoolOptions::new()
-        .max_connections(max)
+        .max_connections(1)
         .min_connections(0)
         .acquire_timeout(timeout)
         .idle_timeout(Some(Duration::from_secs(300)))
         .test_before_acquire(false)
         .connect_lazy_with(opts.clone())
+}
+
+/// A pool ([`pool`]) in a slot [`Db::renew_pool`] can replace it in.
+fn shared(opts: &PgConnectOptions, timeout: Duration) -> std::sync::Arc<std::sync::RwLock<PgPool>> {
+    std::sync::Arc::new(std::sync::RwLock::new(pool(opts, timeout)))
 }
 
 /// How often the `LISTEN` session is asked whether it still answers (as the Redis event path pings).
@@ -78,8 +83,7 @@ impl Db {
             // compiles for half a second to save microseconds (measured: 640 ms against 25 ms on GoodJob's tables).
             ("jit", "off".to_string()),
         ]);
-        let side = std::sync::Arc::new(std::sync::RwLock::new(pool(&opts, timeout, 1)));
-        let pool = std::sync::Arc::new(std::sync::RwLock::new(pool(&opts, timeout, 1)));
+        let (pool, side) = (shared(&opts, timeout), shared(&opts, timeout));
         let learned = learned_table.and_then(quote_table);
         Ok(Self { name, url: url.clone(), timeout, pool, side, learned, opts })
     }
@@ -92,8 +96,7 @@ impl Db {
     /// them again costs no connection.
     pub fn generic_plans(mut self) -> Self {
         self.opts = self.opts.options([("plan_cache_mode", "force_generic_plan")]);
-        self.pool = std::sync::Arc::new(std::sync::RwLock::new(pool(&self.opts, self.timeout, 1)));
-        self.side = std::sync::Arc::new(std::sync::RwLock::new(pool(&self.opts, self.timeout, 1)));
+        (self.pool, self.side) = (shared(&self.opts, self.timeout), shared(&self.opts, self.timeout));
         self
     }
 
@@ -148,8 +151,9 @@ impl Db {
     /// by the network, or stuck giving a cancelled statement's connection back) serves the next statement. The old
     /// pool's connections close as their sockets fail.
     fn renew_pool(&self) {
-        *self.pool.write().unwrap_or_else(|e| e.into_inner()) = pool(&self.opts, self.timeout, 1);
-        *self.side.write().unwrap_or_else(|e| e.into_inner()) = pool(&self.opts, self.timeout, 1);
+        for slot in [&self.pool, &self.side] {
+            *slot.write().unwrap_or_else(|e| e.into_inner()) = pool(&self.opts, self.timeout);
+        }
         tracing::warn!(source = self.name, "Postgres did not answer in time: the connections are replaced");
     }
 
@@ -209,16 +213,6 @@ impl Db {
         lease::PgLease::new(self.clone(), self.opts.clone(), scope, process_type)
     }
 
-    /// The learned table's row `key` whatever its age, when a table is set.
-    pub async fn recall_row(&self, key: &str) -> Result<Option<String>, SourceError> {
-        match &self.learned {
-            Some(t) => {
-                self.bounded(async { learned::read(&self.side(), t, key).await.map_err(|e| self.map_err(e)) }).await
-            }
-            None => Ok(None),
-        }
-    }
-
     /// Deletes the learned table's row `key`, when a table is set.
     pub async fn forget(&self, key: &str) -> Result<(), SourceError> {
         match &self.learned {
@@ -275,7 +269,7 @@ impl Db {
     ) -> Result<(), SourceError> {
         // A session of its own each time: a session given up (it stopped answering) is left to sqlx's `UNLISTEN`,
         // which waits on it until TCP gives up, and must not hold the slot the next session needs.
-        let sessions = pool(&self.opts, self.timeout, 1);
+        let sessions = pool(&self.opts, self.timeout);
         // The snapshot an event wakes must find its connection open: it is opened now, beside the LISTEN session,
         // not by the first event (a connection costs a TLS handshake: 80 ms on Debian's Postgres, issue 34). The
         // pause read just before acting runs on the lease's session ([`lease`]), open already.
