@@ -16,7 +16,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use dyno_scaler_heroku::fake::{FakeConfig, FakeHeroku};
-use dyno_scaler_test_support::{OwnRedis, db_url, delayed_jobs_ddl, unique};
+use dyno_scaler_test_support::{
+    OwnRedis, db_url, delayed_jobs_ddl, good_job_enqueue_sql, good_job_finished_sql, good_jobs_ddl, unique,
+};
 use sqlx::AssertSqlSafe;
 use tokio::io::AsyncBufReadExt;
 
@@ -100,6 +102,18 @@ async fn patched(fake: &FakeHeroku, quantity: u32) -> SystemTime {
     }
 }
 
+/// Milliseconds from `t0` (the enqueue of the `q`-th job) to the PATCH asking for `q`, then the spacing before
+/// the next enqueue. `EVENTS_TRACE`: the daemon's log around the first.
+async fn answered(fake: &FakeHeroku, daemon: &Daemon, q: u32, t0: SystemTime) -> f64 {
+    let at = patched(fake, q).await;
+    if q == 1 && std::env::var_os("EVENTS_TRACE").is_some() {
+        eprintln!("first enqueue at {:.4}, PATCH at {:.4}", epoch(t0), epoch(at));
+        eprintln!("{}", daemon.log.lock().unwrap());
+    }
+    tokio::time::sleep(spacing()).await;
+    at.duration_since(t0).unwrap_or_default().as_secs_f64() * 1000.0
+}
+
 fn summary(name: &str, ms: Vec<f64>) {
     let mut slow: Vec<(usize, f64)> = ms.iter().copied().enumerate().collect();
     slow.sort_by(|a, b| b.1.total_cmp(&a.1));
@@ -179,9 +193,7 @@ async fn resque(rounds: u32) -> Vec<f64> {
                 .query_async(&mut c)
                 .await
                 .unwrap();
-            let at = patched(&fake, q).await;
-            out.push(at.duration_since(t0).unwrap_or_default().as_secs_f64() * 1000.0);
-            tokio::time::sleep(spacing()).await;
+            out.push(answered(&fake, &daemon, q, t0).await);
         }
         daemon.stop().await;
     }
@@ -229,14 +241,7 @@ async fn delayed_job(rounds: u32) -> Vec<f64> {
                 .fetch_one(&pool)
                 .await
                 .unwrap();
-            let inserted = t0.elapsed().unwrap_or_default();
-            let at = patched(&fake, q).await;
-            if q == 1 && std::env::var_os("EVENTS_TRACE").is_some() {
-                eprintln!("first enqueue at {:.4}, inserted in {inserted:?}, PATCH at {:.4}", epoch(t0), epoch(at));
-                eprintln!("{}", daemon.log.lock().unwrap());
-            }
-            out.push(at.duration_since(t0).unwrap_or_default().as_secs_f64() * 1000.0);
-            tokio::time::sleep(spacing()).await;
+            out.push(answered(&fake, &daemon, q, t0).await);
         }
         daemon.stop().await;
         sqlx::raw_sql(AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE"))).execute(&pool).await.unwrap();
@@ -251,22 +256,13 @@ async fn good_job(rounds: u32) -> Vec<f64> {
     let pool = sqlx::PgPool::connect(&db_url()).await.expect("Postgres");
     let schema = unique("bench_gj");
     let table = format!("{schema}.good_jobs");
-    let ddl = dyno_scaler_test_support::good_jobs_ddl(&schema);
+    let ddl = good_jobs_ddl(&schema);
     sqlx::raw_sql(AssertSqlSafe(format!("CREATE SCHEMA {schema}; {ddl}"))).execute(&pool).await.unwrap();
     let finished: u64 = std::env::var("EVENTS_FINISHED_ROWS").ok().and_then(|v| v.parse().ok()).unwrap_or(300_000);
-    let fill = format!(
-        "INSERT INTO {table} (queue_name, priority, serialized_params, scheduled_at, performed_at, finished_at, \
-           created_at, updated_at, job_class) SELECT 'q' || (g % 5), 0, '{{}}', now(), now(), now(), now(), now(), 'X' \
-         FROM generate_series(1, {finished}) g"
-    );
+    let fill = good_job_finished_sql(&table, finished);
     sqlx::raw_sql(AssertSqlSafe(fill)).execute(&pool).await.unwrap();
     sqlx::raw_sql(AssertSqlSafe(format!("VACUUM ANALYZE {table}"))).execute(&pool).await.unwrap();
-    let insert = format!(
-        "INSERT INTO {table} (id, active_job_id, queue_name, priority, serialized_params, scheduled_at, created_at, \
-           updated_at, job_class) SELECT u, u, 'default', 0, '{{}}', now() AT TIME ZONE 'UTC', now() AT TIME ZONE 'UTC', \
-           now() AT TIME ZONE 'UTC', 'SyncJob' FROM (SELECT gen_random_uuid() AS u) g; \
-         NOTIFY good_job, '{{\"queue_name\":\"default\"}}';"
-    );
+    let insert = good_job_enqueue_sql(&table);
     let mut out = Vec::new();
     for _ in 0..rounds {
         sqlx::raw_sql(AssertSqlSafe(format!("DELETE FROM {table} WHERE finished_at IS NULL")))
@@ -283,13 +279,7 @@ async fn good_job(rounds: u32) -> Vec<f64> {
         for q in 1..=PER_ROUND {
             let t0 = SystemTime::now();
             sqlx::raw_sql(AssertSqlSafe(insert.clone())).execute(&pool).await.unwrap();
-            let at = patched(&fake, q).await;
-            if q == 1 && std::env::var_os("EVENTS_TRACE").is_some() {
-                eprintln!("first enqueue at {:.4}, PATCH at {:.4}", epoch(t0), epoch(at));
-                eprintln!("{}", daemon.log.lock().unwrap());
-            }
-            out.push(at.duration_since(t0).unwrap_or_default().as_secs_f64() * 1000.0);
-            tokio::time::sleep(spacing()).await;
+            out.push(answered(&fake, &daemon, q, t0).await);
         }
         daemon.stop().await;
     }

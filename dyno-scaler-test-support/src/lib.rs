@@ -283,6 +283,27 @@ pub fn delayed_jobs_ddl(table: &str, timestamptz: bool) -> String {
     )
 }
 
+/// What `GoodJob::Adapter#enqueue` sends for one job of the `default` queue: the `INSERT` into `table`
+/// (`schema.good_jobs`), then its `NOTIFY good_job`.
+pub fn good_job_enqueue_sql(table: &str) -> String {
+    format!(
+        "INSERT INTO {table} (id, active_job_id, queue_name, priority, serialized_params, scheduled_at, created_at, \
+           updated_at, job_class) SELECT u, u, 'default', 0, '{{}}', now() AT TIME ZONE 'UTC', now() AT TIME ZONE 'UTC', \
+           now() AT TIME ZONE 'UTC', 'SyncJob' FROM (SELECT gen_random_uuid() AS u) g; \
+         NOTIFY good_job, '{{\"queue_name\":\"default\"}}';"
+    )
+}
+
+/// `n` finished jobs into `table` (GoodJob keeps them). Follow it with `VACUUM ANALYZE` (a statement of its own),
+/// as autovacuum leaves a table, else the first reader sets the new rows' hint bits.
+pub fn good_job_finished_sql(table: &str, n: u64) -> String {
+    format!(
+        "INSERT INTO {table} (queue_name, priority, serialized_params, scheduled_at, performed_at, finished_at, \
+           created_at, updated_at, job_class) SELECT 'q' || (g % 5), 0, '{{}}', now(), now(), now(), now(), now(), 'X' \
+         FROM generate_series(1, {n}) g"
+    )
+}
+
 /// What GoodJob v4's install generator creates (`create_good_jobs.rb.erb`, with the columns and indexes later v4
 /// migrations add: `labels`, `locked_by_id`, `locked_at`, `lock_type`), in `schema`. `datetime` columns are Rails
 /// 7's `timestamp(6)`.

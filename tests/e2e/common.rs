@@ -328,3 +328,12 @@ pub async fn http_get(port: u16, path: &str) -> (u16, String) {
     let status = head.split(' ').nth(1).and_then(|c| c.parse().ok()).expect("a status line");
     (status, body.to_owned())
 }
+
+/// A fresh schema named after `prefix` holding GoodJob's tables; a pool on the database, and `schema.good_jobs`.
+pub async fn good_job_table(prefix: &str) -> (sqlx::PgPool, String) {
+    let pool = sqlx::PgPool::connect(&db_url()).await.expect("Postgres is required (run scripts/test)");
+    let schema = unique(prefix);
+    let ddl = format!("CREATE SCHEMA {schema}; {}", good_jobs_ddl(&schema));
+    sqlx::raw_sql(sqlx::AssertSqlSafe(ddl)).execute(&pool).await.unwrap();
+    (pool, format!("{schema}.good_jobs"))
+}

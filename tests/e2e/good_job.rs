@@ -3,21 +3,15 @@
 
 use std::time::{Duration, Instant};
 
-use dyno_scaler_test_support::good_jobs_ddl;
-use sqlx::{AssertSqlSafe, PgPool};
+use dyno_scaler_test_support::good_job_enqueue_sql;
+use sqlx::AssertSqlSafe;
 
 use super::common::*;
 
 #[tokio::test]
 async fn good_job_work_scales_up_on_its_own_notify() {
     let fake = fake().await;
-    let pool = PgPool::connect(&db_url()).await.expect("Postgres is required (run scripts/test)");
-    let schema = unique("e2e_gj");
-    sqlx::raw_sql(AssertSqlSafe(format!("CREATE SCHEMA {schema}; {}", good_jobs_ddl(&schema))))
-        .execute(&pool)
-        .await
-        .unwrap();
-    let table = format!("{schema}.good_jobs");
+    let (pool, table) = good_job_table("e2e_gj").await;
     let env = env_heroku(
         &fake,
         &[
@@ -39,12 +33,7 @@ async fn good_job_work_scales_up_on_its_own_notify() {
     let child = command(&["run"], &env).spawn().unwrap();
     tokio::time::sleep(Duration::from_millis(1500)).await;
     // GoodJob::Adapter#enqueue: the INSERT, then its NOTIFY.
-    let sql = format!(
-        "INSERT INTO {table} (id, active_job_id, queue_name, priority, serialized_params, scheduled_at, created_at, \
-           updated_at, job_class) SELECT u, u, 'default', 0, '{{}}', now() AT TIME ZONE 'UTC', now() AT TIME ZONE 'UTC', \
-           now() AT TIME ZONE 'UTC', 'SyncJob' FROM (SELECT gen_random_uuid() AS u) g; \
-         NOTIFY good_job, '{{\"queue_name\":\"default\"}}';"
-    );
+    let sql = good_job_enqueue_sql(&table);
     let start = Instant::now();
     sqlx::raw_sql(AssertSqlSafe(sql)).execute(&pool).await.unwrap();
     assert!(eventually(Duration::from_secs(5), || fake.quantity(APP, "worker") == Some(1)).await);

@@ -3,7 +3,8 @@
 
 use std::time::Duration;
 
-use sqlx::{AssertSqlSafe, PgPool};
+use dyno_scaler_test_support::{good_job_enqueue_sql, good_job_finished_sql};
+use sqlx::AssertSqlSafe;
 
 #[allow(dead_code, unused_imports)]
 #[path = "../e2e/common.rs"]
@@ -25,19 +26,9 @@ async fn patched(fake: &dyno_scaler_heroku::fake::FakeHeroku, quantity: u32) -> 
 #[tokio::test]
 async fn good_job_reacts_within_50_ms_from_the_first_enqueue_after_the_start() {
     let fake = fake().await;
-    let pool = PgPool::connect(&db_url()).await.expect("Postgres is required (run scripts/test)");
-    let schema = unique("e2e_gjfirst");
-    sqlx::raw_sql(AssertSqlSafe(format!("CREATE SCHEMA {schema}; {}", good_jobs_ddl(&schema))))
-        .execute(&pool)
-        .await
-        .unwrap();
-    let table = format!("{schema}.good_jobs");
+    let (pool, table) = good_job_table("e2e_gjfirst").await;
     // GoodJob keeps finished jobs: 300,000 of them, as on a real app's table.
-    let finished = format!(
-        "INSERT INTO {table} (queue_name, priority, serialized_params, scheduled_at, performed_at, finished_at, \
-           created_at, updated_at, job_class) SELECT 'q' || (g % 5), 0, '{{}}', now(), now(), now(), now(), now(), 'X' \
-         FROM generate_series(1, 300000) g"
-    );
+    let finished = good_job_finished_sql(&table, 300_000);
     sqlx::raw_sql(AssertSqlSafe(finished)).execute(&pool).await.unwrap();
     // Settled as autovacuum leaves a table (else the first reader sets the new rows' hint bits).
     sqlx::raw_sql(AssertSqlSafe(format!("VACUUM ANALYZE {table}"))).execute(&pool).await.unwrap();
@@ -58,12 +49,7 @@ async fn good_job_reacts_within_50_ms_from_the_first_enqueue_after_the_start() {
     daemon.logged("LISTEN good_job", 1).await;
     // The path coming up wakes one reconcile; the first enqueue comes after it, as work does in production.
     tokio::time::sleep(Duration::from_millis(100)).await;
-    let insert = format!(
-        "INSERT INTO {table} (id, active_job_id, queue_name, priority, serialized_params, scheduled_at, created_at, \
-           updated_at, job_class) SELECT u, u, 'default', 0, '{{}}', now() AT TIME ZONE 'UTC', now() AT TIME ZONE 'UTC', \
-           now() AT TIME ZONE 'UTC', 'SyncJob' FROM (SELECT gen_random_uuid() AS u) g; \
-         NOTIFY good_job, '{{\"queue_name\":\"default\"}}';"
-    );
+    let insert = good_job_enqueue_sql(&table);
     let mut took = Vec::new();
     for q in 1..=20u32 {
         let t0 = std::time::SystemTime::now();
