@@ -337,3 +337,11 @@ pub async fn good_job_table(prefix: &str) -> (sqlx::PgPool, String) {
     sqlx::raw_sql(sqlx::AssertSqlSafe(ddl)).execute(&pool).await.unwrap();
     (pool, format!("{schema}.good_jobs"))
 }
+
+/// The environment of a `good_job` process type on `table`, against `fake`, the poll a minute away (only an event
+/// explains a quick reaction).
+pub fn env_good_job(fake: &FakeHeroku, table: &str) -> Vec<(&'static str, String)> {
+    let url = db_url();
+    let setting = [("DYNO_SCALER_SOURCE", "good_job"), ("DATABASE_URL", url.as_str()), ("DYNO_SCALER_TABLE", table)];
+    with(env_heroku(fake, &setting), &[("DYNO_SCALER_POLL_INTERVAL", "60s")])
+}

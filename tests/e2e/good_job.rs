@@ -12,15 +12,7 @@ use super::common::*;
 async fn good_job_work_scales_up_on_its_own_notify() {
     let fake = fake().await;
     let (pool, table) = good_job_table("e2e_gj").await;
-    let env = env_heroku(
-        &fake,
-        &[
-            ("DYNO_SCALER_SOURCE", "good_job"),
-            ("DATABASE_URL", &db_url()),
-            ("DYNO_SCALER_TABLE", &table),
-            ("DYNO_SCALER_POLL_INTERVAL", "60s"),
-        ],
-    );
+    let env = env_good_job(&fake, &table);
     let out = run(&["check"], &env).await;
     assert_eq!(out.code, 0, "{}", out.all());
     assert!(out.stdout.contains("events: listen (LISTEN good_job"), "{}", out.all());

@@ -33,18 +33,9 @@ async fn good_job_reacts_within_50_ms_from_the_first_enqueue_after_the_start() {
     // Settled as autovacuum leaves a table (else the first reader sets the new rows' hint bits).
     sqlx::raw_sql(AssertSqlSafe(format!("VACUUM ANALYZE {table}"))).execute(&pool).await.unwrap();
     // One more worker per job, the poll a minute away: each enqueue is answered by one PATCH, by the event.
-    let env = env_heroku(
-        &fake,
-        &[
-            ("DYNO_SCALER_SOURCE", "good_job"),
-            ("DATABASE_URL", &db_url()),
-            ("DYNO_SCALER_TABLE", &table),
-            ("DYNO_SCALER_POLL_INTERVAL", "60s"),
-            ("DYNO_SCALER_POLICY", "classic"),
-            ("DYNO_SCALER_JOBS_PER_WORKER", "1"),
-            ("DYNO_SCALER_MAX_WORKERS", "30"),
-        ],
-    );
+    let policy =
+        [("DYNO_SCALER_POLICY", "classic"), ("DYNO_SCALER_JOBS_PER_WORKER", "1"), ("DYNO_SCALER_MAX_WORKERS", "30")];
+    let env = with(env_good_job(&fake, &table), &policy);
     let daemon = Daemon::start(&env);
     daemon.logged("LISTEN good_job", 1).await;
     // The path coming up wakes one reconcile; the first enqueue comes after it, as work does in production.
