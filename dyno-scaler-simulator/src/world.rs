@@ -51,10 +51,6 @@ impl Dyno {
     fn free(&self) -> usize {
         self.slots.len() - self.busy_slots as usize
     }
-
-    fn identity(&self) -> &str {
-        &self.identity
-    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -291,10 +287,7 @@ impl World {
             match workers.get_mut(n) {
                 Some(w) => {
                     w.identity.clone_from(&d.identity);
-                    match &mut w.dyno {
-                        Some(name) => name.clone_from(&d.name),
-                        None => w.dyno = Some(d.name.clone()),
-                    }
+                    w.dyno.get_or_insert_with(String::new).clone_from(&d.name);
                     (w.busy, w.quiet, w.beat) = (busy, quiet, beat);
                 }
                 None => workers.push(WorkerInfo {
@@ -338,7 +331,7 @@ impl World {
             let victims = self.cedar.victims("worker", from, to);
             let out =
                 drain::step(&mut self.drain, &snapshot, (from, to), victims, input.now, policy.config().max_drain);
-            for d in self.dynos.iter_mut().filter(|d| out.quiet.iter().any(|q| q == d.identity())) {
+            for d in self.dynos.iter_mut().filter(|d| out.quiet.contains(&d.identity)) {
                 d.quiet_requested = true;
             }
             if let Some((set, _)) = out.set {

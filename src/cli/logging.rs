@@ -30,9 +30,9 @@ pub fn init(format: LogFormat) {
 
 /// Reports a command's error: `error: ...` on stderr, or a JSON record (`level` ERROR, `message` "error", `error`)
 /// when the log is JSON.
-pub fn error(message: &str) {
+pub fn error(message: impl std::fmt::Display) {
     if JSON.get().copied().unwrap_or(false) {
-        tracing::error!(error = message, "error");
+        tracing::error!(error = %message, "error");
     } else {
         eprintln!("error: {message}");
     }

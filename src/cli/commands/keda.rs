@@ -22,14 +22,14 @@ pub async fn serve(s: &Settings) -> u8 {
     let scalers = match build::scalers_on(s, platform, false, false) {
         Ok(v) => v,
         Err(e) => {
-            crate::cli::logging::error(&e.to_string());
+            crate::cli::logging::error(e);
             return 2;
         }
     };
     let (listener, bound) = match super::listen(addr).await {
         Ok(l) => l,
         Err(e) => {
-            crate::cli::logging::error(&e.to_string());
+            crate::cli::logging::error(e);
             return 1;
         }
     };
@@ -57,7 +57,7 @@ pub async fn serve(s: &Settings) -> u8 {
             0
         }
         Err(e) => {
-            crate::cli::logging::error(&e.to_string());
+            crate::cli::logging::error(e);
             1
         }
     }

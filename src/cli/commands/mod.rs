@@ -63,9 +63,9 @@ pub async fn dispatch(cli: Cli) -> u8 {
         Command::KedaScaler { .. } => keda::serve(&settings).await,
         #[cfg(not(feature = "keda"))]
         Command::KedaScaler { .. } => {
-            crate::cli::logging::error(&format!(
-                "this binary was built without KEDA's external scaler: build it with the `keda` feature"
-            ));
+            crate::cli::logging::error(
+                "this binary was built without KEDA's external scaler: build it with the `keda` feature",
+            );
             2
         }
         Command::InstallTrigger(args) => trigger::trigger(&settings, args, true).await,
@@ -248,7 +248,7 @@ async fn run(s: &Settings, once: bool, dry_run: bool) -> u8 {
     let scalers = match build::scalers(s, dry_run).await {
         Ok(v) => v,
         Err(e) => {
-            crate::cli::logging::error(&e.to_string());
+            crate::cli::logging::error(e);
             return 2;
         }
     };
@@ -279,7 +279,7 @@ async fn run(s: &Settings, once: bool, dry_run: bool) -> u8 {
                 if let ScalerError::Platform { source, .. } = e
                     && source.is_fatal()
                 {
-                    crate::cli::logging::error(&fatal_message(s, e).to_string());
+                    crate::cli::logging::error(fatal_message(s, e));
                 }
                 code = 1;
             }
@@ -288,7 +288,7 @@ async fn run(s: &Settings, once: bool, dry_run: bool) -> u8 {
     }
     let metrics = Arc::new(dyno_scaler::metrics::Metrics::new());
     if let Err(e) = watch(s, &metrics).await {
-        crate::cli::logging::error(&e.to_string());
+        crate::cli::logging::error(e);
         return 1;
     }
     let platforms = controller_platforms(&controller);
@@ -306,7 +306,7 @@ async fn run(s: &Settings, once: bool, dry_run: bool) -> u8 {
         }
         Err(e) => {
             tracing::error!(error = %e, "stopping: the platform rejected the configuration");
-            crate::cli::logging::error(&fatal_message(s, &e).to_string());
+            crate::cli::logging::error(fatal_message(s, &e));
             1
         }
     }

@@ -14,7 +14,7 @@ pub async fn pause(s: &Settings, only: Option<&str>, duration: Option<&str>) -> 
     let duration = match duration.map(|d| parse_duration(d, "--for")).transpose() {
         Ok(d) => d,
         Err(e) => {
-            crate::cli::logging::error(&e.to_string());
+            crate::cli::logging::error(e);
             return 2;
         }
     };
@@ -33,7 +33,10 @@ async fn each(s: &Settings, only: Option<&str>, verb: &str, pause: Option<&Pause
         && !s.processes.iter().any(|p| p.process_type == pt)
     {
         let known: Vec<&str> = s.processes.iter().map(|p| p.process_type.as_str()).collect();
-        crate::cli::logging::error(&format!("{verb}: unknown process type {pt:?}; configured: {}", known.join(", ")));
+        crate::cli::logging::error(format_args!(
+            "{verb}: unknown process type {pt:?}; configured: {}",
+            known.join(", ")
+        ));
         return 2;
     }
     let mut code = 0;
@@ -41,12 +44,12 @@ async fn each(s: &Settings, only: Option<&str>, verb: &str, pause: Option<&Pause
         let source = match build::source(p) {
             Ok(s) => s,
             Err(e) => {
-                crate::cli::logging::error(&e.to_string());
+                crate::cli::logging::error(e);
                 return 2;
             }
         };
         let Some(lease) = source.lease(&p.process_type) else {
-            crate::cli::logging::error(&format!(
+            crate::cli::logging::error(format_args!(
                 "{verb} {}: the {} source has no store to keep a pause in",
                 p.process_type, p.source
             ));
@@ -63,7 +66,7 @@ async fn each(s: &Settings, only: Option<&str>, verb: &str, pause: Option<&Pause
                 None => println!("{}: resumed", p.process_type),
             },
             Err(e) => {
-                crate::cli::logging::error(&format!("{verb} {}: {e}", p.process_type));
+                crate::cli::logging::error(format_args!("{verb} {}: {e}", p.process_type));
                 code = 1;
             }
         }

@@ -15,7 +15,7 @@ pub async fn status(s: &Settings, as_json: bool) -> u8 {
     let scalers = match build::scalers(s, true).await {
         Ok(v) => v,
         Err(e) => {
-            crate::cli::logging::error(&e.to_string());
+            crate::cli::logging::error(e);
             return 2;
         }
     };

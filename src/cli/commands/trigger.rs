@@ -12,7 +12,7 @@ pub async fn trigger(s: &Settings, args: &TriggerArgs, install: bool) -> u8 {
         && !s.processes.iter().any(|p| &p.process_type == pt)
     {
         let known: Vec<&str> = s.processes.iter().map(|p| p.process_type.as_str()).collect();
-        crate::cli::logging::error(&format!(
+        crate::cli::logging::error(format_args!(
             "{verb}-trigger: unknown process type {pt:?}; configured: {}",
             known.join(", ")
         ));
@@ -29,7 +29,7 @@ pub async fn trigger(s: &Settings, args: &TriggerArgs, install: bool) -> u8 {
                 continue;
             }
             Some(Err(e)) => {
-                crate::cli::logging::error(&format!("process type {}: {e}", p.process_type));
+                crate::cli::logging::error(format_args!("process type {}: {e}", p.process_type));
                 return 2;
             }
             Some(Ok(t)) => t,
@@ -47,7 +47,7 @@ pub async fn trigger(s: &Settings, args: &TriggerArgs, install: bool) -> u8 {
             }
             Ok(()) => println!("{}: removed the insert trigger; the table is as it was", p.process_type),
             Err(e) => {
-                crate::cli::logging::error(&format!("{}: {verb}-trigger failed: {e}", p.process_type));
+                crate::cli::logging::error(format_args!("{}: {verb}-trigger failed: {e}", p.process_type));
                 if e.to_string().contains("permission denied") || e.to_string().contains("must be owner") {
                     eprintln!("hint: a trigger is a schema change: run this with the table owner's DATABASE_URL");
                 }
