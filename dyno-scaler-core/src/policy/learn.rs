@@ -130,7 +130,9 @@ impl Learned {
             }
         }
         if snap.unreadable.is_empty() {
-            self.note_idle(in_system, idle_confirmed(snap, self.last_load, current), now);
+            // Whether the heartbeats confirm the idle matters only for a reading with nothing in the system.
+            let confirmed = in_system == 0 && idle_confirmed(snap, self.last_load, current);
+            self.note_idle(in_system, confirmed, now);
         }
         if in_system > 0 {
             self.last_load = Some(now);

@@ -310,7 +310,6 @@ impl Display for Verdict {
         let w = &self.why;
         let (from, to) = (self.from, self.to);
         w.head(f)?;
-        let down_delay = || w.keep_alive.map_or_else(|| "down delay".to_owned(), |k| k.to_string());
         match &w.outcome {
             Outcome::UpPastQuiet { quiet } => {
                 return write!(f, "; {quiet} quiet dyno(s) take no jobs: scale up {from} -> {to}");
@@ -324,13 +323,12 @@ impl Display for Verdict {
                 return write!(f, "; hold at {from}: idle mode scales down only when nothing is ready or running");
             }
             Outcome::Delay { waited, delay } => {
-                return write!(
-                    f,
-                    "; hold at {from}: demand lower for {:.1}s of the {:.1}s {}",
-                    waited.as_secs_f64(),
-                    delay.as_secs_f64(),
-                    down_delay()
-                );
+                let (waited, delay) = (waited.as_secs_f64(), delay.as_secs_f64());
+                write!(f, "; hold at {from}: demand lower for {waited:.1}s of the {delay:.1}s ")?;
+                return match w.keep_alive {
+                    Some(k) => write!(f, "{k}"),
+                    None => f.write_str("down delay"),
+                };
             }
             Outcome::Unplaced { .. } | Outcome::Kept | Outcome::Down => {}
         }
