@@ -4,6 +4,7 @@
 
 use std::time::{Duration, SystemTime};
 
+use crate::gate::Gate;
 use crate::snapshot::{Snapshot, WorkerInfo};
 
 /// Re-send the signal when a victim has not gone quiet this long after it (about three Sidekiq 7 beats; the
@@ -51,9 +52,9 @@ pub fn pending<'a>(snapshot: &'a Snapshot, drain: &Drain) -> Vec<&'a WorkerInfo>
 /// What one decision needs from quiet-then-drain.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Outcome {
-    /// Go to this quantity instead of the decision's, for this reason (a hold while victims drain, or the end
+    /// Go to this quantity instead of the decision's, through this gate (a hold while victims drain, or the end
     /// of a shrink whose victims were quieted).
-    pub set: Option<(u32, String)>,
+    pub set: Option<(u32, Gate)>,
     /// Identities to quiet now (a new drain, or a re-signal).
     pub quiet: Vec<String>,
     /// The victims still draining.
@@ -109,14 +110,13 @@ pub fn step(
     if waiting.is_empty() && out.quiet.is_empty() {
         out.note = Some("victims drained");
         if !shrinking || to != d.to {
-            out.set = Some((d.to, format!("finishing the shrink of the quieted {}", d.dynos.join(", "))));
+            out.set = Some((d.to, Gate::Finishing { dynos: d.dynos.clone() }));
         }
         return out;
     }
     if waited > max_drain {
         out.note = Some("gave up draining: the victims stayed busy past max_drain; not scaling down");
-        let why = format!("gave up draining {} after {}s (max_drain)", d.dynos.join(", "), waited.as_secs());
-        out.set = Some((from, why));
+        out.set = Some((from, Gate::GaveUpDraining { dynos: d.dynos.clone(), waited_secs: waited.as_secs() }));
         return out;
     }
     if out.quiet.is_empty() && now.duration_since(d.signalled).unwrap_or_default() > RESIGNAL_AFTER {
@@ -125,12 +125,8 @@ pub fn step(
             d.signalled = now;
         }
     }
-    let why = format!(
-        "draining {}: waiting until {} are quiet and idle on a heartbeat after the signal",
-        d.dynos.join(", "),
-        if waiting.is_empty() { d.identities.join(", ") } else { waiting.join(", ") }
-    );
-    out.set = Some((from, why));
+    let waiting = if waiting.is_empty() { d.identities.clone() } else { waiting };
+    out.set = Some((from, Gate::Draining { dynos: d.dynos.clone(), waiting }));
     out.draining = d.dynos.clone();
     *state = Some(d);
     out

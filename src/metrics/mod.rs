@@ -17,7 +17,7 @@ use std::sync::Mutex;
 use std::sync::atomic::AtomicU64;
 use std::time::Instant;
 
-use dyno_scaler_core::{Direction, PlatformTelemetry, Report, ScalerError};
+use dyno_scaler_core::{Direction, Gate, PlatformTelemetry, Report, ScalerError};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -63,6 +63,12 @@ struct SourceLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct GateLabels {
+    process_type: String,
+    gate: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
     platform: String,
     status: String,
@@ -104,6 +110,7 @@ pub struct Metrics {
     draining: Family<ProcessLabels, Gauge>,
     acting: Family<ProcessLabels, Gauge>,
     paused: Family<ProcessLabels, Gauge>,
+    held: Family<GateLabels, Gauge>,
     scale_events: Family<ScaleLabels, Counter>,
     source_errors: Family<SourceLabels, Counter>,
     platform_requests: Family<RequestLabels, Counter>,
@@ -139,6 +146,7 @@ impl Metrics {
             draining: Family::default(),
             acting: Family::default(),
             paused: Family::default(),
+            held: Family::default(),
             scale_events: Family::default(),
             source_errors: Family::default(),
             platform_requests: Family::default(),
@@ -176,6 +184,11 @@ impl Metrics {
             m.acting.clone(),
         );
         r.register("paused", "1 while the process type is paused", m.paused.clone());
+        r.register(
+            "held",
+            "1 for the gate that held (or finished) the last decision: paused, following, refused, draining, ...",
+            m.held.clone(),
+        );
         r.register("scale_events", "Quantity changes applied, by direction", m.scale_events.clone());
         r.register("source_errors", "Cycles whose queue reading failed", m.source_errors.clone());
         r.register(
@@ -259,6 +272,14 @@ impl Metrics {
         self.draining.get_or_create(&p).set(rep.draining.len() as i64);
         self.acting.get_or_create(&p).set(i64::from(rep.acting));
         self.paused.get_or_create(&p).set(i64::from(rep.paused.is_some()));
+        // The gate that held the last decision is 1, the one before it 0 (a series per gate seen, none stale).
+        let gate = |g: &Gate| GateLabels { process_type: pt.clone(), gate: g.kind() };
+        if let Some(g) = last.report.as_ref().and_then(|r| r.decision.gate.as_ref()) {
+            self.held.get_or_create(&gate(g)).set(0);
+        }
+        if let Some(g) = &d.gate {
+            self.held.get_or_create(&gate(g)).set(1);
+        }
         if rep.applied {
             let direction = match d.direction() {
                 Direction::Up => "up",

@@ -116,6 +116,25 @@ async fn worker_seconds_integrate_the_quantity_and_l2met_lines_carry_counts_once
 }
 
 #[tokio::test]
+async fn the_gate_that_held_the_last_decision_is_one_and_the_one_before_it_zero() {
+    let m = Metrics::new();
+    let rep = report().await;
+    m.observe(&Ok(rep.clone()));
+    assert!(!m.render().contains("dyno_scaler_held{"), "no gate held the scale-up");
+    let mut paused = rep.clone();
+    paused.decision.apply_gate(Gate::Paused { pause: Pause::new("ops", std::time::SystemTime::now(), None) });
+    m.observe(&Ok(paused));
+    let t = m.render();
+    assert!(line(&t, "dyno_scaler_held{process_type=\"worker\",gate=\"paused\"}").ends_with(" 1"), "{t}");
+    let mut following = rep;
+    following.decision.apply_gate(Gate::Following { leader: Some("b".into()) });
+    m.observe(&Ok(following));
+    let t = m.render();
+    assert!(line(&t, "dyno_scaler_held{process_type=\"worker\",gate=\"paused\"}").ends_with(" 0"), "{t}");
+    assert!(line(&t, "dyno_scaler_held{process_type=\"worker\",gate=\"following\"}").ends_with(" 1"), "{t}");
+}
+
+#[tokio::test]
 async fn health_says_which_process_type_is_stale() {
     let m = Metrics::new();
     let pts = vec!["worker".to_string()];

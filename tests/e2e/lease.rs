@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use dyno_scaler_heroku::fake::FakeHeroku;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use super::common::*;
 
@@ -157,6 +157,12 @@ async fn pause_and_resume_reach_every_instance() {
     set_queue(&mut c, 30).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert!(patched(&fake).is_empty(), "a paused process type is never PATCHed");
+    // `status --json` says what holds, typed, and what the daemon would do without it.
+    let out = run(&["status", "--json"], &env).await;
+    let v: Value = serde_json::from_str(out.stdout.trim()).unwrap();
+    let row = &v["processes"][0];
+    assert_eq!((&row["gate"]["kind"], &row["desired"], &row["would"]), (&json!("paused"), &json!(0), &json!(2)), "{v}");
+    assert!(row["gate"]["pause"]["by"].as_str().unwrap().contains("dyno-scaler pause"), "{v}");
     let out = run(&["resume"], &env).await;
     assert_eq!(out.code, 0, "{}", out.all());
     assert!(eventually(Duration::from_secs(5), || fake.quantity(APP, "worker") == Some(2)).await);

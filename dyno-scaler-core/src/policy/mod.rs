@@ -102,6 +102,7 @@ pub enum Direction {
 
 /// The outcome of one decision.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct Decision {
     /// The current quantity.
     pub from: u32,
@@ -109,11 +110,22 @@ pub struct Decision {
     pub to: u32,
     /// What the demand rules want, clamped to the bounds (before delays and busy-safety).
     pub desired: u32,
-    /// Why, in words.
+    /// Why, in words: the policy's reason, then each gate's ([`crate::gate`]).
     pub reason: String,
+    /// The last gate that held (or finished) the decision in the scaler, if any ([`Decision::apply_gate`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gate: Option<crate::gate::Gate>,
+    /// The quantity the policy decided, where a gate changed it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub would: Option<u32>,
 }
 
 impl Decision {
+    /// A decision from `from` to `to` workers, `desired` by the rules, for `reason`.
+    pub fn new(from: u32, to: u32, desired: u32, reason: impl Into<String>) -> Self {
+        Self { from, to, desired, reason: reason.into(), gate: None, would: None }
+    }
+
     /// Up, down or hold.
     pub fn direction(&self) -> Direction {
         match self.to.cmp(&self.from) {
@@ -129,7 +141,7 @@ impl Decision {
     ///
     /// ```
     /// use dyno_scaler_core::Decision;
-    /// let d = |reason: &str| Decision { from: 2, to: 2, desired: 0, reason: reason.into() };
+    /// let d = |reason: &str| Decision::new(2, 2, 0, reason);
     /// assert_eq!(d("0 ready, 1 running; want 0; hold at 2").held_by(), None);
     /// let a = d("0 ready, 1 running; want 0; hold at 2: demand lower for 1.0s of the 30.0s down delay");
     /// let b = d("0 ready, 1 running; want 0; hold at 2: demand lower for 2.0s of the 30.0s down delay");

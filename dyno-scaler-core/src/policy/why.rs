@@ -25,7 +25,7 @@ pub struct Verdict {
 impl Verdict {
     /// The decision with its reason in words.
     pub fn decision(&self) -> super::Decision {
-        super::Decision { from: self.from, to: self.to, desired: self.desired, reason: self.to_string() }
+        super::Decision::new(self.from, self.to, self.desired, self.to_string())
     }
 }
 

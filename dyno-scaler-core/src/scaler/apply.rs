@@ -21,11 +21,7 @@ impl Scaler {
             // Abandoned: no retry of it goes out, but a request already sent may still land.
             Self::doubt(state);
             tracing::warn!(process_type = %pt, to = decision.to, "the lease ran out during the platform call: abandoned it");
-            decision.reason = format!(
-                "{}; not acting: the lease ran out during the platform call (abandoned; the formation is read again)",
-                decision.reason
-            );
-            decision.to = decision.from;
+            decision.apply_gate(crate::gate::Gate::Abandoned);
             return Ok(false);
         };
         self.platform_answered(!set.as_ref().is_err_and(PlatformError::is_outage)).await;

@@ -6,19 +6,8 @@ use std::sync::Arc;
 
 use super::{Report, Scaler};
 use crate::error::SourceError;
-use crate::lease::{Lease, LeaseOptions, Pause};
-use crate::policy::{Decision, Direction};
-
-/// Why a scaler does not act this cycle.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) enum Gate {
-    /// It may act.
-    Act,
-    /// Another instance holds the lease (or the store cannot be reached).
-    Follow(String),
-    /// A pause holds.
-    Paused(Pause),
-}
+use crate::gate::Gate;
+use crate::lease::{Lease, LeaseOptions};
 
 impl Scaler {
     pub(super) fn lease(&self) -> Option<&(Arc<dyn Lease>, LeaseOptions)> {
@@ -96,35 +85,31 @@ impl Scaler {
         }
     }
 
-    /// Renews the lease if due and says whether this cycle may act.
-    pub(super) async fn gate(&self) -> Gate {
-        let Some((lease, _)) = self.lease() else { return Gate::Act };
+    /// Renews the lease if due and says what keeps this cycle from acting (`None`: it may act).
+    pub(super) async fn gate(&self) -> Option<Gate> {
+        let (lease, _) = self.lease()?;
         self.campaign_if_due().await;
         let lead = self.inner.lead.lock().await;
         let now = self.inner.cfg.clock.now();
         if let Some(p) = lead.state.pause.as_ref().filter(|p| p.holds_at(now)) {
-            return Gate::Paused(p.clone());
+            return Some(Gate::Paused { pause: p.clone() });
         }
         if let Some(e) = &lead.error {
-            return Gate::Follow(format!("the lease's store ({}) cannot be reached: {e}", lease.store()));
+            return Some(Gate::StoreUnreachable { store: lease.store().to_owned(), error: e.to_string() });
         }
         if !lead.holds() {
-            let holder = lead.state.holder.as_deref().unwrap_or("nobody yet");
-            return Gate::Follow(format!("following: the lease is held by {holder}"));
+            return Some(Gate::Following { leader: lead.state.holder.clone() });
         }
-        Gate::Act
+        None
     }
 
     /// [`Gate::Paused`] when the lease's store says a pause holds now (read just before acting, so a pause set
-    /// since the last renewal is never missed), else [`Gate::Act`]; a store that cannot be read holds too.
-    pub(super) async fn pause_now(&self) -> Gate {
-        let Some((lease, _)) = self.lease() else { return Gate::Act };
+    /// since the last renewal is never missed), else `None`; a store that cannot be read holds too.
+    pub(super) async fn pause_now(&self) -> Option<Gate> {
+        let (lease, _) = self.lease()?;
         match lease.read().await {
-            Ok(s) => match s.pause.filter(|p| p.holds_at(self.inner.cfg.clock.now())) {
-                Some(p) => Gate::Paused(p),
-                None => Gate::Act,
-            },
-            Err(e) => Gate::Follow(format!("the lease's store ({}) cannot be reached: {e}", lease.store())),
+            Ok(s) => s.pause.filter(|p| p.holds_at(self.inner.cfg.clock.now())).map(|pause| Gate::Paused { pause }),
+            Err(e) => Some(Gate::StoreUnreachable { store: lease.store().to_owned(), error: e.to_string() }),
         }
     }
 
@@ -142,21 +127,6 @@ impl Scaler {
             Some((_, o)) if o.exclusive => self.inner.lead.lock().await.state.holder.clone(),
             _ => None,
         }
-    }
-
-    /// Turns `decision` into a hold that says why and what it would have done.
-    pub(super) fn hold_for(decision: &mut Decision, gate: &Gate) {
-        let why = match gate {
-            Gate::Act => return,
-            Gate::Follow(why) => why.clone(),
-            Gate::Paused(p) => format!("paused {} by {}", p.describe(), p.by),
-        };
-        decision.reason = if decision.direction() == Direction::Hold {
-            format!("{}; {why}", decision.reason)
-        } else {
-            format!("{}; not acting, {why} (would scale {} -> {})", decision.reason, decision.from, decision.to)
-        };
-        decision.to = decision.from;
     }
 
     /// Reads the lease's holder and pause into `report` without campaigning (for `preview`).

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use crate::clock::{Clock, SystemClock};
 use crate::error::ScalerError;
+use crate::gate::Gate;
 use crate::platform::Platform;
 use crate::policy::{Decision, Direction, Policy, PolicyInput, PolicyState};
 use crate::snapshot::Snapshot;
@@ -271,7 +272,7 @@ impl Scaler {
         self.describe_lease(&mut report).await;
         // A pause holds the daemon, so the preview says what the daemon does: hold, and what it would have done.
         if let Some(p) = report.paused.clone() {
-            Self::hold_for(&mut report.decision, &lead::Gate::Paused(p));
+            report.decision.apply_gate(crate::gate::Gate::Paused { pause: p });
         }
         Ok(report)
     }
@@ -353,12 +354,18 @@ impl Scaler {
             }
         };
         let (mut decision, next) = self.decide(&snapshot, current, &state);
-        if decision.direction() != Direction::Hold && gate == lead::Gate::Act && !inner.cfg.dry_run {
+        if decision.direction() != Direction::Hold && gate.is_none() && !inner.cfg.dry_run {
             // About to act: a pause set since the last renewal is read now, so none is ever missed.
             gate = self.pause_now().await;
         }
-        let acting = gate == lead::Gate::Act;
-        Self::hold_for(&mut decision, &gate);
+        let acting = gate.is_none();
+        let paused = match &gate {
+            Some(Gate::Paused { pause }) => Some(pause.clone()),
+            _ => None,
+        };
+        if let Some(g) = gate {
+            decision.apply_gate(g);
+        }
         if snapshot.skipped > 0 {
             tracing::debug!(process_type = %inner.cfg.process_type, skipped = snapshot.skipped, "skipped unreadable queue entries");
         }
@@ -367,11 +374,7 @@ impl Scaler {
             state.refused = None;
         }
         if decision.direction() != Direction::Hold && state.refused == Some((decision.from, decision.to)) {
-            decision.reason = format!(
-                "{}; not asking again: the platform refused {} -> {} (waiting for the queue or the formation to change)",
-                decision.reason, decision.from, decision.to
-            );
-            decision.to = decision.from;
+            decision.apply_gate(Gate::Refused { from: decision.from, to: decision.to });
         }
         let draining = if inner.cfg.dry_run || !acting {
             Vec::new()
@@ -379,8 +382,7 @@ impl Scaler {
             self.gate_shrink(&mut state, &snapshot, &mut decision).await
         };
         if decision.direction() != Direction::Hold && !self.still_holds().await {
-            decision.reason = format!("{}; not acting: the lease ran out during the cycle", decision.reason);
-            decision.to = decision.from;
+            decision.apply_gate(Gate::LeaseLost);
         }
         if decision.direction() != Direction::Hold {
             applied = self.apply(&mut state, &mut decision).await?;
@@ -398,10 +400,7 @@ impl Scaler {
         report.acting = acting;
         report.leader = self.leader().await;
         report.took = started.elapsed();
-        report.paused = match &gate {
-            lead::Gate::Paused(p) => Some(p.clone()),
-            _ => None,
-        };
+        report.paused = paused;
         *inner.last.lock().expect("report lock") = Some(report.clone());
         Ok(report)
     }

@@ -2,6 +2,7 @@
 //! shrink until they are drained, the demand returns, or the maximum drain time passes.
 
 use crate::drain;
+use crate::gate::Gate;
 use crate::policy::{Decision, Direction};
 use crate::snapshot::Snapshot;
 
@@ -50,18 +51,12 @@ impl Scaler {
         {
             tracing::warn!(process_type = %pt, error = %e, "cannot quiet the victims; holding");
             state.drain = None;
-            hold(decision, &format!("the victims could not be quieted ({e})"));
+            decision.apply_gate(Gate::QuietFailed { error: e.to_string() });
             return Vec::new();
         }
-        if let Some((to, why)) = out.set {
-            decision.reason = format!("{}; {why}: {} -> {to}", decision.reason, decision.from);
-            decision.to = to;
+        if let Some((to, gate)) = out.set {
+            decision.apply_gate_to(to, gate);
         }
         out.draining
     }
-}
-
-fn hold(decision: &mut Decision, why: &str) {
-    decision.reason = format!("{}; hold at {}: {why}", decision.reason, decision.from);
-    decision.to = decision.from;
 }

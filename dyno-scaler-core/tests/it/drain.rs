@@ -54,7 +54,11 @@ async fn a_job_fetched_after_the_last_beat_is_not_interrupted() {
     r.beat();
     let rep = r.scaler.reconcile().await.unwrap();
     assert_eq!(rep.decision.to, 3, "{}", rep.decision.reason);
-    assert!(rep.decision.reason.contains("worker.3"), "{}", rep.decision.reason);
+    assert!(
+        matches!(&rep.decision.gate, Some(Gate::Draining { waiting, .. }) if waiting == &["worker.3:4:abc"]),
+        "{:?}",
+        rep.decision
+    );
     assert_eq!(rep.draining.len(), 3, "still draining");
     assert!(r.platform.set_calls().is_empty(), "no PATCH while the job runs");
     // The job ends; the next beat shows every victim quiet and idle: being quiet, they take no job after it, so
@@ -80,7 +84,7 @@ async fn demand_returning_during_the_drain_finishes_the_shrink_then_scales_up_fr
     r.beat();
     let rep = r.scaler.reconcile().await.unwrap();
     assert_eq!(rep.decision.to, 0, "{}", rep.decision.reason);
-    assert!(rep.decision.reason.contains("finishing the shrink"), "{}", rep.decision.reason);
+    assert!(matches!(&rep.decision.gate, Some(Gate::Finishing { dynos }) if dynos.len() == 3), "{:?}", rep.decision);
     r.queue.set_workers(Some(Vec::new())); // the stopped dynos' processes are gone
     let rep = r.scaler.reconcile().await.unwrap();
     assert_eq!(rep.decision.to, 1, "fresh capacity for the work: {}", rep.decision.reason);
@@ -94,11 +98,15 @@ async fn a_victim_busy_past_max_drain_is_not_stopped() {
     r.beat();
     r.scaler.reconcile().await.unwrap(); // quieting
     r.queue.set_busy("worker.3:4:abc", 1);
+    let mut gates = Vec::new();
     for _ in 0..4 {
         r.beat();
         let rep = r.scaler.reconcile().await.unwrap();
         assert_eq!(rep.decision.to, 3, "{}", rep.decision.reason);
+        gates.extend(rep.decision.gate.map(|g| g.kind()));
     }
+    assert_eq!(gates.first(), Some(&"draining"), "{gates:?}");
+    assert!(gates.contains(&"gave_up_draining"), "{gates:?}");
     assert!(r.platform.set_calls().is_empty(), "given up, not forced");
 }
 

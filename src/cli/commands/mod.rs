@@ -6,7 +6,7 @@ use std::time::Duration;
 use dyno_scaler::core::controller::log_cycle;
 use dyno_scaler::core::cycle_log::CycleLog;
 use dyno_scaler::core::events::{self, EventMode, EventStatus};
-use dyno_scaler::core::{Controller, Direction, QueueSource, Report, ScalerError};
+use dyno_scaler::core::{Controller, Direction, Gate, QueueSource, Report, ScalerError};
 use std::sync::Arc;
 
 use super::config::{self, ConfigError, Env, Flags, PlatformChoice, Settings};
@@ -237,7 +237,7 @@ impl CycleLogger {
         let changed = self.last.get(&rep.process_type) != Some(&key);
         self.last.insert(rep.process_type.clone(), key);
         if always || changed || d.direction() != Direction::Hold {
-            tracing::info!(process_type = %rep.process_type, from = d.from, to = d.to, applied = rep.applied, dry_run = rep.dry_run, skipped = rep.snapshot.skipped, draining = ?rep.draining, reason = %d.reason, "decision");
+            tracing::info!(process_type = %rep.process_type, from = d.from, to = d.to, applied = rep.applied, dry_run = rep.dry_run, skipped = rep.snapshot.skipped, draining = ?rep.draining, gate = d.gate.as_ref().map(Gate::kind), reason = %d.reason, "decision");
         } else {
             tracing::debug!(process_type = %rep.process_type, from = d.from, to = d.to, reason = %d.reason, "decision");
         }

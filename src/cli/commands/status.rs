@@ -53,6 +53,9 @@ pub async fn status(s: &Settings, as_json: bool) -> u8 {
                     "current": rep.decision.from,
                     "desired": rep.decision.to,
                     "reason": reason,
+                    // What held the decision (a pause, the lease, a drain...), typed: its `kind` and its fields.
+                    "gate": rep.decision.gate,
+                    "would": rep.decision.would,
                     "events": events,
                     "queues": queues,
                     "unknown_queues": unknown.as_ref().map(|u| &u.0),
@@ -70,6 +73,8 @@ pub async fn status(s: &Settings, as_json: bool) -> u8 {
                     "draining": null,
                     "current": null, "desired": null,
                     "reason": "quantity held: the scaler could not read",
+                    "gate": null,
+                    "would": null,
                     "error": e.to_string(),
                     "events": events,
                     "queues": null,
