@@ -1,6 +1,6 @@
 //! Event paths: how a scaler learns of new work the moment it is written, from outside the app.
 //!
-//! A source's [`QueueSource::watch`] listens to its store (Redis client tracking or keyspace notifications,
+//! A source's event path ([`Events::watch`](crate::Events::watch)) listens to its store (Redis client tracking or keyspace notifications,
 //! Postgres `LISTEN`) and calls [`Hints::wake`] on every sign of new work. Events are hints: each one only wakes
 //! the scaler's loop (the same coalescing wake-up as [`Scaler::job_enqueued`](crate::Scaler::job_enqueued)), and
 //! the snapshot decides. Polling stays as the backstop; [`watch_events`] restarts a broken path with backoff and
@@ -24,7 +24,7 @@ use serde::Serialize;
 use tokio::sync::{Notify, watch};
 
 use crate::backoff::Backoff;
-use crate::source::QueueSource;
+use crate::source::Source;
 
 /// Which way new work reaches the scaler.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -150,7 +150,7 @@ impl Hints {
 /// Runs `source`'s event path until `stop` turns true: a path that breaks is reported, the scaler woken (the poll
 /// covers what was missed) and the path set up again after a backoff (0.5 s doubling to 30 s); a source with no
 /// path (or a store that offers none) leaves the status at [`EventMode::Polling`] and returns.
-pub async fn watch_events(source: Arc<dyn QueueSource>, hints: Hints, mut stop: watch::Receiver<bool>) {
+pub async fn watch_events(source: Source, hints: Hints, mut stop: watch::Receiver<bool>) {
     let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
     while !*stop.borrow() {
         let result = tokio::select! {
@@ -195,7 +195,7 @@ pub async fn wait_status(
 
 /// Sets up `source`'s event path once, to say which mode it would run in (for `check` and `status`), and tears it
 /// down; `within` bounds the wait.
-pub async fn probe(source: Arc<dyn QueueSource>, within: Duration) -> EventStatus {
+pub async fn probe(source: Source, within: Duration) -> EventStatus {
     let (mut hints, mut status) = Hints::new();
     hints.log = false;
     let watching = {

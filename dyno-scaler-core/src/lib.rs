@@ -40,6 +40,7 @@ pub mod secret;
 pub mod serde_secs;
 pub mod snapshot;
 pub mod source;
+pub mod store;
 pub mod timefmt;
 
 pub use clock::{Clock, ManualClock, SystemClock};
@@ -47,7 +48,7 @@ pub use controller::Controller;
 pub use error::{PlatformError, ScalerError, SettingError, SourceError};
 pub use gate::Gate;
 pub use lease::{Lease, LeaseOptions, LeaseState, Pause};
-pub use memory::{InMemoryLease, InMemoryPlatform, InMemoryQueue, PlatformCall};
+pub use memory::{InMemoryLease, InMemoryPlatform, InMemoryQueue, InMemoryStore, PlatformCall};
 pub use platform::{Placement, Platform, PlatformTelemetry, ProcessInfo};
 pub use policy::{
     Adaptive, Decision, DemandRule, Direction, DownMode, Learned, MaxMode, Policy, PolicyConfig, PolicyError,
@@ -56,4 +57,5 @@ pub use policy::{
 pub use scaler::{Report, Scaler, ScalerBuilder};
 pub use secret::Secret;
 pub use snapshot::{QueueStats, Snapshot, WorkerInfo};
-pub use source::{Capabilities, QueueSource};
+pub use source::{Capabilities, Events, Inspect, QueueSource, Quiet, Source};
+pub use store::Store;

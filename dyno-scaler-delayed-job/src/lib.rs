@@ -17,8 +17,9 @@
 
 use async_trait::async_trait;
 use dyno_scaler_core::secret::redact_url;
-use dyno_scaler_core::{Capabilities, QueueSource, SettingError, Snapshot, SourceError};
-use dyno_scaler_postgres::{Db, fold, now_for, quote_table};
+use dyno_scaler_core::{Capabilities, Events, Inspect, QueueSource, SettingError, Snapshot, Source, SourceError};
+use dyno_scaler_postgres::{Db, PostgresStore, fold, now_for, quote_table};
+use std::sync::Arc;
 
 mod config;
 pub mod events;
@@ -142,30 +143,35 @@ impl QueueSource for DelayedJobSource {
             latency: true,
             worker_registry: false,
             quiet: false,
-            remembers: self.db.remembers(),
             // A DelayedJob worker process runs one job at a time, and nothing records how many run per dyno.
             worker_threads: Some(1),
         }
     }
 
-    async fn remember(&self, process_type: &str, summary: &str) -> Result<(), SourceError> {
-        self.db.remember(process_type, summary).await
+    async fn snapshot(&self) -> Result<Snapshot, SourceError> {
+        let work = async {
+            let sql = self.query_sql().await?;
+            self.bound(sql.to_owned()).fetch_all(&self.db.pool()).await.map_err(|e| self.map_err(e))
+        };
+        // The statement timeout bounds the query; this bounds connecting too.
+        let rows = self.db.bounded(work).await?;
+        Ok(fold(rows))
     }
+}
 
-    async fn recall(&self, process_type: &str) -> Result<Option<String>, SourceError> {
-        self.db.recall(process_type).await
+/// The whole source: the reading, the event path, the queue list, and the store in the same database
+/// ([`PostgresStore`]: an advisory lock on a session of its own, the pause and the learned summary in the learned
+/// table).
+impl From<DelayedJobSource> for Source {
+    fn from(source: DelayedJobSource) -> Self {
+        let store = PostgresStore::new(source.db.clone(), &source.table);
+        let source = Arc::new(source);
+        Source::new(source.clone()).with_events(source.clone()).with_inspect(source).with_store(Arc::new(store))
     }
+}
 
-    /// An advisory lock on a session of its own; the pause in the learned table ([`dyno_scaler_postgres::lease`]).
-    fn lease(&self, process_type: &str) -> Option<std::sync::Arc<dyn dyno_scaler_core::Lease>> {
-        Some(std::sync::Arc::new(self.db.lease(&self.table, process_type)))
-    }
-
-    /// `LISTEN` on [`events::CHANNEL`] where the insert trigger is installed ([`DelayedJobSource::trigger`]).
-    async fn watch(&self, hints: &dyno_scaler_core::events::Hints) -> Result<(), SourceError> {
-        self.trigger().listen(hints).await
-    }
-
+#[async_trait]
+impl Inspect for DelayedJobSource {
     /// The queues of the rows in the table (DelayedJob deletes a job once done: the queues with work pending or
     /// failed); rows without a queue belong to `null_queue` where it is set.
     async fn queues_seen(&self) -> Result<Option<Vec<String>>, SourceError> {
@@ -188,14 +194,12 @@ impl QueueSource for DelayedJobSource {
             _ => None,
         }
     }
+}
 
-    async fn snapshot(&self) -> Result<Snapshot, SourceError> {
-        let work = async {
-            let sql = self.query_sql().await?;
-            self.bound(sql.to_owned()).fetch_all(&self.db.pool()).await.map_err(|e| self.map_err(e))
-        };
-        // The statement timeout bounds the query; this bounds connecting too.
-        let rows = self.db.bounded(work).await?;
-        Ok(fold(rows))
+#[async_trait]
+impl Events for DelayedJobSource {
+    /// `LISTEN` on [`events::CHANNEL`] where the insert trigger is installed ([`DelayedJobSource::trigger`]).
+    async fn watch(&self, hints: &dyno_scaler_core::events::Hints) -> Result<(), SourceError> {
+        self.trigger().listen(hints).await
     }
 }

@@ -4,8 +4,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use dyno_scaler_core::QueueSource;
 use dyno_scaler_core::events::{EventMode, EventStatus, Hints, wait_status, watch_events};
+use dyno_scaler_core::{QueueSource, Source};
 use dyno_scaler_delayed_job::{DelayedJobConfig, DelayedJobSource};
 use dyno_scaler_test_support::{OwnPostgres, db_url, delayed_jobs_ddl, unique};
 use sqlx::{AssertSqlSafe, PgPool};
@@ -49,7 +49,7 @@ async fn catalog(pool: &PgPool, schema: &str) -> Vec<String> {
 fn watching(source: Arc<DelayedJobSource>) -> (Hints, Receiver<EventStatus>, Sender<bool>) {
     let (hints, status) = Hints::new();
     let (stop_tx, stop) = tokio::sync::watch::channel(false);
-    tokio::spawn(watch_events(source, hints.clone(), stop));
+    tokio::spawn(watch_events(Source::new(source.clone()).with_events(source), hints.clone(), stop));
     (hints, status, stop_tx)
 }
 

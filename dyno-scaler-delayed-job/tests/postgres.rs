@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use dyno_scaler_core::conformance::{ConformanceBackend, run_conformance};
-use dyno_scaler_core::{QueueSource, SourceError};
+use dyno_scaler_core::{QueueSource, Source, SourceError};
 use dyno_scaler_delayed_job::{DelayedJobConfig, DelayedJobSource, RECOMMENDED_INDEXES};
 use dyno_scaler_test_support::{db_url, delayed_jobs_ddl, unique};
 use sqlx::postgres::PgPoolOptions;
@@ -109,8 +109,8 @@ impl ConformanceBackend for Backend {
         self.insert(Some(queue), 0, None, None, false).await;
         false // a NULL run_at never matches DelayedJob's `run_at <= now`: no worker takes it
     }
-    async fn source(&self, queues: Option<Vec<String>>) -> Box<dyn QueueSource> {
-        Box::new(DelayedJobSource::new(self.config(queues)).unwrap())
+    async fn source(&self, queues: Option<Vec<String>>) -> Source {
+        DelayedJobSource::new(self.config(queues)).unwrap().into()
     }
 }
 
@@ -397,8 +397,9 @@ async fn infinite_and_ancient_run_at_do_not_fail_the_reading_nor_fake_latency() 
 async fn keeps_what_the_policy_learned_only_in_the_table_it_is_given() {
     let b = Backend::new("learned", true).await;
     // Without the setting: nothing kept, and nothing to recall.
-    let plain = DelayedJobSource::new(b.config(None)).unwrap();
-    assert!(!plain.capabilities().remembers);
+    let store = |c| Source::from(DelayedJobSource::new(c).unwrap()).store.expect("the database is the store");
+    let plain = store(b.config(None));
+    assert!(!plain.remembers());
     plain.remember("worker", "{}").await.unwrap();
     assert_eq!(plain.recall("worker").await.unwrap(), None);
     // With the operator's table (made from the crate's own statement) in the test's schema.
@@ -407,8 +408,8 @@ async fn keeps_what_the_policy_learned_only_in_the_table_it_is_given() {
     sqlx::raw_sql(AssertSqlSafe(create)).execute(&b.pool).await.unwrap();
     let mut c = b.config(None);
     c.learned_table = Some(format!("{}.dyno_scaler_learned", b.schema));
-    let source = DelayedJobSource::new(c).unwrap();
-    assert!(source.capabilities().remembers);
+    let source = store(c);
+    assert!(source.remembers());
     assert_eq!(source.recall("worker").await.unwrap(), None);
     source.remember("worker", r#"{"v":1}"#).await.unwrap();
     source.remember("worker", r#"{"v":2}"#).await.unwrap();

@@ -26,11 +26,13 @@
 use async_trait::async_trait;
 use dyno_scaler_core::events::Hints;
 use dyno_scaler_core::secret::redact_url;
-use dyno_scaler_core::{Capabilities, QueueSource, QueueStats, SettingError, Snapshot, SourceError};
-use dyno_scaler_postgres::{Db, fold, now_for, quote_table, schema_prefix};
+use dyno_scaler_core::{
+    Capabilities, Events, Inspect, QueueSource, QueueStats, SettingError, Snapshot, Source, SourceError,
+};
+use dyno_scaler_postgres::{Db, PostgresStore, fold, now_for, quote_table, schema_prefix};
 use sqlx::{AssertSqlSafe, Row};
 use std::collections::{HashMap, HashSet};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use tokio::sync::OnceCell;
 
@@ -346,34 +348,8 @@ impl QueueSource for GoodJobSource {
             latency: true,
             worker_registry: false,
             quiet: false,
-            remembers: self.db.remembers(),
             worker_threads: Some(5), // GoodJob's default `max_threads`; its process records say their own
         }
-    }
-
-    async fn remember(&self, process_type: &str, summary: &str) -> Result<(), SourceError> {
-        self.db.remember(process_type, summary).await
-    }
-
-    async fn recall(&self, process_type: &str) -> Result<Option<String>, SourceError> {
-        self.db.recall(process_type).await
-    }
-
-    /// The queues of every job row kept (finished ones too, while GoodJob preserves them).
-    async fn queues_seen(&self) -> Result<Option<Vec<String>>, SourceError> {
-        let sql =
-            format!("SELECT DISTINCT COALESCE(queue_name, 'default')::text FROM {} WHERE $1::text IS NULL", self.jobs);
-        self.db.names(sql, None).await.map(Some)
-    }
-
-    /// An advisory lock on a session of its own; the pause in the learned table ([`dyno_scaler_postgres::lease`]).
-    fn lease(&self, process_type: &str) -> Option<std::sync::Arc<dyn dyno_scaler_core::Lease>> {
-        Some(std::sync::Arc::new(self.db.lease(&self.jobs, process_type)))
-    }
-
-    /// `LISTEN good_job`: GoodJob notifies it on every enqueue (unless `enable_listen_notify` is off).
-    async fn watch(&self, hints: &Hints) -> Result<(), SourceError> {
-        self.db.listen(CHANNEL, "notified by GoodJob on every enqueue", hints, |_| true).await
     }
 
     async fn snapshot(&self) -> Result<Snapshot, SourceError> {
@@ -385,5 +361,34 @@ impl QueueSource for GoodJobSource {
         };
         let rows = self.db.bounded(work).await?;
         Ok(assemble(self, rows, now))
+    }
+}
+
+/// The whole source: the reading, the event path, the queue list, and the store in the same database
+/// ([`PostgresStore`]: an advisory lock on a session of its own, the pause and the learned summary in the learned
+/// table).
+impl From<GoodJobSource> for Source {
+    fn from(source: GoodJobSource) -> Self {
+        let store = PostgresStore::new(source.db.clone(), &source.jobs);
+        let source = Arc::new(source);
+        Source::new(source.clone()).with_events(source.clone()).with_inspect(source).with_store(Arc::new(store))
+    }
+}
+
+#[async_trait]
+impl Inspect for GoodJobSource {
+    /// The queues of every job row kept (finished ones too, while GoodJob preserves them).
+    async fn queues_seen(&self) -> Result<Option<Vec<String>>, SourceError> {
+        let sql =
+            format!("SELECT DISTINCT COALESCE(queue_name, 'default')::text FROM {} WHERE $1::text IS NULL", self.jobs);
+        self.db.names(sql, None).await.map(Some)
+    }
+}
+
+#[async_trait]
+impl Events for GoodJobSource {
+    /// `LISTEN good_job`: GoodJob notifies it on every enqueue (unless `enable_listen_notify` is off).
+    async fn watch(&self, hints: &Hints) -> Result<(), SourceError> {
+        self.db.listen(CHANNEL, "notified by GoodJob on every enqueue", hints, |_| true).await
     }
 }

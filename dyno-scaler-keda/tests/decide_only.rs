@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use dyno_scaler_core::{InMemoryQueue, ManualClock, Policy, PolicyConfig, QueueSource, Scaler};
+use dyno_scaler_core::{InMemoryQueue, ManualClock, Policy, PolicyConfig, Scaler, Store};
 use dyno_scaler_keda::proto::external_scaler_server::ExternalScaler;
 use dyno_scaler_keda::proto::{GetMetricsRequest, ScaledObjectRef};
 use dyno_scaler_keda::tonic::Request;
@@ -24,8 +24,7 @@ async fn get_metrics_answers_a_fresh_reading_and_moves_nothing_the_loop_owns() {
     let published = Arc::new(Published::new());
     // The adaptive policy (the default), which keeps what it learned in the source's store.
     let policy = Policy::new(PolicyConfig { max_workers: 10, ..PolicyConfig::default() }).unwrap();
-    let scaler =
-        Scaler::builder("worker", Arc::new(queue.clone()), published.clone(), policy).clock(clock.clone()).build();
+    let scaler = Scaler::builder("worker", queue.clone(), published.clone(), policy).clock(clock.clone()).build();
     let keda = KedaScaler::new(std::slice::from_ref(&scaler));
     queue.push_many("default", 12);
     for _ in 0..1_000 {
@@ -36,13 +35,13 @@ async fn get_metrics_answers_a_fresh_reading_and_moves_nothing_the_loop_owns() {
         assert_eq!(value, 3, "12 jobs, one thread each, 5 threads a worker");
     }
     assert_eq!(published.count("worker"), 0, "GetMetrics publishes nothing: only the loop's cycles do");
-    assert_eq!(queue.recall("worker").await.unwrap(), None, "nor does it keep what the policy learned");
+    assert_eq!(queue.store().recall("worker").await.unwrap(), None, "nor does it keep what the policy learned");
     assert!(scaler.last_report().is_none(), "no cycle ran");
 
     // One cycle of the loop publishes the count and keeps the summary.
     scaler.reconcile().await.unwrap();
     assert_eq!(published.count("worker"), 3);
-    assert!(queue.recall("worker").await.unwrap().is_some(), "the cycle keeps what it learned");
+    assert!(queue.store().recall("worker").await.unwrap().is_some(), "the cycle keeps what it learned");
     assert_eq!(published.len(), 1, "one number per process type");
 }
 

@@ -13,7 +13,9 @@ use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
 
 pub mod learned;
 pub mod lease;
+mod store;
 pub mod trigger;
+pub use store::PostgresStore;
 
 /// A source's connection to its database: the snapshot pool and the `LISTEN` session's own.
 #[derive(Clone)]
@@ -158,7 +160,7 @@ impl Db {
     }
 
     /// The distinct names one statement returns (`sql`, with `arg` as `$1`), sorted, bounded like a snapshot: the
-    /// queue names a table has seen ([`dyno_scaler_core::QueueSource::queues_seen`]).
+    /// queue names a table has seen ([`dyno_scaler_core::Inspect::queues_seen`]).
     pub async fn names(&self, sql: String, arg: Option<String>) -> Result<Vec<String>, SourceError> {
         let work = async {
             let q = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(sql)).bind(arg);
@@ -184,7 +186,7 @@ impl Db {
         }
     }
 
-    /// Whether a learned table is set (the source's `Capabilities::remembers`).
+    /// Whether a learned table is set ([`dyno_scaler_core::Store::remembers`]).
     pub fn remembers(&self) -> bool {
         self.learned.is_some()
     }

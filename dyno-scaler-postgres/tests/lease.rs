@@ -46,3 +46,16 @@ async fn without_a_learned_table_the_lease_works_and_a_pause_is_refused_clearly(
     assert!(matches!(err, SourceError::Other { .. }) && err.to_string().contains("learned_table"), "{err}");
     lease.release("one").await.unwrap();
 }
+
+#[tokio::test]
+async fn the_postgres_store_keeps_the_store_contract_with_a_learned_table_and_without() {
+    let schema = schema().await;
+    let table = format!("{schema}.learned");
+    let url = Secret::new(db_url());
+    for learned in [Some(table.as_str()), None] {
+        let db = Db::new("test", &url, Duration::from_secs(2), learned).unwrap();
+        let store = dyno_scaler_postgres::PostgresStore::new(db, &format!("{schema}{}", learned.is_some()));
+        assert_eq!(dyno_scaler_core::Store::remembers(&store), learned.is_some());
+        dyno_scaler_core::conformance::run_store_conformance(Arc::new(store), Duration::from_millis(600)).await;
+    }
+}

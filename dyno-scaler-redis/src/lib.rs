@@ -12,8 +12,10 @@ use redis::aio::ConnectionManagerConfig;
 mod conn;
 pub mod events;
 pub mod lease;
+mod store;
 
 pub use conn::Conn;
+pub use store::RedisStore;
 
 /// Whether a `rediss://` connection checks the server's certificate.
 ///
@@ -238,24 +240,6 @@ pub fn learned_key(prefix: &str, process_type: &str) -> String {
     format!("{prefix}dyno-scaler:learned:{process_type}")
 }
 
-/// Writes the learned summary of `process_type` under [`learned_key`] (`prefix` is the namespace) with
-/// [`LEARNED_TTL`].
-pub async fn remember(
-    mut conn: Conn,
-    (name, url): (&str, &Secret),
-    (prefix, process_type): (&str, &str),
-    summary: &str,
-) -> Result<(), SourceError> {
-    redis::cmd("SET")
-        .arg(learned_key(prefix, process_type))
-        .arg(summary)
-        .arg("EX")
-        .arg(LEARNED_TTL.as_secs())
-        .query_async::<()>(&mut conn)
-        .await
-        .map_err(|e| map_redis_error(name, url, e))
-}
-
 /// The members of the set `key` (a job library's list of the queues it has seen), sorted; a key of another type
 /// is an error naming it.
 pub async fn members(mut conn: Conn, (name, url): (&str, &Secret), key: &str) -> Result<Vec<String>, SourceError> {
@@ -263,18 +247,4 @@ pub async fn members(mut conn: Conn, (name, url): (&str, &Secret), key: &str) ->
         redis::cmd("SMEMBERS").arg(key).query_async(&mut conn).await.map_err(|e| map_redis_error(name, url, e))?;
     v.sort();
     Ok(v)
-}
-
-/// Reads the learned summary of `process_type` under [`learned_key`]; a key of another type is no summary.
-pub async fn recall(
-    mut conn: Conn,
-    (name, url): (&str, &Secret),
-    (prefix, process_type): (&str, &str),
-) -> Result<Option<String>, SourceError> {
-    let key = learned_key(prefix, process_type);
-    let v: Value = redis::cmd("GET").arg(key).query_async(&mut conn).await.or_else(|e| match e.code() {
-        Some("WRONGTYPE") => Ok(Value::Nil),
-        _ => Err(map_redis_error(name, url, e)),
-    })?;
-    Ok(as_str(&v).map(str::to_owned))
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use dyno_scaler_core::events::{EventMode, EventStatus, Hints, wait_status, watch_events};
-use dyno_scaler_core::{Capabilities, QueueSource, Secret, Snapshot, SourceError};
+use dyno_scaler_core::{Capabilities, Events, QueueSource, Secret, Snapshot, Source, SourceError};
 use dyno_scaler_redis::TlsVerify;
 use dyno_scaler_redis::events::{Watch, watch};
 use dyno_scaler_test_support::{OwnRedis, redis_url, unique};
@@ -30,6 +30,10 @@ impl QueueSource for Watcher {
     async fn snapshot(&self) -> Result<Snapshot, SourceError> {
         Ok(Snapshot::default())
     }
+}
+
+#[async_trait]
+impl Events for Watcher {
     async fn watch(&self, hints: &Hints) -> Result<(), SourceError> {
         let w = Watch {
             name: "test",
@@ -48,7 +52,7 @@ fn start(url: &str, prefixes: &[&str]) -> (Hints, Receiver<EventStatus>, tokio::
         Arc::new(Watcher { url: Secret::new(url), prefixes: prefixes.iter().map(|p| p.to_string()).collect() });
     let (hints, status) = Hints::new();
     let (stop_tx, stop) = tokio::sync::watch::channel(false);
-    tokio::spawn(watch_events(source, hints.clone(), stop));
+    tokio::spawn(watch_events(Source::new(source.clone()).with_events(source), hints.clone(), stop));
     (hints, status, stop_tx)
 }
 

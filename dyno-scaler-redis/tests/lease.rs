@@ -20,3 +20,11 @@ async fn the_redis_lease_keeps_the_lease_contract() {
     };
     run_lease_conformance(&make, Duration::from_millis(400), true).await;
 }
+
+#[tokio::test]
+async fn the_redis_store_keeps_the_store_contract() {
+    let url = Secret::new(redis_url());
+    let conn = connect("test", &url, TlsVerify::Full, Duration::from_secs(2)).unwrap();
+    let store = dyno_scaler_redis::RedisStore::new(conn, "test", &url, &format!("{}:", unique("store")));
+    dyno_scaler_core::conformance::run_store_conformance(Arc::new(store), Duration::from_millis(400)).await;
+}

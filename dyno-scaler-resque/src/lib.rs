@@ -17,12 +17,15 @@
 //! by default it scales down only when nothing runs.
 #![deny(missing_docs)]
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use dyno_scaler_core::events::Hints;
 use dyno_scaler_core::secret::redact_url;
-use dyno_scaler_core::{Capabilities, QueueSource, Secret, SettingError, Snapshot, SourceError, check};
+use dyno_scaler_core::{
+    Capabilities, Events, Inspect, QueueSource, Secret, SettingError, Snapshot, Source, SourceError, check,
+};
 use dyno_scaler_redis::events::Watch;
 use redis::Value;
 
@@ -31,7 +34,7 @@ use reading::{Delayed, build, readable};
 pub use reading::{MalformedPayload, payload_enqueued_at};
 
 mod reading;
-use dyno_scaler_redis::{array, as_f64, as_i64, connect, map_redis_error, strings};
+use dyno_scaler_redis::{RedisStore, array, as_f64, as_i64, connect, map_redis_error, strings};
 
 pub(crate) const NAME: &str = "resque";
 
@@ -134,7 +137,6 @@ impl QueueSource for ResqueSource {
             latency: false,
             worker_registry: true,
             quiet: false,
-            remembers: true,
             worker_threads: Some(1), // a Resque worker process runs one job at a time
         }
     }
@@ -145,33 +147,29 @@ impl QueueSource for ResqueSource {
             Err(_) => Err(SourceError::Timeout { source_name: NAME.into(), timeout: self.config.timeout }),
         }
     }
+}
 
-    async fn remember(&self, process_type: &str, summary: &str) -> Result<(), SourceError> {
-        let at = (self.prefix.as_str(), process_type);
-        dyno_scaler_redis::remember(self.conn.clone(), (NAME, &self.config.url), at, summary).await
+/// The whole source: the reading, the event path, the queue list, and the store beside the queue's keys
+/// ([`RedisStore`]: a lease key with NX and a TTL, the learned summary).
+impl From<ResqueSource> for Source {
+    fn from(source: ResqueSource) -> Self {
+        let store = RedisStore::new(source.conn.clone(), NAME, &source.config.url, &source.prefix);
+        let source = Arc::new(source);
+        Source::new(source.clone()).with_events(source.clone()).with_inspect(source).with_store(Arc::new(store))
     }
+}
 
-    async fn recall(&self, process_type: &str) -> Result<Option<String>, SourceError> {
-        dyno_scaler_redis::recall(self.conn.clone(), (NAME, &self.config.url), (&self.prefix, process_type)).await
-    }
-
+#[async_trait]
+impl Inspect for ResqueSource {
     /// The library's own set of every queue pushed to (`SADD queues` on each push).
     async fn queues_seen(&self) -> Result<Option<Vec<String>>, SourceError> {
         let key = format!("{}queues", self.prefix);
         dyno_scaler_redis::members(self.conn.clone(), (NAME, &self.config.url), &key).await.map(Some)
     }
+}
 
-    /// A key with NX and a TTL beside the queue's keys ([`dyno_scaler_redis::lease`]).
-    fn lease(&self, process_type: &str) -> Option<std::sync::Arc<dyn dyno_scaler_core::Lease>> {
-        let lease = dyno_scaler_redis::lease::RedisLease::new(
-            self.conn.clone(),
-            (NAME, &self.config.url),
-            &self.prefix,
-            process_type,
-        );
-        Some(std::sync::Arc::new(lease))
-    }
-
+#[async_trait]
+impl Events for ResqueSource {
     /// Client tracking on the queue lists and the resque-scheduler delayed keys, else keyspace notifications, else
     /// none ([`dyno_scaler_redis::events`]).
     async fn watch(&self, hints: &Hints) -> Result<(), SourceError> {

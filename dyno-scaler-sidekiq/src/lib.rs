@@ -23,12 +23,15 @@
 //! ```
 #![deny(missing_docs)]
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use dyno_scaler_core::events::Hints;
 use dyno_scaler_core::secret::redact_url;
-use dyno_scaler_core::{Capabilities, QueueSource, Secret, SettingError, Snapshot, SourceError, check};
+use dyno_scaler_core::{
+    Capabilities, Events, Inspect, QueueSource, Quiet, Secret, SettingError, Snapshot, Source, SourceError, check,
+};
 use dyno_scaler_redis::events::Watch;
 use redis::Value;
 
@@ -36,7 +39,7 @@ pub use dyno_scaler_redis::TlsVerify;
 pub use reading::job_timestamp;
 
 mod reading;
-use dyno_scaler_redis::{connect, map_redis_error, strings};
+use dyno_scaler_redis::{RedisStore, connect, map_redis_error, strings};
 use reading::build;
 
 pub(crate) const NAME: &str = "sidekiq";
@@ -147,37 +150,44 @@ impl QueueSource for SidekiqSource {
             latency: true,
             worker_registry: true,
             quiet: true,
-            remembers: true,
             worker_threads: Some(5), // Sidekiq 7.0+'s default `concurrency` (6.x: 10); each process records its own
         }
     }
 
-    async fn remember(&self, process_type: &str, summary: &str) -> Result<(), SourceError> {
-        let at = (self.prefix.as_str(), process_type);
-        dyno_scaler_redis::remember(self.conn.clone(), (NAME, &self.config.url), at, summary).await
+    async fn snapshot(&self) -> Result<Snapshot, SourceError> {
+        let fut = self.read();
+        match tokio::time::timeout(self.config.timeout, fut).await {
+            Ok(r) => r,
+            Err(_) => Err(SourceError::Timeout { source_name: NAME.into(), timeout: self.config.timeout }),
+        }
     }
+}
 
-    async fn recall(&self, process_type: &str) -> Result<Option<String>, SourceError> {
-        dyno_scaler_redis::recall(self.conn.clone(), (NAME, &self.config.url), (&self.prefix, process_type)).await
+/// The whole source: the reading, quieting, the event path, the queue list, and the store beside the queue's keys
+/// ([`RedisStore`]: a lease key with NX and a TTL, the learned summary).
+impl From<SidekiqSource> for Source {
+    fn from(source: SidekiqSource) -> Self {
+        let store = RedisStore::new(source.conn.clone(), NAME, &source.config.url, &source.prefix);
+        let source = Arc::new(source);
+        Source::new(source.clone())
+            .with_quiet(source.clone())
+            .with_events(source.clone())
+            .with_inspect(source)
+            .with_store(Arc::new(store))
     }
+}
 
+#[async_trait]
+impl Inspect for SidekiqSource {
     /// The library's own set of every queue pushed to (`SADD queues` on each push).
     async fn queues_seen(&self) -> Result<Option<Vec<String>>, SourceError> {
         let key = format!("{}queues", self.prefix);
         dyno_scaler_redis::members(self.conn.clone(), (NAME, &self.config.url), &key).await.map(Some)
     }
+}
 
-    /// A key with NX and a TTL beside the queue's keys ([`dyno_scaler_redis::lease`]).
-    fn lease(&self, process_type: &str) -> Option<std::sync::Arc<dyn dyno_scaler_core::Lease>> {
-        let lease = dyno_scaler_redis::lease::RedisLease::new(
-            self.conn.clone(),
-            (NAME, &self.config.url),
-            &self.prefix,
-            process_type,
-        );
-        Some(std::sync::Arc::new(lease))
-    }
-
+#[async_trait]
+impl Events for SidekiqSource {
     /// Client tracking on the queue lists and the schedule and retry sets, else keyspace notifications, else
     /// none ([`dyno_scaler_redis::events`]).
     async fn watch(&self, hints: &Hints) -> Result<(), SourceError> {
@@ -187,7 +197,10 @@ impl QueueSource for SidekiqSource {
         let w = Watch { name: NAME, url: &c.url, verify: c.tls_verify, timeout: c.timeout, prefixes: &prefixes };
         dyno_scaler_redis::events::watch(w, hints).await
     }
+}
 
+#[async_trait]
+impl Quiet for SidekiqSource {
     /// Sidekiq's own remote quiet (`Sidekiq::Process#quiet!`): `LPUSH <identity>-signals TSTP` and `EXPIRE 60`
     /// in one transaction per process; the process reads it at its next heartbeat. Embedded processes ignore
     /// remote signals and are skipped.
@@ -214,14 +227,6 @@ impl QueueSource for SidekiqSource {
         }
         let _: () = signal.query_async(&mut conn).await.map_err(err)?;
         Ok(())
-    }
-
-    async fn snapshot(&self) -> Result<Snapshot, SourceError> {
-        let fut = self.read();
-        match tokio::time::timeout(self.config.timeout, fut).await {
-            Ok(r) => r,
-            Err(_) => Err(SourceError::Timeout { source_name: NAME.into(), timeout: self.config.timeout }),
-        }
     }
 }
 

@@ -23,12 +23,14 @@
 
 use async_trait::async_trait;
 use dyno_scaler_core::secret::redact_url;
-use dyno_scaler_core::{Capabilities, QueueSource, SettingError, Snapshot, SourceError, WorkerInfo};
+use dyno_scaler_core::{
+    Capabilities, Events, Inspect, QueueSource, SettingError, Snapshot, Source, SourceError, WorkerInfo,
+};
 use dyno_scaler_postgres::trigger::InsertTrigger;
-use dyno_scaler_postgres::{Db, fold, now_for, quote_table};
+use dyno_scaler_postgres::{Db, PostgresStore, fold, now_for, quote_table};
 use sqlx::{AssertSqlSafe, Row};
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use tokio::sync::OnceCell;
 
 mod claims;
@@ -224,33 +226,8 @@ impl QueueSource for SolidQueueSource {
             latency: true,
             worker_registry: true,
             quiet: false,
-            remembers: self.db.remembers(),
             worker_threads: Some(3), // a Solid Queue worker's default `threads`; its `metadata` says its own
         }
-    }
-
-    async fn remember(&self, process_type: &str, summary: &str) -> Result<(), SourceError> {
-        self.db.remember(process_type, summary).await
-    }
-
-    async fn recall(&self, process_type: &str) -> Result<Option<String>, SourceError> {
-        self.db.recall(process_type).await
-    }
-
-    /// `SolidQueue::Queue.all`'s list: the queues of every job row kept (finished ones for a day by default).
-    async fn queues_seen(&self) -> Result<Option<Vec<String>>, SourceError> {
-        let sql = format!("SELECT DISTINCT queue_name::text FROM {} WHERE $1::text IS NULL", self.table("jobs"));
-        self.db.names(sql, None).await.map(Some)
-    }
-
-    /// An advisory lock on a session of its own; the pause in the learned table ([`dyno_scaler_postgres::lease`]).
-    fn lease(&self, process_type: &str) -> Option<std::sync::Arc<dyn dyno_scaler_core::Lease>> {
-        Some(std::sync::Arc::new(self.db.lease(&self.prefix, process_type)))
-    }
-
-    /// `LISTEN dyno_scaler` where the insert triggers are installed (Solid Queue itself sends no `NOTIFY`).
-    async fn watch(&self, hints: &dyno_scaler_core::events::Hints) -> Result<(), SourceError> {
-        self.trigger().listen(hints).await
     }
 
     async fn snapshot(&self) -> Result<Snapshot, SourceError> {
@@ -283,5 +260,33 @@ impl QueueSource for SolidQueueSource {
         snap.workers = Some(workers.iter().map(|w| worker(w, &tally.busy)).collect());
         snap.threads = (!workers.is_empty()).then(|| workers.iter().map(|w| w.get::<i64, _>("c").max(0) as u64).sum());
         Ok(snap)
+    }
+}
+
+/// The whole source: the reading, the event path, the queue list, and the store in the same database
+/// ([`PostgresStore`]: an advisory lock on a session of its own, the pause and the learned summary in the learned
+/// table).
+impl From<SolidQueueSource> for Source {
+    fn from(source: SolidQueueSource) -> Self {
+        let store = PostgresStore::new(source.db.clone(), &source.prefix);
+        let source = Arc::new(source);
+        Source::new(source.clone()).with_events(source.clone()).with_inspect(source).with_store(Arc::new(store))
+    }
+}
+
+#[async_trait]
+impl Inspect for SolidQueueSource {
+    /// `SolidQueue::Queue.all`'s list: the queues of every job row kept (finished ones for a day by default).
+    async fn queues_seen(&self) -> Result<Option<Vec<String>>, SourceError> {
+        let sql = format!("SELECT DISTINCT queue_name::text FROM {} WHERE $1::text IS NULL", self.table("jobs"));
+        self.db.names(sql, None).await.map(Some)
+    }
+}
+
+#[async_trait]
+impl Events for SolidQueueSource {
+    /// `LISTEN dyno_scaler` where the insert triggers are installed (Solid Queue itself sends no `NOTIFY`).
+    async fn watch(&self, hints: &dyno_scaler_core::events::Hints) -> Result<(), SourceError> {
+        self.trigger().listen(hints).await
     }
 }

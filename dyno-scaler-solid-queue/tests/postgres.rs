@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use dyno_scaler_core::conformance::{ConformanceBackend, run_conformance};
-use dyno_scaler_core::{QueueSource, Snapshot};
+use dyno_scaler_core::{QueueSource, Snapshot, Source};
 use dyno_scaler_solid_queue::{SolidQueueConfig, SolidQueueSource};
 use dyno_scaler_test_support::{db_url, solid_queue_ddl, unique};
 use sqlx::{AssertSqlSafe, PgPool};
@@ -141,8 +141,8 @@ impl ConformanceBackend for Backend {
         .await;
         true // a ready execution is claimed whatever its time says
     }
-    async fn source(&self, queues: Option<Vec<String>>) -> Box<dyn QueueSource> {
-        Box::new(SolidQueueSource::new(self.config(queues)).unwrap())
+    async fn source(&self, queues: Option<Vec<String>>) -> Source {
+        SolidQueueSource::new(self.config(queues)).unwrap().into()
     }
 }
 

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use dyno_scaler::core::lease::{self, LeaseOptions};
-use dyno_scaler::core::{Platform, QueueSource, Scaler};
+use dyno_scaler::core::{Platform, Scaler, Source};
 #[cfg(feature = "heroku")]
 use dyno_scaler::heroku::HerokuPlatform;
 #[cfg(feature = "kubernetes")]
@@ -90,7 +90,7 @@ async fn kubernetes(s: &Settings) -> Result<Arc<KubernetesPlatform>, ConfigError
 }
 
 /// One process type's source.
-pub fn source(p: &ProcessSettings) -> Result<Arc<dyn QueueSource>, ConfigError> {
+pub fn source(p: &ProcessSettings) -> Result<Source, ConfigError> {
     p.spec.build().map_err(|e| ConfigError(format!("process type {}: {e}", p.process_type)))
 }
 
@@ -124,7 +124,7 @@ fn scaler(
     identity: &str,
 ) -> Result<Scaler, ConfigError> {
     let source = source(p)?;
-    let lease = source.lease(&p.process_type);
+    let lease = source.store.as_ref().map(|store| store.lease(&p.process_type));
     let mut b =
         Scaler::builder(p.process_type.clone(), source, platform, p.policy.clone()).dry_run(dry_run).events(s.events);
     if let Some(l) = lease {

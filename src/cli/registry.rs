@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use dyno_scaler::core::{QueueSource, Secret, SettingError, SourceError};
+use dyno_scaler::core::{Secret, SettingError, Source, SourceError};
 use serde::de::DeserializeOwned;
 
 use super::config::{ConfigError, Layers};
@@ -16,8 +16,8 @@ pub trait SourceSpec: std::fmt::Debug + Send + Sync {
     fn url(&self) -> &Secret;
     /// The queues watched, when a filter is set.
     fn queues(&self) -> Option<Vec<String>>;
-    /// The source. Connects lazily: no I/O here.
-    fn build(&self) -> Result<Arc<dyn QueueSource>, SettingError>;
+    /// The source with every part it offers. Connects lazily: no I/O here.
+    fn build(&self) -> Result<Source, SettingError>;
     /// The insert trigger that feeds the source's event path, where it needs one (`install-trigger`).
     fn trigger(&self) -> Option<Result<Arc<dyn Trigger>, SettingError>> {
         None
@@ -130,8 +130,8 @@ macro_rules! source_spec {
             fn queues(&self) -> Option<Vec<String>> {
                 self.queues.clone()
             }
-            fn build(&self) -> Result<Arc<dyn QueueSource>, SettingError> {
-                Ok(Arc::new(<$source>::new(self.clone())?))
+            fn build(&self) -> Result<Source, SettingError> {
+                Ok(<$source>::new(self.clone())?.into())
             }
             fn trigger(&self) -> Option<Result<Arc<dyn Trigger>, SettingError>> {
                 ($trigger)(self)

@@ -140,7 +140,7 @@ fn run_inner(args: &SimulateArgs, config_path: Option<&str>) -> Result<u8, Simul
                 // Sidekiq, Resque and GoodJob hear enqueues with no setting; DelayedJob and Solid Queue only once
                 // their trigger is installed, which the simulation cannot know: they are modelled polling.
                 wakes_on_enqueue: s.events && !matches!(p.source, "delayed_job" | "solid_queue"),
-                sees_dynos: source.capabilities().names_hosts,
+                sees_dynos: source.queue.capabilities().names_hosts,
                 initial: None,
                 unguarded: false,
                 end_hook_delay: None,

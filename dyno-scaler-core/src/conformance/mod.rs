@@ -8,13 +8,15 @@ use std::time::Duration;
 
 mod lease;
 mod platform;
+mod store;
 pub use lease::run_lease_conformance;
 pub use platform::{PlatformBackend, run_platform_conformance};
+pub use store::run_store_conformance;
 
 use async_trait::async_trait;
 
 use crate::snapshot::{QueueStats, Snapshot};
-use crate::source::QueueSource;
+use crate::source::Source;
 
 /// A real backend the conformance suite can write jobs into.
 ///
@@ -41,8 +43,8 @@ pub trait ConformanceBackend: Send + Sync {
     /// work: Sidekiq's and Resque's lists, a GoodJob row due at `-infinity`) or never would (DelayedJob's `NULL`
     /// `run_at`, which its `run_at <= now` never matches).
     async fn push_malformed(&self, queue: &str) -> bool;
-    /// A source over the backend, watching `queues` only when given.
-    async fn source(&self, queues: Option<Vec<String>>) -> Box<dyn QueueSource>;
+    /// A source over the backend, with every part it offers, watching `queues` only when given.
+    async fn source(&self, queues: Option<Vec<String>>) -> Source;
 }
 
 fn q(s: &Snapshot, name: &str) -> QueueStats {
@@ -87,7 +89,7 @@ async fn next_due(b: &dyn ConformanceBackend) {
 async fn events(b: &dyn ConformanceBackend) {
     use crate::events::{EventMode, Hints, watch_events};
     b.reset().await;
-    let source: std::sync::Arc<dyn QueueSource> = b.source(None).await.into();
+    let source = b.source(None).await;
     let (hints, mut status) = Hints::new();
     let (_stop, stop) = tokio::sync::watch::channel(false);
     let task = tokio::spawn(watch_events(source, hints.clone(), stop));
@@ -111,24 +113,18 @@ async fn events(b: &dyn ConformanceBackend) {
     task.abort();
 }
 
-/// A source that says it remembers gives back what it kept, per process type, and the last write wins.
+/// A source with a store keeps what the policy learned there, as the store's own suite asks
+/// ([`run_store_conformance`]).
 async fn remembers(b: &dyn ConformanceBackend) {
     b.reset().await;
-    let source = b.source(None).await;
-    if !source.capabilities().remembers {
-        assert_eq!(source.recall("worker").await.ok().flatten(), None, "capabilities say it keeps nothing");
-        return;
+    if let Some(store) = b.source(None).await.store {
+        store::remembers(store.as_ref()).await;
     }
-    assert_eq!(source.recall("conformance").await.unwrap(), None, "nothing kept yet after reset");
-    source.remember("conformance", r#"{"v":1}"#).await.unwrap();
-    source.remember("conformance", r#"{"v":2}"#).await.unwrap();
-    assert_eq!(source.recall("conformance").await.unwrap().as_deref(), Some(r#"{"v":2}"#));
-    assert_eq!(source.recall("conformance-other").await.unwrap(), None);
 }
 
 async fn snap(b: &dyn ConformanceBackend, queues: Option<Vec<String>>) -> Snapshot {
     let source = b.source(queues).await;
-    source.snapshot().await.unwrap_or_else(|e| panic!("snapshot failed: {e}"))
+    source.queue.snapshot().await.unwrap_or_else(|e| panic!("snapshot failed: {e}"))
 }
 
 async fn empty_is_zero(b: &dyn ConformanceBackend) {
@@ -221,10 +217,10 @@ async fn latency_of_oldest(b: &dyn ConformanceBackend) {
     b.push_ready("alpha", Duration::from_secs(30)).await;
     b.push_ready("alpha", Duration::from_secs(1)).await;
     let source = b.source(None).await;
-    let s = source.snapshot().await.unwrap_or_else(|e| panic!("snapshot failed: {e}"));
+    let s = source.queue.snapshot().await.unwrap_or_else(|e| panic!("snapshot failed: {e}"));
     let a = q(&s, "alpha");
     assert_eq!(a.ready, 3);
-    if source.capabilities().latency {
+    if source.queue.capabilities().latency {
         assert_close("oldest ready job", a.oldest_ready_age, Duration::from_secs(300));
     } else if a.oldest_ready_age.is_some() {
         // A source that cannot always tell (Resque) may still know it for some jobs; then it must be right.
@@ -238,8 +234,8 @@ async fn worker_records(b: &dyn ConformanceBackend) {
     b.push_running("alpha", "worker.7").await;
     b.push_dead_running("alpha", "worker.8").await;
     let source = b.source(None).await;
-    let caps = source.capabilities();
-    let s = source.snapshot().await.unwrap_or_else(|e| panic!("snapshot failed: {e}"));
+    let caps = source.queue.capabilities();
+    let s = source.queue.snapshot().await.unwrap_or_else(|e| panic!("snapshot failed: {e}"));
     assert_eq!(q(&s, "alpha").running, 1, "only the live worker's job runs: {s:?}");
     match (&s.workers, caps.worker_registry) {
         (Some(workers), true) => {

@@ -10,12 +10,14 @@ use async_trait::async_trait;
 use crate::clock::Clock;
 use crate::error::SourceError;
 use crate::snapshot::{QueueStats, Snapshot, WorkerInfo};
-use crate::source::{Capabilities, QueueSource};
+use crate::source::{Capabilities, Inspect, QueueSource, Quiet, Source};
 
 mod lease;
 mod platform;
+mod store;
 pub use lease::InMemoryLease;
 pub use platform::{InMemoryPlatform, PlatformCall};
+pub use store::InMemoryStore;
 
 #[derive(Debug, Default)]
 struct MemQueue {
@@ -32,8 +34,6 @@ struct MemState {
     workers: Option<Vec<WorkerInfo>>,
     failure: Option<String>,
     quiet_requests: Vec<String>,
-    /// Learned summaries by process type ([`QueueSource::remember`]).
-    learned: BTreeMap<String, String>,
     /// Jobs finished ([`Snapshot::processed`]).
     processed: u64,
 }
@@ -47,12 +47,14 @@ pub struct InMemoryQueue {
     state: Arc<Mutex<MemState>>,
     filter: Option<Vec<String>>,
     capabilities: Option<Capabilities>,
+    store: InMemoryStore,
 }
 
 impl InMemoryQueue {
     /// An empty queue reading time from `clock`.
     pub fn new(clock: Arc<dyn Clock>) -> Self {
-        Self { clock, state: Arc::default(), filter: None, capabilities: None }
+        let store = InMemoryStore::with_clock(clock.clone());
+        Self { clock, state: Arc::default(), filter: None, capabilities: None, store }
     }
 
     /// The same queue claiming other capabilities (to test how callers treat a source that, say, cannot name
@@ -166,8 +168,8 @@ impl InMemoryQueue {
         self.with(|s| {
             s.queues.clear();
             s.workers = None;
-            s.learned.clear();
         });
+        self.store.forget();
     }
 
     /// Sets the worker records the source reports (`None`: a backend without a worker registry).
@@ -181,12 +183,24 @@ impl InMemoryQueue {
     }
 }
 
-#[async_trait]
-impl QueueSource for InMemoryQueue {
-    fn name(&self) -> &str {
-        "memory"
+impl InMemoryQueue {
+    /// The store beside the queue (its lease, pause and learned summaries), shared by clones.
+    pub fn store(&self) -> &InMemoryStore {
+        &self.store
     }
+}
 
+/// The whole source: the reading, quieting, inspection and the store.
+impl From<InMemoryQueue> for Source {
+    fn from(queue: InMemoryQueue) -> Self {
+        let store = Arc::new(queue.store.clone());
+        let queue = Arc::new(queue);
+        Source::new(queue.clone()).with_quiet(queue.clone()).with_inspect(queue).with_store(store)
+    }
+}
+
+#[async_trait]
+impl Quiet for InMemoryQueue {
     /// Marks the workers quiet (their next [`InMemoryQueue::heartbeat`] publishes it with a fresh time).
     async fn quiet(&self, identities: &[String]) -> Result<(), SourceError> {
         self.with(|s| {
@@ -197,19 +211,20 @@ impl QueueSource for InMemoryQueue {
         });
         Ok(())
     }
+}
 
-    async fn remember(&self, process_type: &str, summary: &str) -> Result<(), SourceError> {
-        self.with(|s| s.learned.insert(process_type.to_owned(), summary.to_owned()));
-        Ok(())
-    }
-
+#[async_trait]
+impl Inspect for InMemoryQueue {
     /// Every queue a job was pushed to, scheduled in or run from.
     async fn queues_seen(&self) -> Result<Option<Vec<String>>, SourceError> {
         Ok(Some(self.with(|s| s.queues.keys().cloned().collect())))
     }
+}
 
-    async fn recall(&self, process_type: &str) -> Result<Option<String>, SourceError> {
-        Ok(self.with(|s| s.learned.get(process_type).cloned()))
+#[async_trait]
+impl QueueSource for InMemoryQueue {
+    fn name(&self) -> &str {
+        "memory"
     }
 
     fn capabilities(&self) -> Capabilities {
@@ -220,7 +235,6 @@ impl QueueSource for InMemoryQueue {
                 latency: true,
                 worker_registry: registry,
                 quiet: registry,
-                remembers: true,
                 worker_threads: None,
             }
         })

@@ -1,5 +1,5 @@
 //! What the adaptive policy learned survives a restart (Heroku restarts every dyno daily): the scaler recalls the
-//! summary from the source's own store on its first cycle and keeps it there every [`KEEP_EVERY`]. A store error
+//! summary from the source's store ([`crate::Store`]) on its first cycle and keeps it there every [`KEEP_EVERY`]. A store error
 //! never stops scaling: the policy then starts from safe defaults and learns again.
 
 use std::time::{Duration, SystemTime};
@@ -12,19 +12,19 @@ use super::{Scaler, State};
 pub const KEEP_EVERY: Duration = Duration::from_secs(60);
 
 impl Scaler {
-    fn remembers(&self) -> bool {
+    /// The store that keeps the summary, where the policy remembers and the source has one.
+    fn memory(&self) -> Option<&dyn crate::Store> {
         let cfg = &self.inner.cfg;
-        cfg.policy.config().adaptive.as_ref().is_some_and(|a| a.remember) && cfg.source.capabilities().remembers
+        let store = cfg.source.store.as_deref().filter(|s| s.remembers())?;
+        cfg.policy.config().adaptive.as_ref().is_some_and(|a| a.remember).then_some(store)
     }
 
     /// Once per scaler, before its first decision: the summary kept by an earlier run, if any.
     pub(super) async fn recall(&self, state: &mut State) {
-        if state.recalled || !self.remembers() {
-            return;
-        }
+        let Some(store) = self.memory().filter(|_| !state.recalled) else { return };
         state.recalled = true;
         let pt = &self.inner.cfg.process_type;
-        match self.inner.cfg.source.recall(pt).await {
+        match store.recall(pt).await {
             Ok(Some(json)) => match serde_json::from_str::<Learned>(&json) {
                 Ok(learned) => {
                     let learned = learned.restarted();
@@ -48,8 +48,8 @@ impl Scaler {
     /// Writes the summary when [`KEEP_EVERY`] has passed since the last write.
     /// A dry run writes nothing.
     pub(super) async fn keep(&self, state: &mut State, now: SystemTime) {
+        let Some(store) = self.memory() else { return };
         if self.inner.cfg.dry_run
-            || !self.remembers()
             || state.kept_at.is_some_and(|t| now.duration_since(t).unwrap_or_default() < KEEP_EVERY)
         {
             return;
@@ -60,7 +60,7 @@ impl Scaler {
             Ok(json) => json,
             Err(e) => return tracing::warn!(process_type = %pt, error = %e, "cannot encode what was learned"),
         };
-        if let Err(e) = self.inner.cfg.source.remember(pt, &json).await {
+        if let Err(e) = store.remember(pt, &json).await {
             tracing::warn!(process_type = %pt, error = %e, "cannot keep what was learned (will try again)");
         }
     }

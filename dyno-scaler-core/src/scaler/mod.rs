@@ -14,7 +14,7 @@ use crate::gate::Gate;
 use crate::platform::Platform;
 use crate::policy::{Decision, Direction, Policy, PolicyInput, PolicyState};
 use crate::snapshot::Snapshot;
-use crate::source::QueueSource;
+use crate::source::Source;
 
 /// What one reconcile saw and did.
 #[derive(Debug, Clone, Serialize)]
@@ -144,7 +144,7 @@ impl std::fmt::Debug for Scaler {
 /// Builds a [`Scaler`].
 pub struct ScalerBuilder {
     process_type: String,
-    source: Arc<dyn QueueSource>,
+    source: Source,
     platform: Arc<dyn Platform>,
     policy: Policy,
     clock: Arc<dyn Clock>,
@@ -180,7 +180,7 @@ impl ScalerBuilder {
         self
     }
 
-    /// Runs the source's event path ([`QueueSource::watch`]) beside the loop under a
+    /// Runs the source's event path ([`crate::Events`]) beside the loop under a
     /// [`Controller`](crate::Controller), so new work wakes the scaler at once (default: off; the program turns it
     /// on).
     pub fn events(mut self, events: bool) -> Self {
@@ -209,16 +209,17 @@ impl ScalerBuilder {
 }
 
 impl Scaler {
-    /// Starts building a scaler for `process_type`.
+    /// Starts building a scaler for `process_type` over `source` (an adapter's whole [`Source`], or a bare
+    /// `Arc` of a [`QueueSource`](crate::QueueSource)).
     pub fn builder(
         process_type: impl Into<String>,
-        source: Arc<dyn QueueSource>,
+        source: impl Into<Source>,
         platform: Arc<dyn Platform>,
         policy: Policy,
     ) -> ScalerBuilder {
         ScalerBuilder {
             process_type: process_type.into(),
-            source,
+            source: source.into(),
             platform,
             policy,
             clock: Arc::new(SystemClock),
@@ -239,8 +240,8 @@ impl Scaler {
         &self.inner.cfg.process_type
     }
 
-    /// The source.
-    pub fn source(&self) -> &Arc<dyn QueueSource> {
+    /// The source and its parts.
+    pub fn source(&self) -> &Source {
         &self.inner.cfg.source
     }
 
@@ -281,6 +282,7 @@ impl Scaler {
         let inner = &self.inner.cfg;
         let snapshot = inner
             .source
+            .queue
             .snapshot()
             .await
             .map_err(|source| ScalerError::Source { process_type: inner.process_type.clone(), source })?;
@@ -305,7 +307,7 @@ impl Scaler {
             now: cfg.clock.now(),
             platform_limit: state.limit,
             placements: Some(&placements),
-            source_threads: cfg.source.capabilities().worker_threads,
+            source_threads: cfg.source.queue.capabilities().worker_threads,
         };
         if cfg.policy.config().quiet_victims && !self.drains_victims() {
             // The policy trusts one idle heartbeat of a victim only because the drain proves it after the quiet.

@@ -9,9 +9,11 @@ use crate::snapshot::Snapshot;
 use super::{Scaler, State};
 
 impl Scaler {
-    /// Whether a scale-down quiets and drains its victims: the policy asks for it and the source can quiet.
+    /// Whether a scale-down quiets and drains its victims: the policy asks for it, and the source reports quiet
+    /// workers and can quiet them.
     pub(super) fn drains_victims(&self) -> bool {
-        self.inner.cfg.policy.config().quiet_victims && self.inner.cfg.source.capabilities().quiet
+        let source = &self.inner.cfg.source;
+        self.inner.cfg.policy.config().quiet_victims && source.quiet.is_some() && source.queue.capabilities().quiet
     }
 
     /// Before a scale-down whose victims the platform names and whose source can quiet workers: quiet the
@@ -47,7 +49,8 @@ impl Scaler {
             tracing::info!(process_type = %pt, victims = ?out.draining, "{note}");
         }
         if !out.quiet.is_empty()
-            && let Err(e) = cfg.source.quiet(&out.quiet).await
+            && let Some(quiet) = &cfg.source.quiet
+            && let Err(e) = quiet.quiet(&out.quiet).await
         {
             tracing::warn!(process_type = %pt, error = %e, "cannot quiet the victims; holding");
             state.drain = None;

@@ -43,10 +43,10 @@ impl ConformanceBackend for Memory {
         self.queue.push_malformed(queue);
         false // the in-memory queue's unreadable entry is no job at all
     }
-    async fn source(&self, queues: Option<Vec<String>>) -> Box<dyn QueueSource> {
+    async fn source(&self, queues: Option<Vec<String>>) -> Source {
         match queues {
-            Some(q) => Box::new(self.queue.watching(q)),
-            None => Box::new(self.queue.clone()),
+            Some(q) => self.queue.watching(q).into(),
+            None => self.queue.clone().into(),
         }
     }
 }
@@ -56,6 +56,12 @@ async fn in_memory_queue_keeps_the_contract() {
     let clock = Arc::new(ManualClock::at_secs(1_700_000_000));
     let queue = InMemoryQueue::new(clock.clone());
     run_conformance(&Memory { clock, queue }).await;
+}
+
+#[tokio::test]
+async fn the_in_memory_store_keeps_the_store_contract() {
+    dyno_scaler_core::conformance::run_store_conformance(Arc::new(InMemoryStore::new()), Duration::from_millis(300))
+        .await;
 }
 
 #[tokio::test]

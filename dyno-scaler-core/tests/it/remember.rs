@@ -8,9 +8,7 @@ use dyno_scaler_core::*;
 fn scaler(clock: &Arc<ManualClock>, queue: &InMemoryQueue, platform: &InMemoryPlatform, remember: bool) -> Scaler {
     let adaptive = Adaptive { remember, prewarm: false, ..Adaptive::default() };
     let policy = Policy::new(PolicyConfig { max_workers: 3, adaptive: Some(adaptive), ..PolicyConfig::default() });
-    Scaler::builder("worker", Arc::new(queue.clone()), Arc::new(platform.clone()), policy.unwrap())
-        .clock(clock.clone())
-        .build()
+    Scaler::builder("worker", queue.clone(), Arc::new(platform.clone()), policy.unwrap()).clock(clock.clone()).build()
 }
 
 /// Ten busy periods, each followed by ten idle minutes: the policy learns that the next job is far off.
@@ -35,7 +33,7 @@ async fn a_restarted_scaler_recalls_the_idle_gaps_and_drops_at_once() {
         let platform = InMemoryPlatform::new();
         let first = scaler(&clock, &queue, &platform, remember);
         learn_long_gaps(&clock, &queue, &first).await;
-        let kept = queue.recall("worker").await.unwrap();
+        let kept = queue.store().recall("worker").await.unwrap();
         assert_eq!(kept.is_some(), remember, "kept only when remembering is on");
         if let Some(json) = &kept {
             assert!(json.len() < 8_192, "a few KB: {} bytes", json.len());
@@ -61,10 +59,10 @@ async fn an_unreadable_summary_is_ignored_and_replaced() {
     let clock = Arc::new(ManualClock::at_secs(1_700_000_000));
     let queue = InMemoryQueue::new(clock.clone());
     let platform = InMemoryPlatform::new();
-    queue.remember("worker", "{not json").await.unwrap();
+    queue.store().remember("worker", "{not json").await.unwrap();
     let s = scaler(&clock, &queue, &platform, true);
     s.reconcile().await.unwrap();
-    let kept = queue.recall("worker").await.unwrap().unwrap();
+    let kept = queue.store().recall("worker").await.unwrap().unwrap();
     assert!(serde_json::from_str::<Learned>(&kept).is_ok(), "rewritten: {kept}");
 }
 
@@ -78,12 +76,12 @@ async fn a_preview_decides_with_what_was_learned_and_keeps_nothing() {
     drop(first);
     platform.set("worker", 1);
     // A one-shot status: the learned gaps say drop at once; nothing is written back.
-    let kept = queue.recall("worker").await.unwrap();
+    let kept = queue.store().recall("worker").await.unwrap();
     let status = scaler(&clock, &queue, &platform, true);
     let report = status.preview().await.unwrap();
     assert_eq!(report.decision.to, 0, "{}", report.decision.reason);
     assert!(report.decision.reason.contains("learned from"), "{}", report.decision.reason);
-    assert_eq!(queue.recall("worker").await.unwrap(), kept);
+    assert_eq!(queue.store().recall("worker").await.unwrap(), kept);
     assert_eq!(platform.quantity("worker"), 1, "a preview never acts");
 }
 
@@ -97,7 +95,7 @@ async fn a_dry_run_keeps_nothing_in_the_store_and_takes_no_lease() {
         let adaptive = Adaptive { remember: true, prewarm: false, ..Adaptive::default() };
         let policy = Policy::new(PolicyConfig { max_workers: 3, adaptive: Some(adaptive), ..PolicyConfig::default() });
         let opts = LeaseOptions { exclusive: true, ttl: Duration::from_secs(12), identity: "dry".into() };
-        let s = Scaler::builder("worker", Arc::new(queue.clone()), Arc::new(platform.clone()), policy.unwrap())
+        let s = Scaler::builder("worker", queue.clone(), Arc::new(platform.clone()), policy.unwrap())
             .clock(clock.clone())
             .lease(Arc::new(lease.clone()), opts)
             .dry_run(dry_run)
@@ -106,7 +104,7 @@ async fn a_dry_run_keeps_nothing_in_the_store_and_takes_no_lease() {
         let report = s.reconcile().await.unwrap();
         assert_eq!(report.decision.to, 1, "{report:?}");
         let holder = lease.read().await.unwrap().holder;
-        let kept = queue.recall("worker").await.unwrap();
+        let kept = queue.store().recall("worker").await.unwrap();
         if dry_run {
             assert_eq!((holder, kept), (None, None), "a dry run writes nothing");
             assert!(platform.set_calls().is_empty());

@@ -16,10 +16,9 @@ pub fn rig(f: impl FnOnce(&mut PolicyConfig)) -> Rig {
     let platform = InMemoryPlatform::new();
     let mut c = PolicyConfig { max_workers: 5, down_delay: Duration::from_secs(30), ..PolicyConfig::classic() };
     f(&mut c);
-    let scaler =
-        Scaler::builder("worker", Arc::new(queue.clone()), Arc::new(platform.clone()), Policy::new(c).unwrap())
-            .clock(clock.clone())
-            .build();
+    let scaler = Scaler::builder("worker", queue.clone(), Arc::new(platform.clone()), Policy::new(c).unwrap())
+        .clock(clock.clone())
+        .build();
     Rig { clock, queue, platform, scaler }
 }
 

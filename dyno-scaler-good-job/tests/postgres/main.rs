@@ -1,13 +1,12 @@
 //! GoodJob source against the real Postgres, tables as GoodJob v4's install generator makes them, rows as GoodJob
 //! writes them. Each test creates its own schema, so tests run in parallel.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use dyno_scaler_core::conformance::{ConformanceBackend, run_conformance};
 use dyno_scaler_core::events::{EventMode, Hints, wait_status, watch_events};
-use dyno_scaler_core::{QueueSource, Snapshot};
+use dyno_scaler_core::{QueueSource, Snapshot, Source};
 use dyno_scaler_good_job::{GoodJobConfig, GoodJobSource, RECOMMENDED_INDEXES};
 use dyno_scaler_test_support::{db_url, good_jobs_ddl, unique};
 use sqlx::{AssertSqlSafe, Connection, PgConnection, PgPool};
@@ -132,8 +131,8 @@ impl ConformanceBackend for Backend {
         self.insert(queue, "'-infinity'", false, None).await;
         true // due at -infinity: GoodJob's `scheduled_at <= now` takes it first
     }
-    async fn source(&self, queues: Option<Vec<String>>) -> Box<dyn QueueSource> {
-        Box::new(GoodJobSource::new(self.config(queues)).unwrap())
+    async fn source(&self, queues: Option<Vec<String>>) -> Source {
+        GoodJobSource::new(self.config(queues)).unwrap().into()
     }
 }
 
@@ -249,7 +248,7 @@ async fn a_lock_keyed_by_the_active_job_id_counts_too() {
 #[tokio::test]
 async fn goodjobs_own_notify_wakes_the_scaler_with_no_trigger() {
     let b = Backend::new("gj_listen").await;
-    let source: Arc<dyn QueueSource> = Arc::new(GoodJobSource::new(b.config(None)).unwrap());
+    let source = Source::from(GoodJobSource::new(b.config(None)).unwrap());
     let (hints, mut status) = Hints::new();
     let (_stop_tx, stop) = tokio::sync::watch::channel(false);
     tokio::spawn(watch_events(source, hints.clone(), stop));

@@ -23,7 +23,7 @@ async fn wrong_types_are_skipped_and_the_rest_is_read() {
     let _: () = c.del(b.k(&format!("worker:{id}"))).await.unwrap();
     let _: () = c.hset(b.k(&format!("worker:{id}")), "x", "1").await.unwrap();
     let _: () = c.set(b.k("delayed_queue_schedule"), "oops").await.unwrap();
-    let snap = b.source(None).await.snapshot().await.expect("bad keys do not fail the reading");
+    let snap = b.source(None).await.queue.snapshot().await.expect("bad keys do not fail the reading");
     assert_eq!(snap.queues["images"].ready, 30);
     for key in ["queue:broken", "delayed_queue_schedule"] {
         assert!(snap.unreadable.iter().any(|u| u.contains(key)), "{key} named in {:?}", snap.unreadable);
@@ -48,7 +48,7 @@ async fn wrong_types_are_skipped_and_the_rest_is_read() {
     // The worker set itself as a string.
     let _: () = c.del(b.k("workers")).await.unwrap();
     let _: () = c.set(b.k("workers"), "x").await.unwrap();
-    let snap = b.source(None).await.snapshot().await.unwrap();
+    let snap = b.source(None).await.queue.snapshot().await.unwrap();
     assert!(snap.unreadable.iter().any(|u| u.ends_with("workers: WRONGTYPE")), "{:?}", snap.unreadable);
 }
 
@@ -57,7 +57,7 @@ async fn garbage_timestamps_give_no_latency() {
     let b = Backend::new(unique("rts"), None, false).await;
     b.push_payload("a", r#"{"class":"X","args":[],"timestamp":0}"#).await;
     b.push_payload("b", r#"{"class":"X","args":[],"timestamp":99999999999}"#).await;
-    let snap = b.source(None).await.snapshot().await.unwrap();
+    let snap = b.source(None).await.queue.snapshot().await.unwrap();
     assert_eq!(snap.totals().ready, 2);
     assert_eq!(snap.totals().oldest_ready_age, None, "{:?}", snap.queues);
     assert_eq!(snap.skipped, 2);
@@ -74,7 +74,7 @@ async fn latency_is_measured_against_the_exact_clock_not_the_second() {
     }
     let enqueued = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs_f64() - 2.0;
     b.push_payload("images", &format!(r#"{{"class":"X","args":[],"timestamp":{enqueued:.3}}}"#)).await;
-    let snap = b.source(None).await.snapshot().await.unwrap();
+    let snap = b.source(None).await.queue.snapshot().await.unwrap();
     let age = snap.queues["images"].oldest_ready_age.expect("the payload has a time").as_secs_f64();
     assert!((1.99..2.5).contains(&age), "{age}");
 }

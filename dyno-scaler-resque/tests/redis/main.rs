@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use async_trait::async_trait;
 use dyno_scaler_core::conformance::{ConformanceBackend, run_conformance};
 use dyno_scaler_core::timefmt::{format_rfc3339, format_rfc3339_nanos};
-use dyno_scaler_core::{Policy, PolicyConfig, PolicyInput, PolicyState, QueueSource, Snapshot, SourceError};
+use dyno_scaler_core::{Policy, PolicyConfig, PolicyInput, PolicyState, QueueSource, Snapshot, Source, SourceError};
 use dyno_scaler_resque::{ResqueConfig, ResqueSource};
 use dyno_scaler_test_support::{OwnRedis, redis_url, unique};
 use redis::AsyncCommands;
@@ -173,8 +173,8 @@ impl ConformanceBackend for Backend {
         let _: () = c.lpush(self.k(&format!("queue:{queue}")), "{not json").await.unwrap();
         true // a worker pops it (and fails on it): the list's length counts it, as Resque.size does
     }
-    async fn source(&self, queues: Option<Vec<String>>) -> Box<dyn QueueSource> {
-        Box::new(ResqueSource::new(self.config(queues)).unwrap())
+    async fn source(&self, queues: Option<Vec<String>>) -> Source {
+        ResqueSource::new(self.config(queues)).unwrap().into()
     }
 }
 
@@ -309,10 +309,10 @@ async fn reads_the_completion_counter_and_one_thread_per_live_worker() {
 async fn keeps_what_the_policy_learned_in_the_resque_namespace() {
     let b = Backend::new(unique("learned"), None, false).await;
     b.reset().await;
-    let source = ResqueSource::new(b.config(None)).unwrap();
-    assert!(source.capabilities().remembers);
-    source.remember("worker", "{}").await.unwrap();
-    assert_eq!(source.recall("worker").await.unwrap().as_deref(), Some("{}"));
+    let store = Source::from(ResqueSource::new(b.config(None)).unwrap()).store.expect("Resque's Redis is its store");
+    assert!(store.remembers());
+    store.remember("worker", "{}").await.unwrap();
+    assert_eq!(store.recall("worker").await.unwrap().as_deref(), Some("{}"));
     let mut c = b.conn.clone();
     let kept: Option<String> = c.get(format!("{}:dyno-scaler:learned:worker", b.ns)).await.unwrap();
     assert_eq!(kept.as_deref(), Some("{}"));

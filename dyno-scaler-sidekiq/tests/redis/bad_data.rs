@@ -40,7 +40,7 @@ async fn a_queue_key_of_the_wrong_type_is_skipped_and_named() {
     let _: () = c.sadd(b.k("queues"), "broken").await.unwrap();
     let _: () = c.hset(b.k("queue:broken"), "oops", "1").await.unwrap();
     let source = b.source(None).await;
-    let snap = source.snapshot().await.expect("one bad key does not fail the reading");
+    let snap = source.queue.snapshot().await.expect("one bad key does not fail the reading");
     assert_eq!(snap.queues["default"].ready, 30, "the rest of the reading stands");
     assert!(snap.unreadable.iter().any(|u| u.contains("queue:broken")), "{:?}", snap.unreadable);
     assert!(snap.skipped >= 1);
@@ -60,13 +60,13 @@ async fn processes_stored_as_a_list_and_work_as_a_string_are_skipped() {
     // The process's work hash replaced by a string: its busy count still reads, its jobs cannot.
     let _: () = c.del(b.k(&format!("{id}:workers"))).await.unwrap();
     let _: () = c.set(b.k(&format!("{id}:workers")), "garbage").await.unwrap();
-    let snap = b.source(None).await.snapshot().await.unwrap();
+    let snap = b.source(None).await.queue.snapshot().await.unwrap();
     assert_eq!(snap.workers.as_ref().unwrap().len(), 1);
     assert!(snap.unreadable.iter().any(|u| u.ends_with(":workers: WRONGTYPE")), "{:?}", snap.unreadable);
     // The whole `processes` set as a list.
     let _: () = c.del(b.k("processes")).await.unwrap();
     let _: () = c.rpush(b.k("processes"), &id).await.unwrap();
-    let snap = b.source(None).await.snapshot().await.unwrap();
+    let snap = b.source(None).await.queue.snapshot().await.unwrap();
     assert_eq!(snap.queues["default"].ready, 1);
     assert!(snap.unreadable.iter().any(|u| u.ends_with("processes: WRONGTYPE")), "{:?}", snap.unreadable);
     assert_eq!(decide(&snap, 3).direction(), Direction::Hold);
@@ -83,7 +83,7 @@ async fn a_schedule_set_of_the_wrong_type_and_garbage_timestamps() {
     b.push_raw("future", &b.job("future", now() + 400_000.0, Some(now() + 400_000.0))).await;
     // A due schedule entry scored 0: due (ready), but no latency from it.
     let _: () = c.zadd(b.k("schedule"), b.job("sched", now(), None), 0).await.unwrap();
-    let snap = b.source(None).await.snapshot().await.unwrap();
+    let snap = b.source(None).await.queue.snapshot().await.unwrap();
     let t = snap.totals();
     assert_eq!(t.ready, 4, "every job is still counted: {:?}", snap.queues);
     assert_eq!(t.oldest_ready_age, None, "no latency from garbage timestamps: {:?}", snap.queues);

@@ -6,7 +6,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use dyno_scaler_core::conformance::{ConformanceBackend, run_conformance};
-use dyno_scaler_core::{Direction, Policy, PolicyConfig, PolicyInput, PolicyState, QueueSource, SourceError};
+use dyno_scaler_core::{
+    Direction, Policy, PolicyConfig, PolicyInput, PolicyState, QueueSource, Quiet, Source, SourceError,
+};
 use dyno_scaler_sidekiq::{SidekiqConfig, SidekiqSource};
 use dyno_scaler_test_support::{OwnRedis, redis_url, unique};
 use redis::AsyncCommands;
@@ -188,8 +190,8 @@ impl ConformanceBackend for Backend {
         let _: () = c.rpush(self.k(&format!("queue:{queue}")), "{not json").await.unwrap();
         true // a fetcher pops it (and sends it to the dead set): the list's length counts it, as Queue#size does
     }
-    async fn source(&self, queues: Option<Vec<String>>) -> Box<dyn QueueSource> {
-        Box::new(SidekiqSource::new(self.config(queues)).unwrap())
+    async fn source(&self, queues: Option<Vec<String>>) -> Source {
+        SidekiqSource::new(self.config(queues)).unwrap().into()
     }
 }
 
@@ -462,8 +464,8 @@ async fn reads_the_completion_counter_and_the_threads_of_live_processes() {
 async fn keeps_what_the_policy_learned_beside_the_queues_for_a_week() {
     let b = Backend::new(Some(unique("learned")), None, Version::V6).await;
     b.reset().await;
-    let source = SidekiqSource::new(b.config(None)).unwrap();
-    assert!(source.capabilities().remembers);
+    let source = Source::from(SidekiqSource::new(b.config(None)).unwrap()).store.expect("Sidekiq's Redis is its store");
+    assert!(source.remembers());
     assert_eq!(source.recall("worker").await.unwrap(), None);
     source.remember("worker", r#"{"gaps":[1.0]}"#).await.unwrap();
     assert_eq!(source.recall("worker").await.unwrap().as_deref(), Some(r#"{"gaps":[1.0]}"#));

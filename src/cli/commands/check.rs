@@ -128,7 +128,7 @@ async fn source(s: &Settings, p: &ProcessSettings) -> u32 {
         }
     };
     let started = std::time::Instant::now();
-    match src.snapshot().await {
+    match src.queue.snapshot().await {
         Ok(snap) => {
             let took = started.elapsed();
             let queues: Vec<String> = snap
@@ -146,14 +146,16 @@ async fn source(s: &Settings, p: &ProcessSettings) -> u32 {
                 let threads = WorkerThreads::resolve(
                     snap.threads_per_worker(),
                     a.worker_threads,
-                    src.capabilities().worker_threads,
+                    src.queue.capabilities().worker_threads,
                 );
                 println!("{label}: threads: {}", threads.describe(src.name()));
             }
             if let Some((_, warning)) = super::unknown_queues(p, &src).await {
                 println!("{label}: warning: {warning}");
             }
-            if let Some(note) = src.advice(took).await {
+            if let Some(inspect) = &src.inspect
+                && let Some(note) = inspect.advice(took).await
+            {
                 println!("{label}: note: {note}");
             }
             let events = super::event_status(s, &src).await;

@@ -6,7 +6,7 @@ use std::time::Duration;
 use dyno_scaler::core::controller::log_cycle;
 use dyno_scaler::core::cycle_log::CycleLog;
 use dyno_scaler::core::events::{self, EventMode, EventStatus};
-use dyno_scaler::core::{Controller, Direction, Gate, QueueSource, Report, ScalerError};
+use dyno_scaler::core::{Controller, Direction, Gate, Report, ScalerError, Source};
 use std::sync::Arc;
 
 use super::config::{self, ConfigError, Env, Flags, PlatformChoice, Settings};
@@ -75,7 +75,7 @@ pub async fn dispatch(cli: Cli) -> u8 {
 }
 
 /// The event path `source` would run in, set up once and torn down (for `check` and `status`).
-async fn event_status(s: &Settings, source: &Arc<dyn QueueSource>) -> EventStatus {
+async fn event_status(s: &Settings, source: &Source) -> EventStatus {
     if !s.events {
         return EventStatus { mode: EventMode::Polling, detail: "events are off (DYNO_SCALER_EVENTS / events)".into() };
     }
@@ -85,7 +85,7 @@ async fn event_status(s: &Settings, source: &Arc<dyn QueueSource>) -> EventStatu
 /// Watched queues the store does not know (a typo scales nothing, silently), and the warning naming them and
 /// the queues it knows; nothing when every watched queue is known, nothing is filtered, or the store keeps no list
 /// (or could not be asked: the snapshot says why).
-async fn unknown_queues(p: &config::ProcessSettings, source: &Arc<dyn QueueSource>) -> Option<(Vec<String>, String)> {
+async fn unknown_queues(p: &config::ProcessSettings, source: &Source) -> Option<(Vec<String>, String)> {
     let watched = p.spec.queues()?;
     let seen = source.queues_seen().await.ok().flatten()?;
     dyno_scaler::core::check::unseen_queues(&watched, &seen)

@@ -48,7 +48,7 @@ async fn each(s: &Settings, only: Option<&str>, verb: &str, pause: Option<&Pause
                 return 2;
             }
         };
-        let Some(lease) = source.lease(&p.process_type) else {
+        let Some(lease) = source.store.as_ref().map(|store| store.lease(&p.process_type)) else {
             crate::cli::logging::error(format_args!(
                 "{verb} {}: the {} source has no store to keep a pause in",
                 p.process_type, p.source
