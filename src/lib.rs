@@ -47,6 +47,14 @@ pub use dyno_scaler_good_job as good_job;
 #[cfg(feature = "solid-queue")]
 pub use dyno_scaler_solid_queue as solid_queue;
 
+/// The Redis helpers and store shared by the Sidekiq and Resque sources.
+#[cfg(any(feature = "sidekiq", feature = "resque"))]
+pub use dyno_scaler_redis as redis;
+
+/// The Postgres helpers and store shared by the DelayedJob, GoodJob and Solid Queue sources.
+#[cfg(any(feature = "delayed-job", feature = "good-job", feature = "solid-queue"))]
+pub use dyno_scaler_postgres as postgres;
+
 /// Heroku platform (feature `heroku`).
 #[cfg(feature = "heroku")]
 pub use dyno_scaler_heroku as heroku;

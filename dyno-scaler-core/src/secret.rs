@@ -166,6 +166,34 @@ pub fn scrub_url(text: &str, url: &str) -> String {
     secrets.iter().filter(|s| s.len() >= 2).fold(text.to_owned(), |acc, s| scrub(&acc, s))
 }
 
+/// A source's `Debug`: its name, its URL with the password redacted ([`redact_url`]), then `fields`, so that a
+/// source's `Debug` never shows a secret.
+///
+/// ```
+/// use dyno_scaler_core::Secret;
+/// struct S(Secret);
+/// impl std::fmt::Debug for S {
+///     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+///         dyno_scaler_core::secret::debug_source(f, "S", &self.0, &[("queues", &None::<Vec<String>>)])
+///     }
+/// }
+/// let s = format!("{:?}", S(Secret::new("redis://:hunter2@host:6379")));
+/// assert!(!s.contains("hunter2") && s.starts_with("S { url: \"redis://") && s.ends_with("queues: None }"), "{s}");
+/// ```
+pub fn debug_source(
+    f: &mut fmt::Formatter<'_>,
+    name: &str,
+    url: &Secret,
+    fields: &[(&str, &dyn fmt::Debug)],
+) -> fmt::Result {
+    let mut d = f.debug_struct(name);
+    d.field("url", &redact_url(url.expose()));
+    for (key, value) in fields {
+        d.field(key, value);
+    }
+    d.finish()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -16,7 +16,7 @@
 #![deny(missing_docs)]
 
 use async_trait::async_trait;
-use dyno_scaler_core::secret::redact_url;
+use dyno_scaler_core::secret::debug_source;
 use dyno_scaler_core::{Capabilities, Events, Inspect, QueueSource, SettingError, Snapshot, Source, SourceError};
 use dyno_scaler_postgres::{Db, PostgresStore, fold, now_for, quote_table};
 use std::sync::Arc;
@@ -49,11 +49,8 @@ pub struct DelayedJobSource {
 
 impl std::fmt::Debug for DelayedJobSource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DelayedJobSource")
-            .field("url", &redact_url(self.config.url.expose()))
-            .field("table", &self.table)
-            .field("queues", &self.config.queues)
-            .finish()
+        let c = &self.config;
+        debug_source(f, "DelayedJobSource", &c.url, &[("table", &self.table), ("queues", &c.queues)])
     }
 }
 

@@ -25,7 +25,7 @@
 
 use async_trait::async_trait;
 use dyno_scaler_core::events::Hints;
-use dyno_scaler_core::secret::redact_url;
+use dyno_scaler_core::secret::debug_source;
 use dyno_scaler_core::{
     Capabilities, Events, Inspect, QueueSource, QueueStats, SettingError, Snapshot, Source, SourceError,
 };
@@ -74,11 +74,8 @@ pub struct GoodJobSource {
 
 impl std::fmt::Debug for GoodJobSource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("GoodJobSource")
-            .field("url", &redact_url(self.config.url.expose()))
-            .field("table", &self.jobs)
-            .field("queues", &self.config.queues)
-            .finish()
+        let c = &self.config;
+        debug_source(f, "GoodJobSource", &c.url, &[("table", &self.jobs), ("queues", &c.queues)])
     }
 }
 

@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use dyno_scaler_core::events::Hints;
-use dyno_scaler_core::secret::redact_url;
+use dyno_scaler_core::secret::debug_source;
 use dyno_scaler_core::{
     Capabilities, Events, Inspect, QueueSource, Secret, SettingError, Snapshot, Source, SourceError, check,
 };
@@ -105,11 +105,8 @@ pub struct ResqueSource {
 
 impl std::fmt::Debug for ResqueSource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ResqueSource")
-            .field("url", &redact_url(self.config.url.expose()))
-            .field("namespace", &self.config.namespace)
-            .field("queues", &self.config.queues)
-            .finish()
+        let c = &self.config;
+        debug_source(f, "ResqueSource", &c.url, &[("namespace", &c.namespace), ("queues", &c.queues)])
     }
 }
 

@@ -28,7 +28,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use dyno_scaler_core::events::Hints;
-use dyno_scaler_core::secret::redact_url;
+use dyno_scaler_core::secret::debug_source;
 use dyno_scaler_core::{
     Capabilities, Events, Inspect, QueueSource, Quiet, Secret, SettingError, Snapshot, Source, SourceError, check,
 };
@@ -112,11 +112,8 @@ pub struct SidekiqSource {
 
 impl std::fmt::Debug for SidekiqSource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SidekiqSource")
-            .field("url", &redact_url(self.config.url.expose()))
-            .field("namespace", &self.config.namespace)
-            .field("queues", &self.config.queues)
-            .finish()
+        let c = &self.config;
+        debug_source(f, "SidekiqSource", &c.url, &[("namespace", &c.namespace), ("queues", &c.queues)])
     }
 }
 

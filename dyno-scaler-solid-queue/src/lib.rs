@@ -22,7 +22,7 @@
 #![deny(missing_docs)]
 
 use async_trait::async_trait;
-use dyno_scaler_core::secret::redact_url;
+use dyno_scaler_core::secret::debug_source;
 use dyno_scaler_core::{
     Capabilities, Events, Inspect, QueueSource, SettingError, Snapshot, Source, SourceError, WorkerInfo,
 };
@@ -54,11 +54,8 @@ pub struct SolidQueueSource {
 
 impl std::fmt::Debug for SolidQueueSource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SolidQueueSource")
-            .field("url", &redact_url(self.config.url.expose()))
-            .field("schema", &self.config.schema)
-            .field("queues", &self.config.queues)
-            .finish()
+        let c = &self.config;
+        debug_source(f, "SolidQueueSource", &c.url, &[("schema", &c.schema), ("queues", &c.queues)])
     }
 }
 

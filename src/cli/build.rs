@@ -90,8 +90,13 @@ async fn kubernetes(s: &Settings) -> Result<Arc<KubernetesPlatform>, ConfigError
 }
 
 /// One process type's source.
-pub fn source(p: &ProcessSettings) -> Result<Source, ConfigError> {
-    p.spec.build().map_err(|e| ConfigError(format!("process type {}: {e}", p.process_type)))
+pub fn source(s: &Settings, p: &ProcessSettings) -> Result<Source, ConfigError> {
+    let source = p.spec.build().map_err(|e| ConfigError(format!("process type {}: {e}", p.process_type)))?;
+    // A store configured apart from the sources replaces each source's own.
+    Ok(match &s.store {
+        Some(store) => source.with_store(store.build()?),
+        None => source,
+    })
 }
 
 /// Every process type's scaler on its platform, each with its source's lease (one identity for this process).
@@ -123,7 +128,7 @@ fn scaler(
     exclusive: bool,
     identity: &str,
 ) -> Result<Scaler, ConfigError> {
-    let source = source(p)?;
+    let source = source(s, p)?;
     let lease = source.store.as_ref().map(|store| store.lease(&p.process_type));
     let mut b =
         Scaler::builder(p.process_type.clone(), source, platform, p.policy.clone()).dry_run(dry_run).events(s.events);

@@ -6,6 +6,7 @@ pub mod config;
 mod logging;
 mod registry;
 mod simulate;
+mod store;
 
 use std::process::ExitCode;
 

@@ -131,7 +131,7 @@ fn run_inner(args: &SimulateArgs, config_path: Option<&str>) -> Result<u8, Simul
         let env: Env = std::env::vars().collect();
         let s = config::load_for_simulation(&Flags::default(), &env, Some((path, &text)))?;
         for p in &s.processes {
-            let source = super::build::source(p)?;
+            let source = super::build::source(&s, p)?;
             strats.push(Strategy {
                 name: format!("config: {}", p.process_type),
                 policy: p.policy.config().clone(),

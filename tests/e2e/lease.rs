@@ -5,6 +5,7 @@
 use std::time::{Duration, Instant};
 
 use dyno_scaler_heroku::fake::FakeHeroku;
+use redis::AsyncCommands;
 use serde_json::{Value, json};
 
 use super::common::*;
@@ -227,6 +228,64 @@ async fn on_postgres_two_delayed_job_instances_share_an_advisory_lock_and_a_paus
     assert_eq!(run(&["resume"], &env).await.code, 0);
     assert!(eventually(Duration::from_secs(10), || fake.quantity(APP, "worker") == Some(3)).await);
     assert_eq!(patched(&fake), vec![1, 2, 3]);
+    for d in daemons {
+        d.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn a_store_apart_from_the_source_keeps_the_lease_the_pause_and_what_was_learned() {
+    use super::events::{dj_enqueue, dj_table};
+    let fake = fake().await;
+    let (pool, table) = dj_table(&db_url()).await;
+    let (_redis, store_url, mut c) = own_redis().await;
+    // DelayedJob with no learned table: its own store could not keep a pause. The Redis store does.
+    let db = db_url();
+    let source = [("DYNO_SCALER_SOURCE", "delayed_job"), ("DATABASE_URL", db.as_str())];
+    // The adaptive policy, which keeps what it learned.
+    let own = with(env_heroku(&fake, &source), &[("DYNO_SCALER_TABLE", &table), ("DYNO_SCALER_POLICY", "adaptive")]);
+    let out = run(&["pause"], &own).await;
+    assert_eq!(out.code, 1, "without a learned table or a store, no pause: {}", out.all());
+    let env = with(
+        own,
+        &[
+            ("DYNO_SCALER_STORE_URL", &store_url),
+            ("DYNO_SCALER_MAX_WORKERS", "10"),
+            ("DYNO_SCALER_DOWN_DELAY", "0s"),
+            ("DYNO_SCALER_POLL_INTERVAL", POLL),
+            ("DYNO_SCALER_LEASE_TTL", TTL),
+        ],
+    );
+    let out = run(&["check"], &env).await;
+    assert!(out.stdout.contains("store: redis at redis://127.0.0.1:"), "{}", out.all());
+    assert!(out.stdout.contains("keeps leases, pauses and learned summaries"), "{}", out.all());
+    let daemons: Vec<Daemon> = (0..2).map(|_| Daemon::start(&env)).collect();
+    // The adaptive policy: a DelayedJob worker runs one job at a time.
+    dj_enqueue(&pool, &table, 1).await;
+    assert!(eventually(Duration::from_secs(10), || fake.quantity(APP, "worker") == Some(1)).await);
+    let holder: Option<String> = c.get("dyno-scaler:lease:worker").await.unwrap();
+    let pids: Vec<String> = daemons.iter().map(|d| d.child.id().unwrap().to_string()).collect();
+    let holder = holder.expect("the lease is a key in the store's Redis");
+    assert!(pids.iter().any(|p| holder.split(':').nth(1) == Some(p)), "holder {holder} is not one of {pids:?}");
+    // Written right after the cycle's PATCH.
+    let mut learned: Option<String> = None;
+    for _ in 0..50 {
+        learned = c.get("dyno-scaler:learned:worker").await.unwrap();
+        if learned.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(learned.is_some_and(|l| l.starts_with('{')), "the leader keeps what it learned in the store");
+    let out = run(&["pause"], &env).await;
+    assert_eq!(out.code, 0, "{}", out.all());
+    let pause: Option<String> = c.get("dyno-scaler:pause:worker").await.unwrap();
+    assert!(pause.is_some(), "the pause is a key in the store's Redis");
+    dj_enqueue(&pool, &table, 2).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(patched(&fake), vec![1], "nobody scales while the store's pause holds");
+    assert_eq!(run(&["resume"], &env).await.code, 0);
+    assert!(eventually(Duration::from_secs(10), || fake.quantity(APP, "worker") == Some(3)).await);
     for d in daemons {
         d.stop().await;
     }

@@ -10,6 +10,7 @@ use super::super::config::{PlatformChoice, ProcessSettings, Settings};
 pub async fn check(s: &Settings) -> u8 {
     println!("configuration: ok ({} process type(s), poll every {:?})", s.processes.len(), s.poll_interval);
     let mut problems = platform(s).await;
+    problems += store(s).await;
     for p in &s.processes {
         problems += source(s, p).await;
     }
@@ -19,6 +20,30 @@ pub async fn check(s: &Settings) -> u8 {
     } else {
         println!("check found {problems} problem(s)");
         1
+    }
+}
+
+/// The store configured apart from the sources, reached once (a read of the first process type's lease).
+async fn store(s: &Settings) -> u32 {
+    let Some(settings) = &s.store else { return 0 };
+    let label = format!("store: {} at {}", settings.kind(), settings.redacted_url());
+    let read = async {
+        let store = settings.build()?;
+        let pt = s.processes.first().map_or("worker", |p| p.process_type.as_str());
+        store.lease(pt).read().await.map_err(|e| super::super::config::ConfigError(e.to_string()))?;
+        Ok::<_, super::super::config::ConfigError>(store.remembers())
+    };
+    match read.await {
+        Ok(remembers) => {
+            let keeps =
+                if remembers { "leases, pauses and learned summaries" } else { "leases only (no learned table)" };
+            println!("{label}: ok, keeps {keeps} for every process type");
+            0
+        }
+        Err(e) => {
+            println!("{label}: PROBLEM {e}");
+            1
+        }
     }
 }
 
@@ -120,7 +145,7 @@ async fn kubernetes(s: &Settings, platform: &dyno_scaler::kubernetes::Kubernetes
 
 async fn source(s: &Settings, p: &ProcessSettings) -> u32 {
     let label = format!("{} ({} at {})", p.process_type, p.source, redact_url(p.spec.url().expose()));
-    let src = match build::source(p) {
+    let src = match build::source(s, p) {
         Ok(src) => src,
         Err(e) => {
             println!("{label}: PROBLEM {e}");

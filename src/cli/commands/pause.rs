@@ -41,7 +41,7 @@ async fn each(s: &Settings, only: Option<&str>, verb: &str, pause: Option<&Pause
     }
     let mut code = 0;
     for p in s.processes.iter().filter(|p| only.is_none_or(|pt| p.process_type == pt)) {
-        let source = match build::source(p) {
+        let source = match build::source(s, p) {
             Ok(s) => s,
             Err(e) => {
                 crate::cli::logging::error(e);

@@ -23,6 +23,9 @@ pub struct FileConfig {
     pub listen: Option<String>,
     pub log_metrics: Option<String>,
     pub log_format: Option<String>,
+    /// A store apart from the sources' (`redis://` or `postgres://`), and its Postgres learned table.
+    pub store_url: Option<String>,
+    pub store_table: Option<String>,
     /// One table per process type, typed later by the policy's and the source's own settings.
     #[serde(default, rename = "process")]
     pub processes: Vec<toml::Table>,

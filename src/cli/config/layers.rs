@@ -18,6 +18,8 @@ const GLOBAL: &[&str] = &[
     "DYNO_SCALER_LEASE",
     "DYNO_SCALER_LEASE_TTL",
     "DYNO_SCALER_LOG_METRICS",
+    "DYNO_SCALER_STORE_URL",
+    "DYNO_SCALER_STORE_TABLE",
     // Applies to every Redis process type (an env default of those sources).
     "DYNO_SCALER_REDIS_TLS_VERIFY",
     // The Kubernetes namespace (a Redis namespace is set in the file's `namespace`), the platform of the process

@@ -82,6 +82,9 @@ pub struct Settings {
     /// off; default every 60s on Heroku, where `DYNO` is set, else off).
     pub log_metrics: Option<Duration>,
     pub log_format: LogFormat,
+    /// A store for every process type's lease, pause and learned summary apart from the sources'
+    /// (`DYNO_SCALER_STORE_URL`, `store_url`; `DYNO_SCALER_STORE_TABLE`, `store_table`); `None`: each source's own.
+    pub store: Option<crate::cli::store::StoreSettings>,
     pub processes: Vec<ProcessSettings>,
 }
 
@@ -133,6 +136,14 @@ pub fn load(flags: &Flags, env: &Env, file: Option<(&str, &str)>) -> Result<Sett
         (None, Some(v)) => every_or_off(v, "log_metrics")?,
         (None, None) => get("DYNO").map(|_| Duration::from_secs(60)),
     };
+    let store = crate::cli::store::StoreSettings::parse(
+        get("DYNO_SCALER_STORE_URL")
+            .map(|v| (v, "DYNO_SCALER_STORE_URL"))
+            .or(file_cfg.store_url.map(|v| (v, "store_url"))),
+        get("DYNO_SCALER_STORE_TABLE")
+            .map(|v| (v, "DYNO_SCALER_STORE_TABLE"))
+            .or(file_cfg.store_table.map(|v| (v, "store_table"))),
+    )?;
     let log_format = match flags.log_format.clone().or(file_cfg.log_format) {
         None => LogFormat::Text,
         Some(f) if f == "text" => LogFormat::Text,
@@ -189,6 +200,7 @@ pub fn load(flags: &Flags, env: &Env, file: Option<(&str, &str)>) -> Result<Sett
         listen,
         log_metrics,
         log_format,
+        store,
         processes,
     })
 }

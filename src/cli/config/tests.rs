@@ -390,3 +390,36 @@ fn good_jobs_enable_pauses_comes_from_the_apps_own_variable_unless_set_here() {
     let msg = gj(&[("GOOD_JOB_ENABLE_PAUSES", "maybe")]).unwrap_err().0;
     assert!(msg.contains("GOOD_JOB_ENABLE_PAUSES"), "{msg}");
 }
+
+#[test]
+fn a_store_apart_from_the_sources_is_checked_and_never_shown() {
+    let s = load(&Flags::default(), &env(&base()), None).unwrap();
+    assert!(s.store.is_none(), "each source's own store by default");
+    let mut e = env(&base());
+    e.insert("DYNO_SCALER_STORE_URL".into(), "postgres://u:hunter2@db/app".into());
+    let s = load(&Flags::default(), &e, None).unwrap();
+    let store = s.store.expect("configured");
+    assert_eq!(store.kind(), "postgres");
+    assert!(!format!("{store:?}").contains("hunter2") && store.redacted_url().contains("db/app"), "{store:?}");
+    for (pairs, says) in [
+        (vec![("DYNO_SCALER_STORE_URL", "mysql://u:hunter2@db/app")], "DYNO_SCALER_STORE_URL"),
+        (vec![("DYNO_SCALER_STORE_TABLE", "learned")], "DYNO_SCALER_STORE_TABLE is set but no store URL"),
+        (
+            vec![("DYNO_SCALER_STORE_URL", "redis://h:6379"), ("DYNO_SCALER_STORE_TABLE", "t")],
+            "a table is for a Postgres",
+        ),
+        (
+            vec![("DYNO_SCALER_STORE_URL", "postgres://db/app"), ("DYNO_SCALER_STORE_TABLE", "x; DROP")],
+            "not a table name",
+        ),
+    ] {
+        let mut e = env(&base());
+        e.extend(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        let err = load(&Flags::default(), &e, None).unwrap_err().to_string();
+        assert!(err.contains(says) && !err.contains("hunter2"), "{pairs:?}: {err}");
+    }
+    let file = "store_url = \"rediss://:pw@cache:6380\"\n[[process]]\ntype = \"worker\"\nsource = \"sidekiq\"\nurl = \"redis://127.0.0.1:6379\"\n";
+    let e = env(&[("HEROKU_API_KEY", "k"), ("HEROKU_APP_NAME", "my-app")]);
+    let s = load(&Flags::default(), &e, Some(("f.toml", file))).unwrap();
+    assert_eq!(s.store.map(|s| s.kind()), Some("redis"));
+}
