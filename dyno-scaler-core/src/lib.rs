@@ -49,7 +49,7 @@ pub use error::{PlatformError, ScalerError, SettingError, SourceError};
 pub use gate::Gate;
 pub use lease::{Lease, LeaseOptions, LeaseState, Pause};
 pub use memory::{InMemoryLease, InMemoryPlatform, InMemoryQueue, InMemoryStore, PlatformCall};
-pub use platform::{Placement, Platform, PlatformTelemetry, ProcessInfo};
+pub use platform::{Formation, Hosts, Placement, Platform, PlatformExt, PlatformTelemetry, ProcessInfo, ScaleRequest};
 pub use policy::{
     Adaptive, Decision, DemandRule, Direction, DownMode, Learned, MaxMode, Policy, PolicyConfig, PolicyError,
     PolicyInput, PolicyKind, PolicySettings, PolicyState, Verdict,

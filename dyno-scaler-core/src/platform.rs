@@ -1,6 +1,6 @@
 //! The `Platform` trait: where worker processes run.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use async_trait::async_trait;
 use serde::Serialize;
@@ -30,20 +30,104 @@ pub enum Placement {
     Unknown,
 }
 
-/// The placement of every worker host of `snapshot` for `process_type` at `current` processes, by `platform`.
-pub fn placements(
-    platform: &dyn Platform,
-    process_type: &str,
-    current: u32,
-    snapshot: &Snapshot,
-) -> BTreeMap<String, Placement> {
-    snapshot
-        .workers
-        .iter()
-        .flatten()
-        .filter_map(|w| w.dyno.as_ref())
-        .map(|host| (host.clone(), platform.place(process_type, current, host)))
-        .collect()
+/// What the queue knows of a process type's worker hosts, given with every request to the platform: which hosts it
+/// names, which are busy, and whether work waits. A platform that chooses its victims reads it (Kubernetes: idle pods
+/// first), one that backs off in an outage too (Heroku probes sooner while work waits).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Hosts {
+    /// Every host the queue's worker records name.
+    pub named: BTreeSet<String>,
+    /// The hosts with a job running.
+    pub busy: BTreeSet<String>,
+    /// Whether jobs are ready and waiting.
+    pub work_waiting: bool,
+}
+
+impl Hosts {
+    /// What `snapshot` says of its hosts.
+    ///
+    /// ```
+    /// use dyno_scaler_core::{platform::Hosts, QueueStats, Snapshot, WorkerInfo};
+    /// let mut snap = Snapshot::default();
+    /// snap.add("default", QueueStats { ready: 2, ..QueueStats::default() });
+    /// let w = |host: &str, busy| WorkerInfo { identity: format!("{host}:1"), dyno: Some(host.into()), busy, quiet: false, beat: None };
+    /// snap.workers = Some(vec![w("worker.1", 1), w("worker.2", 0)]);
+    /// let hosts = Hosts::of(&snap);
+    /// assert_eq!((hosts.named.len(), hosts.busy.len(), hosts.work_waiting), (2, 1, true));
+    /// ```
+    pub fn of(snapshot: &Snapshot) -> Self {
+        let mut hosts = Self { work_waiting: snapshot.totals().ready > 0, ..Self::default() };
+        for w in snapshot.workers.iter().flatten() {
+            if let Some(host) = &w.dyno {
+                hosts.named.insert(host.clone());
+                if w.busy > 0 {
+                    hosts.busy.insert(host.clone());
+                }
+            }
+        }
+        hosts
+    }
+}
+
+/// What the platform runs for a process type, read with what the queue knows of its hosts.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Formation {
+    /// The quantity the platform maintains.
+    pub quantity: u32,
+    /// Where each host of the request stands for a scale-down from `quantity`.
+    pub placements: BTreeMap<String, Placement>,
+    /// The processes in the order a scale-down stops them, the first first, where the platform knows it (`None`:
+    /// Heroku Fir, whose stop order is not by name).
+    pub stop_order: Option<Vec<String>>,
+}
+
+impl Formation {
+    /// `quantity` processes, no host placed, the stop order unknown.
+    pub fn new(quantity: u32) -> Self {
+        Self { quantity, ..Self::default() }
+    }
+
+    /// The same, with `placements` and the stop order `stop_order`.
+    pub fn placed(mut self, placements: BTreeMap<String, Placement>, stop_order: Option<Vec<String>>) -> Self {
+        self.placements = placements;
+        self.stop_order = stop_order;
+        self
+    }
+
+    /// The processes a scale-down to `to` stops, by name, where the platform knows them.
+    ///
+    /// ```
+    /// use dyno_scaler_core::platform::Formation;
+    /// let f = Formation::new(3).placed(Default::default(), Some(vec!["worker.3".into(), "worker.2".into(), "worker.1".into()]));
+    /// assert_eq!(f.victims(1), Some(vec!["worker.3".to_string(), "worker.2".to_string()]));
+    /// assert_eq!(f.victims(3), Some(vec![]));
+    /// assert_eq!(Formation::new(3).victims(1), None);
+    /// ```
+    pub fn victims(&self, to: u32) -> Option<Vec<String>> {
+        let n = self.quantity.saturating_sub(to) as usize;
+        self.stop_order.as_ref().map(|order| order.iter().take(n).cloned().collect())
+    }
+}
+
+/// A request to run `quantity` processes of `process_type`, with what the queue knows of its hosts.
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub struct ScaleRequest<'a> {
+    /// The process type.
+    pub process_type: &'a str,
+    /// The quantity wanted: absolute, so retries and several scaler instances are safe.
+    pub quantity: u32,
+    /// What the queue knows of its hosts (the busy ones are stopped last where the platform chooses).
+    pub hosts: &'a Hosts,
+}
+
+impl<'a> ScaleRequest<'a> {
+    /// `quantity` processes of `process_type`, with `hosts`.
+    pub fn new(process_type: &'a str, quantity: u32, hosts: &'a Hosts) -> Self {
+        Self { process_type, quantity, hosts }
+    }
 }
 
 /// What a platform's client has seen of its API, for metrics: requests by answer, and the rate-limit budget left.
@@ -57,41 +141,21 @@ pub struct PlatformTelemetry {
 
 /// A runtime that runs a number of identical worker processes per process type.
 ///
-/// Quantities are always absolute, so retries and several scaler instances are safe.
+/// Two requests, each carrying all it needs, in any order: [`Platform::formation`] reads what runs (and where the
+/// queue's hosts stand), [`Platform::scale`] sets the quantity. Quantities are always absolute, so retries and
+/// several scaler instances are safe.
 #[async_trait]
 pub trait Platform: Send + Sync + std::fmt::Debug {
     /// A short name of the platform (`heroku`, `memory`).
     fn name(&self) -> &str;
 
-    /// The quantity the platform currently maintains for `process_type`.
-    async fn current_quantity(&self, process_type: &str) -> Result<u32, PlatformError>;
+    /// What runs for `process_type`: its quantity, where each of `hosts` stands for a scale-down, and the stop order
+    /// where the platform knows it. `fresh`: read the platform itself, not a cache (a scaler that just took the
+    /// lease, or doubts that a request of its landed).
+    async fn formation(&self, process_type: &str, hosts: &Hosts, fresh: bool) -> Result<Formation, PlatformError>;
 
-    /// Sets the quantity of `process_type` to exactly `quantity`.
-    async fn set_quantity(&self, process_type: &str, quantity: u32) -> Result<(), PlatformError>;
-
-    /// The processes a change of `process_type` from `from` to `to` (`to < from`) stops, by name, where the
-    /// platform knows them (`None`: unknown). Heroku Cedar stops the highest-numbered first: `type.(to+1..=from)`.
-    fn victims(&self, _process_type: &str, _from: u32, _to: u32) -> Option<Vec<String>> {
-        None
-    }
-
-    /// Where the worker host `host` (as the queue names it, e.g. Sidekiq's `$DYNO`) is for a scale-down of
-    /// `process_type` from `current`: which of its processes stops when, or another type's, or unknown.
-    fn place(&self, _process_type: &str, _current: u32, _host: &str) -> Placement {
-        Placement::Unknown
-    }
-
-    /// Hears the queue's reading of `process_type` before it is asked its quantity and before a decision: which
-    /// hosts are busy, for a platform that chooses its victims (Kubernetes: idle pods first), and whether work waits
-    /// (Heroku probes an outage sooner then). The default does nothing.
-    fn hear(&self, _process_type: &str, _snapshot: &Snapshot) {}
-
-    /// Forgets whatever the client keeps of `process_type`'s quantity, so the next [`current_quantity`] asks the
-    /// platform: a scaler calls it when it takes the lease, since what it read as a follower may be minutes old and
-    /// the last holder may have changed it since. The default keeps nothing to forget.
-    ///
-    /// [`current_quantity`]: Platform::current_quantity
-    fn refresh(&self, _process_type: &str) {}
+    /// Sets the quantity the request asks for; an error says why not (a limit, a refusal, an outage).
+    async fn scale(&self, request: &ScaleRequest<'_>) -> Result<(), PlatformError>;
 
     /// What the client has seen of the platform's API so far (for metrics); the default has seen nothing.
     fn telemetry(&self) -> PlatformTelemetry {
@@ -103,3 +167,19 @@ pub trait Platform: Send + Sync + std::fmt::Debug {
         Ok(None)
     }
 }
+
+/// Shorthands over the two requests for callers that know nothing of the queue's hosts (tools, tests).
+#[async_trait]
+pub trait PlatformExt: Platform {
+    /// The quantity of `process_type` (a formation read with no hosts, from the cache where the client keeps one).
+    async fn current_quantity(&self, process_type: &str) -> Result<u32, PlatformError> {
+        Ok(self.formation(process_type, &Hosts::default(), false).await?.quantity)
+    }
+
+    /// Sets the quantity of `process_type` to exactly `quantity`, knowing nothing of its hosts.
+    async fn set_quantity(&self, process_type: &str, quantity: u32) -> Result<(), PlatformError> {
+        self.scale(&ScaleRequest::new(process_type, quantity, &Hosts::default())).await
+    }
+}
+
+impl<P: Platform + ?Sized> PlatformExt for P {}

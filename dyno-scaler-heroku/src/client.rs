@@ -7,12 +7,12 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use dyno_scaler_core::backoff::Backoff;
-use dyno_scaler_core::{Placement, Platform, PlatformError, ProcessInfo, SettingError};
+use dyno_scaler_core::{Formation, Hosts, Platform, PlatformError, ProcessInfo, ScaleRequest, SettingError};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use reqwest::Method;
 use serde_json::json;
 
-use crate::api::{Dyno, Formation};
+use crate::api::{self, Dyno};
 use crate::config::HerokuConfig;
 
 pub(crate) const ACCEPT: &str = "application/vnd.heroku+json; version=3";
@@ -126,15 +126,27 @@ impl HerokuPlatform {
         self.cache.lock().expect("cache").insert(process_type.to_owned(), Cached { quantity, at: Instant::now() });
     }
 
+    /// Notes whether work waits for `process_type`, so that an outage's backoff lets a probe through.
+    fn hear(&self, process_type: &str, hosts: &Hosts) {
+        let mut waiting = self.work_waiting.lock().expect("work lock");
+        if hosts.work_waiting {
+            if !waiting.contains(process_type) {
+                waiting.insert(process_type.to_owned());
+            }
+        } else {
+            waiting.remove(process_type);
+        }
+    }
+
     fn forget(&self, process_type: &str) {
         self.cache.lock().expect("cache").remove(process_type);
     }
 
-    /// Reads one formation (always a request; `current_quantity` uses the cache).
-    pub async fn formation(&self, process_type: &str) -> Result<Formation, PlatformError> {
+    /// Reads one formation (always a request; [`Platform::formation`] uses the cache unless asked fresh).
+    pub async fn read_formation(&self, process_type: &str) -> Result<api::Formation, PlatformError> {
         let path = format!("{}/formation/{}", self.app_path(), percent_encode(process_type));
         let result =
-            self.call(Method::GET, &path, None, None, None).await.and_then(|a| self.decode::<Formation>(&a.body));
+            self.call(Method::GET, &path, None, None, None).await.and_then(|a| self.decode::<api::Formation>(&a.body));
         match &result {
             Ok(f) => self.remember(process_type, f.quantity),
             Err(_) => self.forget(process_type),
@@ -143,9 +155,9 @@ impl HerokuPlatform {
     }
 
     /// Every formation of the app.
-    pub async fn formations(&self) -> Result<Vec<Formation>, PlatformError> {
+    pub async fn formations(&self) -> Result<Vec<api::Formation>, PlatformError> {
         let path = format!("{}/formation", self.app_path());
-        let list: Vec<Formation> = self.decode(&self.call(Method::GET, &path, None, None, None).await?.body)?;
+        let list: Vec<api::Formation> = self.decode(&self.call(Method::GET, &path, None, None, None).await?.body)?;
         for f in &list {
             self.remember(&f.process_type, f.quantity);
         }
@@ -153,7 +165,7 @@ impl HerokuPlatform {
     }
 
     /// Sets several process types in one request (batch update). All or nothing on Heroku's side.
-    pub async fn set_quantities(&self, updates: &[(&str, u32)]) -> Result<Vec<Formation>, PlatformError> {
+    pub async fn set_quantities(&self, updates: &[(&str, u32)]) -> Result<Vec<api::Formation>, PlatformError> {
         let body =
             json!({"updates": updates.iter().map(|(t, q)| json!({"type": t, "quantity": q})).collect::<Vec<_>>()});
         let path = format!("{}/formation", self.app_path());
@@ -161,7 +173,7 @@ impl HerokuPlatform {
         match self
             .call(Method::PATCH, &path, Some(&body), None, requested)
             .await
-            .and_then(|a| self.decode::<Vec<Formation>>(&a.body))
+            .and_then(|a| self.decode::<Vec<api::Formation>>(&a.body))
         {
             Ok(list) => {
                 for f in &list {
@@ -208,36 +220,33 @@ impl Platform for HerokuPlatform {
         }
     }
 
-    fn refresh(&self, process_type: &str) {
-        self.forget(process_type);
-    }
-
-    /// Notes whether work waits, so that an outage's backoff lets a probe through ([`crate::RetryPolicy::outage_probe`]).
-    fn hear(&self, process_type: &str, snapshot: &dyno_scaler_core::Snapshot) {
-        let mut waiting = self.work_waiting.lock().expect("work lock");
-        if snapshot.totals().ready > 0 {
-            if !waiting.contains(process_type) {
-                waiting.insert(process_type.to_owned());
-            }
-        } else {
-            waiting.remove(process_type);
+    /// The quantity (from the cache unless `fresh`), Cedar's placements of the hosts and its stop order
+    /// ([`crate::cedar`]). On Fir no process has these names, so nothing is quieted; its hosts are placed as
+    /// unknown, and nothing scales down while they run jobs. Whether work waits lets an outage's backoff probe
+    /// sooner ([`crate::RetryPolicy::outage_probe`]).
+    async fn formation(&self, process_type: &str, hosts: &Hosts, fresh: bool) -> Result<Formation, PlatformError> {
+        self.hear(process_type, hosts);
+        if fresh {
+            self.forget(process_type);
         }
+        let quantity = match self.cached(process_type) {
+            Some(q) => q,
+            None => self.read_formation(process_type).await?.quantity,
+        };
+        let placements =
+            hosts.named.iter().map(|h| (h.clone(), crate::cedar::place(process_type, quantity, h))).collect();
+        Ok(Formation::new(quantity).placed(placements, Some(crate::cedar::victims(process_type, quantity, 0))))
     }
 
-    async fn current_quantity(&self, process_type: &str) -> Result<u32, PlatformError> {
-        if let Some(q) = self.cached(process_type) {
-            return Ok(q);
-        }
-        Ok(self.formation(process_type).await?.quantity)
-    }
-
-    async fn set_quantity(&self, process_type: &str, quantity: u32) -> Result<(), PlatformError> {
+    async fn scale(&self, request: &ScaleRequest<'_>) -> Result<(), PlatformError> {
+        let (process_type, quantity) = (request.process_type, request.quantity);
+        self.hear(process_type, request.hosts);
         let path = format!("{}/formation/{}", self.app_path(), percent_encode(process_type));
         let body = json!({ "quantity": quantity });
         match self
             .call(Method::PATCH, &path, Some(&body), None, Some(quantity))
             .await
-            .and_then(|a| self.decode::<Formation>(&a.body))
+            .and_then(|a| self.decode::<api::Formation>(&a.body))
         {
             Ok(f) => {
                 self.remember(process_type, f.quantity);
@@ -248,16 +257,6 @@ impl Platform for HerokuPlatform {
                 Err(e)
             }
         }
-    }
-
-    /// Cedar's order ([`crate::cedar`]). On Fir no process has these names, so nothing is quieted; its hosts are
-    /// placed as unknown, and nothing scales down while they run jobs.
-    fn victims(&self, process_type: &str, from: u32, to: u32) -> Option<Vec<String>> {
-        Some(crate::cedar::victims(process_type, from, to))
-    }
-
-    fn place(&self, process_type: &str, current: u32, host: &str) -> Placement {
-        crate::cedar::place(process_type, current, host)
     }
 
     async fn list_processes(&self, process_type: &str) -> Result<Option<Vec<ProcessInfo>>, PlatformError> {

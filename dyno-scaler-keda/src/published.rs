@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use dyno_scaler_core::{Platform, PlatformError};
+use dyno_scaler_core::{Formation, Hosts, Platform, PlatformError, ScaleRequest};
 use tonic::async_trait;
 
 /// The [`Platform`] of the KEDA mode: setting a quantity publishes it as the count `GetMetrics` is answered from,
@@ -45,16 +45,18 @@ impl Platform for Published {
         "keda"
     }
 
-    async fn current_quantity(&self, process_type: &str) -> Result<u32, PlatformError> {
-        Ok(self.count(process_type))
+    /// The count last published (KEDA's HPA owns the replicas; no host is placed).
+    async fn formation(&self, process_type: &str, _hosts: &Hosts, _fresh: bool) -> Result<Formation, PlatformError> {
+        Ok(Formation::new(self.count(process_type)))
     }
 
-    async fn set_quantity(&self, process_type: &str, quantity: u32) -> Result<(), PlatformError> {
+    /// Publishes the count for KEDA's next `GetMetrics`.
+    async fn scale(&self, request: &ScaleRequest<'_>) -> Result<(), PlatformError> {
         let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
-        match counts.get_mut(process_type) {
-            Some(c) => *c = quantity,
+        match counts.get_mut(request.process_type) {
+            Some(c) => *c = request.quantity,
             None => {
-                counts.insert(process_type.to_owned(), quantity);
+                counts.insert(request.process_type.to_owned(), request.quantity);
             }
         }
         Ok(())

@@ -9,7 +9,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use dyno_scaler_core::{Placement, Platform, PlatformError, ProcessInfo, Snapshot};
+use dyno_scaler_core::{Formation, Hosts, Placement, Platform, PlatformError, ProcessInfo, ScaleRequest};
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::autoscaling::v1::Scale;
 
@@ -260,13 +260,22 @@ impl Platform for KubernetesPlatform {
         }
     }
 
-    async fn current_quantity(&self, process_type: &str) -> Result<u32, PlatformError> {
+    /// The replicas of `/scale`, the pods listed (to know which go first), where each host stands and the stop
+    /// order: a StatefulSet's highest ordinal first; a Deployment's idle pods first (the hosts' busy ones last).
+    async fn formation(&self, process_type: &str, hosts: &Hosts, _fresh: bool) -> Result<Formation, PlatformError> {
+        self.hear(process_type, hosts);
         let scale = self.get_scale(&self.target(process_type)).await?;
         self.list_pods(process_type, &scale).await?;
-        Ok(scale.spec.and_then(|s| s.replicas).unwrap_or(0).max(0) as u32)
+        let quantity = scale.spec.and_then(|s| s.replicas).unwrap_or(0).max(0) as u32;
+        let placements = hosts.named.iter().map(|h| (h.clone(), self.place(process_type, quantity, h))).collect();
+        Ok(Formation::new(quantity).placed(placements, Some(self.victims(process_type, quantity, 0))))
     }
 
-    async fn set_quantity(&self, process_type: &str, quantity: u32) -> Result<(), PlatformError> {
+    /// Sets `/scale`'s replicas; a Deployment's scale-down first marks its victims (idle pods first, by the
+    /// request's busy hosts) with the lowest pod-deletion cost, chosen from a fresh listing.
+    async fn scale(&self, request: &ScaleRequest<'_>) -> Result<(), PlatformError> {
+        let (process_type, quantity) = (request.process_type, request.quantity);
+        self.hear(process_type, request.hosts);
         let target = self.target(process_type);
         for attempt in 0..=CONFLICT_RETRIES {
             let scale = self.get_scale(&target).await?;
@@ -293,17 +302,24 @@ impl Platform for KubernetesPlatform {
         unreachable!("the last attempt returns")
     }
 
+    async fn list_processes(&self, process_type: &str) -> Result<Option<Vec<ProcessInfo>>, PlatformError> {
+        let scale = self.get_scale(&self.target(process_type)).await?;
+        let names = self.list_pods(process_type, &scale).await?;
+        Ok(Some(names.into_iter().map(|name| ProcessInfo { name, state: "up".into() }).collect()))
+    }
+}
+
+impl KubernetesPlatform {
     /// Hears which pods the queue's workers keep busy, so idle ones go first.
-    fn hear(&self, process_type: &str, snapshot: &Snapshot) {
-        let busy = snapshot.workers.iter().flatten().filter(|w| w.busy > 0).filter_map(|w| w.dyno.clone()).collect();
-        self.pods.lock().expect("pods lock").entry(process_type.to_owned()).or_default().busy = busy;
+    fn hear(&self, process_type: &str, hosts: &Hosts) {
+        self.pods.lock().expect("pods lock").entry(process_type.to_owned()).or_default().busy = hosts.busy.clone();
     }
 
-    fn victims(&self, process_type: &str, from: u32, to: u32) -> Option<Vec<String>> {
+    fn victims(&self, process_type: &str, from: u32, to: u32) -> Vec<String> {
         if let Target::StatefulSet(n) = self.target(process_type) {
-            return Some((to..from).rev().map(|i| format!("{n}-{i}")).collect());
+            return (to..from).rev().map(|i| format!("{n}-{i}")).collect();
         }
-        Some(self.order(process_type).into_iter().take(from.saturating_sub(to) as usize).collect())
+        self.order(process_type).into_iter().take(from.saturating_sub(to) as usize).collect()
     }
 
     fn place(&self, process_type: &str, current: u32, host: &str) -> Placement {
@@ -317,11 +333,5 @@ impl Platform for KubernetesPlatform {
             Some(k) => Placement::Stops(k as u32),
             None => Placement::Elsewhere,
         }
-    }
-
-    async fn list_processes(&self, process_type: &str) -> Result<Option<Vec<ProcessInfo>>, PlatformError> {
-        let scale = self.get_scale(&self.target(process_type)).await?;
-        let names = self.list_pods(process_type, &scale).await?;
-        Ok(Some(names.into_iter().map(|name| ProcessInfo { name, state: "up".into() }).collect()))
     }
 }

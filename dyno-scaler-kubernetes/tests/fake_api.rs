@@ -231,7 +231,7 @@ async fn the_fake_answers_metadata_only_where_asked_as_the_api_server_does() {
 }
 
 /// What the queue says: `busy` pods run a job, the rest are idle.
-fn hear_busy(p: &KubernetesPlatform, pods: &[String], busy: &[&String]) {
+fn hosts(pods: &[String], busy: &[&String]) -> Hosts {
     let workers = pods
         .iter()
         .map(|pod| WorkerInfo {
@@ -242,7 +242,7 @@ fn hear_busy(p: &KubernetesPlatform, pods: &[String], busy: &[&String]) {
             beat: None,
         })
         .collect();
-    p.hear("worker", &Snapshot { workers: Some(workers), ..Snapshot::default() });
+    Hosts::of(&Snapshot { workers: Some(workers), ..Snapshot::default() })
 }
 
 #[tokio::test]
@@ -253,10 +253,10 @@ async fn a_failed_shrink_leaves_no_mark_that_gets_a_pod_busy_since_deleted() {
     let pods = fake.pods("worker");
     let newest = pods[2].clone();
     // A shrink 3 -> 2 marks the newest idle pod, then its decrement is refused.
-    hear_busy(&p, &pods, &[]);
-    p.current_quantity("worker").await.unwrap();
+    let idle = hosts(&pods, &[]);
+    p.formation("worker", &idle, false).await.unwrap();
     fake.forbid("patch", "deployments/scale");
-    assert!(p.set_quantity("worker", 2).await.is_err());
+    assert!(p.scale(&ScaleRequest::new("worker", 2, &idle)).await.is_err());
     assert_eq!(fake.replicas("worker"), Some(3));
     assert_eq!(fake.annotation(&newest, DELETION_COST), None, "the failed shrink's mark is cleared");
     // Someone else leaves a victim's mark behind (or the clearing failed): it must not count either.
@@ -268,9 +268,9 @@ async fn a_failed_shrink_leaves_no_mark_that_gets_a_pod_busy_since_deleted() {
         kube::Api::<k8s_openapi::api::core::v1::Pod>::namespaced(kube::Client::try_from(config).unwrap(), "app");
     pods_api.patch_metadata(&newest, &kube::api::PatchParams::default(), &patch).await.unwrap();
     // The marked pod now runs a job; the next shrink must take an idle pod and leave it.
-    hear_busy(&p, &pods, &[&newest]);
-    p.current_quantity("worker").await.unwrap();
-    p.set_quantity("worker", 2).await.unwrap();
+    let busy = hosts(&pods, &[&newest]);
+    p.formation("worker", &busy, false).await.unwrap();
+    p.scale(&ScaleRequest::new("worker", 2, &busy)).await.unwrap();
     assert_eq!(fake.replicas("worker"), Some(2));
     assert!(fake.pods("worker").contains(&newest), "the busy pod was deleted: {:?}", fake.pods("worker"));
     assert_eq!(fake.annotation(&newest, DELETION_COST).as_deref(), Some("1000"), "busy: highest");

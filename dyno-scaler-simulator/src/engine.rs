@@ -175,7 +175,6 @@ fn world(trace: &Trace, strategy: &Strategy, cfg: &SimConfig) -> World {
         scale_events: 0,
         rng: fastrand::Rng::with_seed(cfg.seed),
         drain: None,
-        cedar: dyno_scaler_core::InMemoryPlatform::new(),
         unguarded: strategy.unguarded,
         processed: 0,
         last_enqueue: None,

@@ -6,9 +6,8 @@ use std::collections::{HashSet, VecDeque};
 use std::time::Duration;
 
 use dyno_scaler_core::drain;
-use dyno_scaler_core::{
-    InMemoryPlatform, Platform, Policy, PolicyInput, PolicyState, QueueStats, Snapshot, WorkerInfo, platform,
-};
+use dyno_scaler_core::memory::{cedar_placements, cedar_victims};
+use dyno_scaler_core::{Policy, PolicyInput, PolicyState, QueueStats, Snapshot, WorkerInfo};
 
 use crate::engine::{SimConfig, epoch};
 
@@ -120,8 +119,6 @@ pub(crate) struct World {
     pub(crate) rng: fastrand::Rng,
     /// The quiet-then-drain in progress.
     pub(crate) drain: Option<dyno_scaler_core::drain::Drain>,
-    /// Where hosts are and which dynos a shrink stops: Heroku Cedar's rule, as the in-memory platform fakes it.
-    pub(crate) cedar: InMemoryPlatform,
     /// The strategy trusts heartbeats as they come (no two-beat rule, no quiet-then-drain): the "without the
     /// guard" case.
     pub(crate) unguarded: bool,
@@ -311,7 +308,7 @@ impl World {
         let mut snapshot = std::mem::take(&mut self.reading);
         self.read_into(&mut snapshot);
         // The platform's rule, Heroku Cedar's as the in-memory platform fakes it: the highest number stops first.
-        let placements = platform::placements(&self.cedar, "worker", self.quantity, &snapshot);
+        let placements = cedar_placements("worker", self.quantity, &snapshot);
         let input = PolicyInput {
             process_type: "worker",
             snapshot: &snapshot,
@@ -328,7 +325,7 @@ impl World {
         let (from, mut to) = (verdict.from, verdict.to);
         // Quiet-then-drain, as the scaler does it, with Heroku Cedar's victims.
         if self.sees_dynos && policy.config().quiet_victims && !self.unguarded {
-            let victims = self.cedar.victims("worker", from, to);
+            let victims = Some(cedar_victims("worker", from, to));
             let out =
                 drain::step(&mut self.drain, &snapshot, (from, to), victims, input.now, policy.config().max_drain);
             for d in self.dynos.iter_mut().filter(|d| out.quiet.contains(&d.identity)) {

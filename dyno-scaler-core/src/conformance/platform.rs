@@ -5,7 +5,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::error::PlatformError;
-use crate::platform::{Placement, Platform};
+use crate::platform::{Hosts, Placement, Platform, PlatformExt};
 
 /// A platform's backend the suite can arrange (a fake server, or the in-memory platform itself). Process types
 /// used by the suite are `alpha` and `beta`.
@@ -60,32 +60,38 @@ async fn process_types_apart(b: &dyn PlatformBackend, p: &dyn Platform) {
 
 async fn victims_and_placements_agree(b: &dyn PlatformBackend, p: &dyn Platform) {
     b.add("alpha", 4).await;
-    // As a scaler does before each decision: read the quantity (a platform may look at its processes then).
-    assert_eq!(p.current_quantity("alpha").await.expect("read"), 4);
-    let Some(victims) = p.victims("alpha", 4, 1) else {
-        // A platform that cannot name its victims places nobody.
+    let mut hosts = Hosts::default();
+    if let Some(list) = p.list_processes("alpha").await.expect("list") {
+        hosts.named.extend(list.into_iter().map(|i| i.name));
+    }
+    hosts.named.extend(["alpha.1", "alpha.2", "alpha.3", "alpha.4", "beta.1"].map(String::from));
+    let f = p.formation("alpha", &hosts, true).await.expect("read");
+    assert_eq!(f.quantity, 4);
+    assert_eq!(f.placements.len(), hosts.named.len(), "every host of the request is placed: {f:?}");
+    let Some(victims) = f.victims(1) else {
+        // A platform that cannot name its victims places nobody of its own.
         for i in 1..=4 {
-            assert_eq!(p.place("alpha", 4, &format!("alpha.{i}")), Placement::Unknown);
+            assert_eq!(f.placements.get(&format!("alpha.{i}")), Some(&Placement::Unknown));
         }
         return;
     };
     assert_eq!(victims.len(), 3, "4 -> 1 stops three: {victims:?}");
     for v in &victims {
-        match p.place("alpha", 4, v) {
-            Placement::Stops(k) => assert!(k < 3, "victim {v} is among the first three to stop, not {k}"),
+        match f.placements.get(v) {
+            Some(Placement::Stops(k)) => assert!(*k < 3, "victim {v} is among the first three to stop, not {k}"),
             other => panic!("victim {v} is placed {other:?}"),
         }
     }
     if let Some(list) = p.list_processes("alpha").await.expect("list") {
         for keep in list.iter().filter(|i| !victims.contains(&i.name)) {
-            match p.place("alpha", 4, &keep.name) {
-                Placement::Stops(k) => assert!(k >= 3, "{} survives 4 -> 1 yet is placed {k}", keep.name),
+            match f.placements.get(&keep.name) {
+                Some(Placement::Stops(k)) => assert!(*k >= 3, "{} survives 4 -> 1 yet is placed {k}", keep.name),
                 other => panic!("{} is placed {other:?}", keep.name),
             }
         }
     }
-    assert_eq!(p.place("alpha", 4, "beta.1"), Placement::Elsewhere, "another type's process is elsewhere");
-    assert_eq!(p.victims("alpha", 2, 2).map(|v| v.len()), Some(0), "no change stops nobody");
+    assert_eq!(f.placements.get("beta.1"), Some(&Placement::Elsewhere), "another type's process is elsewhere");
+    assert_eq!(f.victims(4).map(|v| v.len()), Some(0), "no change stops nobody");
 }
 
 async fn refuses_what_it_cannot(b: &dyn PlatformBackend, p: &dyn Platform) {

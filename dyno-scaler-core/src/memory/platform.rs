@@ -7,14 +7,14 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::error::PlatformError;
-use crate::platform::{Placement, Platform, ProcessInfo};
+use crate::platform::{Formation, Hosts, Placement, Platform, ProcessInfo, ScaleRequest};
 
 /// One call an [`InMemoryPlatform`] received.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PlatformCall {
-    /// `current_quantity(process_type)`.
+    /// `formation(process_type, ..)`: a read.
     Current(String),
-    /// `set_quantity(process_type, quantity)`.
+    /// `scale(process_type, quantity)`.
     Set(String, u32),
     /// `list_processes(process_type)`.
     List(String),
@@ -36,7 +36,7 @@ struct PlatformState {
 pub struct InMemoryPlatform {
     state: Arc<Mutex<PlatformState>>,
     delay: Arc<Mutex<Duration>>,
-    /// Extra time `set_quantity` takes (a write held in flight).
+    /// Extra time `scale` takes (a write held in flight).
     write_delay: Arc<Mutex<Duration>>,
 }
 
@@ -75,7 +75,7 @@ impl InMemoryPlatform {
         self.with(|s| s.failures.push_back(error));
     }
 
-    /// Makes every `set_quantity` take `delay` more before it answers (reads answer at once): a write held in
+    /// Makes every `scale` take `delay` more before it answers (reads answer at once): a write held in
     /// flight.
     pub fn set_write_delay(&self, delay: Duration) {
         *self.write_delay.lock().expect("delay lock") = delay;
@@ -91,7 +91,7 @@ impl InMemoryPlatform {
         self.with(|s| s.calls.clone())
     }
 
-    /// The `set_quantity` calls received.
+    /// The `scale` calls received.
     pub fn set_calls(&self) -> Vec<(String, u32)> {
         self.with(|s| {
             s.calls
@@ -104,7 +104,7 @@ impl InMemoryPlatform {
         })
     }
 
-    /// How many `set_quantity` calls have finished (after their delay).
+    /// How many `scale` calls have finished (after their delay).
     pub fn completed_sets(&self) -> usize {
         self.with(|s| s.completed_sets)
     }
@@ -126,40 +126,53 @@ impl InMemoryPlatform {
     }
 }
 
+/// Heroku Cedar's placement, as the in-memory platform fakes it: `type.N` is the `current - N`th to stop, another
+/// type's `t.N` is elsewhere, any other name unknown (the real rule is the Heroku adapter's `cedar` module).
+pub fn cedar_place(process_type: &str, current: u32, host: &str) -> Placement {
+    match host.rsplit_once('.').map(|(ty, n)| (ty, n.parse::<u32>())) {
+        Some((ty, Ok(n))) if ty == process_type && (1..=current).contains(&n) => Placement::Stops(current - n),
+        Some((ty, Ok(_))) if !ty.is_empty() => Placement::Elsewhere,
+        _ => Placement::Unknown,
+    }
+}
+
+/// Where every worker host of `snapshot` stands by [`cedar_place`]: what the in-memory platform's formation says
+/// of them, for a caller without a platform (a policy test, the simulator).
+pub fn cedar_placements(
+    process_type: &str,
+    current: u32,
+    snapshot: &crate::Snapshot,
+) -> std::collections::BTreeMap<String, Placement> {
+    let hosts = snapshot.workers.iter().flatten().filter_map(|w| w.dyno.as_ref());
+    hosts.map(|h| (h.clone(), cedar_place(process_type, current, h))).collect()
+}
+
+/// Heroku Cedar's stop order as the in-memory platform fakes it: the highest-numbered first, from `from` to `to`.
+pub fn cedar_victims(process_type: &str, from: u32, to: u32) -> Vec<String> {
+    (to + 1..=from).rev().map(|n| format!("{process_type}.{n}")).collect()
+}
+
 #[async_trait]
 impl Platform for InMemoryPlatform {
     fn name(&self) -> &str {
         "memory"
     }
 
-    /// Heroku Cedar's rule: `type.N` is the `current - N`th to stop; another type's `t.N` is elsewhere; unless
-    /// [`InMemoryPlatform::set_victims_unknown`].
-    fn place(&self, process_type: &str, current: u32, host: &str) -> Placement {
-        if self.with(|s| s.victims_unknown) {
-            return Placement::Unknown;
-        }
-        // A fake of Heroku Cedar (the real rule is the Heroku adapter's `cedar` module).
-        match host.rsplit_once('.').map(|(ty, n)| (ty, n.parse::<u32>())) {
-            Some((ty, Ok(n))) if ty == process_type && (1..=current).contains(&n) => Placement::Stops(current - n),
-            Some((ty, Ok(_))) if !ty.is_empty() => Placement::Elsewhere,
-            _ => Placement::Unknown,
-        }
-    }
-
-    /// Heroku Cedar's rule (the highest-numbered first), unless [`InMemoryPlatform::set_victims_unknown`].
-    fn victims(&self, process_type: &str, from: u32, to: u32) -> Option<Vec<String>> {
-        if self.with(|s| s.victims_unknown) {
-            return None;
-        }
-        Some((to + 1..=from).rev().map(|n| format!("{process_type}.{n}")).collect())
-    }
-
-    async fn current_quantity(&self, process_type: &str) -> Result<u32, PlatformError> {
+    /// The quantity, and Heroku Cedar's rule for the hosts and the stop order ([`cedar_place`], [`cedar_victims`]),
+    /// unless [`InMemoryPlatform::set_victims_unknown`] (every host unknown, no stop order).
+    async fn formation(&self, process_type: &str, hosts: &Hosts, _fresh: bool) -> Result<Formation, PlatformError> {
         self.enter(PlatformCall::Current(process_type.into())).await?;
-        Ok(self.quantity(process_type))
+        let quantity = self.quantity(process_type);
+        if self.with(|s| s.victims_unknown) {
+            let placements = hosts.named.iter().map(|h| (h.clone(), Placement::Unknown)).collect();
+            return Ok(Formation::new(quantity).placed(placements, None));
+        }
+        let placements = hosts.named.iter().map(|h| (h.clone(), cedar_place(process_type, quantity, h))).collect();
+        Ok(Formation::new(quantity).placed(placements, Some(cedar_victims(process_type, quantity, 0))))
     }
 
-    async fn set_quantity(&self, process_type: &str, quantity: u32) -> Result<(), PlatformError> {
+    async fn scale(&self, request: &ScaleRequest<'_>) -> Result<(), PlatformError> {
+        let (process_type, quantity) = (request.process_type, request.quantity);
         let result = self.enter(PlatformCall::Set(process_type.into(), quantity)).await;
         self.with(|s| {
             s.completed_sets += 1;

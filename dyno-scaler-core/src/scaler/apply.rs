@@ -2,20 +2,27 @@
 
 use super::{Scaler, State};
 use crate::error::{PlatformError, ScalerError};
+use crate::platform::{Hosts, ScaleRequest};
 use crate::policy::Decision;
 
 impl Scaler {
     /// Sets the decision's quantity: `Ok(true)` when applied, `Ok(false)` when not (a dry run; or abandoned because
     /// the lease ran out mid-call, which the decision then says), an error when the platform failed or refused
     /// (a limit becomes the ceiling, an unexplained refusal is not asked again until something changes).
-    pub(super) async fn apply(&self, state: &mut State, decision: &mut Decision) -> Result<bool, ScalerError> {
+    pub(super) async fn apply(
+        &self,
+        state: &mut State,
+        decision: &mut Decision,
+        hosts: &Hosts,
+    ) -> Result<bool, ScalerError> {
         let cfg = &self.inner.cfg;
         let pt = &cfg.process_type;
         if cfg.dry_run {
             tracing::info!(process_type = %pt, from = decision.from, to = decision.to, reason = %decision.reason, "dry run: would scale");
             return Ok(false);
         }
-        let call = cfg.platform.set_quantity(pt, decision.to);
+        let request = ScaleRequest::new(pt, decision.to, hosts);
+        let call = cfg.platform.scale(&request);
         let outcome = tokio::select! { r = call => Some(r), () = self.lease_lost() => None };
         let Some(set) = outcome else {
             // Abandoned: no retry of it goes out, but a request already sent may still land.

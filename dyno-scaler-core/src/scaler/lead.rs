@@ -58,7 +58,7 @@ impl Scaler {
                 tracing::info!(process_type = %pt, identity = %opts.identity, "took the lease: acting");
                 // What was read as a follower may be stale: the last holder may have just changed it, and a request
                 // of its may still land (read again for a while: `settle`).
-                self.inner.cfg.platform.refresh(pt);
+                self.read_fresh();
                 lead.took_at = Some(tokio::time::Instant::now());
                 return true;
             }

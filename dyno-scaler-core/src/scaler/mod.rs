@@ -12,7 +12,7 @@ use crate::clock::{Clock, SystemClock};
 use crate::error::ScalerError;
 use crate::gate::Gate;
 use crate::platform::Platform;
-use crate::policy::{Decision, Direction, Policy, PolicyInput, PolicyState};
+use crate::policy::{Decision, Direction, Policy, PolicyState};
 use crate::snapshot::Snapshot;
 use crate::source::Source;
 
@@ -55,6 +55,7 @@ mod apply;
 mod lead;
 mod learned;
 mod looping;
+mod observe;
 pub mod settle;
 mod shrink;
 
@@ -92,6 +93,8 @@ struct Inner {
     last: Mutex<Option<Report>>,
     /// What the lease's store last said (apart from the state, so renewals never wait for a slow cycle).
     lead: tokio::sync::Mutex<crate::lease::Leadership>,
+    /// The next formation is read from the platform itself, not a cache (set on a takeover and in doubt).
+    fresh: AtomicBool,
 }
 
 impl Drop for Inner {
@@ -203,6 +206,7 @@ impl ScalerBuilder {
                 hooks_started: AtomicBool::new(false),
                 last: Mutex::new(None),
                 lead: tokio::sync::Mutex::default(),
+                fresh: AtomicBool::new(false),
             }),
         }
     }
@@ -266,9 +270,9 @@ impl Scaler {
     pub async fn preview(&self) -> Result<Report, ScalerError> {
         let mut state = self.inner.state.lock().await;
         self.recall(&mut state).await;
-        let (snapshot, current) = self.observe().await?;
-        let (decision, _) = self.decide(&snapshot, current, &state);
-        let mut report = self.report(snapshot, decision, false);
+        let seen = self.observe().await?;
+        let (decision, _) = self.decide(&seen, &state);
+        let mut report = self.report(seen.snapshot, decision, false);
         report.acting = false;
         self.describe_lease(&mut report).await;
         // A pause holds the daemon, so the preview says what the daemon does: hold, and what it would have done.
@@ -276,44 +280,6 @@ impl Scaler {
             report.decision.apply_gate(crate::gate::Gate::Paused { pause: p });
         }
         Ok(report)
-    }
-
-    async fn observe(&self) -> Result<(Snapshot, u32), ScalerError> {
-        let inner = &self.inner.cfg;
-        let snapshot = inner
-            .source
-            .queue
-            .snapshot()
-            .await
-            .map_err(|source| ScalerError::Source { process_type: inner.process_type.clone(), source })?;
-        // The platform hears the reading first (which hosts are busy, whether work waits), even when it then
-        // cannot say its quantity.
-        inner.platform.hear(&inner.process_type, &snapshot);
-        let current = inner
-            .platform
-            .current_quantity(&inner.process_type)
-            .await
-            .map_err(|source| ScalerError::Platform { process_type: inner.process_type.clone(), source })?;
-        Ok((snapshot, current))
-    }
-
-    fn decide(&self, snapshot: &Snapshot, current: u32, state: &State) -> (Decision, PolicyState) {
-        let cfg = &self.inner.cfg;
-        let placements = crate::platform::placements(cfg.platform.as_ref(), &cfg.process_type, current, snapshot);
-        let input = PolicyInput {
-            process_type: &cfg.process_type,
-            snapshot,
-            current,
-            now: cfg.clock.now(),
-            platform_limit: state.limit,
-            placements: Some(&placements),
-            source_threads: cfg.source.queue.capabilities().worker_threads,
-        };
-        if cfg.policy.config().quiet_victims && !self.drains_victims() {
-            // The policy trusts one idle heartbeat of a victim only because the drain proves it after the quiet.
-            return cfg.policy.clone().without_quiet_victims().decide(&input, &state.policy);
-        }
-        cfg.policy.decide(&input, &state.policy)
     }
 
     fn report(&self, snapshot: Snapshot, decision: Decision, applied: bool) -> Report {
@@ -346,7 +312,7 @@ impl Scaler {
         // The lease first: a holder cut from its store stops acting even when the snapshot fails too.
         let mut gate = self.gate().await;
         self.reread_if_in_doubt(&mut state).await;
-        let (snapshot, current) = match self.observe().await {
+        let seen = match self.observe().await {
             Ok(o) => o,
             Err(e) => {
                 if let ScalerError::Platform { source, .. } = &e {
@@ -355,7 +321,7 @@ impl Scaler {
                 return Err(e);
             }
         };
-        let (mut decision, next) = self.decide(&snapshot, current, &state);
+        let (mut decision, next) = self.decide(&seen, &state);
         if decision.direction() != Direction::Hold && gate.is_none() && !inner.cfg.dry_run {
             // About to act: a pause set since the last renewal is read now, so none is ever missed.
             gate = self.pause_now().await;
@@ -368,8 +334,8 @@ impl Scaler {
         if let Some(g) = gate {
             decision.apply_gate(g);
         }
-        if snapshot.skipped > 0 {
-            tracing::debug!(process_type = %inner.cfg.process_type, skipped = snapshot.skipped, "skipped unreadable queue entries");
+        if seen.snapshot.skipped > 0 {
+            tracing::debug!(process_type = %inner.cfg.process_type, skipped = seen.snapshot.skipped, "skipped unreadable queue entries");
         }
         let mut applied = false;
         if state.refused.is_some_and(|r| r != (decision.from, decision.to)) {
@@ -381,13 +347,13 @@ impl Scaler {
         let draining = if inner.cfg.dry_run || !acting {
             Vec::new()
         } else {
-            self.gate_shrink(&mut state, &snapshot, &mut decision).await
+            self.gate_shrink(&mut state, &seen, &mut decision).await
         };
         if decision.direction() != Direction::Hold && !self.still_holds().await {
             decision.apply_gate(Gate::LeaseLost);
         }
         if decision.direction() != Direction::Hold {
-            applied = self.apply(&mut state, &mut decision).await?;
+            applied = self.apply(&mut state, &mut decision, &seen.hosts).await?;
         } else {
             // Nothing was needed of the platform but its reading, and that answered.
             self.platform_answered(true).await;
@@ -397,7 +363,7 @@ impl Scaler {
         if acting {
             self.keep(&mut state, inner.cfg.clock.now()).await;
         }
-        let mut report = self.report(snapshot, decision, applied);
+        let mut report = self.report(seen.snapshot, decision, applied);
         report.draining = draining;
         report.acting = acting;
         report.leader = self.leader().await;

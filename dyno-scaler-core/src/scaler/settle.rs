@@ -30,7 +30,7 @@ impl Scaler {
         let until = state.doubt_until.max(took);
         if until.is_some_and(|u| now < u) && state.reread_at.is_none_or(|t| now.duration_since(t) >= REREAD_EVERY) {
             state.reread_at = Some(now);
-            self.inner.cfg.platform.refresh(&self.inner.cfg.process_type);
+            self.read_fresh();
         }
     }
 

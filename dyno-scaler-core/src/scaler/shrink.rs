@@ -4,7 +4,6 @@
 use crate::drain;
 use crate::gate::Gate;
 use crate::policy::{Decision, Direction};
-use crate::snapshot::Snapshot;
 
 use super::{Scaler, State};
 
@@ -22,7 +21,7 @@ impl Scaler {
     pub(super) async fn gate_shrink(
         &self,
         state: &mut State,
-        snapshot: &Snapshot,
+        seen: &super::observe::Seen,
         decision: &mut Decision,
     ) -> Vec<String> {
         let cfg = &self.inner.cfg;
@@ -32,14 +31,11 @@ impl Scaler {
         if !enabled && state.drain.is_none() {
             return Vec::new();
         }
-        let victims = if enabled && decision.direction() == Direction::Down {
-            cfg.platform.victims(pt, decision.from, decision.to)
-        } else {
-            None
-        };
+        let victims =
+            if enabled && decision.direction() == Direction::Down { seen.formation.victims(decision.to) } else { None };
         let out = drain::step(
             &mut state.drain,
-            snapshot,
+            &seen.snapshot,
             (decision.from, decision.to),
             victims,
             cfg.clock.now(),

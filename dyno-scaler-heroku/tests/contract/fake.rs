@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use dyno_scaler_core::{ManualClock, Platform, Policy, PolicyConfig, SystemClock};
+use dyno_scaler_core::{ManualClock, Platform, PlatformExt, Policy, PolicyConfig, SystemClock};
 use dyno_scaler_heroku::fake::{FakeConfig, FakeHeroku};
 use serde_json::{Value, json};
 

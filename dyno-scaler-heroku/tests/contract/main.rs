@@ -3,7 +3,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use dyno_scaler_core::{InMemoryQueue, ManualClock, Platform, PlatformError, Policy, PolicyConfig, Scaler};
+use dyno_scaler_core::{
+    InMemoryQueue, ManualClock, Platform, PlatformError, PlatformExt, Policy, PolicyConfig, Scaler,
+};
 use dyno_scaler_heroku::fake::{FakeConfig, FakeHeroku, Fault, FaultAction};
 use dyno_scaler_heroku::{HerokuConfig, HerokuPlatform, RetryPolicy};
 use serde_json::{Value, json};

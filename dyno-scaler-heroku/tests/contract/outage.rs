@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use dyno_scaler_core::{
-    Gate, InMemoryQueue, Platform, PlatformError, Policy, PolicyConfig, QueueStats, Scaler, ScalerError, Snapshot,
-    SystemClock,
+    Gate, Hosts, InMemoryQueue, Platform, PlatformError, PlatformExt, Policy, PolicyConfig, QueueStats, Scaler,
+    ScalerError, Snapshot, SystemClock,
 };
 use dyno_scaler_heroku::fake::{FakeHeroku, Fault, FaultAction};
 use dyno_scaler_heroku::{HerokuConfig, HerokuPlatform, RetryPolicy};
@@ -38,12 +38,13 @@ fn outage_config(fake: &FakeHeroku) -> HerokuConfig {
     c
 }
 
-/// Calls `current_quantity` every 10 ms for `span` (a 10 ms poll), returning how many calls failed.
-async fn poll(p: &HerokuPlatform, span: Duration) -> (u32, u32) {
+/// Reads the formation every 10 ms for `span` (a 10 ms poll) as a scaler does, with what the queue says of
+/// `worker`'s hosts, returning how many reads failed.
+async fn poll_with(p: &HerokuPlatform, hosts: &Hosts, span: Duration) -> (u32, u32) {
     let start = Instant::now();
     let (mut failed, mut backing_off) = (0, 0);
     while start.elapsed() < span {
-        match p.current_quantity("worker").await {
+        match p.formation("worker", hosts, false).await {
             Ok(_) => {}
             Err(PlatformError::BackingOff { .. }) => {
                 failed += 1;
@@ -54,6 +55,11 @@ async fn poll(p: &HerokuPlatform, span: Duration) -> (u32, u32) {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     (failed, backing_off)
+}
+
+/// [`poll_with`] with no work waiting.
+async fn poll(p: &HerokuPlatform, span: Duration) -> (u32, u32) {
+    poll_with(p, &Hosts::default(), span).await
 }
 
 /// Requests a 2 s outage may cost at most with these settings: the first call's 4 attempts, then one attempt per
@@ -106,16 +112,17 @@ async fn while_work_waits_an_outage_is_probed_so_its_end_is_found_soon() {
     // Work waits: a probe every 300 ms.
     let mut waiting = Snapshot::default();
     waiting.add("default", QueueStats { ready: 3, ..QueueStats::default() });
-    p.hear("worker", &waiting);
+    let waiting = Hosts::of(&waiting);
     // Another process type of the app, idle, does not stop the probes the worker's waiting work needs.
-    p.hear("urgent", &Snapshot::default());
-    poll(&p, Duration::from_secs(1)).await;
+    let _ = p.formation("urgent", &Hosts::default(), false).await;
+    let idle = fake.requests().len();
+    poll_with(&p, &waiting, Duration::from_secs(1)).await;
     let probes = fake.requests().len() - idle;
     assert!((3..=5).contains(&probes), "about one probe per 300 ms: {probes}");
     // The API comes back: the next probe finds it, well before the 20 s backoff would have.
     fake.clear_faults();
     let back = Instant::now();
-    while p.current_quantity("worker").await.is_err() {
+    while p.formation("worker", &waiting, false).await.is_err() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     assert!(back.elapsed() < Duration::from_millis(400), "found {:?} after its return", back.elapsed());

@@ -102,7 +102,7 @@ async fn heroku(s: &Settings, platform: &dyno_scaler::heroku::HerokuPlatform) ->
 /// Each Kubernetes process type's target exists, and the service account holds the rights the platform uses.
 #[cfg(feature = "kubernetes")]
 async fn kubernetes(s: &Settings, platform: &dyno_scaler::kubernetes::KubernetesPlatform) -> u32 {
-    use dyno_scaler::core::Platform;
+    use dyno_scaler::core::PlatformExt;
     println!("platform: Kubernetes namespace {}", platform.namespace());
     let mut problems = 0;
     for p in &s.processes {
