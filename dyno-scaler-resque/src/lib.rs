@@ -27,14 +27,13 @@ use dyno_scaler_core::{
     Capabilities, Events, Inspect, QueueSource, Secret, SettingError, Snapshot, Source, SourceError, check,
 };
 use dyno_scaler_redis::events::Watch;
-use redis::Value;
 
 pub use dyno_scaler_redis::TlsVerify;
-use reading::{Delayed, build, readable};
 pub use reading::{MalformedPayload, payload_enqueued_at};
 
 mod reading;
-use dyno_scaler_redis::{RedisStore, array, as_f64, as_i64, connect, map_redis_error, strings};
+mod rounds;
+use dyno_scaler_redis::{RedisStore, connect};
 
 pub(crate) const NAME: &str = "resque";
 
@@ -180,132 +179,4 @@ impl Events for ResqueSource {
 /// A worker id is `<host>:<pid>:<queues>` (node-resque: `<name>:<queues>`, where the name is `<host>:<pid>`).
 fn worker_name(id: &str) -> &str {
     id.rsplit_once(':').map_or(id, |(name, _)| name)
-}
-
-impl ResqueSource {
-    /// Two pipelined round trips: (1) the server time, the queue and worker sets, the heartbeats and the
-    /// delayed-job timestamps (plus the lists themselves when the queues are configured); (2) every list's length
-    /// and oldest job, every worker's job, and the delayed lists.
-    async fn read(&self) -> Result<Snapshot, SourceError> {
-        let p = &self.prefix;
-        let c = &self.config;
-        // Ages are measured against the exact time; the due window of resque-scheduler's whole-second stamps
-        // against the second.
-        let exact_start =
-            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
-        let now = exact_start as u64;
-        let mut conn = self.conn.clone();
-        let err = |e| map_redis_error(NAME, &c.url, e);
-        let schedule = format!("{p}delayed_queue_schedule");
-
-        // A key of the wrong type fails its own command, not the pipeline: the rest of the reading stands.
-        let mut unreadable = Vec::new();
-        let mut one = redis::pipe();
-        one.ignore_errors();
-        one.cmd("TIME");
-        one.smembers(format!("{p}workers"));
-        one.hgetall(format!("{p}workers:heartbeat"));
-        one.cmd("ZRANGEBYSCORE").arg(&schedule).arg("-inf").arg(now).arg("LIMIT").arg(0).arg(c.delayed_cap);
-        one.zcount(&schedule, "-inf", now);
-        one.cmd("ZRANGEBYSCORE")
-            .arg(&schedule)
-            .arg(format!("({now}"))
-            .arg("+inf")
-            .arg("LIMIT")
-            .arg(0)
-            .arg(c.future_sample);
-        one.zcount(&schedule, format!("({now}"), "+inf");
-        one.get(format!("{p}stat:processed"));
-        match &c.queues {
-            Some(qs) => {
-                for q in qs {
-                    let key = format!("{p}queue:{q}");
-                    one.llen(&key).lindex(&key, 0);
-                }
-            }
-            None => {
-                one.smembers(format!("{p}queues"));
-            }
-        }
-        let mut r1: Vec<Value> = one.query_async(&mut conn).await.map_err(err)?;
-        let mut rest = r1.split_off(8);
-        let (queues, mut lists): (Vec<String>, Vec<Value>) = match &c.queues {
-            Some(qs) => (qs.clone(), rest),
-            None => (
-                readable(rest.remove(0), &format!("{p}queues"), &mut unreadable).map(strings).unwrap_or_default(),
-                Vec::new(),
-            ),
-        };
-        let [time, workers, heartbeats, due_stamps, due_count, future_stamps, future_count, processed]: [Value; 8] =
-            r1.try_into().map_err(|_| SourceError::Protocol {
-                source_name: NAME.into(),
-                message: "short reply".into(),
-                cause: None,
-            })?;
-        let mut read = |v: Value, key: &str| readable(v, key, &mut unreadable).unwrap_or(Value::Nil);
-        let workers = strings(read(workers, &format!("{p}workers")));
-        let heartbeats = read(heartbeats, &format!("{p}workers:heartbeat"));
-        let due_stamps = strings(read(due_stamps, &schedule));
-        // The other three commands on the same key fail alike: named once.
-        let due_count = readable(due_count, &schedule, &mut Vec::new()).unwrap_or(Value::Nil);
-        let future_stamps = strings(readable(future_stamps, &schedule, &mut Vec::new()).unwrap_or(Value::Nil));
-        let future_count = readable(future_count, &schedule, &mut Vec::new()).unwrap_or(Value::Nil);
-
-        let mut two = redis::pipe();
-        two.ignore_errors();
-        if c.queues.is_none() {
-            for q in &queues {
-                let key = format!("{p}queue:{q}");
-                two.llen(&key).lindex(&key, 0);
-            }
-        }
-        for id in &workers {
-            // The running job, and node-resque's liveness key (`worker:ping:<name>`, the id without its queues).
-            two.get(format!("{p}worker:{id}")).get(format!("{p}worker:ping:{}", worker_name(id)));
-        }
-        // Due lists: exact length, and a few jobs of each to split them per queue.
-        let per_stamp = (c.delayed_cap / due_stamps.len().max(1)).clamp(1, 10) as isize;
-        for ts in &due_stamps {
-            let key = format!("{p}delayed:{ts}");
-            two.llen(&key).lrange(&key, 0, per_stamp - 1);
-        }
-        for ts in &future_stamps {
-            let key = format!("{p}delayed:{ts}");
-            two.llen(&key).lrange(&key, 0, 0);
-        }
-        let r2: Vec<Value> =
-            if two.cmd_iter().next().is_none() { Vec::new() } else { two.query_async(&mut conn).await.map_err(err)? };
-        let mut r2 = r2.into_iter();
-        if c.queues.is_none() {
-            lists = r2.by_ref().take(queues.len() * 2).collect();
-        }
-        let jobs: Vec<Value> = r2.by_ref().take(workers.len() * 2).collect();
-        let due: Vec<Value> = r2.by_ref().take(due_stamps.len() * 2).collect();
-        let future: Vec<Value> = r2.collect();
-        let server_now = match array(time).as_slice() {
-            [s, us] => as_f64(s).unwrap_or(now as f64) + as_f64(us).unwrap_or(0.0) / 1e6,
-            _ => now as f64,
-        };
-        let delayed = Delayed {
-            due_stamps: &due_stamps,
-            due_count: as_i64(&due_count).unwrap_or(0).max(0) as u64,
-            due,
-            future_stamps: future_stamps.len() as u64,
-            future_count: as_i64(&future_count).unwrap_or(0).max(0) as u64,
-            future,
-        };
-        // resque-scheduler's members are the timestamps themselves: the first future one is when to look again.
-        let exact_now =
-            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
-        let next_due = future_stamps.first().and_then(|t| t.parse::<f64>().ok()).filter(|t| *t > exact_now);
-        let workers = reading::Workers { ids: &workers, jobs, heartbeats, server_now };
-        let mut snap = build(exact_start, c, &queues, lists, workers, delayed);
-        snap.next_due = next_due.and_then(|t| Duration::try_from_secs_f64(t - exact_now).ok());
-        // The completion counter (incremented as each job ends), and one thread per live worker.
-        snap.processed = as_i64(&processed).and_then(|n| u64::try_from(n).ok());
-        snap.threads = snap.workers.as_ref().map(|w| w.len() as u64);
-        snap.skipped += unreadable.len() as u64;
-        snap.unreadable.splice(0..0, unreadable);
-        Ok(snap)
-    }
 }
