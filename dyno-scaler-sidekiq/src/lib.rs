@@ -235,12 +235,47 @@ impl SidekiqSource {
         let p = &self.prefix;
         let c = &self.config;
         let now = epoch_now();
-        let now_s = format!("{now:.6}");
-        let after_now = format!("({now_s}");
         let mut conn = self.conn.clone();
         let err = |e| map_redis_error(NAME, &c.url, e);
+        let mut r1: Vec<Value> = self.first_trip(now).query_async(&mut conn).await.map_err(err)?;
+        let mut rest = r1.split_off(8);
+        let mut unreadable = Vec::new();
+        // The completion counter (flushed at each heartbeat); unreadable or absent: no counter.
+        let processed = dyno_scaler_redis::as_i64(&rest.remove(0)).and_then(|n| u64::try_from(n).ok());
+        let processes: Vec<String> =
+            readable(rest.remove(0), &format!("{p}processes"), &mut unreadable).map(strings).unwrap_or_default();
+        let (queues, mut lists): (Vec<String>, Vec<Value>) = match &c.queues {
+            Some(qs) => (qs.clone(), rest),
+            None => (
+                readable(rest.remove(0), &format!("{p}queues"), &mut unreadable).map(strings).unwrap_or_default(),
+                Vec::new(),
+            ),
+        };
+        // The second trip is needed for the processes, and for the lists unless the first trip read them.
+        let lists_pending = c.queues.is_none() && !queues.is_empty();
+        let mut r2: Vec<Value> = if lists_pending || !processes.is_empty() {
+            self.second_trip(&queues, &processes).query_async(&mut conn).await.map_err(err)?
+        } else {
+            Vec::new()
+        };
+        if c.queues.is_none() {
+            let procs = r2.split_off(queues.len() * 2);
+            lists = std::mem::replace(&mut r2, procs);
+        }
+        let mut snap = build(now, c, &r1, &queues, lists, &processes, r2);
+        snap.processed = processed;
+        snap.skipped += unreadable.len() as u64;
+        snap.unreadable.extend(unreadable);
+        Ok(snap)
+    }
 
-        // A key of the wrong type fails its own command, not the pipeline: the rest of the reading stands.
+    /// The first trip: the schedule and retry sets' counts and samples around `now`, the completion counter, the
+    /// process set, and the queue set (or the configured queues' lists). A key of the wrong type fails its own
+    /// command, not the pipeline: the rest of the reading stands.
+    fn first_trip(&self, now: f64) -> redis::Pipeline {
+        let (p, c) = (&self.prefix, &self.config);
+        let now_s = format!("{now:.6}");
+        let after_now = format!("({now_s}");
         let mut one = redis::pipe();
         one.ignore_errors();
         for set in ["schedule", "retry"] {
@@ -277,48 +312,25 @@ impl SidekiqSource {
                 one.smembers(format!("{p}queues"));
             }
         }
-        let mut r1: Vec<Value> = one.query_async(&mut conn).await.map_err(err)?;
-        let mut rest = r1.split_off(8);
-        let mut unreadable = Vec::new();
-        // The completion counter (flushed at each heartbeat); unreadable or absent: no counter.
-        let processed = dyno_scaler_redis::as_i64(&rest.remove(0)).and_then(|n| u64::try_from(n).ok());
-        let processes: Vec<String> =
-            readable(rest.remove(0), &format!("{p}processes"), &mut unreadable).map(strings).unwrap_or_default();
-        let (queues, mut lists): (Vec<String>, Vec<Value>) = match &c.queues {
-            Some(qs) => (qs.clone(), rest),
-            None => (
-                readable(rest.remove(0), &format!("{p}queues"), &mut unreadable).map(strings).unwrap_or_default(),
-                Vec::new(),
-            ),
-        };
+        one
+    }
 
+    /// The second trip: each queue's length and oldest job (unless the first read them), and each process's hash
+    /// and running work.
+    fn second_trip(&self, queues: &[String], processes: &[String]) -> redis::Pipeline {
+        let p = &self.prefix;
         let mut two = redis::pipe();
         two.ignore_errors();
-        if c.queues.is_none() {
-            for q in &queues {
+        if self.config.queues.is_none() {
+            for q in queues {
                 list_reads(&mut two, p, q);
             }
         }
-        for id in &processes {
+        for id in processes {
             two.cmd("HMGET").arg(format!("{p}{id}")).arg(&["info", "busy", "beat", "quiet", "concurrency"]);
             two.hgetall(format!("{p}{id}:work")).hgetall(format!("{p}{id}:workers"));
         }
-        // The second trip is needed for the processes, and for the lists unless the first trip read them.
-        let lists_pending = c.queues.is_none() && !queues.is_empty();
-        let mut r2: Vec<Value> = if lists_pending || !processes.is_empty() {
-            two.query_async(&mut conn).await.map_err(err)?
-        } else {
-            Vec::new()
-        };
-        if c.queues.is_none() {
-            let procs = r2.split_off(queues.len() * 2);
-            lists = std::mem::replace(&mut r2, procs);
-        }
-        let mut snap = build(now, c, &r1, &queues, lists, &processes, r2);
-        snap.processed = processed;
-        snap.skipped += unreadable.len() as u64;
-        snap.unreadable.extend(unreadable);
-        Ok(snap)
+        two
     }
 }
 
