@@ -135,7 +135,6 @@ fn build_sql(s: &GoodJobSource, column_type: &str) -> String {
     let filter = |q: &str| {
         if s.config.queues.is_some() { format!("COALESCE({q}, 'default') = ANY($1)") } else { "true".into() }
     };
-    let queued = "finished_at IS NULL AND performed_at IS NULL";
     // GoodJob's `exclude_paused` scope, as it dequeues when the app enables pauses: not demand.
     let paused = |kind: &str| {
         format!("(SELECT jsonb_array_elements_text(value->'{kind}') FROM {} WHERE key = 'pauses')", s.settings)
@@ -207,41 +206,55 @@ fn build_sql(s: &GoodJobSource, column_type: &str) -> String {
                 count(*) FILTER (WHERE {queued_odd} AND NOT COALESCE({since} >= {floor}, false))::int8, {arrays}, NULL \
            FROM {jobs} WHERE finished_at IS NULL AND (scheduled_at < {floor} OR scheduled_at IS NULL) GROUP BY queue_name"
     );
-    // Between reads, the jobs found dead that are still started, by primary key (nearly always none): each one's
-    // attempt, to tell the same attempt (still dead) from the job performed again (running).
-    let dead = format!(
+    let dead = dead_sql(jobs, &at, &vouched);
+    let (locks, threads) = (LOCKS_SQL, threads_sql(processes, now));
+    let scheduled = scheduled_sql(jobs, &at, now, &filter("queue_name"));
+    format!("{due} UNION ALL {odd} UNION ALL {dead} UNION ALL {locks} UNION ALL {threads} UNION ALL {scheduled}")
+}
+
+/// Between reads, the jobs found dead (`$5`) that are still started, by primary key (nearly always none): each
+/// one's attempt, to tell the same attempt (still dead) from the job performed again (running).
+fn dead_sql(jobs: &str, at: &str, vouched: &str) -> String {
+    let started = "performed_at IS NOT NULL";
+    format!(
         "SELECT 'dead', COALESCE(queue_name, 'default'), 0, NULL, 0, 0, 0, array_agg(id), array_agg(performed_at), \
            NULL, NULL FROM {jobs} WHERE id = ANY((SELECT $5::uuid[])::uuid[]) AND finished_at IS NULL AND {started} \
            AND (scheduled_at <= {at} + interval '5 minutes' OR scheduled_at IS NULL) AND NOT {vouched} \
          GROUP BY queue_name"
-    );
-    // The advisory locks held in this database (a bigint key shows as classid: the high 32 bits, objid: the low).
-    let locks = "SELECT 'locks', NULL, 0, NULL, 0, 0, 0, NULL, NULL, NULL, \
-                   COALESCE(array_agg((l.classid::int8 << 32) | l.objid::int8), '{}') FROM pg_locks l \
-                 WHERE l.locktype = 'advisory' AND l.objsubid = 1 AND l.granted \
-                   AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) HAVING $4";
-    let only = filter("queue_name");
-    // The threads of the live processes (fresh records), summed over each one's schedulers' `max_threads`
-    // (`GoodJob::Scheduler#stats` in the record's `state`), and the hosts they run on; a record of another shape
-    // counts nothing rather than failing the statement.
-    let threads = format!(
-        "SELECT 'threads', NULL, COALESCE(sum(t.n), 0)::int8, NULL, 0, count(DISTINCT t.host)::int8, 0, NULL, NULL, \
-           NULL, NULL FROM (SELECT COALESCE(p.state->>'hostname', p.id::text) AS host, \
-             (SELECT sum((x->>'max_threads')::numeric) FROM jsonb_array_elements(CASE WHEN \
-               jsonb_typeof(p.state->'schedulers') = 'array' THEN p.state->'schedulers' ELSE '[]' END) x \
-              WHERE jsonb_typeof(x->'max_threads') = 'number') AS n \
-           FROM {processes} p WHERE p.updated_at > {now} - make_interval(secs => $3)) t WHERE t.n > 0"
-    );
+    )
+}
+
+/// The jobs scheduled for later, per queue (at most `$2` of them, the soonest), and when the soonest falls due.
+fn scheduled_sql(jobs: &str, at: &str, now: &str, only: &str) -> String {
+    let queued = "finished_at IS NULL AND performed_at IS NULL";
     format!(
-        "{due} UNION ALL {odd} UNION ALL {dead} UNION ALL {locks} UNION ALL {threads} \
-         UNION ALL \
-         SELECT 'scheduled', COALESCE(s.q, 'default'), count(*)::int8, NULL, 0, 0, 0, NULL, NULL, NULL, NULL FROM ( \
+        "SELECT 'scheduled', COALESCE(s.q, 'default'), count(*)::int8, NULL, 0, 0, 0, NULL, NULL, NULL, NULL FROM ( \
            SELECT queue_name AS q FROM {jobs} WHERE {queued} AND scheduled_at > {at} AND {only} \
            ORDER BY scheduled_at LIMIT $2) s GROUP BY s.q \
          UNION ALL \
          (SELECT 'due', NULL, 0::int8, EXTRACT(EPOCH FROM (scheduled_at - {now}))::float8, 0, 0, 0, NULL, NULL, NULL, NULL \
            FROM {jobs} WHERE {queued} AND scheduled_at > {at} AND scheduled_at < 'infinity' AND {only} \
            ORDER BY scheduled_at LIMIT 1)"
+    )
+}
+
+// The advisory locks held in this database (a bigint key shows as classid: the high 32 bits, objid: the low).
+const LOCKS_SQL: &str = "SELECT 'locks', NULL, 0, NULL, 0, 0, 0, NULL, NULL, NULL, \
+               COALESCE(array_agg((l.classid::int8 << 32) | l.objid::int8), '{}') FROM pg_locks l \
+             WHERE l.locktype = 'advisory' AND l.objsubid = 1 AND l.granted \
+               AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) HAVING $4";
+
+/// The threads of the live processes (fresh records), summed over each one's schedulers' `max_threads`
+/// (`GoodJob::Scheduler#stats` in the record's `state`), and the hosts they run on; a record of another shape
+/// counts nothing rather than failing the statement. `$3`: the process expiry in seconds.
+fn threads_sql(processes: &str, now: &str) -> String {
+    format!(
+        "SELECT 'threads', NULL, COALESCE(sum(t.n), 0)::int8, NULL, 0, count(DISTINCT t.host)::int8, 0, NULL, NULL, \
+           NULL, NULL FROM (SELECT COALESCE(p.state->>'hostname', p.id::text) AS host, \
+             (SELECT sum((x->>'max_threads')::numeric) FROM jsonb_array_elements(CASE WHEN \
+               jsonb_typeof(p.state->'schedulers') = 'array' THEN p.state->'schedulers' ELSE '[]' END) x \
+              WHERE jsonb_typeof(x->'max_threads') = 'number') AS n \
+           FROM {processes} p WHERE p.updated_at > {now} - make_interval(secs => $3)) t WHERE t.n > 0"
     )
 }
 
