@@ -113,8 +113,7 @@ impl Platform for SupervisorPlatform {
 
     async fn list_processes(&self, process_type: &str) -> Result<Option<Vec<ProcessInfo>>, PlatformError> {
         self.0.with(process_type, |g| {
-            let names =
-                g.running.iter().map(|n| ProcessInfo { name: format!("{process_type}-{n}"), state: "up".into() });
+            let names = g.running.iter().map(|n| ProcessInfo::new(format!("{process_type}-{n}"), "up"));
             Some(names.collect())
         })
     }
@@ -127,12 +126,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let clock = Arc::new(ManualClock::at_secs(1_700_000_000));
     let queue = InMemoryQueue::new(clock.clone());
     // worker-1 runs a job; worker-2 and worker-3 are idle.
-    let w = |n: u32, busy| WorkerInfo {
-        identity: format!("worker-{n}:1"),
-        dyno: Some(format!("worker-{n}")),
-        busy,
-        quiet: false,
-        beat: Some(clock.now()),
+    let w = |n: u32, busy| {
+        WorkerInfo::new(format!("worker-{n}:1"), Some(format!("worker-{n}")), busy).with_beat(Some(clock.now()))
     };
     queue.set_workers(Some(vec![w(1, 1), w(2, 0), w(3, 0)]));
     queue.add_running("default", 1);

@@ -89,18 +89,13 @@ impl DocumentSource {
         }
         let queue = w["queue"].as_str();
         match queue {
-            Some(q) if self.watched(q) => snap.add(q, QueueStats { running: 1, ..QueueStats::default() }),
+            Some(q) if self.watched(q) => snap.add(q, QueueStats::running(1)),
             Some(_) => snap.running_elsewhere += 1,
             None => {}
         }
         let host = w["host"].as_str().map(str::to_owned);
-        let info = WorkerInfo {
-            identity: id.to_owned(),
-            dyno: host,
-            busy: u32::from(queue.is_some()),
-            quiet: false,
-            beat: Some(UNIX_EPOCH + Duration::from_secs_f64(beat)),
-        };
+        let info = WorkerInfo::new(id.to_owned(), host, u32::from(queue.is_some()))
+            .with_beat(Some(UNIX_EPOCH + Duration::from_secs_f64(beat)));
         snap.workers.get_or_insert_with(Vec::new).push(info);
     }
 }
@@ -112,14 +107,14 @@ impl QueueSource for DocumentSource {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities { names_hosts: true, latency: true, worker_registry: true, quiet: false, worker_threads: Some(1) }
+        Capabilities::new(true, true, true).with_threads(1)
     }
 
     /// One read of the document (one `GET` for a real one).
     async fn snapshot(&self) -> Result<Snapshot, SourceError> {
         let doc = self.doc.read();
         let now = unix(SystemTime::now());
-        let mut snap = Snapshot { workers: Some(Vec::new()), ..Snapshot::default() };
+        let mut snap = Snapshot::default().with_workers(Vec::new());
         for job in doc["jobs"].as_array().into_iter().flatten() {
             self.add_job(&mut snap, job, now);
         }

@@ -55,6 +55,7 @@ fn unix_secs(t: SystemTime) -> u64 {
 
 /// What the store says about a process type's lease and pause.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct LeaseState {
     /// Whether the caller holds the lease (after [`Lease::campaign`]; always `false` after [`Lease::read`]).
     pub held: bool,
@@ -62,6 +63,13 @@ pub struct LeaseState {
     pub holder: Option<String>,
     /// The pause, if one is set (it may have ended: see [`Pause::holds_at`]).
     pub pause: Option<Pause>,
+}
+
+impl LeaseState {
+    /// Whether the caller holds it, who does, and the pause.
+    pub fn new(held: bool, holder: Option<String>, pause: Option<Pause>) -> Self {
+        Self { held, holder, pause }
+    }
 }
 
 /// A process type's lease and pause in a store every scaler instance reaches.

@@ -11,11 +11,19 @@ use crate::error::PlatformError;
 
 /// One running process (dyno) of a process type.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct ProcessInfo {
     /// The platform's name of the process (`worker.3`).
     pub name: String,
     /// The platform's state (`up`, `starting`, ...).
     pub state: String,
+}
+
+impl ProcessInfo {
+    /// The process `name` in `state`.
+    pub fn new(name: impl Into<String>, state: impl Into<String>) -> Self {
+        Self { name: name.into(), state: state.into() }
+    }
 }
 
 /// Where a worker's host is, as the platform sees it, for a scale-down of one process type.
@@ -50,9 +58,9 @@ impl Hosts {
     /// ```
     /// use dyno_scaler_core::{platform::Hosts, QueueStats, Snapshot, WorkerInfo};
     /// let mut snap = Snapshot::default();
-    /// snap.add("default", QueueStats { ready: 2, ..QueueStats::default() });
-    /// let w = |host: &str, busy| WorkerInfo { identity: format!("{host}:1"), dyno: Some(host.into()), busy, quiet: false, beat: None };
-    /// snap.workers = Some(vec![w("worker.1", 1), w("worker.2", 0)]);
+    /// snap.add("default", QueueStats::ready(2));
+    /// let w = |host: &str, busy| WorkerInfo::new(format!("{host}:1"), Some(host.into()), busy);
+    /// let snap = snap.with_workers(vec![w("worker.1", 1), w("worker.2", 0)]);
     /// let hosts = Hosts::of(&snap);
     /// assert_eq!((hosts.named.len(), hosts.busy.len(), hosts.work_waiting), (2, 1, true));
     /// ```
@@ -132,11 +140,19 @@ impl<'a> ScaleRequest<'a> {
 
 /// What a platform's client has seen of its API, for metrics: requests by answer, and the rate-limit budget left.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct PlatformTelemetry {
     /// Requests sent, by HTTP status (`"200"`, `"429"`, ...) or `"error"` when no answer came; every attempt counts.
     pub requests: BTreeMap<String, u64>,
     /// The last rate-limit budget the API reported (Heroku's `RateLimit-Remaining`), if any.
     pub rate_limit_remaining: Option<u64>,
+}
+
+impl PlatformTelemetry {
+    /// `requests` by answer, and the rate-limit budget left where the API reports one.
+    pub fn new(requests: BTreeMap<String, u64>, rate_limit_remaining: Option<u64>) -> Self {
+        Self { requests, rate_limit_remaining }
+    }
 }
 
 /// A runtime that runs a number of identical worker processes per process type.

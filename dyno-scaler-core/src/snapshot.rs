@@ -6,7 +6,17 @@ use std::time::Duration;
 use serde::Serialize;
 
 /// Figures for one queue at the moment of the snapshot.
+///
+/// Built with its constructors (it may gain fields):
+///
+/// ```
+/// use dyno_scaler_core::QueueStats;
+/// use std::time::Duration;
+/// let q = QueueStats::new(3, 1, 0).with_oldest(Duration::from_secs(7));
+/// assert_eq!((q.ready, q.running, q.oldest_ready_age), (3, 1, Some(Duration::from_secs(7))));
+/// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct QueueStats {
     /// Jobs runnable now (waiting for a worker).
     pub ready: u64,
@@ -20,6 +30,27 @@ pub struct QueueStats {
 }
 
 impl QueueStats {
+    /// `ready`, `running` and `scheduled` jobs, no latency known.
+    pub const fn new(ready: u64, running: u64, scheduled: u64) -> Self {
+        Self { ready, running, scheduled, oldest_ready_age: None }
+    }
+
+    /// `n` ready jobs.
+    pub const fn ready(n: u64) -> Self {
+        Self::new(n, 0, 0)
+    }
+
+    /// `n` running jobs.
+    pub const fn running(n: u64) -> Self {
+        Self::new(0, n, 0)
+    }
+
+    /// With the age of the oldest ready job.
+    pub const fn with_oldest(mut self, age: Duration) -> Self {
+        self.oldest_ready_age = Some(age);
+        self
+    }
+
     /// Folds another queue's figures into this one (sums, and the larger latency).
     pub fn merge(&mut self, other: &QueueStats) {
         self.ready += other.ready;
@@ -33,7 +64,14 @@ impl QueueStats {
 }
 
 /// One worker process the backend can see (a Sidekiq process, a Resque worker, ...).
+///
+/// ```
+/// use dyno_scaler_core::WorkerInfo;
+/// let w = WorkerInfo::new("worker.3:4:a1b2", Some("worker.3".into()), 2).with_quiet(true);
+/// assert_eq!((w.dyno.as_deref(), w.busy, w.quiet, w.beat), (Some("worker.3"), 2, true, None));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct WorkerInfo {
     /// The backend's identity of the worker (e.g. `worker.3:4:a1b2c3d4e5f6`).
     pub identity: String,
@@ -49,11 +87,32 @@ pub struct WorkerInfo {
     pub beat: Option<std::time::SystemTime>,
 }
 
+impl WorkerInfo {
+    /// The worker `identity`, on host `dyno` where the backend names it, running `busy` jobs; not quiet, no
+    /// heartbeat.
+    pub fn new(identity: impl Into<String>, dyno: Option<String>, busy: u32) -> Self {
+        Self { identity: identity.into(), dyno, busy, quiet: false, beat: None }
+    }
+
+    /// Quiet (takes no new jobs) or not.
+    pub fn with_quiet(mut self, quiet: bool) -> Self {
+        self.quiet = quiet;
+        self
+    }
+
+    /// Heard from at `beat` (a time, or `None`: unknown).
+    pub fn with_beat(mut self, beat: impl Into<Option<std::time::SystemTime>>) -> Self {
+        self.beat = beat.into();
+        self
+    }
+}
+
 /// One reading of a queue backend.
 ///
 /// `workers` is `None` when the backend cannot list its workers at all (DelayedJob): the policy then knows
 /// only the `running` counts. It is `Some` (possibly empty) when the backend has a worker registry.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[non_exhaustive]
 pub struct Snapshot {
     /// Figures per queue name.
     pub queues: BTreeMap<String, QueueStats>,
@@ -83,12 +142,18 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
+    /// A reading of a backend with a worker registry: `workers` (possibly none).
+    pub fn with_workers(mut self, workers: Vec<WorkerInfo>) -> Self {
+        self.workers = Some(workers);
+        self
+    }
+
     /// The dynos (worker hosts) on which every process is quiet: they take no new job.
     ///
     /// ```
     /// use dyno_scaler_core::{Snapshot, WorkerInfo};
-    /// let w = |dyno: &str, quiet| WorkerInfo { identity: format!("{dyno}:1:a"), dyno: Some(dyno.into()), busy: 0, quiet, beat: None };
-    /// let s = Snapshot { workers: Some(vec![w("worker.1", true), w("worker.2", true), w("worker.2", false)]), ..Snapshot::default() };
+    /// let w = |dyno: &str, quiet| WorkerInfo::new(format!("{dyno}:1:a"), Some(dyno.into()), 0).with_quiet(quiet);
+    /// let s = Snapshot::default().with_workers(vec![w("worker.1", true), w("worker.2", true), w("worker.2", false)]);
     /// assert_eq!(s.quiet_dynos(), ["worker.1"]);
     /// ```
     pub fn quiet_dynos(&self) -> Vec<&str> {
@@ -133,7 +198,8 @@ impl Snapshot {
     ///
     /// ```
     /// use dyno_scaler_core::Snapshot;
-    /// let s = Snapshot { threads: Some(20), thread_hosts: Some(2), ..Snapshot::default() };
+    /// let mut s = Snapshot::default();
+    /// (s.threads, s.thread_hosts) = (Some(20), Some(2));
     /// assert_eq!(s.threads_per_worker(), Some(10.0));
     /// assert_eq!(Snapshot::default().threads_per_worker(), None);
     /// ```

@@ -14,7 +14,14 @@ use crate::store::Store;
 
 /// What a source can report, so the policy, the simulator, the conformance suite and the program read it instead
 /// of guessing from the source's name.
+///
+/// ```
+/// use dyno_scaler_core::Capabilities;
+/// let c = Capabilities::new(true, true, true).with_quiet(true).with_threads(5);
+/// assert!(c.names_hosts && c.quiet && c.worker_threads == Some(5));
+/// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct Capabilities {
     /// Its worker records name the host each worker runs on (a Sidekiq identity starts with `$DYNO`).
     pub names_hosts: bool,
@@ -28,6 +35,26 @@ pub struct Capabilities {
     /// ([`Snapshot::threads`]): DelayedJob and Resque 1 (one job at a time per process), Solid Queue 3 (a worker's
     /// `threads`), GoodJob 5 (`max_threads`), Sidekiq 5 (7.0+'s `concurrency`). `None`: the source cannot say.
     pub worker_threads: Option<u32>,
+}
+
+impl Capabilities {
+    /// A source that names its workers' hosts, reports latency, has a worker registry, as said; it quiets no
+    /// worker and states no default threads.
+    pub const fn new(names_hosts: bool, latency: bool, worker_registry: bool) -> Self {
+        Self { names_hosts, latency, worker_registry, quiet: false, worker_threads: None }
+    }
+
+    /// Reports quiet workers and can quiet them.
+    pub const fn with_quiet(mut self, quiet: bool) -> Self {
+        self.quiet = quiet;
+        self
+    }
+
+    /// The job system's default threads a worker.
+    pub const fn with_threads(mut self, threads: u32) -> Self {
+        self.worker_threads = Some(threads);
+        self
+    }
 }
 
 /// A job backend that can report how much work is waiting and running: the one trait every source implements.

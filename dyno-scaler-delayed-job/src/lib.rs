@@ -135,14 +135,8 @@ impl QueueSource for DelayedJobSource {
 
     fn capabilities(&self) -> Capabilities {
         // Locks name a host and pid, not a dyno; there is no worker registry.
-        Capabilities {
-            names_hosts: false,
-            latency: true,
-            worker_registry: false,
-            quiet: false,
-            // A DelayedJob worker process runs one job at a time, and nothing records how many run per dyno.
-            worker_threads: Some(1),
-        }
+        // A DelayedJob worker process runs one job at a time, and nothing records how many run per dyno.
+        Capabilities::new(false, true, false).with_threads(1)
     }
 
     async fn snapshot(&self) -> Result<Snapshot, SourceError> {

@@ -339,7 +339,7 @@ fn assemble(s: &GoodJobSource, rows: Vec<sqlx::postgres::PgRow>, now: Instant) -
         if !q.ours {
             snap.running_elsewhere += running;
         } else if running > 0 || dead > 0 {
-            snap.add(name, QueueStats { running, ready: dead, ..QueueStats::default() });
+            snap.add(name, QueueStats::new(dead, running, 0));
         }
     }
     snap
@@ -353,13 +353,8 @@ impl QueueSource for GoodJobSource {
 
     fn capabilities(&self) -> Capabilities {
         // GoodJob's process records name a hostname (`Socket.gethostname`), not a dyno.
-        Capabilities {
-            names_hosts: false,
-            latency: true,
-            worker_registry: false,
-            quiet: false,
-            worker_threads: Some(5), // GoodJob's default `max_threads`; its process records say their own
-        }
+        // GoodJob's default `max_threads`; its process records say their own.
+        Capabilities::new(false, true, false).with_threads(5)
     }
 
     async fn snapshot(&self) -> Result<Snapshot, SourceError> {

@@ -214,10 +214,10 @@ impl Platform for HerokuPlatform {
     }
 
     fn telemetry(&self) -> dyno_scaler_core::PlatformTelemetry {
-        dyno_scaler_core::PlatformTelemetry {
-            requests: self.requests.lock().expect("requests lock").clone(),
-            rate_limit_remaining: self.rate_limit_remaining(),
-        }
+        dyno_scaler_core::PlatformTelemetry::new(
+            self.requests.lock().expect("requests lock").clone(),
+            self.rate_limit_remaining(),
+        )
     }
 
     /// The quantity (from the cache unless `fresh`), Cedar's placements of the hosts and its stop order
@@ -265,7 +265,7 @@ impl Platform for HerokuPlatform {
             dynos
                 .into_iter()
                 .filter(|d| d.process_type == process_type && (d.state == "up" || d.state == "starting"))
-                .map(|d| ProcessInfo { name: d.name, state: d.state })
+                .map(|d| ProcessInfo::new(d.name, d.state))
                 .collect(),
         ))
     }

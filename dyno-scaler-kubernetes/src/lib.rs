@@ -254,10 +254,7 @@ impl Platform for KubernetesPlatform {
     }
 
     fn telemetry(&self) -> dyno_scaler_core::PlatformTelemetry {
-        dyno_scaler_core::PlatformTelemetry {
-            requests: self.requests.lock().expect("requests lock").clone(),
-            rate_limit_remaining: None,
-        }
+        dyno_scaler_core::PlatformTelemetry::new(self.requests.lock().expect("requests lock").clone(), None)
     }
 
     /// The replicas of `/scale`, the pods listed (to know which go first), where each host stands and the stop
@@ -305,7 +302,7 @@ impl Platform for KubernetesPlatform {
     async fn list_processes(&self, process_type: &str) -> Result<Option<Vec<ProcessInfo>>, PlatformError> {
         let scale = self.get_scale(&self.target(process_type)).await?;
         let names = self.list_pods(process_type, &scale).await?;
-        Ok(Some(names.into_iter().map(|name| ProcessInfo { name, state: "up".into() }).collect()))
+        Ok(Some(names.into_iter().map(|name| ProcessInfo::new(name, "up")).collect()))
     }
 }
 

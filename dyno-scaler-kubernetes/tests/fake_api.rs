@@ -149,12 +149,9 @@ async fn a_busy_pod_is_never_the_victim_idle_ones_are_marked_before_the_decremen
     let queue = InMemoryQueue::new(clock.clone());
     let workers: Vec<WorkerInfo> = pods
         .iter()
-        .map(|pod| WorkerInfo {
-            identity: format!("{pod}:1:abc"),
-            dyno: Some(pod.clone()),
-            busy: u32::from(*pod == busy),
-            quiet: false,
-            beat: Some(clock.now()),
+        .map(|pod| {
+            WorkerInfo::new(format!("{pod}:1:abc"), Some(pod.clone()), u32::from(*pod == busy))
+                .with_beat(Some(clock.now()))
         })
         .collect();
     queue.set_workers(Some(workers));
@@ -234,15 +231,9 @@ async fn the_fake_answers_metadata_only_where_asked_as_the_api_server_does() {
 fn hosts(pods: &[String], busy: &[&String]) -> Hosts {
     let workers = pods
         .iter()
-        .map(|pod| WorkerInfo {
-            identity: format!("{pod}:1:abc"),
-            dyno: Some(pod.clone()),
-            busy: u32::from(busy.contains(&pod)),
-            quiet: false,
-            beat: None,
-        })
+        .map(|pod| WorkerInfo::new(format!("{pod}:1:abc"), Some(pod.clone()), u32::from(busy.contains(&pod))))
         .collect();
-    Hosts::of(&Snapshot { workers: Some(workers), ..Snapshot::default() })
+    Hosts::of(&Snapshot::default().with_workers(workers))
 }
 
 #[tokio::test]

@@ -115,7 +115,7 @@ impl PgLease {
     fn state((held, holder, pause): Row) -> LeaseState {
         let pause = pause
             .map(|json| serde_json::from_str(&json).unwrap_or_else(|_| Pause { until: None, by: "unreadable".into() }));
-        LeaseState { held, holder: Self::holder(holder), pause }
+        LeaseState::new(held, Self::holder(holder), pause)
     }
 
     /// Runs `sql` (a campaign or a read) on `conn`, bounded.

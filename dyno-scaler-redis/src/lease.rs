@@ -86,7 +86,7 @@ impl Lease for RedisLease {
         let r = items(&v);
         let held = r.first().and_then(crate::as_i64) == Some(1);
         let holder = r.get(1).and_then(as_str).map(str::to_owned);
-        Ok(LeaseState { held, holder, pause: r.get(2).and_then(pause) })
+        Ok(LeaseState::new(held, holder, r.get(2).and_then(pause)))
     }
 
     async fn read(&self) -> Result<LeaseState, SourceError> {
@@ -96,7 +96,7 @@ impl Lease for RedisLease {
             .query_async(&mut self.conn.clone())
             .await
             .map_err(|e| self.err(e))?;
-        Ok(LeaseState { held: false, holder: as_str(&holder).map(str::to_owned), pause: pause(&p) })
+        Ok(LeaseState::new(false, as_str(&holder).map(str::to_owned), pause(&p)))
     }
 
     async fn release(&self, me: &str) -> Result<(), SourceError> {

@@ -126,7 +126,7 @@ pub struct Collected {
 impl Collected {
     /// Nothing yet, with an empty worker list (the source has a worker registry).
     pub fn new() -> Self {
-        Self { snap: Snapshot { workers: Some(Vec::new()), ..Snapshot::default() }, unreadable: Vec::new() }
+        Self { snap: Snapshot::default().with_workers(Vec::new()), unreadable: Vec::new() }
     }
 
     /// The snapshot, each key that could not be read named in it and counted as skipped.
@@ -164,7 +164,7 @@ pub fn add_queue_lists(
     for q in queues {
         let (Some(len), Some(oldest)) = (replies.next(), replies.next()) else { break };
         let Some(len) = readable(source_name, len, &format!("{prefix}queue:{q}"), unreadable) else { continue };
-        let mut stats = QueueStats { ready: as_i64(&len).unwrap_or(0).max(0) as u64, ..QueueStats::default() };
+        let mut stats = QueueStats::ready(as_i64(&len).unwrap_or(0).max(0) as u64);
         if let Value::BulkString(raw) = &oldest {
             match age(raw) {
                 Ok(a) => stats.oldest_ready_age = a,

@@ -128,13 +128,8 @@ impl QueueSource for ResqueSource {
 
     fn capabilities(&self) -> Capabilities {
         // Worker ids carry the host name, not the dyno; stock payloads carry no time.
-        Capabilities {
-            names_hosts: false,
-            latency: false,
-            worker_registry: true,
-            quiet: false,
-            worker_threads: Some(1), // a Resque worker process runs one job at a time
-        }
+        // A Resque worker process runs one job at a time.
+        Capabilities::new(false, false, true).with_threads(1)
     }
 
     async fn snapshot(&self) -> Result<Snapshot, SourceError> {

@@ -134,11 +134,11 @@ impl Reading<'_> {
         let future_scale = ratio(delayed.future_stamps, delayed.future_count);
         for (q, (due, future, oldest)) in per {
             if self.watched(&q) {
-                let stats = QueueStats {
-                    ready: (due * due_scale).round() as u64,
-                    scheduled: (future * future_scale).round() as u64,
-                    oldest_ready_age: oldest.and_then(|ts| plausible_age(ts, self.now)),
-                    running: 0,
+                let stats = {
+                    let mut q =
+                        QueueStats::new((due * due_scale).round() as u64, 0, (future * future_scale).round() as u64);
+                    q.oldest_ready_age = oldest.and_then(|ts| plausible_age(ts, self.now));
+                    q
                 };
                 self.out.snap.add(&q, stats);
             }
@@ -234,17 +234,15 @@ impl Reading<'_> {
                     self.out.snap.running_elsewhere += 1;
                 }
             }
-            self.out.snap.workers.get_or_insert_with(Vec::new).push(WorkerInfo {
-                identity: id.clone(),
-                dyno: None,
-                busy: u32::from(busy_queue.is_some()),
-                quiet: false,
-                beat: None,
-            });
+            self.out.snap.workers.get_or_insert_with(Vec::new).push(WorkerInfo::new(
+                id.clone(),
+                None,
+                u32::from(busy_queue.is_some()),
+            ));
         }
         self.out.snap.skipped += skipped;
         for (q, n) in running {
-            self.out.snap.add(&q, QueueStats { running: n, ..QueueStats::default() });
+            self.out.snap.add(&q, QueueStats::running(n));
         }
     }
 }

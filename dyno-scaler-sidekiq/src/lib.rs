@@ -142,13 +142,8 @@ impl QueueSource for SidekiqSource {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities {
-            names_hosts: true,
-            latency: true,
-            worker_registry: true,
-            quiet: true,
-            worker_threads: Some(5), // Sidekiq 7.0+'s default `concurrency` (6.x: 10); each process records its own
-        }
+        // Sidekiq 7.0+'s default `concurrency` (6.x: 10); each process records its own.
+        Capabilities::new(true, true, true).with_quiet(true).with_threads(5)
     }
 
     async fn snapshot(&self) -> Result<Snapshot, SourceError> {

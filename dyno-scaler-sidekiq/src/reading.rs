@@ -143,15 +143,15 @@ impl Reading<'_> {
         let sampled_future: u64 = per.values().map(|e| e.1).sum();
         for (q, (due, future, oldest)) in per {
             if self.watched(&q) {
-                self.out.snap.add(
-                    &q,
-                    QueueStats {
-                        ready: scale(due, sampled_due, due_total.saturating_sub(bad)),
-                        scheduled: scale(future, sampled_future, future_total),
-                        oldest_ready_age: oldest.and_then(|ts| plausible_age(ts, now)),
-                        running: 0,
-                    },
-                );
+                self.out.snap.add(&q, {
+                    let mut q = QueueStats::new(
+                        scale(due, sampled_due, due_total.saturating_sub(bad)),
+                        0,
+                        scale(future, sampled_future, future_total),
+                    );
+                    q.oldest_ready_age = oldest.and_then(|ts| plausible_age(ts, now));
+                    q
+                });
             }
         }
     }
@@ -213,17 +213,15 @@ impl Reading<'_> {
                     None => self.out.snap.skipped += 1,
                 }
             }
-            self.out.snap.workers.get_or_insert_with(Vec::new).push(WorkerInfo {
-                identity: identity.clone(),
-                dyno: Some(host),
-                busy,
-                quiet: as_str(quiet) == Some("true"),
-                beat: Duration::try_from_secs_f64(beat).ok().map(|d| std::time::UNIX_EPOCH + d),
-            });
+            self.out.snap.workers.get_or_insert_with(Vec::new).push(
+                WorkerInfo::new(identity.clone(), Some(host), busy)
+                    .with_quiet(as_str(quiet) == Some("true"))
+                    .with_beat(Duration::try_from_secs_f64(beat).ok().map(|d| std::time::UNIX_EPOCH + d)),
+            );
         }
         for (q, n) in running {
             if self.watched(&q) {
-                self.out.snap.add(&q, QueueStats { running: n, ..QueueStats::default() });
+                self.out.snap.add(&q, QueueStats::running(n));
             } else {
                 // Not demand, but the process running it is busy (its `busy` count says so too).
                 self.out.snap.running_elsewhere += n;

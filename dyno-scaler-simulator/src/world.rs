@@ -254,11 +254,10 @@ impl World {
     /// into `snap`, the last reading, whose strings and lists are reused (a decision allocates nothing for it).
     fn read_into(&self, snap: &mut Snapshot) {
         let oldest = self.waiting.iter().map(|j| j.arrived).fold(f64::INFINITY, f64::min);
-        let stats = QueueStats {
-            ready: self.waiting.len() as u64,
-            running: self.reported_running(),
-            scheduled: 0,
-            oldest_ready_age: oldest.is_finite().then(|| Duration::from_secs_f64((self.now - oldest).max(0.0))),
+        let stats = {
+            let mut q = QueueStats::new(self.waiting.len() as u64, self.reported_running(), 0);
+            q.oldest_ready_age = oldest.is_finite().then(|| Duration::from_secs_f64((self.now - oldest).max(0.0)));
+            q
         };
         match snap.queues.get_mut("jobs") {
             Some(q) => *q = stats,
@@ -287,13 +286,9 @@ impl World {
                     w.dyno.get_or_insert_with(String::new).clone_from(&d.name);
                     (w.busy, w.quiet, w.beat) = (busy, quiet, beat);
                 }
-                None => workers.push(WorkerInfo {
-                    identity: d.identity.clone(),
-                    dyno: Some(d.name.clone()),
-                    busy,
-                    quiet,
-                    beat,
-                }),
+                None => workers.push(
+                    WorkerInfo::new(d.identity.clone(), Some(d.name.clone()), busy).with_quiet(quiet).with_beat(beat),
+                ),
             }
             n += 1;
         }

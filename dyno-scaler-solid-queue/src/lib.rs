@@ -200,13 +200,7 @@ fn build_sql(s: &SolidQueueSource, now: &str) -> String {
 /// process id): busy is written as a job is claimed, so it needs no heartbeat to be current (`beat: None`).
 fn worker(row: &sqlx::postgres::PgRow, busy: &HashMap<i64, i64>) -> WorkerInfo {
     let claims = busy.get(&row.get::<i64, _>("process")).copied().unwrap_or(0);
-    WorkerInfo {
-        identity: row.get("q"),
-        dyno: row.get("host"),
-        busy: u32::try_from(claims).unwrap_or(u32::MAX),
-        quiet: false,
-        beat: None,
-    }
+    WorkerInfo::new(row.get::<String, _>("q"), row.get("host"), u32::try_from(claims).unwrap_or(u32::MAX))
 }
 
 #[async_trait]
@@ -218,13 +212,8 @@ impl QueueSource for SolidQueueSource {
     fn capabilities(&self) -> Capabilities {
         // Solid Queue's processes record `Socket.gethostname`: a pod's name on Kubernetes; on Heroku a UUID, which
         // names no dyno (the busy floor then holds while any worker is busy, as without a registry).
-        Capabilities {
-            names_hosts: true,
-            latency: true,
-            worker_registry: true,
-            quiet: false,
-            worker_threads: Some(3), // a Solid Queue worker's default `threads`; its `metadata` says its own
-        }
+        // A Solid Queue worker's default `threads`; its `metadata` says its own.
+        Capabilities::new(true, true, true).with_threads(3)
     }
 
     async fn snapshot(&self) -> Result<Snapshot, SourceError> {
@@ -251,7 +240,7 @@ impl QueueSource for SolidQueueSource {
         );
         let mut snap = fold(rest);
         for (queue, running) in tally.running {
-            snap.add(&queue, dyno_scaler_core::QueueStats { running, ..Default::default() });
+            snap.add(&queue, dyno_scaler_core::QueueStats::running(running));
         }
         snap.running_elsewhere += tally.elsewhere;
         snap.workers = Some(workers.iter().map(|w| worker(w, &tally.busy)).collect());

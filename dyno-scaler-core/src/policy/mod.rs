@@ -169,7 +169,7 @@ impl Decision {
 /// use std::time::{Duration, UNIX_EPOCH};
 /// let policy = Policy::new(PolicyConfig { max_workers: 3, ..PolicyConfig::classic() }).unwrap();
 /// let mut snap = Snapshot::default();
-/// snap.add("default", QueueStats { ready: 60, ..QueueStats::default() });
+/// snap.add("default", QueueStats::ready(60));
 /// let input = PolicyInput { now: UNIX_EPOCH + Duration::from_secs(100), ..PolicyInput::new("worker", &snap, 0) };
 /// let (decision, _next) = policy.decide(&input, &PolicyState::default());
 /// assert_eq!(decision.to, 3); // the seed table wants 3 for 60 jobs

@@ -18,6 +18,7 @@ use crate::source::Source;
 
 /// What one reconcile saw and did.
 #[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
 pub struct Report {
     /// The process type.
     pub process_type: String,

@@ -27,13 +27,7 @@ impl ConformanceBackend for Memory {
     async fn push_running(&self, queue: &str, host: &str) {
         self.queue.add_running(queue, 1);
         let mut workers = self.queue.workers().unwrap_or_default();
-        workers.push(WorkerInfo {
-            identity: format!("{host}:1:abc"),
-            dyno: Some(host.into()),
-            busy: 1,
-            quiet: false,
-            beat: None,
-        });
+        workers.push(WorkerInfo::new(format!("{host}:1:abc"), Some(host.into()), 1));
         self.queue.set_workers(Some(workers));
     }
     async fn push_dead_running(&self, _queue: &str, _host: &str) {

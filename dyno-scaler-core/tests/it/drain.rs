@@ -16,13 +16,7 @@ fn rig(f: impl FnOnce(&mut PolicyConfig)) -> Rig {
     let now = r.clock.now();
     r.queue.set_workers(Some(
         (1..=3)
-            .map(|n| WorkerInfo {
-                identity: format!("worker.{n}:4:abc"),
-                dyno: Some(format!("worker.{n}")),
-                busy: 0,
-                quiet: false,
-                beat: Some(now),
-            })
+            .map(|n| WorkerInfo::new(format!("worker.{n}:4:abc"), Some(format!("worker.{n}")), 0).with_beat(Some(now)))
             .collect(),
     ));
     r.platform.set("worker", 3);

@@ -21,8 +21,12 @@ fn adaptive(max: u32, f: impl FnOnce(&mut Adaptive)) -> Policy {
 
 /// A reading: `ready` waiting, `running` running, the counter at `processed`, no worker registry.
 fn reading(ready: u64, running: u64, processed: u64) -> Snapshot {
-    let mut s = Snapshot { processed: Some(processed), ..Snapshot::default() };
-    s.add("default", QueueStats { ready, running, ..QueueStats::default() });
+    let mut s = {
+        let mut s = Snapshot::default();
+        s.processed = Some(processed);
+        s
+    };
+    s.add("default", QueueStats::new(ready, running, 0));
     s
 }
 
@@ -225,13 +229,7 @@ proptest! {
         for tick in ticks {
             now += tick.step as f64;
             processed += tick.done;
-            let workers: Vec<WorkerInfo> = (1..=current).map(|n| WorkerInfo {
-                identity: format!("worker.{n}:4:0123456789ab"),
-                dyno: Some(format!("worker.{n}")),
-                busy: tick.busy.get(n as usize - 1).copied().unwrap_or(0),
-                quiet: false,
-                beat: Some(at(now)),
-            }).collect();
+            let workers: Vec<WorkerInfo> = (1..=current).map(|n| WorkerInfo::new(format!("worker.{n}:4:0123456789ab"), Some(format!("worker.{n}")), tick.busy.get(n as usize - 1).copied().unwrap_or(0)).with_beat(Some(at(now)))).collect();
             let running: u64 = workers.iter().map(|w| u64::from(w.busy)).sum();
             let mut s = reading(tick.ready, running, processed);
             s.threads = Some(5 * u64::from(current));
@@ -261,12 +259,10 @@ fn quiet_capacity_is_replaced_on_the_way_up_too() {
     let p = adaptive(10, |a| a.prewarm = false);
     let mut s = reading(5, 0, 0);
     s.threads = Some(2);
-    let w = |quiet| WorkerInfo {
-        identity: "worker.1:4:0123456789ab".into(),
-        dyno: Some("worker.1".into()),
-        busy: 0,
-        quiet,
-        beat: Some(at(0.0)),
+    let w = |quiet| {
+        WorkerInfo::new("worker.1:4:0123456789ab", Some("worker.1".into()), 0)
+            .with_quiet(quiet)
+            .with_beat(Some(at(0.0)))
     };
     s.workers = Some(vec![w(false)]);
     let (d, _) = decide(&p, &s, 1, 0.0, &PolicyState::default());

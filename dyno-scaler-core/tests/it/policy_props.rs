@@ -32,23 +32,15 @@ fn arb_snapshot() -> impl Strategy<Value = Snapshot> {
     )
         .prop_map(|(ready, running, age, workers)| {
             let mut s = Snapshot::default();
-            s.add(
-                "default",
-                QueueStats {
-                    ready,
-                    running,
-                    scheduled: 0,
-                    oldest_ready_age: age.filter(|_| ready > 0).map(Duration::from_secs),
-                },
-            );
+            s.add("default", {
+                let mut q = QueueStats::new(ready, running, 0);
+                q.oldest_ready_age = age.filter(|_| ready > 0).map(Duration::from_secs);
+                q
+            });
             s.workers = workers.map(|ws| {
                 ws.into_iter()
-                    .map(|(n, busy)| WorkerInfo {
-                        identity: format!("worker.{n}:4:0123456789ab"),
-                        dyno: Some(format!("worker.{n}")),
-                        busy,
-                        quiet: false,
-                        beat: None,
+                    .map(|(n, busy)| {
+                        WorkerInfo::new(format!("worker.{n}:4:0123456789ab"), Some(format!("worker.{n}")), busy)
                     })
                     .collect()
             });

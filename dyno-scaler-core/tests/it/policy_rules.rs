@@ -8,7 +8,7 @@ fn t(secs: u64) -> SystemTime {
 
 fn snap(ready: u64, running: u64) -> Snapshot {
     let mut s = Snapshot::default();
-    s.add("default", QueueStats { ready, running, ..QueueStats::default() });
+    s.add("default", QueueStats::new(ready, running, 0));
     s
 }
 
@@ -86,12 +86,12 @@ fn jobs_per_worker_counts_running_too() {
 fn latency_target() {
     let p = policy(|c| c.rules = vec![DemandRule::LatencyTarget(Duration::from_secs(10))]);
     let mut s = Snapshot::default();
-    s.add("q", QueueStats { ready: 5, oldest_ready_age: Some(Duration::from_secs(30)), ..Default::default() });
+    s.add("q", QueueStats::ready(5).with_oldest(Duration::from_secs(30)));
     assert_eq!(to(&p, &s, 0), 3);
     assert_eq!(to(&p, &s, 2), 6);
     // Unknown latency with work waiting still wants one worker.
     let mut s = Snapshot::default();
-    s.add("q", QueueStats { ready: 5, ..Default::default() });
+    s.add("q", QueueStats::ready(5));
     assert_eq!(to(&p, &s, 0), 1);
 }
 
@@ -136,7 +136,7 @@ fn scale_down_goes_to_the_peak_of_the_window() {
 }
 
 fn worker(dyno: &str, busy: u32) -> WorkerInfo {
-    WorkerInfo { identity: format!("{dyno}:4:abcdef012345"), dyno: Some(dyno.into()), busy, quiet: false, beat: None }
+    WorkerInfo::new(format!("{dyno}:4:abcdef012345"), Some(dyno.into()), busy)
 }
 
 #[test]
@@ -160,7 +160,7 @@ fn no_scale_down_while_running_when_dynos_are_unknown() {
     assert!(d.reason.contains("cannot name"), "{}", d.reason);
     // Workers without dyno names (Resque) are no better.
     let mut s = snap(0, 1);
-    s.workers = Some(vec![WorkerInfo { identity: "host:1:*".into(), dyno: None, busy: 1, quiet: false, beat: None }]);
+    s.workers = Some(vec![WorkerInfo::new("host:1:*", None, 1)]);
     assert_eq!(decide(&p, &s, 3, t(0), &PolicyState::default()).0.to, 3);
     // Fir names are not ordered.
     let mut s = snap(0, 1);
@@ -236,7 +236,11 @@ fn bad_configs_are_rejected() {
 fn a_quiet_dyno_is_no_capacity() {
     let p = policy(|_| {});
     let mut s = snap(10, 0);
-    let quiet = |dyno: &str| WorkerInfo { quiet: true, ..worker(dyno, 0) };
+    let quiet = |dyno: &str| {
+        let mut v = worker(dyno, 0);
+        v.quiet = true;
+        v
+    };
     // One dyno, quiet (the Web UI's "Quiet" button): ten jobs wait and nothing would ever run them.
     s.workers = Some(vec![quiet("worker.1")]);
     let d = decide(&p, &s, 1, t(0), &PolicyState::default()).0;
@@ -263,9 +267,21 @@ fn a_scale_down_waits_for_two_idle_heartbeats() {
     let at = |busy3: u32, b: u64| {
         let mut s = snap(0, u64::from(busy3));
         s.workers = Some(vec![
-            WorkerInfo { beat: beat(b), ..worker("worker.1", 0) },
-            WorkerInfo { beat: beat(b), ..worker("worker.2", 0) },
-            WorkerInfo { beat: beat(b), ..worker("worker.3", busy3) },
+            {
+                let mut v = worker("worker.1", 0);
+                v.beat = beat(b);
+                v
+            },
+            {
+                let mut v = worker("worker.2", 0);
+                v.beat = beat(b);
+                v
+            },
+            {
+                let mut v = worker("worker.3", busy3);
+                v.beat = beat(b);
+                v
+            },
         ]);
         s
     };
@@ -292,9 +308,21 @@ fn with_quiet_then_drain_one_idle_heartbeat_after_the_queue_emptied_starts_the_s
     let at = |busy1: u32| {
         let mut s = snap(0, u64::from(busy1));
         s.workers = Some(vec![
-            WorkerInfo { beat: Some(t(5)), ..worker("worker.1", busy1) },
-            WorkerInfo { beat: Some(t(5)), ..worker("worker.2", 0) },
-            WorkerInfo { beat: Some(t(5)), ..worker("worker.3", 0) },
+            {
+                let mut v = worker("worker.1", busy1);
+                v.beat = Some(t(5));
+                v
+            },
+            {
+                let mut v = worker("worker.2", 0);
+                v.beat = Some(t(5));
+                v
+            },
+            {
+                let mut v = worker("worker.3", 0);
+                v.beat = Some(t(5));
+                v
+            },
         ]);
         s
     };
@@ -316,7 +344,11 @@ fn with_quiet_then_drain_one_idle_heartbeat_after_the_queue_emptied_starts_the_s
 fn quiet_dynos_are_no_capacity_on_the_way_down_but_are_not_kept_for_nothing() {
     // worker.1 stayed quiet (a drain given up); worker.2 and worker.3 work. Demand 1: worker.1 is no capacity, and
     // it stops last under Cedar's rule, so two must stay. Demand 0: everything goes.
-    let quiet = |dyno: &str| WorkerInfo { quiet: true, ..worker(dyno, 0) };
+    let quiet = |dyno: &str| {
+        let mut v = worker(dyno, 0);
+        v.quiet = true;
+        v
+    };
     let p = policy(|c| c.down_delay = Duration::ZERO);
     let mut s = snap(0, 0);
     s.workers = Some(vec![quiet("worker.1"), worker("worker.2", 0), worker("worker.3", 0)]);

@@ -265,14 +265,8 @@ async fn fir_mode_names_and_victims_do_not_follow_cedar_numbering() {
     }
     // The policy cannot tell which Fir dyno a scale-down stops, so it holds while any job runs.
     let mut snap = Snapshot::default();
-    snap.add("default", QueueStats { running: 1, ..QueueStats::default() });
-    snap.workers = Some(vec![WorkerInfo {
-        identity: format!("{}:4:abc", names[0]),
-        dyno: Some(names[0].clone()),
-        busy: 1,
-        quiet: false,
-        beat: None,
-    }]);
+    snap.add("default", QueueStats::running(1));
+    snap.workers = Some(vec![WorkerInfo::new(format!("{}:4:abc", names[0]), Some(names[0].clone()), 1)]);
     let policy =
         Policy::new(PolicyConfig { max_workers: 4, down_delay: Duration::ZERO, ..PolicyConfig::classic() }).unwrap();
     let input = PolicyInput::new("worker", &snap, 4);

@@ -111,7 +111,7 @@ async fn while_work_waits_an_outage_is_probed_so_its_end_is_found_soon() {
     assert_eq!(idle, 4, "the first call's attempts only");
     // Work waits: a probe every 300 ms.
     let mut waiting = Snapshot::default();
-    waiting.add("default", QueueStats { ready: 3, ..QueueStats::default() });
+    waiting.add("default", QueueStats::ready(3));
     let waiting = Hosts::of(&waiting);
     // Another process type of the app, idle, does not stop the probes the worker's waiting work needs.
     let _ = p.formation("urgent", &Hosts::default(), false).await;
