@@ -63,6 +63,11 @@ pub use dyno_scaler_heroku as heroku;
 #[cfg(feature = "kubernetes")]
 pub use dyno_scaler_kubernetes as kubernetes;
 
+/// The program's settings (environment, TOML file, flags) and what they build: sources with their stores, platforms
+/// and scalers, from the same registry the program uses (feature `settings`).
+#[cfg(feature = "settings")]
+pub mod settings;
+
 /// KEDA's external scaler (gRPC).
 #[cfg(feature = "keda")]
 pub use dyno_scaler_keda as keda;

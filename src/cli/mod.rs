@@ -1,12 +1,13 @@
 //! Command-line interface.
 
-mod build;
 mod commands;
-pub mod config;
 mod logging;
-mod registry;
 mod simulate;
-mod store;
+
+/// The settings, the registry and the builders live in the library ([`dyno_scaler::settings`]), so a library user
+/// builds from the same settings as the program.
+pub use dyno_scaler::settings as config;
+use dyno_scaler::settings::build;
 
 use std::process::ExitCode;
 

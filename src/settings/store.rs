@@ -5,9 +5,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use dyno_scaler::core::{Secret, Store};
+use crate::core::{Secret, Store};
 
-use super::config::ConfigError;
+use super::ConfigError;
 
 /// How long a statement or command of the store may take.
 #[cfg(any(
@@ -39,7 +39,7 @@ enum Kind {
 
 impl std::fmt::Debug for StoreSettings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        dyno_scaler::core::secret::debug_source(f, "StoreSettings", &self.url, &[("table", &self.table)])
+        crate::core::secret::debug_source(f, "StoreSettings", &self.url, &[("table", &self.table)])
     }
 }
 
@@ -68,7 +68,7 @@ impl StoreSettings {
             }
             Some((t, s)) => {
                 #[cfg(any(feature = "delayed-job", feature = "good-job", feature = "solid-queue"))]
-                if dyno_scaler::postgres::quote_table(&t).is_none() {
+                if crate::postgres::quote_table(&t).is_none() {
                     return Err(ConfigError(format!(
                         "{s}: {t:?} is not a table name (letters, digits and _, optionally schema.table)"
                     )));
@@ -91,26 +91,26 @@ impl StoreSettings {
 
     /// The URL with its password redacted.
     pub fn redacted_url(&self) -> String {
-        dyno_scaler::core::secret::redact_url(self.url.expose())
+        crate::core::secret::redact_url(self.url.expose())
     }
 
     /// The store. Connects lazily: no I/O here.
     pub fn build(&self) -> Result<Arc<dyn Store>, ConfigError> {
         #[allow(unused)]
-        let fail = |e: dyno_scaler::core::SettingError| {
+        let fail = |e: crate::core::SettingError| {
             let setting = if e.setting == "url" { "DYNO_SCALER_STORE_URL" } else { "DYNO_SCALER_STORE_TABLE" };
             ConfigError(format!("{setting}: {}", e.message))
         };
         match self.kind {
             #[cfg(any(feature = "sidekiq", feature = "resque"))]
             Kind::Redis => {
-                use dyno_scaler::redis::{RedisStore, TlsVerify, connect};
+                use crate::redis::{RedisStore, TlsVerify, connect};
                 let conn = connect("store", &self.url, TlsVerify::default(), TIMEOUT).map_err(fail)?;
                 Ok(Arc::new(RedisStore::new(conn, "store", &self.url, "")))
             }
             #[cfg(any(feature = "delayed-job", feature = "good-job", feature = "solid-queue"))]
             Kind::Postgres => {
-                use dyno_scaler::postgres::{Db, PostgresStore};
+                use crate::postgres::{Db, PostgresStore};
                 let db = Db::new("store", &self.url, TIMEOUT, Some(&self.table)).map_err(fail)?;
                 Ok(Arc::new(PostgresStore::new(db, "dyno_scaler")))
             }

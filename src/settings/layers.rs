@@ -8,7 +8,7 @@ use serde::de::DeserializeOwned;
 use toml::{Table, Value};
 
 use super::{ConfigError, Env};
-use crate::cli::config::file::hide_values;
+use crate::settings::file::hide_values;
 
 /// Environment variables that are not per-process settings.
 const GLOBAL: &[&str] = &[
@@ -172,7 +172,7 @@ impl Layers {
 fn expected_fields(error: &str) -> Vec<&str> {
     let listed = error.split_once("expected").map_or("", |(_, rest)| rest);
     let mut fields: Vec<&str> = listed.split('`').skip(1).step_by(2).collect();
-    fields.extend(dyno_scaler::core::PolicySettings::KEYS);
+    fields.extend(crate::core::PolicySettings::KEYS);
     fields
 }
 

@@ -3,10 +3,10 @@
 
 use std::sync::Arc;
 
-use dyno_scaler::core::{Secret, SettingError, Source, SourceError};
+use crate::core::{Secret, SettingError, Source, SourceError};
 use serde::de::DeserializeOwned;
 
-use super::config::{ConfigError, Layers};
+use super::{ConfigError, Layers};
 
 /// A source's settings, read and checked, ready to build the source.
 pub trait SourceSpec: std::fmt::Debug + Send + Sync {
@@ -81,35 +81,35 @@ pub fn sources() -> Vec<SourceEntry> {
             name: "sidekiq",
             aliases: &[],
             env_defaults: REDIS_DEFAULTS,
-            parse: parse_as::<dyno_scaler::sidekiq::SidekiqConfig>,
+            parse: parse_as::<crate::sidekiq::SidekiqConfig>,
         },
         #[cfg(feature = "resque")]
         SourceEntry {
             name: "resque",
             aliases: &[],
             env_defaults: REDIS_DEFAULTS,
-            parse: parse_as::<dyno_scaler::resque::ResqueConfig>,
+            parse: parse_as::<crate::resque::ResqueConfig>,
         },
         #[cfg(feature = "delayed-job")]
         SourceEntry {
             name: "delayed_job",
             aliases: &["delayedjob"],
             env_defaults: &[("url", "DATABASE_URL")],
-            parse: parse_as::<dyno_scaler::delayed_job::DelayedJobConfig>,
+            parse: parse_as::<crate::delayed_job::DelayedJobConfig>,
         },
         #[cfg(feature = "good-job")]
         SourceEntry {
             name: "good_job",
             aliases: &["goodjob"],
             env_defaults: &[("url", "DATABASE_URL"), ("enable_pauses", "GOOD_JOB_ENABLE_PAUSES")],
-            parse: parse_as::<dyno_scaler::good_job::GoodJobConfig>,
+            parse: parse_as::<crate::good_job::GoodJobConfig>,
         },
         #[cfg(feature = "solid-queue")]
         SourceEntry {
             name: "solid_queue",
             aliases: &["solidqueue"],
             env_defaults: &[("url", "DATABASE_URL")],
-            parse: parse_as::<dyno_scaler::solid_queue::SolidQueueConfig>,
+            parse: parse_as::<crate::solid_queue::SolidQueueConfig>,
         },
     ]
 }
@@ -141,19 +141,19 @@ macro_rules! source_spec {
 }
 
 #[cfg(feature = "sidekiq")]
-source_spec!(dyno_scaler::sidekiq::SidekiqConfig, dyno_scaler::sidekiq::SidekiqSource);
+source_spec!(crate::sidekiq::SidekiqConfig, crate::sidekiq::SidekiqSource);
 #[cfg(feature = "resque")]
-source_spec!(dyno_scaler::resque::ResqueConfig, dyno_scaler::resque::ResqueSource);
+source_spec!(crate::resque::ResqueConfig, crate::resque::ResqueSource);
 #[cfg(feature = "delayed-job")]
-source_spec!(dyno_scaler::delayed_job::DelayedJobConfig, dyno_scaler::delayed_job::DelayedJobSource, trigger: |c: &dyno_scaler::delayed_job::DelayedJobConfig| {
-    Some(dyno_scaler::delayed_job::DelayedJobSource::new(c.clone()).map(|s| Arc::new(s.trigger()) as Arc<dyn Trigger>))
+source_spec!(crate::delayed_job::DelayedJobConfig, crate::delayed_job::DelayedJobSource, trigger: |c: &crate::delayed_job::DelayedJobConfig| {
+    Some(crate::delayed_job::DelayedJobSource::new(c.clone()).map(|s| Arc::new(s.trigger()) as Arc<dyn Trigger>))
 });
 
 #[cfg(feature = "good-job")]
-source_spec!(dyno_scaler::good_job::GoodJobConfig, dyno_scaler::good_job::GoodJobSource);
+source_spec!(crate::good_job::GoodJobConfig, crate::good_job::GoodJobSource);
 #[cfg(feature = "solid-queue")]
-source_spec!(dyno_scaler::solid_queue::SolidQueueConfig, dyno_scaler::solid_queue::SolidQueueSource, trigger: |c: &dyno_scaler::solid_queue::SolidQueueConfig| {
-    Some(dyno_scaler::solid_queue::SolidQueueSource::new(c.clone()).map(|s| Arc::new(s.trigger()) as Arc<dyn Trigger>))
+source_spec!(crate::solid_queue::SolidQueueConfig, crate::solid_queue::SolidQueueSource, trigger: |c: &crate::solid_queue::SolidQueueConfig| {
+    Some(crate::solid_queue::SolidQueueSource::new(c.clone()).map(|s| Arc::new(s.trigger()) as Arc<dyn Trigger>))
 });
 
 #[cfg(any(feature = "delayed-job", feature = "solid-queue"))]

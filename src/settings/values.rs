@@ -17,7 +17,7 @@ pub fn parse_duration(value: &str, setting: &str) -> Result<Duration, ConfigErro
 /// A duration within `[min, max]` (the range check the adapters use too).
 pub fn duration_in(value: &str, setting: &str, (min, max): (Duration, Duration)) -> Result<Duration, ConfigError> {
     let d = parse_duration(value, setting)?;
-    dyno_scaler::core::check::duration(setting, d, min, max).map_err(|e| ConfigError(e.to_string()))?;
+    crate::core::check::duration(setting, d, min, max).map_err(|e| ConfigError(e.to_string()))?;
     Ok(d)
 }
 

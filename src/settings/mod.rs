@@ -1,20 +1,36 @@
-//! The program's settings: command-line flags > environment > TOML file, validated into one `Settings`.
-//! Every error names the setting and the fix; the program exits 2 on any of them.
+//! The program's settings: command-line flags > environment > TOML file, validated into one [`Settings`]
+//! ([`load`]). Every error names the setting and the fix; the program exits 2 on any of them. [`build`] turns them
+//! into what the program runs (each process type's [`Source`](crate::core::Source) with its store, the platforms,
+//! the [`Scaler`](crate::core::Scaler)s), from the sources' [`registry`]: a library user builds from the same
+//! settings as `dyno-scaler run`.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! use dyno_scaler::settings::{self, Flags};
+//! let env = std::env::vars().collect();
+//! let settings = settings::load(&Flags::default(), &env, None)?;
+//! let scalers = settings::build::scalers(&settings, false).await?;
+//! let controller = dyno_scaler::Controller::new(scalers, settings.poll_interval);
+//! # let _ = controller; Ok(()) }
+//! ```
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use std::sync::Arc;
 
-use dyno_scaler::core::{Policy, PolicyError, PolicySettings};
+use crate::core::{Policy, PolicyError, PolicySettings};
 #[cfg(feature = "heroku")]
-use dyno_scaler::heroku::HerokuConfig;
+use crate::heroku::HerokuConfig;
 
-use super::registry::{self, SourceSpec};
+use registry::SourceSpec;
 
+pub mod build;
 mod file;
 mod layers;
 mod platform;
+pub mod registry;
+pub mod store;
 mod values;
 
 pub use layers::Layers;
@@ -41,18 +57,22 @@ fn err<T>(msg: impl Into<String>) -> Result<T, ConfigError> {
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
+    /// Human-readable lines.
     Text,
+    /// One JSON record a line, with JSON types.
     Json,
 }
 
 /// One process type to scale.
 #[derive(Debug, Clone)]
 pub struct ProcessSettings {
+    /// The process type (`type`, `DYNO_SCALER_PROCESS_TYPE`; default `worker`).
     pub process_type: String,
     /// The source's name (`sidekiq`, ...).
     pub source: &'static str,
     /// The source's own settings, checked.
     pub spec: Arc<dyn SourceSpec>,
+    /// The policy, validated.
     pub policy: Policy,
     /// Where its workers run (`platform`, `DYNO_SCALER_PLATFORM`; default Heroku).
     pub platform: PlatformChoice,
@@ -69,31 +89,40 @@ pub struct Settings {
     /// the kubeconfig context's.
     #[cfg_attr(not(feature = "kubernetes"), allow(dead_code))]
     pub kubernetes_namespace: Option<String>,
+    /// How often each process type's loop reads its queue (`--poll-interval`, `DYNO_SCALER_POLL_INTERVAL`,
+    /// `poll_interval`; default 1s).
     pub poll_interval: Duration,
     /// Whether each source's event path runs beside the poll (`DYNO_SCALER_EVENTS`, `events`; default on).
     pub events: bool,
     /// Whether only one instance acts per process type, holding its lease (`DYNO_SCALER_LEASE`, `lease`; default
     /// on), and how long a lease lasts unrenewed (`DYNO_SCALER_LEASE_TTL`, `lease_ttl`; default 15s).
     pub lease: bool,
+    /// See `lease`.
     pub lease_ttl: Duration,
     /// Where `run` serves `/metrics` and `/healthz` (`--listen`, `DYNO_SCALER_LISTEN`, `listen`).
     pub listen: Option<std::net::SocketAddr>,
     /// How often `run` logs its figures as l2met lines (`DYNO_SCALER_LOG_METRICS`, `log_metrics`: a duration or
     /// off; default every 60s on Heroku, where `DYNO` is set, else off).
     pub log_metrics: Option<Duration>,
+    /// The log format (`--log-format`, `log_format`; default text).
     pub log_format: LogFormat,
     /// A store for every process type's lease, pause and learned summary apart from the sources'
     /// (`DYNO_SCALER_STORE_URL`, `store_url`; `DYNO_SCALER_STORE_TABLE`, `store_table`); `None`: each source's own.
-    pub store: Option<crate::cli::store::StoreSettings>,
+    pub store: Option<crate::settings::store::StoreSettings>,
+    /// The process types to scale.
     pub processes: Vec<ProcessSettings>,
 }
 
 /// Flags that override the environment and the file.
 #[derive(Debug, Default, Clone)]
 pub struct Flags {
+    /// `--config PATH`.
     pub config: Option<String>,
+    /// `--log-format`.
     pub log_format: Option<String>,
+    /// `--poll-interval`.
     pub poll_interval: Option<String>,
+    /// `--listen`.
     pub listen: Option<String>,
     /// The command needs no platform: Heroku's settings are optional.
     #[cfg_attr(not(feature = "heroku"), allow(dead_code))]
@@ -123,7 +152,7 @@ pub fn load(flags: &Flags, env: &Env, file: Option<(&str, &str)>) -> Result<Sett
     let lease_ttl = match (get("DYNO_SCALER_LEASE_TTL"), &file_cfg.lease_ttl) {
         (Some(v), _) => duration_in(&v, "DYNO_SCALER_LEASE_TTL", LEASE_TTL)?,
         (None, Some(v)) => duration_in(v, "lease_ttl", LEASE_TTL)?,
-        (None, None) => dyno_scaler::core::lease::DEFAULT_TTL,
+        (None, None) => crate::core::lease::DEFAULT_TTL,
     };
     let listen = match (&flags.listen, get("DYNO_SCALER_LISTEN"), &file_cfg.listen) {
         (Some(v), _, _) => Some(socket_addr(v, "--listen")?),
@@ -136,7 +165,7 @@ pub fn load(flags: &Flags, env: &Env, file: Option<(&str, &str)>) -> Result<Sett
         (None, Some(v)) => every_or_off(v, "log_metrics")?,
         (None, None) => get("DYNO").map(|_| Duration::from_secs(60)),
     };
-    let store = crate::cli::store::StoreSettings::parse(
+    let store = crate::settings::store::StoreSettings::parse(
         get("DYNO_SCALER_STORE_URL")
             .map(|v| (v, "DYNO_SCALER_STORE_URL"))
             .or(file_cfg.store_url.map(|v| (v, "store_url"))),

@@ -11,7 +11,10 @@ pub enum PlatformChoice {
     Heroku,
     /// A Kubernetes workload, as `deployment/NAME` or `statefulset/NAME`.
     #[cfg_attr(not(feature = "kubernetes"), allow(dead_code))]
-    Kubernetes { target: String },
+    Kubernetes {
+        /// `deployment/NAME` or `statefulset/NAME`.
+        target: String,
+    },
 }
 
 impl PlatformChoice {
@@ -64,7 +67,7 @@ fn kubernetes(_: Option<Named>, _: &str, origin: &str) -> Result<PlatformChoice,
 
 #[cfg(feature = "kubernetes")]
 fn kubernetes(target: Option<Named>, process_type: &str, _: &str) -> Result<PlatformChoice, ConfigError> {
-    use dyno_scaler::kubernetes::Target;
+    use crate::kubernetes::Target;
     let (text, origin) = target.unwrap_or_else(|| {
         (format!("deployment/{process_type}"), format!("DYNO_SCALER_TARGET (by default deployment/{process_type})"))
     });

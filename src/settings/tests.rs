@@ -1,6 +1,6 @@
 //! Unit tests of the configuration.
 use super::*;
-use dyno_scaler::core::{DemandRule, DownMode};
+use crate::core::{DemandRule, DownMode};
 
 fn env(pairs: &[(&str, &str)]) -> Env {
     pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()

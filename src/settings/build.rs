@@ -2,20 +2,24 @@
 
 use std::sync::Arc;
 
-use dyno_scaler::core::lease::{self, LeaseOptions};
-use dyno_scaler::core::{Platform, Scaler, Source};
+use crate::core::lease::{self, LeaseOptions};
+use crate::core::{Platform, Scaler, Source};
 #[cfg(feature = "heroku")]
-use dyno_scaler::heroku::HerokuPlatform;
+use crate::heroku::HerokuPlatform;
 #[cfg(feature = "kubernetes")]
-use dyno_scaler::kubernetes::KubernetesPlatform;
+use crate::kubernetes::KubernetesPlatform;
 
-use super::config::{ConfigError, PlatformChoice, ProcessSettings, Settings};
+#[cfg(any(feature = "heroku", feature = "kubernetes"))]
+use super::PlatformChoice;
+use super::{ConfigError, ProcessSettings, Settings};
 
 /// The platforms the process types run on, each built once and shared by its process types.
 #[derive(Default)]
 pub struct Platforms {
+    /// Heroku's, where a process type runs there.
     #[cfg(feature = "heroku")]
     pub heroku: Option<Arc<HerokuPlatform>>,
+    /// Kubernetes', where a process type runs there.
     #[cfg(feature = "kubernetes")]
     pub kubernetes: Option<Arc<KubernetesPlatform>>,
 }
