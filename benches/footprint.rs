@@ -71,19 +71,14 @@ max_workers = 2
     if scrape {
         args.extend(["--listen", &listen]);
     }
-    let mut child = tokio::process::Command::new(exe)
-        .args(&args)
-        .env_clear()
-        .env("HEROKU_API_KEY", "footprint-key")
-        .env("HEROKU_APP_NAME", "foot-app")
-        .env("HEROKU_API_URL", fake.url())
-        .env("REDIS_URL", &redis_url)
-        .env("RUST_LOG", "warn")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
+    let api = fake.url();
+    let env = [
+        ("HEROKU_API_KEY", "footprint-key"),
+        ("HEROKU_APP_NAME", "foot-app"),
+        ("HEROKU_API_URL", api.as_str()),
+        ("REDIS_URL", redis_url.as_str()),
+    ];
+    let mut child = proc::quiet_daemon(exe, &args, &env);
     let pid = child.id().unwrap();
     let mut redis = redis::Client::open(redis_url.as_str()).unwrap().get_multiplexed_async_connection().await.unwrap();
     let start = Instant::now();

@@ -39,16 +39,8 @@ async fn main() {
     let toml =
         format!("[[process]]\ntype = \"worker\"\nsource = \"sidekiq\"\nnamespace = \"{ns}\"\nmax_workers = 10\n");
     std::fs::write(&config, toml).unwrap();
-    let mut child = tokio::process::Command::new(exe)
-        .args(["--config", config.to_str().unwrap(), "keda-scaler", "--listen", &listen])
-        .env_clear()
-        .env("REDIS_URL", &redis_url)
-        .env("RUST_LOG", "warn")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
+    let args = ["--config", config.to_str().unwrap(), "keda-scaler", "--listen", &listen];
+    let mut child = proc::quiet_daemon(exe, &args, &[("REDIS_URL", redis_url.as_str())]);
     let pid = child.id().unwrap();
     let mut client = loop {
         match ExternalScalerClient::connect(format!("http://{listen}")).await {

@@ -25,6 +25,26 @@ async fn peer(pool: &PgPool, label: &str, sql: &str) {
     println!("  {label:<58} {:>10.2?}", median(times));
 }
 
+/// What the plans are printed with.
+const EXPLAIN: &str = "ANALYZE, COSTS OFF, TIMING OFF, SUMMARY ON";
+
+/// A connection with JIT off, as the sources' own.
+async fn jit_off(pool: &PgPool) -> sqlx::pool::PoolConnection<sqlx::Postgres> {
+    let mut conn = pool.acquire().await.unwrap();
+    sqlx::query("SET jit = off").execute(&mut *conn).await.unwrap();
+    conn
+}
+
+/// Prints the statement's plan; with `BENCH_KEEP` set, says that schema `s` is kept, with the statement `sql`.
+fn kept(s: &str, plan: &str, sql: &str) -> bool {
+    println!("{plan}");
+    let keep = std::env::var_os("BENCH_KEEP").is_some();
+    if keep {
+        println!("kept {s}; the statement:\n{sql}");
+    }
+    keep
+}
+
 async fn load(pool: &PgPool, sql: String) {
     sqlx::raw_sql(AssertSqlSafe(sql)).execute(pool).await.unwrap();
 }
@@ -124,11 +144,8 @@ async fn good_job(pool: &PgPool, url: &str) {
     println!("  dyno-scaler snapshot, with the recommended index           {took:>10.2?}  ({figures})");
     let (took, figures) = time_snapshot(&every).await;
     println!("    the same, reading the locks (lock_check 0s)              {took:>10.2?}  ({figures})");
-    let mut conn = pool.acquire().await.unwrap();
-    sqlx::query("SET jit = off").execute(&mut *conn).await.unwrap();
-    println!("{}", source.explain(&mut conn, "ANALYZE, COSTS OFF, TIMING OFF, SUMMARY ON").await.unwrap());
-    if std::env::var_os("BENCH_KEEP").is_some() {
-        println!("kept {s}; the statement:\n{}", source.query_sql().await.unwrap());
+    let plan = source.explain(&mut *jit_off(pool).await, EXPLAIN).await.unwrap();
+    if kept(&s, &plan, source.query_sql().await.unwrap()) {
         return;
     }
     drop(worker);
@@ -266,11 +283,8 @@ async fn solid_queue(pool: &PgPool, url: &str) {
     );
     peer(pool, "Judoscale queue time per queue (its default)", &judoscale_qt).await;
     peer(pool, "Judoscale queue time + busy (JUDOSCALE_LONG_JOBS)", &format!("{judoscale_qt}; {judoscale_busy}")).await;
-    let mut conn = pool.acquire().await.unwrap();
-    sqlx::query("SET jit = off").execute(&mut *conn).await.unwrap();
-    println!("{}", source.explain(&mut conn, "ANALYZE, COSTS OFF, TIMING OFF, SUMMARY ON").await.unwrap());
-    if std::env::var_os("BENCH_KEEP").is_some() {
-        println!("kept {s}; the statement:\n{}", source.query_sql().await.unwrap());
+    let plan = source.explain(&mut *jit_off(pool).await, EXPLAIN).await.unwrap();
+    if kept(&s, &plan, source.query_sql().await.unwrap()) {
         return;
     }
     load(pool, format!("DROP SCHEMA {s} CASCADE")).await;

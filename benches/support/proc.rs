@@ -1,4 +1,5 @@
-//! What the footprint benchmarks read of a running process: a `/proc/<pid>/<file>` field.
+//! What the footprint benchmarks read of a running process (a `/proc/<pid>/<file>` field, its RSS by mapping), and
+//! how they start it.
 
 /// The number after `key` (e.g. `VmRSS:`, in KiB) in `/proc/<pid>/<file>`.
 pub fn proc_field(pid: u32, file: &str, key: &str) -> Option<u64> {
@@ -41,4 +42,15 @@ pub fn rss_by_mapping(pid: u32) -> Vec<(String, u64)> {
     let mut out: Vec<(String, u64)> = sums.into_iter().collect();
     out.sort_by_key(|k| std::cmp::Reverse(k.1));
     out
+}
+
+/// The program `exe` with `args` and nothing of this process's environment but `env` (and `RUST_LOG=warn`), its
+/// output dropped, killed when dropped: the process a footprint is measured of.
+pub fn quiet_daemon(exe: &str, args: &[&str], env: &[(&str, &str)]) -> tokio::process::Child {
+    let mut command = tokio::process::Command::new(exe);
+    command.args(args).env_clear().env("RUST_LOG", "warn");
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    command.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null()).kill_on_drop(true).spawn().unwrap()
 }

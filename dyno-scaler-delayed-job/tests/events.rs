@@ -4,7 +4,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use dyno_scaler_core::events::{EventMode, EventStatus, Hints, wait_status, watch_events};
+use dyno_scaler_core::conformance::{self, events_reach, settled};
+use dyno_scaler_core::events::{EventMode, EventStatus, Hints};
 use dyno_scaler_core::{QueueSource, Source};
 use dyno_scaler_delayed_job::{DelayedJobConfig, DelayedJobSource};
 use dyno_scaler_test_support::{OwnPostgres, db_url, delayed_jobs_ddl, unique};
@@ -47,20 +48,7 @@ async fn catalog(pool: &PgPool, schema: &str) -> Vec<String> {
 }
 
 fn watching(source: Arc<DelayedJobSource>) -> (Hints, Receiver<EventStatus>, Sender<bool>) {
-    let (hints, status) = Hints::new();
-    let (stop_tx, stop) = tokio::sync::watch::channel(false);
-    tokio::spawn(watch_events(Source::new(source.clone()).with_events(source), hints.clone(), stop));
-    (hints, status, stop_tx)
-}
-
-async fn settled(status: &mut Receiver<EventStatus>, want: impl Fn(&EventStatus) -> bool) -> EventStatus {
-    wait_status(status, Duration::from_secs(15), want)
-        .await
-        .unwrap_or_else(|last| panic!("the event path never reached the expected status; last: {last}"))
-}
-
-async fn events_reach(hints: &Hints, n: u64) {
-    assert!(hints.seen(n, Duration::from_secs(3)).await, "expected {n} events, saw {}", hints.events());
+    conformance::watching(Source::new(source.clone()).with_events(source))
 }
 
 #[tokio::test]

@@ -5,7 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use dyno_scaler_core::events::{EventMode, EventStatus, Hints, wait_status, watch_events};
+use dyno_scaler_core::conformance::{self, events_reach, settled};
+use dyno_scaler_core::events::{EventMode, EventStatus, Hints};
 use dyno_scaler_core::{Capabilities, Events, QueueSource, Secret, Snapshot, Source, SourceError};
 use dyno_scaler_redis::TlsVerify;
 use dyno_scaler_redis::events::{Watch, watch};
@@ -50,20 +51,7 @@ impl Events for Watcher {
 fn start(url: &str, prefixes: &[&str]) -> (Hints, Receiver<EventStatus>, tokio::sync::watch::Sender<bool>) {
     let source =
         Arc::new(Watcher { url: Secret::new(url), prefixes: prefixes.iter().map(|p| p.to_string()).collect() });
-    let (hints, status) = Hints::new();
-    let (stop_tx, stop) = tokio::sync::watch::channel(false);
-    tokio::spawn(watch_events(Source::new(source.clone()).with_events(source), hints.clone(), stop));
-    (hints, status, stop_tx)
-}
-
-async fn settled(status: &mut Receiver<EventStatus>, want: impl Fn(&EventStatus) -> bool) -> EventStatus {
-    wait_status(status, Duration::from_secs(15), want)
-        .await
-        .unwrap_or_else(|last| panic!("the event path never reached the expected status; last: {last}"))
-}
-
-async fn events_reach(hints: &Hints, n: u64) {
-    assert!(hints.seen(n, Duration::from_secs(3)).await, "expected {n} events, saw {}", hints.events());
+    conformance::watching(Source::new(source.clone()).with_events(source))
 }
 
 async fn conn(url: &str) -> redis::aio::MultiplexedConnection {

@@ -84,6 +84,24 @@ pub struct Strategy {
     pub unguarded: bool,
 }
 
+impl Strategy {
+    /// `policy` named `name`, deciding every `every` (`None`: only on events), with no hook, no event path and no
+    /// dyno names: what a peer that polls from outside sees.
+    pub fn polled(name: impl Into<String>, policy: PolicyConfig, every: Option<Duration>) -> Self {
+        Self {
+            name: name.into(),
+            policy,
+            check_interval: every,
+            event_driven: false,
+            wakes_on_enqueue: false,
+            sees_dynos: false,
+            end_hook_delay: None,
+            initial: None,
+            unguarded: false,
+        }
+    }
+}
+
 /// What one strategy cost and how long jobs waited.
 #[derive(Debug, Clone, Serialize)]
 pub struct SimResult {

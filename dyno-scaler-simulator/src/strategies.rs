@@ -7,39 +7,21 @@ use dyno_scaler_core::{DemandRule, DownMode, MaxMode, PolicyConfig};
 
 /// Always `max` dynos, all day.
 pub fn always_on(max: u32) -> Strategy {
-    Strategy {
-        name: "always on".into(),
-        policy: PolicyConfig { min_workers: max, max_workers: max, ..PolicyConfig::classic() },
-        check_interval: None,
-        event_driven: false,
-        wakes_on_enqueue: false,
-        sees_dynos: false,
-        initial: Some(max),
-        unguarded: false,
-        end_hook_delay: None,
-    }
+    let policy = PolicyConfig { min_workers: max, max_workers: max, ..PolicyConfig::classic() };
+    Strategy { initial: Some(max), ..Strategy::polled("always on", policy, None) }
 }
 
 /// HireFire-style: a checkup every 60 s, one worker per `ratio` jobs (waiting or running), down to `min` only
 /// once the queue is empty.
 pub fn hirefire(max: u32, ratio: u64) -> Strategy {
-    Strategy {
-        name: "HireFire-style".into(),
-        policy: PolicyConfig {
-            max_workers: max,
-            rules: vec![DemandRule::JobsPerWorker(ratio)],
-            down_delay: Duration::ZERO,
-            down_mode: DownMode::Idle,
-            ..PolicyConfig::classic()
-        },
-        check_interval: Some(Duration::from_secs(60)),
-        event_driven: false,
-        wakes_on_enqueue: false,
-        sees_dynos: false,
-        initial: None,
-        unguarded: false,
-        end_hook_delay: None,
-    }
+    let policy = PolicyConfig {
+        max_workers: max,
+        rules: vec![DemandRule::JobsPerWorker(ratio)],
+        down_delay: Duration::ZERO,
+        down_mode: DownMode::Idle,
+        ..PolicyConfig::classic()
+    };
+    Strategy::polled("HireFire-style", policy, Some(Duration::from_secs(60)))
 }
 
 /// The seed gem's Sidekiq server middleware: `sleep 5` after each job before `scale_down`, skipped when an enqueue
@@ -50,23 +32,18 @@ pub const SEED_END_HOOK_DELAY: Duration = Duration::from_secs(5);
 /// scale-down straight to `min` only when nothing is pending or running; under Sidekiq, read 5 s after each job
 /// ([`SEED_END_HOOK_DELAY`]), under Resque at its end with its own job taken off.
 pub fn seed_gem(max: u32) -> Strategy {
+    let policy = PolicyConfig {
+        max_workers: max,
+        rules: vec![DemandRule::seed_thresholds()],
+        down_delay: Duration::ZERO,
+        down_mode: DownMode::Idle,
+        max_mode: MaxMode::LegacyVeto,
+        ..PolicyConfig::classic()
+    };
     Strategy {
-        name: "seed gem".into(),
-        policy: PolicyConfig {
-            max_workers: max,
-            rules: vec![DemandRule::seed_thresholds()],
-            down_delay: Duration::ZERO,
-            down_mode: DownMode::Idle,
-            max_mode: MaxMode::LegacyVeto,
-            ..PolicyConfig::classic()
-        },
-        check_interval: None,
         event_driven: true,
-        wakes_on_enqueue: false,
-        sees_dynos: false,
-        initial: None,
-        unguarded: false,
         end_hook_delay: Some(SEED_END_HOOK_DELAY),
+        ..Strategy::polled("seed gem", policy, None)
     }
 }
 
@@ -76,39 +53,25 @@ pub fn seed_gem(max: u32) -> Strategy {
 /// a 300 s downscale stabilisation; KEDA's `cooldownPeriod` (300 s) guards N -> 0. Every decision is modelled at the
 /// HPA's 15 s, so the activation from zero is up to 15 s faster than KEDA's: the peer is never made weaker.
 pub fn keda(max: u32) -> Strategy {
-    Strategy {
-        name: "KEDA-style".into(),
-        policy: PolicyConfig {
-            max_workers: max,
-            rules: vec![DemandRule::QueueLengthPerWorker(5)],
-            down_delay: Duration::from_secs(300),
-            allow_interrupting: true,
-            ..PolicyConfig::classic()
-        },
-        check_interval: Some(Duration::from_secs(15)),
-        event_driven: false,
-        wakes_on_enqueue: false,
-        sees_dynos: false,
-        initial: None,
-        unguarded: false,
-        end_hook_delay: None,
-    }
+    let policy = PolicyConfig {
+        max_workers: max,
+        rules: vec![DemandRule::QueueLengthPerWorker(5)],
+        down_delay: Duration::from_secs(300),
+        allow_interrupting: true,
+        ..PolicyConfig::classic()
+    };
+    Strategy::polled("KEDA-style", policy, Some(Duration::from_secs(15)))
 }
 
 /// dyno-scaler's defaults (`dyno-scaler run` with only `max_workers` raised): the adaptive policy, the
 /// daemon's default poll and its event path (Sidekiq's pushes heard through Redis client tracking, no setting
 /// needed), busy-safe scale-down with Sidekiq's dyno names.
 pub fn dyno_scaler_defaults(max: u32) -> Strategy {
+    let policy = PolicyConfig { max_workers: max, ..PolicyConfig::default() };
     Strategy {
-        name: "dyno-scaler defaults".into(),
-        policy: PolicyConfig { max_workers: max, ..PolicyConfig::default() },
-        check_interval: Some(DAEMON_POLL),
-        event_driven: false,
         wakes_on_enqueue: true,
         sees_dynos: true,
-        initial: None,
-        unguarded: false,
-        end_hook_delay: None,
+        ..Strategy::polled("dyno-scaler defaults", policy, Some(DAEMON_POLL))
     }
 }
 
@@ -118,16 +81,11 @@ pub const DAEMON_POLL: Duration = Duration::from_secs(1);
 /// dyno-scaler's classic policy (`policy = "classic"`): the seed's threshold table, the fixed `down_delay`, the
 /// daemon's default poll and event path, busy-safe.
 pub fn dyno_scaler_classic(max: u32, down_delay: Duration) -> Strategy {
+    let policy = PolicyConfig { max_workers: max, down_delay, ..PolicyConfig::classic() };
     Strategy {
-        name: "dyno-scaler classic".into(),
-        policy: PolicyConfig { max_workers: max, down_delay, ..PolicyConfig::classic() },
-        check_interval: Some(DAEMON_POLL),
-        event_driven: false,
         wakes_on_enqueue: true,
         sees_dynos: true,
-        initial: None,
-        unguarded: false,
-        end_hook_delay: None,
+        ..Strategy::polled("dyno-scaler classic", policy, Some(DAEMON_POLL))
     }
 }
 

@@ -132,18 +132,14 @@ fn run_inner(args: &SimulateArgs, config_path: Option<&str>) -> Result<u8, Simul
         let s = config::load_for_simulation(&Flags::default(), &env, Some((path, &text)))?;
         for p in &s.processes {
             let source = super::build::source(&s, p)?;
+            let every = Some(s.poll_interval.max(Duration::from_millis(100)));
+            let polled = Strategy::polled(format!("config: {}", p.process_type), p.policy.config().clone(), every);
             strats.push(Strategy {
-                name: format!("config: {}", p.process_type),
-                policy: p.policy.config().clone(),
-                check_interval: Some(s.poll_interval.max(Duration::from_millis(100))),
-                event_driven: false,
                 // Sidekiq, Resque and GoodJob hear enqueues with no setting; DelayedJob and Solid Queue only once
                 // their trigger is installed, which the simulation cannot know: they are modelled polling.
                 wakes_on_enqueue: s.events && !matches!(p.source, "delayed_job" | "solid_queue"),
                 sees_dynos: source.queue.capabilities().names_hosts,
-                initial: None,
-                unguarded: false,
-                end_hook_delay: None,
+                ..polled
             });
         }
     }

@@ -47,6 +47,35 @@ pub trait ConformanceBackend: Send + Sync {
     async fn source(&self, queues: Option<Vec<String>>) -> Source;
 }
 
+/// A source's event path running in a task of its own, as the scaler runs it ([`watch_events`]): its hints, its
+/// status, and the sender that stops it (dropping it stops it too). For tests of an event path.
+///
+/// [`watch_events`]: crate::events::watch_events
+pub fn watching(
+    source: Source,
+) -> (crate::events::Hints, tokio::sync::watch::Receiver<crate::events::EventStatus>, tokio::sync::watch::Sender<bool>)
+{
+    let (hints, status) = crate::events::Hints::new();
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    tokio::spawn(crate::events::watch_events(source, hints.clone(), stop));
+    (hints, status, stop_tx)
+}
+
+/// The event path's status once `want` holds, waiting up to 15 s; panics naming the last status otherwise.
+pub async fn settled(
+    status: &mut tokio::sync::watch::Receiver<crate::events::EventStatus>,
+    want: impl Fn(&crate::events::EventStatus) -> bool,
+) -> crate::events::EventStatus {
+    crate::events::wait_status(status, Duration::from_secs(15), want)
+        .await
+        .unwrap_or_else(|last| panic!("the event path never reached the expected status; last: {last}"))
+}
+
+/// Waits up to 3 s until `hints` has seen `n` events; panics with how many it saw otherwise.
+pub async fn events_reach(hints: &crate::events::Hints, n: u64) {
+    assert!(hints.seen(n, Duration::from_secs(3)).await, "expected {n} events, saw {}", hints.events());
+}
+
 fn q(s: &Snapshot, name: &str) -> QueueStats {
     s.queues.get(name).copied().unwrap_or_default()
 }
