@@ -9,56 +9,27 @@ use crate::heroku::HerokuPlatform;
 #[cfg(feature = "kubernetes")]
 use crate::kubernetes::KubernetesPlatform;
 
-#[cfg(any(feature = "heroku", feature = "kubernetes"))]
-use super::PlatformChoice;
 use super::{ConfigError, ProcessSettings, Settings};
 
-/// The platforms the process types run on, each built once and shared by its process types.
+/// The platforms the process types run on, each built once and shared by its process types, by name.
 #[derive(Default)]
-pub struct Platforms {
-    /// Heroku's, where a process type runs there.
-    #[cfg(feature = "heroku")]
-    pub heroku: Option<Arc<HerokuPlatform>>,
-    /// Kubernetes', where a process type runs there.
-    #[cfg(feature = "kubernetes")]
-    pub kubernetes: Option<Arc<KubernetesPlatform>>,
-}
+pub struct Platforms(std::collections::BTreeMap<&'static str, Arc<dyn Platform>>);
 
 impl Platforms {
     /// The platform `p` runs on.
     pub fn of(&self, p: &ProcessSettings) -> Arc<dyn Platform> {
-        match &p.platform {
-            #[cfg(feature = "heroku")]
-            PlatformChoice::Heroku => self.heroku.clone().expect("built for every Heroku process type"),
-            #[cfg(feature = "kubernetes")]
-            PlatformChoice::Kubernetes { .. } => {
-                self.kubernetes.clone().expect("built for every Kubernetes process type")
-            }
-            #[allow(unreachable_patterns)]
-            other => unreachable!("the configuration refuses platform {} in this build", other.name()),
-        }
+        self.0.get(p.platform.name()).cloned().expect("built for every process type")
     }
 }
 
-/// Builds the platforms the process types use: Heroku's from its settings, Kubernetes' from the in-cluster
-/// configuration or `KUBECONFIG` (as `kubectl` finds it).
+/// Builds the platforms the process types use, each once, from the registry ([`super::platform::platforms`]):
+/// Heroku's from its settings, Kubernetes' from the in-cluster configuration or `KUBECONFIG`.
 pub async fn platforms(s: &Settings) -> Result<Platforms, ConfigError> {
-    #[cfg_attr(not(any(feature = "heroku", feature = "kubernetes")), allow(unused_mut))]
     let mut out = Platforms::default();
-    let uses = |name: &str| s.processes.iter().any(|p| p.platform.name() == name);
-    if uses("heroku") {
-        #[cfg(feature = "heroku")]
-        {
-            out.heroku = Some(heroku(s)?);
+    for entry in super::platform::platforms() {
+        if s.processes.iter().any(|p| p.platform.is(entry.name)) {
+            out.0.insert(entry.name, (entry.build)(s).await?);
         }
-        #[cfg(not(feature = "heroku"))]
-        return Err(ConfigError(
-            "this binary was built without the Heroku platform: build it with the `heroku` feature".into(),
-        ));
-    }
-    #[cfg(feature = "kubernetes")]
-    if uses("kubernetes") {
-        out.kubernetes = Some(kubernetes(s).await?);
     }
     Ok(out)
 }
@@ -75,16 +46,12 @@ pub fn heroku(s: &Settings) -> Result<Arc<HerokuPlatform>, ConfigError> {
 
 /// The Kubernetes platform, with the target of every process type that runs there.
 #[cfg(feature = "kubernetes")]
-async fn kubernetes(s: &Settings) -> Result<Arc<KubernetesPlatform>, ConfigError> {
+pub async fn kubernetes(s: &Settings) -> Result<Arc<KubernetesPlatform>, ConfigError> {
     let targets = s
         .processes
         .iter()
-        .filter_map(|p| match &p.platform {
-            PlatformChoice::Kubernetes { target } => {
-                Some((p.process_type.clone(), target.parse().expect("a target the configuration checked")))
-            }
-            PlatformChoice::Heroku => None,
-        })
+        .filter(|p| p.platform.is("kubernetes"))
+        .filter_map(|p| Some((p.process_type.clone(), p.platform.target.as_ref()?.parse().ok()?)))
         .collect();
     KubernetesPlatform::infer(s.kubernetes_namespace.clone(), targets).await.map(Arc::new).map_err(|e| {
         ConfigError(format!(

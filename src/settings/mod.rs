@@ -34,7 +34,7 @@ pub mod store;
 mod values;
 
 pub use layers::Layers;
-pub use platform::PlatformChoice;
+pub use platform::{PlatformChoice, PlatformEntry, platforms};
 pub use values::parse_duration;
 use values::{POLL_INTERVAL, check_process_type, duration_in};
 
@@ -215,7 +215,7 @@ pub fn load(flags: &Flags, env: &Env, file: Option<(&str, &str)>) -> Result<Sett
     #[cfg(feature = "heroku")]
     let heroku = match heroku(env, file_cfg.heroku.clone().unwrap_or_default()) {
         Ok(h) => Some(h),
-        Err(_) if flags.no_platform || !processes.iter().any(|p| p.platform == PlatformChoice::Heroku) => None,
+        Err(_) if flags.no_platform || !processes.iter().any(|p| p.platform.is("heroku")) => None,
         Err(e) => return Err(e),
     };
     Ok(Settings {

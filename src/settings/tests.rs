@@ -342,9 +342,9 @@ platform = "heroku"
     assert_eq!(
         platforms,
         [
-            PlatformChoice::Kubernetes { target: "deployment/worker".into() },
-            PlatformChoice::Kubernetes { target: "statefulset/dj".into() },
-            PlatformChoice::Heroku,
+            PlatformChoice::new("kubernetes", Some("deployment/worker".into())),
+            PlatformChoice::new("kubernetes", Some("statefulset/dj".into())),
+            PlatformChoice::new("heroku", None),
         ]
     );
     assert_eq!(s.kubernetes_namespace.as_deref(), Some("jobs"));

@@ -4,7 +4,7 @@ use dyno_scaler::core::policy::threads::WorkerThreads;
 use dyno_scaler::core::secret::redact_url;
 
 use super::super::build;
-use super::super::config::{PlatformChoice, ProcessSettings, Settings};
+use super::super::config::{ProcessSettings, Settings};
 
 /// `check`: the configuration, then every source and the platform, each reached once.
 pub async fn check(s: &Settings) -> u8 {
@@ -47,26 +47,51 @@ async fn store(s: &Settings) -> u32 {
     }
 }
 
-/// Every platform a process type uses, reached once.
+/// Every platform a process type uses, reached once: Heroku's formation and Kubernetes' targets and rights in
+/// detail, any other platform of the registry by reading each of its process types' quantity.
 async fn platform(s: &Settings) -> u32 {
-    let platforms = match build::platforms(s).await {
-        Ok(p) => p,
-        Err(e) => {
-            println!("platform: PROBLEM {e}");
-            return 1;
-        }
-    };
-    #[cfg_attr(not(any(feature = "heroku", feature = "kubernetes")), allow(unused_mut))]
     let mut problems = 0;
-    #[cfg(feature = "heroku")]
-    if let Some(h) = &platforms.heroku {
-        problems += heroku(s, h).await;
+    for entry in dyno_scaler::settings::platforms() {
+        if !s.processes.iter().any(|p| p.platform.is(entry.name)) {
+            continue;
+        }
+        problems += match entry.name {
+            #[cfg(feature = "heroku")]
+            "heroku" => match build::heroku(s) {
+                Ok(h) => heroku(s, &h).await,
+                Err(e) => problem(format_args!("platform: PROBLEM {e}")),
+            },
+            #[cfg(feature = "kubernetes")]
+            "kubernetes" => match build::kubernetes(s).await {
+                Ok(k) => kubernetes(s, &k).await,
+                Err(e) => problem(format_args!("platform: PROBLEM {e}")),
+            },
+            _ => any_platform(s, &entry).await,
+        };
     }
-    #[cfg(feature = "kubernetes")]
-    if let Some(k) = &platforms.kubernetes {
-        problems += kubernetes(s, k).await;
+    problems
+}
+
+/// Prints a problem; one more.
+fn problem(line: std::fmt::Arguments<'_>) -> u32 {
+    println!("{line}");
+    1
+}
+
+/// A platform with no check of its own: built, and each of its process types' quantity read.
+async fn any_platform(s: &Settings, entry: &dyno_scaler::settings::PlatformEntry) -> u32 {
+    use dyno_scaler::core::PlatformExt;
+    let platform = match (entry.build)(s).await {
+        Ok(p) => p,
+        Err(e) => return problem(format_args!("platform: PROBLEM {e}")),
+    };
+    let mut problems = 0;
+    for p in s.processes.iter().filter(|p| p.platform.is(entry.name)) {
+        match platform.current_quantity(&p.process_type).await {
+            Ok(n) => println!("platform: {} on {}: ok, {n} running", p.process_type, entry.name),
+            Err(e) => problems += problem(format_args!("platform: {} on {}: PROBLEM {e}", p.process_type, entry.name)),
+        }
     }
-    let _ = platforms;
     problems
 }
 
@@ -76,7 +101,7 @@ async fn heroku(s: &Settings, platform: &dyno_scaler::heroku::HerokuPlatform) ->
         println!("platform: Heroku app {} at {}", h.app, redact_url(&h.base_url));
     }
     let mut problems = 0;
-    let on_heroku = s.processes.iter().filter(|p| p.platform == PlatformChoice::Heroku);
+    let on_heroku = s.processes.iter().filter(|p| p.platform.is("heroku"));
     match platform.formations().await {
         Ok(list) => {
             let types: Vec<String> = list.iter().map(|f| format!("{}={}", f.process_type, f.quantity)).collect();
@@ -106,7 +131,7 @@ async fn kubernetes(s: &Settings, platform: &dyno_scaler::kubernetes::Kubernetes
     println!("platform: Kubernetes namespace {}", platform.namespace());
     let mut problems = 0;
     for p in &s.processes {
-        let PlatformChoice::Kubernetes { target } = &p.platform else { continue };
+        let Some(target) = p.platform.target.as_ref().filter(|_| p.platform.is("kubernetes")) else { continue };
         let label = format!("platform: {} ({target})", p.process_type);
         let replicas = match platform.current_quantity(&p.process_type).await {
             Ok(n) => n,

@@ -9,7 +9,7 @@ use dyno_scaler::core::events::{self, EventMode, EventStatus};
 use dyno_scaler::core::{Controller, Direction, Gate, Report, ScalerError, Source};
 use std::sync::Arc;
 
-use super::config::{self, ConfigError, Env, Flags, PlatformChoice, Settings};
+use super::config::{self, ConfigError, Env, Flags, Settings};
 use super::{Cli, Command, build, logging};
 
 mod check;
@@ -121,8 +121,8 @@ fn fatal_message(s: &Settings, e: &ScalerError) -> String {
         ScalerError::Platform { process_type, .. } => s.processes.iter().find(|p| &p.process_type == process_type),
         _ => None,
     };
-    match process.map(|p| &p.platform) {
-        Some(PlatformChoice::Kubernetes { target }) => format!(
+    match process.map(|p| &p.platform).filter(|c| c.is("kubernetes")).and_then(|c| c.target.as_ref()) {
+        Some(target) => format!(
             "{e}\nhint: check that {target} exists in the namespace (DYNO_SCALER_NAMESPACE, DYNO_SCALER_TARGET) and \
              that the service account's Role grants get/patch on its scale and list/patch on pods \
              (deploy/kubernetes/rbac.yaml); `dyno-scaler check` lists what is missing"

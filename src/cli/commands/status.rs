@@ -3,7 +3,7 @@
 use serde_json::{Value, json};
 
 use super::super::build;
-use super::super::config::{PlatformChoice, Settings};
+use super::super::config::Settings;
 
 /// Seconds, to the millisecond.
 fn seconds(d: std::time::Duration) -> f64 {
@@ -88,10 +88,7 @@ pub async fn status(s: &Settings, as_json: bool) -> u8 {
     }
     for (row, p) in rows.iter_mut().zip(&s.processes) {
         row["platform"] = json!(p.platform.name());
-        row["target"] = match &p.platform {
-            PlatformChoice::Kubernetes { target } => json!(target),
-            PlatformChoice::Heroku => Value::Null,
-        };
+        row["target"] = json!(p.platform.target);
     }
     if as_json {
         println!("{}", json!({ "processes": rows }));
