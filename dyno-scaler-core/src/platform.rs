@@ -48,6 +48,8 @@ pub struct Hosts {
     pub named: BTreeSet<String>,
     /// The hosts with a job running.
     pub busy: BTreeSet<String>,
+    /// The hosts whose every worker is quiet (takes no new job): the victims of a scale-down being drained.
+    pub quiet: BTreeSet<String>,
     /// Whether jobs are ready and waiting.
     pub work_waiting: bool,
 }
@@ -60,9 +62,9 @@ impl Hosts {
     /// let mut snap = Snapshot::default();
     /// snap.add("default", QueueStats::ready(2));
     /// let w = |host: &str, busy| WorkerInfo::new(format!("{host}:1"), Some(host.into()), busy);
-    /// let snap = snap.with_workers(vec![w("worker.1", 1), w("worker.2", 0)]);
+    /// let snap = snap.with_workers(vec![w("worker.1", 1), w("worker.2", 0).with_quiet(true)]);
     /// let hosts = Hosts::of(&snap);
-    /// assert_eq!((hosts.named.len(), hosts.busy.len(), hosts.work_waiting), (2, 1, true));
+    /// assert_eq!((hosts.named.len(), hosts.busy.len(), hosts.quiet.len(), hosts.work_waiting), (2, 1, 1, true));
     /// ```
     pub fn of(snapshot: &Snapshot) -> Self {
         let mut hosts = Self { work_waiting: snapshot.totals().ready > 0, ..Self::default() };
@@ -74,6 +76,7 @@ impl Hosts {
                 }
             }
         }
+        hosts.quiet = snapshot.quiet_dynos().into_iter().map(String::from).collect();
         hosts
     }
 }
