@@ -16,6 +16,7 @@ use crate::error::SourceError;
 
 /// A pause of a process type: it is never scaled while the pause lasts.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Pause {
     /// When it ends, in Unix seconds (`None`: until `resume`).
     pub until: Option<u64>,
@@ -24,6 +25,11 @@ pub struct Pause {
 }
 
 impl Pause {
+    /// A pause by `by` until resumed (a store reads an unreadable pause so: never scaling is the safe reading).
+    pub fn until_resumed(by: impl Into<String>) -> Self {
+        Self { until: None, by: by.into() }
+    }
+
     /// A pause by `by` for `duration` from `now` (`None`: until resumed).
     pub fn new(by: impl Into<String>, now: SystemTime, duration: Option<Duration>) -> Self {
         let until = duration.map(|d| unix_secs(now + d).max(unix_secs(now) + 1));

@@ -113,8 +113,8 @@ impl PgLease {
     }
 
     fn state((held, holder, pause): Row) -> LeaseState {
-        let pause = pause
-            .map(|json| serde_json::from_str(&json).unwrap_or_else(|_| Pause { until: None, by: "unreadable".into() }));
+        let pause =
+            pause.map(|json| serde_json::from_str(&json).unwrap_or_else(|_| Pause::until_resumed("unreadable")));
         LeaseState::new(held, Self::holder(holder), pause)
     }
 

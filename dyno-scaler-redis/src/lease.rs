@@ -65,7 +65,7 @@ impl RedisLease {
 /// A pause read back; one that cannot be read is a pause until resumed (never scaling is the safe reading).
 fn pause(v: &Value) -> Option<Pause> {
     let raw = as_str(v)?;
-    Some(serde_json::from_str(raw).unwrap_or_else(|_| Pause { until: None, by: format!("unreadable: {raw:.40}") }))
+    Some(serde_json::from_str(raw).unwrap_or_else(|_| Pause::until_resumed(format!("unreadable: {raw:.40}"))))
 }
 
 #[async_trait]
