@@ -58,7 +58,7 @@ pub fn duration(
     Ok(())
 }
 
-/// The watched queues the store has never seen (`seen`: [`crate::QueueSource::queues_seen`]), and a warning naming
+/// The watched queues the store has never seen (`seen`: [`crate::Inspect::queues_seen`]), and a warning naming
 /// them and the queues it has: a typo in the filter scales nothing, silently. `None` when every watched queue was
 /// seen.
 ///

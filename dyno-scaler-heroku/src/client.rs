@@ -44,7 +44,7 @@ pub struct HerokuPlatform {
     /// Requests sent, by status (`"error"`: no answer).
     pub(crate) requests: Mutex<std::collections::BTreeMap<String, u64>>,
     pub(crate) outage: Mutex<Outage>,
-    /// The process types whose queue had work ready at their last reading ([`Platform::hear`]): while any has, an
+    /// The process types whose queue had work ready at their last request (the `Hosts` of [`Platform::formation`] and [`Platform::scale`]): while any has, an
     /// outage is worth probing. One client serves every process type of the app.
     pub(crate) work_waiting: Mutex<std::collections::BTreeSet<String>>,
 }

@@ -83,7 +83,7 @@ impl InMemoryQueue {
         });
     }
 
-    /// Every identity [`QueueSource::quiet`] was asked to quiet, in order.
+    /// Every identity [`Quiet::quiet`] was asked to quiet, in order.
     pub fn quiet_requests(&self) -> Vec<String> {
         self.with(|s| s.quiet_requests.clone())
     }
