@@ -1,4 +1,4 @@
-//! In-memory implementations of [`QueueSource`] and [`Platform`], for tests of policies and of programs
+//! In-memory implementations of [`QueueSource`] and [`Platform`](crate::Platform), for tests of policies and of programs
 //! that embed the scaler. They are real implementations: the conformance suite runs against them too.
 
 use std::collections::{BTreeMap, VecDeque};

@@ -64,7 +64,7 @@ pub struct PolicyInput<'a> {
     pub now: SystemTime,
     /// A lower ceiling learned from the platform (a refused quantity), if any.
     pub platform_limit: Option<u32>,
-    /// Where each worker host is for a scale-down, as the platform says ([`crate::platform::placements`]);
+    /// Where each worker host is for a scale-down, as the platform says ([`crate::platform::Formation::placements`]);
     /// `None`: nowhere known, so nothing scales down while anything runs.
     pub placements: Option<&'a std::collections::BTreeMap<String, Placement>>,
     /// How many jobs one worker runs at once by the job system's default, as the source states it
