@@ -39,7 +39,9 @@ pub async fn run_lease_conformance(make: &(dyn Fn(&str) -> Arc<dyn Lease> + Sync
         }
         assert_eq!(st.holder.as_deref(), Some("two"));
         assert!(
-            started.elapsed() < ttl * 3,
+            // The store frees it at the TTL; the margin is for a loaded machine (a Postgres session's
+            // `idle_session_timeout` is checked by a busy server a little late).
+            started.elapsed() < ttl * 5,
             "a lease not renewed for {ttl:?} is still held after {:?}",
             started.elapsed()
         );
