@@ -134,10 +134,14 @@ pub fn load_csv(path: &str, text: &str) -> Result<Trace, TraceError> {
     let mut jobs = Vec::new();
     for (i, line) in text.lines().enumerate() {
         let line = line.trim();
-        if line.is_empty() || line.starts_with('#') || (i == 0 && line.starts_with("arrived_at")) {
+        if line.is_empty() || line.starts_with('#') {
             continue;
         }
         let bad = |message: String| TraceError { path: path.to_owned(), line: i + 1, message };
+        if jobs.is_empty() && line.starts_with(|c: char| c.is_ascii_alphabetic()) {
+            header(line).map_err(bad)?;
+            continue;
+        }
         let cols: Vec<&str> = line.split(',').map(str::trim).collect();
         let [at, queue, dur] = cols.as_slice() else {
             return Err(bad(format!("expected 3 columns arrived_at,queue,duration_ms, found {}", cols.len())));
@@ -164,6 +168,24 @@ pub fn load_csv(path: &str, text: &str) -> Result<Trace, TraceError> {
     }
     let name = std::path::Path::new(path).file_stem().map_or(path.to_owned(), |s| s.to_string_lossy().into_owned());
     Ok(finish(&name, jobs, 0.0))
+}
+
+/// The header a trace may start with.
+pub const HEADER: &str = "arrived_at,queue,duration_ms";
+
+/// Checks a header line: exactly [`HEADER`] (spaces around the names allowed), so that a duration in another unit
+/// is never read as milliseconds.
+fn header(line: &str) -> Result<(), String> {
+    let names: Vec<String> = line.split(',').map(|c| c.trim().to_ascii_lowercase()).collect();
+    if names.join(",") == HEADER {
+        return Ok(());
+    }
+    let unit = match names.get(2).map(String::as_str) {
+        Some("duration") => "; the duration's unit is not said: name the column duration_ms, in milliseconds",
+        Some(d) if d.starts_with("duration_") => "; durations are read in milliseconds only: duration_ms",
+        _ => "",
+    };
+    Err(format!("the header {line:?} is not {HEADER:?}{unit}"))
 }
 
 impl Trace {

@@ -39,6 +39,24 @@ fn csv_loader_reads_seconds_and_rfc3339_and_names_bad_lines() {
 }
 
 #[test]
+fn a_bad_header_or_duration_is_named_with_its_line() {
+    // The header the published traces carry is read, spaces and case aside.
+    let ok = trace::load_csv("h.csv", "# my app\n Arrived_At, queue, duration_ms\n1,default,10\n").unwrap();
+    assert_eq!(ok.jobs.len(), 1);
+    for (text, line, says) in [
+        ("arrived_at,queue,duration\n1,default,10\n", 1, "the duration's unit is not said"),
+        ("arrived_at,queue,duration_s\n1,default,10\n", 1, "milliseconds only"),
+        ("time,queue,ms\n1,default,10\n", 1, "is not \"arrived_at,queue,duration_ms\""),
+        ("arrived_at,queue,duration_ms\n1,default,10\n2,default,-5\n", 3, "not a non-negative number"),
+        ("arrived_at,queue,duration_ms\n1,default,1.5s\n", 2, "duration_ms \"1.5s\""),
+    ] {
+        let e = trace::load_csv("h.csv", text).unwrap_err();
+        assert_eq!(e.line, line, "{text:?}: {e}");
+        assert!(e.to_string().contains(says) && e.to_string().starts_with("h.csv: line "), "{text:?}: {e}");
+    }
+}
+
+#[test]
 fn simulation_is_deterministic_and_finishes_every_job() {
     let t = trace::built_in("bursty-web", 3).unwrap();
     for s in strategies::comparison(10, 5) {
