@@ -21,6 +21,7 @@
 #![deny(missing_docs)]
 
 pub mod backoff;
+pub mod cedar;
 pub mod check;
 pub mod clock;
 #[cfg(feature = "conformance")]

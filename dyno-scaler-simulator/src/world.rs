@@ -5,8 +5,8 @@ use std::cmp::Ordering as CmpOrdering;
 use std::collections::{HashSet, VecDeque};
 use std::time::Duration;
 
+use dyno_scaler_core::cedar;
 use dyno_scaler_core::drain;
-use dyno_scaler_core::memory::{cedar_placements, cedar_victims};
 use dyno_scaler_core::{Policy, PolicyInput, PolicyState, QueueStats, Snapshot, WorkerInfo};
 
 use crate::engine::{SimConfig, epoch};
@@ -302,8 +302,8 @@ impl World {
     pub(crate) fn decide(&mut self, policy: &Policy, state: &mut PolicyState, down_only: bool) {
         let mut snapshot = std::mem::take(&mut self.reading);
         self.read_into(&mut snapshot);
-        // The platform's rule, Heroku Cedar's as the in-memory platform fakes it: the highest number stops first.
-        let placements = cedar_placements("worker", self.quantity, &snapshot);
+        // The platform's rule, Heroku Cedar's: the highest number stops first.
+        let placements = cedar::placements("worker", self.quantity, &snapshot);
         let input = PolicyInput {
             process_type: "worker",
             snapshot: &snapshot,
@@ -320,7 +320,7 @@ impl World {
         let (from, mut to) = (verdict.from, verdict.to);
         // Quiet-then-drain, as the scaler does it, with Heroku Cedar's victims.
         if self.sees_dynos && policy.config().quiet_victims && !self.unguarded {
-            let victims = Some(cedar_victims("worker", from, to));
+            let victims = Some(cedar::victims("worker", from, to));
             let out =
                 drain::step(&mut self.drain, &snapshot, (from, to), victims, input.now, policy.config().max_drain);
             for d in self.dynos.iter_mut().filter(|d| out.quiet.contains(&d.identity)) {

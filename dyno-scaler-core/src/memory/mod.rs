@@ -16,7 +16,7 @@ mod lease;
 mod platform;
 mod store;
 pub use lease::InMemoryLease;
-pub use platform::{InMemoryPlatform, PlatformCall, cedar_place, cedar_placements, cedar_victims};
+pub use platform::{InMemoryPlatform, PlatformCall};
 pub use store::InMemoryStore;
 
 #[derive(Debug, Default)]

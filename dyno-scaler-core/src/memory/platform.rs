@@ -126,39 +126,13 @@ impl InMemoryPlatform {
     }
 }
 
-/// Heroku Cedar's placement, as the in-memory platform fakes it: `type.N` is the `current - N`th to stop, another
-/// type's `t.N` is elsewhere, any other name unknown (the real rule is the Heroku adapter's `cedar` module).
-pub fn cedar_place(process_type: &str, current: u32, host: &str) -> Placement {
-    match host.rsplit_once('.').map(|(ty, n)| (ty, n.parse::<u32>())) {
-        Some((ty, Ok(n))) if ty == process_type && (1..=current).contains(&n) => Placement::Stops(current - n),
-        Some((ty, Ok(_))) if !ty.is_empty() => Placement::Elsewhere,
-        _ => Placement::Unknown,
-    }
-}
-
-/// Where every worker host of `snapshot` stands by [`cedar_place`]: what the in-memory platform's formation says
-/// of them, for a caller without a platform (a policy test, the simulator).
-pub fn cedar_placements(
-    process_type: &str,
-    current: u32,
-    snapshot: &crate::Snapshot,
-) -> std::collections::BTreeMap<String, Placement> {
-    let hosts = snapshot.workers.iter().flatten().filter_map(|w| w.dyno.as_ref());
-    hosts.map(|h| (h.clone(), cedar_place(process_type, current, h))).collect()
-}
-
-/// Heroku Cedar's stop order as the in-memory platform fakes it: the highest-numbered first, from `from` to `to`.
-pub fn cedar_victims(process_type: &str, from: u32, to: u32) -> Vec<String> {
-    (to + 1..=from).rev().map(|n| format!("{process_type}.{n}")).collect()
-}
-
 #[async_trait]
 impl Platform for InMemoryPlatform {
     fn name(&self) -> &str {
         "memory"
     }
 
-    /// The quantity, and Heroku Cedar's rule for the hosts and the stop order ([`cedar_place`], [`cedar_victims`]),
+    /// The quantity, and Heroku Cedar's rule for the hosts and the stop order ([`crate::cedar`]),
     /// unless [`InMemoryPlatform::set_victims_unknown`] (every host unknown, no stop order).
     async fn formation(&self, process_type: &str, hosts: &Hosts, _fresh: bool) -> Result<Formation, PlatformError> {
         self.enter(PlatformCall::Current(process_type.into())).await?;
@@ -167,8 +141,9 @@ impl Platform for InMemoryPlatform {
             let placements = hosts.named.iter().map(|h| (h.clone(), Placement::Unknown)).collect();
             return Ok(Formation::new(quantity).placed(placements, None));
         }
-        let placements = hosts.named.iter().map(|h| (h.clone(), cedar_place(process_type, quantity, h))).collect();
-        Ok(Formation::new(quantity).placed(placements, Some(cedar_victims(process_type, quantity, 0))))
+        let placements =
+            hosts.named.iter().map(|h| (h.clone(), crate::cedar::place(process_type, quantity, h))).collect();
+        Ok(Formation::new(quantity).placed(placements, Some(crate::cedar::victims(process_type, quantity, 0))))
     }
 
     async fn scale(&self, request: &ScaleRequest<'_>) -> Result<(), PlatformError> {

@@ -31,7 +31,7 @@ fn reading(ready: u64, running: u64, processed: u64) -> Snapshot {
 }
 
 fn decide(p: &Policy, s: &Snapshot, current: u32, now: f64, st: &PolicyState) -> (Decision, PolicyState) {
-    let placements = memory::cedar_placements("worker", current, s);
+    let placements = cedar::placements("worker", current, s);
     let input = PolicyInput {
         process_type: "worker",
         snapshot: s,
@@ -116,7 +116,7 @@ fn the_reason_is_typed_parts_and_its_words_are_rendered_from_them() {
     let p = adaptive(3, |a| a.prewarm = false);
     let (st, now) = gaps(&p, 10, 20);
     let s = reading(0, 0, 100);
-    let placements = memory::cedar_placements("worker", 1, &s);
+    let placements = cedar::placements("worker", 1, &s);
     let input = PolicyInput { now: at(now), placements: Some(&placements), ..PolicyInput::new("worker", &s, 1) };
     // In place: the state advances as `decide`'s does, and the hold is matched on its parts, not on prose.
     let mut in_place = st.clone();

@@ -61,7 +61,7 @@ fn arb_state() -> impl Strategy<Value = PolicyState> {
 
 fn input<'a>(s: &'a Snapshot, current: u32) -> PolicyInput<'a> {
     // Heroku Cedar's placements (the in-memory platform's rule); leaked: a test's few thousand small maps.
-    let placements = Box::leak(Box::new(memory::cedar_placements("worker", current, s)));
+    let placements = Box::leak(Box::new(cedar::placements("worker", current, s)));
     PolicyInput {
         process_type: "worker",
         snapshot: s,

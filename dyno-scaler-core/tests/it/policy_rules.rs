@@ -20,7 +20,7 @@ fn policy(f: impl FnOnce(&mut PolicyConfig)) -> Policy {
 
 fn decide(p: &Policy, s: &Snapshot, current: u32, now: SystemTime, st: &PolicyState) -> (Decision, PolicyState) {
     // Where each host is, by Heroku Cedar's rule (the in-memory platform's).
-    let placements = memory::cedar_placements("worker", current, s);
+    let placements = cedar::placements("worker", current, s);
     let input = PolicyInput {
         process_type: "worker",
         snapshot: s,

@@ -306,7 +306,7 @@ async fn busy_dynos_guide_the_policy() {
     let policy = policy_alone();
     let decide = |s: &dyno_scaler_core::Snapshot, st: &PolicyState| {
         // Heroku Cedar places the processes: worker.3 stops first.
-        let placements = dyno_scaler_core::memory::cedar_placements("worker", 3, s);
+        let placements = dyno_scaler_core::cedar::placements("worker", 3, s);
         let input = PolicyInput {
             process_type: "worker",
             snapshot: s,
