@@ -19,7 +19,6 @@ use async_trait::async_trait;
 use dyno_scaler_core::secret::debug_source;
 use dyno_scaler_core::{Capabilities, Events, Inspect, QueueSource, SettingError, Snapshot, Source, SourceError};
 use dyno_scaler_postgres::{Db, PostgresStore, fold, now_for, quote_table};
-use std::sync::Arc;
 
 mod config;
 pub mod events;
@@ -156,8 +155,7 @@ impl QueueSource for DelayedJobSource {
 impl From<DelayedJobSource> for Source {
     fn from(source: DelayedJobSource) -> Self {
         let store = PostgresStore::new(source.db.clone(), &source.table);
-        let source = Arc::new(source);
-        Source::new(source.clone()).with_events(source.clone()).with_inspect(source).with_store(Arc::new(store))
+        dyno_scaler_postgres::whole_source(source, store)
     }
 }
 

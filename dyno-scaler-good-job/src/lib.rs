@@ -32,7 +32,7 @@ use dyno_scaler_core::{
 use dyno_scaler_postgres::{Db, PostgresStore, fold, now_for, quote_table, schema_prefix};
 use sqlx::{AssertSqlSafe, Row};
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::Instant;
 use tokio::sync::OnceCell;
 
@@ -375,8 +375,7 @@ impl QueueSource for GoodJobSource {
 impl From<GoodJobSource> for Source {
     fn from(source: GoodJobSource) -> Self {
         let store = PostgresStore::new(source.db.clone(), &source.jobs);
-        let source = Arc::new(source);
-        Source::new(source.clone()).with_events(source.clone()).with_inspect(source).with_store(Arc::new(store))
+        dyno_scaler_postgres::whole_source(source, store)
     }
 }
 

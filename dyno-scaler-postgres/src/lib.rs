@@ -15,7 +15,7 @@ pub mod learned;
 pub mod lease;
 mod store;
 pub mod trigger;
-pub use store::PostgresStore;
+pub use store::{PostgresStore, whole_source};
 
 /// A source's connection to its database: the snapshot pool and the `LISTEN` session's own.
 #[derive(Clone)]

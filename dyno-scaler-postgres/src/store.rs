@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use dyno_scaler_core::{Lease, SourceError, Store};
+use dyno_scaler_core::{Events, Inspect, Lease, QueueSource, Source, SourceError, Store};
 
 use crate::Db;
 
@@ -45,4 +45,10 @@ impl Store for PostgresStore {
     async fn recall(&self, process_type: &str) -> Result<Option<String>, SourceError> {
         self.db.recall(process_type).await
     }
+}
+
+/// A Postgres source's whole [`Source`]: the reading, its event path, its queue list, and `store`.
+pub fn whole_source<S: QueueSource + Events + Inspect + 'static>(source: S, store: PostgresStore) -> Source {
+    let source = Arc::new(source);
+    Source::new(source.clone()).with_events(source.clone()).with_inspect(source).with_store(Arc::new(store))
 }

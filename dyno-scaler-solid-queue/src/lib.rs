@@ -30,7 +30,7 @@ use dyno_scaler_postgres::trigger::InsertTrigger;
 use dyno_scaler_postgres::{Db, PostgresStore, fold, now_for, quote_table};
 use sqlx::{AssertSqlSafe, Row};
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use tokio::sync::OnceCell;
 
 mod claims;
@@ -255,8 +255,7 @@ impl QueueSource for SolidQueueSource {
 impl From<SolidQueueSource> for Source {
     fn from(source: SolidQueueSource) -> Self {
         let store = PostgresStore::new(source.db.clone(), &source.prefix);
-        let source = Arc::new(source);
-        Source::new(source.clone()).with_events(source.clone()).with_inspect(source).with_store(Arc::new(store))
+        dyno_scaler_postgres::whole_source(source, store)
     }
 }
 
