@@ -129,12 +129,16 @@ pub struct SimResult {
     pub scale_events: u64,
     /// Jobs that never started before the simulation ended.
     pub unfinished: u64,
+    /// `cost` over the [oracle](crate::oracle)'s on the same trace and shape, once compared with it
+    /// ([`crate::with_oracle`]); `None` when the oracle costs nothing (no job).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cost_vs_oracle: Option<f64>,
     /// (time s, queue depth, dynos) every `sample_every`.
     #[serde(skip)]
     pub samples: Vec<(f64, u64, u32)>,
 }
 
-fn percentile(sorted: &[f32], p: f64) -> f64 {
+pub(crate) fn percentile(sorted: &[f32], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
     }
@@ -366,6 +370,7 @@ impl Run<'_> {
             api_calls: w.api_calls,
             scale_events: w.scale_events,
             unfinished,
+            cost_vs_oracle: None,
             samples: self.samples,
         }
     }

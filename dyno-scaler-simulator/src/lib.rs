@@ -17,6 +17,7 @@
 
 mod engine;
 pub mod frontier;
+pub mod oracle;
 pub mod report;
 pub mod strategies;
 pub mod trace;
@@ -35,4 +36,15 @@ pub fn compare(
         let handles: Vec<_> = strategies.iter().map(|s| scope.spawn(move || simulate(trace, s, cfg))).collect();
         handles.into_iter().map(|h| h.join().expect("simulation thread")).collect()
     })
+}
+
+/// Adds the [`oracle`] row (at most `max` dynos) after `results` and sets every row's
+/// [`SimResult::cost_vs_oracle`].
+pub fn with_oracle(trace: &Trace, max: u32, cfg: &SimConfig, mut results: Vec<SimResult>) -> Vec<SimResult> {
+    results.push(oracle::oracle(trace, max, cfg));
+    let limit = results.last().map_or(0.0, |o| o.dyno_hours);
+    for r in &mut results {
+        r.cost_vs_oracle = (limit > 0.0).then(|| r.dyno_hours / limit);
+    }
+    results
 }

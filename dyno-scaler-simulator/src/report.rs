@@ -21,10 +21,11 @@ pub fn table(trace: &Trace, cfg: &SimConfig, results: &[SimResult]) -> String {
     );
     let _ = writeln!(
         out,
-        "{:<22} {:>10} {:>9} {:>9} {:>9} {:>9} {:>9} {:>11} {:>9} {:>7} {:>10}",
+        "{:<22} {:>10} {:>9} {:>8} {:>9} {:>9} {:>9} {:>9} {:>11} {:>9} {:>7} {:>10}",
         "strategy",
         "dyno-h",
         "cost $",
+        "x oracle",
         "p50 s",
         "p95 s",
         "p99 s",
@@ -37,10 +38,11 @@ pub fn table(trace: &Trace, cfg: &SimConfig, results: &[SimResult]) -> String {
     for r in results {
         let _ = writeln!(
             out,
-            "{:<22} {:>10.2} {:>9.2} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>11} {:>9} {:>7} {:>10}",
+            "{:<22} {:>10.2} {:>9.2} {:>8} {:>9.1} {:>9.1} {:>9.1} {:>9.1} {:>11} {:>9} {:>7} {:>10}",
             r.strategy,
             r.dyno_hours,
             r.cost,
+            r.cost_vs_oracle.map_or_else(|| "-".to_owned(), |x| format!("{x:.2}")),
             r.wait_p50,
             r.wait_p95,
             r.wait_p99,

@@ -145,7 +145,7 @@ fn run_inner(args: &SimulateArgs, config_path: Option<&str>) -> Result<u8, Simul
     }
     let mut docs = Vec::new();
     for t in &traces {
-        let results = simulator::compare(t, &strats, &cfg)?;
+        let results = simulator::with_oracle(t, args.max_workers, &cfg, simulator::compare(t, &strats, &cfg)?);
         if let Some(plot) = &args.plot {
             let file = per_trace(plot, &t.name, traces.len());
             simulator::report::plot_svg(std::path::Path::new(&file), t, &results)

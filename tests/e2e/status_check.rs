@@ -131,8 +131,21 @@ async fn simulate_runs_without_any_server() {
     let names: Vec<&str> = results.iter().map(|r| r["strategy"].as_str().unwrap()).collect();
     assert_eq!(
         names,
-        ["always on", "HireFire-style", "seed gem", "KEDA-style", "dyno-scaler classic", "dyno-scaler defaults"]
+        [
+            "always on",
+            "HireFire-style",
+            "seed gem",
+            "KEDA-style",
+            "dyno-scaler classic",
+            "dyno-scaler defaults",
+            "oracle"
+        ]
     );
+    // Every row's cost against the oracle's, which is 1 for the oracle itself.
+    let ratio = |i: usize| results[i]["cost_vs_oracle"].as_f64().unwrap();
+    let hours = |i: usize| results[i]["dyno_hours"].as_f64().unwrap();
+    assert_eq!(ratio(6), 1.0);
+    assert!((ratio(0) - hours(0) / hours(6)).abs() < 1e-9 && ratio(0) > 1.0);
     let svg = std::env::temp_dir().join(format!("{}.svg", unique("plot")));
     let out = run(&["simulate", "--trace", "nightly-batch", "--plot", svg.to_str().unwrap()], &[]).await;
     assert_eq!(out.code, 0, "{}", out.all());
