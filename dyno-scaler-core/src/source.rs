@@ -157,12 +157,14 @@ pub struct Source {
     pub inspect: Option<Arc<dyn Inspect>>,
     /// Where the lease, the pause and the learned summary are kept.
     pub store: Option<Arc<dyn Store>>,
+    /// The finished jobs the store keeps, where it keeps them with their times ([`crate::History`]).
+    pub history: Option<Arc<dyn crate::History>>,
 }
 
 impl Source {
     /// The queue alone.
     pub fn new(queue: Arc<dyn QueueSource>) -> Self {
-        Self { queue, quiet: None, events: None, inspect: None, store: None }
+        Self { queue, quiet: None, events: None, inspect: None, store: None, history: None }
     }
 
     /// With quieting.
@@ -186,6 +188,12 @@ impl Source {
     /// With a store (replacing the source's own: a store configured apart from it).
     pub fn with_store(mut self, store: Arc<dyn Store>) -> Self {
         self.store = Some(store);
+        self
+    }
+
+    /// With the finished jobs its store keeps.
+    pub fn with_history(mut self, history: Arc<dyn crate::History>) -> Self {
+        self.history = Some(history);
         self
     }
 

@@ -37,6 +37,7 @@ use std::time::Instant;
 use tokio::sync::OnceCell;
 
 mod config;
+mod history;
 mod locks;
 mod wire;
 
@@ -375,7 +376,7 @@ impl QueueSource for GoodJobSource {
 impl From<GoodJobSource> for Source {
     fn from(source: GoodJobSource) -> Self {
         let store = PostgresStore::new(source.db.clone(), &source.jobs);
-        dyno_scaler_postgres::whole_source(source, store)
+        dyno_scaler_postgres::whole_source_with_history(source, store)
     }
 }
 

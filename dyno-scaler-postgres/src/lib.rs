@@ -11,11 +11,12 @@ use dyno_scaler_core::secret::{redact_url, scrub_url, url_password};
 use dyno_scaler_core::{QueueStats, Secret, SettingError, Snapshot, SourceError};
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
 
+mod history;
 pub mod learned;
 pub mod lease;
 mod store;
 pub mod trigger;
-pub use store::{PostgresStore, whole_source};
+pub use store::{PostgresStore, whole_source, whole_source_with_history};
 
 /// A source's connection to its database: the snapshot pool and the `LISTEN` session's own.
 #[derive(Clone)]

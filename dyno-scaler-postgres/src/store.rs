@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use dyno_scaler_core::{Events, Inspect, Lease, QueueSource, Source, SourceError, Store};
+use dyno_scaler_core::{Events, History, Inspect, Lease, QueueSource, Source, SourceError, Store};
 
 use crate::Db;
 
@@ -49,6 +49,18 @@ impl Store for PostgresStore {
 
 /// A Postgres source's whole [`Source`]: the reading, its event path, its queue list, and `store`.
 pub fn whole_source<S: QueueSource + Events + Inspect + 'static>(source: S, store: PostgresStore) -> Source {
+    parts(Arc::new(source), store)
+}
+
+/// [`whole_source`] for a source whose table keeps finished jobs with their times: with its [`History`].
+pub fn whole_source_with_history<S: QueueSource + Events + Inspect + History + 'static>(
+    source: S,
+    store: PostgresStore,
+) -> Source {
     let source = Arc::new(source);
+    parts(source.clone(), store).with_history(source)
+}
+
+fn parts<S: QueueSource + Events + Inspect + 'static>(source: Arc<S>, store: PostgresStore) -> Source {
     Source::new(source.clone()).with_events(source.clone()).with_inspect(source).with_store(Arc::new(store))
 }

@@ -18,6 +18,7 @@
 mod engine;
 pub mod frontier;
 pub mod oracle;
+pub mod record;
 pub mod report;
 pub mod strategies;
 pub mod trace;

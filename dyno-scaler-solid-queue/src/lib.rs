@@ -35,6 +35,7 @@ use tokio::sync::OnceCell;
 
 mod claims;
 mod config;
+mod history;
 
 use claims::Claims;
 
@@ -255,7 +256,7 @@ impl QueueSource for SolidQueueSource {
 impl From<SolidQueueSource> for Source {
     fn from(source: SolidQueueSource) -> Self {
         let store = PostgresStore::new(source.db.clone(), &source.prefix);
-        dyno_scaler_postgres::whole_source(source, store)
+        dyno_scaler_postgres::whole_source_with_history(source, store)
     }
 }
 

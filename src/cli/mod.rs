@@ -104,6 +104,38 @@ pub enum Command {
     /// Remove the insert trigger (and its function); the table is left as it was before `install-trigger`.
     #[command(after_help = "Examples:\n  dyno-scaler uninstall-trigger --print\n  dyno-scaler uninstall-trigger")]
     UninstallTrigger(TriggerArgs),
+    /// Record what the daemon observes of one process type's queues (the first configured, or --process-type) as
+    /// a trace CSV for `simulate --trace-file`: arrivals and run times reckoned from the counts, no job payload.
+    #[command(
+        after_help = "Examples:\n  dyno-scaler record --out history.csv --for 24h\n  dyno-scaler simulate --trace-file history.csv\n\nUntil --for is over, or SIGINT/SIGTERM; the file is rewritten every minute, so a cut recording keeps\nwhat it had."
+    )]
+    Record {
+        /// The trace file to write (replaced).
+        #[arg(long, value_name = "FILE")]
+        out: String,
+        /// How long to record, e.g. 1h or 24h (default: until SIGINT/SIGTERM).
+        #[arg(long = "for", value_name = "DURATION")]
+        duration: Option<String>,
+        /// The process type whose queues to record (default: the first configured).
+        #[arg(long, value_name = "NAME")]
+        process_type: Option<String>,
+    },
+    /// Write the finished jobs GoodJob or Solid Queue keep as a trace CSV (arrived_at,queue,duration_ms), for
+    /// `simulate --trace-file`.
+    #[command(
+        after_help = "Examples:\n  dyno-scaler export-trace --since 7d > history.csv\n  dyno-scaler export-trace --since 24h --out history.csv --process-type worker"
+    )]
+    ExportTrace {
+        /// Jobs that arrived within this long before now, e.g. 7d or 12h.
+        #[arg(long, value_name = "DURATION")]
+        since: String,
+        /// The file to write (default: standard output).
+        #[arg(long, value_name = "FILE")]
+        out: Option<String>,
+        /// The process type whose source to read (default: the first configured).
+        #[arg(long, value_name = "NAME")]
+        process_type: Option<String>,
+    },
     /// Compare scaling strategies on a job trace (built-in or CSV), without any server.
     #[command(
         after_help = "Examples:\n  dyno-scaler simulate\n  dyno-scaler simulate --trace nightly-batch --json\n  dyno-scaler simulate --trace-file history.csv --plot out.svg"

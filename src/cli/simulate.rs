@@ -45,6 +45,9 @@ pub struct SimulateArgs {
     /// 0-600 s) and say whether a peer dominates the default (NAME-<trace>.svg when several traces run).
     #[arg(long, value_name = "FILE.svg")]
     pub frontier: Option<String>,
+    /// The strategy you pick (its name in the table, e.g. "dyno-scaler classic"): print the settings that run it.
+    #[arg(long, value_name = "STRATEGY")]
+    pub pick: Option<String>,
 }
 
 /// Why `simulate` could not run (exit 2).
@@ -143,6 +146,13 @@ fn run_inner(args: &SimulateArgs, config_path: Option<&str>) -> Result<u8, Simul
             });
         }
     }
+    let names: Vec<&str> = strats.iter().map(|s| s.name.as_str()).chain([simulator::oracle::NAME]).collect();
+    let picked = match &args.pick {
+        Some(pick) => Some(*names.iter().find(|n| n.eq_ignore_ascii_case(pick.trim())).ok_or_else(|| {
+            ConfigError(format!("--pick: no strategy {pick:?}; the strategies: {}", names.join(", ")))
+        })?),
+        None => None,
+    };
     let mut docs = Vec::new();
     for t in &traces {
         let results = simulator::with_oracle(t, args.max_workers, &cfg, simulator::compare(t, &strats, &cfg)?);
@@ -166,7 +176,10 @@ fn run_inner(args: &SimulateArgs, config_path: Option<&str>) -> Result<u8, Simul
         };
         if args.json {
             let f = frontier.as_ref().map(|(_, f)| f);
-            docs.push(serde_json::json!({"trace": t.name, "jobs": t.jobs.len(), "results": results, "frontier": f}));
+            let work_secs = t.work().as_secs_f64();
+            docs.push(
+                serde_json::json!({"trace": t.name, "jobs": t.jobs.len(), "work_secs": work_secs, "results": results, "frontier": f}),
+            );
         } else {
             println!("{}", simulator::report::table(t, &cfg, &results));
             if let Some((file, f)) = &frontier {
@@ -176,8 +189,37 @@ fn run_inner(args: &SimulateArgs, config_path: Option<&str>) -> Result<u8, Simul
     }
     if args.json {
         println!("{}", serde_json::json!({"config": cfg, "traces": docs}));
+        return Ok(0);
+    }
+    match picked {
+        Some(name) => println!("{name}: {}", settings_for(name, args)),
+        None => {
+            println!("The settings that run each of dyno-scaler's strategies (--pick STRATEGY prints one):");
+            for name in names.iter().filter(|n| n.starts_with("dyno-scaler") || n.starts_with("config: ")) {
+                println!("  {name}: {}", settings_for(name, args));
+            }
+        }
     }
     Ok(0)
+}
+
+/// What to set to run the strategy `name` as simulated with `args`.
+fn settings_for(name: &str, args: &SimulateArgs) -> String {
+    let (max, threads) = (args.max_workers, args.concurrency);
+    match name {
+        "dyno-scaler defaults" => format!(
+            "DYNO_SCALER_MAX_WORKERS={max} (and, where no worker reports its threads, DYNO_SCALER_WORKER_THREADS={threads})"
+        ),
+        "dyno-scaler classic" => {
+            format!("DYNO_SCALER_POLICY=classic DYNO_SCALER_MAX_WORKERS={max} DYNO_SCALER_DOWN_DELAY=30s")
+        }
+        n if n.starts_with("config: ") => format!("the [[process]] table {:?} of --config, as it is", &n[8..]),
+        n if n == simulator::oracle::NAME => {
+            "none: the oracle knows the future; it is the limit no setting reaches".into()
+        }
+        _ => "none: a peer's rule, run by that product (dyno-scaler's own strategies are the rows named dyno-scaler)"
+            .into(),
+    }
 }
 
 /// `NAME-<trace>.svg` when several traces run, else the path as given.

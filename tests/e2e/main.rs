@@ -10,6 +10,7 @@ mod faults;
 mod gem;
 mod good_job;
 mod half_open;
+mod history;
 mod image;
 mod keda;
 mod kubernetes;

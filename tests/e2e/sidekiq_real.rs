@@ -9,9 +9,14 @@ use super::common::*;
 
 /// A `sidekiq` server of the test's own, killed on drop.
 pub fn start_sidekiq(dyno: &str, redis_url: &str, queue: &str) -> KillOnDrop {
+    start_sidekiq_with(dyno, redis_url, queue, 1)
+}
+
+/// [`start_sidekiq`] with `concurrency` threads.
+pub fn start_sidekiq_with(dyno: &str, redis_url: &str, queue: &str, concurrency: u32) -> KillOnDrop {
     let jobs = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/e2e/ruby/jobs.rb");
     let child = Command::new("sidekiq")
-        .args(["-r", jobs, "-c", "1", "-t", "25", "-q", queue])
+        .args(["-r", jobs, "-c", &concurrency.to_string(), "-t", "25", "-q", queue])
         .env("DYNO", dyno)
         .env("REDIS_URL", redis_url)
         .stdout(Stdio::null())

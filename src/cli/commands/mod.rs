@@ -13,6 +13,7 @@ use super::config::{self, ConfigError, Env, Flags, Settings};
 use super::{Cli, Command, build, logging};
 
 mod check;
+mod history;
 #[cfg(feature = "keda")]
 mod keda;
 mod pause;
@@ -22,8 +23,14 @@ mod trigger;
 fn load(cli: &Cli, poll_interval: Option<String>, listen: Option<String>) -> Result<Settings, ConfigError> {
     let env: Env = std::env::vars().collect();
     // These commands never call the platform: Heroku's settings are not required for them.
-    let no_platform =
-        matches!(cli.command, Command::Pause { .. } | Command::Resume { .. } | Command::KedaScaler { .. });
+    let no_platform = matches!(
+        cli.command,
+        Command::Pause { .. }
+            | Command::Resume { .. }
+            | Command::KedaScaler { .. }
+            | Command::Record { .. }
+            | Command::ExportTrace { .. }
+    );
     let flags =
         Flags { config: cli.config.clone(), log_format: cli.log_format.clone(), poll_interval, listen, no_platform };
     let text = match &flags.config {
@@ -70,6 +77,12 @@ pub async fn dispatch(cli: Cli) -> u8 {
         }
         Command::InstallTrigger(args) => trigger::trigger(&settings, args, true).await,
         Command::UninstallTrigger(args) => trigger::trigger(&settings, args, false).await,
+        Command::Record { out, duration, process_type } => {
+            history::record(&settings, out, duration.as_deref(), process_type.as_deref()).await
+        }
+        Command::ExportTrace { since, out, process_type } => {
+            history::export_trace(&settings, since, out.as_deref(), process_type.as_deref()).await
+        }
         Command::Simulate(_) => unreachable!("handled above"),
     }
 }

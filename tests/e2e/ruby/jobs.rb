@@ -11,3 +11,19 @@ class SleepJob
     File.write(marker, Time.now.to_f.to_s)
   end
 end
+
+# Sleeps `seconds` and adds the time it ran to the Redis key `key` (a float), and 1 to `key:count`: the truth a
+# recording of the queue is checked against.
+class NapJob
+  include Sidekiq::Worker
+
+  def perform(seconds, key)
+    started = Process.clock_gettime(Process::CLOCK_MONOTONIC)
+    sleep seconds
+    ran = Process.clock_gettime(Process::CLOCK_MONOTONIC) - started
+    Sidekiq.redis do |r|
+      r.incrbyfloat(key, ran)
+      r.incr("#{key}:count")
+    end
+  end
+end
