@@ -133,7 +133,7 @@ pub struct SimResult {
     /// ([`crate::with_oracle`]); `None` when the oracle costs nothing (no job).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cost_vs_oracle: Option<f64>,
-    /// (time s, queue depth, dynos) every `sample_every`.
+    /// (time s, the most jobs waiting, the most dynos up) over each `sample_every` ending at that time, for plots.
     #[serde(skip)]
     pub samples: Vec<(f64, u64, u32)>,
 }
@@ -161,6 +161,7 @@ pub fn simulate(trace: &Trace, strategy: &Strategy, cfg: &SimConfig) -> Result<S
         seq: 0,
         next_arrival: 0,
         samples: Vec::new(),
+        peak: (0, 0),
         due: false,
         down_only_due: false,
         // The delay of the job-end hook, where heartbeats lag (else the hook decides at the job's end).
@@ -216,6 +217,8 @@ struct Run<'t> {
     /// Arrivals are read from the trace in order rather than all pushed at once.
     next_arrival: usize,
     samples: Vec<(f64, u64, u32)>,
+    /// The most jobs waiting and dynos up since the last sample.
+    peak: (u64, u32),
     /// A decision due at this instant (a check or a hook), taken after every event of the instant.
     due: bool,
     /// Only a delayed end hook is due: its decision may only scale down.
@@ -300,6 +303,7 @@ impl Run<'_> {
         for (t, k) in std::mem::take(&mut self.w.new_events) {
             self.push(t, k);
         }
+        self.peak = (self.peak.0.max(self.w.waiting.len() as u64), self.peak.1.max(self.w.dynos.len() as u32));
         // Nothing left to do except dynos kept at min: they are billed to the end of the day.
         idle_after_day
             && (strategy.check_interval.is_none() || self.w.quantity <= strategy.policy.min_workers)
@@ -334,8 +338,9 @@ impl Run<'_> {
             Kind::Check => check = true,
             Kind::Beat(id) => self.w.beat(id),
             Kind::Sample => {
-                let live = self.w.dynos.len() as u32;
-                self.samples.push((at, self.w.waiting.len() as u64, live));
+                let now = (self.w.waiting.len() as u64, self.w.dynos.len() as u32);
+                self.samples.push((at, self.peak.0.max(now.0), self.peak.1.max(now.1)));
+                self.peak = now;
             }
         }
         self.w.dispatch();

@@ -49,6 +49,8 @@ pub struct Frontier {
     pub peers: Vec<Point>,
     /// dyno-scaler's default (adaptive) policy.
     pub default: Point,
+    /// The oracle: the least any strategy whose jobs wait no longer can cost ([`crate::oracle`]).
+    pub oracle: Point,
     /// The classic policy at each of [`CLASSIC_DELAYS`].
     pub classic: Vec<Point>,
     /// Peers that dominate the default, with the wait they do it on (`p95`, `p50`); empty: none does.
@@ -100,7 +102,8 @@ pub fn frontier(trace: &Trace, max: u32, concurrency: u32, cfg: &SimConfig) -> F
     let cheapest = peers.iter().map(|p| p.dyno_hours).fold(f64::INFINITY, f64::min);
     let fastest = peers.iter().map(|p| p.wait_p95).fold(f64::INFINITY, f64::min);
     let distance = (default.dyno_hours / cheapest - 1.0, default.wait_p95 - fastest);
-    Frontier { trace: trace.name.clone(), peers, default, classic, dominated_by, distance }
+    let oracle = Point::from(&crate::oracle::oracle(trace, max, cfg));
+    Frontier { trace: trace.name.clone(), peers, default, oracle, classic, dominated_by, distance }
 }
 
 /// A short verdict for the table output.

@@ -178,27 +178,43 @@ impl Plan {
         self.net_changes().len() as u64
     }
 
-    /// (time, jobs waiting, dynos up) every `every` seconds until the last dyno stops.
+    /// (time, the most jobs waiting, the most dynos up) over each `every` seconds ending at that time, until the
+    /// last dyno stops: the engine's samples.
     fn samples(&self, trace: &Trace, starts: &[f64], every: f64) -> Vec<(f64, u64, u32)> {
         let changes = self.net_changes();
         // Dynos up from the start have a stop and no start: the changes sum to minus their number.
         let initial: i64 = (-changes.iter().map(|c| c.1).sum::<i64>()).max(0);
         let end = changes.last().map_or(trace.span, |c| c.0.max(trace.span));
         let (mut dynos, mut c, mut arrived, mut started) = (initial, 0, 0, 0);
+        let mut peak = (0u64, initial);
         let mut out = Vec::new();
         let mut t = 0.0;
         while t <= end {
-            while c < changes.len() && changes[c].0 <= t {
-                dynos += changes[c].1;
-                c += 1;
+            // Every arrival, start and change up to `t`, in time order, the peaks kept.
+            loop {
+                let next_arrival = trace.jobs.get(arrived).map(|j| j.arrived_at);
+                let next_start = starts.get(started).copied();
+                let next_change = changes.get(c).map(|c| c.0);
+                let next = [next_arrival, next_start, next_change].into_iter().flatten().fold(f64::INFINITY, f64::min);
+                if next > t {
+                    break;
+                }
+                // Everything at this instant before the peaks: a job that starts as it arrives never waited.
+                while trace.jobs.get(arrived).is_some_and(|j| j.arrived_at <= next) {
+                    arrived += 1;
+                }
+                while starts.get(started).is_some_and(|s| *s <= next) {
+                    started += 1;
+                }
+                while changes.get(c).is_some_and(|ch| ch.0 <= next) {
+                    dynos += changes[c].1;
+                    c += 1;
+                }
+                peak = (peak.0.max(arrived.saturating_sub(started) as u64), peak.1.max(dynos));
             }
-            while arrived < trace.jobs.len() && trace.jobs[arrived].arrived_at <= t {
-                arrived += 1;
-            }
-            while started < starts.len() && starts[started] <= t {
-                started += 1;
-            }
-            out.push((t, arrived.saturating_sub(started) as u64, u32::try_from(dynos.max(0)).unwrap_or(u32::MAX)));
+            let now = (arrived.saturating_sub(started) as u64, dynos);
+            out.push((t, peak.0.max(now.0), u32::try_from(peak.1.max(now.1).max(0)).unwrap_or(u32::MAX)));
+            peak = now;
             t += every;
         }
         out
