@@ -29,4 +29,18 @@ fn main() {
             r.scale_events
         );
     }
+    if simulator::oracle::NAME.contains(only.as_str()) {
+        let start = Instant::now();
+        let r = simulator::oracle::oracle(&trace, 20, &cfg);
+        let took = start.elapsed();
+        println!(
+            "{:<22} {:>8.2?}  ({:.0} jobs/s)  dyno-h {:.1}  p95 {:.1}s  scales {}",
+            r.strategy,
+            took,
+            trace.jobs.len() as f64 / took.as_secs_f64(),
+            r.dyno_hours,
+            r.wait_p95,
+            r.scale_events
+        );
+    }
 }
