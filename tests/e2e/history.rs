@@ -150,6 +150,18 @@ async fn export_trace_says_which_sources_keep_no_history() {
     let out = run(&["export-trace", "--since", "1d"], &env_sidekiq(&fake, "redis://127.0.0.1:1/0")).await;
     assert_eq!(out.code, 2, "{}", out.all());
     assert!(out.stderr.contains("the sidekiq source keeps no finished jobs") && out.stderr.contains("record"));
+    // A process type that is not configured, or a bad --for, is named (exit 2) before anything is read.
+    let env = env_sidekiq(&fake, "redis://127.0.0.1:1/0");
+    let out = run(&["record", "--out", "/tmp/never.csv", "--process-type", "nope"], &env).await;
+    assert_eq!(out.code, 2, "{}", out.all());
+    assert!(out.stderr.contains("unknown process type \"nope\"; configured: worker"), "{}", out.all());
+    let out = run(&["record", "--out", "/tmp/never.csv", "--for", "soon"], &env).await;
+    assert_eq!(out.code, 2, "{}", out.all());
+    assert!(out.stderr.contains("--for"), "{}", out.all());
+    // A file that cannot be written fails at once (exit 1), not after the recording.
+    let out = run(&["record", "--out", "/nonexistent-dir/h.csv", "--for", "1s"], &env).await;
+    assert_eq!(out.code, 1, "{}", out.all());
+    assert!(out.stderr.contains("--out /nonexistent-dir/h.csv"), "{}", out.all());
 }
 
 #[tokio::test]
