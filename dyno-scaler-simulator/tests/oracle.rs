@@ -105,3 +105,44 @@ fn its_row_is_in_the_table_with_the_ratio_of_each_strategy() {
     let r = simulator::with_oracle(&empty, 5, &cfg, vec![]);
     assert_eq!((r[0].dyno_hours, r[0].cost_vs_oracle), (0.0, None));
 }
+
+#[test]
+fn the_bound_holds_on_random_small_traces() {
+    // Bursts and gaps of every size around a boot, run times from a tenth of a second to ten minutes.
+    let mut compared = 0;
+    for seed in 0..40u64 {
+        let mut rng = fastrand::Rng::with_seed(seed);
+        let mut at = 0.0;
+        let mut jobs = Vec::new();
+        for _ in 0..rng.usize(5..120) {
+            at += if rng.bool() { rng.f64() * 5.0 } else { rng.f64() * 400.0 };
+            let run = if rng.u8(..10) == 0 { rng.f64() * 600.0 } else { 0.1 + rng.f64() * 20.0 };
+            for _ in 0..rng.usize(1..4) {
+                jobs.push(job(at, run));
+            }
+        }
+        let t = of(jobs);
+        let (max, concurrency) = (1 + rng.u32(..6), 1 + rng.u32(..5));
+        let cfg = cfg(concurrency);
+        let strats = strategies::comparison(max, concurrency);
+        let results = simulator::with_oracle(&t, max, &cfg, simulator::compare(&t, &strats, &cfg).unwrap());
+        let o = results.last().unwrap();
+        for r in &results[..results.len() - 1] {
+            let no_longer = r.wait_p50 <= o.wait_p50 + 1e-6
+                && r.wait_p95 <= o.wait_p95 + 1e-6
+                && r.wait_p99 <= o.wait_p99 + 1e-6
+                && r.wait_max <= o.wait_max + 1e-6;
+            if no_longer {
+                compared += 1;
+                assert!(
+                    r.dyno_hours >= o.dyno_hours - 1e-9,
+                    "seed {seed} ({max} x {concurrency}): {} costs {} < the oracle's {}",
+                    r.strategy,
+                    r.dyno_hours,
+                    o.dyno_hours
+                );
+            }
+        }
+    }
+    assert!(compared >= 40, "{compared}");
+}
