@@ -8,7 +8,7 @@ use dyno_scaler_simulator::record::{self, Recorder};
 use dyno_scaler_simulator::trace::HEADER;
 
 use super::super::build;
-use super::super::config::{ProcessSettings, Settings, parse_duration};
+use super::super::config::{ProcessSettings, Settings};
 use crate::cli::logging;
 
 /// How often a recording is written out while it runs.
@@ -16,28 +16,16 @@ const WRITE_EVERY: Duration = Duration::from_secs(60);
 
 /// The process type named (or the first configured) and its source; exit 2 naming the configured process types
 /// or the bad setting otherwise.
-fn chosen(s: &Settings, only: Option<&str>, verb: &str) -> Result<(ProcessSettings, Source), u8> {
+fn chosen<'s>(s: &'s Settings, only: Option<&str>, verb: &str) -> Result<(&'s ProcessSettings, Source), u8> {
     let p = match only {
         None => s.processes.first().ok_or(2)?,
-        Some(pt) => s.processes.iter().find(|p| p.process_type == pt).ok_or_else(|| {
-            let known: Vec<&str> = s.processes.iter().map(|p| p.process_type.as_str()).collect();
-            logging::error(format_args!("{verb}: unknown process type {pt:?}; configured: {}", known.join(", ")));
-            2
-        })?,
+        Some(pt) => super::named(s, pt, verb)?,
     };
     let source = build::source(s, p).map_err(|e| {
         logging::error(e);
         2
     })?;
-    Ok((p.clone(), source))
-}
-
-/// `--for` or `--since`, or exit 2 naming it.
-fn duration(text: &str, flag: &str) -> Result<Duration, u8> {
-    parse_duration(text, flag).map_err(|e| {
-        logging::error(e);
-        2
-    })
+    Ok((p, source))
 }
 
 /// Writes `text` to `path` whole: into a file beside it, then renamed over it, so a reader never sees half.
@@ -50,7 +38,7 @@ fn write_whole(path: &str, text: &str) -> std::io::Result<()> {
 /// Records the chosen process type's queues until `duration` is over or a signal comes. Exit 0 with the file
 /// written, 2 on bad usage, 1 when the file cannot be written.
 pub async fn record(s: &Settings, out: &str, duration: Option<&str>, only: Option<&str>) -> u8 {
-    let duration = match duration.map(|d| self::duration(d, "--for")).transpose() {
+    let duration = match duration.map(|d| super::duration_flag(d, "--for")).transpose() {
         Ok(d) => d,
         Err(code) => return code,
     };
@@ -69,7 +57,7 @@ pub async fn record(s: &Settings, out: &str, duration: Option<&str>, only: Optio
     let mut written = Instant::now();
     let mut tick = tokio::time::interval(s.poll_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let stop = stop_signal();
+    let stop = super::shutdown_signal();
     tokio::pin!(stop);
     loop {
         tokio::select! {
@@ -110,27 +98,10 @@ pub async fn record(s: &Settings, out: &str, duration: Option<&str>, only: Optio
     0
 }
 
-/// SIGINT or SIGTERM.
-async fn stop_signal() {
-    #[cfg(unix)]
-    {
-        let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) else {
-            let _ = tokio::signal::ctrl_c().await;
-            return;
-        };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = tokio::signal::ctrl_c().await;
-}
-
 /// Writes the finished jobs the chosen process type's store keeps, arrived within `since`, as a trace. Exit 2
 /// when its source keeps none (naming the source), 1 when the database or the file fails.
 pub async fn export_trace(s: &Settings, since: &str, out: Option<&str>, only: Option<&str>) -> u8 {
-    let since = match duration(since, "--since") {
+    let since = match super::duration_flag(since, "--since") {
         Ok(d) => d,
         Err(code) => return code,
     };

@@ -87,6 +87,23 @@ pub async fn dispatch(cli: Cli) -> u8 {
     }
 }
 
+/// The process type named `name`, or exit 2 naming the configured ones (`verb`: the command, for the message).
+fn named<'s>(s: &'s Settings, name: &str, verb: &str) -> Result<&'s config::ProcessSettings, u8> {
+    s.processes.iter().find(|p| p.process_type == name).ok_or_else(|| {
+        let known: Vec<&str> = s.processes.iter().map(|p| p.process_type.as_str()).collect();
+        logging::error(format_args!("{verb}: unknown process type {name:?}; configured: {}", known.join(", ")));
+        2
+    })
+}
+
+/// A duration flag (`--for`, `--since`), or exit 2 naming it.
+fn duration_flag(text: &str, flag: &str) -> Result<Duration, u8> {
+    config::parse_duration(text, flag).map_err(|e| {
+        logging::error(e);
+        2
+    })
+}
+
 /// The event path `source` would run in, set up once and torn down (for `check` and `status`).
 async fn event_status(s: &Settings, source: &Source) -> EventStatus {
     if !s.events {

@@ -6,17 +6,14 @@ use std::time::SystemTime;
 use dyno_scaler::core::lease::{self, Pause};
 
 use super::super::build;
-use super::super::config::{Settings, parse_duration};
+use super::super::config::Settings;
 
 /// Pauses the chosen process types (all by default) for `duration` or until resumed. Exit 2 on an unknown process
 /// type or a bad duration, 1 when a store refuses.
 pub async fn pause(s: &Settings, only: Option<&str>, duration: Option<&str>) -> u8 {
-    let duration = match duration.map(|d| parse_duration(d, "--for")).transpose() {
+    let duration = match duration.map(|d| super::duration_flag(d, "--for")).transpose() {
         Ok(d) => d,
-        Err(e) => {
-            crate::cli::logging::error(e);
-            return 2;
-        }
+        Err(code) => return code,
     };
     let by = format!("dyno-scaler pause on {}", lease::identity());
     let pause = Pause::new(by, SystemTime::now(), duration);
@@ -30,14 +27,9 @@ pub async fn resume(s: &Settings, only: Option<&str>) -> u8 {
 
 async fn each(s: &Settings, only: Option<&str>, verb: &str, pause: Option<&Pause>) -> u8 {
     if let Some(pt) = only
-        && !s.processes.iter().any(|p| p.process_type == pt)
+        && let Err(code) = super::named(s, pt, verb)
     {
-        let known: Vec<&str> = s.processes.iter().map(|p| p.process_type.as_str()).collect();
-        crate::cli::logging::error(format_args!(
-            "{verb}: unknown process type {pt:?}; configured: {}",
-            known.join(", ")
-        ));
-        return 2;
+        return code;
     }
     let mut code = 0;
     for p in s.processes.iter().filter(|p| only.is_none_or(|pt| p.process_type == pt)) {

@@ -9,14 +9,9 @@ use super::super::config::Settings;
 pub async fn trigger(s: &Settings, args: &TriggerArgs, install: bool) -> u8 {
     let verb = if install { "install" } else { "uninstall" };
     if let Some(pt) = &args.process_type
-        && !s.processes.iter().any(|p| &p.process_type == pt)
+        && let Err(code) = super::named(s, pt, &format!("{verb}-trigger"))
     {
-        let known: Vec<&str> = s.processes.iter().map(|p| p.process_type.as_str()).collect();
-        crate::cli::logging::error(format_args!(
-            "{verb}-trigger: unknown process type {pt:?}; configured: {}",
-            known.join(", ")
-        ));
-        return 2;
+        return code;
     }
     let chosen = s.processes.iter().filter(|p| args.process_type.as_ref().is_none_or(|pt| &p.process_type == pt));
     let (mut done, mut code) = (0, 0);
