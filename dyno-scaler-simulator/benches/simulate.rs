@@ -7,6 +7,19 @@ use std::time::Instant;
 
 use dyno_scaler_simulator::{self as simulator, SimConfig, strategies, trace};
 
+/// One line: the strategy, how long it took, and what it came to.
+fn report(r: &simulator::SimResult, took: std::time::Duration, jobs: usize) {
+    println!(
+        "{:<22} {:>8.2?}  ({:.0} jobs/s)  dyno-h {:.1}  p95 {:.1}s  scales {}",
+        r.strategy,
+        took,
+        jobs as f64 / took.as_secs_f64(),
+        r.dyno_hours,
+        r.wait_p95,
+        r.scale_events
+    );
+}
+
 fn main() {
     let t0 = Instant::now();
     // 11.6 jobs/s for 24 h ≈ 1,000,000 jobs of 0.3 s on average.
@@ -18,29 +31,11 @@ fn main() {
     for s in strategies::comparison(20, 5).into_iter().filter(|s| s.name.contains(only.as_str())) {
         let start = Instant::now();
         let r = simulator::simulate(&trace, &s, &cfg).expect("valid strategy");
-        let took = start.elapsed();
-        println!(
-            "{:<22} {:>8.2?}  ({:.0} jobs/s)  dyno-h {:.1}  p95 {:.1}s  scales {}",
-            s.name,
-            took,
-            trace.jobs.len() as f64 / took.as_secs_f64(),
-            r.dyno_hours,
-            r.wait_p95,
-            r.scale_events
-        );
+        report(&r, start.elapsed(), trace.jobs.len());
     }
     if simulator::oracle::NAME.contains(only.as_str()) {
         let start = Instant::now();
         let r = simulator::oracle::oracle(&trace, 20, &cfg);
-        let took = start.elapsed();
-        println!(
-            "{:<22} {:>8.2?}  ({:.0} jobs/s)  dyno-h {:.1}  p95 {:.1}s  scales {}",
-            r.strategy,
-            took,
-            trace.jobs.len() as f64 / took.as_secs_f64(),
-            r.dyno_hours,
-            r.wait_p95,
-            r.scale_events
-        );
+        report(&r, start.elapsed(), trace.jobs.len());
     }
 }

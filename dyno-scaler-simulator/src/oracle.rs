@@ -45,7 +45,7 @@ pub fn oracle(trace: &Trace, max: u32, cfg: &SimConfig) -> SimResult {
     waits.sort_by(f32::total_cmp);
     let plan = Plan::of(trace, &starts, concurrency, cfg.boot_time.as_secs_f64());
     let dyno_hours = plan.dyno_seconds / 3600.0;
-    let scale_events = plan.scale_events();
+    let scale_events = plan.changes.len() as u64;
     SimResult {
         strategy: NAME.to_owned(),
         dyno_hours,
@@ -85,8 +85,9 @@ fn starts(trace: &Trace, threads: u64) -> Vec<f64> {
 /// The dynos the oracle runs: their billed seconds and each change of the quantity.
 struct Plan {
     dyno_seconds: f64,
-    /// (time, +1 a dyno starts booting, −1 a dyno stops).
-    changes: Vec<(f64, i32)>,
+    /// (time, dynos started less dynos stopped): while planning, one entry per start (+1) or stop (−1); once
+    /// planned, sorted, one per instant the quantity changes.
+    changes: Vec<(f64, i64)>,
 }
 
 /// One dyno level's history in the sweep.
@@ -134,6 +135,7 @@ impl Plan {
         for until in levels.iter().filter_map(|l| l.until) {
             plan.changes.push((until, -1));
         }
+        plan.changes = net(std::mem::take(&mut plan.changes));
         plan
     }
 
@@ -158,30 +160,10 @@ impl Plan {
         level.until = None;
     }
 
-    /// The changes of the quantity, sorted, with the net change at each instant.
-    fn net_changes(&self) -> Vec<(f64, i64)> {
-        let mut sorted = self.changes.clone();
-        sorted.sort_by(|a, b| a.0.total_cmp(&b.0));
-        let mut out: Vec<(f64, i64)> = Vec::new();
-        for (t, d) in sorted {
-            match out.last_mut() {
-                Some(last) if last.0 == t => last.1 += i64::from(d),
-                _ => out.push((t, i64::from(d))),
-            }
-        }
-        out.retain(|c| c.1 != 0);
-        out
-    }
-
-    /// Instants where the quantity changes (each one platform call).
-    fn scale_events(&self) -> u64 {
-        self.net_changes().len() as u64
-    }
-
     /// (time, the most jobs waiting, the most dynos up) over each `every` seconds ending at that time, until the
     /// last dyno stops: the engine's samples.
     fn samples(&self, trace: &Trace, starts: &[f64], every: f64) -> Vec<(f64, u64, u32)> {
-        let changes = self.net_changes();
+        let changes = &self.changes;
         // Dynos up from the start have a stop and no start: the changes sum to minus their number.
         let initial: i64 = (-changes.iter().map(|c| c.1).sum::<i64>()).max(0);
         let end = changes.last().map_or(trace.span, |c| c.0.max(trace.span));
@@ -219,4 +201,18 @@ impl Plan {
         }
         out
     }
+}
+
+/// Starts and stops sorted by time, summed per instant, the instants where they cancel out dropped.
+fn net(mut changes: Vec<(f64, i64)>) -> Vec<(f64, i64)> {
+    changes.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let mut out: Vec<(f64, i64)> = Vec::new();
+    for (t, d) in changes {
+        match out.last_mut() {
+            Some(last) if last.0 == t => last.1 += d,
+            _ => out.push((t, d)),
+        }
+    }
+    out.retain(|c| c.1 != 0);
+    out
 }

@@ -69,14 +69,15 @@ struct Last {
 pub struct Recorder {
     start: Option<f64>,
     last: Option<Last>,
-    /// Arrivals counted so far, and the most the counts have implied (`arrived + in_system_0 - processed_0`).
+    /// Arrivals counted so far.
     arrived: u64,
+    /// Jobs in the system and the completion counter at the first reading.
     base: Option<(u64, Option<u64>)>,
     arrivals: Vec<Arrivals>,
     queues: Vec<String>,
     /// Per minute from the start: busy job-seconds and completions.
     minutes: Vec<(f64, f64)>,
-    busy: f64,
+    /// The busy time, settled as heartbeats come.
     clock: busy::BusyTime,
     /// Completions counted so far.
     done: u64,
@@ -107,9 +108,7 @@ impl Recorder {
         if self.minutes.len() <= minute {
             self.minutes.resize(minute + 1, (0.0, 0.0));
         }
-        let busy = self.clock.advance(dt, snap);
-        self.minutes[minute].0 += busy;
-        self.busy += busy;
+        self.minutes[minute].0 += self.clock.advance(dt, snap);
         let implied = match (processed_0, snap.processed) {
             (Some(p0), Some(p)) => (in_system + p.saturating_sub(p0)).saturating_sub(in_0),
             // No counter: what the counts gained, a lower bound.
@@ -174,7 +173,7 @@ impl Recorder {
 
     /// Busy job-seconds observed: the recording's total run time.
     pub fn busy_secs(&self) -> f64 {
-        self.busy
+        self.clock.settled
     }
 
     /// Whether [`MAX_JOBS`] were recorded and counting stopped.
@@ -211,7 +210,7 @@ impl Recorder {
         }
         let runs: Vec<f64> = (0..per_minute.len()).map(|m| self.local_run(m, &per_minute)).collect();
         let reckoned: f64 = self.arrivals.iter().map(|a| a.count as f64 * runs[minute(a.from)]).sum();
-        let scale = if reckoned > 0.0 { self.busy / reckoned } else { 0.0 };
+        let scale = if reckoned > 0.0 { self.clock.settled / reckoned } else { 0.0 };
         let mut out = String::with_capacity(40 * self.arrived as usize + 32);
         out.push_str(crate::trace::HEADER);
         out.push('\n');
