@@ -100,11 +100,17 @@ ensure_yaml_parser() {
   apt_install python3-yaml
 }
 
-# Node.js and the npm package node-resque (pinned in tests/e2e/node/package-lock.json) for the end-to-end tests.
+# Node.js and the npm packages node-resque and playwright-core (pinned in tests/e2e/node/package-lock.json) for
+# the end-to-end tests.
 ensure_node_resque() {
   command -v node >/dev/null && command -v npm >/dev/null || apt_install nodejs npm
-  if [ ! -d tests/e2e/node/node_modules/node-resque ]; then
-    log "installing node-resque"
+  if [ ! -d tests/e2e/node/node_modules/node-resque ] || [ ! -d tests/e2e/node/node_modules/playwright-core ]; then
+    log "installing node-resque and playwright-core"
     (cd tests/e2e/node && npm ci --no-audit --no-fund >&2)
   fi
+}
+
+# Debian's chromium, which renders the dashboard in the end-to-end tests (driven by playwright-core).
+ensure_chromium() {
+  command -v chromium >/dev/null || apt_install chromium
 }

@@ -74,4 +74,8 @@ pub use dyno_scaler_keda as keda;
 
 /// Prometheus metrics and l2met lines of what the scalers did.
 #[cfg(feature = "metrics")]
+pub mod dashboard;
+#[cfg(feature = "metrics")]
 pub mod metrics;
+#[cfg(feature = "cli")]
+pub mod notify;

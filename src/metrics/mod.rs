@@ -28,7 +28,7 @@ use prometheus_client::registry::{Registry, Unit};
 mod l2met;
 mod serve;
 
-pub use serve::serve;
+pub use serve::{Served, serve};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ProcessLabels {

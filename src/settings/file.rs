@@ -26,6 +26,14 @@ pub struct FileConfig {
     /// A store apart from the sources' (`redis://` or `postgres://`), and its Postgres learned table.
     pub store_url: Option<String>,
     pub store_table: Option<String>,
+    /// Dollars per dyno-hour, for the dashboard's savings.
+    pub price: Option<f64>,
+    /// The secret that lets the dashboard pause and resume.
+    pub dashboard_token: Option<String>,
+    /// The notification webhook, after how long a condition is told, and the body's shape.
+    pub notify_url: Option<String>,
+    pub notify_after: Option<String>,
+    pub notify_format: Option<String>,
     /// One table per process type, typed later by the policy's and the source's own settings.
     #[serde(default, rename = "process")]
     pub processes: Vec<toml::Table>,

@@ -27,6 +27,12 @@ const GLOBAL: &[&str] = &[
     "DYNO_SCALER_NAMESPACE",
     "DYNO_SCALER_PLATFORM",
     "DYNO_SCALER_LISTEN",
+    // The dashboard's and the notifications' (settings::watch).
+    "DYNO_SCALER_PRICE",
+    "DYNO_SCALER_DASHBOARD_TOKEN",
+    "DYNO_SCALER_NOTIFY_URL",
+    "DYNO_SCALER_NOTIFY_AFTER",
+    "DYNO_SCALER_NOTIFY_FORMAT",
 ];
 
 /// Variables of the test harness, never settings.

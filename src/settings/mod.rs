@@ -32,6 +32,7 @@ mod platform;
 pub mod registry;
 pub mod store;
 mod values;
+pub mod watch;
 
 pub use layers::Layers;
 pub use platform::{PlatformChoice, PlatformEntry, platforms};
@@ -109,6 +110,8 @@ pub struct Settings {
     /// A store for every process type's lease, pause and learned summary apart from the sources'
     /// (`DYNO_SCALER_STORE_URL`, `store_url`; `DYNO_SCALER_STORE_TABLE`, `store_table`); `None`: each source's own.
     pub store: Option<crate::settings::store::StoreSettings>,
+    /// The dashboard's price and pause token, and the notification webhook.
+    pub watch: watch::WatchSettings,
     /// The process types to scale.
     pub processes: Vec<ProcessSettings>,
 }
@@ -173,6 +176,16 @@ pub fn load(flags: &Flags, env: &Env, file: Option<(&str, &str)>) -> Result<Sett
             .map(|v| (v, "DYNO_SCALER_STORE_TABLE"))
             .or(file_cfg.store_table.map(|v| (v, "store_table"))),
     )?;
+    let from = |var: &'static str, file: Option<String>, key: &'static str| {
+        get(var).map(|v| (v, var)).or(file.map(|v| (v, key)))
+    };
+    let watch = watch::WatchSettings::parse(watch::Raw {
+        price: from("DYNO_SCALER_PRICE", file_cfg.price.map(|p| p.to_string()), "price"),
+        token: from("DYNO_SCALER_DASHBOARD_TOKEN", file_cfg.dashboard_token.clone(), "dashboard_token"),
+        url: from("DYNO_SCALER_NOTIFY_URL", file_cfg.notify_url.clone(), "notify_url"),
+        after: from("DYNO_SCALER_NOTIFY_AFTER", file_cfg.notify_after.clone(), "notify_after"),
+        format: from("DYNO_SCALER_NOTIFY_FORMAT", file_cfg.notify_format.clone(), "notify_format"),
+    })?;
     let log_format = match flags.log_format.clone().or(file_cfg.log_format) {
         None => LogFormat::Text,
         Some(f) if f == "text" => LogFormat::Text,
@@ -230,6 +243,7 @@ pub fn load(flags: &Flags, env: &Env, file: Option<(&str, &str)>) -> Result<Sett
         log_metrics,
         log_format,
         store,
+        watch,
         processes,
     })
 }

@@ -4,6 +4,7 @@
 mod adaptive;
 mod common;
 mod config_errors;
+mod dashboard;
 mod deploy;
 mod events;
 mod faults;

@@ -26,7 +26,7 @@ pub async fn serve(s: &Settings) -> u8 {
             return 2;
         }
     };
-    let (listener, bound) = match super::listen(addr).await {
+    let (listener, bound) = match super::watch::listen(addr).await {
         Ok(l) => l,
         Err(e) => {
             crate::cli::logging::error(e);

@@ -19,6 +19,7 @@ mod keda;
 mod pause;
 mod status;
 mod trigger;
+mod watch;
 
 fn load(cli: &Cli, poll_interval: Option<String>, listen: Option<String>) -> Result<Settings, ConfigError> {
     let env: Env = std::env::vars().collect();
@@ -212,40 +213,6 @@ fn controller_platforms(c: &Controller) -> Vec<Arc<dyn dyno_scaler::core::Platfo
     out
 }
 
-/// Binds `--listen` (or `DYNO_SCALER_LISTEN`): the listener and the address it got.
-async fn listen(addr: std::net::SocketAddr) -> Result<(tokio::net::TcpListener, String), String> {
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|e| format!("--listen / DYNO_SCALER_LISTEN {addr}: cannot listen: {e}"))?;
-    let bound = listener.local_addr().map_or(addr.to_string(), |a| a.to_string());
-    Ok((listener, bound))
-}
-
-/// Starts what lets people watch `run`: `/metrics` and `/healthz` on the listen address, and the l2met lines.
-async fn watch(s: &Settings, metrics: &Arc<dyno_scaler::metrics::Metrics>) -> Result<(), String> {
-    if let Some(addr) = s.listen {
-        let (listener, bound) = listen(addr).await?;
-        tracing::info!(address = %bound, "serving /metrics and /healthz");
-        let pts = s.processes.iter().map(|p| p.process_type.clone()).collect();
-        // Healthy while every process type had a successful cycle within three intervals (30 s at least).
-        let stale = (s.poll_interval * 3).max(Duration::from_secs(30));
-        tokio::spawn(dyno_scaler::metrics::serve(listener, metrics.clone(), pts, stale));
-    }
-    if let Some(every) = s.log_metrics {
-        let metrics = metrics.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
-            loop {
-                tick.tick().await;
-                for line in metrics.l2met() {
-                    println!("{line}");
-                }
-            }
-        });
-    }
-    Ok(())
-}
-
 /// Logs cycles: a decision when it changes (or always, with `--once`), a failure once with its repeats summarised.
 struct CycleLogger {
     last: HashMap<String, (u32, u32, u64, u64, Option<String>)>,
@@ -316,20 +283,24 @@ async fn run(s: &Settings, once: bool, dry_run: bool) -> u8 {
         }
         return code;
     }
-    let metrics = Arc::new(dyno_scaler::metrics::Metrics::new());
-    if let Err(e) = watch(s, &metrics).await {
-        crate::cli::logging::error(e);
-        return 1;
-    }
+    let mut watchers = match watch::watch(s, &controller).await {
+        Ok(w) => w,
+        Err(e) => {
+            crate::cli::logging::error(e);
+            return 1;
+        }
+    };
     let platforms = controller_platforms(&controller);
     let observe = |r: &Result<Report, ScalerError>| {
         logger.log(r, false);
-        metrics.observe(r);
+        watchers.observe(r);
         for p in &platforms {
-            metrics.observe_platform(p.name(), &p.telemetry());
+            watchers.metrics.observe_platform(p.name(), &p.telemetry());
         }
     };
-    match controller.run_observed(shutdown_signal(), observe).await {
+    let outcome = controller.run_observed(shutdown_signal(), observe).await;
+    watchers.finish().await;
+    match outcome {
         Ok(()) => {
             tracing::info!("stopped");
             0
