@@ -5,7 +5,7 @@
 //! |---|---|---|
 //! | `source_unreadable` | the queue unread for `after` | a reading |
 //! | `pinned_at_max` | at `max_workers` with jobs ready for `after` | below the max, or nothing ready |
-//! | `platform_refused` | the platform answers 401, 403, 404 or 422 | a cycle the platform did not refuse |
+//! | `platform_refused` | the platform answers 401, 403, 404 or 422 | no refusal (or limit it named) holds work back |
 //! | `lease_lost` | this instance led, then nobody did for `after` | this instance or another leads |
 //! | `drain_given_up` | a scale-down given up (`max_drain`) | (an event: no recovery) |
 //!
@@ -141,9 +141,12 @@ impl Conditions {
         let mut out = Vec::new();
         let gate = rep.decision.gate.as_ref();
         out.extend(self.hold(pt, Condition::SourceUnreadable, now, false, false, String::new));
-        let refused = matches!(gate, Some(Gate::Refused { .. }));
-        out.extend(self.hold(pt, Condition::PlatformRefused, now, refused, true, || rep.decision.reason.clone()));
         let t = rep.snapshot.totals();
+        // Refused while the platform's answer holds work back: a change it refused (not asked again), or the limit
+        // it named capping the quantity while jobs wait.
+        let capped = rep.platform_limit.is_some_and(|l| rep.quantity_after() >= l && t.ready > 0);
+        let refused = capped || matches!(gate, Some(Gate::Refused { .. }));
+        out.extend(self.hold(pt, Condition::PlatformRefused, now, refused, true, || rep.decision.reason.clone()));
         out.extend(self.pinned(pt, now, rep.quantity_after(), t.ready));
         if let Some(Gate::GaveUpDraining { .. }) = gate {
             let g = gate.map(ToString::to_string).unwrap_or_default();

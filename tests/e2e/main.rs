@@ -18,6 +18,7 @@ mod kubernetes;
 mod lease;
 mod metrics;
 mod node_resque;
+mod notify;
 mod readme;
 mod run;
 mod sidekiq_real;

@@ -40,6 +40,8 @@ pub struct Report {
     pub leader: Option<String>,
     /// The pause in force, if any.
     pub paused: Option<crate::lease::Pause>,
+    /// The platform's limit learned from a refusal (a 422 "cannot run more than N"): the quantity's ceiling since.
+    pub platform_limit: Option<u32>,
     /// How long the cycle took, lease and platform call included.
     #[serde(skip)]
     pub took: Duration,
@@ -295,6 +297,7 @@ impl Scaler {
             acting: true,
             leader: None,
             paused: None,
+            platform_limit: None,
             took: Duration::ZERO,
         }
     }
@@ -366,6 +369,7 @@ impl Scaler {
         }
         let mut report = self.report(seen.snapshot, decision, applied);
         report.draining = draining;
+        report.platform_limit = state.limit;
         report.acting = acting;
         report.leader = self.leader().await;
         report.took = started.elapsed();
