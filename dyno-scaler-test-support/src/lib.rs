@@ -92,8 +92,14 @@ impl OwnRedis {
 
     fn spawn(port: u16, tls: Option<(PathBuf, PathBuf)>) -> Self {
         let mut me = Self { port, tls, child: None };
-        me.restart();
-        me
+        // A free port can be taken by a test running beside this one before the server binds it: another.
+        for _ in 0..5 {
+            if me.try_start() {
+                return me;
+            }
+            me.port = free_port();
+        }
+        panic!("redis-server did not start on five free ports");
     }
 
     /// `redis://127.0.0.1:<port>` or `rediss://127.0.0.1:<port>`.
@@ -104,6 +110,11 @@ impl OwnRedis {
 
     /// Starts the server again (on the same port) after [`OwnRedis::stop`].
     pub fn restart(&mut self) {
+        assert!(self.try_start(), "redis-server on {} did not start", self.port);
+    }
+
+    /// Starts the server on its port: whether it came up (it exits when the port is taken).
+    fn try_start(&mut self) -> bool {
         self.stop();
         let port = self.port.to_string();
         let mut cmd = Command::new("redis-server");
@@ -121,12 +132,19 @@ impl OwnRedis {
             cmd.stdout(Stdio::null()).spawn().expect("redis-server must be installed (scripts/test installs it)");
         self.child = Some(child);
         for _ in 0..200 {
+            // Ours only if it is still running once the port answers (else the port was someone else's).
+            let exited = self.child.as_mut().is_some_and(|c| c.try_wait().ok().flatten().is_some());
+            if exited {
+                self.child = None;
+                return false;
+            }
             if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                return;
+                std::thread::sleep(Duration::from_millis(50));
+                return self.child.as_mut().is_some_and(|c| c.try_wait().ok().flatten().is_none());
             }
             std::thread::sleep(Duration::from_millis(25));
         }
-        panic!("redis-server on {} did not start", self.port);
+        false
     }
 
     /// Kills the server.

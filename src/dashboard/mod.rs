@@ -25,7 +25,7 @@ pub mod chart;
 pub mod page;
 mod timeline;
 
-pub use timeline::{Event, EventKind, Kept, Sample, Savings, Timeline};
+pub use timeline::{Event, EventKind, Kept, MINUTES as MINUTES_KEPT, Sample, Savings, Timeline};
 
 /// The process type's key in its store, beside its learned summary (a process type name never holds `/`).
 fn store_key(process_type: &str) -> String {
@@ -275,3 +275,6 @@ impl Dashboard {
 fn same(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
+
+#[cfg(test)]
+mod tests;

@@ -184,3 +184,6 @@ impl Task {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -155,3 +155,58 @@ async fn the_dashboard_shows_what_the_daemon_did_in_chromium_and_pauses_only_wit
     let rows = page["events"].as_array().unwrap();
     assert_eq!(rows.iter().filter(|r| r["kind"] == "scale").count(), 6, "{rows:?}");
 }
+
+/// `POST path` with a form body on `127.0.0.1:port`: the status and the body.
+async fn http_post(port: u16, path: &str, form: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let req = format!(
+        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{form}",
+        form.len()
+    );
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).await.unwrap();
+    let (head, body) = raw.split_once("\r\n\r\n").expect("a full response");
+    (head.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap(), body.to_owned())
+}
+
+#[tokio::test]
+async fn the_day_survives_a_restart_through_the_store_and_without_a_token_the_page_is_read_only() {
+    let fake = fake().await;
+    let (_redis, url, mut c) = own_redis().await;
+    let port = dyno_scaler_test_support::free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let env =
+        with(env_sidekiq(&fake, &url), &[("DYNO_SCALER_POLL_INTERVAL", "200ms"), ("DYNO_SCALER_LISTEN", &listen)]);
+    let first = Daemon::start(&env);
+    first.logged("serving /metrics and /healthz", 1).await;
+    sidekiq_push(&mut c, "default", 3).await;
+    assert!(eventually(Duration::from_secs(10), || fake.quantity(APP, "worker") == Some(1)).await);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (_, before) = http_get(port, "/api/history").await;
+    let before: Value = serde_json::from_str(&before).unwrap();
+    let billed = before["process_types"][0]["savings"]["worker_secs"].as_f64().unwrap();
+    assert!(billed > 1.0, "one worker for 2 s: {billed}");
+    // Read-only: no form on the page, and a pause posted anyway is refused without touching the store.
+    let (_, html) = http_get(port, "/").await;
+    assert!(html.contains("data-process-type=\"worker\"") && !html.contains("<form"), "{html}");
+    let (code, text) = http_post(port, "/pause", "token=guess&process_type=worker&for=1h").await;
+    assert_eq!(code, 403, "{text}");
+    assert!(text.contains("read-only"), "{text}");
+    let paused: Option<String> = redis::cmd("GET").arg("dyno-scaler:pause:worker").query_async(&mut c).await.unwrap();
+    assert_eq!(paused, None);
+    first.stop().await;
+
+    // A new daemon (a deploy, a restart) shows the day so far: the same events, the same minutes.
+    let second = Daemon::start(&env);
+    second.logged("dashboard history restored", 1).await;
+    let (_, after) = http_get(port, "/api/history").await;
+    let after: Value = serde_json::from_str(&after).unwrap();
+    let (was, now) = (&before["process_types"][0], &after["process_types"][0]);
+    let first_event = |p: &Value| p["events"].as_array().unwrap().iter().find(|e| e["kind"] == "scale").cloned();
+    assert!(first_event(was).is_some());
+    assert_eq!(first_event(now), first_event(was), "the scale event before the restart");
+    assert!(now["savings"]["worker_secs"].as_f64().unwrap() >= billed, "{now}");
+    second.stop().await;
+}

@@ -199,3 +199,27 @@ async fn the_slack_format_posts_text() {
     );
     assert!(text(1).contains("recovered"), "{}", text(1));
 }
+
+#[tokio::test]
+async fn a_refused_key_is_told_before_the_daemon_exits() {
+    let fake = fake().await;
+    let (_redis, url, _c) = own_redis().await;
+    let receiver = Receiver::start(Duration::from_secs(2)).await;
+    let env = with(env(&fake, &url, &receiver, "json"), &[("HEROKU_API_KEY", "a-revoked-key-0000")]);
+    let out = tokio::time::timeout(Duration::from_secs(30), command(&["run"], &env).output()).await.unwrap().unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{log}");
+    let bodies = receiver.bodies();
+    assert_eq!(bodies.len(), 1, "{bodies:?}");
+    assert_eq!(
+        (bodies[0]["condition"].as_str(), bodies[0]["state"].as_str()),
+        (Some("platform_refused"), Some("firing"))
+    );
+    assert!(
+        bodies[0]["message"].as_str().unwrap().contains("401")
+            || bodies[0]["message"].as_str().unwrap().contains("nauthorized"),
+        "{}",
+        bodies[0]
+    );
+    assert!(!bodies[0].to_string().contains("a-revoked-key-0000") && !log.contains("a-revoked-key-0000"));
+}
