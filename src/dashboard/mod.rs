@@ -8,7 +8,7 @@
 //! use dyno_scaler::dashboard::Dashboard;
 //! let d = Dashboard::new(0.035, None);
 //! d.track("worker", 4, "sidekiq", None);
-//! let h = d.history(1_000.0);
+//! let h: serde_json::Value = serde_json::from_str(&d.history(1_000.0)).unwrap();
 //! assert_eq!(h["process_types"][0]["process_type"], "worker");
 //! assert!(dyno_scaler::dashboard::page::render(&d, 1_000.0).contains("worker"));
 //! ```
@@ -19,7 +19,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use dyno_scaler_core::lease::{self, Pause};
 use dyno_scaler_core::{Report, ScalerError, Secret, Store};
-use serde_json::{Value, json};
+use serde::Serialize;
 
 pub mod chart;
 pub mod page;
@@ -166,34 +166,39 @@ impl Dashboard {
         }
     }
 
-    /// `/api/history`: per process type, its state, the day's savings, the samples and the events.
-    pub fn history(&self, now: f64) -> Value {
-        let price = self.price;
-        let pts = self.each(|pt, t| {
-            let s = t.timeline.savings(now);
-            let n = t.now.as_ref();
-            json!({
-                "process_type": pt,
-                "source": t.source,
-                "max_workers": t.max_workers,
-                "leader": n.and_then(|n| n.leader.clone()),
-                "acting": n.map(|n| n.acting),
-                "paused": n.and_then(|n| n.paused.clone()),
-                "desired": n.map(|n| n.desired),
-                "current": n.map(|n| n.current),
-                "error": t.error,
-                "savings": {
-                    "covered_secs": s.covered_secs,
-                    "worker_secs": s.worker_secs,
-                    "always_on_secs": s.always_on_secs,
-                    "saved_dyno_hours": s.saved_hours(),
-                    "saved_dollars": s.saved_hours() * price,
-                },
-                "samples": t.timeline.samples(),
-                "events": t.timeline.events(),
+    /// `/api/history`: per process type, its state, the day's savings, the samples and the events, as JSON text
+    /// (written straight from the day, with no document built in memory beside it).
+    pub fn history(&self, now: f64) -> String {
+        let all = self.lock();
+        let pts: Vec<ProcessHistory<'_>> = all
+            .iter()
+            .map(|(pt, t)| {
+                let s = t.timeline.savings(now);
+                let n = t.now.as_ref();
+                ProcessHistory {
+                    process_type: pt,
+                    source: &t.source,
+                    max_workers: t.max_workers,
+                    leader: n.and_then(|n| n.leader.as_deref()),
+                    acting: n.map(|n| n.acting),
+                    paused: n.and_then(|n| n.paused.as_deref()),
+                    desired: n.map(|n| n.desired),
+                    current: n.map(|n| n.current),
+                    error: t.error.as_deref(),
+                    savings: SavingsJson {
+                        covered_secs: s.covered_secs,
+                        worker_secs: s.worker_secs,
+                        always_on_secs: s.always_on_secs,
+                        saved_dyno_hours: s.saved_hours(),
+                        saved_dollars: s.saved_hours() * self.price,
+                    },
+                    samples: t.timeline.samples(),
+                    events: t.timeline.events(),
+                }
             })
-        });
-        json!({ "generated_at": now, "price_per_dyno_hour": price, "process_types": pts })
+            .collect();
+        let doc = HistoryJson { generated_at: now, price_per_dyno_hour: self.price, process_types: pts };
+        serde_json::to_string(&doc).expect("the history serializes")
     }
 
     /// Takes back each process type's day from its store (before the first cycle). A store that cannot be read
@@ -269,6 +274,38 @@ impl Dashboard {
             Err(e) => Err((502, format!("{process_type}: the store refused: {e}"))),
         }
     }
+}
+
+#[derive(Serialize)]
+struct HistoryJson<'a> {
+    generated_at: f64,
+    price_per_dyno_hour: f64,
+    process_types: Vec<ProcessHistory<'a>>,
+}
+
+#[derive(Serialize)]
+struct ProcessHistory<'a> {
+    process_type: &'a str,
+    source: &'a str,
+    max_workers: u32,
+    leader: Option<&'a str>,
+    acting: Option<bool>,
+    paused: Option<&'a str>,
+    desired: Option<u32>,
+    current: Option<u32>,
+    error: Option<&'a str>,
+    savings: SavingsJson,
+    samples: &'a std::collections::VecDeque<Sample>,
+    events: &'a std::collections::VecDeque<Event>,
+}
+
+#[derive(Serialize)]
+struct SavingsJson {
+    covered_secs: f64,
+    worker_secs: f64,
+    always_on_secs: f64,
+    saved_dyno_hours: f64,
+    saved_dollars: f64,
 }
 
 /// Compares in time independent of where the first difference is.

@@ -83,7 +83,7 @@ async fn route(s: &Served, req: Request<Incoming>) -> Response<Full<Bytes>> {
             r.headers_mut().insert("Content-Security-Policy", page::CSP.parse().expect("a header value"));
             r
         }
-        ("/api/history", Some(d)) => reply(StatusCode::OK, "application/json", d.history(now).to_string()),
+        ("/api/history", Some(d)) => reply(StatusCode::OK, "application/json", d.history(now)),
         (_, Some(_)) => {
             reply(StatusCode::NOT_FOUND, "text/plain", "not found: try /, /api/history, /metrics or /healthz\n".into())
         }
