@@ -99,24 +99,20 @@ pub fn steps(y_label: &str, series: &[Series], (x0, x1): (f64, f64), width: f64,
     );
     // Lines, then the legend.
     for s in series {
+        // Whole pixels, and a step only where the value changes (a day of a steady value is one segment).
         let mut d = String::new();
-        let mut prev: Option<(f64, f64)> = None;
+        let mut last: Option<(f64, f64)> = None;
         for &(t, v) in &s.points {
-            match prev {
-                Some((pt, _)) if t - pt <= 61.0 => {
-                    let _ = write!(d, "H{:.1}V{:.1}", x(t), y(v));
-                }
-                Some((pt, _)) => {
-                    let _ = write!(d, "H{:.1}M{:.1},{:.1}", x(pt + 60.0), x(t), y(v));
-                }
-                None => {
-                    let _ = write!(d, "M{:.1},{:.1}", x(t), y(v));
-                }
-            }
-            prev = Some((t, v));
+            let _ = match last {
+                Some((lt, lv)) if t - lt <= 61.0 && v == lv => Ok(()),
+                Some((lt, _)) if t - lt <= 61.0 => write!(d, "H{:.0}V{:.0}", x(t), y(v)),
+                Some((lt, _)) => write!(d, "H{:.0}M{:.0},{:.0}", x(lt + 60.0), x(t), y(v)),
+                None => write!(d, "M{:.0},{:.0}", x(t), y(v)),
+            };
+            last = Some((t, v));
         }
-        if let Some((pt, _)) = prev {
-            let _ = write!(d, "H{:.1}", x((pt + 60.0).min(x1)));
+        if let Some((lt, _)) = last {
+            let _ = write!(d, "H{:.0}", x((lt + 60.0).min(x1)));
         }
         let _ = write!(
             o,

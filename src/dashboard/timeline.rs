@@ -37,6 +37,7 @@ pub struct Sample {
     /// Peak jobs scheduled for later.
     pub scheduled: u64,
     /// Peak age of the oldest ready job, seconds.
+    #[serde(serialize_with = "millis")]
     pub latency_secs: f64,
     /// Peak workers wanted.
     pub desired: u32,
@@ -45,8 +46,10 @@ pub struct Sample {
     /// Peak workers draining.
     pub draining: u32,
     /// Worker-seconds billed in the minute: the quantity integrated over time.
+    #[serde(serialize_with = "millis")]
     pub worker_secs: f64,
     /// Seconds of the minute the daemon watched (what always-on is counted over).
+    #[serde(serialize_with = "millis")]
     pub seen_secs: f64,
 }
 
@@ -280,6 +283,11 @@ impl Timeline {
         let keep = events.len().saturating_sub(EVENTS);
         self.events = events.into_iter().skip(keep).collect();
     }
+}
+
+/// Seconds written to the millisecond (a minute's sum of cycles is not worth 17 digits).
+fn millis<S: serde::Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64((v * 1000.0).round() / 1000.0)
 }
 
 /// A reason of bounded length.
