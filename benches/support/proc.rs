@@ -46,6 +46,7 @@ pub fn rss_by_mapping(pid: u32) -> Vec<(String, u64)> {
 
 /// The program `exe` with `args` and nothing of this process's environment but `env` (and `RUST_LOG=warn`), its
 /// output dropped, killed when dropped: the process a footprint is measured of.
+#[allow(dead_code)]
 pub fn quiet_daemon(exe: &str, args: &[&str], env: &[(&str, &str)]) -> tokio::process::Child {
     let mut command = tokio::process::Command::new(exe);
     command.args(args).env_clear().env("RUST_LOG", "warn");

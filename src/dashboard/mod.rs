@@ -197,8 +197,16 @@ impl Dashboard {
                 }
             })
             .collect();
+        // Sized ahead (a sample is under 200 bytes of JSON, an event its reason and 150 more), so the buffer is not
+        // regrown by doubling: each regrowth would leave its old block in malloc's heap.
+        let size: usize = pts
+            .iter()
+            .map(|p| 512 + p.samples.len() * 200 + p.events.iter().map(|e| 150 + e.reason.len()).sum::<usize>())
+            .sum();
         let doc = HistoryJson { generated_at: now, price_per_dyno_hour: self.price, process_types: pts };
-        serde_json::to_string(&doc).expect("the history serializes")
+        let mut out = Vec::with_capacity(size);
+        serde_json::to_writer(&mut out, &doc).expect("the history serializes");
+        String::from_utf8(out).expect("serde_json writes UTF-8")
     }
 
     /// Takes back each process type's day from its store (before the first cycle). A store that cannot be read
