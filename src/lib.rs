@@ -79,3 +79,5 @@ pub mod dashboard;
 pub mod metrics;
 #[cfg(feature = "cli")]
 pub mod notify;
+#[cfg(all(test, feature = "metrics"))]
+mod test_report;

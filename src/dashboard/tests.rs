@@ -1,27 +1,13 @@
 //! The dashboard's day, fed with hand-made cycles: bounded, deduplicated, billed exactly, kept and restored.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use dyno_scaler_core::*;
 
-use super::{Dashboard, EventKind, Kept, MINUTES_KEPT, Timeline, page};
+use crate::test_report::base;
 
-/// A report of a real scaler over the in-memory fakes, its fields then set by hand.
-fn base() -> Report {
-    static BASE: OnceLock<Report> = OnceLock::new();
-    BASE.get_or_init(|| {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        rt.block_on(async {
-            let clock = Arc::new(ManualClock::at_secs(1_700_000_000));
-            let queue = InMemoryQueue::new(clock.clone());
-            let policy = Policy::new(PolicyConfig { max_workers: 4, ..PolicyConfig::classic() }).unwrap();
-            let platform = Arc::new(InMemoryPlatform::new());
-            Scaler::builder("worker", Arc::new(queue), platform, policy).clock(clock).build().reconcile().await.unwrap()
-        })
-    })
-    .clone()
-}
+use super::{Dashboard, EventKind, Kept, MINUTES_KEPT, Timeline, page};
 
 /// A cycle from `from` to `to` (applied when they differ), `ready` jobs, `reason`, gated by `gate`.
 fn cycle(from: u32, to: u32, ready: u64, reason: &str, gate: Option<Gate>) -> Result<Report, ScalerError> {

@@ -1,9 +1,10 @@
 //! The conditions, fed with hand-made cycles: each told once when it begins to count and once when it clears.
 
-use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use dyno_scaler_core::*;
+
+use crate::test_report::base;
 
 use super::{Condition, Conditions, Notice};
 
@@ -18,22 +19,6 @@ fn cycle(quantity: u32, ready: u64, gate: Option<Gate>, acting: bool) -> Result<
     let mut r = base();
     (r.snapshot, r.decision, r.acting, r.applied) = (snapshot, decision, acting, false);
     Ok(r)
-}
-
-/// A report of a real scaler over the in-memory fakes (its fields are then set by hand).
-fn base() -> Report {
-    static BASE: OnceLock<Report> = OnceLock::new();
-    BASE.get_or_init(|| {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        rt.block_on(async {
-            let clock = Arc::new(ManualClock::at_secs(1_700_000_000));
-            let queue = InMemoryQueue::new(clock.clone());
-            let policy = Policy::new(PolicyConfig { max_workers: 4, ..PolicyConfig::classic() }).unwrap();
-            let platform = Arc::new(InMemoryPlatform::new());
-            Scaler::builder("worker", Arc::new(queue), platform, policy).clock(clock).build().reconcile().await.unwrap()
-        })
-    })
-    .clone()
 }
 
 fn source_error() -> Result<Report, ScalerError> {
