@@ -14,7 +14,7 @@ use super::common::*;
 const HOOK_SECRET: &str = "T0-hook-secret-B1";
 
 /// A webhook receiver on a port of its own: every body it got, and when. The first request is answered after
-/// `first_delay`, the others at once.
+/// `first_delay` (with 503 when `fail_first`), the others at once with 200.
 struct Receiver {
     port: u16,
     got: Arc<Mutex<Vec<(Instant, Value)>>>,
@@ -22,6 +22,10 @@ struct Receiver {
 
 impl Receiver {
     async fn start(first_delay: Duration) -> Self {
+        Self::start_with(first_delay, false).await
+    }
+
+    async fn start_with(first_delay: Duration, fail_first: bool) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let got: Arc<Mutex<Vec<(Instant, Value)>>> = Arc::default();
@@ -29,7 +33,9 @@ impl Receiver {
         tokio::spawn(async move {
             let mut first = true;
             while let Ok((mut s, _)) = listener.accept().await {
-                let delay = if std::mem::take(&mut first) { first_delay } else { Duration::ZERO };
+                let is_first = std::mem::take(&mut first);
+                let delay = if is_first { first_delay } else { Duration::ZERO };
+                let status = if is_first && fail_first { "503 Service Unavailable" } else { "200 OK" };
                 let sink = sink.clone();
                 tokio::spawn(async move {
                     let mut raw = Vec::new();
@@ -56,8 +62,8 @@ impl Receiver {
                         assert!(head.starts_with(&format!("POST /hooks/{HOOK_SECRET} ")), "{head}");
                         sink.lock().unwrap().push((Instant::now(), serde_json::from_str(body).unwrap()));
                         tokio::time::sleep(delay).await;
-                        let _ =
-                            s.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok").await;
+                        let answer = format!("HTTP/1.1 {status}\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
+                        let _ = s.write_all(answer.as_bytes()).await;
                         return;
                     }
                 });
@@ -175,19 +181,23 @@ async fn each_condition_is_told_once_and_its_recovery_once_and_a_slow_receiver_d
 }
 
 #[tokio::test]
-async fn the_slack_format_posts_text() {
+async fn the_slack_format_posts_text_and_a_failed_post_is_retried() {
     let fake = fake().await;
     let (_redis, url, mut c) = own_redis().await;
-    let receiver = Receiver::start(Duration::ZERO).await;
+    // The webhook answers the first post with 503: it is sent again.
+    let receiver = Receiver::start_with(Duration::ZERO, true).await;
     let daemon = Daemon::start(&env(&fake, &url, &receiver, "slack"));
     sidekiq_push(&mut c, "default", 40).await;
     let firing = || receiver.bodies().iter().any(|b| b["text"].as_str().is_some_and(|t| t.contains("pinned")));
     assert!(eventually(Duration::from_secs(20), firing).await, "{:?}", receiver.bodies());
     let _: () = redis::cmd("DEL").arg("queue:default").query_async(&mut c).await.unwrap();
-    assert!(eventually(Duration::from_secs(20), || receiver.bodies().len() == 2).await, "{:?}", receiver.bodies());
+    let three = eventually(Duration::from_secs(20), || receiver.bodies().len() == 3).await;
+    assert!(three, "{:?}\n{}", receiver.bodies(), daemon.log.lock().unwrap());
     daemon.stop().await;
-    let bodies = receiver.bodies();
-    assert_eq!(bodies.len(), 2, "{bodies:?}");
+    let mut bodies = receiver.bodies();
+    assert_eq!(bodies.len(), 3, "{bodies:?}");
+    assert_eq!(bodies[0], bodies[1], "the refused post again");
+    bodies.remove(0);
     for b in &bodies {
         assert_eq!(b.as_object().unwrap().keys().collect::<Vec<_>>(), vec!["text"], "Slack's shape: {b}");
     }
