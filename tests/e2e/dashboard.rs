@@ -211,6 +211,8 @@ async fn the_day_survives_a_restart_through_the_store_and_without_a_token_the_pa
     let first_event = |p: &Value| p["events"].as_array().unwrap().iter().find(|e| e["kind"] == "scale").cloned();
     assert!(first_event(was).is_some());
     assert_eq!(first_event(now), first_event(was), "the scale event before the restart");
-    assert!(now["savings"]["worker_secs"].as_f64().unwrap() >= billed, "{now}");
+    // The day is kept with each minute's seconds to the millisecond.
+    let kept = now["savings"]["worker_secs"].as_f64().unwrap();
+    assert!(kept >= billed - 0.002 * now["samples"].as_array().unwrap().len() as f64, "{kept} kept, {billed} billed: {now}");
     second.stop().await;
 }
