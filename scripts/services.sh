@@ -110,6 +110,11 @@ ensure_node_resque() {
   fi
 }
 
+# Debian's puma, which serves the Rack app with the gem's queue-time middleware in the end-to-end tests.
+ensure_puma() {
+  command -v puma >/dev/null || apt_install puma
+}
+
 # Debian's chromium, which renders the dashboard in the end-to-end tests (driven by playwright-core).
 ensure_chromium() {
   command -v chromium >/dev/null || apt_install chromium

@@ -47,8 +47,12 @@ pub use dyno_scaler_good_job as good_job;
 #[cfg(feature = "solid-queue")]
 pub use dyno_scaler_solid_queue as solid_queue;
 
-/// The Redis helpers and store shared by the Sidekiq and Resque sources.
-#[cfg(any(feature = "sidekiq", feature = "resque"))]
+/// Web dynos' request queue time, as the gem's Rack middleware writes it (feature `request-queue`).
+#[cfg(feature = "request-queue")]
+pub use dyno_scaler_request_queue as request_queue;
+
+/// The Redis helpers and store shared by the Sidekiq, Resque and request-queue sources.
+#[cfg(any(feature = "sidekiq", feature = "resque", feature = "request-queue"))]
 pub use dyno_scaler_redis as redis;
 
 /// The Postgres helpers and store shared by the DelayedJob, GoodJob and Solid Queue sources.

@@ -37,6 +37,7 @@ pub mod lease;
 pub mod memory;
 pub mod platform;
 pub mod policy;
+pub mod requests;
 pub mod scaler;
 pub mod secret;
 pub mod serde_secs;

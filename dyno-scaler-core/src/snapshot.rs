@@ -139,6 +139,10 @@ pub struct Snapshot {
     /// then instead of at its next poll.
     #[serde(serialize_with = "crate::serde_secs::option")]
     pub next_due: Option<Duration>,
+    /// What a web process type's requests did over the source's window (the `request_queue` source): their rate,
+    /// time in the app and queue time, for the web rule ([`crate::policy::DemandRule::QueueTime`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub requests: Option<crate::requests::RequestStats>,
 }
 
 impl Snapshot {

@@ -304,7 +304,8 @@ fn process(l: &mut Layers, env: &Env, default_platform: &platform::Named) -> Res
         return err(format!("{var} is not set: the {} source needs the URL of its queue", entry.name));
     }
     let mut policy_layers = l.split_off(PolicySettings::KEYS);
-    let policy_settings: PolicySettings = policy_layers.deserialize("the policy")?;
+    let mut policy_settings: PolicySettings = policy_layers.deserialize("the policy")?;
+    policy_settings.policy = policy_settings.policy.or(entry.default_policy);
     let policy = policy_settings.into_policy().map_err(|e| policy_error(&policy_layers, &e))?;
     let spec = (entry.parse)(l, entry.name)?;
     Ok(ProcessSettings { process_type, source: entry.name, spec, policy, platform })

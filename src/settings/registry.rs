@@ -50,6 +50,8 @@ pub struct SourceEntry {
     pub env_defaults: &'static [(&'static str, &'static str)],
     /// Reads the settings left after the common and policy ones.
     pub parse: ParseFn,
+    /// The policy when none is set (`None`: the adaptive one).
+    pub default_policy: Option<crate::core::PolicyKind>,
 }
 
 impl SourceEntry {
@@ -70,7 +72,7 @@ fn parse_as<C: DeserializeOwned + SourceSpec + 'static>(
     Ok(Arc::new(spec))
 }
 
-#[cfg(any(feature = "sidekiq", feature = "resque"))]
+#[cfg(any(feature = "sidekiq", feature = "resque", feature = "request-queue"))]
 const REDIS_DEFAULTS: &[(&str, &str)] = &[("url", "REDIS_URL"), ("redis_tls_verify", "DYNO_SCALER_REDIS_TLS_VERIFY")];
 
 /// Every source compiled in.
@@ -82,6 +84,7 @@ pub fn sources() -> Vec<SourceEntry> {
             aliases: &[],
             env_defaults: REDIS_DEFAULTS,
             parse: parse_as::<crate::sidekiq::SidekiqConfig>,
+            default_policy: None,
         },
         #[cfg(feature = "resque")]
         SourceEntry {
@@ -89,6 +92,7 @@ pub fn sources() -> Vec<SourceEntry> {
             aliases: &[],
             env_defaults: REDIS_DEFAULTS,
             parse: parse_as::<crate::resque::ResqueConfig>,
+            default_policy: None,
         },
         #[cfg(feature = "delayed-job")]
         SourceEntry {
@@ -96,6 +100,7 @@ pub fn sources() -> Vec<SourceEntry> {
             aliases: &["delayedjob"],
             env_defaults: &[("url", "DATABASE_URL")],
             parse: parse_as::<crate::delayed_job::DelayedJobConfig>,
+            default_policy: None,
         },
         #[cfg(feature = "good-job")]
         SourceEntry {
@@ -103,6 +108,7 @@ pub fn sources() -> Vec<SourceEntry> {
             aliases: &["goodjob"],
             env_defaults: &[("url", "DATABASE_URL"), ("enable_pauses", "GOOD_JOB_ENABLE_PAUSES")],
             parse: parse_as::<crate::good_job::GoodJobConfig>,
+            default_policy: None,
         },
         #[cfg(feature = "solid-queue")]
         SourceEntry {
@@ -110,6 +116,15 @@ pub fn sources() -> Vec<SourceEntry> {
             aliases: &["solidqueue"],
             env_defaults: &[("url", "DATABASE_URL")],
             parse: parse_as::<crate::solid_queue::SolidQueueConfig>,
+            default_policy: None,
+        },
+        #[cfg(feature = "request-queue")]
+        SourceEntry {
+            name: "request_queue",
+            aliases: &["web"],
+            env_defaults: REDIS_DEFAULTS,
+            parse: parse_as::<crate::request_queue::RequestQueueConfig>,
+            default_policy: Some(crate::core::PolicyKind::Web),
         },
     ]
 }
@@ -151,6 +166,21 @@ source_spec!(crate::delayed_job::DelayedJobConfig, crate::delayed_job::DelayedJo
 
 #[cfg(feature = "good-job")]
 source_spec!(crate::good_job::GoodJobConfig, crate::good_job::GoodJobSource);
+#[cfg(feature = "request-queue")]
+impl SourceSpec for crate::request_queue::RequestQueueConfig {
+    fn validate(&self) -> Result<(), SettingError> {
+        crate::request_queue::RequestQueueConfig::validate(self)
+    }
+    fn url(&self) -> &Secret {
+        &self.url
+    }
+    fn queues(&self) -> Option<Vec<String>> {
+        None
+    }
+    fn build(&self) -> Result<Source, SettingError> {
+        Ok(crate::request_queue::RequestQueueSource::new(self.clone())?.into())
+    }
+}
 #[cfg(feature = "solid-queue")]
 source_spec!(crate::solid_queue::SolidQueueConfig, crate::solid_queue::SolidQueueSource, trigger: |c: &crate::solid_queue::SolidQueueConfig| {
     Some(crate::solid_queue::SolidQueueSource::new(c.clone()).map(|s| Arc::new(s.trigger()) as Arc<dyn Trigger>))

@@ -213,6 +213,9 @@ async fn the_day_survives_a_restart_through_the_store_and_without_a_token_the_pa
     assert_eq!(first_event(now), first_event(was), "the scale event before the restart");
     // The day is kept with each minute's seconds to the millisecond.
     let kept = now["savings"]["worker_secs"].as_f64().unwrap();
-    assert!(kept >= billed - 0.002 * now["samples"].as_array().unwrap().len() as f64, "{kept} kept, {billed} billed: {now}");
+    assert!(
+        kept >= billed - 0.002 * now["samples"].as_array().unwrap().len() as f64,
+        "{kept} kept, {billed} billed: {now}"
+    );
     second.stop().await;
 }

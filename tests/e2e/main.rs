@@ -24,3 +24,4 @@ mod run;
 mod sidekiq_real;
 mod status_check;
 mod tls;
+mod web;

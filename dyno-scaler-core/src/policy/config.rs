@@ -120,6 +120,14 @@ pub enum PolicyError {
     /// `worker_threads` is zero.
     #[error("worker_threads must be at least 1")]
     ZeroWorkerThreads,
+    /// A setting of the web policy given with another policy.
+    #[error(
+        "{0} applies only to policy = \"web\" (the request_queue source's default); remove it or set policy = \"web\""
+    )]
+    WebOnly(&'static str),
+    /// `puma_threads` or `puma_workers` is zero.
+    #[error("puma_threads and puma_workers must be at least 1")]
+    ZeroPuma,
     /// A schedule window is invalid, or its bounds are (`min_workers` above `max_workers`, `max_workers` 0).
     #[error("{0}")]
     Schedule(String),
@@ -156,6 +164,9 @@ impl PolicyError {
             PolicyError::AdaptiveOnly(name) => {
                 ADAPTIVE_ONLY.iter().position(|k| k == name).map_or(&[], |i| &ADAPTIVE_ONLY[i..=i])
             }
+            PolicyError::WebOnly(name) => WEB_ONLY.iter().position(|k| k == name).map_or(&[], |i| &WEB_ONLY[i..=i]),
+            PolicyError::ZeroPuma => &["puma_threads", "puma_workers"],
+            PolicyError::OutOfRange { setting: "queue_time_target", .. } => &["queue_time_target"],
             PolicyError::OutOfRange { setting: "drain_target", .. } => &["drain_target"],
             PolicyError::OutOfRange { setting: "latency_target", .. } => &["latency_target"],
             PolicyError::OutOfRange { .. } => &["down_delay"],
@@ -167,6 +178,11 @@ impl PolicyError {
 pub const LATENCY_TARGET_RANGE: (Duration, Duration) = (Duration::from_secs(1), Duration::from_secs(24 * 3600));
 /// The settings only the adaptive policy has, by their names in files.
 pub(super) const ADAPTIVE_ONLY: [&str; 4] = ["drain_target", "prewarm", "worker_threads", "remember"];
+
+/// The settings only the web policy has, by their names in files.
+pub(super) const WEB_ONLY: [&str; 3] = ["queue_time_target", "puma_threads", "puma_workers"];
+/// The accepted range of `queue_time_target`.
+pub const QUEUE_TIME_TARGET_RANGE: (Duration, Duration) = (Duration::from_millis(1), Duration::from_secs(60));
 
 /// The accepted range of `drain_target`.
 pub const DRAIN_TARGET_RANGE: (Duration, Duration) = (Duration::from_secs(1), Duration::from_secs(3600));

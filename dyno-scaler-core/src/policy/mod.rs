@@ -21,6 +21,7 @@ pub mod schedule;
 mod settings;
 mod step;
 pub mod threads;
+pub mod web;
 pub mod why;
 
 pub use adaptive::Adaptive;
@@ -205,6 +206,10 @@ impl Policy {
                 }
                 DemandRule::LatencyTarget(d) if d.is_zero() => return Err(PolicyError::ZeroLatencyTarget),
                 DemandRule::LatencyTarget(d) => in_range("latency_target", *d, config::LATENCY_TARGET_RANGE)?,
+                DemandRule::QueueTime { threads: 0, .. } => return Err(PolicyError::ZeroPuma),
+                DemandRule::QueueTime { target, .. } => {
+                    in_range("queue_time_target", *target, config::QUEUE_TIME_TARGET_RANGE)?
+                }
                 _ => {}
             }
         }

@@ -22,6 +22,15 @@ pub enum DemandRule {
     QueueLengthPerWorker(u64),
     /// Keep the oldest ready job younger than the target: `ceil(max(current, 1) × age / target)`.
     LatencyTarget(#[serde(serialize_with = "crate::serde_secs::duration")] Duration),
+    /// The web rule ([`super::web`]): keep the percentile of request queue time under `target`, on dynos of
+    /// `threads` (Puma threads × workers).
+    QueueTime {
+        /// The queue time to stay under.
+        #[serde(serialize_with = "crate::serde_secs::duration")]
+        target: Duration,
+        /// Threads a dyno serves requests on.
+        threads: u32,
+    },
 }
 
 impl DemandRule {
@@ -30,8 +39,14 @@ impl DemandRule {
         DemandRule::Thresholds(SEED_THRESHOLDS.to_vec())
     }
 
-    pub(super) fn demand(&self, ready: u64, running: u64, age: Option<Duration>, current: u32) -> u32 {
+    pub(super) fn demand(
+        &self,
+        (ready, running, age): (u64, u64, Option<Duration>),
+        requests: Option<&crate::requests::RequestStats>,
+        current: u32,
+    ) -> u32 {
         match self {
+            DemandRule::QueueTime { target, threads } => super::web::demand(requests, *target, *threads, current),
             DemandRule::Thresholds(table) => {
                 table.iter().rev().find(|(jobs, _)| ready >= *jobs).map(|(_, w)| *w).unwrap_or(0)
             }
@@ -59,6 +74,7 @@ impl DemandRule {
             DemandRule::JobsPerWorker(_) => "jobs-per-worker",
             DemandRule::QueueLengthPerWorker(_) => "queue-length-per-worker",
             DemandRule::LatencyTarget(_) => "latency-target",
+            DemandRule::QueueTime { .. } => "queue-time",
         }
     }
 }

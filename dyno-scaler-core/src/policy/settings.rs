@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::config::ADAPTIVE_ONLY;
+use super::config::{ADAPTIVE_ONLY, WEB_ONLY};
 use super::{Adaptive, DemandRule, DownMode, Policy, PolicyConfig, PolicyError, parse_thresholds};
 
 /// Which policy decides.
@@ -17,6 +17,24 @@ pub enum PolicyKind {
     Adaptive,
     /// The seed gem's threshold table and a fixed down delay (the policy before 0.3).
     Classic,
+    /// For web dynos ([`super::web`]): keep request queue time under a target; `min_workers` 1, a 10-minute down
+    /// delay, no drain (in-flight requests finish on SIGTERM). The `request_queue` source's default.
+    Web,
+}
+
+/// The web policy's defaults.
+pub mod web_defaults {
+    use std::time::Duration;
+
+    /// The queue time to keep the percentile under: HireFire's documented example of its upscale threshold
+    /// (`maximum_queue_time` 250 ms; Judoscale publishes no default).
+    pub const QUEUE_TIME_TARGET: Duration = Duration::from_millis(250);
+    /// Puma's default threads on MRI (`max_threads` 5 since Puma 5.0).
+    pub const PUMA_THREADS: u32 = 5;
+    /// Puma's default workers: single mode (`WEB_CONCURRENCY` unset) is one process.
+    pub const PUMA_WORKERS: u32 = 1;
+    /// How long requests must want fewer dynos before a scale-down (Judoscale's default downscale delay).
+    pub const DOWN_DELAY: Duration = Duration::from_secs(600);
 }
 
 /// The policy's settings by their names in files.
@@ -68,6 +86,13 @@ pub struct PolicySettings {
     pub max_drain: Option<Duration>,
     /// Time windows with their own bounds ([`schedule`](super::schedule)).
     pub schedule: Option<super::schedule::ScheduleSetting>,
+    /// Web: the percentile of request queue time to stay under (default 250 ms), e.g. `"250ms"`.
+    #[serde(default, with = "humantime_serde")]
+    pub queue_time_target: Option<Duration>,
+    /// Web: Puma threads per worker process (default 5, Puma's `max_threads`).
+    pub puma_threads: Option<u32>,
+    /// Web: Puma worker processes per dyno (default 1: `WEB_CONCURRENCY` unset).
+    pub puma_workers: Option<u32>,
 }
 
 impl PolicySettings {
@@ -89,14 +114,23 @@ impl PolicySettings {
         "quiet_victims",
         "max_drain",
         "schedule",
+        "queue_time_target",
+        "puma_threads",
+        "puma_workers",
     ];
 
     /// The policy, with defaults for what is not set, validated by [`Policy::new`].
     pub fn into_policy(self) -> Result<Policy, PolicyError> {
         let kind = self.policy.unwrap_or_default();
         let d = PolicyConfig::classic();
+        let web_set = [self.queue_time_target.is_some(), self.puma_threads.is_some(), self.puma_workers.is_some()];
+        if kind != PolicyKind::Web
+            && let Some((name, _)) = WEB_ONLY.iter().zip(web_set).find(|(_, is)| *is)
+        {
+            return Err(PolicyError::WebOnly(name));
+        }
         let adaptive = match kind {
-            PolicyKind::Classic => {
+            PolicyKind::Classic | PolicyKind::Web => {
                 let set = [
                     self.drain_target.is_some(),
                     self.prewarm.is_some(),
@@ -128,19 +162,32 @@ impl PolicySettings {
         if let Some(t) = self.latency_target {
             rules.push(DemandRule::LatencyTarget(t));
         }
+        let web = kind == PolicyKind::Web;
+        if web {
+            let threads = self.puma_threads.unwrap_or(web_defaults::PUMA_THREADS);
+            let workers = self.puma_workers.unwrap_or(web_defaults::PUMA_WORKERS);
+            let target = self.queue_time_target.unwrap_or(web_defaults::QUEUE_TIME_TARGET);
+            rules.push(DemandRule::QueueTime { target, threads: threads.saturating_mul(workers) });
+        }
         if rules.is_empty() && adaptive.is_none() {
             rules = d.rules.clone();
         }
+        // Web: a web process type at 0 serves nothing; requests finish on SIGTERM, so no drain and no busy hold.
+        let (min, down, interrupting, quiet) = if web {
+            (1, web_defaults::DOWN_DELAY, true, false)
+        } else {
+            (d.min_workers, d.down_delay, d.allow_interrupting, d.quiet_victims)
+        };
         Policy::new(PolicyConfig {
-            min_workers: self.min_workers.unwrap_or(d.min_workers),
+            min_workers: self.min_workers.unwrap_or(min),
             max_workers: self.max_workers.unwrap_or(d.max_workers),
             rules,
             adaptive,
-            down_delay: self.down_delay.unwrap_or(d.down_delay),
+            down_delay: self.down_delay.unwrap_or(down),
             down_mode: self.down_mode.unwrap_or(d.down_mode),
-            allow_interrupting: self.allow_interrupting.unwrap_or(d.allow_interrupting),
+            allow_interrupting: self.allow_interrupting.unwrap_or(interrupting),
             max_mode: d.max_mode,
-            quiet_victims: self.quiet_victims.unwrap_or(d.quiet_victims),
+            quiet_victims: self.quiet_victims.unwrap_or(quiet),
             max_drain: self.max_drain.unwrap_or(d.max_drain),
             schedule: match &self.schedule {
                 Some(s) => s.windows().map_err(PolicyError::Schedule)?,

@@ -102,7 +102,7 @@ impl Policy {
         let (ready, running, current) = (why.ready, why.running, input.current);
         let mut demand = 0u32;
         for rule in &c.rules {
-            let d = rule.demand(ready, running, why.oldest, current);
+            let d = rule.demand((ready, running, why.oldest), input.snapshot.requests.as_ref(), current);
             why.rules.push((rule.label(), d));
             demand = demand.max(d);
         }
