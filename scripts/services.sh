@@ -110,9 +110,11 @@ ensure_node_resque() {
   fi
 }
 
-# Debian's puma, which serves the Rack app with the gem's queue-time middleware in the end-to-end tests.
+# Debian's puma, which serves the Rack app with the gem's queue-time middleware in the end-to-end tests, and
+# railties, in which its Railtie is checked.
 ensure_puma() {
   command -v puma >/dev/null || apt_install puma
+  ruby -e 'require "rails"' 2>/dev/null || apt_install ruby-railties
 }
 
 # Debian's chromium, which renders the dashboard in the end-to-end tests (driven by playwright-core).

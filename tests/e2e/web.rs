@@ -32,6 +32,12 @@ fn installed_gem(name: &str) -> PathBuf {
     home
 }
 
+/// `GEM_PATH` for the gem in `home` beside Debian's own gems (puma, rack, railties).
+fn gem_path(home: &std::path::Path) -> String {
+    let system = std::process::Command::new("ruby").args(["-e", "print Gem.default_path.join(':')"]).output().unwrap();
+    format!("{}:{}", home.display(), String::from_utf8_lossy(&system.stdout))
+}
+
 /// Debian's puma on a free port, `threads` threads, a Rack app that takes `app_ms` a request behind the middleware
 /// writing to `redis_url`.
 fn puma(home: &std::path::Path, redis_url: &str, threads: u32, app_ms: u64) -> (KillOnDrop, u16) {
@@ -47,14 +53,11 @@ fn puma(home: &std::path::Path, redis_url: &str, threads: u32, app_ms: u64) -> (
         ),
     )
     .unwrap();
-    // The gem from the test's own GEM_HOME; Debian's puma and rack from the system's gem paths.
-    let system = std::process::Command::new("ruby").args(["-e", "print Gem.default_path.join(':')"]).output().unwrap();
-    let gem_path = format!("{}:{}", home.display(), String::from_utf8_lossy(&system.stdout));
     let child = std::process::Command::new("puma")
         .args(["-b", &format!("tcp://127.0.0.1:{port}"), "-t", &format!("{threads}:{threads}"), "--quiet"])
         .arg(&ru)
         .env("GEM_HOME", home)
-        .env("GEM_PATH", gem_path)
+        .env("GEM_PATH", gem_path(home))
         .stdout(std::process::Stdio::null())
         .spawn()
         .expect("Debian's puma must be installed (scripts/test installs it)");
@@ -187,4 +190,19 @@ async fn with_redis_stopped_the_apps_requests_succeed_no_slower() {
     let without = sample(300).await;
     eprintln!("median request: {with_redis:?} with Redis, {without:?} without");
     assert!(without < with_redis + Duration::from_millis(3), "{without:?} without Redis, {with_redis:?} with");
+}
+
+#[test]
+fn the_installed_middleware_reads_every_senders_header_and_the_railtie_inserts_it() {
+    let home = installed_gem("web-ruby");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/e2e/ruby/queue_time_check.rb");
+    let out = std::process::Command::new("ruby")
+        .arg(script)
+        .env("GEM_HOME", &home)
+        .env("GEM_PATH", gem_path(&home))
+        .output()
+        .expect("ruby");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success() && text.contains("all checks passed"), "{text}");
+    assert!(text.matches("\nok ").count() >= 15, "{text}");
 }

@@ -14,6 +14,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("dyno-scaler-delayed-job", &["dyno-scaler-core", "dyno-scaler-postgres"]),
     ("dyno-scaler-good-job", &["dyno-scaler-core", "dyno-scaler-postgres"]),
     ("dyno-scaler-solid-queue", &["dyno-scaler-core", "dyno-scaler-postgres"]),
+    ("dyno-scaler-request-queue", &["dyno-scaler-core", "dyno-scaler-redis"]),
     ("dyno-scaler-heroku", &["dyno-scaler-core"]),
     ("dyno-scaler-kubernetes", &["dyno-scaler-core"]),
     ("dyno-scaler-keda", &["dyno-scaler-core"]),

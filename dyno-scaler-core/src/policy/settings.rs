@@ -221,6 +221,9 @@ mod tests {
             ("quiet_victims", "false"),
             ("max_drain", "\"5m\""),
             ("schedule", "\"mon-fri 08:00-18:00 UTC min=1\""),
+            ("queue_time_target", "\"250ms\""),
+            ("puma_threads", "5"),
+            ("puma_workers", "2"),
         ];
         assert_eq!(samples.len(), PolicySettings::KEYS.len());
         for (key, value) in samples {
@@ -233,7 +236,11 @@ mod tests {
 
     #[test]
     fn policy_new_is_the_one_validator() {
-        let cases: [(&str, &[&str]); 11] = [
+        let cases: [(&str, &[&str]); 15] = [
+            (r#"{"puma_threads": 3}"#, &["puma_threads"]),
+            (r#"{"policy": "classic", "queue_time_target": "1s"}"#, &["queue_time_target"]),
+            (r#"{"policy": "web", "puma_workers": 0}"#, &["puma_threads", "puma_workers"]),
+            (r#"{"policy": "web", "queue_time_target": "5m"}"#, &["queue_time_target"]),
             (r#"{"schedule": "mon-fri 08:00-18:00 Mars/Olympus min=1"}"#, &["schedule"]),
             (
                 r#"{"max_workers": 2, "schedule": [{"days": "sat", "hours": "00:00-24:00", "time_zone": "UTC", "min_workers": 3}]}"#,
@@ -255,5 +262,25 @@ mod tests {
         }
         let s: PolicySettings = serde_json::from_str(r#"{"jobs_per_worker": 0}"#).unwrap();
         assert_eq!(s.into_policy().unwrap_err(), PolicyError::ZeroJobsPerWorker);
+    }
+
+    #[test]
+    fn the_web_policy_has_the_web_defaults_and_threads_are_puma_threads_times_workers() {
+        let s: PolicySettings =
+            serde_json::from_str(r#"{"policy": "web", "puma_workers": 2, "max_workers": 8}"#).unwrap();
+        let c = s.into_policy().unwrap().config().clone();
+        assert_eq!(
+            (c.min_workers, c.down_delay, c.allow_interrupting, c.quiet_victims),
+            (1, web_defaults::DOWN_DELAY, true, false)
+        );
+        assert!(c.adaptive.is_none());
+        let want = DemandRule::QueueTime { target: web_defaults::QUEUE_TIME_TARGET, threads: 10 };
+        assert_eq!(c.rules, vec![want]);
+        // What a user sets wins over the web defaults.
+        let s: PolicySettings =
+            serde_json::from_str(r#"{"policy": "web", "min_workers": 2, "max_workers": 4, "down_delay": "1m"}"#)
+                .unwrap();
+        let c = s.into_policy().unwrap().config().clone();
+        assert_eq!((c.min_workers, c.down_delay), (2, Duration::from_secs(60)));
     }
 }
