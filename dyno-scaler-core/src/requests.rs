@@ -105,6 +105,8 @@ pub struct RequestStats {
     pub service_secs: f64,
     /// Mean queue time, seconds.
     pub queue_mean_secs: f64,
+    /// The percentile `queue_pct_secs` is (0.95 by default).
+    pub percentile: f64,
     /// The configured percentile of queue time (p95 by default), seconds.
     pub queue_pct_secs: f64,
     /// The longest queue time, seconds.
@@ -128,6 +130,7 @@ impl RequestStats {
             rate: if window_secs > 0.0 { all.requests as f64 / window_secs } else { 0.0 },
             service_secs: per(all.app_sum_us, all.requests),
             queue_mean_secs: per(all.queue_sum_us, all.measured),
+            percentile: p,
             queue_pct_secs: all.percentile_secs(p),
             queue_max_secs: all.queue_max_us as f64 / 1e6,
             dropped: all.dropped,

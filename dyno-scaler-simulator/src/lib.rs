@@ -22,6 +22,7 @@ pub mod record;
 pub mod report;
 pub mod strategies;
 pub mod trace;
+pub mod web;
 mod world;
 
 pub use engine::{SimConfig, SimResult, Strategy, epoch, simulate};

@@ -3,6 +3,7 @@
 mod commands;
 mod logging;
 mod simulate;
+mod simulate_web;
 
 /// The settings, the registry and the builders live in the library ([`dyno_scaler::settings`]), so a library user
 /// builds from the same settings as the program.

@@ -48,6 +48,13 @@ pub struct SimulateArgs {
     /// The strategy you pick (its name in the table, e.g. "dyno-scaler classic"): print the settings that run it.
     #[arg(long, value_name = "STRATEGY")]
     pub pick: Option<String>,
+    /// Web traffic instead of jobs: requests in front of dynos of `--concurrency` Puma threads, dyno-scaler's web
+    /// policy against the peers' web rules (built-in traces: web-diurnal, web-spiky).
+    #[arg(long)]
+    pub web: bool,
+    /// With --web: the p95 of queue time to stay under.
+    #[arg(long, default_value = "250ms")]
+    pub target: String,
 }
 
 /// Why `simulate` could not run (exit 2).
@@ -105,6 +112,9 @@ fn run_inner(args: &SimulateArgs, config_path: Option<&str>) -> Result<u8, Simul
     }
     if !(args.price.is_finite() && args.price >= 0.0) {
         return Err(SimulateError::Usage("--price must be a non-negative number of dollars"));
+    }
+    if args.web {
+        return super::simulate_web::run(args);
     }
     let cfg = SimConfig {
         concurrency: args.concurrency,
