@@ -132,7 +132,7 @@ impl RequestQueueSource {
             pipe.hgetall(format!("{}{s}", self.prefix));
         }
         let mut conn = self.conn.clone();
-        let (alive, hashes): (bool, Vec<Vec<(String, u64)>>) = {
+        let (alive, hashes): (bool, Vec<Vec<(String, String)>>) = {
             let mut v: Vec<redis::Value> =
                 pipe.query_async(&mut conn).await.map_err(|e| map_redis_error(NAME, &self.config.url, e))?;
             let alive = v.first().is_some_and(|x| matches!(x, redis::Value::Int(1)));
@@ -166,10 +166,11 @@ impl RequestQueueSource {
     }
 }
 
-/// One second's hash as a [`Bucket`] (`None`: a field that is not a count).
-fn bucket(h: &[(String, u64)]) -> Option<Bucket> {
+/// One second's hash as a [`Bucket`] (`None`: a field or a value that is not a count).
+fn bucket(h: &[(String, String)]) -> Option<Bucket> {
     let mut b = Bucket::default();
     for (k, v) in h {
+        let v = &v.parse::<u64>().ok()?;
         match k.as_str() {
             "reqs" => b.requests = *v,
             "n" => b.measured = *v,

@@ -84,7 +84,7 @@ async fn without_the_middleware_the_reading_is_unreadable_and_with_it_no_traffic
 }
 
 #[tokio::test]
-async fn a_field_that_is_not_a_count_is_skipped_and_counted() {
+async fn a_field_or_a_value_that_is_not_a_count_is_skipped_and_counted() {
     let ns = unique("rq");
     let mut c = conn().await;
     let t = now();
@@ -96,9 +96,11 @@ async fn a_field_that_is_not_a_count_is_skipped_and_counted() {
         .query_async(&mut c)
         .await
         .unwrap();
+    let many = format!("{ns}:dyno-scaler:rq:web:{}", t - 4);
+    let _: () = redis::cmd("HSET").arg(many).arg("reqs").arg("many").query_async(&mut c).await.unwrap();
     let _: () =
         redis::cmd("SET").arg(format!("{ns}:dyno-scaler:rq:web:alive")).arg(t).query_async(&mut c).await.unwrap();
     let snap = source(&ns).snapshot().await.unwrap();
-    assert_eq!(snap.skipped, 1, "{snap:?}");
+    assert_eq!(snap.skipped, 2, "{snap:?}");
     assert_eq!(snap.requests.unwrap().requests, 10);
 }
