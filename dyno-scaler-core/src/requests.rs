@@ -146,4 +146,18 @@ impl RequestStats {
     pub fn waiting(&self) -> f64 {
         self.rate * self.queue_mean_secs
     }
+
+    /// The reading a web source gives: these stats for the web rule, and a `requests` pseudo-queue for the logs,
+    /// `status` and the dashboard (`ready` = requests waiting, `running` = threads busy, both by Little's law;
+    /// latency = the percentile of queue time, when any was measured).
+    pub fn snapshot(self) -> crate::Snapshot {
+        let mut q = crate::QueueStats::new(self.waiting().round() as u64, self.busy_threads().round() as u64, 0);
+        if self.measured > 0 {
+            q = q.with_oldest(std::time::Duration::from_secs_f64(self.queue_pct_secs));
+        }
+        let mut snap = crate::Snapshot::default();
+        snap.add("requests", q);
+        snap.requests = Some(self);
+        snap
+    }
 }

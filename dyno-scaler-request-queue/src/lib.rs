@@ -23,9 +23,7 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 use dyno_scaler_core::requests::{Bucket, RequestStats};
 use dyno_scaler_core::secret::debug_source;
-use dyno_scaler_core::{
-    Capabilities, QueueSource, QueueStats, Secret, SettingError, Snapshot, Source, SourceError, check,
-};
+use dyno_scaler_core::{Capabilities, QueueSource, Secret, SettingError, Snapshot, Source, SourceError, check};
 use dyno_scaler_redis::{RedisStore, connect, map_redis_error};
 
 pub use dyno_scaler_redis::TlsVerify;
@@ -93,9 +91,13 @@ impl RequestQueueConfig {
         check::duration("timeout", self.timeout, Duration::from_millis(10), Duration::from_secs(60))
     }
 
+    /// The namespace's key prefix (`<namespace>:`, or none), where the store's keys live too.
+    fn namespace_prefix(&self) -> String {
+        if self.namespace.is_empty() { String::new() } else { format!("{}:", self.namespace) }
+    }
+
     fn prefix(&self) -> String {
-        let ns = if self.namespace.is_empty() { String::new() } else { format!("{}:", self.namespace) };
-        format!("{ns}dyno-scaler:rq:{}:", self.middleware_type)
+        format!("{}dyno-scaler:rq:{}:", self.namespace_prefix(), self.middleware_type)
     }
 }
 
@@ -139,15 +141,17 @@ impl RequestQueueSource {
             let hashes = v.drain(1..).map(|h| redis::from_redis_value(h).unwrap_or_default()).collect();
             (alive, hashes)
         };
-        let mut snap = Snapshot::default();
         let mut buckets = Vec::with_capacity(hashes.len());
+        let mut skipped = 0;
         for h in &hashes {
             match bucket(h) {
                 Some(b) => buckets.push(b),
-                None => snap.skipped += 1,
+                None => skipped += 1,
             }
         }
         if !alive && buckets.iter().all(|b| b.requests == 0) {
+            let mut snap = Snapshot::default();
+            snap.skipped = skipped;
             snap.unreadable.push(format!(
                 "{}alive (no process with DynoScaler::QueueTime has written in 30 s: is the middleware installed?)",
                 self.prefix
@@ -155,13 +159,8 @@ impl RequestQueueSource {
             return Ok(snap);
         }
         let stats = RequestStats::over(&buckets, n as f64, self.config.percentile / 100.0);
-        snap.skipped += stats.dropped;
-        let mut q = QueueStats::new(stats.waiting().round() as u64, stats.busy_threads().round() as u64, 0);
-        if stats.measured > 0 {
-            q = q.with_oldest(Duration::from_secs_f64(stats.queue_pct_secs));
-        }
-        snap.add("requests", q);
-        snap.requests = Some(stats);
+        let mut snap = stats.snapshot();
+        snap.skipped = skipped + stats.dropped;
         Ok(snap)
     }
 }

@@ -35,8 +35,6 @@ fn store_key(process_type: &str) -> String {
 /// What the last successful cycle said, for the page's header and queue table.
 #[derive(Debug, Clone, Default)]
 pub struct Now {
-    /// When, Unix seconds.
-    pub at: f64,
     /// Per queue: ready, running, scheduled, latency in seconds.
     pub queues: Vec<(String, u64, u64, u64, Option<f64>)>,
     /// The quantities: wanted, running, draining.
@@ -45,8 +43,6 @@ pub struct Now {
     pub current: u32,
     /// The victims draining.
     pub draining: Vec<String>,
-    /// The last decision's reason.
-    pub reason: String,
     /// Who holds the lease.
     pub leader: Option<String>,
     /// Whether this instance acts.
@@ -151,12 +147,10 @@ impl Dashboard {
                     })
                     .collect();
                 t.now = Some(Now {
-                    at: now,
                     queues,
                     desired: rep.decision.to,
                     current: rep.quantity_after(),
                     draining: rep.draining.clone(),
-                    reason: rep.decision.reason.clone(),
                     leader: rep.leader.clone(),
                     acting: rep.acting,
                     paused: rep.paused.as_ref().map(|p| format!("{} by {}", p.describe(), p.by)),

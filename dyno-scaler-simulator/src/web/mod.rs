@@ -92,6 +92,8 @@ pub struct WebResult {
 #[derive(Debug, Clone)]
 struct Dyno {
     billed_from: f64,
+    /// When it takes its first request (the dynos of the start are up from 0).
+    up_at: f64,
     /// When each thread is free next.
     free: Vec<f64>,
     stopped: Option<f64>,
@@ -157,12 +159,11 @@ pub fn simulate(trace: &Trace, strategy: &WebStrategy, cfg: &WebConfig) -> WebRe
     let threads = cfg.threads.max(1) as usize;
     let first = brain.initial(cfg).clamp(cfg.min.max(1), cfg.max);
     let mut dynos: Vec<Dyno> =
-        (0..first).map(|_| Dyno { billed_from: 0.0, free: vec![0.0; threads], stopped: None }).collect();
+        (0..first).map(|_| Dyno { billed_from: 0.0, up_at: 0.0, free: vec![0.0; threads], stopped: None }).collect();
     let mut pending: BinaryHeap<Reverse<(u64, u64, u64, u64)>> = BinaryHeap::new();
     let mut seen = Seen::default();
     let mut waits: Vec<f32> = Vec::with_capacity(trace.jobs.len());
     let (mut next_tick, tick) = (brain.tick(), brain.tick());
-    let delay = brain.visible_after();
     let mut events = 0u64;
     let mut serving: Vec<usize> = Vec::new();
     for job in &trace.jobs {
@@ -186,11 +187,11 @@ pub fn simulate(trace: &Trace, strategy: &WebStrategy, cfg: &WebConfig) -> WebRe
         let t = job.arrived_at;
         // The router: any dyno that is up, at random; while none is, the first to come up.
         serving.clear();
-        serving.extend((0..dynos.len()).filter(|&i| dynos[i].stopped.is_none() && up_at(&dynos[i], cfg) <= t));
+        serving.extend((0..dynos.len()).filter(|&i| dynos[i].stopped.is_none() && dynos[i].up_at <= t));
         let i = if serving.is_empty() {
             (0..dynos.len())
                 .filter(|&i| dynos[i].stopped.is_none())
-                .min_by(|&a, &b| up_at(&dynos[a], cfg).total_cmp(&up_at(&dynos[b], cfg)))
+                .min_by(|&a, &b| dynos[a].up_at.total_cmp(&dynos[b].up_at))
                 .expect("at least one dyno")
         } else {
             serving[rng.usize(..serving.len())]
@@ -203,7 +204,7 @@ pub fn simulate(trace: &Trace, strategy: &WebStrategy, cfg: &WebConfig) -> WebRe
         d.free[k] = end;
         let queue = start - t;
         waits.push(queue as f32);
-        let seen_at = brain.seen_at(end, delay);
+        let seen_at = brain.seen_at(end);
         pending.push(Reverse((seen_at.to_bits(), start.to_bits(), queue.to_bits(), job.duration.to_bits())));
     }
     let last_end = dynos.iter().flat_map(|d| d.free.iter().copied()).fold(trace.span, f64::max);
@@ -230,16 +231,12 @@ pub fn simulate(trace: &Trace, strategy: &WebStrategy, cfg: &WebConfig) -> WebRe
     }
 }
 
-/// When a dyno serves its first request.
-fn up_at(d: &Dyno, cfg: &WebConfig) -> f64 {
-    if d.billed_from <= 0.0 { 0.0 } else { d.billed_from + cfg.boot }
-}
-
 /// From `live` dynos to `to` at `now`: new ones boot; the highest-numbered live ones stop taking requests.
 fn apply(dynos: &mut Vec<Dyno>, live: u32, to: u32, now: f64, cfg: &WebConfig, threads: usize) {
     if to > live {
         for _ in live..to {
-            dynos.push(Dyno { billed_from: now, free: vec![now + cfg.boot; threads], stopped: None });
+            let up_at = now + cfg.boot;
+            dynos.push(Dyno { billed_from: now, up_at, free: vec![up_at; threads], stopped: None });
         }
     } else {
         let mut left = live - to;

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use dyno_scaler_core::requests::RequestStats;
-use dyno_scaler_core::{Policy, PolicyInput, PolicyKind, PolicySettings, PolicyState, QueueStats, Snapshot};
+use dyno_scaler_core::{Policy, PolicyInput, PolicyKind, PolicySettings, PolicyState};
 
 use super::{Seen, WebConfig, quantile};
 
@@ -103,15 +103,10 @@ impl Brain {
         }
     }
 
-    /// How long after a request ends its source can show it.
-    pub(super) fn visible_after(&self) -> f64 {
-        // The middlewares flush every second (dyno-scaler's, HireFire's); Judoscale reports every 10 s.
-        if matches!(self.kind, WebStrategy::Judoscale) { 10.0 } else { 1.0 }
-    }
-
-    /// When a request that ends at `end` is seen.
-    pub(super) fn seen_at(&self, end: f64, delay: f64) -> f64 {
-        if matches!(self.kind, WebStrategy::Judoscale) { ((end / delay).floor() + 1.0) * delay } else { end + delay }
+    /// When a request that ends at `end` is seen: the middlewares flush every second (dyno-scaler's, HireFire's);
+    /// Judoscale's agent reports every 10 s.
+    pub(super) fn seen_at(&self, end: f64) -> f64 {
+        if matches!(self.kind, WebStrategy::Judoscale) { ((end / 10.0).floor() + 1.0) * 10.0 } else { end + 1.0 }
     }
 
     /// The dynos wanted at `now`, `live` running.
@@ -123,14 +118,7 @@ impl Brain {
             WebStrategy::DynoScaler => {
                 // The source's reading: the last 10 complete seconds, the current and the one being flushed left out.
                 let (from, to) = (t.saturating_sub(12), t.saturating_sub(2));
-                let stats = RequestStats::over(&seen.buckets(from, to), 10.0, 0.95);
-                let mut snap = Snapshot::default();
-                let mut q = QueueStats::new(stats.waiting().round() as u64, stats.busy_threads().round() as u64, 0);
-                if stats.measured > 0 {
-                    q = q.with_oldest(Duration::from_secs_f64(stats.queue_pct_secs));
-                }
-                snap.add("requests", q);
-                snap.requests = Some(stats);
+                let snap = RequestStats::over(&seen.buckets(from, to), 10.0, 0.95).snapshot();
                 let policy = self.policy.as_ref().expect("a policy");
                 let input = PolicyInput {
                     now: crate::epoch() + Duration::from_secs_f64(now),

@@ -44,7 +44,7 @@ impl Watchers {
         }
     }
 
-    /// Before the program exits: the notices still queued are sent (10 s at most), the dashboard's day kept.
+    /// Before the program exits: the notices still queued are sent (15 s at most), the dashboard's day kept.
     pub async fn finish(&self) {
         if let Some((_, notifier)) = &self.notify {
             notifier.flush(Duration::from_secs(15)).await;
