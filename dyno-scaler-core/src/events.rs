@@ -147,11 +147,16 @@ impl Hints {
     }
 }
 
+/// The longest wait between two attempts to set a lost event path up again. One connection attempt every 5 s
+/// costs a server nothing, and a longer wait is time the scaler spends on the poll after the server is back: with
+/// 30 s, a Postgres crash recovery of 8 s left the path down for up to 16 s more.
+pub const RECONNECT_MAX: Duration = Duration::from_secs(5);
+
 /// Runs `source`'s event path until `stop` turns true: a path that breaks is reported, the scaler woken (the poll
-/// covers what was missed) and the path set up again after a backoff (0.5 s doubling to 30 s); a source with no
-/// path (or a store that offers none) leaves the status at [`EventMode::Polling`] and returns.
+/// covers what was missed) and the path set up again after a backoff (0.5 s doubling to [`RECONNECT_MAX`]); a
+/// source with no path (or a store that offers none) leaves the status at [`EventMode::Polling`] and returns.
 pub async fn watch_events(source: Source, hints: Hints, mut stop: watch::Receiver<bool>) {
-    let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
+    let mut backoff = Backoff::new(Duration::from_millis(500), RECONNECT_MAX);
     while !*stop.borrow() {
         let result = tokio::select! {
             r = source.watch(&hints) => r,

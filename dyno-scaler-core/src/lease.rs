@@ -121,6 +121,10 @@ impl Default for LeaseOptions {
 /// The default lease TTL: a dead leader's successor acts within this plus one poll interval.
 pub const DEFAULT_TTL: Duration = Duration::from_secs(15);
 
+/// How soon a lease's store that could not be reached is asked again (one connection attempt a second costs a
+/// store nothing; waiting for the next renewal, `ttl / 3`, held every scale-up for up to 5 s after a restart).
+pub const RETRY_UNREACHABLE: Duration = Duration::from_secs(1);
+
 /// A name for this process: `$DYNO` (or the host name) and the process id, with a random suffix so two processes
 /// never share it; at most 48 bytes (it is a Postgres `application_name` too).
 pub fn identity() -> String {
@@ -164,9 +168,15 @@ impl Leadership {
         self.stand_aside_until.is_some_and(|t| tokio::time::Instant::now() < t)
     }
 
-    /// Whether the store should be asked again (every `ttl / 3`).
+    /// Whether the store should be asked again: every `ttl / 3`, or every [`RETRY_UNREACHABLE`] while the last
+    /// ask failed, so a store back from a restart is found in a second, not at the next renewal.
     pub fn due(&self, ttl: Duration) -> bool {
-        self.asked.is_none_or(|t| t.elapsed() >= ttl / 3)
+        self.asked.is_none_or(|t| t.elapsed() >= self.every(ttl))
+    }
+
+    /// The wait between two asks (see [`Leadership::due`]).
+    pub fn every(&self, ttl: Duration) -> Duration {
+        if self.error.is_some() { RETRY_UNREACHABLE.min(ttl / 3) } else { ttl / 3 }
     }
 
     /// Records a campaign started at `started`.
@@ -222,6 +232,13 @@ mod tests {
         l.record(tokio::time::Instant::now(), ttl, Err(cut));
         assert!(!l.holds());
         assert_eq!(l.error.as_deref().map(|e| e.contains("cut")), Some(true));
+        // An unreachable store is asked again a second later, not at the next renewal.
+        assert!(!l.due(ttl));
+        tokio::time::advance(RETRY_UNREACHABLE).await;
+        assert!(l.due(ttl));
+        l.record(tokio::time::Instant::now(), ttl, Ok(LeaseState { held: true, ..LeaseState::default() }));
+        tokio::time::advance(RETRY_UNREACHABLE).await;
+        assert!(l.holds() && !l.due(ttl), "once answered, every ttl / 3 again");
     }
 
     #[test]

@@ -160,9 +160,14 @@ async fn a_postgres_restart_mid_run_reconnects_the_event_path_and_loses_no_scale
     daemon.logged("mode=listen", 1).await;
     server.stop();
     daemon.logged("event path lost", 1).await;
+    // Down long enough for the reconnect backoff to grow to its cap: the path is back within that cap (plus a
+    // reconcile) of the server, not after a wait that kept growing while it was down.
+    tokio::time::sleep(Duration::from_secs(10)).await;
     server.restart();
     dj_enqueue(&pool, &table, 1).await;
-    scaled_within(&fake, "worker", 1, Duration::from_secs(15)).await;
+    let took = scaled_within(&fake, "worker", 1, Duration::from_secs(15)).await;
+    let cap = dyno_scaler::core::events::RECONNECT_MAX + Duration::from_secs(3);
+    assert!(took < cap, "scaled {took:?} after the server was back (cap {cap:?}):\n{}", daemon.log.lock().unwrap());
     daemon.logged("mode=listen", 2).await;
     dj_enqueue(&pool, &table, 40).await;
     let took = scaled_within(&fake, "worker", 2, Duration::from_secs(5)).await;

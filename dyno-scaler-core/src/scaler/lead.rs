@@ -14,7 +14,8 @@ impl Scaler {
         self.inner.cfg.lease.as_ref()
     }
 
-    /// Asks the lease's store when due (every `ttl / 3`); says whether this scaler just took the lease.
+    /// Asks the lease's store when due ([`Leadership::due`](crate::lease::Leadership::due)); says whether this
+    /// scaler just took the lease.
     pub(super) async fn campaign_if_due(&self) -> bool {
         let Some((lease, opts)) = self.lease() else { return false };
         let mut lead = self.inner.lead.lock().await;
@@ -47,13 +48,18 @@ impl Scaler {
             Ok(a) => a,
             Err(_) => Err(SourceError::Timeout { source_name: lease.store().into(), timeout: limit }),
         };
-        let was = lead.holds();
+        let (was, failing) = (lead.holds(), lead.error.is_some());
         lead.record(started, opts.ttl, answer);
         let pt = &self.inner.cfg.process_type;
+        if failing && lead.error.is_none() {
+            tracing::info!(process_type = %pt, "the lease's store answers again");
+        }
         match (&lead.error, was, lead.holds()) {
-            (Some(e), _, _) => {
+            // Said once per outage (it is asked every second meanwhile).
+            (Some(e), _, _) if !failing => {
                 tracing::warn!(process_type = %pt, error = %e, "cannot reach the lease's store; not acting")
             }
+            (Some(_), _, _) => {}
             (None, false, true) if opts.exclusive && !self.inner.cfg.dry_run => {
                 tracing::info!(process_type = %pt, identity = %opts.identity, "took the lease: acting");
                 // What was read as a follower may be stale: the last holder may have just changed it, and a request
@@ -70,14 +76,15 @@ impl Scaler {
         false
     }
 
-    /// Renews the lease every `ttl / 3` until `stop`, waking the loop when this scaler takes it.
+    /// Renews the lease every `ttl / 3` (every second while its store cannot be reached) until `stop`, waking the
+    /// loop when this scaler takes it.
     pub(super) async fn keep_lease(self, mut stop: tokio::sync::watch::Receiver<bool>) {
         let Some((_, opts)) = self.lease() else { return };
-        let period = opts.ttl / 3;
         while !*stop.borrow() {
             if self.campaign_if_due().await {
                 self.inner.wake.notify_one();
             }
+            let period = self.inner.lead.lock().await.every(opts.ttl);
             tokio::select! {
                 _ = stop.changed() => {}
                 _ = tokio::time::sleep(period) => {}
