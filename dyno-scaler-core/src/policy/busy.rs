@@ -31,6 +31,18 @@ impl Policy {
             .unwrap_or(current)
     }
 
+    /// Dynos of this process type on which a process ran a job at its last heartbeat.
+    pub(super) fn busy_dynos(&self, input: &PolicyInput<'_>) -> u32 {
+        let mut busy: Vec<&str> = (input.snapshot.workers.iter().flatten())
+            .filter(|w| w.busy > 0)
+            .filter_map(|w| w.dyno.as_deref())
+            .filter(|d| matches!(input.placements.and_then(|p| p.get(*d)), Some(Placement::Stops(_))))
+            .collect();
+        busy.sort_unstable();
+        busy.dedup();
+        u32::try_from(busy.len()).unwrap_or(u32::MAX)
+    }
+
     /// Dynos of this process type on which every process is quiet.
     pub(super) fn quiet_dynos(&self, input: &PolicyInput<'_>) -> u32 {
         u32::try_from(quiet_ranks(input).len()).unwrap_or(u32::MAX)

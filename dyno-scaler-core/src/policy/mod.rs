@@ -19,6 +19,7 @@ pub mod recur;
 mod rules;
 pub mod schedule;
 mod settings;
+pub mod spread;
 mod step;
 pub mod threads;
 pub mod web;
@@ -50,6 +51,10 @@ pub struct PolicyState {
     /// cannot hide a job fetched from the queue before it.
     #[serde(skip)]
     pub ready_gone: Option<SystemTime>,
+    /// Since when busy dynos have held every scale-down the demand wanted (through its delays), if they do
+    /// ([`spread`]).
+    #[serde(skip)]
+    pub busy_held_since: Option<SystemTime>,
 }
 
 /// What the policy is told.
@@ -255,11 +260,13 @@ impl Policy {
         let ready_gone =
             (input.snapshot.totals().ready == 0).then(|| state.ready_gone.unwrap_or(input.now).min(input.now));
         let window = (state.lower_since, state.window_peak);
+        let held = state.busy_held_since.and_then(|t| input.now.duration_since(t).ok()).unwrap_or_default();
         let (verdict, (lower_since, window_peak)) =
-            self.decide_with(input, window, &state.idle_beats, &mut state.learned, ready_gone);
+            self.decide_with(input, window, &state.idle_beats, &mut state.learned, (ready_gone, held));
         state.lower_since = lower_since;
         state.window_peak = window_peak;
         state.ready_gone = ready_gone;
+        state.busy_held_since = spread::held_since(state.busy_held_since, &verdict, input.now);
         verdict
     }
 }

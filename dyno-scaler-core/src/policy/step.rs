@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::time::SystemTime;
 
 use super::busy::BusyFloor;
+use super::spread::Held;
 use super::why::{Outcome, Verdict, Why};
 use super::{DownMode, Learned, MaxMode, Policy, PolicyInput, adaptive, lag, schedule, secs};
 
@@ -28,6 +29,8 @@ struct Down<'i, 'a> {
     window: Window,
     streaks: &'i BTreeMap<String, lag::IdleStreak>,
     ready_gone: Option<SystemTime>,
+    /// How long busy dynos have held every scale-down ([`super::spread`]).
+    busy_held: std::time::Duration,
     bounds: Bounds,
     desired: u32,
     /// Nothing ready or running anywhere.
@@ -42,7 +45,7 @@ impl Policy {
         window: Window,
         streaks: &BTreeMap<String, lag::IdleStreak>,
         learned: &mut Learned,
-        ready_gone: Option<SystemTime>,
+        (ready_gone, busy_held): (Option<SystemTime>, std::time::Duration),
     ) -> (Verdict, Window) {
         let (bounds, mut why) = self.bounds(input);
         let current = input.current;
@@ -67,7 +70,7 @@ impl Policy {
         if desired == current {
             return (verdict(current, Outcome::Steady, why), FRESH);
         }
-        let down = Down { input, window, streaks, ready_gone, bounds, desired, idle };
+        let down = Down { input, window, streaks, ready_gone, busy_held, bounds, desired, idle };
         let (outcome, to, window) = self.down(&down, learned, &mut why);
         (verdict(to, outcome, why), window)
     }
@@ -185,8 +188,23 @@ impl Policy {
             || input.snapshot.workers.as_ref().is_some_and(|w| w.iter().any(|w| !lag::confirmed_idle(w, d.streaks)));
         let to = match self.busy_floor(input, running, d.streaks, d.ready_gone) {
             BusyFloor::Known(floor, host) if floor > target => {
+                let held = Held {
+                    learned,
+                    current,
+                    peak,
+                    ready: why.ready,
+                    quiet: self.quiet_dynos(input),
+                    busy: self.busy_dynos(input),
+                    source_threads: input.source_threads,
+                    held: d.busy_held,
+                };
                 why.busy_host = Some(host);
-                floor
+                match self.through_busy(&held) {
+                    Some((to, through)) if to < floor => {
+                        return (Outcome::DownThroughBusy(through), to.max(target), FRESH);
+                    }
+                    _ => floor,
+                }
             }
             BusyFloor::Known(..) => target,
             BusyFloor::Unknown if busy_anywhere && !c.allow_interrupting => {

@@ -210,6 +210,8 @@ pub enum Outcome {
     Kept,
     /// Scales down.
     Down,
+    /// Scales down one dyno through a busy victim (load spread over every dyno, [`super::spread`]).
+    DownThroughBusy(super::spread::ThroughBusy),
 }
 
 impl Why {
@@ -330,7 +332,7 @@ impl Display for Verdict {
                     None => f.write_str("down delay"),
                 };
             }
-            Outcome::Unplaced { .. } | Outcome::Kept | Outcome::Down => {}
+            Outcome::Unplaced { .. } | Outcome::Kept | Outcome::Down | Outcome::DownThroughBusy(_) => {}
         }
         if let Some(keep) = w.quiet_keep {
             write!(f, "; quiet dynos are no capacity: keep {keep}")?;
@@ -343,6 +345,15 @@ impl Display for Verdict {
                 write!(f, "; hold at {from}: {running} jobs running and the source cannot name their dynos")
             }
             Outcome::Kept => write!(f, "; hold at {from}"),
+            Outcome::DownThroughBusy(t) => write!(
+                f,
+                "; but every dyno has stayed busy {:.0}s past the delay, with jobs of {:.1}s and nothing waiting: \
+                 quiet it and scale down {from} -> {to} once its jobs finish ({} dyno(s) kept over the demand for \
+                 the arrivals' fluctuation)",
+                t.held.as_secs_f64(),
+                t.job_secs,
+                t.spare
+            ),
             _ => {
                 write!(f, "; scale down {from} -> {to}")?;
                 match w.keep_alive {
