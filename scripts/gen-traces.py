@@ -4,6 +4,7 @@
 Writes CSV (arrived_at,queue,duration_ms) for one day each, with a fixed seed so
 BENCHMARKS.md's figures reproduce:  python3 scripts/gen-traces.py OUT_DIR [SEED]
 """
+import math
 import os
 import random
 import sys
@@ -94,6 +95,38 @@ def pareto_arrivals(rng):
         yield t, "default", min(1000 * rng.lognormvariate(0.0, 1.0), 600_000)
 
 
+def rate_stream(rng, rate, end, duration):
+    # Poisson arrivals at the time-varying `rate(t)` (thinning under its maximum `rate(None)`).
+    top = rate(None)
+    for t in poisson(rng, top, 0, end):
+        if rng.random() * top <= rate(t):
+            yield t, "default", duration(rng)
+
+
+def steady_stream(rng):
+    # Two hours of 3 jobs/s of exponential 5 s jobs: a stream that keeps every worker busy at every heartbeat.
+    return rate_stream(rng, lambda t: 3.0, 7200, lambda r: r.expovariate(1 / 5000) + 1)
+
+
+def rate_steps(rng):
+    # Two hours of 15-minute steps between 1 and 8 jobs/s, log-normal jobs (median 3.3 s).
+    steps = [1, 8, 3, 6, 2, 8, 1, 5]
+    rate = lambda t: 8.0 if t is None else steps[int(t // 900) % len(steps)]
+    return rate_stream(rng, rate, 7200, lambda r: r.lognormvariate(1.2, 0.8) * 1000 + 1)
+
+
+def sine_stream(rng):
+    # Three hours of a rate swinging between 0.5 and 7.5 jobs/s (period about an hour), jobs of 1-15 s.
+    rate = lambda t: 7.5 if t is None else 4 + 3.5 * math.sin(t / 600)
+    return rate_stream(rng, rate, 10800, lambda r: r.uniform(1000, 15000))
+
+
+def surges(rng):
+    # Two hours of 2 jobs/s with a 2-minute surge to 12 jobs/s every 20 minutes, exponential 3 s jobs.
+    rate = lambda t: 12.0 if t is None or t % 1200 < 120 else 2.0
+    return rate_stream(rng, rate, 7200, lambda r: r.expovariate(1 / 3000) + 1)
+
+
 SHAPES = {
     "hourly-bursts": hourly_bursts,
     "email-campaign": email_campaign,
@@ -102,6 +135,10 @@ SHAPES = {
     "diurnal-week": diurnal_week,
     "quarter-hour-cron": quarter_hour_cron,
     "pareto-arrivals": pareto_arrivals,
+    "steady-stream": steady_stream,
+    "rate-steps": rate_steps,
+    "sine-stream": sine_stream,
+    "surges": surges,
 }
 
 
