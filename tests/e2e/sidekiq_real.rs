@@ -180,3 +180,122 @@ async fn a_job_fetched_between_heartbeats_is_never_stopped() {
     let _ = std::fs::remove_file(&done);
     let _ = std::fs::remove_file(&started);
 }
+
+/// A stream that keeps every dyno busy at every heartbeat (here each process serves a queue of its own, fed a 1 s
+/// job every half second, so none is ever idle): the adaptive policy quiets one busy victim (the dyno Heroku stops
+/// first), waits for its jobs, and only then shrinks; every job a process took ran to its end.
+#[tokio::test]
+async fn a_stream_over_every_dyno_sheds_one_quieted_busy_victim_and_loses_no_job() {
+    let fake = fake().await;
+    fake.set_quantity(APP, "worker", 5);
+    let (_redis, url, mut c) = own_redis().await;
+    let _procs: Vec<KillOnDrop> =
+        (1..=5).map(|n| start_sidekiq_with(&format!("worker.{n}"), &url, &format!("own{n}"), 10)).collect();
+    wait_for_processes(&mut c, 5).await;
+    // 10 jobs a second of 1 s: about 2 of each process's 10 threads busy; 1 dyno would do.
+    let key = unique("stream");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let pushing = {
+        let (url, key, stop) = (url.clone(), key.clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut c = redis::Client::open(url.as_str()).unwrap().get_multiplexed_async_connection().await.unwrap();
+            let mut pushed = [0u64; 6];
+            let mut jid = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let ids: Vec<String> = redis::cmd("SMEMBERS").arg("processes").query_async(&mut c).await.unwrap();
+                for n in 1..=5usize {
+                    // A quiet process takes nothing more: its queue is fed no more either.
+                    let id = ids.iter().find(|i| i.starts_with(&format!("worker.{n}:")));
+                    let quiet: Option<String> = match id {
+                        Some(id) => redis::cmd("HGET").arg(id).arg("quiet").query_async(&mut c).await.unwrap(),
+                        None => None,
+                    };
+                    if quiet.as_deref() == Some("true") {
+                        continue;
+                    }
+                    let t = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs_f64();
+                    jid += 1;
+                    let job = format!(
+                        r#"{{"retry":true,"queue":"own{n}","class":"NapJob","args":[1,"{key}{n}"],"jid":"{jid:024x}","created_at":{t:.7},"enqueued_at":{t:.7}}}"#
+                    );
+                    let q = format!("own{n}");
+                    let _: () = redis::pipe()
+                        .sadd("queues", &q)
+                        .ignore()
+                        .lpush(format!("queue:{q}"), job)
+                        .ignore()
+                        .query_async(&mut c)
+                        .await
+                        .unwrap();
+                    pushed[n] += 1;
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            pushed
+        })
+    };
+    let started = Instant::now();
+    loop {
+        let ids: Vec<String> = redis::cmd("SMEMBERS").arg("processes").query_async(&mut c).await.unwrap();
+        let mut busy = 0;
+        for id in &ids {
+            let b: Option<u32> = redis::cmd("HGET").arg(id).arg("busy").query_async(&mut c).await.unwrap();
+            busy += usize::from(b.unwrap_or(0) > 0);
+        }
+        if busy == 5 {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "the stream did not reach every process: {busy} of 5");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let env = with(
+        env_sidekiq(&fake, &url),
+        &[
+            ("DYNO_SCALER_POLICY", "adaptive"),
+            ("DYNO_SCALER_MAX_WORKERS", "5"),
+            ("DYNO_SCALER_MIN_WORKERS", "1"),
+            ("DYNO_SCALER_DOWN_DELAY", "0s"),
+        ],
+    );
+    let daemon = Daemon::start(&env);
+    assert!(
+        eventually(Duration::from_secs(120), || fake.quantity(APP, "worker") == Some(4)).await,
+        "the stream never shed a dyno:\n{}",
+        daemon.log.lock().unwrap()
+    );
+    let log = daemon.log.lock().unwrap().clone();
+    let shed = log.lines().find(|l| l.contains(" decision ") && l.contains("quiet it and scale down 5 -> 4"));
+    eprintln!("{}", shed.unwrap_or_else(|| panic!("no shed through a busy victim:\n{log}")));
+    assert!(log.contains("quieting the victims"), "{log}");
+    // The victim, worker.5, was quiet and idle when its dyno went.
+    let ids: Vec<String> = redis::cmd("SMEMBERS").arg("processes").query_async(&mut c).await.unwrap();
+    let id = ids.into_iter().find(|i| i.starts_with("worker.5:")).expect("worker.5 registered");
+    let (quiet, busy): (Option<String>, Option<String>) =
+        redis::pipe().hget(&id, "quiet").hget(&id, "busy").query_async(&mut c).await.unwrap();
+    assert_eq!((quiet.as_deref(), busy.as_deref()), (Some("true"), Some("0")), "worker.5 quiet and idle");
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let pushed = pushing.await.unwrap();
+    daemon.stop().await;
+    // Every job a process took ran to its end; worker.5 took nothing after it was quieted (what its queue holds).
+    let started = Instant::now();
+    for n in 1..=5 {
+        loop {
+            let (done, left): (Option<u64>, u64) = redis::pipe()
+                .get(format!("{key}{n}:count"))
+                .llen(format!("queue:own{n}"))
+                .query_async(&mut c)
+                .await
+                .unwrap();
+            if done.unwrap_or(0) + left == pushed[n] && (n == 5 || left == 0) {
+                assert!(done.unwrap_or(0) > 0, "worker.{n} ran jobs");
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "worker.{n}: {done:?} done + {left} left of {}",
+                pushed[n]
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}

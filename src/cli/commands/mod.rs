@@ -213,9 +213,12 @@ fn controller_platforms(c: &Controller) -> Vec<Arc<dyn dyno_scaler::core::Platfo
     out
 }
 
+/// What a logged decision is compared by: from, to, ready, running, what holds it, its gate.
+type LoggedDecision = (u32, u32, u64, u64, Option<String>, Option<&'static str>);
+
 /// Logs cycles: a decision when it changes (or always, with `--once`), a failure once with its repeats summarised.
 struct CycleLogger {
-    last: HashMap<String, (u32, u32, u64, u64, Option<String>)>,
+    last: HashMap<String, LoggedDecision>,
     errors: CycleLog,
 }
 
@@ -229,8 +232,9 @@ impl CycleLogger {
         let Ok(rep) = r else { return };
         let d = &rep.decision;
         let t = rep.snapshot.totals();
-        // A new figure, or a new reason to hold (the keep-alive gone and a busy dyno holding now), is news.
-        let key = (d.from, d.to, t.ready, t.running, d.held_by());
+        // A new figure, a new reason to hold (the keep-alive gone and a busy dyno holding now), or a new gate (a
+        // shrink that starts a drain) is news.
+        let key = (d.from, d.to, t.ready, t.running, d.held_by(), d.gate.as_ref().map(Gate::kind));
         let changed = self.last.get(&rep.process_type) != Some(&key);
         self.last.insert(rep.process_type.clone(), key);
         if always || changed || d.direction() != Direction::Hold {
