@@ -203,7 +203,7 @@ async fn a_stream_over_every_dyno_sheds_one_quieted_busy_victim_and_loses_no_job
             let mut jid = 0u64;
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 let ids: Vec<String> = redis::cmd("SMEMBERS").arg("processes").query_async(&mut c).await.unwrap();
-                for n in 1..=5usize {
+                for (n, count) in pushed.iter_mut().enumerate().skip(1) {
                     // A quiet process takes nothing more: its queue is fed no more either.
                     let id = ids.iter().find(|i| i.starts_with(&format!("worker.{n}:")));
                     let quiet: Option<String> = match id {
@@ -227,7 +227,7 @@ async fn a_stream_over_every_dyno_sheds_one_quieted_busy_victim_and_loses_no_job
                         .query_async(&mut c)
                         .await
                         .unwrap();
-                    pushed[n] += 1;
+                    *count += 1;
                 }
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
@@ -278,7 +278,7 @@ async fn a_stream_over_every_dyno_sheds_one_quieted_busy_victim_and_loses_no_job
     daemon.stop().await;
     // Every job a process took ran to its end; worker.5 took nothing after it was quieted (what its queue holds).
     let started = Instant::now();
-    for n in 1..=5 {
+    for (n, &sent) in pushed.iter().enumerate().skip(1) {
         loop {
             let (done, left): (Option<u64>, u64) = redis::pipe()
                 .get(format!("{key}{n}:count"))
@@ -286,15 +286,11 @@ async fn a_stream_over_every_dyno_sheds_one_quieted_busy_victim_and_loses_no_job
                 .query_async(&mut c)
                 .await
                 .unwrap();
-            if done.unwrap_or(0) + left == pushed[n] && (n == 5 || left == 0) {
+            if done.unwrap_or(0) + left == sent && (n == 5 || left == 0) {
                 assert!(done.unwrap_or(0) > 0, "worker.{n} ran jobs");
                 break;
             }
-            assert!(
-                started.elapsed() < Duration::from_secs(30),
-                "worker.{n}: {done:?} done + {left} left of {}",
-                pushed[n]
-            );
+            assert!(started.elapsed() < Duration::from_secs(30), "worker.{n}: {done:?} done + {left} left of {sent}");
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
