@@ -58,7 +58,7 @@ pub use policy::{
     Adaptive, Decision, DemandRule, Direction, DownMode, Learned, MaxMode, Policy, PolicyConfig, PolicyError,
     PolicyInput, PolicyKind, PolicySettings, PolicyState, Verdict,
 };
-pub use scaler::{Report, Scaler, ScalerBuilder};
+pub use scaler::{LIMIT_MEMORY, Report, Scaler, ScalerBuilder};
 pub use secret::Secret;
 pub use snapshot::{QueueStats, Snapshot, WorkerInfo};
 pub use source::{Capabilities, Events, Inspect, QueueSource, Quiet, Source};

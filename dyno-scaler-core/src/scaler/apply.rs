@@ -44,6 +44,7 @@ impl Scaler {
                     PlatformError::LimitExceeded { requested, limit, .. } => {
                         let below = requested.saturating_sub(1);
                         state.limit = Some(limit.map_or(below, |l| l.min(below)));
+                        state.limit_at = Some(cfg.clock.now());
                     }
                     PlatformError::Rejected { .. } => state.refused = Some((decision.from, decision.to)),
                     _ => {}
@@ -51,5 +52,28 @@ impl Scaler {
                 Err(ScalerError::Platform { process_type: pt.clone(), source })
             }
         }
+    }
+}
+
+/// How long a limit the platform named in a refusal caps the quantity: after it the scaler asks above it again
+/// (once; a platform that still refuses names it again), so a limit raised at the platform (a plan upgrade, a
+/// support ticket) is used without a restart.
+pub const LIMIT_MEMORY: std::time::Duration = std::time::Duration::from_secs(600);
+
+impl Scaler {
+    /// Forgets a learned limit older than [`LIMIT_MEMORY`].
+    pub(super) fn forget_limit(&self, state: &mut State) {
+        let now = self.inner.cfg.clock.now();
+        let Some(at) = state.limit_at.filter(|at| now.duration_since(*at).unwrap_or_default() >= LIMIT_MEMORY) else {
+            return;
+        };
+        tracing::info!(
+            process_type = %self.inner.cfg.process_type,
+            limit = state.limit,
+            learned_secs = now.duration_since(at).unwrap_or_default().as_secs(),
+            "the platform's limit was learned a while ago: asking above it again when needed"
+        );
+        state.limit = None;
+        state.limit_at = None;
     }
 }

@@ -62,14 +62,16 @@ mod observe;
 pub mod settle;
 mod shrink;
 
+pub use apply::LIMIT_MEMORY;
 pub use learned::KEEP_EVERY;
 pub use looping::WAKE_GAP;
 
 #[derive(Debug, Default)]
 struct State {
     policy: PolicyState,
-    /// Ceiling learned from a refused quantity (HTTP 422).
+    /// Ceiling learned from a refused quantity (HTTP 422), and when ([`LIMIT_MEMORY`]).
     limit: Option<u32>,
+    limit_at: Option<std::time::SystemTime>,
     /// A change the platform refused for a reason it did not explain as a limit: `(from, to)`. Not asked again
     /// until the current quantity or the decision changes.
     refused: Option<(u32, u32)>,
@@ -305,7 +307,7 @@ impl Scaler {
     /// One cycle: snapshot → decide → platform call only when the quantity must change.
     ///
     /// A source error holds the quantity (no platform call at all). A refused quantity (limit) becomes the
-    /// ceiling for later cycles, so the same refused call is not repeated; a change refused for another reason
+    /// ceiling for later cycles ([`LIMIT_MEMORY`]), so the same refused call is not repeated; a change refused for another reason
     /// (an unknown 422) is not asked again until the current quantity or the decision changes. Errors are
     /// returned, not logged: the caller (the [`Controller`](crate::Controller), the program) logs them once.
     pub async fn reconcile(&self) -> Result<Report, ScalerError> {
@@ -325,6 +327,7 @@ impl Scaler {
                 return Err(e);
             }
         };
+        self.forget_limit(&mut state);
         let (mut decision, next) = self.decide(&seen, &state);
         if decision.direction() != Direction::Hold && gate.is_none() && !inner.cfg.dry_run {
             // About to act: a pause set since the last renewal is read now, so none is ever missed.

@@ -74,6 +74,18 @@ async fn refused_quantity_becomes_the_ceiling() {
     r.scaler.reconcile().await.unwrap();
     assert_eq!(r.platform.set_calls(), vec![("worker".to_string(), 5), ("worker".to_string(), 2)]);
     assert_eq!(r.platform.quantity("worker"), 2);
+    // The limit is raised at the platform (a plan upgrade): within LIMIT_MEMORY nothing asks above the old one,
+    // after it the scaler asks once more and learns the new one, with no restart.
+    r.platform.set_limit("worker", 4);
+    r.clock.advance(LIMIT_MEMORY - Duration::from_secs(1));
+    let rep = r.scaler.reconcile().await.unwrap();
+    assert_eq!((rep.decision.to, rep.platform_limit), (2, Some(2)), "{}", rep.decision.reason);
+    r.clock.advance(Duration::from_secs(1));
+    assert!(r.scaler.reconcile().await.is_err(), "5 is asked again and refused");
+    r.scaler.reconcile().await.unwrap();
+    let calls: Vec<u32> = r.platform.set_calls().into_iter().map(|(_, q)| q).collect();
+    assert_eq!(calls, vec![5, 2, 5, 4]);
+    assert_eq!(r.platform.quantity("worker"), 4);
 }
 
 #[tokio::test]
