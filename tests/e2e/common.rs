@@ -345,3 +345,27 @@ pub fn env_good_job(fake: &FakeHeroku, table: &str) -> Vec<(&'static str, String
     let setting = [("DYNO_SCALER_SOURCE", "good_job"), ("DATABASE_URL", url.as_str()), ("DYNO_SCALER_TABLE", table)];
     with(env_heroku(fake, &setting), &[("DYNO_SCALER_POLL_INTERVAL", "60s")])
 }
+
+/// The gem file `scripts/build-gem` wrote (`scripts/test` builds it before the tests).
+pub fn gem_file() -> std::path::PathBuf {
+    let file = format!("dyno-scaler-{}-x86_64-linux.gem", env!("CARGO_PKG_VERSION"));
+    let path = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/gem").join(file);
+    assert!(path.exists(), "{} is missing: scripts/test builds it (scripts/build-gem)", path.display());
+    path
+}
+
+/// The gem installed from its file into an empty `GEM_HOME` of the test's own (`name`), as a user installs it.
+pub fn installed_gem(name: &str) -> std::path::PathBuf {
+    let home = std::env::temp_dir().join(format!("dyno-scaler-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&home);
+    std::fs::create_dir_all(&home).unwrap();
+    let out = std::process::Command::new("gem")
+        .args(["install", "--local", "--no-document"])
+        .arg(gem_file())
+        .env("GEM_HOME", &home)
+        .env("GEM_PATH", &home)
+        .output()
+        .expect("gem");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    home
+}

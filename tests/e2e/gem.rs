@@ -1,16 +1,7 @@
 //! The gem as a user gets it: built by `scripts/build-gem` (run by `scripts/test` before the tests), installed from
 //! its file into an empty `GEM_HOME`, its executable run without Bundler.
 
-use std::path::PathBuf;
-
 use crate::common::*;
-
-fn gem_file() -> PathBuf {
-    let file = format!("dyno-scaler-{}-x86_64-linux.gem", env!("CARGO_PKG_VERSION"));
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/gem").join(file);
-    assert!(path.exists(), "{} is missing: scripts/test builds it (scripts/build-gem)", path.display());
-    path
-}
 
 /// The highest `GLIBC_x.y` symbol version `binary` needs.
 fn highest_glibc(binary: &std::path::Path) -> (u32, u32) {
@@ -29,18 +20,8 @@ fn highest_glibc(binary: &std::path::Path) -> (u32, u32) {
 
 #[tokio::test]
 async fn the_gem_installs_into_an_empty_gem_home_and_its_executable_runs_check() {
-    let home = std::env::temp_dir().join(format!("dyno-scaler-gem-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&home);
-    std::fs::create_dir_all(&home).unwrap();
+    let home = installed_gem("gem");
     let home_s = home.to_string_lossy().into_owned();
-    let install = std::process::Command::new("gem")
-        .args(["install", "--local", "--no-document"])
-        .arg(gem_file())
-        .env("GEM_HOME", &home)
-        .env("GEM_PATH", &home)
-        .output()
-        .expect("gem");
-    assert!(install.status.success(), "{}", String::from_utf8_lossy(&install.stderr));
     let exe = home.join("bin/dyno-scaler");
     let binary = home.join(format!("gems/dyno-scaler-{}-x86_64-linux/libexec/dyno-scaler", env!("CARGO_PKG_VERSION")));
     assert!(exe.exists() && binary.exists(), "{} and {}", exe.display(), binary.display());

@@ -4,7 +4,6 @@
 //! within seconds of queue time crossing the target, and back down once the load ends; with Redis stopped the app's
 //! requests still succeed, no slower.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -12,25 +11,6 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::common::*;
-
-/// The gem installed from its file into an empty `GEM_HOME` of the test's own.
-fn installed_gem(name: &str) -> PathBuf {
-    let file = format!("dyno-scaler-{}-x86_64-linux.gem", env!("CARGO_PKG_VERSION"));
-    let gem = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/gem").join(file);
-    assert!(gem.exists(), "{} is missing: scripts/test builds it (scripts/build-gem)", gem.display());
-    let home = std::env::temp_dir().join(format!("dyno-scaler-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&home);
-    std::fs::create_dir_all(&home).unwrap();
-    let out = std::process::Command::new("gem")
-        .args(["install", "--local", "--no-document"])
-        .arg(&gem)
-        .env("GEM_HOME", &home)
-        .env("GEM_PATH", &home)
-        .output()
-        .expect("gem");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    home
-}
 
 /// `GEM_PATH` for the gem in `home` beside Debian's own gems (puma, rack, railties).
 fn gem_path(home: &std::path::Path) -> String {
