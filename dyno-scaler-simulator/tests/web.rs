@@ -57,7 +57,7 @@ fn no_peer_is_cheaper_at_a_p95_no_worse_on_the_built_in_request_traces() {
     for name in web::traffic::BUILT_IN {
         for seed in [1, 2] {
             let t = web::traffic::built_in(name, seed).unwrap();
-            let rows: Vec<_> = web::strategies(&cfg).iter().map(|s| web::simulate(&t, s, &cfg)).collect();
+            let rows: Vec<_> = web::strategies().iter().map(|s| web::simulate(&t, s, &cfg)).collect();
             let ours = rows.iter().find(|r| r.strategy == "dyno-scaler web").unwrap();
             for r in rows.iter().filter(|r| r.strategy != ours.strategy) {
                 compared += 1;

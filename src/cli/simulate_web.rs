@@ -35,7 +35,7 @@ pub fn run(args: &SimulateArgs) -> Result<u8, SimulateError> {
             ))
         })?],
     };
-    let strategies = web::strategies(&cfg);
+    let strategies = web::strategies();
     let mut all = Vec::new();
     for t in &traces {
         let rows: Vec<WebResult> = std::thread::scope(|scope| {

@@ -13,7 +13,7 @@
 //! use dyno_scaler_simulator::web::{self, WebConfig};
 //! let trace = web::traffic::diurnal(1, 6.0, 0.1);
 //! let cfg = WebConfig::default();
-//! let rows: Vec<_> = web::strategies(&cfg).iter().map(|s| web::simulate(&trace, s, &cfg)).collect();
+//! let rows: Vec<_> = web::strategies().iter().map(|s| web::simulate(&trace, s, &cfg)).collect();
 //! assert_eq!(rows.len(), 4);
 //! assert!(rows.iter().all(|r| r.requests == trace.jobs.len() as u64));
 //! ```

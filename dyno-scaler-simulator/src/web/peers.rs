@@ -32,7 +32,7 @@ pub enum WebStrategy {
 }
 
 /// The four strategies compared.
-pub fn strategies(_cfg: &WebConfig) -> Vec<WebStrategy> {
+pub fn strategies() -> Vec<WebStrategy> {
     vec![WebStrategy::DynoScaler, WebStrategy::Judoscale, WebStrategy::HireFire, WebStrategy::AlwaysOn]
 }
 
