@@ -170,6 +170,19 @@ impl Snapshot {
         dynos.into_iter().filter(|(_, quiet)| *quiet).map(|(d, _)| d).collect()
     }
 
+    /// The dynos (worker hosts) on which a process ran a job at its last heartbeat.
+    ///
+    /// ```
+    /// use dyno_scaler_core::{Snapshot, WorkerInfo};
+    /// let w = |dyno: &str, busy| WorkerInfo::new(format!("{dyno}:1:a"), Some(dyno.into()), busy);
+    /// let s = Snapshot::default().with_workers(vec![w("worker.1", 0), w("worker.2", 0), w("worker.2", 3)]);
+    /// assert_eq!(s.busy_dynos(), ["worker.2"]);
+    /// ```
+    pub fn busy_dynos(&self) -> Vec<&str> {
+        let busy = self.workers.iter().flatten().filter(|w| w.busy > 0).filter_map(|w| w.dyno.as_deref());
+        busy.collect::<std::collections::BTreeSet<_>>().into_iter().collect()
+    }
+
     /// The sum over all queues (latency: the largest).
     pub fn totals(&self) -> QueueStats {
         let mut total = QueueStats::default();

@@ -4,17 +4,20 @@
 use super::{Policy, PolicyInput, SystemTime, lag};
 use crate::platform::Placement;
 
-/// The stop ranks of this process type's dynos on which every process is quiet.
-fn quiet_ranks(input: &PolicyInput<'_>) -> Vec<u32> {
-    input
-        .snapshot
-        .quiet_dynos()
+/// The stop ranks of those of `dynos` that are this process type's (the platform stops the lowest ranks first).
+fn stop_ranks<'a>(input: &PolicyInput<'_>, dynos: impl IntoIterator<Item = &'a str>) -> Vec<u32> {
+    dynos
         .into_iter()
         .filter_map(|d| match input.placements.and_then(|p| p.get(d)) {
             Some(Placement::Stops(rank)) => Some(*rank),
             _ => None,
         })
         .collect()
+}
+
+/// The stop ranks of this process type's dynos on which every process is quiet.
+fn quiet_ranks(input: &PolicyInput<'_>) -> Vec<u32> {
+    stop_ranks(input, input.snapshot.quiet_dynos())
 }
 
 impl Policy {
@@ -33,14 +36,7 @@ impl Policy {
 
     /// Dynos of this process type on which a process ran a job at its last heartbeat.
     pub(super) fn busy_dynos(&self, input: &PolicyInput<'_>) -> u32 {
-        let mut busy: Vec<&str> = (input.snapshot.workers.iter().flatten())
-            .filter(|w| w.busy > 0)
-            .filter_map(|w| w.dyno.as_deref())
-            .filter(|d| matches!(input.placements.and_then(|p| p.get(*d)), Some(Placement::Stops(_))))
-            .collect();
-        busy.sort_unstable();
-        busy.dedup();
-        u32::try_from(busy.len()).unwrap_or(u32::MAX)
+        u32::try_from(stop_ranks(input, input.snapshot.busy_dynos()).len()).unwrap_or(u32::MAX)
     }
 
     /// Dynos of this process type on which every process is quiet.

@@ -10,10 +10,10 @@
 
 use std::time::{Duration, SystemTime};
 
-use super::Policy;
 use super::learn::Learned;
 use super::threads::WorkerThreads;
 use super::why::{Outcome, Verdict};
+use super::{Policy, PolicyInput};
 
 /// A shrink must have been held by busy victims for this many job durations (and at least a drain target)
 /// after its delay before a busy victim is quieted.
@@ -22,7 +22,7 @@ pub const HELD_JOBS: f64 = 10.0;
 /// Why a busy victim may be quieted: the figures the reason names.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ThroughBusy {
-    /// How long the lower demand has lasted past its delay.
+    /// How long busy dynos have held every scale-down the demand wanted (through its delays).
     pub held: Duration,
     /// The learned job duration, seconds.
     pub job_secs: f64,
@@ -30,39 +30,31 @@ pub struct ThroughBusy {
     pub spare: u32,
 }
 
-/// What [`Policy::through_busy`] weighs.
-pub(super) struct Held<'a> {
-    pub learned: &'a Learned,
-    pub current: u32,
-    /// The demand's peak over the lower-demand window.
-    pub peak: u32,
-    pub ready: u64,
-    /// Dynos whose every process is quiet, and dynos running a job at their last heartbeat.
-    pub quiet: u32,
-    pub busy: u32,
-    pub source_threads: Option<u32>,
-    /// How long busy dynos have held every scale-down.
-    pub held: Duration,
-}
-
 impl Policy {
-    /// One dyno fewer through a busy victim, when the rule above allows it: the quantity and why.
-    pub(super) fn through_busy(&self, h: &Held<'_>) -> Option<(u32, ThroughBusy)> {
+    /// One dyno fewer through a busy victim, when the rule above allows it: the quantity and why. `peak`: the
+    /// demand's peak over the lower-demand window; `held`: how long busy dynos have held every scale-down.
+    pub(super) fn through_busy(
+        &self,
+        input: &PolicyInput<'_>,
+        learned: &Learned,
+        (ready, peak, held): (u64, u32, Duration),
+    ) -> Option<(u32, ThroughBusy)> {
         let a = self.config.adaptive.as_ref().filter(|_| self.config.quiet_victims)?;
         let target = a.drain_target.as_secs_f64().max(1.0);
-        let job_secs = h.learned.job_secs().filter(|d| *d <= target)?;
-        // Every dyno runs a job: the load is spread, not a burst's tail on a few.
-        if h.ready > 0 || h.quiet > 0 || h.current == 0 || h.busy < h.current {
+        let job_secs = learned.job_secs().filter(|d| *d <= target)?;
+        let current = input.current;
+        if ready > 0 || current == 0 || held.as_secs_f64() < (HELD_JOBS * job_secs).max(target) {
             return None;
         }
-        if h.held.as_secs_f64() < (HELD_JOBS * job_secs).max(target) {
+        // Every dyno runs a job (the load is spread, not a burst's tail on a few), and none is quiet already.
+        if self.quiet_dynos(input) > 0 || self.busy_dynos(input) < current {
             return None;
         }
-        let per = WorkerThreads::resolve(h.learned.threads, a.worker_threads, h.source_threads).per_worker;
+        let per = WorkerThreads::resolve(learned.threads, a.worker_threads, input.source_threads).per_worker;
         // Arrivals over a boot are Poisson: their standard deviation in threads, over a dyno's threads.
-        let spare = ((h.learned.arrivals * target).sqrt() / per).ceil().max(1.0) as u32;
-        let to = h.current - 1;
-        (to >= h.peak.saturating_add(spare)).then_some((to, ThroughBusy { held: h.held, job_secs, spare }))
+        let spare = ((learned.arrivals * target).sqrt() / per).ceil().max(1.0) as u32;
+        let to = current - 1;
+        (to >= peak.saturating_add(spare)).then_some((to, ThroughBusy { held, job_secs, spare }))
     }
 }
 

@@ -6,7 +6,6 @@ use std::collections::BTreeMap;
 use std::time::SystemTime;
 
 use super::busy::BusyFloor;
-use super::spread::Held;
 use super::why::{Outcome, Verdict, Why};
 use super::{DownMode, Learned, MaxMode, Policy, PolicyInput, adaptive, lag, schedule, secs};
 
@@ -188,18 +187,8 @@ impl Policy {
             || input.snapshot.workers.as_ref().is_some_and(|w| w.iter().any(|w| !lag::confirmed_idle(w, d.streaks)));
         let to = match self.busy_floor(input, running, d.streaks, d.ready_gone) {
             BusyFloor::Known(floor, host) if floor > target => {
-                let held = Held {
-                    learned,
-                    current,
-                    peak,
-                    ready: why.ready,
-                    quiet: self.quiet_dynos(input),
-                    busy: self.busy_dynos(input),
-                    source_threads: input.source_threads,
-                    held: d.busy_held,
-                };
                 why.busy_host = Some(host);
-                match self.through_busy(&held) {
+                match self.through_busy(input, learned, (why.ready, peak, d.busy_held)) {
                     Some((to, through)) if to < floor => {
                         return (Outcome::DownThroughBusy(through), to.max(target), FRESH);
                     }

@@ -63,14 +63,15 @@ pub const LIMIT_MEMORY: std::time::Duration = std::time::Duration::from_secs(600
 impl Scaler {
     /// Forgets a learned limit older than [`LIMIT_MEMORY`].
     pub(super) fn forget_limit(&self, state: &mut State) {
-        let now = self.inner.cfg.clock.now();
-        let Some(at) = state.limit_at.filter(|at| now.duration_since(*at).unwrap_or_default() >= LIMIT_MEMORY) else {
+        let Some(at) = state.limit_at else { return };
+        let age = self.inner.cfg.clock.now().duration_since(at).unwrap_or_default();
+        if age < LIMIT_MEMORY {
             return;
-        };
+        }
         tracing::info!(
             process_type = %self.inner.cfg.process_type,
             limit = state.limit,
-            learned_secs = now.duration_since(at).unwrap_or_default().as_secs(),
+            learned_secs = age.as_secs(),
             "the platform's limit was learned a while ago: asking above it again when needed"
         );
         state.limit = None;

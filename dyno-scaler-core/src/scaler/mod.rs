@@ -307,9 +307,10 @@ impl Scaler {
     /// One cycle: snapshot → decide → platform call only when the quantity must change.
     ///
     /// A source error holds the quantity (no platform call at all). A refused quantity (limit) becomes the
-    /// ceiling for later cycles ([`LIMIT_MEMORY`]), so the same refused call is not repeated; a change refused for another reason
-    /// (an unknown 422) is not asked again until the current quantity or the decision changes. Errors are
-    /// returned, not logged: the caller (the [`Controller`](crate::Controller), the program) logs them once.
+    /// ceiling for later cycles ([`LIMIT_MEMORY`]), so the same refused call is not repeated; a change refused for
+    /// another reason (an unknown 422) is not asked again until the current quantity or the decision changes.
+    /// Errors are returned, not logged: the caller (the [`Controller`](crate::Controller), the program) logs them
+    /// once.
     pub async fn reconcile(&self) -> Result<Report, ScalerError> {
         let inner = &self.inner;
         let started = std::time::Instant::now();
