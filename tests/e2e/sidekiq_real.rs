@@ -55,6 +55,13 @@ pub async fn wait_for_processes(c: &mut redis::aio::MultiplexedConnection, n: us
     }
 }
 
+/// A field of the Sidekiq process hash of the process on `dyno` (`None`: no such process, or no such field).
+pub async fn process_field(c: &mut redis::aio::MultiplexedConnection, dyno: &str, field: &str) -> Option<String> {
+    let ids: Vec<String> = redis::cmd("SMEMBERS").arg("processes").query_async(c).await.unwrap();
+    let id = ids.into_iter().find(|i| i.starts_with(&format!("{dyno}:")))?;
+    redis::cmd("HGET").arg(id).arg(field).query_async(c).await.unwrap()
+}
+
 pub fn marker(tag: &str) -> PathBuf {
     std::env::temp_dir().join(unique(tag))
 }
@@ -93,11 +100,7 @@ async fn a_busy_victim_finishes_its_job_before_the_formation_shrinks() {
     assert!(UNIX_EPOCH + Duration::from_secs_f64(ended) <= patched, "the job ended before the PATCH");
     let after = patched.duration_since(UNIX_EPOCH + Duration::from_secs_f64(ended)).unwrap_or_default();
     eprintln!("busy victim: the formation shrank {:.1} s after its job ended", after.as_secs_f64());
-    let quiet: Option<String> = {
-        let ids: Vec<String> = redis::cmd("SMEMBERS").arg("processes").query_async(&mut c).await.unwrap();
-        let id = ids.into_iter().find(|i| i.starts_with("worker.3:")).expect("worker.3 registered");
-        redis::cmd("HGET").arg(&id).arg("quiet").query_async(&mut c).await.unwrap()
-    };
+    let quiet = process_field(&mut c, "worker.3", "quiet").await;
     assert_eq!(quiet.as_deref(), Some("true"), "worker.3 was quieted before its dyno was stopped");
     let stderr = stop_daemon(child).await;
     assert!(stderr.contains("quieting the victims"), "{stderr}");
@@ -202,15 +205,9 @@ async fn a_stream_over_every_dyno_sheds_one_quieted_busy_victim_and_loses_no_job
             let mut pushed = [0u64; 6];
             let mut jid = 0u64;
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                let ids: Vec<String> = redis::cmd("SMEMBERS").arg("processes").query_async(&mut c).await.unwrap();
                 for (n, count) in pushed.iter_mut().enumerate().skip(1) {
                     // A quiet process takes nothing more: its queue is fed no more either.
-                    let id = ids.iter().find(|i| i.starts_with(&format!("worker.{n}:")));
-                    let quiet: Option<String> = match id {
-                        Some(id) => redis::cmd("HGET").arg(id).arg("quiet").query_async(&mut c).await.unwrap(),
-                        None => None,
-                    };
-                    if quiet.as_deref() == Some("true") {
+                    if process_field(&mut c, &format!("worker.{n}"), "quiet").await.as_deref() == Some("true") {
                         continue;
                     }
                     let t = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs_f64();
@@ -236,11 +233,10 @@ async fn a_stream_over_every_dyno_sheds_one_quieted_busy_victim_and_loses_no_job
     };
     let started = Instant::now();
     loop {
-        let ids: Vec<String> = redis::cmd("SMEMBERS").arg("processes").query_async(&mut c).await.unwrap();
         let mut busy = 0;
-        for id in &ids {
-            let b: Option<u32> = redis::cmd("HGET").arg(id).arg("busy").query_async(&mut c).await.unwrap();
-            busy += usize::from(b.unwrap_or(0) > 0);
+        for n in 1..=5 {
+            let b = process_field(&mut c, &format!("worker.{n}"), "busy").await;
+            busy += usize::from(b.is_some_and(|b| b != "0"));
         }
         if busy == 5 {
             break;
@@ -268,10 +264,8 @@ async fn a_stream_over_every_dyno_sheds_one_quieted_busy_victim_and_loses_no_job
     eprintln!("{}", shed.unwrap_or_else(|| panic!("no shed through a busy victim:\n{log}")));
     assert!(log.contains("quieting the victims"), "{log}");
     // The victim, worker.5, was quiet and idle when its dyno went.
-    let ids: Vec<String> = redis::cmd("SMEMBERS").arg("processes").query_async(&mut c).await.unwrap();
-    let id = ids.into_iter().find(|i| i.starts_with("worker.5:")).expect("worker.5 registered");
-    let (quiet, busy): (Option<String>, Option<String>) =
-        redis::pipe().hget(&id, "quiet").hget(&id, "busy").query_async(&mut c).await.unwrap();
+    let (quiet, busy) =
+        (process_field(&mut c, "worker.5", "quiet").await, process_field(&mut c, "worker.5", "busy").await);
     assert_eq!((quiet.as_deref(), busy.as_deref()), (Some("true"), Some("0")), "worker.5 quiet and idle");
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let pushed = pushing.await.unwrap();
